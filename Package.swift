@@ -1,0 +1,81 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Layers, bottom up: CLMDB (system library) -> BallotStore (the only LMDB user)
+// -> BallotDomain (pure rules and projections) -> BallotLedger (the event log,
+// Merkle tree and projection store) -> thin executables.
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "BallotLedger",
+    products: [
+        .library(name: "BallotStore", targets: ["BallotStore"]),
+        .library(name: "BallotDomain", targets: ["BallotDomain"]),
+        .library(name: "BallotLedger", targets: ["BallotLedger"]),
+        .executable(name: "ballot-demo", targets: ["ballot-demo"]),
+        .executable(name: "ballot-bench", targets: ["ballot-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"])]
+        ),
+        .target(
+            name: "BallotStore",
+            dependencies: ["CLMDB"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BallotDomain",
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BallotLedger",
+            dependencies: [
+                "BallotStore",
+                "BallotDomain",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "ballot-demo",
+            dependencies: ["BallotLedger", "BallotDomain"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "ballot-bench",
+            dependencies: ["BallotLedger", "BallotDomain", "BallotStore"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "TestSupport",
+            dependencies: ["BallotLedger", "BallotDomain", "BallotStore"],
+            path: "Tests/TestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BallotStoreTests",
+            dependencies: ["BallotStore", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BallotDomainTests",
+            dependencies: ["BallotDomain", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BallotLedgerTests",
+            dependencies: ["BallotLedger", "BallotDomain", "BallotStore", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,78 @@
+/// What a client asks for. The rules (`LedgerState.decide`) turn a command into an event or
+/// refuse it with a `DomainError`.
+public enum Command: Sendable, Equatable {
+    case defineElection(ElectionDefinition)
+    case addNominee(election: ElectionID, nomination: Nomination)
+    case openVoting(election: ElectionID)
+    case closeVoting(election: ElectionID)
+    /// `castAt` nil means "now": a live vote is stamped with the ledger's clock.
+    case castVote(election: ElectionID, nominee: NomineeID, voter: VoterKey, castAt: Timestamp?, channel: String)
+    case invalidateVote(election: ElectionID, vote: UInt64, reason: String)
+    case addJuror(election: ElectionID, juror: JurorID, name: String)
+    case scoreJury(election: ElectionID, juror: JurorID, nominee: NomineeID, criterion: CriterionID, score: Int32)
+    case closeJury(election: ElectionID)
+    case certifyResult(election: ElectionID)
+
+    public var election: ElectionID {
+        switch self {
+        case .defineElection(let d): d.id
+        case .addNominee(let e, _), .openVoting(let e), .closeVoting(let e), .castVote(let e, _, _, _, _),
+             .invalidateVote(let e, _, _), .addJuror(let e, _, _), .scoreJury(let e, _, _, _, _),
+             .closeJury(let e), .certifyResult(let e): e
+        }
+    }
+
+    /// The op name a person would recognise, for messages.
+    public var name: String {
+        switch self {
+        case .defineElection: "election.define"
+        case .addNominee: "nominee.add"
+        case .openVoting: "election.open"
+        case .closeVoting: "election.close"
+        case .castVote: "vote.cast"
+        case .invalidateVote: "vote.invalidate"
+        case .addJuror: "juror.add"
+        case .scoreJury: "jury.score"
+        case .closeJury: "jury.close"
+        case .certifyResult: "result.certify"
+        }
+    }
+
+    /// The command that would have produced `event`: replay re-decides it and expects the same
+    /// event back, so that every rule is checked again on every recorded event.
+    public init(reconstructing event: Event) {
+        switch event {
+        case .electionDefined(let d): self = .defineElection(d)
+        case .nomineeAdded(let e, let n): self = .addNominee(election: e, nomination: n)
+        case .votingOpened(let e): self = .openVoting(election: e)
+        case .votingClosed(let e): self = .closeVoting(election: e)
+        case .voteCast(let v):
+            self = .castVote(election: v.election, nominee: v.nominee, voter: v.voter, castAt: v.castAt, channel: v.channel)
+        case .voteInvalidated(let i): self = .invalidateVote(election: i.election, vote: i.vote, reason: i.reason)
+        case .jurorAdded(let e, let j, let n): self = .addJuror(election: e, juror: j, name: n)
+        case .juryScored(let s):
+            self = .scoreJury(election: s.election, juror: s.juror, nominee: s.nominee, criterion: s.criterion, score: s.score)
+        case .juryClosed(let e): self = .closeJury(election: e)
+        case .resultCertified(let r): self = .certifyResult(election: r.election)
+        }
+    }
+
+    /// Whether `event` is what this command asked for, comparing only what the client specified.
+    /// Used for idempotency: a repeated key with a matching command returns the original event;
+    /// one that does not match is a `conflict`.
+    public func matches(_ event: Event) -> Bool {
+        switch (self, event) {
+        case (.castVote(let e, let n, let voter, let castAt, let channel), .voteCast(let v)):
+            return e == v.election && n == v.nominee && voter == v.voter && channel == v.channel
+                && (castAt == nil || castAt == v.castAt)
+        case (.invalidateVote(let e, let vote, let reason), .voteInvalidated(let i)):
+            return e == i.election && vote == i.vote && reason == i.reason
+        case (.scoreJury(let e, let j, let n, let c, let s), .juryScored(let x)):
+            return e == x.election && j == x.juror && n == x.nominee && c == x.criterion && s == x.score
+        case (.certifyResult(let e), .resultCertified(let r)):
+            return e == r.election
+        default:
+            return self == Command(reconstructing: event)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+/// A refused command: a stable code that scripts branch on and a message for a person that names
+/// what was wrong (election, nominee, field, value).
+public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var code: ErrorCode
+    public var message: String
+
+    public init(_ code: ErrorCode, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
+/// The stable error codes (see docs/protocol.md). The first group is the contract's.
+public enum ErrorCode: String, Sendable, CaseIterable {
+    case badRequest = "bad_request"
+    case unknownOp = "unknown_op"
+    case forbidden
+    case unknownElection = "unknown_election"
+    case unknownNominee = "unknown_nominee"
+    case notEligible = "not_eligible"
+    case duplicateVote = "duplicate_vote"
+    case outsideWindow = "outside_window"
+    case electionSealed = "election_sealed"
+    case sealed
+    case conflict
+    case ledgerFull = "ledger_full"
+    case `internal`
+
+    case electionExists = "election_exists"
+    case nomineeExists = "nominee_exists"
+    case jurorExists = "juror_exists"
+    case unknownJuror = "unknown_juror"
+    case unknownCriterion = "unknown_criterion"
+    case unknownVote = "unknown_vote"
+    case alreadyInvalidated = "already_invalidated"
+    case nominationsClosed = "nominations_closed"
+    case scoreOutOfRange = "score_out_of_range"
+    case votingOpen = "voting_open"
+    case votingClosed = "voting_closed"
+    case juryOpen = "jury_open"
+    case juryClosed = "jury_closed"
+    case juryIncomplete = "jury_incomplete"
+    case corruptRecord = "corrupt_record"
+}

@@ -1,0 +1,135 @@
+/// Everything fixed when an election is defined: the window, the jury's criteria and scale, the
+/// entry criterion for nominations and the formula that combines the public vote and the jury.
+public struct ElectionDefinition: Sendable, Equatable {
+    public var id: ElectionID
+    public var title: String
+    /// The scheduled voting window, half-open: `opensAt <= cast_at < closesAt`.
+    public var opensAt: Timestamp
+    public var closesAt: Timestamp
+    public var scale: ScoreScale
+    public var eligibility: Eligibility
+    public var criteria: [Criterion]
+    public var formula: Formula
+    /// When true, per-nominee standings may be shown while voting is open.
+    public var publicStandings: Bool
+    /// Width of one bucket of the votes-over-time series, in seconds.
+    public var seriesBucketSeconds: Int64
+
+    public init(id: ElectionID, title: String, opensAt: Timestamp, closesAt: Timestamp,
+                scale: ScoreScale = ScoreScale(min: 1, max: 10), eligibility: Eligibility = .standard,
+                criteria: [Criterion], formula: Formula = .evenSplit, publicStandings: Bool = false,
+                seriesBucketSeconds: Int64 = 3600) {
+        self.id = id
+        self.title = title
+        self.opensAt = opensAt
+        self.closesAt = closesAt
+        self.scale = scale
+        self.eligibility = eligibility
+        self.criteria = criteria
+        self.formula = formula
+        self.publicStandings = publicStandings
+        self.seriesBucketSeconds = seriesBucketSeconds
+    }
+
+    /// Checks the definition on its own (not against other elections).
+    public func validate() throws(DomainError) {
+        func bad(_ message: String) -> DomainError { DomainError(.badRequest, "election '\(id)': \(message)") }
+        guard !title.isEmpty else { throw bad("title is empty") }
+        guard opensAt < closesAt else {
+            throw bad("voting_window.opens_at (\(opensAt)) must be before closes_at (\(closesAt))")
+        }
+        guard scale.min < scale.max else { throw bad("score_scale.min (\(scale.min)) must be below max (\(scale.max))") }
+        guard !criteria.isEmpty else { throw bad("criteria is empty: the jury needs at least one") }
+        var seen = Set<CriterionID>()
+        for c in criteria {
+            guard seen.insert(c.id).inserted else { throw bad("criterion '\(c.id)' is listed twice") }
+            guard c.weight.isFinite, c.weight > 0 else { throw bad("criterion '\(c.id)' has weight \(c.weight); weights must be positive") }
+        }
+        for (name, v) in [("min_goal_attainment_direct", eligibility.minDirect),
+                          ("min_goal_attainment_after_one_year", eligibility.minAfterOneYear)] {
+            guard v.isFinite, (0...100).contains(v) else { throw bad("eligibility.\(name) is \(v); it is a percentage from 0 to 100") }
+        }
+        let f = formula
+        guard f.publicWeight.isFinite, f.juryWeight.isFinite, f.publicWeight >= 0, f.juryWeight >= 0,
+              abs(f.publicWeight + f.juryWeight - 1) < 1e-9
+        else { throw bad("formula weights \(f.publicWeight) and \(f.juryWeight) must be non-negative and add up to 1") }
+        guard seriesBucketSeconds >= 1 else { throw bad("series_bucket_seconds must be at least 1") }
+    }
+
+    public func criterion(_ id: CriterionID) -> Criterion? { criteria.first { $0.id == id } }
+
+    /// The start of the series bucket that `t` falls in.
+    public func bucket(of t: Timestamp) -> Int64 {
+        let width = seriesBucketSeconds * 1_000_000
+        let offset = t.microseconds - opensAt.microseconds
+        let index = offset >= 0 ? offset / width : (offset - width + 1) / width
+        return opensAt.microseconds + index * width
+    }
+}
+
+/// The jury's score scale: whole numbers from `min` to `max` inclusive.
+public struct ScoreScale: Sendable, Equatable {
+    public var min: Int32
+    public var max: Int32
+    public init(min: Int32, max: Int32) {
+        self.min = min
+        self.max = max
+    }
+    public func contains(_ score: Int32) -> Bool { score >= min && score <= max }
+}
+
+/// The entry criterion: goal attainment in the introduction programme, in percent, both directly
+/// after the programme and one year after.
+public struct Eligibility: Sendable, Equatable {
+    public var minDirect: Double
+    public var minAfterOneYear: Double
+    public init(minDirect: Double, minAfterOneYear: Double) {
+        self.minDirect = minDirect
+        self.minAfterOneYear = minAfterOneYear
+    }
+    /// The award's own rule: at least 50 % at both moments.
+    public static let standard = Eligibility(minDirect: 50, minAfterOneYear: 50)
+}
+
+/// One of the jury's criteria and its weight in the jury's total.
+public struct Criterion: Sendable, Equatable {
+    public var id: CriterionID
+    public var title: String
+    public var weight: Double
+    public init(id: CriterionID, title: String, weight: Double) {
+        self.id = id
+        self.title = title
+        self.weight = weight
+    }
+}
+
+/// The combined assessment: `combined = publicWeight × vote_share + juryWeight × jury_normalized`,
+/// where `vote_share` is the nominee's share of valid votes and `jury_normalized` is the weighted
+/// mean of its per-criterion mean scores, mapped from the scale onto 0…1.
+public struct Formula: Sendable, Equatable {
+    public var publicWeight: Double
+    public var juryWeight: Double
+    public init(publicWeight: Double, juryWeight: Double) {
+        self.publicWeight = publicWeight
+        self.juryWeight = juryWeight
+    }
+    public static let evenSplit = Formula(publicWeight: 0.5, juryWeight: 0.5)
+
+    public var text: String {
+        "combined = \(publicWeight) × vote_share + \(juryWeight) × jury_normalized; jury_normalized = (Σ weight × criterion_mean / Σ weight − scale_min) / (scale_max − scale_min)"
+    }
+}
+
+/// A nominated municipality and the goal attainment it showed for the entry criterion.
+public struct Nomination: Sendable, Equatable {
+    public var id: NomineeID
+    public var name: String
+    public var goalAttainmentDirect: Double
+    public var goalAttainmentAfterOneYear: Double
+    public init(id: NomineeID, name: String, goalAttainmentDirect: Double, goalAttainmentAfterOneYear: Double) {
+        self.id = id
+        self.name = name
+        self.goalAttainmentDirect = goalAttainmentDirect
+        self.goalAttainmentAfterOneYear = goalAttainmentAfterOneYear
+    }
+}

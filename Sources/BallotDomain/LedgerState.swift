@@ -1,0 +1,38 @@
+/// The state of every election, folded from the events in sequence order.
+public struct LedgerState: Sendable {
+    public private(set) var elections: [ElectionID: ElectionState] = [:]
+    /// The sequence number of the last event applied (0 before the first).
+    public private(set) var lastSeq: UInt64 = 0
+
+    public init() {}
+
+    public subscript(election: ElectionID) -> ElectionState? { elections[election] }
+
+    /// Folds one recorded event in. Events must come in sequence order and should have passed
+    /// `decide` (the live path) or `check` (replay); an event for an unknown election is ignored.
+    public mutating func apply(_ record: RecordedEvent) {
+        lastSeq = record.seq
+        if case .electionDefined(let definition) = record.event {
+            elections[definition.id] = ElectionState(definition: definition, seq: record.seq)
+        } else {
+            elections[record.event.election]?.apply(record)
+        }
+    }
+
+    /// Checks a recorded event against the rules as they stood before it: the command it
+    /// answers is decided again at the record's time and must give the same event back.
+    /// Returns the reason the event should not be there, or nil when it is sound.
+    /// Errors thrown by `lookupVote` propagate.
+    public func check(_ record: RecordedEvent, lookupVote: (UInt64) throws -> VoteCast?) throws -> DomainError? {
+        let expected: Event
+        do {
+            expected = try decide(Command(reconstructing: record.event), at: record.timestamp, lookupVote: lookupVote)
+        } catch let refusal as DomainError {
+            return refusal
+        }
+        guard expected == record.event else {
+            return DomainError(.corruptRecord, "event \(record.seq) (\(record.event.kind)) differs from what the rules give for it: \(expected)")
+        }
+        return nil
+    }
+}

@@ -1,0 +1,217 @@
+internal import CLMDB
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// An LMDB environment: one directory holding `data.mdb` and `lock.mdb`.
+///
+/// Transactions are scoped by closures: `read` and `write` begin one, hand it to the body, and end
+/// it when the body returns, so neither a transaction nor the bytes it lends can outlive it.
+/// Writers are serialised in-process; a write transaction begins, runs and commits on the calling
+/// thread, so call `write` from one dedicated thread, never from async code that may hop threads.
+public final class Environment: @unchecked Sendable {
+    public let path: String
+    public let options: EnvironmentOptions
+    private let env: OpaquePointer
+    private let pageSize: Int
+    /// Held shared by every transaction and exclusively by a map resize (see `ReadWriteLock`).
+    private let mapLock = ReadWriteLock()
+    /// Keeps this process's writers in line, so a resize never waits behind a queued writer.
+    private let writerLock = ReadWriteLock()
+    private var isClosed = false
+
+    /// Opens (creating if needed, unless read-only) the environment in directory `path`.
+    public init(path: String, options: EnvironmentOptions = .init()) throws(StoreError) {
+        self.path = path
+        self.options = options
+        self.pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        if !options.readOnly, mkdir(path, 0o700) != 0, errno != EEXIST {
+            throw StoreError(kind: .other, call: "mkdir", code: errno,
+                             reason: String(cString: strerror(errno)),
+                             context: "creating the ledger directory \(path)")
+        }
+        var handle: OpaquePointer?
+        try check(mdb_env_create(&handle), "mdb_env_create", "creating an environment for \(path)")
+        guard let handle else { preconditionFailure("mdb_env_create succeeded without a handle") }
+        do {
+            let rounded = (options.mapSize + pageSize - 1) / pageSize * pageSize
+            try check(mdb_env_set_mapsize(handle, rounded), "mdb_env_set_mapsize", "setting the map size of \(path)")
+            try check(mdb_env_set_maxdbs(handle, MDB_dbi(options.maxDatabases)), "mdb_env_set_maxdbs", "opening \(path)")
+            try check(mdb_env_set_maxreaders(handle, UInt32(options.maxReaders)), "mdb_env_set_maxreaders", "opening \(path)")
+            // MDB_NOTLS: read transactions are not tied to the thread that began them.
+            var flags = UInt32(MDB_NOTLS)
+            if options.readOnly { flags |= UInt32(MDB_RDONLY) }
+            if !options.durable { flags |= UInt32(MDB_NOSYNC) }
+            try check(mdb_env_open(handle, path, flags, mdb_mode_t(options.fileMode)), "mdb_env_open", "opening the ledger at \(path)")
+        } catch {
+            mdb_env_close(handle)
+            throw error
+        }
+        self.env = handle
+    }
+
+    deinit {
+        if !isClosed { mdb_env_close(env) }
+    }
+
+    /// Closes the environment. Every transaction must have ended; database handles become invalid.
+    public func close() {
+        mapLock.withExclusive {
+            if !isClosed {
+                isClosed = true
+                mdb_env_close(env)
+            }
+        }
+    }
+
+    // MARK: Databases
+
+    /// Opens a named database, creating it when `create` is set (which needs a writable environment).
+    public func openDatabase(_ name: String, create: Bool = true) throws -> Database {
+        let flags = UInt32(create && !options.readOnly ? MDB_CREATE : 0)
+        let begin: (OpaquePointer) throws -> MDB_dbi = { txn in
+            var dbi = MDB_dbi(0)
+            try check(mdb_dbi_open(txn, name, flags, &dbi), "mdb_dbi_open", "opening database '\(name)' in \(self.path)")
+            return dbi
+        }
+        let dbi: MDB_dbi
+        if options.readOnly {
+            dbi = try rawTransaction(readOnly: true, context: "opening database '\(name)'", begin)
+        } else {
+            dbi = try write("opening database '\(name)'") { txn in try begin(txn.txn) }
+        }
+        return Database(dbi: dbi, name: name)
+    }
+
+    // MARK: Transactions
+
+    /// Runs `body` in a read transaction (a consistent snapshot) and ends it when `body` returns.
+    public func read<R>(_ body: (borrowing ReadTransaction) throws -> R) throws -> R {
+        try rawTransaction(readOnly: true, context: "reading \(path)") { txn in
+            try body(ReadTransaction(txn: txn))
+        }
+    }
+
+    /// Runs `body` in a write transaction and commits when it returns; a throw aborts and writes
+    /// nothing. When the map fills, the transaction is aborted, the map grows (doubling, up to
+    /// `maxMapSize`), `beforeRetry` runs, and `body` runs again from scratch. `body` must therefore
+    /// keep its effects inside the transaction, or undo them in `beforeRetry`, and must let a
+    /// `StoreError` propagate as it is. Past `maxMapSize` this throws `.ledgerFull`.
+    public func write<R>(
+        _ context: @autoclosure () -> String = "write transaction",
+        beforeRetry: () throws -> Void = {},
+        _ body: (borrowing WriteTransaction) throws -> R
+    ) throws -> R {
+        try writerLock.withExclusive {
+            try growIfNearlyFull(context())
+            while true {
+                do {
+                    return try rawTransaction(readOnly: false, context: context()) { txn in
+                        try body(WriteTransaction(txn: txn))
+                    }
+                } catch let error as StoreError where error.kind == .mapFull {
+                    try grow(because: error, context())
+                    try beforeRetry()
+                }
+            }
+        }
+    }
+
+    /// Begins a transaction under the shared map lock, runs `body`, and commits (or, for a
+    /// read-only one, ends) it. After a failed `mdb_txn_commit` the handle is already freed.
+    private func rawTransaction<R>(readOnly: Bool, context: @autoclosure () -> String,
+                                   _ body: (OpaquePointer) throws -> R) throws -> R {
+        while true {
+            let attempt: R? = try mapLock.withShared {
+                precondition(!isClosed, "transaction on a closed environment \(path)")
+                var txn: OpaquePointer?
+                let code = mdb_txn_begin(env, nil, UInt32(readOnly ? MDB_RDONLY : 0), &txn)
+                if code == MDB_MAP_RESIZED { return nil }
+                try check(code, "mdb_txn_begin", context())
+                guard let txn else { preconditionFailure("mdb_txn_begin succeeded without a handle") }
+                let result: R
+                do {
+                    result = try body(txn)
+                } catch {
+                    mdb_txn_abort(txn)
+                    throw error
+                }
+                if readOnly {
+                    mdb_txn_abort(txn)
+                } else {
+                    try check(mdb_txn_commit(txn), "mdb_txn_commit", context())
+                }
+                return result
+            }
+            if let attempt { return attempt }
+            // Another process grew the map: adopt its size (needs no transaction open here).
+            try mapLock.withExclusive { () throws(StoreError) in
+                try check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize", "adopting the map size another process set for \(path)")
+            }
+        }
+    }
+
+    // MARK: Map size
+
+    /// The map's size and use now.
+    public func info() throws -> EnvironmentInfo {
+        try mapLock.withShared { () throws(StoreError) in try unlockedInfo() }
+    }
+
+    private func unlockedInfo() throws(StoreError) -> EnvironmentInfo {
+        var info = MDB_envinfo()
+        var stat = MDB_stat()
+        try check(mdb_env_info(env, &info), "mdb_env_info", "reading the map size of \(path)")
+        try check(mdb_env_stat(env, &stat), "mdb_env_stat", "reading the page size of \(path)")
+        let page = Int(stat.ms_psize)
+        return EnvironmentInfo(
+            mapSize: info.me_mapsize, pageSize: page,
+            usedBytes: (info.me_last_pgno + 1) * page,
+            lastTransactionID: info.me_last_txnid,
+            readers: Int(info.me_numreaders), maxReaders: Int(info.me_maxreaders))
+    }
+
+    private func growIfNearlyFull(_ context: @autoclosure () -> String) throws {
+        let now = try info()
+        if Double(now.usedBytes) >= Double(now.mapSize) * options.growAtUse, now.mapSize < options.maxMapSize {
+            try setMapSize(min(now.mapSize * 2, options.maxMapSize), context())
+        }
+    }
+
+    private func grow(because error: StoreError, _ context: @autoclosure () -> String) throws {
+        let current = try info().mapSize
+        guard current < options.maxMapSize else {
+            throw StoreError(
+                kind: .ledgerFull, call: error.call, code: error.code, reason: error.reason,
+                context: "\(context()): the ledger is full at its maximum map size of \(options.maxMapSize) bytes; nothing from this transaction was written")
+        }
+        try setMapSize(min(current * 2, options.maxMapSize), context())
+    }
+
+    private func setMapSize(_ bytes: Int, _ context: @autoclosure () -> String) throws {
+        let rounded = (bytes + pageSize - 1) / pageSize * pageSize
+        try mapLock.withExclusive { () throws(StoreError) in
+            try check(mdb_env_set_mapsize(env, rounded), "mdb_env_set_mapsize", "\(context()): growing the map to \(rounded) bytes")
+        }
+    }
+
+    // MARK: Maintenance
+
+    /// Writes a consistent copy of the environment into the existing, empty directory `directory`
+    /// while other transactions go on (`mdb_env_copy2`); `compact` omits free pages.
+    public func copy(to directory: String, compact: Bool = true) throws {
+        try mapLock.withShared { () throws(StoreError) in
+            try check(mdb_env_copy2(env, directory, UInt32(compact ? MDB_CP_COMPACT : 0)),
+                      "mdb_env_copy2", "copying \(path) to \(directory)")
+        }
+    }
+
+    /// Flushes buffers to disk (`mdb_env_sync`), for environments opened with `durable: false`.
+    public func sync() throws {
+        try mapLock.withShared { () throws(StoreError) in
+            try check(mdb_env_sync(env, 1), "mdb_env_sync", "flushing \(path)")
+        }
+    }
+}
