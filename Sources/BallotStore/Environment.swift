@@ -78,7 +78,8 @@ public final class Environment: @unchecked Sendable {
         }
         let dbi: MDB_dbi
         if options.readOnly {
-            dbi = try rawTransaction(readOnly: true, context: "opening database '\(name)'", begin)
+            // A handle opened in a read-only transaction outlives it only if that transaction commits.
+            dbi = try rawTransaction(readOnly: true, commit: true, context: "opening database '\(name)'", begin)
         } else {
             dbi = try write("opening database '\(name)'") { txn in try begin(txn.txn) }
         }
@@ -119,9 +120,9 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    /// Begins a transaction under the shared map lock, runs `body`, and commits (or, for a
-    /// read-only one, ends) it. After a failed `mdb_txn_commit` the handle is already freed.
-    private func rawTransaction<R>(readOnly: Bool, context: @autoclosure () -> String,
+    /// Begins a transaction under the shared map lock, runs `body`, and commits it (a read-only
+    /// one is just ended, unless `commit` asks to keep database handles it opened). After a failed `mdb_txn_commit` the handle is already freed.
+    private func rawTransaction<R>(readOnly: Bool, commit: Bool = false, context: @autoclosure () -> String,
                                    _ body: (OpaquePointer) throws -> R) throws -> R {
         while true {
             let attempt: R? = try mapLock.withShared {
@@ -138,7 +139,7 @@ public final class Environment: @unchecked Sendable {
                     mdb_txn_abort(txn)
                     throw error
                 }
-                if readOnly {
+                if readOnly && !commit {
                     mdb_txn_abort(txn)
                 } else {
                     try check(mdb_txn_commit(txn), "mdb_txn_commit", context())

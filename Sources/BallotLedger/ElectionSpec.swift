@@ -1,0 +1,137 @@
+import Foundation
+public import BallotDomain
+
+/// An election as written in a data file (`config/elections/*.json`) or sent with
+/// `election.define`: the definition, and optionally its nominees and jurors. Field names are
+/// snake_case; times are RFC 3339.
+public struct ElectionSpec: Decodable, Sendable {
+    public struct Window: Decodable, Sendable {
+        public var opensAt: String
+        public var closesAt: String
+    }
+    public struct Scale: Decodable, Sendable {
+        public var min: Int32
+        public var max: Int32
+    }
+    public struct EligibilitySpec: Decodable, Sendable {
+        public var minGoalAttainmentDirect: Double
+        public var minGoalAttainmentAfterOneYear: Double
+    }
+    public struct CriterionSpec: Decodable, Sendable {
+        public var id: String
+        public var title: String
+        public var weight: Double
+    }
+    public struct FormulaSpec: Decodable, Sendable {
+        public var publicWeight: Double
+        public var juryWeight: Double
+    }
+    public struct NomineeSpec: Decodable, Sendable {
+        public var id: String
+        public var name: String
+        public var goalAttainmentDirect: Double
+        public var goalAttainmentAfterOneYear: Double
+    }
+    public struct JurorSpec: Decodable, Sendable {
+        public var id: String
+        public var name: String
+    }
+
+    public var id: String
+    public var title: String
+    public var votingWindow: Window
+    public var scoreScale: Scale?
+    public var eligibility: EligibilitySpec?
+    public var criteria: [CriterionSpec]
+    public var formula: FormulaSpec?
+    public var publicStandings: Bool?
+    public var seriesBucketSeconds: Int64?
+    public var nominees: [NomineeSpec]?
+    public var jurors: [JurorSpec]?
+
+    /// Decodes a spec from JSON bytes; `source` names the file (or op) in errors.
+    public static func decode(_ json: [UInt8], source: String) throws -> ElectionSpec {
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        do {
+            return try decoder.decode(ElectionSpec.self, from: Data(json))
+        } catch let error as DecodingError {
+            throw LedgerError.badFile(path: source, reason: Self.describe(error))
+        }
+    }
+
+    /// Reads and decodes the data file at `path`.
+    public static func load(path: String) throws -> ElectionSpec {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw LedgerError.badFile(path: path, reason: "cannot be read (missing, or not a readable file)")
+        }
+        return try decode(Array(data), source: path)
+    }
+
+    /// The validated election definition.
+    public func definition() throws(DomainError) -> ElectionDefinition {
+        let electionID = try Slug(id, what: "election id")
+        guard let opens = Timestamp(rfc3339: votingWindow.opensAt) else {
+            throw DomainError(.badRequest, "voting_window.opens_at '\(votingWindow.opensAt)' is not an RFC 3339 time")
+        }
+        guard let closes = Timestamp(rfc3339: votingWindow.closesAt) else {
+            throw DomainError(.badRequest, "voting_window.closes_at '\(votingWindow.closesAt)' is not an RFC 3339 time")
+        }
+        var criteria: [Criterion] = []
+        for c in self.criteria {
+            criteria.append(Criterion(id: try Slug(c.id, what: "criterion id"), title: c.title, weight: c.weight))
+        }
+        let definition = ElectionDefinition(
+            id: electionID, title: title, opensAt: opens, closesAt: closes,
+            scale: scoreScale.map { ScoreScale(min: $0.min, max: $0.max) } ?? ScoreScale(min: 1, max: 10),
+            eligibility: eligibility.map {
+                Eligibility(minDirect: $0.minGoalAttainmentDirect, minAfterOneYear: $0.minGoalAttainmentAfterOneYear)
+            } ?? .standard,
+            criteria: criteria,
+            formula: formula.map { Formula(publicWeight: $0.publicWeight, juryWeight: $0.juryWeight) } ?? .evenSplit,
+            publicStandings: publicStandings ?? false,
+            seriesBucketSeconds: seriesBucketSeconds ?? 3600)
+        try definition.validate()
+        return definition
+    }
+
+    /// The nominations listed with the election.
+    public func nominations() throws(DomainError) -> [Nomination] {
+        var out: [Nomination] = []
+        for n in nominees ?? [] {
+            out.append(Nomination(id: try Slug(n.id, what: "nominee id"), name: n.name,
+                                  goalAttainmentDirect: n.goalAttainmentDirect,
+                                  goalAttainmentAfterOneYear: n.goalAttainmentAfterOneYear))
+        }
+        return out
+    }
+
+    /// The jurors listed with the election.
+    public func jurorList() throws(DomainError) -> [(id: JurorID, name: String)] {
+        var out: [(JurorID, String)] = []
+        for j in jurors ?? [] { out.append((try Slug(j.id, what: "juror id"), j.name)) }
+        return out
+    }
+
+    /// The commands that set the election up: define, then nominate, then register jurors.
+    public func commands() throws(DomainError) -> [Command] {
+        let d = try definition()
+        return [.defineElection(d)]
+            + (try nominations()).map { .addNominee(election: d.id, nomination: $0) }
+            + (try jurorList()).map { .addJuror(election: d.id, juror: $0.id, name: $0.name) }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            let p = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return p.isEmpty ? "the top level" : String(p.drop { $0 == "." })
+        }
+        switch error {
+        case .keyNotFound(let key, let ctx): return "missing field '\(path(ctx.codingPath + [key]))'"
+        case .typeMismatch(let type, let ctx): return "field '\(path(ctx.codingPath))' should be \(type)"
+        case .valueNotFound(let type, let ctx): return "field '\(path(ctx.codingPath))' is null; expected \(type)"
+        case .dataCorrupted(let ctx): return "not valid JSON at '\(path(ctx.codingPath))': \(ctx.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,106 @@
+import BallotDomain
+
+/// Appends big-endian integers, IEEE 754 doubles and length-prefixed UTF-8 to a byte buffer,
+/// the primitives of the record layout (docs/ledger-format.md, "Payload primitives").
+struct ByteWriter {
+    var bytes: [UInt8]
+
+    init(capacity: Int = 128) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    mutating func u8(_ v: UInt8) { bytes.append(v) }
+    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
+    mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
+    mutating func f64(_ v: Double) { u64(v.bitPattern) }
+    mutating func bool(_ v: Bool) { u8(v ? 1 : 0) }
+    mutating func raw(_ v: UnsafeRawBufferPointer) { bytes.append(contentsOf: v) }
+
+    /// u16 length, then the UTF-8 bytes. Strings longer than 65,535 bytes are refused upstream.
+    mutating func str(_ s: String) {
+        var s = s
+        s.withUTF8 { utf8 in
+            precondition(utf8.count <= Int(UInt16.max), "string of \(utf8.count) bytes exceeds the format's limit")
+            u16(UInt16(utf8.count))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    mutating func slug(_ s: Slug) { str(s.value) }
+}
+
+/// Reads what `ByteWriter` wrote, checking every length against the bytes that are there.
+struct ByteReader {
+    let base: UnsafeRawBufferPointer
+    private(set) var offset: Int
+
+    init(_ base: UnsafeRawBufferPointer, offset: Int = 0) {
+        self.base = base
+        self.offset = offset
+    }
+
+    var remaining: Int { base.count - offset }
+
+    /// A decoding failure at a byte offset, named by the field being read.
+    struct Failure: Error, CustomStringConvertible {
+        let offset: Int
+        let what: String
+        var description: String { "\(what) at byte \(offset)" }
+    }
+
+    private mutating func take(_ n: Int, _ field: @autoclosure () -> String) throws(Failure) -> Int {
+        guard n <= remaining else {
+            throw Failure(offset: offset, what: "\(field()) needs \(n) bytes but only \(remaining) remain")
+        }
+        defer { offset += n }
+        return offset
+    }
+
+    private mutating func load<T: FixedWidthInteger>(_: T.Type, _ field: @autoclosure () -> String) throws(Failure) -> T {
+        let at = try take(MemoryLayout<T>.size, field())
+        return T(bigEndian: base.loadUnaligned(fromByteOffset: at, as: T.self))
+    }
+
+    mutating func u8(_ field: @autoclosure () -> String) throws(Failure) -> UInt8 { try load(UInt8.self, field()) }
+    mutating func u16(_ field: @autoclosure () -> String) throws(Failure) -> UInt16 { try load(UInt16.self, field()) }
+    mutating func u32(_ field: @autoclosure () -> String) throws(Failure) -> UInt32 { try load(UInt32.self, field()) }
+    mutating func u64(_ field: @autoclosure () -> String) throws(Failure) -> UInt64 { try load(UInt64.self, field()) }
+    mutating func i32(_ field: @autoclosure () -> String) throws(Failure) -> Int32 { Int32(bitPattern: try u32(field())) }
+    mutating func i64(_ field: @autoclosure () -> String) throws(Failure) -> Int64 { Int64(bitPattern: try u64(field())) }
+    mutating func f64(_ field: @autoclosure () -> String) throws(Failure) -> Double { Double(bitPattern: try u64(field())) }
+
+    mutating func bool(_ field: @autoclosure () -> String) throws(Failure) -> Bool {
+        let at = offset
+        switch try u8(field()) {
+        case 0: return false
+        case 1: return true
+        case let v: throw Failure(offset: at, what: "\(field()) is \(v), not 0 or 1")
+        }
+    }
+
+    mutating func bytes(_ n: Int, _ field: @autoclosure () -> String) throws(Failure) -> UnsafeRawBufferPointer {
+        let at = try take(n, field())
+        return UnsafeRawBufferPointer(rebasing: base[at..<(at + n)])
+    }
+
+    mutating func str(_ field: @autoclosure () -> String) throws(Failure) -> String {
+        let n = Int(try u16("length of \(field())"))
+        let at = offset
+        let raw = try bytes(n, field())
+        guard let s = String(validating: raw, as: UTF8.self) else {
+            throw Failure(offset: at, what: "\(field()) is not valid UTF-8")
+        }
+        return s
+    }
+
+    mutating func slug(_ field: @autoclosure () -> String) throws(Failure) -> Slug {
+        let at = offset
+        let s = try str(field())
+        guard Slug.isValid(s) else { throw Failure(offset: at, what: "\(field()) '\(s)' is not a valid identifier") }
+        return Slug(unchecked: s)
+    }
+}

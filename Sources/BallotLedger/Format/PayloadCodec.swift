@@ -1,0 +1,133 @@
+import BallotDomain
+
+/// The payload of each event type: its fields in a fixed order, using the primitives of
+/// `ByteWriter` (str = u16 length + UTF-8, integers big-endian, f64 = IEEE 754 bits big-endian).
+/// The table in docs/ledger-format.md lists the same fields in the same order.
+enum PayloadCodec {
+    static func encode(_ event: Event, into w: inout ByteWriter) {
+        switch event {
+        case .electionDefined(let d):
+            w.slug(d.id)
+            w.str(d.title)
+            w.i64(d.opensAt.microseconds)
+            w.i64(d.closesAt.microseconds)
+            w.i32(d.scale.min)
+            w.i32(d.scale.max)
+            w.f64(d.eligibility.minDirect)
+            w.f64(d.eligibility.minAfterOneYear)
+            w.u16(UInt16(d.criteria.count))
+            for c in d.criteria {
+                w.slug(c.id)
+                w.str(c.title)
+                w.f64(c.weight)
+            }
+            w.f64(d.formula.publicWeight)
+            w.f64(d.formula.juryWeight)
+            w.bool(d.publicStandings)
+            w.i64(d.seriesBucketSeconds)
+        case .nomineeAdded(let e, let n):
+            w.slug(e)
+            w.slug(n.id)
+            w.str(n.name)
+            w.f64(n.goalAttainmentDirect)
+            w.f64(n.goalAttainmentAfterOneYear)
+        case .votingOpened(let e), .votingClosed(let e), .juryClosed(let e):
+            w.slug(e)
+        case .voteCast(let v):
+            w.slug(v.election)
+            w.slug(v.nominee)
+            v.voter.withBytes { w.raw($0) }
+            w.i64(v.castAt.microseconds)
+            w.str(v.channel)
+        case .voteInvalidated(let x):
+            w.slug(x.election)
+            w.u64(x.vote)
+            w.slug(x.nominee)
+            w.i64(x.castAt.microseconds)
+            w.str(x.reason)
+        case .jurorAdded(let e, let j, let name):
+            w.slug(e)
+            w.slug(j)
+            w.str(name)
+        case .juryScored(let s):
+            w.slug(s.election)
+            w.slug(s.juror)
+            w.slug(s.nominee)
+            w.slug(s.criterion)
+            w.i32(s.score)
+            w.u64(s.supersedes ?? 0)
+        case .resultCertified(let r):
+            w.slug(r.election)
+            w.slug(r.winner)
+            w.u16(UInt16(r.ranking.count))
+            for n in r.ranking { w.slug(n) }
+        }
+    }
+
+    static func decode(_ kind: EventKind, _ r: inout ByteReader) throws -> Event {
+        switch kind {
+        case .electionDefined:
+            let id = try r.slug("election id")
+            let title = try r.str("title")
+            let opensAt = Timestamp(microseconds: try r.i64("opens_at"))
+            let closesAt = Timestamp(microseconds: try r.i64("closes_at"))
+            let scale = ScoreScale(min: try r.i32("scale min"), max: try r.i32("scale max"))
+            let eligibility = Eligibility(minDirect: try r.f64("min goal attainment direct"),
+                                          minAfterOneYear: try r.f64("min goal attainment after one year"))
+            let count = Int(try r.u16("criteria count"))
+            var criteria: [Criterion] = []
+            for i in 0..<count {
+                criteria.append(Criterion(id: try r.slug("criterion \(i) id"), title: try r.str("criterion \(i) title"),
+                                          weight: try r.f64("criterion \(i) weight")))
+            }
+            let formula = Formula(publicWeight: try r.f64("public weight"), juryWeight: try r.f64("jury weight"))
+            let publicStandings = try r.bool("public standings")
+            let bucket = try r.i64("series bucket seconds")
+            return .electionDefined(ElectionDefinition(
+                id: id, title: title, opensAt: opensAt, closesAt: closesAt, scale: scale, eligibility: eligibility,
+                criteria: criteria, formula: formula, publicStandings: publicStandings, seriesBucketSeconds: bucket))
+        case .nomineeAdded:
+            let e = try r.slug("election id")
+            return .nomineeAdded(election: e, nomination: Nomination(
+                id: try r.slug("nominee id"), name: try r.str("nominee name"),
+                goalAttainmentDirect: try r.f64("goal attainment direct"),
+                goalAttainmentAfterOneYear: try r.f64("goal attainment after one year")))
+        case .votingOpened:
+            return .votingOpened(election: try r.slug("election id"))
+        case .votingClosed:
+            return .votingClosed(election: try r.slug("election id"))
+        case .juryClosed:
+            return .juryClosed(election: try r.slug("election id"))
+        case .voteCast:
+            let e = try r.slug("election id")
+            let n = try r.slug("nominee id")
+            let voter = VoterKey(try r.bytes(32, "voter key"))
+            let castAt = Timestamp(microseconds: try r.i64("cast_at"))
+            return .voteCast(VoteCast(election: e, nominee: n, voter: voter, castAt: castAt, channel: try r.str("channel")))
+        case .voteInvalidated:
+            let e = try r.slug("election id")
+            let vote = try r.u64("invalidated vote")
+            let n = try r.slug("nominee id")
+            let castAt = Timestamp(microseconds: try r.i64("cast_at"))
+            return .voteInvalidated(VoteInvalidation(election: e, vote: vote, nominee: n, castAt: castAt, reason: try r.str("reason")))
+        case .jurorAdded:
+            return .jurorAdded(election: try r.slug("election id"), juror: try r.slug("juror id"), name: try r.str("juror name"))
+        case .juryScored:
+            let e = try r.slug("election id")
+            let j = try r.slug("juror id")
+            let n = try r.slug("nominee id")
+            let c = try r.slug("criterion id")
+            let score = try r.i32("score")
+            let supersedes = try r.u64("supersedes")
+            return .juryScored(JuryScore(election: e, juror: j, nominee: n, criterion: c, score: score,
+                                         supersedes: supersedes == 0 ? nil : supersedes))
+        case .resultCertified:
+            let e = try r.slug("election id")
+            let winner = try r.slug("winner")
+            let count = Int(try r.u16("ranking count"))
+            var ranking: [NomineeID] = []
+            for i in 0..<count { ranking.append(try r.slug("ranking entry \(i)")) }
+            return .resultCertified(CertifiedResult(election: e, winner: winner, ranking: ranking))
+        }
+    }
+}

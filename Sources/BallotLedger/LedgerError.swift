@@ -1,0 +1,29 @@
+public import BallotStore
+
+/// Why a ledger operation failed, with where: the sequence number, the file, the field.
+public enum LedgerError: Error, CustomStringConvertible, Sendable {
+    /// A stored record does not decode, or does not fit the records around it.
+    case corruptRecord(seq: UInt64, reason: String)
+    /// The ledger was written by a newer (or unknown) format version.
+    case unsupportedFormat(found: UInt8, supported: UInt8, at: String)
+    /// A data file (an election definition) is not what it should be.
+    case badFile(path: String, reason: String)
+    /// The storage layer failed; `context` says what the ledger was doing.
+    case store(StoreError)
+
+    public var description: String {
+        switch self {
+        case .corruptRecord(let seq, let reason): "corrupt record at sequence number \(seq): \(reason)"
+        case .unsupportedFormat(let found, let supported, let at):
+            "\(at) uses ledger format version \(found); this build reads version \(supported)"
+        case .badFile(let path, let reason): "\(path): \(reason)"
+        case .store(let error): error.description
+        }
+    }
+
+    /// True when the map reached its maximum size: the `ledger_full` refusal.
+    public var isLedgerFull: Bool {
+        if case .store(let e) = self { return e.kind == .ledgerFull }
+        return false
+    }
+}

@@ -1,0 +1,45 @@
+public import BallotDomain
+
+/// The named LMDB databases of a ledger and how their keys are built (docs/ledger-format.md).
+public enum LedgerKeys {
+    /// seq (u64 BE) → record bytes.
+    public static let events = "events"
+    /// last leaf index covered (u64 BE) ‖ level (u8) → 32-byte node hash.
+    public static let merkle = "merkle"
+    /// election id ‖ 0x00 ‖ kind ("tally", "jury", "ranking") → canonical JSON.
+    public static let projections = "projections"
+    /// election id ‖ 0x00 ‖ bucket start (i64 BE, sign bit flipped) → canonical JSON.
+    public static let series = "series"
+    /// "format" → format version byte.
+    public static let meta = "meta"
+
+    public static func sequence(_ seq: UInt64) -> [UInt8] { withUnsafeBytes(of: seq.bigEndian) { Array($0) } }
+
+    public static func sequence(of key: UnsafeRawBufferPointer) -> UInt64? {
+        key.count == 8 ? UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)) : nil
+    }
+
+    /// The key of node (`level`, `index`): the index of the last leaf it covers, then the level,
+    /// so that nodes are stored in the order they are completed (every put is an append).
+    public static func merkleNode(level: Int, index: UInt64) -> [UInt8] {
+        let lastLeaf = ((index + 1) << UInt64(level)) &- 1
+        var key = sequence(lastLeaf)
+        key.append(UInt8(level))
+        return key
+    }
+
+    public enum ProjectionKind: String, Sendable, CaseIterable {
+        case tally, jury, ranking
+    }
+
+    public static func projection(_ election: ElectionID, _ kind: ProjectionKind) -> [UInt8] {
+        Array(election.value.utf8) + [0] + Array(kind.rawValue.utf8)
+    }
+
+    public static func seriesBucket(_ election: ElectionID, _ start: Int64) -> [UInt8] {
+        Array(election.value.utf8) + [0] + sequence(UInt64(bitPattern: start) ^ (1 << 63))
+    }
+
+    /// The prefix shared by every series key of `election`.
+    public static func seriesPrefix(_ election: ElectionID) -> [UInt8] { Array(election.value.utf8) + [0] }
+}

@@ -1,0 +1,173 @@
+import BallotStore
+public import BallotDomain
+
+/// The handles of a ledger's databases, opened once.
+struct LedgerDatabases: Sendable {
+    let events: Database
+    let merkle: Database
+    let projections: Database
+    let series: Database
+    let meta: Database
+
+    init(_ env: Environment) throws {
+        let create = !env.options.readOnly
+        events = try env.openDatabase(LedgerKeys.events, create: create)
+        merkle = try env.openDatabase(LedgerKeys.merkle, create: create)
+        projections = try env.openDatabase(LedgerKeys.projections, create: create)
+        series = try env.openDatabase(LedgerKeys.series, create: create)
+        meta = try env.openDatabase(LedgerKeys.meta, create: create)
+    }
+}
+
+/// Read access to a ledger, safe from any thread. Each call is one short read transaction, except
+/// `forEachRecord`, which takes a fresh one every `chunk` records so that a long scan never pins
+/// an old snapshot.
+public struct LedgerReader: Sendable {
+    let env: Environment
+    let dbs: LedgerDatabases
+
+    /// The number of events (the sequence number of the last one).
+    public func size() throws -> UInt64 {
+        try env.read { txn in try Self.size(in: txn, dbs) }
+    }
+
+    /// The event at `seq`, decoded; nil past the end.
+    public func record(_ seq: UInt64) throws -> RecordedEvent? {
+        try env.read { txn in try Self.record(seq, in: txn, dbs) }
+    }
+
+    /// The stored bytes of the event at `seq`.
+    public func rawRecord(_ seq: UInt64) throws -> [UInt8]? {
+        try env.read { txn in try txn.value(forKey: LedgerKeys.sequence(seq), in: dbs.events) }
+    }
+
+    /// The stored leaf hash of the event at `seq`.
+    public func leafHash(_ seq: UInt64) throws -> MerkleHash? {
+        guard seq >= 1 else { return nil }
+        return try env.read { txn in
+            try txn.value(forKey: LedgerKeys.merkleNode(level: 0, index: seq - 1), in: dbs.merkle)
+                .map { $0.withUnsafeBytes { MerkleHash($0) } }
+        }
+    }
+
+    /// The Merkle root of the first `size` events (all of them when nil), and that size.
+    public func root(size: UInt64? = nil) throws -> (size: UInt64, root: MerkleHash) {
+        try env.read { txn in
+            let n = try size ?? Self.size(in: txn, dbs)
+            return (n, try MerkleTree.root(size: n) { l, i in try Self.node(l, i, in: txn, dbs) })
+        }
+    }
+
+    /// The inclusion proof of event `seq` in the tree of the first `size` events.
+    public func inclusionProof(seq: UInt64, size: UInt64) throws -> [MerkleHash] {
+        try env.read { txn in try MerkleTree.inclusionProof(index: seq - 1, size: size) { l, i in try Self.node(l, i, in: txn, dbs) } }
+    }
+
+    /// The proof that the tree of `newSize` events extends the tree of `oldSize`.
+    public func consistencyProof(oldSize: UInt64, newSize: UInt64) throws -> [MerkleHash] {
+        try env.read { txn in
+            try MerkleTree.consistencyProof(oldSize: oldSize, newSize: newSize) { l, i in try Self.node(l, i, in: txn, dbs) }
+        }
+    }
+
+    /// A stored projection document (canonical JSON), or nil.
+    public func projection(_ election: ElectionID, _ kind: LedgerKeys.ProjectionKind) throws -> [UInt8]? {
+        try env.read { txn in try txn.value(forKey: LedgerKeys.projection(election, kind), in: dbs.projections) }
+    }
+
+    /// The stored votes-over-time buckets of `election`, oldest first.
+    public func series(_ election: ElectionID) throws -> [[UInt8]] {
+        let prefix = LedgerKeys.seriesPrefix(election)
+        var out: [[UInt8]] = []
+        try env.read { txn in
+            try txn.forEach(in: dbs.series, from: prefix) { key, value in
+                guard key.starts(with: prefix) else { return false }
+                out.append(Array(value))
+                return true
+            }
+        }
+        return out
+    }
+
+    /// Every stored projection and series entry, keyed by database name and key: what a rebuild
+    /// must reproduce byte for byte.
+    public func storedProjections() throws -> [String: [[UInt8]: [UInt8]]] {
+        var out: [String: [[UInt8]: [UInt8]]] = [:]
+        try env.read { txn in
+            for db in [dbs.projections, dbs.series] {
+                var entries: [[UInt8]: [UInt8]] = [:]
+                try txn.forEach(in: db) { key, value in
+                    entries[Array(key)] = Array(value)
+                    return true
+                }
+                out[db.name] = entries
+            }
+        }
+        return out
+    }
+
+    /// Decodes events in order from `start`, handing each (with its stored bytes) to `body`
+    /// until it returns false. A record that does not decode, or a gap in the sequence, throws
+    /// `LedgerError.corruptRecord` with its sequence number: nothing is skipped.
+    public func forEachRecord(from start: UInt64 = 1, chunk: Int = 50_000,
+                              _ body: (RecordedEvent, UnsafeRawBufferPointer) throws -> Bool) throws {
+        var next = max(start, 1)
+        while true {
+            var visited = 0
+            var stop = false
+            try env.read { txn in
+                try txn.forEach(in: dbs.events, from: LedgerKeys.sequence(next)) { key, value in
+                    guard let seq = LedgerKeys.sequence(of: key) else {
+                        throw LedgerError.corruptRecord(seq: next, reason: "a key of \(key.count) bytes follows event \(next - 1) in 'events'; keys are 8 bytes")
+                    }
+                    guard seq == next else {
+                        throw LedgerError.corruptRecord(seq: next, reason: "event \(next) is missing: the next stored event is \(seq)")
+                    }
+                    let record = try RecordCodec.decode(value, seq: seq)
+                    next += 1
+                    visited += 1
+                    if try !body(record, value) {
+                        stop = true
+                        return false
+                    }
+                    return visited < chunk
+                }
+            }
+            if stop || visited < chunk { return }
+        }
+    }
+
+    // MARK: Inside a transaction
+
+    static func size<A>(in txn: borrowing Transaction<A>, _ dbs: LedgerDatabases) throws -> UInt64 {
+        try txn.withLastEntry(in: dbs.events) { key, _ in
+            guard let seq = LedgerKeys.sequence(of: key) else {
+                throw LedgerError.corruptRecord(seq: 0, reason: "the last key in 'events' is \(key.count) bytes; keys are 8 bytes")
+            }
+            return seq
+        } ?? 0
+    }
+
+    static func record<A>(_ seq: UInt64, in txn: borrowing Transaction<A>, _ dbs: LedgerDatabases) throws -> RecordedEvent? {
+        try LedgerKeys.sequence(seq).withUnsafeBytes { key in
+            try txn.withValue(forKey: key, in: dbs.events) { try RecordCodec.decode($0, seq: seq) }
+        }
+    }
+
+    /// The stored Merkle node (`level`, `index`); a missing or malformed one is corruption.
+    static func node<A>(_ level: Int, _ index: UInt64, in txn: borrowing Transaction<A>, _ dbs: LedgerDatabases) throws -> MerkleHash {
+        let firstSeq = (index << UInt64(level)) + 1
+        let hash = try LedgerKeys.merkleNode(level: level, index: index).withUnsafeBytes { k in
+            try txn.withValue(forKey: k, in: dbs.merkle) { v -> MerkleHash in
+                guard v.count == 32 else {
+                    throw LedgerError.corruptRecord(seq: firstSeq, reason: "Merkle node (level \(level), index \(index)) is \(v.count) bytes, not 32")
+                }
+                return MerkleHash(v)
+            }
+        }
+        guard let hash else {
+            throw LedgerError.corruptRecord(seq: firstSeq, reason: "Merkle node (level \(level), index \(index)) is missing")
+        }
+        return hash
+    }
+}

@@ -1,0 +1,268 @@
+import Testing
+import TestSupport
+@testable import BallotDomain
+
+/// The rules, exercised on the pure state: each command decided, applied, or refused with its code.
+@Suite struct RulesTests {
+    let id = Fixtures.electionID
+    let inWindow = Fixtures.time("2022-11-02T12:00:00Z")
+    var state = LedgerState()
+    var seq: UInt64 = 0
+
+    init() throws {
+        for command in Fixtures.setUpCommands() { try accept(command, at: inWindow) }
+    }
+
+    /// Decides and applies; fails the test if refused.
+    @discardableResult
+    mutating func accept(_ command: Command, at now: Timestamp) throws -> Event {
+        let event = try state.decide(command, at: now, lookupVote: lookup)
+        seq += 1
+        state.apply(RecordedEvent(seq: seq, timestamp: now, actor: Fixtures.admin, event: event))
+        return event
+    }
+
+    /// Decides, expecting a refusal; returns it. Checks that the state did not move.
+    func refuse(_ command: Command, at now: Timestamp? = nil) -> DomainError? {
+        let before = state.lastSeq
+        defer { #expect(state.lastSeq == before) }
+        do {
+            let event = try state.decide(command, at: now ?? inWindow, lookupVote: lookup)
+            Issue.record("expected a refusal, got \(event)")
+            return nil
+        } catch let error as DomainError {
+            return error
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    var recorded: [UInt64: VoteCast] = [:]
+    func lookup(_ seq: UInt64) -> VoteCast? { recorded[seq] }
+
+    mutating func vote(_ voter: Int, _ nominee: String, at castAt: Timestamp? = nil) throws -> UInt64 {
+        let event = try accept(.castVote(election: id, nominee: Fixtures.slug(nominee), voter: Fixtures.voter(voter),
+                                         castAt: castAt, channel: "web"), at: inWindow)
+        if case .voteCast(let v) = event { recorded[seq] = v }
+        return seq
+    }
+
+    func slug(_ s: String) -> Slug { Fixtures.slug(s) }
+
+    // MARK: Elections and nominations
+
+    @Test func anElectionIsDefinedOnce() {
+        #expect(refuse(.defineElection(Fixtures.definition()))?.code == .electionExists)
+    }
+
+    @Test func aBadDefinitionNamesTheField() {
+        var d = Fixtures.definition(slug("other"))
+        d.closesAt = d.opensAt
+        #expect(refuse(.defineElection(d))?.message.contains("opens_at") == true)
+        d = Fixtures.definition(slug("other"))
+        d.formula = Formula(publicWeight: 0.7, juryWeight: 0.7)
+        #expect(refuse(.defineElection(d))?.code == .badRequest)
+        d = Fixtures.definition(slug("other"))
+        d.criteria.append(d.criteria[0])
+        #expect(refuse(.defineElection(d))?.message.contains("listed twice") == true)
+    }
+
+    @Test func unknownElectionIsRefused() {
+        let e = refuse(.castVote(election: slug("nope"), nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: nil, channel: ""))
+        #expect(e?.code == .unknownElection)
+        #expect(e?.message.contains("'nope'") == true)
+    }
+
+    @Test func theEntryCriterionNeedsFiftyPercentAtBothMoments() throws {
+        let low = refuse(.addNominee(election: id, nomination: Fixtures.nomination("tonsberg", direct: 70, afterOneYear: 49.9)))
+        #expect(low?.code == .notEligible)
+        #expect(low?.message.contains("49.9") == true)
+        #expect(refuse(.addNominee(election: id, nomination: Fixtures.nomination("molde", direct: 49, afterOneYear: 80)))?.code == .notEligible)
+        var s = self
+        try s.accept(.addNominee(election: id, nomination: Fixtures.nomination("sunndal", direct: 50, afterOneYear: 50)), at: inWindow)
+        #expect(s.state[id]?.nominees.count == 6)
+    }
+
+    @Test func aNomineeIsNominatedOnceAndNotAfterVotingBegins() throws {
+        #expect(refuse(.addNominee(election: id, nomination: Fixtures.nomination("kinn")))?.code == .nomineeExists)
+        var s = self
+        _ = try s.vote(1, "kinn")
+        #expect(s.refuse(.addNominee(election: id, nomination: Fixtures.nomination("tonsberg")))?.code == .nominationsClosed)
+    }
+
+    // MARK: Votes
+
+    @Test func oneVotePerVoter() throws {
+        var s = self
+        _ = try s.vote(1, "kinn")
+        let again = s.refuse(.castVote(election: id, nominee: slug("bodo"), voter: Fixtures.voter(1), castAt: nil, channel: "sms"))
+        #expect(again?.code == .duplicateVote)
+        _ = try s.vote(2, "bodo")
+        #expect(s.state[id]?.votesCast == 2)
+    }
+
+    @Test func theWindowJudgesCastAtHalfOpen() throws {
+        let opens = Fixtures.time("2022-11-01T00:00:00Z")
+        let closes = Fixtures.time("2022-11-11T00:00:00Z")
+        var s = self
+        _ = try s.vote(1, "kinn", at: opens)
+        _ = try s.vote(2, "kinn", at: Timestamp(microseconds: closes.microseconds - 1))
+        for t in [Timestamp(microseconds: opens.microseconds - 1), closes] {
+            let e = s.refuse(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(3), castAt: t, channel: ""))
+            #expect(e?.code == .outsideWindow)
+            #expect(e?.message.contains(t.rfc3339) == true)
+        }
+        // A live vote (no cast_at) is judged at the ledger's clock.
+        let late = s.refuse(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(3), castAt: nil, channel: ""),
+                            at: Fixtures.time("2022-11-12T00:00:00Z"))
+        #expect(late?.code == .outsideWindow)
+    }
+
+    @Test func aLateBatchCastInsideTheWindowIsAcceptedUntilCertification() throws {
+        var s = self
+        let afterClose = Fixtures.time("2022-11-15T09:00:00Z")
+        try s.accept(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(9), castAt: Fixtures.time("2022-11-10T20:00:00Z"), channel: "paper"), at: afterClose)
+        #expect(s.state[id]?.validVotes == 1)
+    }
+
+    @Test func unknownNomineeListsTheNominees() {
+        let e = refuse(.castVote(election: id, nominee: slug("oslo"), voter: Fixtures.voter(1), castAt: nil, channel: ""))
+        #expect(e?.code == .unknownNominee)
+        #expect(e?.message.contains("bodo, haugesund, kinn, raelingen, vennesla") == true)
+    }
+
+    @Test func closingEarlyMovesTheEndOfTheWindow() throws {
+        var s = self
+        try s.accept(.closeVoting(election: id), at: Fixtures.time("2022-11-05T00:00:00Z"))
+        #expect(s.refuse(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: Fixtures.time("2022-11-06T00:00:00Z"), channel: ""))?.code == .outsideWindow)
+        try s.accept(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: Fixtures.time("2022-11-04T23:00:00Z"), channel: ""), at: Fixtures.time("2022-11-06T00:00:00Z"))
+        #expect(s.refuse(.closeVoting(election: id))?.code == .votingClosed)
+        #expect(s.refuse(.openVoting(election: id))?.code == .votingClosed)
+        #expect(s.state[id]!.isVotingOver(at: Fixtures.time("2022-11-05T00:00:01Z")))
+    }
+
+    @Test func openingMovesTheStartOfTheWindow() throws {
+        var s = self
+        let early = Fixtures.time("2022-10-20T00:00:00Z")
+        try s.accept(.openVoting(election: id), at: early)
+        try s.accept(.castVote(election: id, nominee: slug("bodo"), voter: Fixtures.voter(1), castAt: nil, channel: ""), at: early)
+        #expect(s.refuse(.openVoting(election: id))?.code == .votingOpen)
+    }
+
+    @Test func invalidationTakesAVoteOutOnce() throws {
+        var s = self
+        let v = try s.vote(1, "kinn")
+        _ = try s.vote(2, "kinn")
+        #expect(s.refuse(.invalidateVote(election: id, vote: 1, reason: "not a vote"))?.code == .unknownVote)
+        #expect(s.refuse(.invalidateVote(election: id, vote: v, reason: ""))?.code == .badRequest)
+        let event = try s.accept(.invalidateVote(election: id, vote: v, reason: "bot"), at: inWindow)
+        guard case .voteInvalidated(let x) = event else { Issue.record("not an invalidation"); return }
+        #expect(x.nominee == slug("kinn"))
+        #expect(s.state[id]?.validVotes == 1)
+        #expect(s.state[id]?.votesCast == 2)
+        #expect(s.refuse(.invalidateVote(election: id, vote: v, reason: "again"))?.code == .alreadyInvalidated)
+        // The voter stays counted as having voted.
+        #expect(s.refuse(.castVote(election: id, nominee: slug("bodo"), voter: Fixtures.voter(1), castAt: nil, channel: ""))?.code == .duplicateVote)
+    }
+
+    // MARK: Jury
+
+    @Test func scoresAreCheckedAndAmendmentsSupersede() throws {
+        var s = self
+        let score = { (juror: String, score: Int32) in
+            Command.scoreJury(election: id, juror: slug(juror), nominee: slug("kinn"), criterion: slug("results"), score: score)
+        }
+        #expect(refuse(score("jury-a", 11))?.code == .scoreOutOfRange)
+        #expect(refuse(score("jury-a", 0))?.code == .scoreOutOfRange)
+        #expect(refuse(score("stranger", 5))?.code == .unknownJuror)
+        #expect(refuse(.scoreJury(election: id, juror: slug("jury-a"), nominee: slug("oslo"), criterion: slug("results"), score: 5))?.code == .unknownNominee)
+        #expect(refuse(.scoreJury(election: id, juror: slug("jury-a"), nominee: slug("kinn"), criterion: slug("charm"), score: 5))?.code == .unknownCriterion)
+        guard case .juryScored(let first) = try s.accept(score("jury-a", 6), at: inWindow) else { return }
+        #expect(first.supersedes == nil)
+        let firstSeq = s.seq
+        guard case .juryScored(let second) = try s.accept(score("jury-a", 9), at: inWindow) else { return }
+        #expect(second.supersedes == firstSeq)
+        #expect(JuryTable(s.state[id]!).row(slug("kinn"))?.criteria[0].mean == 9)
+    }
+
+    @Test func aClosedJuryTakesNoMoreScoresOrJurors() throws {
+        var s = self
+        try s.accept(.closeJury(election: id), at: inWindow)
+        #expect(s.refuse(.scoreJury(election: id, juror: slug("jury-a"), nominee: slug("kinn"), criterion: slug("results"), score: 5))?.code == .juryClosed)
+        #expect(s.refuse(.addJuror(election: id, juror: slug("jury-z"), name: "Z"))?.code == .juryClosed)
+        #expect(s.refuse(.closeJury(election: id))?.code == .juryClosed)
+    }
+
+    // MARK: Certification
+
+    mutating func scoreEverything() throws {
+        for (j, juror) in Fixtures.jurors.enumerated() {
+            for (n, nominee) in Fixtures.nominees.enumerated() {
+                for (c, criterion) in Fixtures.criteria.enumerated() {
+                    try accept(.scoreJury(election: id, juror: slug(juror), nominee: slug(nominee), criterion: slug(criterion),
+                                          score: Int32(1 + (j + n * 2 + c) % 10)), at: inWindow)
+                }
+            }
+        }
+    }
+
+    @Test func certificationNeedsVotingOverAndACompleteClosedJury() throws {
+        var s = self
+        let after = Fixtures.time("2022-11-20T12:00:00Z")
+        #expect(s.refuse(.certifyResult(election: id))?.code == .votingOpen)
+        #expect(s.refuse(.certifyResult(election: id), at: after)?.code == .juryOpen)
+        try s.accept(.scoreJury(election: id, juror: slug("jury-a"), nominee: slug("kinn"), criterion: slug("results"), score: 5), at: inWindow)
+        var incomplete = s
+        try incomplete.accept(.closeJury(election: id), at: inWindow)
+        #expect(incomplete.refuse(.certifyResult(election: id), at: after)?.code == .juryIncomplete)
+        try s.scoreEverything()
+        try s.accept(.closeJury(election: id), at: inWindow)
+        let event = try s.accept(.certifyResult(election: id), at: after)
+        guard case .resultCertified(let result) = event else { Issue.record("not certified"); return }
+        #expect(result.ranking.count == 5)
+        #expect(result.winner == Ranking(s.state[id]!).entries[0].nominee)
+    }
+
+    @Test func certificationSealsTheElection() throws {
+        var s = self
+        _ = try s.vote(1, "kinn")
+        try s.scoreEverything()
+        try s.accept(.closeJury(election: id), at: inWindow)
+        let after = Fixtures.time("2022-11-20T12:00:00Z")
+        try s.accept(.certifyResult(election: id), at: after)
+        let sealedCommands: [Command] = [
+            .castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(2), castAt: inWindow, channel: ""),
+            .invalidateVote(election: id, vote: 1, reason: "late"),
+            .addNominee(election: id, nomination: Fixtures.nomination("oslo")),
+            .closeVoting(election: id),
+            .certifyResult(election: id),
+            .addJuror(election: id, juror: slug("jury-z"), name: "Z"),
+        ]
+        for command in sealedCommands {
+            #expect(s.refuse(command, at: after)?.code == .electionSealed, "\(command.name)")
+        }
+    }
+
+    // MARK: Replay check and idempotency matching
+
+    @Test func replayCheckFindsAnEventTheRulesRefuse() throws {
+        var s = self
+        _ = try s.vote(1, "kinn")
+        let forged = RecordedEvent(seq: s.seq + 1, timestamp: inWindow, actor: Fixtures.importer, event:
+            .voteCast(VoteCast(election: id, nominee: slug("bodo"), voter: Fixtures.voter(1), castAt: inWindow, channel: "")))
+        #expect(try s.state.check(forged, lookupVote: s.lookup)?.code == .duplicateVote)
+        let fine = RecordedEvent(seq: s.seq + 1, timestamp: inWindow, actor: Fixtures.importer, event:
+            .voteCast(VoteCast(election: id, nominee: slug("bodo"), voter: Fixtures.voter(2), castAt: inWindow, channel: "")))
+        #expect(try s.state.check(fine, lookupVote: s.lookup) == nil)
+    }
+
+    @Test func idempotencyMatchingComparesWhatTheClientSaid() {
+        let v = VoteCast(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: inWindow, channel: "web")
+        let live = Command.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: nil, channel: "web")
+        #expect(live.matches(.voteCast(v)))
+        #expect(!Command.castVote(election: id, nominee: slug("bodo"), voter: Fixtures.voter(1), castAt: nil, channel: "web").matches(.voteCast(v)))
+        #expect(!Command.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: Fixtures.time("2022-11-03T00:00:00Z"), channel: "web").matches(.voteCast(v)))
+        #expect(!live.matches(.juryClosed(election: id)))
+    }
+}
