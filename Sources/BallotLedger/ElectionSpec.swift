@@ -122,8 +122,14 @@ public struct ElectionSpec: Decodable, Sendable {
     }
 
     static func describe(_ error: DecodingError) -> String {
+        // Keys are reported as the file spells them (snake_case), not as Swift names them.
+        func snake(_ name: String) -> String {
+            name.reduce(into: "") { out, c in
+                if c.isUppercase { out += "_" + c.lowercased() } else { out.append(c) }
+            }
+        }
         func path(_ keys: [any CodingKey]) -> String {
-            let p = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            let p = keys.map { $0.intValue.map { "[\($0)]" } ?? ".\(snake($0.stringValue))" }.joined()
             return p.isEmpty ? "the top level" : String(p.drop { $0 == "." })
         }
         switch error {

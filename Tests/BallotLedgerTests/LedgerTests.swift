@@ -1,0 +1,221 @@
+import Testing
+import Foundation
+import TestSupport
+import BallotStore
+@testable import BallotLedger
+@testable import BallotDomain
+
+@Suite struct LedgerTests {
+    let id = Fixtures.electionID
+
+    func cast(_ voter: Int, _ nominee: String = "kinn", key: String = "", castAt: Timestamp? = nil) -> Submission {
+        Submission(.castVote(election: id, nominee: Fixtures.slug(nominee), voter: Fixtures.voter(voter), castAt: castAt, channel: "web"),
+                   by: Fixtures.importer, idempotencyKey: key)
+    }
+
+    @Test func appendsInSequenceWithReceiptsAndProjections() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        let setUp = ledger.size
+        let outcomes = try ledger.submit((0..<10).map { cast($0, $0 % 2 == 0 ? "kinn" : "bodo") })
+        #expect(outcomes.map { $0.receipt!.seq } == Array((setUp + 1)...(setUp + 10)))
+        for o in outcomes {
+            let stored = try ledger.reader.leafHash(o.receipt!.seq)
+            #expect(stored == o.receipt!.leafHash)
+        }
+        let tally = try #require(try ledger.reader.projection(id, .tally))
+        #expect(tally == Tally(ledger.state[id]!).json.serialized())
+        #expect(String(decoding: tally, as: UTF8.self).contains("\"valid_votes\":10"))
+        #expect(try ledger.reader.root().root == ledger.root)
+        #expect(try ledger.reader.series(id).count >= 1)
+    }
+
+    @Test func aRefusedCommandWritesNothing() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        _ = try ledger.submit(cast(1))
+        let before = (size: ledger.size, root: ledger.root, txn: try ledger.storageInfo().lastTransactionID,
+                      projections: try ledger.reader.storedProjections())
+        let refused: [Submission] = [
+            cast(1, "bodo"),                                                        // duplicate_vote
+            cast(2, "oslo"),                                                        // unknown_nominee
+            cast(3, castAt: Fixtures.time("2023-01-01T00:00:00Z")),                 // outside_window
+            Submission(.castVote(election: Fixtures.slug("nope"), nominee: Fixtures.slug("kinn"), voter: Fixtures.voter(4), castAt: nil, channel: ""), by: Fixtures.importer),
+            Submission(.addNominee(election: id, nomination: Fixtures.nomination("tonsberg", direct: 40)), by: Fixtures.admin),
+            Submission(.scoreJury(election: id, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug("kinn"), criterion: Fixtures.slug("results"), score: 42), by: Fixtures.juror),
+        ]
+        let outcomes = try ledger.submit(refused)
+        let codes = outcomes.map { o -> ErrorCode? in if case .refused(let e) = o { e.code } else { nil } }
+        #expect(codes == [.duplicateVote, .unknownNominee, .outsideWindow, .unknownElection, .nominationsClosed, .scoreOutOfRange])
+        #expect(ledger.size == before.size)
+        #expect(ledger.root == before.root)
+        #expect(try ledger.storageInfo().lastTransactionID == before.txn)
+        #expect(try ledger.reader.storedProjections() == before.projections)
+    }
+
+    @Test func aBatchMixesAcceptedAndRefusedCommandsInOrder() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        let outcomes = try ledger.submit([cast(1), cast(1, "bodo"), cast(2, "bodo")])
+        #expect(outcomes[0].receipt != nil)
+        #expect(outcomes[1] == .refused(DomainError(.duplicateVote, "this voter has already voted in '\(id)'; one vote per voter")))
+        #expect(outcomes[2].receipt!.seq == outcomes[0].receipt!.seq + 1)
+    }
+
+    @Test func theSameKeyAndContentReturnsTheOriginalAndAppendsNothing() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        let first = try ledger.submit(cast(1, key: "vote-1", castAt: Fixtures.time("2022-11-03T10:00:00Z")))
+        let size = ledger.size
+        let again = try ledger.submit(cast(1, key: "vote-1", castAt: Fixtures.time("2022-11-03T10:00:00Z")))
+        #expect(again == .repeated(first.receipt!))
+        #expect(ledger.size == size)
+        // Reopening rebuilds the key index from the log.
+        ledger.close()
+        let reopened = try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock("2022-11-02T12:00:00Z"))
+        #expect(try reopened.submit(cast(1, key: "vote-1", castAt: Fixtures.time("2022-11-03T10:00:00Z"))) == .repeated(first.receipt!))
+    }
+
+    @Test func theSameKeyWithOtherContentIsAConflict() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        let first = try ledger.submit(cast(1, key: "vote-1"))
+        let outcome = try ledger.submit(cast(1, "bodo", key: "vote-1"))
+        guard case .refused(let e) = outcome else { Issue.record("expected conflict, got \(outcome)"); return }
+        #expect(e.code == .conflict)
+        #expect(e.message.contains("event \(first.receipt!.seq)"))
+        // Keys are per election: the same key in another election is a different key.
+        _ = try ledger.submit(Fixtures.setUpCommands(Fixtures.slug("other")).map { Submission($0, by: Fixtures.admin) })
+        let other = try ledger.submit(Submission(.castVote(election: Fixtures.slug("other"), nominee: Fixtures.slug("kinn"), voter: Fixtures.voter(1), castAt: nil, channel: "web"), by: Fixtures.importer, idempotencyKey: "vote-1"))
+        #expect(other.receipt != nil)
+    }
+
+    @Test func stateAndProjectionsSurviveAReopen() throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock("2022-11-02T12:00:00Z")
+        let ledger = try Fixtures.ledgerWithElection(in: dir, clock: clock)
+        _ = try ledger.submit(Fixtures.votes(0..<500).map { Submission($0, by: Fixtures.importer) })
+        let root = ledger.root
+        let tally = Tally(ledger.state[id]!).json
+        ledger.close()
+        let reopened = try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: clock)
+        #expect(reopened.root == root)
+        #expect(Tally(reopened.state[id]!).json == tally)
+        #expect(try reopened.submit(Submission(Fixtures.votes(0..<1)[0], by: Fixtures.importer)).receipt == nil)
+    }
+
+    @Test func timestampsNeverGoBackwards() throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock("2022-11-02T12:00:00Z")
+        let ledger = try Fixtures.ledgerWithElection(in: dir, clock: clock)
+        clock.set("2022-11-01T12:00:00Z")
+        let r = try ledger.submit(cast(1)).receipt!
+        #expect(try ledger.reader.record(r.seq)?.timestamp == Fixtures.time("2022-11-02T12:00:00Z"))
+    }
+
+    @Test func aFullMapGrowsAndTheBatchIsAppliedOnce() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir, options: Fixtures.options(mapSize: 256 << 10, maxMapSize: 64 << 20))
+        let before = try ledger.storageInfo().mapSize
+        let outcomes = try ledger.submit(Fixtures.votes(0..<5000).map { Submission($0, by: Fixtures.importer) })
+        #expect(outcomes.allSatisfy { $0.receipt != nil })
+        #expect(try ledger.storageInfo().mapSize > before)
+        #expect(ledger.state[id]?.validVotes == 5000)
+        #expect(try ledger.reader.size() == ledger.size)
+        let tally = try #require(try ledger.reader.projection(id, .tally))
+        #expect(String(decoding: tally, as: UTF8.self).contains("\"valid_votes\":5000"))
+    }
+
+    @Test func aLedgerAtItsMaximumRefusesTheBatchAsLedgerFullAndWritesNothing() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir, options: Fixtures.options(mapSize: 512 << 10, maxMapSize: 512 << 10))
+        let before = (size: ledger.size, root: ledger.root, votes: ledger.state[id]!.votesCast)
+        let error = #expect(throws: LedgerError.self) {
+            try ledger.submit(Fixtures.votes(0..<20_000).map { Submission($0, by: Fixtures.importer) })
+        }
+        #expect(error?.isLedgerFull == true)
+        #expect("\(error!)".contains("nothing from this transaction was written"))
+        #expect(ledger.size == before.size)
+        #expect(ledger.root == before.root)
+        #expect(ledger.state[id]!.votesCast == before.votes)
+        #expect(try ledger.reader.size() == before.size)
+        // A batch that fits still goes through, and the refused voters may vote.
+        #expect(try ledger.submit(Submission(Fixtures.votes(0..<1)[0], by: Fixtures.importer)).receipt != nil)
+    }
+
+    @Test func theRawVoterIdentifierIsNeverStored() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        let raw = "Ola.Nordmann@Example.no"
+        let key = Fixtures.hasher.key(for: raw)
+        _ = try ledger.submit(Submission(.castVote(election: id, nominee: Fixtures.slug("kinn"), voter: key, castAt: nil, channel: "web"), by: Fixtures.importer))
+        ledger.close()
+        let file = try Data(contentsOf: URL(fileURLWithPath: dir.sub("ledger/data.mdb")))
+        #expect(file.range(of: Data(raw.utf8)) == nil)
+        #expect(file.range(of: Data(raw.lowercased().utf8)) == nil)
+        #expect(file.range(of: key.withBytes { Data($0) }) != nil)
+    }
+
+    @Test func aRecordThatDoesNotDecodeIsReportedWithItsSequenceNumber() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        _ = try ledger.submit((0..<20).map { cast($0) })
+        ledger.close()
+        try tamper(dir) { txn, events in try txn.put(LedgerKeys.sequence(15), [1, 5, 0, 0], in: events) }
+        let error = #expect(throws: LedgerError.self) {
+            try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock("2022-11-02T12:00:00Z"))
+        }
+        guard case .corruptRecord(let seq, _)? = error else { Issue.record("expected corruptRecord, got \(String(describing: error))"); return }
+        #expect(seq == 15)
+    }
+
+    @Test func aMissingRecordIsReportedNotSkipped() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        _ = try ledger.submit((0..<20).map { cast($0) })
+        ledger.close()
+        try tamper(dir) { txn, events in try txn.delete(LedgerKeys.sequence(12), in: events) }
+        let error = #expect(throws: LedgerError.self) {
+            try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock("2022-11-02T12:00:00Z"))
+        }
+        #expect("\(error!)".contains("sequence number 12"))
+        #expect("\(error!)".contains("missing"))
+    }
+
+    @Test func anEventTheRulesRefuseIsFoundOnOpen() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        _ = try ledger.submit((0..<5).map { cast($0) })
+        let size = ledger.size
+        ledger.close()
+        // Append a well-formed second vote by voter 0, as if written around the rules.
+        let forged = RecordedEvent(seq: size + 1, timestamp: Fixtures.time("2022-11-02T12:00:00Z"), actor: Fixtures.importer,
+                                   event: .voteCast(VoteCast(election: id, nominee: Fixtures.slug("bodo"), voter: Fixtures.voter(0), castAt: Fixtures.time("2022-11-02T12:00:00Z"), channel: "")))
+        try tamper(dir) { txn, events in try txn.put(LedgerKeys.sequence(size + 1), RecordCodec.encode(forged), in: events) }
+        let error = #expect(throws: LedgerError.self) {
+            try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock("2022-11-02T12:00:00Z"))
+        }
+        guard case .corruptRecord(let seq, let reason)? = error else { Issue.record("expected corruptRecord"); return }
+        #expect(seq == size + 1)
+        #expect(reason.contains("duplicate_vote"))
+    }
+
+    @Test func aNewerFormatIsRefused() throws {
+        let dir = TemporaryDirectory()
+        try Fixtures.ledgerWithElection(in: dir).close()
+        try tamper(dir, database: "meta") { txn, meta in try txn.put(Array("format".utf8), [9], in: meta) }
+        let error = #expect(throws: LedgerError.self) {
+            try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock("2022-11-02T12:00:00Z"))
+        }
+        #expect("\(error!)".contains("format version 9"))
+    }
+
+    /// Writes to one database of the ledger's LMDB environment directly, around the ledger.
+    func tamper(_ dir: TemporaryDirectory, database: String = "events",
+                _ change: (borrowing WriteTransaction, Database) throws -> Void) throws {
+        let env = try Environment(path: dir.sub("ledger"), options: EnvironmentOptions(mapSize: 16 << 20))
+        defer { env.close() }
+        let db = try env.openDatabase(database, create: false)
+        try env.write { txn in try change(txn, db) }
+    }
+}

@@ -1,0 +1,123 @@
+import Testing
+import Foundation
+import TestSupport
+@testable import BallotLedger
+@testable import BallotDomain
+
+@Suite struct RecordCodecTests {
+    let id = Fixtures.electionID
+    let t = Fixtures.time("2022-11-02T12:00:00.25Z")
+
+    var everyKind: [Event] {
+        [
+            .electionDefined(Fixtures.definition()),
+            .nomineeAdded(election: id, nomination: Fixtures.nomination("raelingen")),
+            .votingOpened(election: id),
+            .votingClosed(election: id),
+            .voteCast(VoteCast(election: id, nominee: Fixtures.slug("kinn"), voter: Fixtures.voter(7), castAt: t, channel: "sms")),
+            .voteInvalidated(VoteInvalidation(election: id, vote: 12, nominee: Fixtures.slug("kinn"), castAt: t, reason: "bot — ugyldig")),
+            .jurorAdded(election: id, juror: Fixtures.slug("jury-a"), name: "Åse Ødegård"),
+            .juryScored(JuryScore(election: id, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug("kinn"), criterion: Fixtures.slug("results"), score: 9, supersedes: 40)),
+            .juryScored(JuryScore(election: id, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug("kinn"), criterion: Fixtures.slug("results"), score: 9)),
+            .juryClosed(election: id),
+            .resultCertified(CertifiedResult(election: id, winner: Fixtures.slug("kinn"), ranking: Fixtures.nominees.map(Fixtures.slug))),
+        ]
+    }
+
+    @Test func everyEventKindRoundTrips() throws {
+        #expect(Set(everyKind.map(\.kind)) == Set(EventKind.allCases))
+        for (i, event) in everyKind.enumerated() {
+            let record = RecordedEvent(seq: UInt64(i + 1), timestamp: t, actor: Fixtures.juror, idempotencyKey: i % 2 == 0 ? "key-\(i)" : "", event: event)
+            let bytes = RecordCodec.encode(record)
+            let decoded = try bytes.withUnsafeBytes { try RecordCodec.decode($0, seq: UInt64(i + 1)) }
+            #expect(decoded == record)
+        }
+    }
+
+    func decode(_ bytes: [UInt8], seq: UInt64 = 5) -> LedgerError? {
+        do {
+            _ = try bytes.withUnsafeBytes { try RecordCodec.decode($0, seq: seq) }
+            return nil
+        } catch let error as LedgerError {
+            return error
+        } catch {
+            Issue.record("unexpected error \(error)")
+            return nil
+        }
+    }
+
+    func vote() -> [UInt8] {
+        RecordCodec.encode(RecordedEvent(seq: 5, timestamp: t, actor: Fixtures.importer, idempotencyKey: "v-5", event: everyKind[4]))
+    }
+
+    @Test func damagedRecordsAreRefusedWithTheirSequenceNumber() {
+        var wrongVersion = vote()
+        wrongVersion[0] = 2
+        #expect("\(decode(wrongVersion)!)".contains("format version 2"))
+
+        var unknownType = vote()
+        unknownType[1] = 99
+        #expect("\(decode(unknownType)!)".contains("unknown event type 99"))
+
+        #expect("\(decode(vote(), seq: 6)!)".contains("says sequence number 5 but is stored under 6"))
+
+        let truncated = Array(vote().dropLast(3))
+        guard case .corruptRecord(let seq, _)? = decode(truncated) else { Issue.record("truncation not caught"); return }
+        #expect(seq == 5)
+
+        let padded = "\(decode(vote() + [0])!)"
+        #expect(padded.contains("payload length says") && padded.contains("follow"))
+
+        var badUTF8 = vote()
+        let channelAt = badUTF8.count - 3   // "sms" is the last field
+        badUTF8[channelAt] = 0xFF
+        #expect("\(decode(badUTF8)!)".contains("channel is not valid UTF-8"))
+    }
+
+    /// Decodes a record the ledger stored, by the offsets docs/ledger-format.md gives, without
+    /// the decoder: the document is the specification, and this keeps the two in step.
+    @Test func theFormatDocumentDescribesTheStoredBytes() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        let outcome = try ledger.submit(Submission(.castVote(election: id, nominee: Fixtures.slug("kinn"), voter: Fixtures.voter(1),
+                                                             castAt: Fixtures.time("2022-11-03T08:15:00Z"), channel: "web"),
+                                                   by: Fixtures.importer, idempotencyKey: "row-17"))
+        let receipt = try #require(outcome.receipt)
+        let bytes = try #require(try ledger.reader.rawRecord(receipt.seq))
+
+        let doc = try String(contentsOfFile: "\(Fixtures.repositoryRoot)/docs/ledger-format.md", encoding: .utf8)
+        #expect(doc.contains("| 0 | 1 | format version"))
+        #expect(doc.contains("| 29+K | P | payload"))
+
+        func be<T: FixedWidthInteger>(_ at: Int, _: T.Type) -> T {
+            bytes[at..<(at + MemoryLayout<T>.size)].reduce(T(0)) { $0 << 8 | T($1) }
+        }
+        #expect(bytes[0] == 1)                                   // format version
+        #expect(bytes[1] == 5)                                   // event type: vote.cast
+        #expect(be(2, UInt64.self) == receipt.seq)               // sequence
+        #expect(be(10, Int64.self) == Fixtures.time("2022-11-02T12:00:00Z").microseconds)   // timestamp
+        #expect(bytes[18] == 3)                                  // role: importer
+        #expect(be(19, UInt32.self) == 1001)                     // uid
+        let k = Int(be(23, UInt16.self))
+        #expect(String(decoding: bytes[25..<(25 + k)], as: UTF8.self) == "row-17")
+        let p = Int(be(25 + k, UInt32.self))
+        #expect(29 + k + p == bytes.count)
+        // vote.cast payload: election, nominee, voter key (32), cast_at, channel.
+        var at = 29 + k
+        func str() -> String {
+            let n = Int(be(at, UInt16.self))
+            defer { at += 2 + n }
+            return String(decoding: bytes[(at + 2)..<(at + 2 + n)], as: UTF8.self)
+        }
+        #expect(str() == id.value)
+        #expect(str() == "kinn")
+        #expect(Data(bytes[at..<(at + 32)]) == Fixtures.voter(1).withBytes { Data($0) })
+        at += 32
+        #expect(be(at, Int64.self) == Fixtures.time("2022-11-03T08:15:00Z").microseconds)
+        at += 8
+        #expect(str() == "web")
+        #expect(at == bytes.count)
+        // The leaf hash is SHA-256(0x00 || record).
+        #expect(bytes.withUnsafeBytes { MerkleHash.leaf($0) } == receipt.leafHash)
+    }
+}
