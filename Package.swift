@@ -3,7 +3,7 @@ import PackageDescription
 
 // Layers, bottom up: CLMDB (system library) -> BallotStore (the only LMDB user)
 // -> BallotDomain (pure rules and projections) -> BallotLedger (the event log,
-// Merkle tree and projection store) -> thin executables.
+// Merkle tree and projection store; SHA-256 from COpenSSL) -> thin executables.
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
@@ -18,14 +18,17 @@ let package = Package(
         .executable(name: "ballot-demo", targets: ["ballot-demo"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
     ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
-    ],
+    dependencies: [],
     targets: [
         .systemLibrary(
             name: "CLMDB",
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
         ),
         .target(
             name: "BallotStore",
@@ -41,7 +44,7 @@ let package = Package(
             dependencies: [
                 "BallotStore",
                 "BallotDomain",
-                .product(name: "Crypto", package: "swift-crypto"),
+                "COpenSSL",
             ],
             swiftSettings: strictSettings
         ),

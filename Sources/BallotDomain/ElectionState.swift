@@ -6,6 +6,8 @@ public struct ElectionState: Sendable {
     /// Nominees in the order they were nominated; an ordinal indexes `votes` and the series.
     public private(set) var nominees: [Nomination] = []
     private var nomineeOrdinals: [NomineeID: Int] = [:]
+    /// The ids of `nominees`, in the same order, for the scan in `ordinal(of:)`.
+    private var nomineeIDs: [NomineeID] = []
     public private(set) var jurors: [(id: JurorID, name: String)] = []
     private var jurorIDs: Set<JurorID> = []
     public private(set) var votingOpenedAt: Timestamp?
@@ -21,7 +23,7 @@ public struct ElectionState: Sendable {
     public private(set) var scores: [ScoreSlot: (score: Int32, seq: UInt64)] = [:]
     /// The last event that changed this election.
     public private(set) var lastSeq: UInt64
-    private var voters: Set<VoterKey.Prefix> = []
+    private var voters = VoterSet()
     private var invalidated: Set<UInt64> = []
 
     init(definition: ElectionDefinition, seq: UInt64) {
@@ -35,7 +37,11 @@ public struct ElectionState: Sendable {
     /// Every vote accepted, valid or since invalidated: the turnout, which is always public.
     public var votesCast: Int { voters.count }
 
-    public func ordinal(of nominee: NomineeID) -> Int? { nomineeOrdinals[nominee] }
+    public func ordinal(of nominee: NomineeID) -> Int? {
+        // An award has a handful of nominees: comparing ids beats hashing one.
+        if nomineeIDs.count <= 16 { return nomineeIDs.firstIndex(of: nominee) }
+        return nomineeOrdinals[nominee]
+    }
     public func hasJuror(_ id: JurorID) -> Bool { jurorIDs.contains(id) }
     public func hasVoted(_ voter: VoterKey) -> Bool { voters.contains(voter.prefix) }
     public func isInvalidated(vote seq: UInt64) -> Bool { invalidated.contains(seq) }
@@ -62,6 +68,7 @@ public struct ElectionState: Sendable {
             break
         case .nomineeAdded(_, let n):
             nomineeOrdinals[n.id] = nominees.count
+            nomineeIDs.append(n.id)
             nominees.append(n)
             votes.append(0)
         case .votingOpened:
@@ -69,16 +76,18 @@ public struct ElectionState: Sendable {
         case .votingClosed:
             votingClosedAt = record.timestamp
         case .voteCast(let v):
-            guard let i = nomineeOrdinals[v.nominee] else { return }
+            guard let i = ordinal(of: v.nominee) else { return }
             voters.insert(v.voter.prefix)
             votes[i] += 1
-            series[definition.bucket(of: v.castAt), default: Array(repeating: 0, count: nominees.count)][i] += 1
+            let bucket = definition.bucket(of: v.castAt)
+            series[bucket, default: Array(repeating: 0, count: nominees.count)][i] += 1
         case .voteInvalidated(let x):
-            guard let i = nomineeOrdinals[x.nominee] else { return }
+            guard let i = ordinal(of: x.nominee) else { return }
             invalidated.insert(x.vote)
             invalidatedVotes += 1
             votes[i] -= 1
-            series[definition.bucket(of: x.castAt), default: Array(repeating: 0, count: nominees.count)][i] -= 1
+            let bucket = definition.bucket(of: x.castAt)
+            series[bucket, default: Array(repeating: 0, count: nominees.count)][i] -= 1
         case .jurorAdded(_, let j, let name):
             jurorIDs.insert(j)
             jurors.append((j, name))

@@ -54,13 +54,12 @@ public struct VoterKey: Hashable, Sendable {
     public var hex: String { withBytes { hexString($0) } }
 
     /// The first 128 bits, which is what the in-memory duplicate check keeps per voter (half
-    /// the memory; a chance collision among a billion voters is about 1 in 10^20).
+    /// the memory; the chance of any collision among 10^9 voters is below 10^-20).
     public var prefix: Prefix { Prefix(a: bytes.0, b: bytes.1) }
 
     public struct Prefix: Hashable, Sendable {
         let a: UInt64
         let b: UInt64
-        public func hash(into hasher: inout Hasher) { hasher.combine(a) }
     }
 
     public static func == (l: VoterKey, r: VoterKey) -> Bool {

@@ -1,21 +1,44 @@
 /// The state of every election, folded from the events in sequence order.
 public struct LedgerState: Sendable {
-    public private(set) var elections: [ElectionID: ElectionState] = [:]
+    /// Elections in the order they were defined. Rules read them in place (an array element is
+    /// borrowed, not copied), which matters on the vote path.
+    private(set) var electionList: [ElectionState] = []
+    /// The ids of `electionList`, in the same order, for the scan in `ordinal(of:)`.
+    private var electionIDs: [ElectionID] = []
+    private var ordinals: [ElectionID: Int] = [:]
     /// The sequence number of the last event applied (0 before the first).
     public private(set) var lastSeq: UInt64 = 0
 
     public init() {}
 
-    public subscript(election: ElectionID) -> ElectionState? { elections[election] }
+    /// A copy of an election's state.
+    public subscript(election: ElectionID) -> ElectionState? { ordinal(of: election).map { electionList[$0] } }
+
+    /// Every election, in the order defined.
+    public var elections: [ElectionState] { electionList }
+
+    func ordinal(of election: ElectionID) -> Int? {
+        // A handful of elections: comparing ids beats hashing one.
+        if electionIDs.count <= 8 { return electionIDs.firstIndex(of: election) }
+        return ordinals[election]
+    }
+
+    /// The start of the votes-over-time bucket that `castAt` falls in, for `election`.
+    public func seriesBucket(of castAt: Timestamp, in election: ElectionID) -> Int64? {
+        guard let i = ordinal(of: election) else { return nil }
+        return electionList.withUnsafeBufferPointer { $0[i].definition.bucket(of: castAt) }
+    }
 
     /// Folds one recorded event in. Events must come in sequence order and should have passed
     /// `decide` (the live path) or `check` (replay); an event for an unknown election is ignored.
     public mutating func apply(_ record: RecordedEvent) {
         lastSeq = record.seq
         if case .electionDefined(let definition) = record.event {
-            elections[definition.id] = ElectionState(definition: definition, seq: record.seq)
-        } else {
-            elections[record.event.election]?.apply(record)
+            ordinals[definition.id] = electionList.count
+            electionIDs.append(definition.id)
+            electionList.append(ElectionState(definition: definition, seq: record.seq))
+        } else if let i = ordinal(of: record.event.election) {
+            electionList[i].apply(record)
         }
     }
 

@@ -5,59 +5,72 @@ extension LedgerState {
     /// `lookupVote` (which finds the vote a `vote.invalidate` names) propagate as they are.
     public func decide(_ command: Command, at now: Timestamp,
                        lookupVote: (UInt64) throws -> VoteCast?) throws -> Event {
-        switch command {
-        case .defineElection(let definition):
+        if case .defineElection(let definition) = command {
             try definition.validate()
-            if let existing = elections[definition.id] {
-                throw DomainError(.electionExists, "election '\(definition.id)' was already defined by event \(existing.definedAt)")
+            if let i = ordinal(of: definition.id) {
+                throw DomainError(.electionExists, "election '\(definition.id)' was already defined by event \(electionList[i].definedAt)")
             }
             return .electionDefined(definition)
+        }
+        guard let i = ordinal(of: command.election) else {
+            throw DomainError(.unknownElection, "there is no election '\(command.election)'")
+        }
+        // Borrow the element in place: `electionList[i].decide` would copy the whole state.
+        return try electionList.withUnsafeBufferPointer { try $0[i].decide(command, at: now, lookupVote: lookupVote) }
+    }
+}
+
+extension ElectionState {
+    /// Decides a command addressed to this election (see `LedgerState.decide`).
+    func decide(_ command: Command, at now: Timestamp, lookupVote: (UInt64) throws -> VoteCast?) throws -> Event {
+        if let result = certified {
+            throw DomainError(.electionSealed, "the result of '\(id)' is certified (winner '\(result.winner)'); nothing more is accepted for it")
+        }
+        switch command {
+        case .defineElection:
+            preconditionFailure("LedgerState.decide handles election.define")
 
         case .addNominee(let id, let n):
-            let e = try accepting(id)
             guard !n.name.isEmpty else { throw DomainError(.badRequest, "nominee '\(n.id)' has an empty name") }
             for (field, v) in [("goal_attainment_direct", n.goalAttainmentDirect),
                                ("goal_attainment_after_one_year", n.goalAttainmentAfterOneYear)]
             where !(v.isFinite && (0...100).contains(v)) {
                 throw DomainError(.badRequest, "nominee '\(n.id)': \(field) is \(v); it is a percentage from 0 to 100")
             }
-            if e.ordinal(of: n.id) != nil {
+            if ordinal(of: n.id) != nil {
                 throw DomainError(.nomineeExists, "'\(n.id)' is already a nominee of '\(id)'")
             }
-            if e.votesCast > 0 || e.votingOpenedAt != nil || e.votingClosedAt != nil {
+            if votesCast > 0 || votingOpenedAt != nil || votingClosedAt != nil {
                 throw DomainError(.nominationsClosed, "nominations for '\(id)' closed when voting began")
             }
-            let rule = e.definition.eligibility
+            let rule = definition.eligibility
             if n.goalAttainmentDirect < rule.minDirect || n.goalAttainmentAfterOneYear < rule.minAfterOneYear {
                 throw DomainError(.notEligible, "\(n.name) ('\(n.id)') shows goal attainment of \(n.goalAttainmentDirect) % directly after the programme and \(n.goalAttainmentAfterOneYear) % one year after; the entry criterion for '\(id)' is at least \(rule.minDirect) % and \(rule.minAfterOneYear) %")
             }
             return .nomineeAdded(election: id, nomination: n)
 
         case .openVoting(let id):
-            let e = try accepting(id)
-            if e.votingClosedAt != nil || now >= e.definition.closesAt {
-                throw DomainError(.votingClosed, "voting for '\(id)' is over (it closed at \(e.effectiveClosesAt)); it cannot be opened again")
+            if votingClosedAt != nil || now >= definition.closesAt {
+                throw DomainError(.votingClosed, "voting for '\(id)' is over (it closed at \(effectiveClosesAt)); it cannot be opened again")
             }
-            if let opened = e.votingOpenedAt {
+            if let opened = votingOpenedAt {
                 throw DomainError(.votingOpen, "voting for '\(id)' was already opened at \(opened)")
             }
             return .votingOpened(election: id)
 
         case .closeVoting(let id):
-            let e = try accepting(id)
-            if let closed = e.votingClosedAt {
+            if let closed = votingClosedAt {
                 throw DomainError(.votingClosed, "voting for '\(id)' was already closed at \(closed)")
             }
             return .votingClosed(election: id)
 
         case .castVote(let id, let nominee, let voter, let castAt, let channel):
-            let e = try accepting(id)
-            guard e.ordinal(of: nominee) != nil else { throw unknownNominee(nominee, in: e) }
+            guard ordinal(of: nominee) != nil else { throw unknownNominee(nominee) }
             let when = castAt ?? now
-            guard e.isInWindow(when) else {
-                throw DomainError(.outsideWindow, "cast_at \(when) is outside the voting window of '\(id)', from \(e.effectiveOpensAt) up to \(e.effectiveClosesAt)")
+            guard isInWindow(when) else {
+                throw DomainError(.outsideWindow, "cast_at \(when) is outside the voting window of '\(id)', from \(effectiveOpensAt) up to \(effectiveClosesAt)")
             }
-            guard !e.hasVoted(voter) else {
+            guard !hasVoted(voter) else {
                 throw DomainError(.duplicateVote, "this voter has already voted in '\(id)'; one vote per voter")
             }
             guard channel.utf8.count <= 64 else {
@@ -66,53 +79,51 @@ extension LedgerState {
             return .voteCast(VoteCast(election: id, nominee: nominee, voter: voter, castAt: when, channel: channel))
 
         case .invalidateVote(let id, let seq, let reason):
-            let e = try accepting(id)
             guard !reason.isEmpty else { throw DomainError(.badRequest, "vote.invalidate needs a reason") }
             guard let vote = try lookupVote(seq), vote.election == id else {
                 throw DomainError(.unknownVote, "event \(seq) is not a vote in '\(id)'")
             }
-            if e.isInvalidated(vote: seq) {
+            if isInvalidated(vote: seq) {
                 throw DomainError(.alreadyInvalidated, "the vote at event \(seq) was already invalidated")
             }
             return .voteInvalidated(VoteInvalidation(election: id, vote: seq, nominee: vote.nominee, castAt: vote.castAt, reason: reason))
 
         case .addJuror(let id, let juror, let name):
-            let e = try acceptingScores(id)
+            try requireOpenJury()
             guard !name.isEmpty else { throw DomainError(.badRequest, "juror '\(juror)' has an empty name") }
-            if e.hasJuror(juror) { throw DomainError(.jurorExists, "'\(juror)' is already a juror of '\(id)'") }
+            if hasJuror(juror) { throw DomainError(.jurorExists, "'\(juror)' is already a juror of '\(id)'") }
             return .jurorAdded(election: id, juror: juror, name: name)
 
         case .scoreJury(let id, let juror, let nominee, let criterion, let score):
-            let e = try acceptingScores(id)
-            guard e.hasJuror(juror) else { throw DomainError(.unknownJuror, "'\(juror)' is not a juror of '\(id)'") }
-            guard e.ordinal(of: nominee) != nil else { throw unknownNominee(nominee, in: e) }
-            guard e.definition.criterion(criterion) != nil else {
-                let known = e.definition.criteria.map(\.id.value).joined(separator: ", ")
+            try requireOpenJury()
+            guard hasJuror(juror) else { throw DomainError(.unknownJuror, "'\(juror)' is not a juror of '\(id)'") }
+            guard ordinal(of: nominee) != nil else { throw unknownNominee(nominee) }
+            guard definition.criterion(criterion) != nil else {
+                let known = definition.criteria.map(\.id.value).joined(separator: ", ")
                 throw DomainError(.unknownCriterion, "'\(criterion)' is not a criterion of '\(id)' (criteria: \(known))")
             }
-            let scale = e.definition.scale
+            let scale = definition.scale
             guard scale.contains(score) else {
                 throw DomainError(.scoreOutOfRange, "score \(score) is off the scale of '\(id)', \(scale.min) to \(scale.max)")
             }
-            let previous = e.scores[ScoreSlot(juror: juror, nominee: nominee, criterion: criterion)]?.seq
+            let previous = scores[ScoreSlot(juror: juror, nominee: nominee, criterion: criterion)]?.seq
             return .juryScored(JuryScore(election: id, juror: juror, nominee: nominee, criterion: criterion,
                                          score: score, supersedes: previous))
 
         case .closeJury(let id):
-            _ = try acceptingScores(id)
+            try requireOpenJury()
             return .juryClosed(election: id)
 
         case .certifyResult(let id):
-            let e = try accepting(id)
-            guard e.isVotingOver(at: now) else {
-                throw DomainError(.votingOpen, "voting for '\(id)' is still open until \(e.effectiveClosesAt); close it first")
+            guard isVotingOver(at: now) else {
+                throw DomainError(.votingOpen, "voting for '\(id)' is still open until \(effectiveClosesAt); close it first")
             }
-            guard e.juryClosed else { throw DomainError(.juryOpen, "the jury of '\(id)' has not been closed") }
-            let table = JuryTable(e)
+            guard juryClosed else { throw DomainError(.juryOpen, "the jury of '\(id)' has not been closed") }
+            let table = JuryTable(self)
             if let gap = table.firstMissing {
                 throw DomainError(.juryIncomplete, "'\(gap.nominee)' has no jury score on criterion '\(gap.criterion)'; the result cannot be certified")
             }
-            let ranking = Ranking(e)
+            let ranking = Ranking(self)
             guard let winner = ranking.entries.first else {
                 throw DomainError(.badRequest, "'\(id)' has no nominees; there is nothing to certify")
             }
@@ -120,24 +131,12 @@ extension LedgerState {
         }
     }
 
-    /// The election, if it exists and still accepts events.
-    private func accepting(_ id: ElectionID) throws(DomainError) -> ElectionState {
-        guard let e = elections[id] else { throw DomainError(.unknownElection, "there is no election '\(id)'") }
-        if let result = e.certified {
-            throw DomainError(.electionSealed, "the result of '\(id)' is certified (winner '\(result.winner)'); nothing more is accepted for it")
-        }
-        return e
+    private func requireOpenJury() throws(DomainError) {
+        if juryClosed { throw DomainError(.juryClosed, "the jury of '\(id)' is closed") }
     }
 
-    /// The election, if it exists, is not sealed, and its jury is still open.
-    private func acceptingScores(_ id: ElectionID) throws(DomainError) -> ElectionState {
-        let e = try accepting(id)
-        if e.juryClosed { throw DomainError(.juryClosed, "the jury of '\(id)' is closed") }
-        return e
-    }
-
-    private func unknownNominee(_ nominee: NomineeID, in e: ElectionState) -> DomainError {
-        let known = e.nominees.map(\.id.value).joined(separator: ", ")
-        return DomainError(.unknownNominee, "'\(nominee)' is not a nominee of '\(e.id)' (nominees: \(known.isEmpty ? "none yet" : known))")
+    private func unknownNominee(_ nominee: NomineeID) -> DomainError {
+        let known = nominees.map(\.id.value).joined(separator: ", ")
+        return DomainError(.unknownNominee, "'\(nominee)' is not a nominee of '\(id)' (nominees: \(known.isEmpty ? "none yet" : known))")
     }
 }

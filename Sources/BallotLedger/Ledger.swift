@@ -1,6 +1,5 @@
 public import BallotStore
 public import BallotDomain
-import Crypto
 
 /// A command as the ledger receives it: what, from whom, and the client's idempotency key.
 public struct Submission: Sendable {
@@ -64,14 +63,11 @@ public final class Ledger {
 
     public let path: String
     public let reader: LedgerReader
-    public private(set) var state = LedgerState()
     private let env: Environment
     private let dbs: LedgerDatabases
     private let options: Options
     private let clock: any LedgerClock
-    private var frontier = MerkleFrontier()
-    private var idempotency: [IdempotencySlot: UInt64] = [:]
-    private var lastTimestamp = Timestamp(microseconds: 0)
+    private var writer: WriterState
 
     public init(path: String, options: Options = .init(), clock: any LedgerClock = SystemClock()) throws {
         self.path = path
@@ -84,6 +80,7 @@ public final class Ledger {
             throw LedgerError.store(error)
         }
         reader = LedgerReader(env: env, dbs: dbs)
+        writer = WriterState()
         try checkFormat()
         try reload()
     }
@@ -91,9 +88,11 @@ public final class Ledger {
     /// Closes the environment. The ledger must not be used afterwards.
     public func close() { env.close() }
 
+    /// Every election as the log stands.
+    public var state: LedgerState { writer.state }
     /// The Merkle root of the whole log as it stands.
-    public var root: MerkleHash { frontier.root }
-    public var size: UInt64 { frontier.size }
+    public var root: MerkleHash { writer.frontier.root }
+    public var size: UInt64 { writer.frontier.size }
 
     /// The map's size and use.
     public func storageInfo() throws -> EnvironmentInfo { try env.info() }
@@ -110,13 +109,13 @@ public final class Ledger {
     /// submission once the transaction is durable. Throws (having written nothing) when the
     /// store fails; `LedgerError.isLedgerFull` tells the `ledger_full` case.
     public func submit(_ batch: [Submission]) throws -> [Outcome] {
-        let now = max(clock.now(), lastTimestamp)
+        let now = max(clock.now(), writer.lastTimestamp)
         do {
             let outcomes = try env.write("appending a batch of \(batch.count) commands",
                                          beforeRetry: { try self.reload() }) { txn in
-                try self.append(batch, at: now, in: txn)
+                try self.writer.append(batch, at: now, in: txn, dbs)
             }
-            lastTimestamp = now
+            writer.lastTimestamp = now
             return outcomes
         } catch {
             // The batch may have changed the in-memory state before the transaction failed.
@@ -126,112 +125,20 @@ public final class Ledger {
         }
     }
 
-    private func append(_ batch: [Submission], at now: Timestamp, in txn: borrowing WriteTransaction) throws -> [Outcome] {
-        var outcomes: [Outcome] = []
-        outcomes.reserveCapacity(batch.count)
-        var changed = ProjectionChanges()
-        var writer = ByteWriter(capacity: 256)
-        for submission in batch {
-            outcomes.append(try append(submission, at: now, in: txn, changed: &changed, writer: &writer))
-        }
-        try writeProjections(changed, in: txn)
-        return outcomes
-    }
-
-    private func append(_ submission: Submission, at now: Timestamp, in txn: borrowing WriteTransaction,
-                        changed: inout ProjectionChanges, writer: inout ByteWriter) throws -> Outcome {
-        let key = submission.idempotencyKey
-        var slot: IdempotencySlot?
-        if !key.isEmpty {
-            guard key.utf8.count <= RecordCodec.maxIdempotencyKeyBytes else {
-                return .refused(DomainError(.badRequest, "idempotency key is \(key.utf8.count) bytes; at most \(RecordCodec.maxIdempotencyKeyBytes)"))
-            }
-            let s = IdempotencySlot(election: submission.command.election, key: key)
-            if let seq = idempotency[s] {
-                return try repeated(submission, original: seq, in: txn)
-            }
-            slot = s
-        }
-        let event: Event
-        do {
-            event = try state.decide(submission.command, at: now) { seq in
-                guard case .voteCast(let vote)? = try LedgerReader.record(seq, in: txn, dbs)?.event else { return nil }
-                return vote
-            }
-        } catch let refusal as DomainError {
-            return .refused(refusal)
-        }
-        let seq = state.lastSeq + 1
-        let record = RecordedEvent(seq: seq, timestamp: now, actor: submission.actor, idempotencyKey: key, event: event)
-        writer.bytes.removeAll(keepingCapacity: true)
-        RecordCodec.encode(record, into: &writer)
-        let leaf = writer.bytes.withUnsafeBytes { MerkleHash.leaf($0) }
-        try LedgerKeys.sequence(seq).withUnsafeBytes { k in
-            try writer.bytes.withUnsafeBytes { v in
-                try txn.put(k, v, in: dbs.events, flags: .append, "appending event \(seq) (\(event.kind)) to 'events'")
-            }
-        }
-        try frontier.append(leaf) { level, index, hash in
-            try LedgerKeys.merkleNode(level: level, index: index).withUnsafeBytes { k in
-                try hash.withBytes { v in
-                    try txn.put(k, v, in: dbs.merkle, flags: .append, "storing Merkle node (level \(level), index \(index)) for event \(seq)")
-                }
-            }
-        }
-        state.apply(record)
-        if let slot { idempotency[slot] = seq }
-        changed.note(event, state)
-        return .appended(Receipt(seq: seq, leafHash: leaf))
-    }
-
-    /// A key seen before: the original receipt if the content matches, else a conflict.
-    private func repeated(_ submission: Submission, original seq: UInt64, in txn: borrowing WriteTransaction) throws -> Outcome {
-        guard let original = try LedgerReader.record(seq, in: txn, dbs) else {
-            throw LedgerError.corruptRecord(seq: seq, reason: "idempotency key '\(submission.idempotencyKey)' points at a missing event")
-        }
-        guard submission.command.matches(original.event) else {
-            return .refused(DomainError(.conflict, "idempotency key '\(submission.idempotencyKey)' was already used in '\(submission.command.election)' for event \(seq) (\(original.event.kind)) with different content"))
-        }
-        let leaf = try LedgerReader.node(0, seq - 1, in: txn, dbs)
-        return .repeated(Receipt(seq: seq, leafHash: leaf))
-    }
-
-    // MARK: Projections
-
-    private func writeProjections(_ changed: ProjectionChanges, in txn: borrowing WriteTransaction) throws {
-        for id in changed.elections.sorted() {
-            guard let election = state[id] else { continue }
-            try put(Tally(election).json, LedgerKeys.projection(id, .tally), dbs.projections, txn)
-            try put(JuryTable(election).json, LedgerKeys.projection(id, .jury), dbs.projections, txn)
-            try put(Ranking(election).json, LedgerKeys.projection(id, .ranking), dbs.projections, txn)
-        }
-        for bucket in changed.buckets {
-            guard let election = state[bucket.election] else { continue }
-            try put(VotesOverTimeBucket(election, bucket: bucket.start).json,
-                    LedgerKeys.seriesBucket(bucket.election, bucket.start), dbs.series, txn)
-        }
-    }
-
-    private func put(_ doc: JSONValue, _ key: [UInt8], _ db: Database, _ txn: borrowing WriteTransaction) throws {
-        try txn.put(key, doc.serialized(), in: db, "writing projection \(String(decoding: key.map { $0 == 0 ? 0x2F : $0 }, as: UTF8.self)) to \(db)")
-    }
-
     /// Throws the stored projections away and writes them again from a replay of every event.
     /// The result is byte-identical to what the incremental path wrote.
     public func rebuildProjections() throws {
         try reload()
         var everything = ProjectionChanges()
-        for (id, election) in state.elections {
-            everything.elections.insert(id)
-            for start in election.series.keys {
-                everything.buckets.insert(.init(election: id, start: start))
-            }
+        for election in state.elections {
+            everything.note(election.id)
+            for start in election.series.keys { everything.note(election.id, bucket: start) }
         }
         do {
             try env.write("rebuilding the projections") { txn in
                 try txn.removeAll(in: dbs.projections)
                 try txn.removeAll(in: dbs.series)
-                try writeProjections(everything, in: txn)
+                try writer.writeProjections(everything, in: txn, dbs)
             }
         } catch let error as StoreError {
             throw LedgerError.store(error)
@@ -259,82 +166,7 @@ public final class Ledger {
 
     /// Rebuilds the in-memory state from the stored events.
     private func reload() throws {
-        var fresh = LedgerState()
-        var keys: [IdempotencySlot: UInt64] = [:]
-        var last = Timestamp(microseconds: 0)
-        let check = options.checkRulesOnOpen
-        do {
-            try reader.forEachRecord { record, _ in
-                if check, let finding = try fresh.check(record, lookupVote: { seq in
-                    guard case .voteCast(let vote)? = try reader.record(seq)?.event else { return nil }
-                    return vote
-                }) {
-                    throw LedgerError.corruptRecord(seq: record.seq, reason: "the rules refuse this \(record.event.kind) event: \(finding)")
-                }
-                if record.timestamp < last {
-                    throw LedgerError.corruptRecord(seq: record.seq, reason: "its timestamp \(record.timestamp) is earlier than the previous event's \(last)")
-                }
-                last = record.timestamp
-                fresh.apply(record)
-                if !record.idempotencyKey.isEmpty {
-                    keys[IdempotencySlot(election: record.event.election, key: record.idempotencyKey)] = record.seq
-                }
-                return true
-            }
-            let size = fresh.lastSeq
-            frontier = try env.read { txn in
-                try MerkleFrontier(size: size) { l, i in try LedgerReader.node(l, i, in: txn, dbs) }
-            }
-        } catch let error as StoreError {
-            throw LedgerError.store(error)
-        }
-        state = fresh
-        idempotency = keys
-        lastTimestamp = last
+        writer = try WriterState.load(from: reader, checkRules: options.checkRulesOnOpen)
     }
 }
 
-/// An idempotency key within one election, as the first 128 bits of
-/// SHA-256(election ‖ 0x00 ‖ key): fixed size in memory however long the key.
-struct IdempotencySlot: Hashable {
-    let a: UInt64
-    let b: UInt64
-
-    init(election: ElectionID, key: String) {
-        var h = SHA256()
-        h.update(data: Array(election.value.utf8))
-        h.update(data: [0])
-        h.update(data: Array(key.utf8))
-        (a, b) = h.finalize().withUnsafeBytes {
-            ($0.loadUnaligned(fromByteOffset: 0, as: UInt64.self), $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-        }
-    }
-
-    func hash(into hasher: inout Hasher) { hasher.combine(a) }
-}
-
-/// Which projection documents a batch changed.
-struct ProjectionChanges {
-    struct Bucket: Hashable {
-        let election: ElectionID
-        /// The bucket's start, microseconds.
-        let start: Int64
-    }
-
-    var elections: Set<ElectionID> = []
-    var buckets: Set<Bucket> = []
-
-    /// Notes what `event`, just applied to `state`, changed.
-    mutating func note(_ event: Event, _ state: LedgerState) {
-        elections.insert(event.election)
-        let castAt: Timestamp
-        switch event {
-        case .voteCast(let v): castAt = v.castAt
-        case .voteInvalidated(let x): castAt = x.castAt
-        default: return
-        }
-        if let definition = state[event.election]?.definition {
-            buckets.insert(Bucket(election: event.election, start: definition.bucket(of: castAt)))
-        }
-    }
-}

@@ -28,6 +28,13 @@ public enum LedgerKeys {
         return key
     }
 
+    /// Lends the key of node (`level`, `index`) without allocating (the append path).
+    static func withMerkleNodeKey<R>(level: Int, index: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        let lastLeaf = ((index + 1) << UInt64(level)) &- 1
+        var key = (lastLeaf.bigEndian, UInt8(level))
+        return try withUnsafeBytes(of: &key) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<9])) }
+    }
+
     public enum ProjectionKind: String, Sendable, CaseIterable {
         case tally, jury, ranking
     }

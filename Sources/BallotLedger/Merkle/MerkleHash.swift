@@ -1,4 +1,3 @@
-import Crypto
 import BallotDomain
 
 /// A SHA-256 value in the Merkle tree: a leaf hash or an interior node.
@@ -50,29 +49,25 @@ public struct MerkleHash: Hashable, Sendable, CustomStringConvertible {
     // MARK: RFC 6962 / 9162 hashing
 
     /// The root of the empty tree: SHA-256 of no bytes.
-    public static let emptyRoot = digest { _ in }
+    public static let emptyRoot = SHA256Digester().finalize()
 
     /// SHA-256(0x00 || record bytes).
     public static func leaf(_ record: UnsafeRawBufferPointer) -> MerkleHash {
-        digest { h in
-            h.update(data: [0x00])
-            h.update(bufferPointer: record)
-        }
+        var d = SHA256Digester()
+        d.update(0x00)
+        d.update(record)
+        return d.finalize()
     }
 
     /// SHA-256(0x01 || left || right).
     public static func node(_ left: MerkleHash, _ right: MerkleHash) -> MerkleHash {
-        withUnsafeTemporaryAllocation(byteCount: 65, alignment: 8) { block in
-            block[0] = 0x01
-            left.withBytes { UnsafeMutableRawBufferPointer(rebasing: block[1..<33]).copyMemory(from: $0) }
-            right.withBytes { UnsafeMutableRawBufferPointer(rebasing: block[33..<65]).copyMemory(from: $0) }
-            return digest { $0.update(bufferPointer: UnsafeRawBufferPointer(block)) }
+        var block = (UInt8(0x01), left.bytes, right.bytes)
+        return withUnsafeBytes(of: &block) { raw in
+            // The tuple is laid out as 1 byte, 7 bytes of padding, then the two hashes.
+            var d = SHA256Digester()
+            d.update(0x01)
+            d.update(UnsafeRawBufferPointer(rebasing: raw[8..<72]))
+            return d.finalize()
         }
-    }
-
-    private static func digest(_ feed: (inout SHA256) -> Void) -> MerkleHash {
-        var h = SHA256()
-        feed(&h)
-        return h.finalize().withUnsafeBytes { MerkleHash($0) }
     }
 }

@@ -1,0 +1,218 @@
+import BallotStore
+import BallotDomain
+
+/// What the ledger's writer keeps in memory, all of it derived from the stored events: the
+/// elections (with the voter sets that refuse a second vote), the idempotency keys, the
+/// Merkle frontier and the last timestamp. One value, so that a batch is one exclusive access
+/// to it rather than several per event.
+struct WriterState {
+    var state = LedgerState()
+    var frontier = MerkleFrontier()
+    var idempotency: [IdempotencySlot: UInt64] = [:]
+    var lastTimestamp = Timestamp(microseconds: 0)
+
+    /// Replays every stored event: checks it against the rules (when asked), folds it in, and
+    /// indexes its idempotency key; then reads the Merkle frontier's peaks.
+    static func load(from reader: LedgerReader, checkRules: Bool) throws -> WriterState {
+        var loaded = WriterState()
+        do {
+            try reader.forEachRecord { record, _ in
+                if checkRules, let finding = try loaded.state.check(record, lookupVote: { seq in
+                    guard case .voteCast(let vote)? = try reader.record(seq)?.event else { return nil }
+                    return vote
+                }) {
+                    throw LedgerError.corruptRecord(seq: record.seq, reason: "the rules refuse this \(record.event.kind) event: \(finding)")
+                }
+                if record.timestamp < loaded.lastTimestamp {
+                    throw LedgerError.corruptRecord(seq: record.seq, reason: "its timestamp \(record.timestamp) is earlier than the previous event's \(loaded.lastTimestamp)")
+                }
+                loaded.lastTimestamp = record.timestamp
+                loaded.state.apply(record)
+                if !record.idempotencyKey.isEmpty {
+                    loaded.idempotency[IdempotencySlot(election: record.event.election, key: record.idempotencyKey)] = record.seq
+                }
+                return true
+            }
+            let size = loaded.state.lastSeq
+            loaded.frontier = try reader.env.read { txn in
+                try MerkleFrontier(size: size) { l, i in try LedgerReader.node(l, i, in: txn, reader.dbs) }
+            }
+        } catch let error as StoreError {
+            throw LedgerError.store(error)
+        }
+        return loaded
+    }
+
+    // MARK: Appending
+
+    /// Decides and appends each submission in order; writes the projections the batch changed.
+    mutating func append(_ batch: [Submission], at now: Timestamp, in txn: borrowing WriteTransaction,
+                         _ dbs: LedgerDatabases) throws -> [Outcome] {
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(batch.count)
+        var changed = ProjectionChanges()
+        var writer = ByteWriter(capacity: 256)
+        for submission in batch {
+            outcomes.append(try append(submission, at: now, in: txn, dbs, changed: &changed, writer: &writer))
+        }
+        try writeProjections(changed, in: txn, dbs)
+        return outcomes
+    }
+
+    private mutating func append(_ submission: Submission, at now: Timestamp, in txn: borrowing WriteTransaction,
+                                 _ dbs: LedgerDatabases, changed: inout ProjectionChanges,
+                                 writer: inout ByteWriter) throws -> Outcome {
+        let key = submission.idempotencyKey
+        var slot: IdempotencySlot?
+        if !key.isEmpty {
+            guard key.utf8.count <= RecordCodec.maxIdempotencyKeyBytes else {
+                return .refused(DomainError(.badRequest, "idempotency key is \(key.utf8.count) bytes; at most \(RecordCodec.maxIdempotencyKeyBytes)"))
+            }
+            let s = IdempotencySlot(election: submission.command.election, key: key)
+            if let seq = idempotency[s] {
+                return try repeated(submission, original: seq, in: txn, dbs)
+            }
+            slot = s
+        }
+        let event: Event
+        do {
+            event = try state.decide(submission.command, at: now) { seq in
+                guard case .voteCast(let vote)? = try LedgerReader.record(seq, in: txn, dbs)?.event else { return nil }
+                return vote
+            }
+        } catch let refusal as DomainError {
+            return .refused(refusal)
+        }
+        let seq = state.lastSeq + 1
+        let record = RecordedEvent(seq: seq, timestamp: now, actor: submission.actor, idempotencyKey: key, event: event)
+        writer.bytes.removeAll(keepingCapacity: true)
+        RecordCodec.encode(record, into: &writer)
+        let leaf = writer.bytes.withUnsafeBytes { MerkleHash.leaf($0) }
+        try withUnsafeBytes(of: seq.bigEndian) { k in
+            try writer.bytes.withUnsafeBytes { v in
+                try txn.put(k, v, in: dbs.events, flags: .append, "appending event \(seq) (\(event.kind)) to 'events'")
+            }
+        }
+        try frontier.append(leaf) { level, index, hash in
+            try LedgerKeys.withMerkleNodeKey(level: level, index: index) { k in
+                try hash.withBytes { v in
+                    try txn.put(k, v, in: dbs.merkle, flags: .append, "storing Merkle node (level \(level), index \(index)) for event \(seq)")
+                }
+            }
+        }
+        state.apply(record)
+        if let slot { idempotency[slot] = seq }
+        changed.note(event, state)
+        return .appended(Receipt(seq: seq, leafHash: leaf))
+    }
+
+    /// A key seen before: the original receipt if the content matches, else a conflict.
+    private func repeated(_ submission: Submission, original seq: UInt64, in txn: borrowing WriteTransaction,
+                          _ dbs: LedgerDatabases) throws -> Outcome {
+        guard let original = try LedgerReader.record(seq, in: txn, dbs) else {
+            throw LedgerError.corruptRecord(seq: seq, reason: "idempotency key '\(submission.idempotencyKey)' points at a missing event")
+        }
+        guard submission.command.matches(original.event) else {
+            return .refused(DomainError(.conflict, "idempotency key '\(submission.idempotencyKey)' was already used in '\(submission.command.election)' for event \(seq) (\(original.event.kind)) with different content"))
+        }
+        let leaf = try LedgerReader.node(0, seq - 1, in: txn, dbs)
+        return .repeated(Receipt(seq: seq, leafHash: leaf))
+    }
+
+    // MARK: Projections
+
+    /// Writes the tally, jury table and ranking of each changed election, and each changed
+    /// votes-over-time bucket.
+    func writeProjections(_ changed: ProjectionChanges, in txn: borrowing WriteTransaction, _ dbs: LedgerDatabases) throws {
+        for id in changed.elections {
+            guard let election = state[id] else { continue }
+            try put(Tally(election).json, LedgerKeys.projection(id, .tally), dbs.projections, txn)
+            try put(JuryTable(election).json, LedgerKeys.projection(id, .jury), dbs.projections, txn)
+            try put(Ranking(election).json, LedgerKeys.projection(id, .ranking), dbs.projections, txn)
+        }
+        for bucket in changed.buckets {
+            guard let election = state[bucket.election] else { continue }
+            try put(VotesOverTimeBucket(election, bucket: bucket.start).json,
+                    LedgerKeys.seriesBucket(bucket.election, bucket.start), dbs.series, txn)
+        }
+    }
+
+    private func put(_ doc: JSONValue, _ key: [UInt8], _ db: Database, _ txn: borrowing WriteTransaction) throws {
+        try txn.put(key, doc.serialized(), in: db, "writing projection \(String(decoding: key.map { $0 == 0 ? 0x2F : $0 }, as: UTF8.self)) to \(db)")
+    }
+}
+
+/// An idempotency key within one election, as the first 128 bits of
+/// SHA-256(election ‖ 0x00 ‖ key): fixed size in memory however long the key.
+struct IdempotencySlot: Hashable {
+    let a: UInt64
+    let b: UInt64
+
+    init(election: ElectionID, key: String) {
+        var h = SHA256Digester()
+        var id = election.value
+        var key = key
+        id.withUTF8 { h.update(UnsafeRawBufferPointer($0)) }
+        h.update(0x00)
+        key.withUTF8 { h.update(UnsafeRawBufferPointer($0)) }
+        let digest = h.finalize()
+        (a, b) = (digest.bytes.0, digest.bytes.1)
+    }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(a) }
+}
+
+/// Which projection documents a batch changed. Noting is an array append (a vote is noted on
+/// the hot path); duplicates are removed once, when the batch writes its projections.
+struct ProjectionChanges {
+    struct Bucket: Equatable {
+        let election: ElectionID
+        /// The bucket's start, microseconds.
+        let start: Int64
+    }
+
+    /// Changed elections, in the order first noted, each with the bucket starts noted for it.
+    private var noted: [(election: ElectionID, starts: [Int64])] = []
+
+    var elections: [ElectionID] { noted.map(\.election) }
+
+    /// The changed buckets, each once, by election and then start.
+    var buckets: [Bucket] {
+        noted.flatMap { entry in
+            var unique: [Int64] = []
+            for start in entry.starts.sorted() where unique.last != start { unique.append(start) }
+            return unique.map { Bucket(election: entry.election, start: $0) }
+        }
+    }
+
+    /// The index of `election`'s entry, adding one if needed.
+    private mutating func entry(_ election: ElectionID) -> Int {
+        if let last = noted.indices.last, noted[last].election == election { return last }
+        if let i = noted.firstIndex(where: { $0.election == election }) { return i }
+        noted.append((election, []))
+        return noted.count - 1
+    }
+
+    mutating func note(_ election: ElectionID) { _ = entry(election) }
+
+    mutating func note(_ election: ElectionID, bucket start: Int64) {
+        noted[entry(election)].starts.append(start)
+    }
+
+    /// Notes what `event`, just applied to `state`, changed.
+    mutating func note(_ event: Event, _ state: LedgerState) {
+        let castAt: Timestamp
+        switch event {
+        case .voteCast(let v): castAt = v.castAt
+        case .voteInvalidated(let x): castAt = x.castAt
+        default:
+            note(event.election)
+            return
+        }
+        if let start = state.seriesBucket(of: castAt, in: event.election) {
+            note(event.election, bucket: start)
+        } else {
+            note(event.election)
+        }
+    }
+}

@@ -1,0 +1,26 @@
+import Testing
+@testable import BallotLedger
+
+/// Known answers: FIPS 180-4 examples and RFC 4231 (HMAC-SHA256) test cases 2 and 6.
+@Suite struct SHA256Tests {
+    func sha(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { SHA256Digester.hash($0).hex } }
+
+    @Test func digests() {
+        #expect(sha([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(sha(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(sha([UInt8](repeating: 0x61, count: 1000)) == "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+        var split = SHA256Digester()
+        Array("ab".utf8).withUnsafeBytes { split.update($0) }
+        split.update(0x63)
+        #expect(split.finalize().hex == sha(Array("abc".utf8)))
+    }
+
+    @Test func hmac() {
+        let short = HMACSHA256(key: [UInt8](repeating: 0x0b, count: 20))
+        #expect(Array("Hi There".utf8).withUnsafeBytes { short.authenticate($0) }.hex
+                == "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+        let long = HMACSHA256(key: [UInt8](repeating: 0xaa, count: 131))
+        #expect(Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8).withUnsafeBytes { long.authenticate($0) }.hex
+                == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+    }
+}
