@@ -37,10 +37,13 @@ public struct ElectionState: Sendable {
     /// Every vote accepted, valid or since invalidated: the turnout, which is always public.
     public var votesCast: Int { voters.count }
 
-    public func ordinal(of nominee: NomineeID) -> Int? {
+    public func ordinal(of nominee: NomineeID) -> Int? { Self.ordinal(of: nominee, nomineeIDs, nomineeOrdinals) }
+
+    /// Static so that `apply` (mutating) can call it on its fields without copying `self`.
+    private static func ordinal(of nominee: NomineeID, _ ids: [NomineeID], _ ordinals: [NomineeID: Int]) -> Int? {
         // An award has a handful of nominees: comparing ids beats hashing one.
-        if nomineeIDs.count <= 16 { return nomineeIDs.firstIndex(of: nominee) }
-        return nomineeOrdinals[nominee]
+        if ids.count <= 16 { return ids.firstIndex(of: nominee) }
+        return ordinals[nominee]
     }
     public func hasJuror(_ id: JurorID) -> Bool { jurorIDs.contains(id) }
     public func hasVoted(_ voter: VoterKey) -> Bool { voters.contains(voter.prefix) }
@@ -76,13 +79,13 @@ public struct ElectionState: Sendable {
         case .votingClosed:
             votingClosedAt = record.timestamp
         case .voteCast(let v):
-            guard let i = ordinal(of: v.nominee) else { return }
+            guard let i = Self.ordinal(of: v.nominee, nomineeIDs, nomineeOrdinals) else { return }
             voters.insert(v.voter.prefix)
             votes[i] += 1
             let bucket = definition.bucket(of: v.castAt)
             series[bucket, default: Array(repeating: 0, count: nominees.count)][i] += 1
         case .voteInvalidated(let x):
-            guard let i = ordinal(of: x.nominee) else { return }
+            guard let i = Self.ordinal(of: x.nominee, nomineeIDs, nomineeOrdinals) else { return }
             invalidated.insert(x.vote)
             invalidatedVotes += 1
             votes[i] -= 1

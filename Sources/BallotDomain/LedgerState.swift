@@ -26,7 +26,7 @@ public struct LedgerState: Sendable {
     /// The start of the votes-over-time bucket that `castAt` falls in, for `election`.
     public func seriesBucket(of castAt: Timestamp, in election: ElectionID) -> Int64? {
         guard let i = ordinal(of: election) else { return nil }
-        return electionList.withUnsafeBufferPointer { $0[i].definition.bucket(of: castAt) }
+        return electionList.withUnsafeBufferPointer { $0.baseAddress![i].definition.bucket(of: castAt) }
     }
 
     /// Folds one recorded event in. Events must come in sequence order and should have passed

@@ -15,8 +15,9 @@ extension LedgerState {
         guard let i = ordinal(of: command.election) else {
             throw DomainError(.unknownElection, "there is no election '\(command.election)'")
         }
-        // Borrow the element in place: `electionList[i].decide` would copy the whole state.
-        return try electionList.withUnsafeBufferPointer { try $0[i].decide(command, at: now, lookupVote: lookupVote) }
+        // Borrow the element in place (a pointer's subscript is an addressor): both
+        // `electionList[i].decide` and a buffer pointer's subscript would copy the whole state.
+        return try electionList.withUnsafeBufferPointer { try $0.baseAddress![i].decide(command, at: now, lookupVote: lookupVote) }
     }
 }
 

@@ -4,8 +4,11 @@ public import BallotDomain
 public enum LedgerKeys {
     /// seq (u64 BE) → record bytes.
     public static let events = "events"
-    /// last leaf index covered (u64 BE) ‖ level (u8) → 32-byte node hash.
+    /// last leaf index covered (u64 BE) ‖ level (u8) → 32-byte node hash, for levels ≥ `firstStoredLevel`.
     public static let merkle = "merkle"
+    /// Merkle nodes below this level (subtrees of fewer than 16 leaves) are not stored: they are
+    /// recomputed from at most 8 consecutive records, which is cheaper than a put per event.
+    public static let firstStoredLevel = 4
     /// election id ‖ 0x00 ‖ kind ("tally", "jury", "ranking") → canonical JSON.
     public static let projections = "projections"
     /// election id ‖ 0x00 ‖ bucket start (i64 BE, sign bit flipped) → canonical JSON.

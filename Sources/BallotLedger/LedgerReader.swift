@@ -41,12 +41,13 @@ public struct LedgerReader: Sendable {
         try env.read { txn in try txn.value(forKey: LedgerKeys.sequence(seq), in: dbs.events) }
     }
 
-    /// The stored leaf hash of the event at `seq`.
+    /// The leaf hash of the event at `seq` (SHA-256 of 0x00 and its stored bytes), or nil past the end.
     public func leafHash(_ seq: UInt64) throws -> MerkleHash? {
         guard seq >= 1 else { return nil }
         return try env.read { txn in
-            try txn.value(forKey: LedgerKeys.merkleNode(level: 0, index: seq - 1), in: dbs.merkle)
-                .map { $0.withUnsafeBytes { MerkleHash($0) } }
+            try LedgerKeys.sequence(seq).withUnsafeBytes { k in
+                try txn.withValue(forKey: k, in: dbs.events) { MerkleHash.leaf($0) }
+            }
         }
     }
 
@@ -154,9 +155,14 @@ public struct LedgerReader: Sendable {
         }
     }
 
-    /// The stored Merkle node (`level`, `index`); a missing or malformed one is corruption.
+    /// The Merkle node (`level`, `index`): read from 'merkle' from `LedgerKeys.firstStoredLevel`
+    /// up, recomputed from the records it covers below that. A missing node or record, or a
+    /// malformed node, is corruption.
     static func node<A>(_ level: Int, _ index: UInt64, in txn: borrowing Transaction<A>, _ dbs: LedgerDatabases) throws -> MerkleHash {
         let firstSeq = (index << UInt64(level)) + 1
+        guard level >= LedgerKeys.firstStoredLevel else {
+            return try computedNode(level, firstSeq: firstSeq, in: txn, dbs)
+        }
         let hash = try LedgerKeys.merkleNode(level: level, index: index).withUnsafeBytes { k in
             try txn.withValue(forKey: k, in: dbs.merkle) { v -> MerkleHash in
                 guard v.count == 32 else {
@@ -169,5 +175,25 @@ public struct LedgerReader: Sendable {
             throw LedgerError.corruptRecord(seq: firstSeq, reason: "Merkle node (level \(level), index \(index)) is missing")
         }
         return hash
+    }
+
+    /// The root of the 2^level records from `firstSeq`, from their leaf hashes.
+    private static func computedNode<A>(_ level: Int, firstSeq: UInt64, in txn: borrowing Transaction<A>,
+                                        _ dbs: LedgerDatabases) throws -> MerkleHash {
+        let count = 1 << level
+        var row: [MerkleHash] = []
+        row.reserveCapacity(count)
+        try txn.forEach(in: dbs.events, from: LedgerKeys.sequence(firstSeq)) { key, value in
+            guard LedgerKeys.sequence(of: key) == firstSeq + UInt64(row.count) else { return false }
+            row.append(MerkleHash.leaf(value))
+            return row.count < count
+        }
+        guard row.count == count else {
+            throw LedgerError.corruptRecord(seq: firstSeq + UInt64(row.count), reason: "the event is missing from 'events'")
+        }
+        while row.count > 1 {
+            row = stride(from: 0, to: row.count, by: 2).map { MerkleHash.node(row[$0], row[$0 + 1]) }
+        }
+        return row[0]
     }
 }

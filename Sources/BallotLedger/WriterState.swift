@@ -94,6 +94,7 @@ struct WriterState {
             }
         }
         try frontier.append(leaf) { level, index, hash in
+            guard level >= LedgerKeys.firstStoredLevel else { return }
             try LedgerKeys.withMerkleNodeKey(level: level, index: index) { k in
                 try hash.withBytes { v in
                     try txn.put(k, v, in: dbs.merkle, flags: .append, "storing Merkle node (level \(level), index \(index)) for event \(seq)")

@@ -120,5 +120,6 @@ for first in stride(from: 0, to: rows.count, by: options.batch) {
 }
 let elapsed = seconds(start)
 let bytes = try ledger.storageInfo().usedBytes
-print("{\"impl\":\"ballotledger\",\"votes\":\(appended),\"batch\":\(options.batch),\"keys\":\(options.keys),\"durable\":\(options.durable),\"seconds\":\(elapsed),\"votes_per_second\":\(Double(appended) / elapsed),\"used_bytes\":\(bytes),\"root\":\"\(ledger.root)\"}")
+let recordBytes = try ledger.reader.rawRecord(ledger.size)?.count ?? 0
+print("{\"impl\":\"ballotledger\",\"votes\":\(appended),\"batch\":\(options.batch),\"keys\":\(options.keys),\"durable\":\(options.durable),\"seconds\":\(elapsed),\"votes_per_second\":\(Double(appended) / elapsed),\"record_bytes\":\(recordBytes),\"used_bytes\":\(bytes),\"root\":\"\(ledger.root)\"}")
 ledger.close()

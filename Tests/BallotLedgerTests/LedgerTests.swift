@@ -219,3 +219,34 @@ import BallotStore
         try env.write { txn in try change(txn, db) }
     }
 }
+
+/// Roots and proofs read from a real ledger, where nodes from level 4 up are stored and lower
+/// ones are recomputed from records, checked against RFC 6962 computed from the records alone.
+@Suite struct LedgerProofTests {
+    @Test func rootsAndProofsFromTheStoreMatchTheRecords() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        _ = try ledger.submit(Fixtures.votes(0..<300).map { Submission($0, by: Fixtures.importer) })
+        let n = ledger.size
+        let leaves = try (1...n).map { seq in try #require(try ledger.reader.rawRecord(seq)).withUnsafeBytes { MerkleHash.leaf($0) } }
+        func naive(_ d: ArraySlice<MerkleHash>) -> MerkleHash {
+            if d.count == 1 { return d.first! }
+            var k = 1
+            while k * 2 < d.count { k *= 2 }
+            return MerkleHash.node(naive(d.prefix(k)), naive(d.dropFirst(k)))
+        }
+        #expect(try ledger.reader.root().root == naive(leaves[...]))
+        #expect(ledger.root == naive(leaves[...]))
+        for size in [1, 2, 15, 16, 17, 31, 32, 33, 100, 255, 256, Int(n)] {
+            let root = try ledger.reader.root(size: UInt64(size)).root
+            #expect(root == naive(leaves.prefix(size)), "size \(size)")
+            for seq in [1, size / 2 + 1, size] {
+                let proof = try ledger.reader.inclusionProof(seq: UInt64(seq), size: UInt64(size))
+                #expect(MerkleTree.verifyInclusion(leaf: leaves[seq - 1], index: UInt64(seq - 1), size: UInt64(size), proof: proof, root: root))
+                #expect(try ledger.reader.leafHash(UInt64(seq)) == leaves[seq - 1])
+            }
+            let consistency = try ledger.reader.consistencyProof(oldSize: UInt64(size), newSize: n)
+            #expect(MerkleTree.verifyConsistency(oldSize: UInt64(size), newSize: n, oldRoot: root, newRoot: ledger.root, proof: consistency))
+        }
+    }
+}

@@ -25,7 +25,7 @@ public struct JuryTable: Sendable {
     public var scale: ScoreScale
     public var rows: [Row]
 
-    public init(_ e: ElectionState) {
+    public init(_ e: borrowing ElectionState) {
         election = e.id
         lastSeq = e.lastSeq
         closed = e.juryClosed

@@ -22,7 +22,7 @@ public struct Ranking: Sendable {
     public var certified: CertifiedResult?
     public var entries: [Entry]
 
-    public init(_ e: ElectionState) {
+    public init(_ e: borrowing ElectionState) {
         election = e.id
         lastSeq = e.lastSeq
         formula = e.definition.formula

@@ -17,7 +17,7 @@ public struct Tally: Sendable {
     public var invalidated: Int
     public var entries: [Entry]
 
-    public init(_ e: ElectionState) {
+    public init(_ e: borrowing ElectionState) {
         election = e.id
         lastSeq = e.lastSeq
         votesCast = e.votesCast

@@ -6,7 +6,7 @@ public struct VotesOverTimeBucket: Sendable {
     public var widthSeconds: Int64
     public var nominees: [(nominee: NomineeID, votes: Int)]
 
-    public init(_ e: ElectionState, bucket: Int64) {
+    public init(_ e: borrowing ElectionState, bucket: Int64) {
         election = e.id
         start = Timestamp(microseconds: bucket)
         widthSeconds = e.definition.seriesBucketSeconds
