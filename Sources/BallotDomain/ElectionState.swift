@@ -1,105 +1,160 @@
 /// Where one election stands after the events so far. Built only by `apply`, so the state after
 /// a replay from event 1 is the state the live ledger had.
+///
+/// A value with copy-on-write storage: copying one (which the compiler does freely, for example
+/// around a call that takes a closure) costs one retain, not one per collection inside.
 public struct ElectionState: Sendable {
-    public let definition: ElectionDefinition
-    public let definedAt: UInt64
-    /// Nominees in the order they were nominated; an ordinal indexes `votes` and the series.
-    public private(set) var nominees: [Nomination] = []
-    private var nomineeOrdinals: [NomineeID: Int] = [:]
-    /// The ids of `nominees`, in the same order, for the scan in `ordinal(of:)`.
-    private var nomineeIDs: [NomineeID] = []
-    public private(set) var jurors: [(id: JurorID, name: String)] = []
-    private var jurorIDs: Set<JurorID> = []
-    public private(set) var votingOpenedAt: Timestamp?
-    public private(set) var votingClosedAt: Timestamp?
-    public private(set) var juryClosed = false
-    public private(set) var certified: CertifiedResult?
-    /// Valid votes per nominee ordinal.
-    public private(set) var votes: [Int] = []
-    public private(set) var invalidatedVotes = 0
-    /// Valid votes per series bucket start (microseconds) and nominee ordinal.
-    public private(set) var series: [Int64: [Int]] = [:]
-    /// The current score per (juror, nominee, criterion) and the event that set it.
-    public private(set) var scores: [ScoreSlot: (score: Int32, seq: UInt64)] = [:]
-    /// The last event that changed this election.
-    public private(set) var lastSeq: UInt64
-    private var voters = VoterSet()
-    private var invalidated: Set<UInt64> = []
+    private var storage: Storage
 
     init(definition: ElectionDefinition, seq: UInt64) {
-        self.definition = definition
-        self.definedAt = seq
-        self.lastSeq = seq
+        storage = Storage(definition: definition, seq: seq)
     }
 
-    public var id: ElectionID { definition.id }
-    public var validVotes: Int { votes.reduce(0, +) }
+    public var definition: ElectionDefinition { storage.definition }
+    /// The event that defined the election.
+    public var definedAt: UInt64 { storage.definedAt }
+    public var id: ElectionID { storage.definition.id }
+    /// Nominees in the order they were nominated; an ordinal indexes `votes` and the series.
+    public var nominees: [Nomination] { storage.nominees }
+    public var jurors: [(id: JurorID, name: String)] { storage.jurors }
+    public var votingOpenedAt: Timestamp? { storage.votingOpenedAt }
+    public var votingClosedAt: Timestamp? { storage.votingClosedAt }
+    public var juryClosed: Bool { storage.juryClosed }
+    public var certified: CertifiedResult? { storage.certified }
+    /// Valid votes per nominee ordinal.
+    public var votes: [Int] { storage.votes }
+    public var invalidatedVotes: Int { storage.invalidatedVotes }
+    /// Valid votes per series bucket start (microseconds) and nominee ordinal.
+    public var series: [Int64: [Int]] { storage.series }
+    /// The current score per (juror, nominee, criterion) and the event that set it.
+    public var scores: [ScoreSlot: (score: Int32, seq: UInt64)] { storage.scores }
+    /// The last event that changed this election.
+    public var lastSeq: UInt64 { storage.lastSeq }
+
+    public var validVotes: Int { storage.votes.reduce(0, +) }
     /// Every vote accepted, valid or since invalidated: the turnout, which is always public.
-    public var votesCast: Int { voters.count }
+    public var votesCast: Int { storage.voters.count }
 
-    public func ordinal(of nominee: NomineeID) -> Int? { Self.ordinal(of: nominee, nomineeIDs, nomineeOrdinals) }
-
-    /// Static so that `apply` (mutating) can call it on its fields without copying `self`.
-    private static func ordinal(of nominee: NomineeID, _ ids: [NomineeID], _ ordinals: [NomineeID: Int]) -> Int? {
-        // An award has a handful of nominees: comparing ids beats hashing one.
-        if ids.count <= 16 { return ids.firstIndex(of: nominee) }
-        return ordinals[nominee]
-    }
-    public func hasJuror(_ id: JurorID) -> Bool { jurorIDs.contains(id) }
-    public func hasVoted(_ voter: VoterKey) -> Bool { voters.contains(voter.prefix) }
-    public func isInvalidated(vote seq: UInt64) -> Bool { invalidated.contains(seq) }
+    public func ordinal(of nominee: NomineeID) -> Int? { storage.ordinal(of: nominee) }
+    public func hasJuror(_ id: JurorID) -> Bool { storage.jurorIDs.contains(id) }
+    public func hasVoted(_ voter: VoterKey) -> Bool { storage.voters.contains(voter.prefix) }
+    public func isInvalidated(vote seq: UInt64) -> Bool { storage.invalidated.contains(seq) }
 
     /// The window `cast_at` is judged against: the schedule, moved by an explicit open or close.
-    public var effectiveOpensAt: Timestamp { votingOpenedAt ?? definition.opensAt }
+    public var effectiveOpensAt: Timestamp { storage.votingOpenedAt ?? storage.definition.opensAt }
     public var effectiveClosesAt: Timestamp {
-        if let closed = votingClosedAt { return min(closed, definition.closesAt) }
-        return definition.closesAt
+        if let closed = storage.votingClosedAt { return min(closed, storage.definition.closesAt) }
+        return storage.definition.closesAt
     }
 
     public func isInWindow(_ t: Timestamp) -> Bool { t >= effectiveOpensAt && t < effectiveClosesAt }
 
     /// Voting is over once it was closed or its window has ended.
-    public func isVotingOver(at now: Timestamp) -> Bool { votingClosedAt != nil || now >= effectiveClosesAt }
+    public func isVotingOver(at now: Timestamp) -> Bool { storage.votingClosedAt != nil || now >= effectiveClosesAt }
 
     /// Per-nominee standings may be shown: the election says so, or voting is over.
-    public func standingsArePublic(at now: Timestamp) -> Bool { definition.publicStandings || isVotingOver(at: now) }
+    public func standingsArePublic(at now: Timestamp) -> Bool { storage.definition.publicStandings || isVotingOver(at: now) }
 
     mutating func apply(_ record: RecordedEvent) {
-        lastSeq = record.seq
-        switch record.event {
-        case .electionDefined:
-            break
-        case .nomineeAdded(_, let n):
-            nomineeOrdinals[n.id] = nominees.count
-            nomineeIDs.append(n.id)
-            nominees.append(n)
-            votes.append(0)
-        case .votingOpened:
-            votingOpenedAt = record.timestamp
-        case .votingClosed:
-            votingClosedAt = record.timestamp
-        case .voteCast(let v):
-            guard let i = Self.ordinal(of: v.nominee, nomineeIDs, nomineeOrdinals) else { return }
-            voters.insert(v.voter.prefix)
-            votes[i] += 1
-            let bucket = definition.bucket(of: v.castAt)
-            series[bucket, default: Array(repeating: 0, count: nominees.count)][i] += 1
-        case .voteInvalidated(let x):
-            guard let i = Self.ordinal(of: x.nominee, nomineeIDs, nomineeOrdinals) else { return }
-            invalidated.insert(x.vote)
-            invalidatedVotes += 1
-            votes[i] -= 1
-            let bucket = definition.bucket(of: x.castAt)
-            series[bucket, default: Array(repeating: 0, count: nominees.count)][i] -= 1
-        case .jurorAdded(_, let j, let name):
-            jurorIDs.insert(j)
-            jurors.append((j, name))
-        case .juryScored(let s):
-            scores[ScoreSlot(juror: s.juror, nominee: s.nominee, criterion: s.criterion)] = (s.score, record.seq)
-        case .juryClosed:
-            juryClosed = true
-        case .resultCertified(let r):
-            certified = r
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        storage.apply(record)
+    }
+
+    /// The fields, in one object so that copying the state is cheap; mutated only when unique.
+    private final class Storage: @unchecked Sendable {
+        let definition: ElectionDefinition
+        let definedAt: UInt64
+        var nominees: [Nomination] = []
+        var nomineeOrdinals: [NomineeID: Int] = [:]
+        /// The ids of `nominees`, in the same order, for the scan in `ordinal(of:)`.
+        var nomineeIDs: [NomineeID] = []
+        var jurors: [(id: JurorID, name: String)] = []
+        var jurorIDs: Set<JurorID> = []
+        var votingOpenedAt: Timestamp?
+        var votingClosedAt: Timestamp?
+        var juryClosed = false
+        var certified: CertifiedResult?
+        var votes: [Int] = []
+        var invalidatedVotes = 0
+        var series: [Int64: [Int]] = [:]
+        var scores: [ScoreSlot: (score: Int32, seq: UInt64)] = [:]
+        var lastSeq: UInt64
+        var voters = VoterSet()
+        var invalidated: Set<UInt64> = []
+
+        init(definition: ElectionDefinition, seq: UInt64) {
+            self.definition = definition
+            self.definedAt = seq
+            self.lastSeq = seq
+        }
+
+        func copy() -> Storage {
+            let c = Storage(definition: definition, seq: definedAt)
+            c.nominees = nominees
+            c.nomineeOrdinals = nomineeOrdinals
+            c.nomineeIDs = nomineeIDs
+            c.jurors = jurors
+            c.jurorIDs = jurorIDs
+            c.votingOpenedAt = votingOpenedAt
+            c.votingClosedAt = votingClosedAt
+            c.juryClosed = juryClosed
+            c.certified = certified
+            c.votes = votes
+            c.invalidatedVotes = invalidatedVotes
+            c.series = series
+            c.scores = scores
+            c.lastSeq = lastSeq
+            c.voters = voters
+            c.invalidated = invalidated
+            return c
+        }
+
+        func ordinal(of nominee: NomineeID) -> Int? {
+            // An award has a handful of nominees: comparing ids beats hashing one.
+            if nomineeIDs.count <= 16 { return nomineeIDs.firstIndex(of: nominee) }
+            return nomineeOrdinals[nominee]
+        }
+
+        func apply(_ record: RecordedEvent) {
+            lastSeq = record.seq
+            switch record.event {
+            case .electionDefined:
+                break
+            case .nomineeAdded(_, let n):
+                nomineeOrdinals[n.id] = nominees.count
+                nomineeIDs.append(n.id)
+                nominees.append(n)
+                votes.append(0)
+            case .votingOpened:
+                votingOpenedAt = record.timestamp
+            case .votingClosed:
+                votingClosedAt = record.timestamp
+            case .voteCast(let v):
+                guard let i = ordinal(of: v.nominee) else { return }
+                voters.insert(v.voter.prefix)
+                votes[i] += 1
+                count(v.castAt, nominee: i, by: 1)
+            case .voteInvalidated(let x):
+                guard let i = ordinal(of: x.nominee) else { return }
+                invalidated.insert(x.vote)
+                invalidatedVotes += 1
+                votes[i] -= 1
+                count(x.castAt, nominee: i, by: -1)
+            case .jurorAdded(_, let j, let name):
+                jurorIDs.insert(j)
+                jurors.append((j, name))
+            case .juryScored(let s):
+                scores[ScoreSlot(juror: s.juror, nominee: s.nominee, criterion: s.criterion)] = (s.score, record.seq)
+            case .juryClosed:
+                juryClosed = true
+            case .resultCertified(let r):
+                certified = r
+            }
+        }
+
+        private func count(_ castAt: Timestamp, nominee i: Int, by delta: Int) {
+            let bucket = definition.bucket(of: castAt)
+            series[bucket, default: Array(repeating: 0, count: nominees.count)][i] += delta
         }
     }
 }

@@ -1,7 +1,6 @@
 /// The state of every election, folded from the events in sequence order.
 public struct LedgerState: Sendable {
-    /// Elections in the order they were defined. Rules read them in place (an array element is
-    /// borrowed, not copied), which matters on the vote path.
+    /// Elections in the order they were defined.
     private(set) var electionList: [ElectionState] = []
     /// The ids of `electionList`, in the same order, for the scan in `ordinal(of:)`.
     private var electionIDs: [ElectionID] = []
@@ -26,7 +25,7 @@ public struct LedgerState: Sendable {
     /// The start of the votes-over-time bucket that `castAt` falls in, for `election`.
     public func seriesBucket(of castAt: Timestamp, in election: ElectionID) -> Int64? {
         guard let i = ordinal(of: election) else { return nil }
-        return electionList.withUnsafeBufferPointer { $0.baseAddress![i].definition.bucket(of: castAt) }
+        return electionList[i].definition.bucket(of: castAt)
     }
 
     /// Folds one recorded event in. Events must come in sequence order and should have passed

@@ -15,15 +15,13 @@ extension LedgerState {
         guard let i = ordinal(of: command.election) else {
             throw DomainError(.unknownElection, "there is no election '\(command.election)'")
         }
-        // Borrow the element in place (a pointer's subscript is an addressor): both
-        // `electionList[i].decide` and a buffer pointer's subscript would copy the whole state.
-        return try electionList.withUnsafeBufferPointer { try $0.baseAddress![i].decide(command, at: now, lookupVote: lookupVote) }
+        return try electionList[i].decide(command, at: now, lookupVote: lookupVote)
     }
 }
 
 extension ElectionState {
     /// Decides a command addressed to this election (see `LedgerState.decide`).
-    func decide(_ command: Command, at now: Timestamp, lookupVote: (UInt64) throws -> VoteCast?) throws -> Event {
+    borrowing func decide(_ command: Command, at now: Timestamp, lookupVote: (UInt64) throws -> VoteCast?) throws -> Event {
         if let result = certified {
             throw DomainError(.electionSealed, "the result of '\(id)' is certified (winner '\(result.winner)'); nothing more is accepted for it")
         }

@@ -244,6 +244,17 @@ import TestSupport
         }
     }
 
+    @Test func stateIsAValue() throws {
+        var copy = self
+        _ = try copy.vote(1, "kinn")
+        try copy.accept(.closeJury(election: id), at: inWindow)
+        #expect(copy.state[id]?.votesCast == 1)
+        #expect(copy.state[id]?.juryClosed == true)
+        #expect(state[id]?.votesCast == 0)
+        #expect(state[id]?.juryClosed == false)
+        #expect(!state[id]!.hasVoted(Fixtures.voter(1)))
+    }
+
     // MARK: Replay check and idempotency matching
 
     @Test func replayCheckFindsAnEventTheRulesRefuse() throws {
