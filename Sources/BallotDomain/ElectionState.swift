@@ -79,7 +79,8 @@ public struct ElectionState: Sendable {
         var series: [Int64: [Int]] = [:]
         var scores: [ScoreSlot: (score: Int32, seq: UInt64)] = [:]
         var lastSeq: UInt64
-        var voters = VoterSet()
+        /// Who has voted, by the first 128 bits of their key.
+        var voters = Key128Map<Void>()
         var invalidated: Set<UInt64> = []
 
         init(definition: ElectionDefinition, seq: UInt64) {
@@ -131,7 +132,7 @@ public struct ElectionState: Sendable {
                 votingClosedAt = record.timestamp
             case .voteCast(let v):
                 guard let i = ordinal(of: v.nominee) else { return }
-                voters.insert(v.voter.prefix)
+                voters.insert(v.voter.prefix, ())
                 votes[i] += 1
                 count(v.castAt, nominee: i, by: 1)
             case .voteInvalidated(let x):

@@ -55,12 +55,7 @@ public struct VoterKey: Hashable, Sendable {
 
     /// The first 128 bits, which is what the in-memory duplicate check keeps per voter (half
     /// the memory; the chance of any collision among 10^9 voters is below 10^-20).
-    public var prefix: Prefix { Prefix(a: bytes.0, b: bytes.1) }
-
-    public struct Prefix: Hashable, Sendable {
-        let a: UInt64
-        let b: UInt64
-    }
+    public var prefix: Key128 { Key128(a: bytes.0, b: bytes.1) }
 
     public static func == (l: VoterKey, r: VoterKey) -> Bool {
         l.bytes.0 == r.bytes.0 && l.bytes.1 == r.bytes.1 && l.bytes.2 == r.bytes.2 && l.bytes.3 == r.bytes.3

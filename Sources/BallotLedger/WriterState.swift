@@ -8,7 +8,8 @@ import BallotDomain
 struct WriterState {
     var state = LedgerState()
     var frontier = MerkleFrontier()
-    var idempotency: [IdempotencySlot: UInt64] = [:]
+    /// Idempotency slot → the sequence number of the event it produced.
+    var idempotency = Key128Map<UInt64>()
     var lastTimestamp = Timestamp(microseconds: 0)
 
     /// Replays every stored event: checks it against the rules (when asked), folds it in, and
@@ -29,7 +30,7 @@ struct WriterState {
                 loaded.lastTimestamp = record.timestamp
                 loaded.state.apply(record)
                 if !record.idempotencyKey.isEmpty {
-                    loaded.idempotency[IdempotencySlot(election: record.event.election, key: record.idempotencyKey)] = record.seq
+                    loaded.idempotency.insert(IdempotencySlot.key(election: record.event.election, key: record.idempotencyKey), record.seq)
                 }
                 return true
             }
@@ -63,12 +64,12 @@ struct WriterState {
                                  _ dbs: LedgerDatabases, changed: inout ProjectionChanges,
                                  writer: inout ByteWriter) throws -> Outcome {
         let key = submission.idempotencyKey
-        var slot: IdempotencySlot?
+        var slot: Key128?
         if !key.isEmpty {
             guard key.utf8.count <= RecordCodec.maxIdempotencyKeyBytes else {
                 return .refused(DomainError(.badRequest, "idempotency key is \(key.utf8.count) bytes; at most \(RecordCodec.maxIdempotencyKeyBytes)"))
             }
-            let s = IdempotencySlot(election: submission.command.election, key: key)
+            let s = IdempotencySlot.key(election: submission.command.election, key: key)
             if let seq = idempotency[s] {
                 return try repeated(submission, original: seq, in: txn, dbs)
             }
@@ -102,7 +103,7 @@ struct WriterState {
             }
         }
         state.apply(record)
-        if let slot { idempotency[slot] = seq }
+        if let slot { idempotency.insert(slot, seq) }
         changed.note(event, state)
         return .appended(Receipt(seq: seq, leafHash: leaf))
     }
@@ -143,13 +144,10 @@ struct WriterState {
     }
 }
 
-/// An idempotency key within one election, as the first 128 bits of
-/// SHA-256(election ‖ 0x00 ‖ key): fixed size in memory however long the key.
-struct IdempotencySlot: Hashable {
-    let a: UInt64
-    let b: UInt64
-
-    init(election: ElectionID, key: String) {
+/// Where an idempotency key lives in the index: the first 128 bits of
+/// SHA-256(election ‖ 0x00 ‖ key), fixed in size however long the key, and scoped to the election.
+enum IdempotencySlot {
+    static func key(election: ElectionID, key: String) -> Key128 {
         var h = SHA256Digester()
         var id = election.value
         var key = key
@@ -157,10 +155,8 @@ struct IdempotencySlot: Hashable {
         h.update(0x00)
         key.withUTF8 { h.update(UnsafeRawBufferPointer($0)) }
         let digest = h.finalize()
-        (a, b) = (digest.bytes.0, digest.bytes.1)
+        return Key128(a: digest.bytes.0, b: digest.bytes.1)
     }
-
-    func hash(into hasher: inout Hasher) { hasher.combine(a) }
 }
 
 /// Which projection documents a batch changed. Noting is an array append (a vote is noted on

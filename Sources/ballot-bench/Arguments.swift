@@ -1,0 +1,42 @@
+import Foundation
+
+/// `ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases]`
+struct Arguments: Sendable {
+    static let usage = "usage: ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases]"
+
+    var dir = ""
+    var votes = 1_000_000
+    var batch = 10_000
+    /// Give every vote a vote_id idempotency key, as imports do.
+    var keys = false
+    var durable = true
+    /// Hash the next batch's voter ids on a second thread while this one is appended.
+    var pipelined = false
+    /// Hash every voter id before the clock starts, and report that time on its own.
+    var phases = false
+
+    init(_ args: [String]) throws {
+        guard args.first == "append" else { throw UsageError() }
+        var it = args.dropFirst().makeIterator()
+        while let a = it.next() {
+            switch a {
+            case "--dir": dir = it.next() ?? ""
+            case "--votes": votes = try Self.number(it.next())
+            case "--batch": batch = try Self.number(it.next())
+            case "--keys": keys = true
+            case "--no-sync": durable = false
+            case "--pipelined": pipelined = true
+            case "--phases": phases = true
+            default: throw UsageError()
+            }
+        }
+        if dir.isEmpty { throw UsageError() }
+    }
+
+    private static func number(_ s: String?) throws -> Int {
+        guard let s, let n = Int(s), n > 0 else { throw UsageError() }
+        return n
+    }
+
+    struct UsageError: Error {}
+}

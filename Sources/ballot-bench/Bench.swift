@@ -1,0 +1,68 @@
+// Ledger append benchmark: N votes through the store and the domain (HMAC of the voter id,
+// duplicate check, rules, record encoding, leaf hash, Merkle nodes, projections), in batches of
+// B per durable transaction, into a fresh ledger. Prints one JSON line with the figures;
+// scripts/bench-ledger runs it beside a bare C loop and reports medians.
+import BallotDomain
+import BallotLedger
+import BallotStore
+import Foundation
+
+@main
+struct Bench {
+    static func main() throws {
+        let options: Arguments
+        do {
+            options = try Arguments(Array(CommandLine.arguments.dropFirst()))
+        } catch {
+            FileHandle.standardError.write(Data((Arguments.usage + "\n").utf8))
+            exit(64)
+        }
+        try? FileManager.default.removeItem(atPath: options.dir)
+        var workload = try Workload(votes: options.votes, keys: options.keys)
+        let ledger = try Ledger(path: options.dir, options: Ledger.Options(environment: EnvironmentOptions(durable: options.durable)),
+                                clock: FixedClock(at: Timestamp(rfc3339: "2022-11-02T00:00:00Z")!))
+        _ = try ledger.submit(workload.setUp)
+
+        if options.phases {
+            let t = ContinuousClock.now
+            workload.prehashed = workload.rows.map { workload.hasher.key(for: $0.voter) }
+            FileHandle.standardError.write(Data("hmac only: \(seconds(since: t)) s for \(workload.rows.count) voter ids\n".utf8))
+        }
+        let batches = stride(from: 0, to: workload.rows.count, by: options.batch).map { $0..<min($0 + options.batch, workload.rows.count) }
+        let ready = BatchQueue()
+        let start = ContinuousClock.now
+        if options.pipelined {
+            let input = workload
+            Thread { for range in batches { ready.put(input.submissions(range)) } }.start()
+        }
+        var appended = 0
+        for range in batches {
+            let batch = options.pipelined ? ready.take() : workload.submissions(range)
+            for outcome in try ledger.submit(batch) {
+                guard case .appended = outcome else { fatalError("benchmark vote refused: \(outcome)") }
+                appended += 1
+            }
+        }
+        let elapsed = seconds(since: start)
+        let recordBytes = try ledger.reader.rawRecord(ledger.size)?.count ?? 0
+        let fields: [(String, String)] = [
+            ("impl", "\"ballotledger\""), ("votes", "\(appended)"), ("batch", "\(options.batch)"),
+            ("keys", "\(options.keys)"), ("pipelined", "\(options.pipelined)"), ("durable", "\(options.durable)"),
+            ("seconds", "\(elapsed)"), ("votes_per_second", "\(Double(appended) / elapsed)"),
+            ("record_bytes", "\(recordBytes)"), ("used_bytes", "\(try ledger.storageInfo().usedBytes)"),
+            ("root", "\"\(ledger.root)\""),
+        ]
+        print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
+        ledger.close()
+    }
+
+    static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+}
+
+struct FixedClock: LedgerClock {
+    let at: Timestamp
+    func now() -> Timestamp { at }
+}

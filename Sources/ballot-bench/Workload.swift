@@ -1,0 +1,93 @@
+import BallotDomain
+import BallotLedger
+import Foundation
+
+/// The votes to append, as an importer hands them over (raw voter id, nominee, cast_at,
+/// vote_id), generated from a fixed seed so that every run appends the same ledger.
+struct Workload: Sendable {
+    struct Row: Sendable {
+        let voter: String
+        let nominee: Int
+        let castAt: Timestamp
+        let voteID: String
+    }
+
+    static let election = Slug(unchecked: "bench")
+    static let nominees = ["bodo", "haugesund", "kinn", "raelingen", "vennesla"].map { Slug(unchecked: $0) }
+    static let opens = Timestamp(rfc3339: "2022-11-01T00:00:00Z")!
+    static let definition = ElectionDefinition(
+        id: election, title: "Benchmark election", opensAt: opens, closesAt: Timestamp(rfc3339: "2022-11-11T00:00:00Z")!,
+        criteria: ["results", "settlement", "development", "differentiation"].map { Criterion(id: Slug(unchecked: $0), title: $0, weight: 0.25) })
+
+    let rows: [Row]
+    let keys: Bool
+    let hasher: VoterHasher
+    /// Voter keys computed up front (`--phases`), or empty.
+    var prehashed: [VoterKey] = []
+    let importer = Actor(role: .importer, uid: 1000)
+
+    init(votes: Int, keys: Bool) throws {
+        var rng = SplitMix(state: 42)
+        let window = Workload.definition.closesAt.microseconds - Workload.opens.microseconds
+        rows = (0..<votes).map { i in
+            Row(voter: "voter-\(i)@example.no", nominee: Int.random(in: 0..<5, using: &rng),
+                castAt: Timestamp(microseconds: Workload.opens.microseconds + Int64.random(in: 0..<window, using: &rng)),
+                voteID: "v\(i)")
+        }
+        self.keys = keys
+        hasher = try VoterHasher(secret: Array("benchmark secret of 32 bytes....".utf8))
+    }
+
+    /// The set-up: the election and its five nominees.
+    var setUp: [Submission] {
+        ([Command.defineElection(Workload.definition)] + Workload.nominees.map {
+            .addNominee(election: Workload.election, nomination: Nomination(id: $0, name: $0.value, goalAttainmentDirect: 60, goalAttainmentAfterOneYear: 60))
+        }).map { Submission($0, by: .system) }
+    }
+
+    /// The submissions of rows `range`, their voter ids hashed now unless hashed up front.
+    func submissions(_ range: Range<Int>) -> [Submission] {
+        range.map { i in
+            let row = rows[i]
+            return Submission(.castVote(election: Workload.election, nominee: Workload.nominees[row.nominee],
+                                        voter: prehashed.isEmpty ? hasher.key(for: row.voter) : prehashed[i],
+                                        castAt: row.castAt, channel: "web"),
+                              by: importer, idempotencyKey: keys ? row.voteID : "")
+        }
+    }
+}
+
+/// splitmix64: cheap and deterministic, so that generating the input costs little.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Hands batches from the hashing thread to the appending one, at most two waiting.
+final class BatchQueue: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var waiting: [[Submission]] = []
+
+    func put(_ batch: [Submission]) {
+        condition.lock()
+        while waiting.count >= 2 { condition.wait() }
+        waiting.append(batch)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func take() -> [Submission] {
+        condition.lock()
+        while waiting.isEmpty { condition.wait() }
+        let batch = waiting.removeFirst()
+        condition.broadcast()
+        condition.unlock()
+        return batch
+    }
+}

@@ -1,0 +1,41 @@
+import Testing
+@testable import BallotDomain
+
+@Suite struct Key128MapTests {
+    func key(_ a: UInt64, _ b: UInt64) -> Key128 { Key128(a: a, b: b) }
+
+    @Test func growsAndKeepsEveryEntry() {
+        var map = Key128Map<UInt64>(capacity: 4)
+        var x: UInt64 = 0x1234_5678
+        var keys: [Key128] = []
+        for _ in 0..<50_000 {
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            keys.append(key(x, x >> 7))
+        }
+        for (i, k) in keys.enumerated() {
+            let inserted = map.insert(k, UInt64(i))
+            #expect(inserted)
+        }
+        #expect(map.count == 50_000)
+        #expect(keys.enumerated().allSatisfy { map[$1] == UInt64($0) })
+        let again = map.insert(keys[123], 999)
+        #expect(!again)
+        #expect(map[keys[123]] == 123)
+        #expect(map[key(1, 2)] == nil)
+        #expect(!map.contains(key(1, 2)))
+    }
+
+    @Test func collidingFirstWordsAndTheZeroKey() {
+        var set = Key128Map<Void>()
+        let first = set.insert(key(7, 1), ())
+        let second = set.insert(key(7, 2), ())   // same slot, different key
+        #expect(first && second)
+        #expect(set.contains(key(7, 1)) && set.contains(key(7, 2)) && !set.contains(key(7, 3)))
+        #expect(!set.contains(key(0, 0)))
+        let zero = set.insert(key(0, 0), ())
+        let zeroAgain = set.insert(key(0, 0), ())
+        #expect(zero && !zeroAgain)
+        #expect(set.contains(key(0, 0)))
+        #expect(set.count == 3)
+    }
+}
