@@ -1,7 +1,9 @@
 /// A 128-bit key, such as the first half of an HMAC or SHA-256 value.
+@frozen
 public struct Key128: Hashable, Sendable {
     public let a: UInt64
     public let b: UInt64
+    @inlinable
     public init(a: UInt64, b: UInt64) {
         self.a = a
         self.b = b
@@ -9,78 +11,123 @@ public struct Key128: Hashable, Sendable {
 }
 
 /// A map from 128-bit keys that are already uniformly random (HMAC or SHA-256 output) to small
-/// values: open addressing with linear probing, at most half full. The first word of a key is
-/// its hash, so there is no hashing, and a slot is 16 bytes plus the value, with no allocation
-/// per entry. Used for the voters who have voted (Value = Void, which takes no space) and for
-/// idempotency keys (Value = sequence number). Swift's `Set` and `Dictionary` of the same keys
-/// spent about a tenth of the vote path hashing and rehashing; see docs/performance.md.
-public struct Key128Map<Value: Sendable>: Sendable {
-    /// Pairs of words, slot i at 2i and 2i+1; (0, 0) marks an empty slot.
-    private var slots: [UInt64]
-    private var values: [Value?]
-    private var mask: Int
-    public private(set) var count = 0
-    /// The all-zero key cannot be stored in a slot; its value is kept here.
-    private var zeroValue: Value?
+/// plain values: open addressing with linear probing, at most half full. It holds the voters
+/// who have voted (Value = Void, which takes no space) and the idempotency index (Value =
+/// sequence number), each up to millions of entries, looked up once per vote.
+///
+/// Why not `Set` or `Dictionary`: the first word of a key is already a hash, so SipHash is
+/// wasted work; and these tables are far larger than the caches, so every lookup misses. The
+/// slots are reached through a plain pointer, touching no object and so doing no reference
+/// counting on the lookup path. A copy shares the slots until either side is changed
+/// (copy-on-write). See docs/performance.md for the measurements.
+public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable {
+    /// Owns the slots; shared between copies until one of them changes.
+    @usableFromInline
+    final class Storage {
+        @usableFromInline let capacity: Int
+        /// Pairs of words, slot i at 2i and 2i+1; (0, 0) marks an empty slot.
+        @usableFromInline let keys: UnsafeMutablePointer<UInt64>
+        @usableFromInline let values: UnsafeMutablePointer<Value>
 
+        @usableFromInline
+        init(capacity: Int) {
+            self.capacity = capacity
+            keys = .allocate(capacity: capacity * 2)
+            keys.initialize(repeating: 0, count: capacity * 2)
+            values = .allocate(capacity: capacity)
+        }
+
+        deinit {
+            keys.deallocate()
+            values.deallocate()
+        }
+    }
+
+    // The operations are @inlinable so that other modules get them specialised for their Value:
+    // unspecialised generic code runs several times slower here.
+    @usableFromInline var storage: Storage
+    /// `storage.keys` and `storage.values`, kept here so that reading a slot touches no object.
+    @usableFromInline var keys: UnsafeMutablePointer<UInt64>
+    @usableFromInline var values: UnsafeMutablePointer<Value>
+    @usableFromInline var mask: Int
+    @usableFromInline var stored = 0
+    /// The number of keys.
+    @inlinable public var count: Int { stored }
+    /// The all-zero key cannot be stored in a slot; its value is kept here.
+    @usableFromInline var zeroValue: Value?
+
+    @inlinable
     public init(capacity: Int = 1024) {
         var size = 16
         while size < capacity * 2 { size <<= 1 }
-        slots = [UInt64](repeating: 0, count: size * 2)
-        values = [Value?](repeating: nil, count: size)
+        storage = Storage(capacity: size)
+        keys = storage.keys
+        values = storage.values
         mask = size - 1
     }
 
+    @inlinable
     public subscript(key: Key128) -> Value? {
         if key.a == 0 && key.b == 0 { return zeroValue }
         let i = find(key)
-        return slots[2 * i] == 0 && slots[2 * i + 1] == 0 ? nil : values[i]
+        return isEmpty(i) ? nil : values[i]
     }
 
+    @inlinable
     public func contains(_ key: Key128) -> Bool {
         if key.a == 0 && key.b == 0 { return zeroValue != nil }
-        let i = find(key)
-        return slots[2 * i] != 0 || slots[2 * i + 1] != 0
+        return !isEmpty(find(key))
     }
 
     /// Adds `key` with `value`; returns false (and changes nothing) if it was already there.
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func insert(_ key: Key128, _ value: Value) -> Bool {
         if key.a == 0 && key.b == 0 {
             guard zeroValue == nil else { return false }
             zeroValue = value
-            count += 1
+            stored += 1
             return true
         }
-        if (count + 1) * 2 > mask + 1 { grow() }
+        if (count + 1) * 2 > mask + 1 {
+            resize(to: (mask + 1) * 2)
+        } else if !isKnownUniquelyReferenced(&storage) {
+            resize(to: mask + 1)
+        }
         let i = find(key)
-        guard slots[2 * i] == 0 && slots[2 * i + 1] == 0 else { return false }
-        slots[2 * i] = key.a
-        slots[2 * i + 1] = key.b
+        guard isEmpty(i) else { return false }
+        keys[2 * i] = key.a
+        keys[2 * i + 1] = key.b
         values[i] = value
-        count += 1
+        stored += 1
         return true
     }
 
+    @inlinable
+    func isEmpty(_ i: Int) -> Bool { keys[2 * i] == 0 && keys[2 * i + 1] == 0 }
+
     /// The slot holding `key`, or the empty slot where it would go.
-    private func find(_ key: Key128) -> Int {
-        slots.withUnsafeBufferPointer { s in
-            var i = Int(truncatingIfNeeded: key.a) & mask
-            while true {
-                let a = s[2 * i], b = s[2 * i + 1]
-                if (a == key.a && b == key.b) || (a == 0 && b == 0) { return i }
-                i = (i + 1) & mask
-            }
+    @inlinable
+    func find(_ key: Key128) -> Int {
+        var i = Int(truncatingIfNeeded: key.a) & mask
+        while true {
+            let a = keys[2 * i], b = keys[2 * i + 1]
+            if (a == key.a && b == key.b) || (a == 0 && b == 0) { return i }
+            i = (i + 1) & mask
         }
     }
 
-    private mutating func grow() {
-        var bigger = Key128Map(capacity: mask + 1)
-        for i in 0...mask where slots[2 * i] != 0 || slots[2 * i + 1] != 0 {
-            bigger.insert(Key128(a: slots[2 * i], b: slots[2 * i + 1]), values[i]!)
+    /// Moves every entry into fresh storage of `size` slots (also how a shared copy is unshared).
+    @usableFromInline
+    mutating func resize(to size: Int) {
+        var fresh = Key128Map(capacity: size / 2)
+        for i in 0...mask where !isEmpty(i) {
+            let j = fresh.find(Key128(a: keys[2 * i], b: keys[2 * i + 1]))
+            fresh.keys[2 * j] = keys[2 * i]
+            fresh.keys[2 * j + 1] = keys[2 * i + 1]
+            fresh.values[j] = values[i]
         }
-        bigger.zeroValue = zeroValue
-        bigger.count = count
-        self = bigger
+        fresh.stored = stored
+        fresh.zeroValue = zeroValue
+        self = fresh
     }
 }

@@ -39,3 +39,17 @@ import Testing
         #expect(set.count == 3)
     }
 }
+
+@Suite struct Key128MapValueTests {
+    @Test func aCopyIsIndependent() {
+        var original = Key128Map<UInt64>()
+        original.insert(Key128(a: 1, b: 1), 10)
+        var copy = original
+        copy.insert(Key128(a: 2, b: 2), 20)
+        original.insert(Key128(a: 3, b: 3), 30)
+        #expect(original.count == 2 && copy.count == 2)
+        #expect(original[Key128(a: 2, b: 2)] == nil)
+        #expect(copy[Key128(a: 3, b: 3)] == nil)
+        #expect(copy[Key128(a: 1, b: 1)] == 10 && original[Key128(a: 1, b: 1)] == 10)
+    }
+}
