@@ -2,7 +2,10 @@ import Foundation
 
 /// `ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases]`
 struct Arguments: Sendable {
-    static let usage = "usage: ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases]"
+    static let usage = """
+        usage: ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases]
+               ballot-bench open DIR
+        """
 
     var dir = ""
     var votes = 1_000_000

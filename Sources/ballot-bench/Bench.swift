@@ -10,6 +10,10 @@ import Foundation
 @main
 struct Bench {
     static func main() throws {
+        if CommandLine.arguments.dropFirst().first == "open" {
+            try open(CommandLine.arguments.dropFirst(2).first ?? "")
+            return
+        }
         let options: Arguments
         do {
             options = try Arguments(Array(CommandLine.arguments.dropFirst()))
@@ -54,6 +58,18 @@ struct Bench {
         ]
         print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
         ledger.close()
+    }
+
+    /// `ballot-bench open DIR`: times opening an existing ledger, which replays every event
+    /// through the rules (with and without that check).
+    static func open(_ dir: String) throws {
+        for check in [true, false] {
+            let start = ContinuousClock.now
+            let ledger = try Ledger(path: dir, options: Ledger.Options(checkRulesOnOpen: check))
+            let elapsed = seconds(since: start)
+            print("{\"impl\":\"ballotledger-open\",\"events\":\(ledger.size),\"check_rules\":\(check),\"seconds\":\(elapsed),\"events_per_second\":\(Double(ledger.size) / elapsed)}")
+            ledger.close()
+        }
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {
