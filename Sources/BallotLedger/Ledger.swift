@@ -68,6 +68,9 @@ public final class Ledger {
     private let options: Options
     private let clock: any LedgerClock
     private var writer: WriterState
+    /// Set when the in-memory state could not be rebuilt after a failed transaction: the
+    /// ledger then refuses every write, rather than decide against a state that may be wrong.
+    private var unusable: LedgerError?
 
     public init(path: String, options: Options = .init(), clock: any LedgerClock = SystemClock()) throws {
         self.path = path
@@ -109,6 +112,7 @@ public final class Ledger {
     /// submission once the transaction is durable. Throws (having written nothing) when the
     /// store fails; `LedgerError.isLedgerFull` tells the `ledger_full` case.
     public func submit(_ batch: [Submission]) throws -> [Outcome] {
+        if let unusable { throw unusable }
         let now = max(clock.now(), writer.lastTimestamp)
         do {
             let outcomes = try env.write("appending a batch of \(batch.count) commands",
@@ -119,7 +123,13 @@ public final class Ledger {
             return outcomes
         } catch {
             // The batch may have changed the in-memory state before the transaction failed.
-            try reload()
+            do {
+                try reload()
+            } catch let reloadError {
+                let failure = LedgerError.unusable(reason: "a write failed (\(error)) and the state could not be rebuilt from the stored events (\(reloadError)); reopen the ledger")
+                unusable = failure
+                throw failure
+            }
             if let storeError = error as? StoreError { throw LedgerError.store(storeError) }
             throw error
         }

@@ -10,6 +10,8 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
     case badFile(path: String, reason: String)
     /// The storage layer failed; `context` says what the ledger was doing.
     case store(StoreError)
+    /// The ledger refuses writes until it is reopened (see `Ledger.submit`).
+    case unusable(reason: String)
 
     public var description: String {
         switch self {
@@ -18,6 +20,7 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
             "\(at) uses ledger format version \(found); this build reads version \(supported)"
         case .badFile(let path, let reason): "\(path): \(reason)"
         case .store(let error): error.description
+        case .unusable(let reason): "the ledger is unusable: \(reason)"
         }
     }
 

@@ -68,6 +68,23 @@ import TestSupport
         #expect(refuse(.defineElection(d))?.message.contains("listed twice") == true)
     }
 
+    @Test func oversizedTextIsRefusedNotWritten() {
+        let long = String(repeating: "ø", count: 40_000)   // 80,000 UTF-8 bytes: past the format's 16-bit lengths
+        #expect(refuse(.addJuror(election: id, juror: slug("jury-z"), name: long))?.message.contains("at most 256") == true)
+        #expect(refuse(.addNominee(election: id, nomination: Nomination(id: slug("x"), name: long, goalAttainmentDirect: 60, goalAttainmentAfterOneYear: 60)))?.code == .badRequest)
+        #expect(refuse(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: nil, channel: long))?.code == .badRequest)
+        var d = Fixtures.definition(slug("other"))
+        d.title = long
+        #expect(refuse(.defineElection(d))?.message.contains("title") == true)
+        #expect(refuse(.addJuror(election: id, juror: slug("jury-z"), name: ""))?.message.contains("empty") == true)
+    }
+
+    @Test func aLongReasonIsRefused() throws {
+        var s = self
+        let v = try s.vote(1, "kinn")
+        #expect(s.refuse(.invalidateVote(election: id, vote: v, reason: String(repeating: "x", count: 3000)))?.code == .badRequest)
+    }
+
     @Test func unknownElectionIsRefused() {
         let e = refuse(.castVote(election: slug("nope"), nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: nil, channel: ""))
         #expect(e?.code == .unknownElection)
