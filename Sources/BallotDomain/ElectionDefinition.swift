@@ -40,7 +40,9 @@ public struct ElectionDefinition: Sendable, Equatable {
         guard opensAt < closesAt else {
             throw bad("voting_window.opens_at (\(opensAt)) must be before closes_at (\(closesAt))")
         }
-        guard scale.min < scale.max else { throw bad("score_scale.min (\(scale.min)) must be below max (\(scale.max))") }
+        guard scale.min < scale.max, scale.min >= -1_000_000, scale.max <= 1_000_000 else {
+            throw bad("score_scale must have min below max, both within ±1,000,000 (got \(scale.min) to \(scale.max))")
+        }
         guard !criteria.isEmpty else { throw bad("criteria is empty: the jury needs at least one") }
         var seen = Set<CriterionID>()
         for c in criteria {
@@ -58,7 +60,9 @@ public struct ElectionDefinition: Sendable, Equatable {
         guard f.publicWeight.isFinite, f.juryWeight.isFinite, f.publicWeight >= 0, f.juryWeight >= 0,
               abs(f.publicWeight + f.juryWeight - 1) < 1e-9
         else { throw bad("formula weights \(f.publicWeight) and \(f.juryWeight) must be non-negative and add up to 1") }
-        guard seriesBucketSeconds >= 1 else { throw bad("series_bucket_seconds must be at least 1") }
+        guard (1...31_622_400).contains(seriesBucketSeconds) else {
+            throw bad("series_bucket_seconds is \(seriesBucketSeconds); it must be from 1 to 31,622,400 (a year)")
+        }
     }
 
     public func criterion(_ id: CriterionID) -> Criterion? { criteria.first { $0.id == id } }

@@ -40,10 +40,14 @@ public struct ElectionState: Sendable {
     public func hasVoted(_ voter: VoterKey) -> Bool { storage.voters.contains(voter.prefix) }
     public func isInvalidated(vote seq: UInt64) -> Bool { storage.invalidated.contains(seq) }
 
-    /// The window `cast_at` is judged against: the schedule, moved by an explicit open or close.
+    /// The window `cast_at` is judged against, half-open: the schedule, moved by an explicit
+    /// open (only before any vote) or close. Closing at T admits votes cast at T itself, so a
+    /// vote accepted before the close (its `cast_at` no later than its event) stays inside.
     public var effectiveOpensAt: Timestamp { storage.votingOpenedAt ?? storage.definition.opensAt }
     public var effectiveClosesAt: Timestamp {
-        if let closed = storage.votingClosedAt { return min(closed, storage.definition.closesAt) }
+        if let closed = storage.votingClosedAt {
+            return min(Timestamp(microseconds: closed.microseconds + 1), storage.definition.closesAt)
+        }
         return storage.definition.closesAt
     }
 

@@ -12,8 +12,9 @@ public struct Slug: Hashable, Comparable, Sendable, CustomStringConvertible {
         self.value = value
     }
 
-    /// For values already known to be valid (decoded from the ledger, checked there).
-    public init(unchecked value: String) { self.value = value }
+    /// For values already known to be valid (decoded from the ledger, which checks them), and
+    /// for tests. Package-only: input from outside goes through the validating initialiser.
+    package init(unchecked value: String) { self.value = value }
 
     public static func isValid(_ value: String) -> Bool {
         let u = value.utf8

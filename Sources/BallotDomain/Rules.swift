@@ -55,6 +55,9 @@ extension ElectionState {
             return .nomineeAdded(election: id, nomination: n)
 
         case .openVoting(let id):
+            if votesCast > 0 {
+                throw DomainError(.votingOpen, "votes have already been recorded in '\(id)'; its window can no longer be moved")
+            }
             if votingClosedAt != nil || now >= definition.closesAt {
                 throw DomainError(.votingClosed, "voting for '\(id)' is over (it closed at \(effectiveClosesAt)); it cannot be opened again")
             }
@@ -72,6 +75,11 @@ extension ElectionState {
         case .castVote(let id, let nominee, let voter, let castAt, let channel):
             guard ordinal(of: nominee) != nil else { throw unknownNominee(nominee) }
             let when = castAt ?? now
+            // A vote cannot come from the future. This also keeps every counted vote inside the
+            // window for good: closing at T admits everything cast up to T.
+            guard when <= now else {
+                throw DomainError(.badRequest, "cast_at \(when) is later than the ledger's clock (\(now)); a vote cannot be cast in the future")
+            }
             guard isInWindow(when) else {
                 throw DomainError(.outsideWindow, "cast_at \(when) is outside the voting window of '\(id)', from \(effectiveOpensAt) up to \(effectiveClosesAt)")
             }

@@ -5,8 +5,8 @@ public import BallotDomain
 public struct Submission: Sendable {
     public var command: Command
     public var actor: Actor
-    /// Empty for none. The same key (within one election) with the same content returns the
-    /// original event; with different content it is a `conflict`.
+    /// Empty for none. Keys are global to the ledger: the same key with the same content returns
+    /// the original event; with different content (another election included) it is a `conflict`.
     public var idempotencyKey: String
 
     public init(_ command: Command, by actor: Actor, idempotencyKey: String = "") {
@@ -52,12 +52,14 @@ public enum Outcome: Sendable, Equatable {
 public final class Ledger {
     public struct Options: Sendable {
         public var environment: EnvironmentOptions
-        /// Re-decide every stored event while replaying on open (see `LedgerState.check`).
-        public var checkRulesOnOpen: Bool
+        /// While replaying on open, re-decide every event through the rules (see
+        /// `LedgerState.check`) and rebuild the Merkle tree from the records, comparing every
+        /// stored node. Off, opening trusts the stored tree and the events (a faster start).
+        public var verifyOnOpen: Bool
 
-        public init(environment: EnvironmentOptions = .init(), checkRulesOnOpen: Bool = true) {
+        public init(environment: EnvironmentOptions = .init(), verifyOnOpen: Bool = true) {
             self.environment = environment
-            self.checkRulesOnOpen = checkRulesOnOpen
+            self.verifyOnOpen = verifyOnOpen
         }
     }
 
@@ -138,6 +140,7 @@ public final class Ledger {
     /// Throws the stored projections away and writes them again from a replay of every event.
     /// The result is byte-identical to what the incremental path wrote.
     public func rebuildProjections() throws {
+        if let unusable { throw unusable }
         try reload()
         var everything = ProjectionChanges()
         for election in state.elections {
@@ -176,7 +179,7 @@ public final class Ledger {
 
     /// Rebuilds the in-memory state from the stored events.
     private func reload() throws {
-        writer = try WriterState.load(from: reader, checkRules: options.checkRulesOnOpen)
+        writer = try WriterState.load(from: reader, verify: options.verifyOnOpen)
     }
 }
 

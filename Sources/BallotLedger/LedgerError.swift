@@ -10,6 +10,9 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
     case badFile(path: String, reason: String)
     /// The storage layer failed; `context` says what the ledger was doing.
     case store(StoreError)
+    /// A request for something the ledger does not hold: a sequence number or tree size past
+    /// its end, or a proof between sizes in the wrong order.
+    case outOfRange(String)
     /// The ledger refuses writes until it is reopened (see `Ledger.submit`).
     case unusable(reason: String)
 
@@ -20,6 +23,7 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
             "\(at) uses ledger format version \(found); this build reads version \(supported)"
         case .badFile(let path, let reason): "\(path): \(reason)"
         case .store(let error): error.description
+        case .outOfRange(let what): what
         case .unusable(let reason): "the ledger is unusable: \(reason)"
         }
     }

@@ -54,20 +54,32 @@ public struct LedgerReader: Sendable {
     /// The Merkle root of the first `size` events (all of them when nil), and that size.
     public func root(size: UInt64? = nil) throws -> (size: UInt64, root: MerkleHash) {
         try env.read { txn in
-            let n = try size ?? Self.size(in: txn, dbs)
+            let stored = try Self.size(in: txn, dbs)
+            let n = size ?? stored
+            guard n <= stored else { throw LedgerError.outOfRange("the ledger holds \(stored) events; there is no tree of size \(n)") }
             return (n, try MerkleTree.root(size: n) { l, i in try Self.node(l, i, in: txn, dbs) })
         }
     }
 
     /// The inclusion proof of event `seq` in the tree of the first `size` events.
     public func inclusionProof(seq: UInt64, size: UInt64) throws -> [MerkleHash] {
-        try env.read { txn in try MerkleTree.inclusionProof(index: seq - 1, size: size) { l, i in try Self.node(l, i, in: txn, dbs) } }
+        try env.read { txn in
+            let stored = try Self.size(in: txn, dbs)
+            guard seq >= 1, seq <= size, size <= stored else {
+                throw LedgerError.outOfRange("an inclusion proof needs 1 ≤ seq ≤ size ≤ \(stored) (the ledger's size); got seq \(seq), size \(size)")
+            }
+            return try MerkleTree.inclusionProof(index: seq - 1, size: size) { l, i in try Self.node(l, i, in: txn, dbs) }
+        }
     }
 
     /// The proof that the tree of `newSize` events extends the tree of `oldSize`.
     public func consistencyProof(oldSize: UInt64, newSize: UInt64) throws -> [MerkleHash] {
         try env.read { txn in
-            try MerkleTree.consistencyProof(oldSize: oldSize, newSize: newSize) { l, i in try Self.node(l, i, in: txn, dbs) }
+            let stored = try Self.size(in: txn, dbs)
+            guard oldSize <= newSize, newSize <= stored else {
+                throw LedgerError.outOfRange("a consistency proof needs old size ≤ new size ≤ \(stored) (the ledger's size); got \(oldSize) and \(newSize)")
+            }
+            return try MerkleTree.consistencyProof(oldSize: oldSize, newSize: newSize) { l, i in try Self.node(l, i, in: txn, dbs) }
         }
     }
 
@@ -109,9 +121,10 @@ public struct LedgerReader: Sendable {
 
     /// Decodes events in order from `start`, handing each (with its stored bytes) to `body`
     /// until it returns false. A record that does not decode, or a gap in the sequence, throws
-    /// `LedgerError.corruptRecord` with its sequence number: nothing is skipped.
+    /// `LedgerError.corruptRecord` with its sequence number: nothing is skipped. `body` also
+    /// gets a lookup that reads any other event from the same snapshot.
     public func forEachRecord(from start: UInt64 = 1, chunk: Int = 50_000,
-                              _ body: (RecordedEvent, UnsafeRawBufferPointer) throws -> Bool) throws {
+                              _ body: (RecordedEvent, UnsafeRawBufferPointer, _ lookup: (UInt64) throws -> RecordedEvent?) throws -> Bool) throws {
         var next = max(start, 1)
         while true {
             var visited = 0
@@ -127,7 +140,7 @@ public struct LedgerReader: Sendable {
                     let record = try RecordCodec.decode(value, seq: seq)
                     next += 1
                     visited += 1
-                    if try !body(record, value) {
+                    if try !body(record, value, { try Self.record($0, in: txn, dbs) }) {
                         stop = true
                         return false
                     }
@@ -135,6 +148,34 @@ public struct LedgerReader: Sendable {
                 }
             }
             if stop || visited < chunk { return }
+        }
+    }
+
+    /// Checks the 'merkle' database against the nodes a replay computed from the records, in
+    /// key order: each stored node must be there, hold the same hash, and nothing else may be.
+    func verifyStoredNodes(_ expected: [(level: Int, index: UInt64, hash: MerkleHash)]) throws {
+        var i = 0
+        try env.read { txn in
+            try txn.forEach(in: dbs.merkle) { key, value in
+                guard i < expected.count else {
+                    let seq = LedgerKeys.sequence(of: UnsafeRawBufferPointer(rebasing: key.prefix(8))).map { $0 + 1 } ?? 0
+                    throw LedgerError.corruptRecord(seq: seq, reason: "the 'merkle' database holds a node past the last event")
+                }
+                let e = expected[i]
+                let firstSeq = (e.index << UInt64(e.level)) + 1
+                guard key.elementsEqual(LedgerKeys.merkleNode(level: e.level, index: e.index)) else {
+                    throw LedgerError.corruptRecord(seq: firstSeq, reason: "Merkle node (level \(e.level), index \(e.index)) is missing from 'merkle'")
+                }
+                guard value.count == 32, MerkleHash(value) == e.hash else {
+                    throw LedgerError.corruptRecord(seq: firstSeq, reason: "the stored Merkle node (level \(e.level), index \(e.index)) does not match events \(firstSeq)…\(firstSeq + (UInt64(1) << UInt64(e.level)) - 1)")
+                }
+                i += 1
+                return true
+            }
+        }
+        if i < expected.count {
+            let e = expected[i]
+            throw LedgerError.corruptRecord(seq: (e.index << UInt64(e.level)) + 1, reason: "Merkle node (level \(e.level), index \(e.index)) is missing from 'merkle'")
         }
     }
 

@@ -12,17 +12,24 @@ struct WriterState {
     var idempotency = Key128Map<UInt64>()
     var lastTimestamp = Timestamp(microseconds: 0)
 
-    /// Replays every stored event: checks it against the rules (when asked), folds it in, and
-    /// indexes its idempotency key; then reads the Merkle frontier's peaks.
-    static func load(from reader: LedgerReader, checkRules: Bool) throws -> WriterState {
+    /// Replays every stored event: folds it in and indexes its idempotency key. With `verify`,
+    /// also re-decides it through the rules, and rebuilds the Merkle tree from the records,
+    /// comparing every stored node; without, the frontier is read from the stored peaks.
+    static func load(from reader: LedgerReader, verify: Bool) throws -> WriterState {
         var loaded = WriterState()
+        var computedNodes: [(level: Int, index: UInt64, hash: MerkleHash)] = []
         do {
-            try reader.forEachRecord { record, _ in
-                if checkRules, let finding = try loaded.state.check(record, lookupVote: { seq in
-                    guard case .voteCast(let vote)? = try reader.record(seq)?.event else { return nil }
-                    return vote
-                }) {
-                    throw LedgerError.corruptRecord(seq: record.seq, reason: "the rules refuse this \(record.event.kind) event: \(finding)")
+            try reader.forEachRecord { record, bytes, lookup in
+                if verify {
+                    if let finding = try loaded.state.check(record, lookupVote: { seq in
+                        guard case .voteCast(let vote)? = try lookup(seq)?.event else { return nil }
+                        return vote
+                    }) {
+                        throw LedgerError.corruptRecord(seq: record.seq, reason: "the rules refuse this \(record.event.kind) event: \(finding)")
+                    }
+                    loaded.frontier.append(MerkleHash.leaf(bytes)) { level, index, hash in
+                        if level >= LedgerKeys.firstStoredLevel { computedNodes.append((level, index, hash)) }
+                    }
                 }
                 if record.timestamp < loaded.lastTimestamp {
                     throw LedgerError.corruptRecord(seq: record.seq, reason: "its timestamp \(record.timestamp) is earlier than the previous event's \(loaded.lastTimestamp)")
@@ -30,13 +37,17 @@ struct WriterState {
                 loaded.lastTimestamp = record.timestamp
                 loaded.state.apply(record)
                 if !record.idempotencyKey.isEmpty {
-                    loaded.idempotency.insert(IdempotencySlot.key(election: record.event.election, key: record.idempotencyKey), record.seq)
+                    loaded.idempotency.insert(IdempotencySlot.key(record.idempotencyKey), record.seq)
                 }
                 return true
             }
-            let size = loaded.state.lastSeq
-            loaded.frontier = try reader.env.read { txn in
-                try MerkleFrontier(size: size) { l, i in try LedgerReader.node(l, i, in: txn, reader.dbs) }
+            if verify {
+                try reader.verifyStoredNodes(computedNodes)
+            } else {
+                let size = loaded.state.lastSeq
+                loaded.frontier = try reader.env.read { txn in
+                    try MerkleFrontier(size: size) { l, i in try LedgerReader.node(l, i, in: txn, reader.dbs) }
+                }
             }
         } catch let error as StoreError {
             throw LedgerError.store(error)
@@ -69,7 +80,7 @@ struct WriterState {
             guard key.utf8.count <= RecordCodec.maxIdempotencyKeyBytes else {
                 return .refused(DomainError(.badRequest, "idempotency key is \(key.utf8.count) bytes; at most \(RecordCodec.maxIdempotencyKeyBytes)"))
             }
-            let s = IdempotencySlot.key(election: submission.command.election, key: key)
+            let s = IdempotencySlot.key(key)
             if let seq = idempotency[s] {
                 return try repeated(submission, original: seq, in: txn, dbs)
             }
@@ -115,7 +126,7 @@ struct WriterState {
             throw LedgerError.corruptRecord(seq: seq, reason: "idempotency key '\(submission.idempotencyKey)' points at a missing event")
         }
         guard submission.command.matches(original.event) else {
-            return .refused(DomainError(.conflict, "idempotency key '\(submission.idempotencyKey)' was already used in '\(submission.command.election)' for event \(seq) (\(original.event.kind)) with different content"))
+            return .refused(DomainError(.conflict, "idempotency key '\(submission.idempotencyKey)' was already used for event \(seq) (\(original.event.kind) in '\(original.event.election)') with different content"))
         }
         let leaf = try LedgerReader.node(0, seq - 1, in: txn, dbs)
         return .repeated(Receipt(seq: seq, leafHash: leaf))
@@ -141,21 +152,6 @@ struct WriterState {
 
     private func put(_ doc: JSONValue, _ key: [UInt8], _ db: Database, _ txn: borrowing WriteTransaction) throws {
         try txn.put(key, doc.serialized(), in: db, "writing projection \(String(decoding: key.map { $0 == 0 ? 0x2F : $0 }, as: UTF8.self)) to \(db)")
-    }
-}
-
-/// Where an idempotency key lives in the index: the first 128 bits of
-/// SHA-256(election ‖ 0x00 ‖ key), fixed in size however long the key, and scoped to the election.
-enum IdempotencySlot {
-    static func key(election: ElectionID, key: String) -> Key128 {
-        var h = SHA256Digester()
-        var id = election.value
-        var key = key
-        id.withUTF8 { h.update(UnsafeRawBufferPointer($0)) }
-        h.update(0x00)
-        key.withUTF8 { h.update(UnsafeRawBufferPointer($0)) }
-        let digest = h.finalize()
-        return Key128(a: digest.bytes.0, b: digest.bytes.1)
     }
 }
 

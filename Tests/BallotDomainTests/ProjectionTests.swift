@@ -4,7 +4,7 @@ import TestSupport
 
 @Suite struct ProjectionTests {
     let id = Fixtures.electionID
-    let now = Fixtures.time("2022-11-02T12:00:00Z")
+    let now = Fixtures.time(Fixtures.now)
 
     func state(votes: [String], scores: [(String, String, String, Int32)] = [], invalidate: [Int] = []) throws -> ElectionState {
         var s = LedgerState()

@@ -41,9 +41,10 @@ import TestSupport
     var recorded: [UInt64: VoteCast] = [:]
     func lookup(_ seq: UInt64) -> VoteCast? { recorded[seq] }
 
+    /// Casts a vote, decided at `castAt` (or at `inWindow` for a live vote).
     mutating func vote(_ voter: Int, _ nominee: String, at castAt: Timestamp? = nil) throws -> UInt64 {
         let event = try accept(.castVote(election: id, nominee: Fixtures.slug(nominee), voter: Fixtures.voter(voter),
-                                         castAt: castAt, channel: "web"), at: inWindow)
+                                         castAt: castAt, channel: "web"), at: castAt ?? inWindow)
         if case .voteCast(let v) = event { recorded[seq] = v }
         return seq
     }
@@ -126,7 +127,8 @@ import TestSupport
         _ = try s.vote(1, "kinn", at: opens)
         _ = try s.vote(2, "kinn", at: Timestamp(microseconds: closes.microseconds - 1))
         for t in [Timestamp(microseconds: opens.microseconds - 1), closes] {
-            let e = s.refuse(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(3), castAt: t, channel: ""))
+            let e = s.refuse(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(3), castAt: t, channel: ""),
+                             at: Fixtures.time("2022-11-12T00:00:00Z"))
             #expect(e?.code == .outsideWindow)
             #expect(e?.message.contains(t.rfc3339) == true)
         }
@@ -134,6 +136,13 @@ import TestSupport
         let late = s.refuse(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(3), castAt: nil, channel: ""),
                             at: Fixtures.time("2022-11-12T00:00:00Z"))
         #expect(late?.code == .outsideWindow)
+    }
+
+    @Test func aVoteCannotBeCastInTheFuture() {
+        let e = refuse(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1),
+                                 castAt: Timestamp(microseconds: inWindow.microseconds + 1), channel: ""))
+        #expect(e?.code == .badRequest)
+        #expect(e?.message.contains("future") == true)
     }
 
     @Test func aLateBatchCastInsideTheWindowIsAcceptedUntilCertification() throws {
@@ -151,12 +160,25 @@ import TestSupport
 
     @Test func closingEarlyMovesTheEndOfTheWindow() throws {
         var s = self
-        try s.accept(.closeVoting(election: id), at: Fixtures.time("2022-11-05T00:00:00Z"))
-        #expect(s.refuse(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: Fixtures.time("2022-11-06T00:00:00Z"), channel: ""))?.code == .outsideWindow)
-        try s.accept(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: Fixtures.time("2022-11-04T23:00:00Z"), channel: ""), at: Fixtures.time("2022-11-06T00:00:00Z"))
-        #expect(s.refuse(.closeVoting(election: id))?.code == .votingClosed)
-        #expect(s.refuse(.openVoting(election: id))?.code == .votingClosed)
+        let closedAt = Fixtures.time("2022-11-05T00:00:00Z")
+        let later = Fixtures.time("2022-11-06T00:00:01Z")
+        try s.accept(.closeVoting(election: id), at: closedAt)
+        #expect(s.refuse(.openVoting(election: id), at: later)?.code == .votingClosed)
+        #expect(s.refuse(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: Fixtures.time("2022-11-06T00:00:00Z"), channel: ""), at: later)?.code == .outsideWindow)
+        // Votes cast up to and including the moment of closing still count, even arriving later.
+        try s.accept(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: closedAt, channel: ""), at: later)
+        try s.accept(.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(2), castAt: Fixtures.time("2022-11-04T23:00:00Z"), channel: ""), at: later)
+        #expect(s.refuse(.closeVoting(election: id), at: later)?.code == .votingClosed)
         #expect(s.state[id]!.isVotingOver(at: Fixtures.time("2022-11-05T00:00:01Z")))
+        #expect(s.state[id]!.validVotes == 2)
+    }
+
+    @Test func theWindowCannotMoveOnceVotesExist() throws {
+        var s = self
+        _ = try s.vote(1, "kinn")
+        let e = s.refuse(.openVoting(election: id))
+        #expect(e?.code == .votingOpen)
+        #expect(e?.message.contains("can no longer be moved") == true)
     }
 
     @Test func openingMovesTheStartOfTheWindow() throws {

@@ -56,8 +56,11 @@ public enum Fixtures {
         Ledger.Options(environment: EnvironmentOptions(mapSize: mapSize, maxMapSize: maxMapSize, durable: durable))
     }
 
-    /// A ledger with the fixture election set up, its clock inside the voting window.
-    public static func ledgerWithElection(in dir: TemporaryDirectory, clock: ManualClock = ManualClock("2022-11-02T12:00:00Z"),
+    /// The fixture ledgers' clock: inside the voting window, after every generated vote's cast_at.
+    public static let now = "2022-11-10T12:00:00Z"
+
+    /// A ledger with the fixture election set up, its clock at `now`.
+    public static func ledgerWithElection(in dir: TemporaryDirectory, clock: ManualClock = ManualClock(now),
                                           options: Ledger.Options = options()) throws -> Ledger {
         let ledger = try Ledger(path: dir.sub("ledger"), options: options, clock: clock)
         let outcomes = try ledger.submit(setUpCommands().map { Submission($0, by: admin) })
@@ -66,10 +69,10 @@ public enum Fixtures {
     }
 
     /// Deterministic votes: voter i votes for a nominee chosen by a simple generator, cast at
-    /// a time spread over the window.
+    /// a time spread over the first nine days of the window (before the fixture clock's `now`).
     public static func votes(_ range: Range<Int>, election: ElectionID = electionID, seed: UInt64 = 42) -> [Command] {
         let window = definition(election)
-        let span = UInt64(window.closesAt.microseconds - window.opensAt.microseconds)
+        let span = UInt64(9 * 86_400 * 1_000_000)
         return range.map { i in
             var x = UInt64(i) &* 0x9E37_79B9_7F4A_7C15 &+ seed
             x ^= x >> 31
