@@ -4,6 +4,7 @@ import PackageDescription
 // Layers, bottom up: CLMDB (system library) -> BallotStore (the only LMDB user)
 // -> BallotDomain (pure rules and projections) -> BallotLedger (the event log,
 // Merkle tree and projection store; SHA-256 from COpenSSL) -> thin executables.
+// BallotConfig reads data files (Foundation); the ledger and the auditor's path need none.
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("InternalImportsByDefault"),
@@ -15,6 +16,7 @@ let package = Package(
         .library(name: "BallotStore", targets: ["BallotStore"]),
         .library(name: "BallotDomain", targets: ["BallotDomain"]),
         .library(name: "BallotLedger", targets: ["BallotLedger"]),
+        .library(name: "BallotConfig", targets: ["BallotConfig"]),
         .executable(name: "ballot-demo", targets: ["ballot-demo"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
     ],
@@ -48,9 +50,14 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "BallotConfig",
+            dependencies: ["BallotDomain"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "ballot-demo",
-            dependencies: ["BallotLedger", "BallotDomain"],
+            dependencies: ["BallotLedger", "BallotDomain", "BallotConfig"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
@@ -72,6 +79,11 @@ let package = Package(
         .testTarget(
             name: "BallotDomainTests",
             dependencies: ["BallotDomain", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BallotConfigTests",
+            dependencies: ["BallotConfig", "BallotLedger", "BallotDomain", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -12,7 +12,8 @@ public struct DomainError: Error, Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(code.rawValue): \(message)" }
 }
 
-/// The stable error codes (see docs/protocol.md). The first group is the contract's.
+/// The stable error codes, listed with their meaning in docs/architecture.md. The first group
+/// is the contract's (shared/CONTRACT.md); the second is this project's own.
 public enum ErrorCode: String, Sendable, CaseIterable {
     case badRequest = "bad_request"
     case unknownOp = "unknown_op"
@@ -42,5 +43,7 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case juryOpen = "jury_open"
     case juryClosed = "jury_closed"
     case juryIncomplete = "jury_incomplete"
+    /// Not a refusal of a command: what replay reports when a stored event is not the one the
+    /// rules would give for it (see `LedgerState.check`).
     case corruptRecord = "corrupt_record"
 }

@@ -35,8 +35,8 @@ public struct ElectionDefinition: Sendable, Equatable {
     public func validate() throws(DomainError) {
         func bad(_ message: String) -> DomainError { DomainError(.badRequest, "election '\(id)': \(message)") }
         guard !title.isEmpty else { throw bad("title is empty") }
-        guard title.utf8.count <= TextLimits.name else { throw bad("title is \(title.utf8.count) bytes long; at most \(TextLimits.name)") }
-        guard criteria.count <= TextLimits.criteria else { throw bad("\(criteria.count) criteria; at most \(TextLimits.criteria)") }
+        guard title.utf8.count <= Limits.name else { throw bad("title is \(title.utf8.count) bytes long; at most \(Limits.name)") }
+        guard criteria.count <= Limits.criteria else { throw bad("\(criteria.count) criteria; at most \(Limits.criteria)") }
         guard opensAt < closesAt else {
             throw bad("voting_window.opens_at (\(opensAt)) must be before closes_at (\(closesAt))")
         }
@@ -48,8 +48,8 @@ public struct ElectionDefinition: Sendable, Equatable {
         for c in criteria {
             guard seen.insert(c.id).inserted else { throw bad("criterion '\(c.id)' is listed twice") }
             guard c.weight.isFinite, c.weight > 0 else { throw bad("criterion '\(c.id)' has weight \(c.weight); weights must be positive") }
-            guard !c.title.isEmpty, c.title.utf8.count <= TextLimits.name else {
-                throw bad("criterion '\(c.id)' title must be 1 to \(TextLimits.name) bytes")
+            guard !c.title.isEmpty, c.title.utf8.count <= Limits.name else {
+                throw bad("criterion '\(c.id)' title must be 1 to \(Limits.name) bytes")
             }
         }
         for (name, v) in [("min_goal_attainment_direct", eligibility.minDirect),

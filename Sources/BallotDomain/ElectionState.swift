@@ -69,9 +69,7 @@ public struct ElectionState: Sendable {
         let definition: ElectionDefinition
         let definedAt: UInt64
         var nominees: [Nomination] = []
-        var nomineeOrdinals: [NomineeID: Int] = [:]
-        /// The ids of `nominees`, in the same order, for the scan in `ordinal(of:)`.
-        var nomineeIDs: [NomineeID] = []
+        var nomineeIndex = OrdinalIndex()
         var jurors: [(id: JurorID, name: String)] = []
         var jurorIDs: Set<JurorID> = []
         var votingOpenedAt: Timestamp?
@@ -96,8 +94,7 @@ public struct ElectionState: Sendable {
         func copy() -> Storage {
             let c = Storage(definition: definition, seq: definedAt)
             c.nominees = nominees
-            c.nomineeOrdinals = nomineeOrdinals
-            c.nomineeIDs = nomineeIDs
+            c.nomineeIndex = nomineeIndex
             c.jurors = jurors
             c.jurorIDs = jurorIDs
             c.votingOpenedAt = votingOpenedAt
@@ -114,11 +111,7 @@ public struct ElectionState: Sendable {
             return c
         }
 
-        func ordinal(of nominee: NomineeID) -> Int? {
-            // An award has a handful of nominees: comparing ids beats hashing one.
-            if nomineeIDs.count <= 16 { return nomineeIDs.firstIndex(of: nominee) }
-            return nomineeOrdinals[nominee]
-        }
+        func ordinal(of nominee: NomineeID) -> Int? { nomineeIndex.ordinal(of: nominee) }
 
         func apply(_ record: RecordedEvent) {
             lastSeq = record.seq
@@ -126,8 +119,7 @@ public struct ElectionState: Sendable {
             case .electionDefined:
                 break
             case .nomineeAdded(_, let n):
-                nomineeOrdinals[n.id] = nominees.count
-                nomineeIDs.append(n.id)
+                nomineeIndex.append(n.id)
                 nominees.append(n)
                 votes.append(0)
             case .votingOpened:

@@ -2,9 +2,7 @@
 public struct LedgerState: Sendable {
     /// Elections in the order they were defined.
     private(set) var electionList: [ElectionState] = []
-    /// The ids of `electionList`, in the same order, for the scan in `ordinal(of:)`.
-    private var electionIDs: [ElectionID] = []
-    private var ordinals: [ElectionID: Int] = [:]
+    private var index = OrdinalIndex()
     /// The sequence number of the last event applied (0 before the first).
     public private(set) var lastSeq: UInt64 = 0
 
@@ -16,11 +14,7 @@ public struct LedgerState: Sendable {
     /// Every election, in the order defined.
     public var elections: [ElectionState] { electionList }
 
-    func ordinal(of election: ElectionID) -> Int? {
-        // A handful of elections: comparing ids beats hashing one.
-        if electionIDs.count <= 8 { return electionIDs.firstIndex(of: election) }
-        return ordinals[election]
-    }
+    func ordinal(of election: ElectionID) -> Int? { index.ordinal(of: election) }
 
     /// The start of the votes-over-time bucket that `castAt` falls in, for `election`.
     public func seriesBucket(of castAt: Timestamp, in election: ElectionID) -> Int64? {
@@ -33,8 +27,7 @@ public struct LedgerState: Sendable {
     public mutating func apply(_ record: RecordedEvent) {
         lastSeq = record.seq
         if case .electionDefined(let definition) = record.event {
-            ordinals[definition.id] = electionList.count
-            electionIDs.append(definition.id)
+            index.append(definition.id)
             electionList.append(ElectionState(definition: definition, seq: record.seq))
         } else if let i = ordinal(of: record.event.election) {
             electionList[i].apply(record)

@@ -7,8 +7,8 @@ extension LedgerState {
                        lookupVote: (UInt64) throws -> VoteCast?) throws -> Event {
         if case .defineElection(let definition) = command {
             try definition.validate()
-            if electionList.count >= TextLimits.elections {
-                throw DomainError(.badRequest, "the ledger already holds \(TextLimits.elections) elections, its limit")
+            if electionList.count >= Limits.elections {
+                throw DomainError(.badRequest, "the ledger already holds \(Limits.elections) elections, its limit")
             }
             if let i = ordinal(of: definition.id) {
                 throw DomainError(.electionExists, "election '\(definition.id)' was already defined by event \(electionList[i].definedAt)")
@@ -33,7 +33,7 @@ extension ElectionState {
             preconditionFailure("LedgerState.decide handles election.define")
 
         case .addNominee(let id, let n):
-            try TextLimits.check(n.name, "nominee '\(n.id)' name", max: TextLimits.name)
+            try Limits.check(n.name, "nominee '\(n.id)' name", max: Limits.name)
             for (field, v) in [("goal_attainment_direct", n.goalAttainmentDirect),
                                ("goal_attainment_after_one_year", n.goalAttainmentAfterOneYear)]
             where !(v.isFinite && (0...100).contains(v)) {
@@ -42,8 +42,8 @@ extension ElectionState {
             if ordinal(of: n.id) != nil {
                 throw DomainError(.nomineeExists, "'\(n.id)' is already a nominee of '\(id)'")
             }
-            if nominees.count >= TextLimits.nominees {
-                throw DomainError(.badRequest, "'\(id)' already has \(TextLimits.nominees) nominees, the limit")
+            if nominees.count >= Limits.nominees {
+                throw DomainError(.badRequest, "'\(id)' already has \(Limits.nominees) nominees, the limit")
             }
             if votesCast > 0 || votingOpenedAt != nil || votingClosedAt != nil {
                 throw DomainError(.nominationsClosed, "nominations for '\(id)' closed when voting began")
@@ -86,11 +86,11 @@ extension ElectionState {
             guard !hasVoted(voter) else {
                 throw DomainError(.duplicateVote, "this voter has already voted in '\(id)'; one vote per voter")
             }
-            if !channel.isEmpty { try TextLimits.check(channel, "channel", max: TextLimits.channel) }
+            if !channel.isEmpty { try Limits.check(channel, "channel", max: Limits.channel) }
             return .voteCast(VoteCast(election: id, nominee: nominee, voter: voter, castAt: when, channel: channel))
 
         case .invalidateVote(let id, let seq, let reason):
-            try TextLimits.check(reason, "vote.invalidate reason", max: TextLimits.text)
+            try Limits.check(reason, "vote.invalidate reason", max: Limits.text)
             guard let vote = try lookupVote(seq), vote.election == id else {
                 throw DomainError(.unknownVote, "event \(seq) is not a vote in '\(id)'")
             }
@@ -101,10 +101,10 @@ extension ElectionState {
 
         case .addJuror(let id, let juror, let name):
             try requireOpenJury()
-            try TextLimits.check(name, "juror '\(juror)' name", max: TextLimits.name)
+            try Limits.check(name, "juror '\(juror)' name", max: Limits.name)
             if hasJuror(juror) { throw DomainError(.jurorExists, "'\(juror)' is already a juror of '\(id)'") }
-            if jurors.count >= TextLimits.jurors {
-                throw DomainError(.badRequest, "'\(id)' already has \(TextLimits.jurors) jurors, the limit")
+            if jurors.count >= Limits.jurors {
+                throw DomainError(.badRequest, "'\(id)' already has \(Limits.jurors) jurors, the limit")
             }
             return .jurorAdded(election: id, juror: juror, name: name)
 
@@ -152,26 +152,5 @@ extension ElectionState {
     private func unknownNominee(_ nominee: NomineeID) -> DomainError {
         let known = nominees.map(\.id.value).joined(separator: ", ")
         return DomainError(.unknownNominee, "'\(nominee)' is not a nominee of '\(id)' (nominees: \(known.isEmpty ? "none yet" : known))")
-    }
-}
-
-/// Bounds on what a command may carry, so that every event fits the record format (strings
-/// have a 16-bit length) and stays a sensible size. Checked by the rules: a command past a
-/// bound is refused with `bad_request`, never written.
-public enum TextLimits {
-    /// Names and titles, in UTF-8 bytes.
-    public static let name = 256
-    /// Free text: reasons.
-    public static let text = 2048
-    public static let channel = 64
-    public static let criteria = 64
-    public static let nominees = 1000
-    public static let jurors = 1000
-    public static let elections = 100_000
-
-    static func check(_ value: String, _ what: String, max: Int) throws(DomainError) {
-        let n = value.utf8.count
-        guard n > 0 else { throw DomainError(.badRequest, "\(what) is empty") }
-        guard n <= max else { throw DomainError(.badRequest, "\(what) is \(n) bytes long; at most \(max)") }
     }
 }

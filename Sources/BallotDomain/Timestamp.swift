@@ -8,9 +8,6 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     public init(microseconds: Int64) { self.microseconds = microseconds }
     public init(seconds: Int64) { self.microseconds = seconds * 1_000_000 }
 
-    public static let distantPast = Timestamp(microseconds: .min)
-    public static let distantFuture = Timestamp(microseconds: .max)
-
     public static func < (a: Timestamp, b: Timestamp) -> Bool { a.microseconds < b.microseconds }
 
     /// Whole seconds, rounded down.

@@ -6,8 +6,8 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
     case corruptRecord(seq: UInt64, reason: String)
     /// The ledger was written by a newer (or unknown) format version.
     case unsupportedFormat(found: UInt8, supported: UInt8, at: String)
-    /// A data file (an election definition) is not what it should be.
-    case badFile(path: String, reason: String)
+    /// The operator's voter secret is unusable (too short).
+    case invalidSecret(String)
     /// The storage layer failed; `context` says what the ledger was doing.
     case store(StoreError)
     /// A request for something the ledger does not hold: a sequence number or tree size past
@@ -21,7 +21,7 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
         case .corruptRecord(let seq, let reason): "corrupt record at sequence number \(seq): \(reason)"
         case .unsupportedFormat(let found, let supported, let at):
             "\(at) uses ledger format version \(found); this build reads version \(supported)"
-        case .badFile(let path, let reason): "\(path): \(reason)"
+        case .invalidSecret(let reason): reason
         case .store(let error): error.description
         case .outOfRange(let what): what
         case .unusable(let reason): "the ledger is unusable: \(reason)"

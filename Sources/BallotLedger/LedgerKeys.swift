@@ -25,10 +25,7 @@ public enum LedgerKeys {
     /// The key of node (`level`, `index`): the index of the last leaf it covers, then the level,
     /// so that nodes are stored in the order they are completed (every put is an append).
     public static func merkleNode(level: Int, index: UInt64) -> [UInt8] {
-        let lastLeaf = ((index + 1) << UInt64(level)) &- 1
-        var key = sequence(lastLeaf)
-        key.append(UInt8(level))
-        return key
+        withMerkleNodeKey(level: level, index: index) { Array($0) }
     }
 
     /// Lends the key of node (`level`, `index`) without allocating (the append path).

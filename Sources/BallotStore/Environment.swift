@@ -208,11 +208,4 @@ public final class Environment: @unchecked Sendable {
                       "mdb_env_copy2", "copying \(path) to \(directory)")
         }
     }
-
-    /// Flushes buffers to disk (`mdb_env_sync`), for environments opened with `durable: false`.
-    public func sync() throws {
-        try mapLock.withShared { () throws(StoreError) in
-            try check(mdb_env_sync(env, 1), "mdb_env_sync", "flushing \(path)")
-        }
-    }
 }

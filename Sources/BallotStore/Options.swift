@@ -55,8 +55,6 @@ public struct PutFlags: OptionSet, Sendable {
     public init(rawValue: UInt32) { self.rawValue = rawValue }
     /// The key is greater than every key in the database (`MDB_APPEND`); LMDB refuses it otherwise.
     public static let append = PutFlags(rawValue: 0x20000)
-    /// Fail with `StoreError.Kind.keyExists` rather than replace (`MDB_NOOVERWRITE`).
-    public static let noOverwrite = PutFlags(rawValue: 0x10)
 }
 
 /// A named database inside an environment. Handles are opened once and shared by all transactions.

@@ -46,7 +46,7 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case MDB_MAP_FULL: .mapFull
         case MDB_KEYEXIST: .keyExists
         case MDB_NOTFOUND: .notFound
-        case MDB_CORRUPTED, MDB_PAGE_NOTFOUND, MDB_BAD_TXN, MDB_BAD_VALSIZE: .corrupted
+        case MDB_CORRUPTED, MDB_PAGE_NOTFOUND: .corrupted
         case MDB_VERSION_MISMATCH, MDB_INVALID: .versionMismatch
         case MDB_READERS_FULL: .readersFull
         case MDB_MAP_RESIZED: .mapResized

@@ -115,19 +115,6 @@ extension Transaction where Access == ReadWriteAccess {
         }
     }
 
-    /// Reserves `count` bytes under `key` (`MDB_RESERVE`) and lets `fill` write them in place,
-    /// saving a copy. `fill` must write every byte.
-    public func put<R>(
-        _ key: UnsafeRawBufferPointer, reserving count: Int, in db: Database, flags: PutFlags = [],
-        _ context: @autoclosure () -> String = "",
-        fill: (UnsafeMutableRawBufferPointer) throws -> R
-    ) throws -> R {
-        var k = MDB_val(mv_size: key.count, mv_data: UnsafeMutableRawPointer(mutating: key.baseAddress))
-        var v = MDB_val(mv_size: count, mv_data: nil)
-        try check(mdb_put(txn, db.dbi, &k, &v, flags.rawValue | UInt32(MDB_RESERVE)), "mdb_put", Self.describe(context(), key, db))
-        return try fill(UnsafeMutableRawBufferPointer(start: v.mv_data, count: count))
-    }
-
     /// Deletes `key`; returns false when it was not there.
     @discardableResult
     public func delete(_ key: [UInt8], in db: Database) throws -> Bool {

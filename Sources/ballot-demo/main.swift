@@ -2,6 +2,7 @@
 // fresh ledger in ./demo-data. (Once ballotd exists, scripts/demo drives the daemon instead.)
 import BallotDomain
 import BallotLedger
+import BallotConfig
 import Foundation
 import Synchronization
 
@@ -103,7 +104,7 @@ print("Imported \(imported) votes in 4 batches")
 // 5. Bad votes are refused with a reason; nothing is written for them.
 let bad = try submit([
     .castVote(election: id, nominee: nominees[0], voter: hasher.key(for: "voter-7@example.no"), castAt: Timestamp(rfc3339: "2022-11-04T12:00:00Z"), channel: "web"),
-    .castVote(election: id, nominee: nominees[0], voter: hasher.key(for: "late@example.no"), castAt: Timestamp(rfc3339: "2022-11-12T08:00:00Z"), channel: "web"),
+    .castVote(election: id, nominee: nominees[0], voter: hasher.key(for: "late@example.no"), castAt: Timestamp(rfc3339: "2022-10-20T08:00:00Z"), channel: "web"),
     .castVote(election: id, nominee: Slug(unchecked: "oslo"), voter: hasher.key(for: "new@example.no"), castAt: nil, channel: "web"),
 ], by: importer)
 for case .refused(let e) in bad { print("  refused as expected: \(e.code.rawValue): \(e.message)") }

@@ -85,9 +85,4 @@ public enum RecordCodec {
             throw LedgerError.corruptRecord(seq: seq, reason: "\(error)")
         }
     }
-
-    /// The event type byte of a stored record without decoding the rest (nil if too short).
-    public static func kind(of bytes: UnsafeRawBufferPointer) -> EventKind? {
-        bytes.count > 1 ? EventKind(rawValue: bytes[1]) : nil
-    }
 }

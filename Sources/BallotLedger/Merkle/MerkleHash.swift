@@ -1,6 +1,7 @@
 import BallotDomain
 
-/// A SHA-256 value in the Merkle tree: a leaf hash or an interior node.
+/// A SHA-256 value: a leaf hash or an interior node of the Merkle tree. (The HMAC and the
+/// idempotency index use the same 32-byte type for their SHA-256 output.)
 public struct MerkleHash: Hashable, Sendable, CustomStringConvertible {
     public private(set) var bytes: (UInt64, UInt64, UInt64, UInt64)
 
@@ -61,13 +62,10 @@ public struct MerkleHash: Hashable, Sendable, CustomStringConvertible {
 
     /// SHA-256(0x01 || left || right).
     public static func node(_ left: MerkleHash, _ right: MerkleHash) -> MerkleHash {
-        var block = (UInt8(0x01), left.bytes, right.bytes)
-        return withUnsafeBytes(of: &block) { raw in
-            // The tuple is laid out as 1 byte, 7 bytes of padding, then the two hashes.
-            var d = SHA256Digester()
-            d.update(0x01)
-            d.update(UnsafeRawBufferPointer(rebasing: raw[8..<72]))
-            return d.finalize()
-        }
+        var d = SHA256Digester()
+        d.update(0x01)
+        left.withBytes { d.update($0) }
+        right.withBytes { d.update($0) }
+        return d.finalize()
     }
 }

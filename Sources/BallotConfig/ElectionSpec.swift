@@ -56,14 +56,14 @@ public struct ElectionSpec: Decodable, Sendable {
         do {
             return try decoder.decode(ElectionSpec.self, from: Data(json))
         } catch let error as DecodingError {
-            throw LedgerError.badFile(path: source, reason: Self.describe(error))
+            throw ConfigError(path: source, reason: Self.describe(error))
         }
     }
 
     /// Reads and decodes the data file at `path`.
     public static func load(path: String) throws -> ElectionSpec {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw LedgerError.badFile(path: path, reason: "cannot be read (missing, or not a readable file)")
+            throw ConfigError(path: path, reason: "cannot be read (missing, or not a readable file)")
         }
         return try decode(Array(data), source: path)
     }

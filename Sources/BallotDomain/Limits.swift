@@ -1,0 +1,20 @@
+/// Bounds on what a command may carry (text lengths and counts), so that every event fits the
+/// record format (strings have a 16-bit length) and stays a sensible size. Checked by the
+/// rules: a command past a bound is refused with `bad_request`, never written.
+public enum Limits {
+    /// Names and titles, in UTF-8 bytes.
+    public static let name = 256
+    /// Free text: reasons.
+    public static let text = 2048
+    public static let channel = 64
+    public static let criteria = 64
+    public static let nominees = 1000
+    public static let jurors = 1000
+    public static let elections = 100_000
+
+    static func check(_ value: String, _ what: String, max: Int) throws(DomainError) {
+        let n = value.utf8.count
+        guard n > 0 else { throw DomainError(.badRequest, "\(what) is empty") }
+        guard n <= max else { throw DomainError(.badRequest, "\(what) is \(n) bytes long; at most \(max)") }
+    }
+}
