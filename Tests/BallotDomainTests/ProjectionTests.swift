@@ -6,7 +6,8 @@ import TestSupport
     let id = Fixtures.electionID
     let now = Fixtures.time(Fixtures.now)
 
-    func state(votes: [String], scores: [(String, String, String, Int32)] = [], invalidate: [Int] = []) throws -> ElectionState {
+    func state(votes: [String], scores: [(String, String, String, Int32)] = [], invalidate: [Int] = [],
+               formula: Formula = .evenSplit) throws -> ElectionState {
         var s = LedgerState()
         var seq: UInt64 = 0
         var votesBySeq: [UInt64: VoteCast] = [:]
@@ -16,7 +17,9 @@ import TestSupport
             if case .voteCast(let v) = e { votesBySeq[seq] = v }
             s.apply(RecordedEvent(seq: seq, timestamp: now, actor: Fixtures.admin, event: e))
         }
-        for c in Fixtures.setUpCommands() { try apply(c) }
+        var definition = Fixtures.definition()
+        definition.formula = formula
+        for c in [.defineElection(definition)] + Fixtures.setUpCommands().dropFirst() { try apply(c) }
         let firstVote = seq + 1
         for (i, n) in votes.enumerated() {
             try apply(.castVote(election: id, nominee: Fixtures.slug(n), voter: Fixtures.voter(i), castAt: Fixtures.time("2022-11-0\(1 + i % 3)T0\(i % 10):30:00Z"), channel: ""))
@@ -76,9 +79,40 @@ import TestSupport
         // No votes, no scores: all combined 0, all jury 0, all votes 0 → nominee id order.
         let r = Ranking(try state(votes: []))
         #expect(r.entries.map(\.nominee.value) == Fixtures.nominees.sorted())
-        // Equal combined, different jury: the jury decides.
-        let e = try state(votes: ["bodo", "bodo", "kinn", "kinn"], scores: [("jury-a", "kinn", "results", 2)])
-        #expect(Ranking(e).entries[0].nominee.value == "kinn")
+
+        // Equal combined, different jury: the jury decides. bodo: share 2/3, jury 0;
+        // kinn: share 1/3, jury (4 − 1) / 9 = 1/3; both combine to exactly 1/3.
+        let tied = Ranking(try state(votes: ["bodo", "bodo", "kinn"], scores: [("jury-a", "kinn", "results", 4), ("jury-a", "bodo", "results", 1)]))
+        let top = Array(tied.entries.prefix(2))
+        #expect(top[0].combined == top[1].combined)
+        #expect(top.map(\.nominee.value) == ["kinn", "bodo"])
+
+        // Equal combined and jury (the public vote weighs nothing), different votes: votes decide.
+        let byVotes = Ranking(try state(votes: ["vennesla", "vennesla", "bodo"], scores: [("jury-a", "bodo", "results", 5), ("jury-a", "vennesla", "results", 5)],
+                                        formula: Formula(publicWeight: 0, juryWeight: 1)))
+        #expect(byVotes.entries.prefix(2).map(\.nominee.value) == ["vennesla", "bodo"])
+        #expect(byVotes.entries[0].combined == byVotes.entries[1].combined)
+    }
+
+    @Test func manyNomineesAndElectionsUseTheHashedIndex() throws {
+        var s = LedgerState()
+        var seq: UInt64 = 0
+        let now = self.now
+        func apply(_ c: Command) throws {
+            let e = try s.decide(c, at: now) { _ in nil }
+            seq += 1
+            s.apply(RecordedEvent(seq: seq, timestamp: now, actor: Fixtures.admin, event: e))
+        }
+        for i in 0..<20 {
+            let id = Fixtures.slug("e\(i)")
+            try apply(.defineElection(Fixtures.definition(id)))
+            for n in 0..<20 { try apply(.addNominee(election: id, nomination: Fixtures.nomination("n\(n)"))) }
+        }
+        try apply(.castVote(election: Fixtures.slug("e17"), nominee: Fixtures.slug("n19"), voter: Fixtures.voter(1), castAt: nil, channel: ""))
+        #expect(s[Fixtures.slug("e17")]?.ordinal(of: Fixtures.slug("n19")) == 19)
+        #expect(s[Fixtures.slug("e17")]?.votes[19] == 1)
+        #expect(s[Fixtures.slug("e3")]?.validVotes == 0)
+        #expect(s[Fixtures.slug("e20")] == nil)
     }
 
     @Test func votesOverTimeBucketsByCastAt() throws {

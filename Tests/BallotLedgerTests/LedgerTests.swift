@@ -127,6 +127,75 @@ import BallotStore
         #expect(String(decoding: tally, as: UTF8.self).contains("\"valid_votes\":5000"))
     }
 
+    @Test func aFullMapKeepsTheIdempotencyIndexExact() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir, options: Fixtures.options(mapSize: 256 << 10, maxMapSize: 64 << 20))
+        let votes = Fixtures.votes(0..<4000)
+        let batch = votes.enumerated().map { Submission($1, by: Fixtures.importer, idempotencyKey: "row-\($0)") }
+        let first = try ledger.submit(batch)
+        #expect(first.allSatisfy { if case .appended = $0 { true } else { false } })
+        // The same rows again, after the map grew mid-batch and the state was replayed: all repeats.
+        let again = try ledger.submit(batch)
+        #expect(zip(first, again).allSatisfy { a, b in b == .repeated(a.receipt!) })
+    }
+
+    @Test func aKeyRepeatedWithinOneBatchIsARepeat() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        let outcomes = try ledger.submit([cast(1, key: "k"), cast(1, key: "k"), cast(2, key: "k")])
+        #expect(outcomes[1] == .repeated(outcomes[0].receipt!))
+        guard case .refused(let e) = outcomes[2] else { Issue.record("expected conflict"); return }
+        #expect(e.code == .conflict)
+    }
+
+    @Test func certificationSealsTheElectionAndSurvivesAReopen() throws {
+        let dir = TemporaryDirectory()
+        let clock = ManualClock(Fixtures.now)
+        let ledger = try Fixtures.ledgerWithElection(in: dir, clock: clock)
+        let ineligible = try ledger.submit(Submission(.addNominee(election: id, nomination: Fixtures.nomination("tonsberg", direct: 49)), by: Fixtures.admin))
+        #expect(ineligible == .refused(DomainError(.notEligible, "Tonsberg ('tonsberg') shows goal attainment of 49.0 % directly after the programme and 55.0 % one year after; the entry criterion for 'award-2022' is at least 50.0 % and 50.0 %")))
+        _ = try ledger.submit((0..<10).map { cast($0, $0 % 3 == 0 ? "bodo" : "kinn") })
+        var scores: [Submission] = []
+        for juror in Fixtures.jurors {
+            for nominee in Fixtures.nominees {
+                for criterion in Fixtures.criteria {
+                    scores.append(Submission(.scoreJury(election: id, juror: Fixtures.slug(juror), nominee: Fixtures.slug(nominee), criterion: Fixtures.slug(criterion), score: nominee == "kinn" ? 9 : 5), by: Fixtures.juror))
+                }
+            }
+        }
+        #expect(try ledger.submit(scores).allSatisfy { $0.receipt != nil })
+        #expect(try ledger.submit(Submission(.closeVoting(election: id), by: Fixtures.admin)).receipt != nil)
+        #expect(try ledger.submit(Submission(.closeJury(election: id), by: Fixtures.admin)).receipt != nil)
+        clock.set("2022-11-17T10:00:00Z")
+        #expect(try ledger.submit(Submission(.certifyResult(election: id), by: Fixtures.admin)).receipt != nil)
+        guard case .refused(let sealed) = try ledger.submit(cast(99, castAt: Fixtures.time("2022-11-09T00:00:00Z"))) else {
+            Issue.record("a vote after certification was accepted")
+            return
+        }
+        #expect(sealed.code == .electionSealed)
+        let ranking = try #require(try ledger.reader.projection(id, .ranking))
+        #expect(String(decoding: ranking, as: UTF8.self).contains("\"certified\":{\"winner\":\"kinn\"}"))
+        ledger.close()
+        // Reopening replays every event through the rules, certification included.
+        let reopened = try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: clock)
+        #expect(reopened.state[id]?.certified?.winner == Fixtures.slug("kinn"))
+    }
+
+    @Test func proofsAskedPastTheEndAreUsageErrors() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        let n = ledger.size
+        for call in [{ _ = try ledger.reader.root(size: n + 1) },
+                     { _ = try ledger.reader.inclusionProof(seq: 0, size: n) },
+                     { _ = try ledger.reader.inclusionProof(seq: n, size: n + 1) },
+                     { _ = try ledger.reader.inclusionProof(seq: 3, size: 2) },
+                     { _ = try ledger.reader.consistencyProof(oldSize: 5, newSize: 4) },
+                     { _ = try ledger.reader.consistencyProof(oldSize: 1, newSize: n + 1) }] {
+            let error = #expect(throws: LedgerError.self) { try call() }
+            guard case .outOfRange? = error else { Issue.record("expected outOfRange, got \(String(describing: error))"); continue }
+        }
+    }
+
     @Test func aLedgerAtItsMaximumRefusesTheBatchAsLedgerFullAndWritesNothing() throws {
         let dir = TemporaryDirectory()
         let ledger = try Fixtures.ledgerWithElection(in: dir, options: Fixtures.options(mapSize: 512 << 10, maxMapSize: 512 << 10))
@@ -199,6 +268,85 @@ import BallotStore
         guard case .corruptRecord(let seq, let reason)? = error else { Issue.record("expected corruptRecord"); return }
         #expect(seq == size + 1)
         #expect(reason.contains("duplicate_vote"))
+    }
+
+    @Test func aRewrittenRecordIsCaughtByTheMerkleCheckOnOpen() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        _ = try ledger.submit(Fixtures.votes(0..<40).map { Submission($0, by: Fixtures.importer) })
+        let seq = ledger.size - 20
+        ledger.close()
+        // One vote rewritten for another nominee: still a valid vote, so the rules accept it.
+        let env = try Environment(path: dir.sub("ledger"), options: EnvironmentOptions(mapSize: 16 << 20, readOnly: true))
+        let events = try env.openDatabase("events", create: false)
+        var record = try #require(try env.read { txn in try txn.value(forKey: LedgerKeys.sequence(seq), in: events) }.map { bytes in
+            try bytes.withUnsafeBytes { try RecordCodec.decode($0, seq: seq) }
+        })
+        env.close()
+        guard case .voteCast(var vote) = record.event else { Issue.record("not a vote"); return }
+        vote.nominee = Fixtures.slug(vote.nominee.value == "kinn" ? "bodo" : "kinn")
+        record.event = .voteCast(vote)
+        try tamper(dir) { txn, events in try txn.put(LedgerKeys.sequence(seq), RecordCodec.encode(record), in: events) }
+        let error = #expect(throws: LedgerError.self) {
+            try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock(Fixtures.now))
+        }
+        guard case .corruptRecord(_, let reason)? = error else { Issue.record("expected corruptRecord"); return }
+        #expect(reason.contains("does not match events"))
+        // Opening without verification trusts the stored tree (the faster start it offers).
+        #expect(throws: Never.self) { try Ledger(path: dir.sub("ledger"), options: Ledger.Options(environment: EnvironmentOptions(mapSize: 16 << 20), verifyOnOpen: false), clock: ManualClock(Fixtures.now)) }
+    }
+
+    @Test func aMissingMerkleNodeIsFoundOnOpen() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        _ = try ledger.submit(Fixtures.votes(0..<40).map { Submission($0, by: Fixtures.importer) })
+        ledger.close()
+        try tamper(dir, database: "merkle") { txn, merkle in
+            let deleted = try txn.delete(LedgerKeys.merkleNode(level: 4, index: 1), in: merkle)
+            #expect(deleted)
+        }
+        let error = #expect(throws: LedgerError.self) {
+            try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock(Fixtures.now))
+        }
+        guard case .corruptRecord(let seq, let reason)? = error else { Issue.record("expected corruptRecord"); return }
+        #expect(seq == 17)
+        #expect(reason.contains("missing"))
+    }
+
+    @Test func aTimestampGoingBackwardsIsFoundOnOpen() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        _ = try ledger.submit(cast(1))
+        let last = ledger.size
+        var record = try #require(try ledger.reader.record(last))
+        ledger.close()
+        record.timestamp = Fixtures.time("2022-11-01T00:00:00Z")
+        try tamper(dir) { txn, events in try txn.put(LedgerKeys.sequence(last), RecordCodec.encode(record), in: events) }
+        let error = #expect(throws: LedgerError.self) {
+            try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock(Fixtures.now))
+        }
+        guard case .corruptRecord(let seq, _)? = error else { Issue.record("expected corruptRecord"); return }
+        #expect(seq == last)
+    }
+
+    @Test func aForgedInvalidationIsFoundOnOpen() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        let vote = try #require(try ledger.submit(cast(1, "kinn")).receipt)
+        _ = try ledger.submit(Submission(.invalidateVote(election: id, vote: vote.seq, reason: "test"), by: Fixtures.admin))
+        let last = ledger.size
+        var record = try #require(try ledger.reader.record(last))
+        ledger.close()
+        guard case .voteInvalidated(var x) = record.event else { Issue.record("not an invalidation"); return }
+        x.nominee = Fixtures.slug("bodo")   // takes a vote from the wrong nominee
+        record.event = .voteInvalidated(x)
+        try tamper(dir) { txn, events in try txn.put(LedgerKeys.sequence(last), RecordCodec.encode(record), in: events) }
+        let error = #expect(throws: LedgerError.self) {
+            try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock(Fixtures.now))
+        }
+        guard case .corruptRecord(let seq, let reason)? = error else { Issue.record("expected corruptRecord"); return }
+        #expect(seq == last)
+        #expect(reason.contains("differs from what the rules give"))
     }
 
     @Test func aNewerFormatIsRefused() throws {
