@@ -6,7 +6,6 @@ import BallotDomain
 enum IdempotencySlot {
     static func key(_ key: String) -> Key128 {
         var key = key
-        let digest = key.withUTF8 { SHA256Digester.hash(UnsafeRawBufferPointer($0)) }
-        return Key128(a: digest.bytes.0, b: digest.bytes.1)
+        return key.withUTF8 { SHA256Digester.hash(UnsafeRawBufferPointer($0)) }.prefix
     }
 }

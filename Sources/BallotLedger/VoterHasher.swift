@@ -21,7 +21,7 @@ public struct VoterHasher: Sendable {
 
     /// The key for an identifier given as UTF-8 bytes (importers pass a field of a row).
     public func key(forUTF8 raw: UnsafeRawBufferPointer) -> VoterKey {
-        Self.normalized(raw) { keyed.authenticate($0) }.withBytes { VoterKey($0) }
+        VoterKey(Self.normalized(raw) { keyed.authenticate($0) })
     }
 
     /// Identifiers that differ only in surrounding whitespace (ASCII space, tab, LF, VT, FF, CR)

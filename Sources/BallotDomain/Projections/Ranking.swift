@@ -3,7 +3,7 @@
 /// Order: highest `combined` first; ties broken by higher `jury_normalized`, then more votes,
 /// then nominee id in byte order. The same order decides the certified winner.
 public struct Ranking: Sendable {
-    public struct Entry: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable, Ranked {
         public var rank: Int
         public var nominee: NomineeID
         public var name: String
@@ -37,15 +37,11 @@ public struct Ranking: Sendable {
                          juryWeighted: row?.weighted, juryNormalized: normalized,
                          combined: f.publicWeight * t.share + f.juryWeight * normalized)
         }
-        entries = unranked.sorted { a, b in
+        entries = ranked(unranked) { a, b in
             if a.combined != b.combined { return a.combined > b.combined }
             if a.juryNormalized != b.juryNormalized { return a.juryNormalized > b.juryNormalized }
             if a.votes != b.votes { return a.votes > b.votes }
             return a.nominee < b.nominee
-        }.enumerated().map { i, entry in
-            var ranked = entry
-            ranked.rank = i + 1
-            return ranked
         }
     }
 

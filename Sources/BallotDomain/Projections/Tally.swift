@@ -1,7 +1,7 @@
 /// The public vote for one election: valid votes and share per nominee, invalidations applied.
 /// Order: most votes first; ties by nominee id (byte order).
 public struct Tally: Sendable {
-    public struct Entry: Sendable, Equatable {
+    public struct Entry: Sendable, Equatable, Ranked {
         public var rank: Int
         public var nominee: NomineeID
         public var name: String
@@ -28,13 +28,7 @@ public struct Tally: Sendable {
             Entry(rank: 0, nominee: n.id, name: n.name, votes: e.votes[i],
                   share: total > 0 ? Double(e.votes[i]) / Double(total) : 0)
         }
-        entries = unranked
-            .sorted { $0.votes != $1.votes ? $0.votes > $1.votes : $0.nominee < $1.nominee }
-            .enumerated().map { i, entry in
-                var ranked = entry
-                ranked.rank = i + 1
-                return ranked
-            }
+        entries = ranked(unranked) { $0.votes != $1.votes ? $0.votes > $1.votes : $0.nominee < $1.nominee }
     }
 
     public var json: JSONValue {
@@ -49,5 +43,19 @@ public struct Tally: Sendable {
                          ("votes", .int(e.votes)), ("share", .double(e.share))])
             })),
         ])
+    }
+}
+
+/// An entry that gets its place from its position in an ordering.
+protocol Ranked {
+    var rank: Int { get set }
+}
+
+/// `entries` in the order `precedes` gives, numbered from 1.
+func ranked<E: Ranked>(_ entries: [E], by precedes: (E, E) -> Bool) -> [E] {
+    entries.sorted(by: precedes).enumerated().map { i, entry in
+        var placed = entry
+        placed.rank = i + 1
+        return placed
     }
 }
