@@ -17,10 +17,16 @@ let package = Package(
         .library(name: "BallotDomain", targets: ["BallotDomain"]),
         .library(name: "BallotLedger", targets: ["BallotLedger"]),
         .library(name: "BallotConfig", targets: ["BallotConfig"]),
+        .library(name: "BallotProtocol", targets: ["BallotProtocol"]),
         .executable(name: "ballot-demo", targets: ["ballot-demo"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
     ],
-    dependencies: [],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
     targets: [
         .systemLibrary(
             name: "CLMDB",
@@ -55,6 +61,15 @@ let package = Package(
             dependencies: ["BallotDomain"],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "BallotProtocol",
+            dependencies: [
+                "BallotDomain",
+                "BallotConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "ballot-demo",
             dependencies: ["BallotLedger", "BallotDomain", "BallotConfig"],
@@ -79,6 +94,15 @@ let package = Package(
         .testTarget(
             name: "BallotDomainTests",
             dependencies: ["BallotDomain", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BallotProtocolTests",
+            dependencies: [
+                "BallotProtocol", "BallotDomain", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
