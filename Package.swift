@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "BallotLedger", targets: ["BallotLedger"]),
         .library(name: "BallotConfig", targets: ["BallotConfig"]),
         .library(name: "BallotProtocol", targets: ["BallotProtocol"]),
+        .executable(name: "ballotd", targets: ["ballotd"]),
         .executable(name: "ballot-demo", targets: ["ballot-demo"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
     ],
@@ -67,6 +68,27 @@ let package = Package(
                 "BallotDomain",
                 "BallotConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BallotDaemon",
+            dependencies: [
+                "BallotDomain", "BallotLedger", "BallotProtocol", "BallotConfig",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "ballotd",
+            dependencies: [
+                "BallotDaemon", "BallotDomain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSettings
         ),

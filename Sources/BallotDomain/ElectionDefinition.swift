@@ -67,6 +67,22 @@ public struct ElectionDefinition: Sendable, Equatable {
 
     public func criterion(_ id: CriterionID) -> Criterion? { criteria.first { $0.id == id } }
 
+    /// The start of the window `cast_at` is judged against: the schedule, unless voting was
+    /// opened explicitly (which is allowed only before any vote).
+    public func effectiveOpensAt(openedAt: Timestamp?) -> Timestamp { openedAt ?? opensAt }
+
+    /// The end of the window (exclusive): the schedule, or just after an explicit close at T,
+    /// so that a vote cast at T itself counts, whichever is earlier.
+    public func effectiveClosesAt(closedAt: Timestamp?) -> Timestamp {
+        guard let closedAt else { return closesAt }
+        return min(Timestamp(microseconds: closedAt.microseconds + 1), closesAt)
+    }
+
+    /// Voting is over once it was closed or its window has ended.
+    public func isVotingOver(at now: Timestamp, closedAt: Timestamp?) -> Bool {
+        closedAt != nil || now >= effectiveClosesAt(closedAt: closedAt)
+    }
+
     /// The start of the series bucket that `t` falls in.
     public func bucket(of t: Timestamp) -> Int64 {
         let width = seriesBucketSeconds * 1_000_000

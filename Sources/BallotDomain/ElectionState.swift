@@ -40,24 +40,23 @@ public struct ElectionState: Sendable {
     public func hasVoted(_ voter: VoterKey) -> Bool { storage.voters.contains(voter.prefix) }
     public func isInvalidated(vote seq: UInt64) -> Bool { storage.invalidated.contains(seq) }
 
-    /// The window `cast_at` is judged against, half-open: the schedule, moved by an explicit
-    /// open (only before any vote) or close. Closing at T admits votes cast at T itself, so a
-    /// vote accepted before the close (its `cast_at` no later than its event) stays inside.
-    public var effectiveOpensAt: Timestamp { storage.votingOpenedAt ?? storage.definition.opensAt }
-    public var effectiveClosesAt: Timestamp {
-        if let closed = storage.votingClosedAt {
-            return min(Timestamp(microseconds: closed.microseconds + 1), storage.definition.closesAt)
-        }
-        return storage.definition.closesAt
-    }
+    /// The window `cast_at` is judged against, half-open (see `ElectionDefinition`): the
+    /// schedule, moved by an explicit open (only before any vote) or close. Closing at T admits
+    /// votes cast at T itself, so a vote accepted before the close stays inside.
+    public var effectiveOpensAt: Timestamp { storage.definition.effectiveOpensAt(openedAt: storage.votingOpenedAt) }
+    public var effectiveClosesAt: Timestamp { storage.definition.effectiveClosesAt(closedAt: storage.votingClosedAt) }
 
     public func isInWindow(_ t: Timestamp) -> Bool { t >= effectiveOpensAt && t < effectiveClosesAt }
 
-    /// Voting is over once it was closed or its window has ended.
-    public func isVotingOver(at now: Timestamp) -> Bool { storage.votingClosedAt != nil || now >= effectiveClosesAt }
+    public func isVotingOver(at now: Timestamp) -> Bool { storage.definition.isVotingOver(at: now, closedAt: storage.votingClosedAt) }
 
-    /// Per-nominee standings may be shown: the election says so, or voting is over.
-    public func standingsArePublic(at now: Timestamp) -> Bool { storage.definition.publicStandings || isVotingOver(at: now) }
+    /// A small summary, detached from this state's storage (see `ElectionStatus`).
+    public var status: ElectionStatus {
+        ElectionStatus(definition: storage.definition, nominees: storage.nominees, jurors: storage.jurors.map(\.id),
+                       votingOpenedAt: storage.votingOpenedAt, votingClosedAt: storage.votingClosedAt,
+                       juryClosed: storage.juryClosed, certified: storage.certified,
+                       votesCast: storage.voters.count, lastSeq: storage.lastSeq)
+    }
 
     mutating func apply(_ record: RecordedEvent) {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }

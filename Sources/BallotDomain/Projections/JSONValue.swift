@@ -10,6 +10,8 @@ public enum JSONValue: Sendable, Equatable {
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
+    /// JSON text that is already serialised (a stored projection), written out as it is.
+    case raw([UInt8])
 
     public static func == (a: JSONValue, b: JSONValue) -> Bool { a.serialized() == b.serialized() }
 
@@ -48,6 +50,8 @@ public enum JSONValue: Sendable, Equatable {
                 item.write(to: &out)
             }
             out.append(UInt8(ascii: "]"))
+        case .raw(let bytes):
+            out += bytes
         case .object(let members):
             out.append(UInt8(ascii: "{"))
             for (i, (key, value)) in members.enumerated() {

@@ -1,0 +1,44 @@
+public import BallotDomain
+import BallotProtocol
+
+/// The peer on the other end of a connection, from `SO_PEERCRED`.
+public struct Peer: Sendable {
+    public let uid: UInt32
+    public let gid: UInt32
+    public let pid: Int32
+    /// nil: not in the access rules; such a peer may only say `hello`.
+    public let role: Actor.Role?
+    /// The juror this peer scores as, when its role is juror.
+    public let juror: JurorID?
+
+    public var actor: Actor { Actor(role: role ?? .observer, uid: uid) }
+}
+
+enum Access {
+    /// Refuses `operation` for `peer` with `forbidden`, naming the op and the role.
+    static func check(_ operation: Operation, op: String, for peer: Peer) throws(ProtocolError) {
+        guard let role = peer.role else {
+            if case .hello = operation { return }
+            throw ProtocolError(.forbidden, "\(op): uid \(peer.uid) has no role on this daemon; only 'hello' is open to it")
+        }
+        let allowed: Bool
+        switch operation {
+        case .hello, .status, .electionGet, .tally, .ranking, .events:
+            allowed = true
+        case .voteCast:
+            allowed = role == .admin || role == .importer
+        case .juryScore(_, let juror, _, _, _):
+            if role == .juror {
+                if let juror, juror != peer.juror {
+                    throw ProtocolError(.forbidden, "\(op): uid \(peer.uid) scores as juror '\(peer.juror?.value ?? "?")', not '\(juror)'")
+                }
+                allowed = true
+            } else {
+                allowed = role == .admin
+            }
+        case .electionDefine, .electionOpen, .electionClose, .nomineeAdd, .voteInvalidate, .jurorAdd, .juryClose, .resultCertify:
+            allowed = role == .admin
+        }
+        guard allowed else { throw ProtocolError(.forbidden, "\(op) is not allowed for the \(role) role (uid \(peer.uid))") }
+    }
+}

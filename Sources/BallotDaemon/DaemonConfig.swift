@@ -1,0 +1,56 @@
+public import BallotDomain
+
+/// What `ballotd` needs to run. Built by the executable from its command line and environment.
+public struct DaemonConfig: Sendable {
+    public var dataDirectory: String
+    public var socketPath: String
+    /// Permissions of the socket file (default 0660: owner and group).
+    public var socketMode: UInt32 = 0o660
+    /// The file holding the operator's HMAC secret for voter identifiers.
+    public var secretFile: String
+    public var mapSize: Int = 1 << 30
+    public var maxMapSize: Int = 1 << 40
+    public var verifyOnOpen = true
+    /// The longest request line accepted, in bytes.
+    public var maxLineBytes = 1 << 20
+    /// The most commands one write transaction takes from the queue.
+    public var maxBatch = 10_000
+    public var access: AccessRules
+
+    public init(dataDirectory: String, socketPath: String, secretFile: String, access: AccessRules) {
+        self.dataDirectory = dataDirectory
+        self.socketPath = socketPath
+        self.secretFile = secretFile
+        self.access = access
+    }
+}
+
+/// Who may do what: uids and gids mapped to roles. The uid the daemon runs as is an admin
+/// unless it is listed under another role. Anyone else may only say `hello`.
+public struct AccessRules: Sendable {
+    public var admins = Set<UInt32>()
+    public var adminGroups = Set<UInt32>()
+    public var importers = Set<UInt32>()
+    public var importerGroups = Set<UInt32>()
+    public var observers = Set<UInt32>()
+    public var observerGroups = Set<UInt32>()
+    /// uid → the juror that uid scores as.
+    public var jurors: [UInt32: JurorID] = [:]
+    /// The daemon's own uid (an admin by default).
+    public var daemonUID: UInt32
+
+    public init(daemonUID: UInt32) { self.daemonUID = daemonUID }
+
+    /// The role a peer with these credentials acts in, or nil for none.
+    public func role(uid: UInt32, gid: UInt32) -> Actor.Role? {
+        if admins.contains(uid) { return .admin }
+        if jurors[uid] != nil { return .juror }
+        if importers.contains(uid) { return .importer }
+        if observers.contains(uid) { return .observer }
+        if uid == daemonUID { return .admin }
+        if adminGroups.contains(gid) { return .admin }
+        if importerGroups.contains(gid) { return .importer }
+        if observerGroups.contains(gid) { return .observer }
+        return nil
+    }
+}

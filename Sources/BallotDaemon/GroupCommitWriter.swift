@@ -1,0 +1,136 @@
+import Foundation
+import BallotDomain
+import BallotLedger
+
+/// The one thread that writes the ledger. Requests wait in a queue; the thread takes all that
+/// are waiting (up to `maxBatch`), appends them in one transaction with one commit, and only
+/// then answers each: an `appended` answer is durable. No LMDB call runs anywhere else, and
+/// none runs on an event loop or across an `await`.
+final class GroupCommitWriter: @unchecked Sendable {
+    private let ledger: Ledger
+    private let maxBatch: Int
+    private let condition = NSCondition()
+    private var waiting: [(Submission, CheckedContinuation<Outcome, any Error>)] = []
+    private var stopping = false
+    private var stopped = false
+    /// Resumed by the thread when it has written everything queued and ended.
+    private var stopWaiter: CheckedContinuation<Void, Never>?
+    /// What readers may see of each election, replaced after each batch that changed it.
+    private var statuses: [ElectionID: ElectionStatus] = [:]
+    private var published: (size: UInt64, root: MerkleHash)
+
+    init(ledger: Ledger, maxBatch: Int) {
+        self.ledger = ledger
+        self.maxBatch = maxBatch
+        published = (ledger.size, ledger.root)
+        for e in ledger.state.elections { statuses[e.id] = e.status }
+    }
+
+    /// Starts the writer thread.
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "ballotd-writer"
+        thread.start()
+    }
+
+    /// Queues one command and returns its outcome once its batch is durable.
+    func submit(_ submission: Submission) async throws -> Outcome {
+        try await withCheckedThrowingContinuation { continuation in
+            condition.lock()
+            if stopping {
+                condition.unlock()
+                continuation.resume(throwing: DaemonError.shuttingDown)
+                return
+            }
+            waiting.append((submission, continuation))
+            condition.signal()
+            condition.unlock()
+        }
+    }
+
+    /// The status of one election as of the last commit.
+    func status(_ election: ElectionID) -> ElectionStatus? {
+        condition.lock()
+        defer { condition.unlock() }
+        return statuses[election]
+    }
+
+    /// The ledger's size and root as of the last commit.
+    var head: (size: UInt64, root: MerkleHash) {
+        condition.lock()
+        defer { condition.unlock() }
+        return published
+    }
+
+    var electionCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return statuses.count
+    }
+
+    /// Refuses new commands, writes those already queued, and returns when the thread is done.
+    func stop() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            condition.lock()
+            if stopped {
+                condition.unlock()
+                done.resume()
+                return
+            }
+            stopWaiter = done
+            stopping = true
+            condition.broadcast()
+            condition.unlock()
+        }
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while waiting.isEmpty && !stopping { condition.wait() }
+            if waiting.isEmpty {
+                stopped = true
+                let waiter = stopWaiter
+                condition.unlock()
+                waiter?.resume()
+                return
+            }
+            let batch = Array(waiting.prefix(maxBatch))
+            waiting.removeFirst(batch.count)
+            condition.unlock()
+            do {
+                let outcomes = try ledger.submit(batch.map(\.0))
+                publish(changed: Set(zip(batch, outcomes).compactMap { pair in
+                    if case .appended = pair.1 { return pair.0.0.command.election }
+                    return nil
+                }))
+                for (i, item) in batch.enumerated() { item.1.resume(returning: outcomes[i]) }
+            } catch {
+                for item in batch { item.1.resume(throwing: error) }
+            }
+        }
+    }
+
+    private func publish(changed: Set<ElectionID>) {
+        let fresh = changed.compactMap { ledger.state[$0]?.status }
+        let head = (ledger.size, ledger.root)
+        condition.lock()
+        for status in fresh { statuses[status.id] = status }
+        published = head
+        condition.unlock()
+    }
+}
+
+enum DaemonError: Error, CustomStringConvertible {
+    case shuttingDown
+    case alreadyRunning(String)
+    case socketInUse(String)
+    case setup(String)
+
+    var description: String {
+        switch self {
+        case .shuttingDown: "the daemon is shutting down"
+        case .alreadyRunning(let message), .socketInUse(let message), .setup(let message): message
+        }
+    }
+}

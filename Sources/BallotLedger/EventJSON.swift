@@ -1,0 +1,53 @@
+public import BallotDomain
+
+/// An event as JSON, for clients and tools: `{"seq", "type", "timestamp", "actor", "idempotency_key", "leaf_hash", "data": {…}}`.
+public enum EventJSON {
+    public static func render(_ record: RecordedEvent, leafHash: MerkleHash) -> JSONValue {
+        .object([
+            ("seq", .uint(record.seq)),
+            ("type", .string(record.event.kind.description)),
+            ("timestamp", .string(record.timestamp.rfc3339)),
+            ("actor", .object([("role", .string(record.actor.role.description)), ("uid", .int(Int64(record.actor.uid)))])),
+            ("idempotency_key", record.idempotencyKey.isEmpty ? .null : .string(record.idempotencyKey)),
+            ("leaf_hash", .string(leafHash.hex)),
+            ("data", data(record.event)),
+        ])
+    }
+
+    static func data(_ event: Event) -> JSONValue {
+        func s(_ slug: Slug) -> JSONValue { .string(slug.value) }
+        switch event {
+        case .electionDefined(let d):
+            return .object([
+                ("election", s(d.id)), ("title", .string(d.title)),
+                ("opens_at", .string(d.opensAt.rfc3339)), ("closes_at", .string(d.closesAt.rfc3339)),
+                ("score_scale", .object([("min", .int(Int64(d.scale.min))), ("max", .int(Int64(d.scale.max)))])),
+                ("min_goal_attainment_direct", .double(d.eligibility.minDirect)),
+                ("min_goal_attainment_after_one_year", .double(d.eligibility.minAfterOneYear)),
+                ("criteria", .array(d.criteria.map { .object([("id", s($0.id)), ("title", .string($0.title)), ("weight", .double($0.weight))]) })),
+                ("public_weight", .double(d.formula.publicWeight)), ("jury_weight", .double(d.formula.juryWeight)),
+                ("public_standings", .bool(d.publicStandings)), ("series_bucket_seconds", .int(d.seriesBucketSeconds)),
+            ])
+        case .nomineeAdded(let e, let n):
+            return .object([("election", s(e)), ("nominee", s(n.id)), ("name", .string(n.name)),
+                            ("goal_attainment_direct", .double(n.goalAttainmentDirect)),
+                            ("goal_attainment_after_one_year", .double(n.goalAttainmentAfterOneYear))])
+        case .votingOpened(let e), .votingClosed(let e), .juryClosed(let e):
+            return .object([("election", s(e))])
+        case .voteCast(let v):
+            return .object([("election", s(v.election)), ("nominee", s(v.nominee)), ("voter_key", .string(v.voter.hex)),
+                            ("cast_at", .string(v.castAt.rfc3339)), ("channel", .string(v.channel))])
+        case .voteInvalidated(let x):
+            return .object([("election", s(x.election)), ("vote", .uint(x.vote)), ("nominee", s(x.nominee)),
+                            ("cast_at", .string(x.castAt.rfc3339)), ("reason", .string(x.reason))])
+        case .jurorAdded(let e, let j, let name):
+            return .object([("election", s(e)), ("juror", s(j)), ("name", .string(name))])
+        case .juryScored(let x):
+            return .object([("election", s(x.election)), ("juror", s(x.juror)), ("nominee", s(x.nominee)),
+                            ("criterion", s(x.criterion)), ("score", .int(Int64(x.score))),
+                            ("supersedes", x.supersedes.map { .uint($0) } ?? .null)])
+        case .resultCertified(let r):
+            return .object([("election", s(r.election)), ("winner", s(r.winner)), ("ranking", .array(r.ranking.map(s)))])
+        }
+    }
+}
