@@ -128,6 +128,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "BallotDaemonTests",
+            dependencies: ["BallotDaemon", "BallotDomain", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "BallotConfigTests",
             dependencies: ["BallotConfig", "BallotLedger", "BallotDomain", "TestSupport"],
             swiftSettings: strictSettings

@@ -1,0 +1,236 @@
+import Testing
+import Foundation
+import TestSupport
+
+/// The real `ballotd` binary over its real socket.
+@Suite(.serialized) struct DaemonTests {
+    /// The 2022 election's data file, as the `election` field of `election.define`.
+    static var election2022: [String: Any] {
+        try! JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.electionFile("imdi-2022")))) as! [String: Any]
+    }
+
+    /// An election whose window is open now, so that its standings are sealed.
+    static func liveElection(_ id: String, publicStandings: Bool = false) -> [String: Any] {
+        let now = Date()
+        let f = ISO8601DateFormatter()
+        return [
+            "id": id, "title": "Live \(id)",
+            "voting_window": ["opens_at": f.string(from: now.addingTimeInterval(-3600)), "closes_at": f.string(from: now.addingTimeInterval(86_400))],
+            "criteria": [["id": "results", "title": "Results", "weight": 1.0]],
+            "public_standings": publicStandings,
+            "nominees": [["id": "kinn", "name": "Kinn", "goal_attainment_direct": 60, "goal_attainment_after_one_year": 60],
+                         ["id": "bodo", "name": "Bodø", "goal_attainment_direct": 60, "goal_attainment_after_one_year": 60]],
+        ]
+    }
+
+    func vote(_ client: DaemonClient, _ voter: String, _ nominee: String = "kinn", election: String = "imdi-2022",
+              castAt: String? = "2022-11-03T10:00:00Z", key: String? = nil) throws -> [String: Any] {
+        var request: [String: Any] = ["op": "vote.cast", "election": election, "nominee": nominee, "voter": voter]
+        if let castAt { request["cast_at"] = castAt }
+        if let key { request["idempotency_key"] = key }
+        return try client.call(request)
+    }
+
+    @Test func theWholeElectionOverTheSocket() throws {
+        let daemon = try DaemonProcess()
+        let c = try DaemonClient(socketPath: daemon.socketPath)
+        let hello = try c.call(["id": 1, "op": "hello"])
+        #expect(hello["id"] as? Int == 1)
+        #expect(hello.result?["role"] as? String == "admin")
+        #expect(hello.result?["protocol_version"] as? Int == 1)
+
+        let defined = try c.call(["op": "election.define", "election": Self.election2022])
+        #expect((defined.result?["events"] as? [Any])?.count == 6)
+        for juror in ["jury-a", "jury-b"] {
+            #expect(try c.call(["op": "juror.add", "election": "imdi-2022", "juror": juror, "name": juror]).isOK)
+        }
+        var firstVote = 0
+        for i in 0..<20 {
+            let r = try vote(c, "voter-\(i)@example.no", i % 3 == 0 ? "bodo" : "kinn")
+            #expect(r.isOK)
+            #expect((r.result?["leaf_hash"] as? String)?.count == 64)
+            if i == 0 { firstVote = r.result?["seq"] as? Int ?? 0 }
+        }
+        #expect(try c.call(["op": "vote.invalidate", "election": "imdi-2022", "vote": firstVote, "reason": "test"]).isOK)
+        for juror in ["jury-a", "jury-b"] {
+            for nominee in ["bodo", "haugesund", "kinn", "raelingen", "vennesla"] {
+                for criterion in ["results", "settlement", "development", "differentiation"] {
+                    let r = try c.call(["op": "jury.score", "election": "imdi-2022", "juror": juror, "nominee": nominee,
+                                        "criterion": criterion, "score": nominee == "kinn" ? 9 : 6])
+                    #expect(r.isOK, "\(r)")
+                }
+            }
+        }
+        #expect(try c.call(["op": "election.close", "election": "imdi-2022"]).isOK)
+        #expect(try c.call(["op": "jury.close", "election": "imdi-2022"]).isOK)
+        #expect(try c.call(["op": "result.certify", "election": "imdi-2022"]).isOK)
+
+        let tally = try c.call(["op": "tally", "election": "imdi-2022"])
+        #expect(tally.result?["valid_votes"] as? Int == 19)
+        let ranking = try c.call(["op": "ranking", "election": "imdi-2022"])
+        #expect(((ranking.result?["certified"] as? [String: Any])?["winner"]) as? String == "kinn")
+        let info = try c.call(["op": "election.get", "election": "imdi-2022"])
+        #expect(info.result?["votes_cast"] as? Int == 20)
+        let events = try c.call(["op": "events", "from": 1, "limit": 3])
+        #expect((events.result?["events"] as? [[String: Any]])?.first?["type"] as? String == "election.defined")
+        let status = try c.call(["op": "status"])
+        #expect((status.result?["ledger_size"] as? Int ?? 0) > 60)
+        #expect(daemon.terminate() == 0)
+    }
+
+    @Test func everyRefusalHasItsCode() throws {
+        let daemon = try DaemonProcess()
+        let c = try DaemonClient(socketPath: daemon.socketPath)
+        _ = try c.call(["op": "election.define", "election": Self.election2022])
+        func code(_ request: [String: Any]) throws -> String? { try c.call(request).errorCode }
+        #expect(try code(["op": "vote.launch"]) == "unknown_op")
+        #expect(try code(["op": "vote.cast", "election": "imdi-2022"]) == "bad_request")
+        #expect(try code(["op": "vote.cast", "election": "nope", "nominee": "kinn", "voter": "v"]) == "unknown_election")
+        #expect(try vote(c, "a@x.no", "oslo").errorCode == "unknown_nominee")
+        #expect(try code(["op": "nominee.add", "election": "imdi-2022", "nominee": "tonsberg", "name": "Tønsberg",
+                          "goal_attainment_direct": 45, "goal_attainment_after_one_year": 70]) == "not_eligible")
+        #expect(try vote(c, "b@x.no").isOK)
+        #expect(try vote(c, "b@x.no", "bodo").errorCode == "duplicate_vote")
+        #expect(try vote(c, "c@x.no", castAt: "2022-10-01T00:00:00Z").errorCode == "outside_window")
+        #expect(try vote(c, "d@x.no", key: "row-1").isOK)
+        #expect(try vote(c, "d@x.no", key: "row-1").result?["repeated"] as? Bool == true)
+        #expect(try vote(c, "e@x.no", key: "row-1").errorCode == "conflict")
+        _ = try c.call(["op": "juror.add", "election": "imdi-2022", "juror": "jury-a", "name": "A"])
+        #expect(try code(["op": "jury.score", "election": "imdi-2022", "juror": "jury-a", "nominee": "kinn", "criterion": "results", "score": 11]) == "score_out_of_range")
+        _ = try c.call(["op": "election.define", "election": Self.liveElection("live")])
+        #expect(try code(["op": "tally", "election": "live"]) == "sealed")
+        #expect(try code(["op": "ranking", "election": "live"]) == "sealed")
+        // Turnout stays visible while the standings are sealed.
+        #expect(try vote(c, "f@x.no", election: "live", castAt: nil).isOK)
+        #expect(try c.call(["op": "election.get", "election": "live"]).result?["votes_cast"] as? Int == 1)
+        _ = try c.call(["op": "election.define", "election": Self.liveElection("open-book", publicStandings: true)])
+        #expect(try c.call(["op": "tally", "election": "open-book"]).isOK)
+        // Certified: sealed for good.
+        for criterion in ["results"] {
+            _ = try c.call(["op": "juror.add", "election": "live", "juror": "j", "name": "J"])
+            for n in ["kinn", "bodo"] { _ = try c.call(["op": "jury.score", "election": "live", "juror": "j", "nominee": n, "criterion": criterion, "score": 5]) }
+        }
+        _ = try c.call(["op": "election.close", "election": "live"])
+        _ = try c.call(["op": "jury.close", "election": "live"])
+        #expect(try c.call(["op": "result.certify", "election": "live"]).isOK)
+        #expect(try vote(c, "g@x.no", election: "live", castAt: nil).errorCode == "election_sealed")
+    }
+
+    @Test func badLinesGetAnErrorAndTheConnectionGoesOn() throws {
+        let daemon = try DaemonProcess()
+        let c = try DaemonClient(socketPath: daemon.socketPath)
+        try c.send("this is not json")
+        #expect(try c.readReply()?.errorCode == "bad_request")
+        try c.send("[1, 2, 3]")
+        #expect(try c.readReply()?.errorCode == "bad_request")
+        try c.send(#"{"id": 4}"#)
+        #expect(try c.readReply()?["id"] as? Int == 4)
+        try c.send(raw: [0x7B, 0x22, 0x6F, 0x70, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D, 0x0A])   // invalid UTF-8
+        #expect(try c.readReply()?.errorCode == "bad_request")
+        try c.send(raw: Array(repeating: UInt8(ascii: "x"), count: (1 << 20) + 10) + [0x0A])          // over 1 MiB
+        let tooLong = try c.readReply()
+        #expect(tooLong?.errorCode == "bad_request")
+        #expect(((tooLong?["error"] as? [String: Any])?["message"] as? String)?.contains("at most 1048576") == true)
+        #expect(try c.call(["id": 9, "op": "hello"]).isOK)
+        // A client that sends half a line and leaves does not disturb anyone else.
+        let half = try DaemonClient(socketPath: daemon.socketPath)
+        try half.send(raw: Array(#"{"op": "hel"#.utf8))
+        #expect(try DaemonClient(socketPath: daemon.socketPath).call(["op": "status"]).isOK)
+        #expect(daemon.terminate() == 0)
+    }
+
+    @Test func rolesComeFromThePeersUID() throws {
+        let observer = try DaemonProcess(arguments: ["--observer-uid", "\(getuid())"])
+        let o = try DaemonClient(socketPath: observer.socketPath)
+        #expect(try o.call(["op": "hello"]).result?["role"] as? String == "observer")
+        #expect(try o.call(["op": "election.define", "election": Self.election2022]).errorCode == "forbidden")
+        #expect(try vote(o, "x@y.no").errorCode == "forbidden")
+        #expect(try o.call(["op": "status"]).isOK)
+        observer.terminate()
+
+        let juror = try DaemonProcess(arguments: ["--juror", "\(getuid())=jury-a"])
+        let j = try DaemonClient(socketPath: juror.socketPath)
+        #expect(try j.call(["op": "hello"]).result?["role"] as? String == "juror")
+        #expect(try j.call(["op": "election.define", "election": Self.election2022]).errorCode == "forbidden")
+        #expect(try vote(j, "x@y.no").errorCode == "forbidden")
+        let asOther = try j.call(["op": "jury.score", "election": "imdi-2022", "juror": "jury-b", "nominee": "kinn", "criterion": "results", "score": 5])
+        #expect(asOther.errorCode == "forbidden")
+        // Scoring as itself reaches the ledger (which knows no such election here).
+        let asSelf = try j.call(["op": "jury.score", "election": "imdi-2022", "nominee": "kinn", "criterion": "results", "score": 5])
+        #expect(asSelf.errorCode == "unknown_election")
+        juror.terminate()
+    }
+
+    @Test func aPeerWithNoRoleMayOnlySayHello() throws {
+        // Needs root to act as another user, and a Python that user can run.
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"),
+              FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") else { return }
+        let daemon = try DaemonProcess(arguments: ["--socket-mode", "0666"])
+        let script = """
+        import socket, json, sys
+        s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
+        for op in ["hello", "status"]:
+            f.write((json.dumps({"op": op}) + "\\n").encode()); f.flush(); print(f.readline().decode().strip())
+        """
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        p.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", script, daemon.socketPath]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        p.waitUntilExit()
+        let lines = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.first?.contains("\"role\":null") == true)
+        #expect(lines.last?.contains("\"forbidden\"") == true)
+        daemon.terminate()
+    }
+
+    @Test func acknowledgedWritesSurviveAGracefulShutdown() throws {
+        let dir = TemporaryDirectory("ballotd")
+        var daemon = try DaemonProcess(directory: dir)
+        var c = try DaemonClient(socketPath: daemon.socketPath)
+        _ = try c.call(["op": "election.define", "election": Self.election2022])
+        var acked = 0
+        for i in 0..<50 where try vote(c, "v\(i)@x.no").isOK { acked += 1 }
+        #expect(daemon.terminate() == 0)
+        #expect(!FileManager.default.fileExists(atPath: daemon.socketPath))
+        #expect(daemon.log.contains("stopped"))
+
+        daemon = try DaemonProcess(directory: dir)
+        c = try DaemonClient(socketPath: daemon.socketPath)
+        #expect(try c.call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == acked)
+        daemon.terminate()
+    }
+
+    @Test func oneDaemonPerDataDirectoryAndSocket() throws {
+        let dir = TemporaryDirectory("ballotd")
+        let first = try DaemonProcess(directory: dir)
+        let second = try DaemonProcess.runToExit(
+            ["--data-dir", first.dataDirectory, "--socket", dir.sub("other.sock"), "--secret-file", dir.sub("secret")], log: dir.sub("second.log"))
+        #expect(second.status == 1)
+        #expect(second.output.contains("another ballotd (pid \(first.process.processIdentifier))"))
+
+        let other = TemporaryDirectory("ballotd")
+        let third = try DaemonProcess.runToExit(
+            ["--data-dir", other.sub("data"), "--socket", first.socketPath, "--secret-file", dir.sub("secret")], log: other.sub("third.log"))
+        #expect(third.status == 1)
+        #expect(third.output.contains("live daemon"))
+        #expect(try DaemonClient(socketPath: first.socketPath).call(["op": "hello"]).isOK)
+        first.terminate()
+    }
+
+    @Test func aCrashLeavesASocketFileThatARestartTakesOver() throws {
+        let dir = TemporaryDirectory("ballotd")
+        let crashed = try DaemonProcess(directory: dir)
+        let c = try DaemonClient(socketPath: crashed.socketPath)
+        _ = try c.call(["op": "election.define", "election": Self.election2022])
+        #expect(try vote(c, "kept@x.no").isOK)
+        crashed.kill()
+        #expect(FileManager.default.fileExists(atPath: crashed.socketPath))
+        let restarted = try DaemonProcess(directory: dir)
+        let again = try DaemonClient(socketPath: restarted.socketPath)
+        #expect(try vote(again, "kept@x.no").errorCode == "duplicate_vote")
+        restarted.terminate()
+    }
+}
