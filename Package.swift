@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "BallotConfig", targets: ["BallotConfig"]),
         .library(name: "BallotProtocol", targets: ["BallotProtocol"]),
         .executable(name: "ballotd", targets: ["ballotd"]),
+        .executable(name: "ballotctl", targets: ["ballotctl"]),
         .executable(name: "ballot-demo", targets: ["ballot-demo"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
     ],
@@ -103,8 +104,20 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "BallotClient",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "ballotctl",
+            dependencies: [
+                "BallotClient",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "TestSupport",
-            dependencies: ["BallotLedger", "BallotDomain", "BallotStore"],
+            dependencies: ["BallotLedger", "BallotDomain", "BallotStore", "BallotClient"],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),

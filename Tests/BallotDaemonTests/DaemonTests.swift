@@ -23,7 +23,7 @@ import TestSupport
         ]
     }
 
-    func vote(_ client: DaemonClient, _ voter: String, _ nominee: String = "kinn", election: String = "imdi-2022",
+    func vote(_ client: BallotClient, _ voter: String, _ nominee: String = "kinn", election: String = "imdi-2022",
               castAt: String? = "2022-11-03T10:00:00Z", key: String? = nil) throws -> [String: Any] {
         var request: [String: Any] = ["op": "vote.cast", "election": election, "nominee": nominee, "voter": voter]
         if let castAt { request["cast_at"] = castAt }
@@ -33,7 +33,7 @@ import TestSupport
 
     @Test func theWholeElectionOverTheSocket() throws {
         let daemon = try DaemonProcess()
-        let c = try DaemonClient(socketPath: daemon.socketPath)
+        let c = try BallotClient(socketPath: daemon.socketPath)
         let hello = try c.call(["id": 1, "op": "hello"])
         #expect(hello["id"] as? Int == 1)
         #expect(hello.result?["role"] as? String == "admin")
@@ -80,7 +80,7 @@ import TestSupport
 
     @Test func everyRefusalHasItsCode() throws {
         let daemon = try DaemonProcess()
-        let c = try DaemonClient(socketPath: daemon.socketPath)
+        let c = try BallotClient(socketPath: daemon.socketPath)
         _ = try c.call(["op": "election.define", "election": Self.election2022])
         func code(_ request: [String: Any]) throws -> String? { try c.call(request).errorCode }
         #expect(try code(["op": "vote.launch"]) == "unknown_op")
@@ -118,7 +118,7 @@ import TestSupport
 
     @Test func badLinesGetAnErrorAndTheConnectionGoesOn() throws {
         let daemon = try DaemonProcess()
-        let c = try DaemonClient(socketPath: daemon.socketPath)
+        let c = try BallotClient(socketPath: daemon.socketPath)
         try c.send("this is not json")
         #expect(try c.readReply()?.errorCode == "bad_request")
         try c.send("[1, 2, 3]")
@@ -133,15 +133,15 @@ import TestSupport
         #expect(((tooLong?["error"] as? [String: Any])?["message"] as? String)?.contains("at most 1048576") == true)
         #expect(try c.call(["id": 9, "op": "hello"]).isOK)
         // A client that sends half a line and leaves does not disturb anyone else.
-        let half = try DaemonClient(socketPath: daemon.socketPath)
+        let half = try BallotClient(socketPath: daemon.socketPath)
         try half.send(raw: Array(#"{"op": "hel"#.utf8))
-        #expect(try DaemonClient(socketPath: daemon.socketPath).call(["op": "status"]).isOK)
+        #expect(try BallotClient(socketPath: daemon.socketPath).call(["op": "status"]).isOK)
         #expect(daemon.terminate() == 0)
     }
 
     @Test func rolesComeFromThePeersUID() throws {
         let observer = try DaemonProcess(arguments: ["--observer-uid", "\(getuid())"])
-        let o = try DaemonClient(socketPath: observer.socketPath)
+        let o = try BallotClient(socketPath: observer.socketPath)
         #expect(try o.call(["op": "hello"]).result?["role"] as? String == "observer")
         #expect(try o.call(["op": "election.define", "election": Self.election2022]).errorCode == "forbidden")
         #expect(try vote(o, "x@y.no").errorCode == "forbidden")
@@ -149,7 +149,7 @@ import TestSupport
         observer.terminate()
 
         let juror = try DaemonProcess(arguments: ["--juror", "\(getuid())=jury-a"])
-        let j = try DaemonClient(socketPath: juror.socketPath)
+        let j = try BallotClient(socketPath: juror.socketPath)
         #expect(try j.call(["op": "hello"]).result?["role"] as? String == "juror")
         #expect(try j.call(["op": "election.define", "election": Self.election2022]).errorCode == "forbidden")
         #expect(try vote(j, "x@y.no").errorCode == "forbidden")
@@ -189,7 +189,7 @@ import TestSupport
     @Test func acknowledgedWritesSurviveAGracefulShutdown() throws {
         let dir = TemporaryDirectory("ballotd")
         var daemon = try DaemonProcess(directory: dir)
-        var c = try DaemonClient(socketPath: daemon.socketPath)
+        var c = try BallotClient(socketPath: daemon.socketPath)
         _ = try c.call(["op": "election.define", "election": Self.election2022])
         var acked = 0
         for i in 0..<50 where try vote(c, "v\(i)@x.no").isOK { acked += 1 }
@@ -198,7 +198,7 @@ import TestSupport
         #expect(daemon.log.contains("stopped"))
 
         daemon = try DaemonProcess(directory: dir)
-        c = try DaemonClient(socketPath: daemon.socketPath)
+        c = try BallotClient(socketPath: daemon.socketPath)
         #expect(try c.call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == acked)
         daemon.terminate()
     }
@@ -216,20 +216,20 @@ import TestSupport
             ["--data-dir", other.sub("data"), "--socket", first.socketPath, "--secret-file", dir.sub("secret")], log: other.sub("third.log"))
         #expect(third.status == 1)
         #expect(third.output.contains("live daemon"))
-        #expect(try DaemonClient(socketPath: first.socketPath).call(["op": "hello"]).isOK)
+        #expect(try BallotClient(socketPath: first.socketPath).call(["op": "hello"]).isOK)
         first.terminate()
     }
 
     @Test func aCrashLeavesASocketFileThatARestartTakesOver() throws {
         let dir = TemporaryDirectory("ballotd")
         let crashed = try DaemonProcess(directory: dir)
-        let c = try DaemonClient(socketPath: crashed.socketPath)
+        let c = try BallotClient(socketPath: crashed.socketPath)
         _ = try c.call(["op": "election.define", "election": Self.election2022])
         #expect(try vote(c, "kept@x.no").isOK)
         crashed.kill()
         #expect(FileManager.default.fileExists(atPath: crashed.socketPath))
         let restarted = try DaemonProcess(directory: dir)
-        let again = try DaemonClient(socketPath: restarted.socketPath)
+        let again = try BallotClient(socketPath: restarted.socketPath)
         #expect(try vote(again, "kept@x.no").errorCode == "duplicate_vote")
         restarted.terminate()
     }

@@ -1,4 +1,5 @@
 public import Foundation
+@_exported import BallotClient
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -62,7 +63,7 @@ public final class DaemonProcess: @unchecked Sendable {
     public func waitUntilServing(timeout: Double = 20) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let client = try? DaemonClient(socketPath: socketPath), (try? client.call(["op": "hello"])) != nil { return }
+            if let client = try? BallotClient(socketPath: socketPath), (try? client.call(["op": "hello"])) != nil { return }
             if !process.isRunning { throw DaemonTestError("ballotd exited early: \(log)") }
             usleep(20_000)
         }
@@ -93,78 +94,20 @@ public struct DaemonTestError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A blocking client: one JSON object per line each way.
-public final class DaemonClient: @unchecked Sendable {
-    private let fd: Int32
-    private var buffered: [UInt8] = []
 
-    public init(socketPath: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw DaemonTestError("socket: \(errno)") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(socketPath.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard ok == 0 else {
-            close(fd)
-            throw DaemonTestError("connect \(socketPath): \(String(cString: strerror(errno)))")
-        }
-        var timeout = timeval(tv_sec: 30, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    }
-
-    deinit { close(fd) }
-
-    public func send(raw: [UInt8]) throws {
-        var offset = 0
-        while offset < raw.count {
-            let n = raw[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw DaemonTestError("write: \(String(cString: strerror(errno)))") }
-            offset += n
-        }
-    }
-
-    public func send(_ line: String) throws { try send(raw: Array((line + "\n").utf8)) }
-
-    /// The next reply line, decoded; nil when the daemon closed the connection.
-    public func readReply() throws -> [String: Any]? {
-        while true {
-            if let newline = buffered.firstIndex(of: 0x0A) {
-                let line = Array(buffered[..<newline])
-                buffered.removeFirst(newline + 1)
-                guard let object = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                    throw DaemonTestError("reply is not an object: \(String(decoding: line, as: UTF8.self))")
-                }
-                return object
-            }
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n == 0 { return nil }
-            guard n > 0 else { throw DaemonTestError("read: \(String(cString: strerror(errno)))") }
-            buffered += chunk[..<n]
-        }
-    }
-
-    /// Sends a request and returns its reply.
-    @discardableResult
-    public func call(_ request: [String: Any]) throws -> [String: Any] {
-        let data = try JSONSerialization.data(withJSONObject: request)
-        try send(raw: Array(data) + [0x0A])
-        guard let reply = try readReply() else { throw DaemonTestError("connection closed before a reply to \(request)") }
-        return reply
-    }
-}
-
-extension Dictionary where Key == String, Value == Any {
-    /// `result` of an ok reply.
-    public var result: [String: Any]? { self["result"] as? [String: Any] }
-    /// `error.code` of a refusal.
-    public var errorCode: String? { (self["error"] as? [String: Any])?["code"] as? String }
-    public var isOK: Bool { self["ok"] as? Bool == true }
+/// Runs a built executable from the same directory as `ballotd` (`ballotctl`, say) to completion.
+public func runTool(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: DaemonProcess.binary).deletingLastPathComponent().appendingPathComponent(name)
+    p.arguments = arguments
+    p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    let out = Pipe()
+    let err = Pipe()
+    p.standardOutput = out
+    p.standardError = err
+    try p.run()
+    let stdout = out.fileHandleForReading.readDataToEndOfFile()
+    let stderr = err.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    return (p.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
 }

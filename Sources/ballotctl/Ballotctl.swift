@@ -1,0 +1,137 @@
+import ArgumentParser
+import BallotClient
+import Foundation
+
+/// Exit codes scripts can branch on (also in docs/protocol.md).
+enum Exit {
+    static let refused: Int32 = 1        // the daemon answered ok: false
+    static let usage: Int32 = 64         // bad arguments (ArgumentParser's own code)
+    static let dataError: Int32 = 65     // an input file that cannot be read or is not JSON
+    static let unreachable: Int32 = 69   // no daemon on the socket
+    static let failure: Int32 = 70       // the conversation broke off
+}
+
+@main
+struct Ballotctl: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ballotctl",
+        abstract: "Talk to ballotd over its Unix socket.",
+        discussion: "Exit codes: 0 done; 1 the daemon refused (its error code is printed); 64 usage; 65 unreadable input file; 69 no daemon on the socket; 70 the connection failed.",
+        subcommands: [Hello.self, Status.self, ElectionCommand.self, NomineeCommand.self, VoteCommand.self,
+                      JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self])
+
+    /// `ballotctl --socket PATH --json tally ID` works as well as `ballotctl tally ID --socket PATH
+    /// --json`: the shared options are moved behind the subcommand before parsing.
+    static func main() {
+        main(hoistingSharedOptions(Array(CommandLine.arguments.dropFirst())))
+    }
+
+    static func hoistingSharedOptions(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var rest = arguments[...]
+        while let first = rest.first {
+            if first == "--json" || first.hasPrefix("--socket=") {
+                leading.append(first)
+                rest = rest.dropFirst()
+            } else if first == "--socket", rest.count >= 2 {
+                leading += rest.prefix(2)
+                rest = rest.dropFirst(2)
+            } else {
+                break
+            }
+        }
+        return Array(rest) + leading
+    }
+}
+
+/// Where and how to talk: shared by every subcommand.
+struct Connection: ParsableArguments {
+    @Option(name: .long, help: "The daemon's socket (default: $BALLOTD_SOCKET, else /run/ballotledger/ballotd.sock).")
+    var socket: String?
+
+    @Flag(name: .long, help: "Print the reply's result as one line of JSON, for scripts.")
+    var json = false
+
+    var socketPath: String {
+        socket ?? ProcessInfo.processInfo.environment["BALLOTD_SOCKET"] ?? "/run/ballotledger/ballotd.sock"
+    }
+
+    /// Sends one request and prints the reply; exits non-zero unless it was ok.
+    func send(_ request: [String: Any], human: (([String: Any]) -> String)? = nil) throws {
+        let reply: [String: Any]
+        do {
+            reply = try BallotClient(socketPath: socketPath).call(request.merging(["id": 1]) { a, _ in a })
+        } catch let error as ClientError {
+            FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
+            if case .unreachable = error { throw ExitCode(Exit.unreachable) }
+            throw ExitCode(Exit.failure)
+        }
+        guard reply.isOK, let result = reply.result else {
+            let error = reply["error"] as? [String: Any] ?? [:]
+            let code = error["code"] as? String ?? "internal"
+            let message = error["message"] as? String ?? "no message"
+            if json {
+                print(Self.line(["code": code, "message": message]))
+            }
+            FileHandle.standardError.write(Data("ballotctl: \(code): \(message)\n".utf8))
+            throw ExitCode(Exit.refused)
+        }
+        print(json ? Self.line(result) : (human ?? Self.describe)(result))
+    }
+
+    static func line(_ value: Any) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `key: value` lines, nested values as JSON.
+    static func describe(_ result: [String: Any]) -> String {
+        result.keys.sorted().map { key in
+            let value = result[key]!
+            if value is [Any] || value is [String: Any] { return "\(key): \(line(value))" }
+            if value is NSNull { return "\(key): -" }
+            return "\(key): \(value)"
+        }.joined(separator: "\n")
+    }
+}
+
+struct Hello: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Protocol and server version, and the role the daemon gives you.")
+    @OptionGroup var connection: Connection
+    func run() throws { try connection.send(["op": "hello"]) }
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Ledger size, Merkle root, number of elections.")
+    @OptionGroup var connection: Connection
+    func run() throws { try connection.send(["op": "status"]) }
+}
+
+struct Tally: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Votes and share per nominee (sealed while voting is open).")
+    @OptionGroup var connection: Connection
+    @Argument(help: "The election id.") var election: String
+    func run() throws { try connection.send(["op": "tally", "election": election], human: Tables.tally) }
+}
+
+struct Ranking: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The combined ranking with every input (sealed while voting is open).")
+    @OptionGroup var connection: Connection
+    @Argument(help: "The election id.") var election: String
+    func run() throws { try connection.send(["op": "ranking", "election": election], human: Tables.ranking) }
+}
+
+struct Events: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Events from the ledger, decoded.")
+    @OptionGroup var connection: Connection
+    @Option(help: "The first sequence number.") var from = 1
+    @Option(help: "How many events at most (1 to 10000).") var limit = 100
+    func validate() throws {
+        guard from >= 1, (1...10_000).contains(limit) else { throw ValidationError("--from must be 1 or more and --limit from 1 to 10000") }
+    }
+    func run() throws {
+        try connection.send(["op": "events", "from": from, "limit": limit]) { result in
+            ((result["events"] as? [Any]) ?? []).map { Connection.line($0) }.joined(separator: "\n")
+        }
+    }
+}

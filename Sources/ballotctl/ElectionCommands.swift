@@ -1,0 +1,150 @@
+import ArgumentParser
+import Foundation
+
+struct ElectionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "election", abstract: "Define, inspect, open and close elections.",
+        subcommands: [Define.self, Get.self, Open.self, Close.self])
+
+    struct Define: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Define an election, with its nominees and jurors, from a data file (config/elections/*.json).")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election's JSON data file.") var file: String
+        @Option(help: "An idempotency key, so that running the command again adds nothing.") var key: String?
+        func run() throws {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                FileHandle.standardError.write(Data("ballotctl: cannot read \(file)\n".utf8))
+                throw ExitCode(Exit.dataError)
+            }
+            guard let spec = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                FileHandle.standardError.write(Data("ballotctl: \(file) is not a JSON object\n".utf8))
+                throw ExitCode(Exit.dataError)
+            }
+            var request: [String: Any] = ["op": "election.define", "election": spec]
+            if let key { request["idempotency_key"] = key }
+            try connection.send(request) { result in "defined with \((result["events"] as? [Any])?.count ?? 0) events" }
+        }
+    }
+
+    struct Get: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "An election's definition and where it stands (turnout included).")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election id.") var election: String
+        func run() throws { try connection.send(["op": "election.get", "election": election]) }
+    }
+
+    struct Open: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Open the public vote now (only before any vote).")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election id.") var election: String
+        func run() throws { try connection.send(["op": "election.open", "election": election]) }
+    }
+
+    struct Close: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Close the public vote now.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election id.") var election: String
+        func run() throws { try connection.send(["op": "election.close", "election": election]) }
+    }
+}
+
+struct NomineeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "nominee", abstract: "Nominate.", subcommands: [Add.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Nominate a municipality (refused below the entry criterion).")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election id.") var election: String
+        @Argument(help: "The nominee id (a-z, 0-9, -, _, .).") var nominee: String
+        @Option(help: "The name people read.") var name: String
+        @Option(name: .customLong("goal-direct"), help: "Goal attainment directly after the programme, in percent.") var direct: Double
+        @Option(name: .customLong("goal-after-one-year"), help: "Goal attainment one year after, in percent.") var afterOneYear: Double
+        func run() throws {
+            try connection.send(["op": "nominee.add", "election": election, "nominee": nominee, "name": name,
+                                 "goal_attainment_direct": direct, "goal_attainment_after_one_year": afterOneYear])
+        }
+    }
+}
+
+struct VoteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "vote", abstract: "Cast and invalidate votes.", subcommands: [Cast.self, Invalidate.self])
+
+    struct Cast: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cast one vote.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election id.") var election: String
+        @Argument(help: "The nominee id.") var nominee: String
+        @Option(help: "The voter's identifier (hashed by the daemon, never stored).") var voter: String
+        @Option(name: .customLong("cast-at"), help: "When the voter voted, RFC 3339 (default: now).") var castAt: String?
+        @Option(help: "Where the vote came from (web, sms, paper, ...).") var channel: String?
+        @Option(help: "An idempotency key (an import's vote_id).") var key: String?
+        func run() throws {
+            var request: [String: Any] = ["op": "vote.cast", "election": election, "nominee": nominee, "voter": voter]
+            if let castAt { request["cast_at"] = castAt }
+            if let channel { request["channel"] = channel }
+            if let key { request["idempotency_key"] = key }
+            try connection.send(request, human: Tables.receipt)
+        }
+    }
+
+    struct Invalidate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Take a vote out of the count, with a reason.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election id.") var election: String
+        @Argument(help: "The vote's sequence number.") var vote: Int
+        @Option(help: "Why.") var reason: String
+        func run() throws {
+            try connection.send(["op": "vote.invalidate", "election": election, "vote": vote, "reason": reason], human: Tables.receipt)
+        }
+    }
+}
+
+struct JurorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "juror", abstract: "Register jurors.", subcommands: [Add.self])
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Register a juror.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election id.") var election: String
+        @Argument(help: "The juror id.") var juror: String
+        @Option(help: "The juror's name.") var name: String
+        func run() throws { try connection.send(["op": "juror.add", "election": election, "juror": juror, "name": name], human: Tables.receipt) }
+    }
+}
+
+struct JuryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "jury", abstract: "Score and close the jury.", subcommands: [Score.self, Close.self])
+
+    struct Score: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Score a nominee on a criterion (again to amend).")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election id.") var election: String
+        @Argument(help: "The nominee id.") var nominee: String
+        @Argument(help: "The criterion id.") var criterion: String
+        @Argument(help: "The score, on the election's scale.") var score: Int
+        @Option(help: "The juror (a juror's own uid implies it).") var juror: String?
+        func run() throws {
+            var request: [String: Any] = ["op": "jury.score", "election": election, "nominee": nominee, "criterion": criterion, "score": score]
+            if let juror { request["juror"] = juror }
+            try connection.send(request, human: Tables.receipt)
+        }
+    }
+
+    struct Close: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Close the jury: no more scores.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election id.") var election: String
+        func run() throws { try connection.send(["op": "jury.close", "election": election], human: Tables.receipt) }
+    }
+}
+
+struct ResultCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "result", abstract: "Certify the result.", subcommands: [Certify.self])
+
+    struct Certify: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Certify the result; seals the election.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election id.") var election: String
+        func run() throws { try connection.send(["op": "result.certify", "election": election], human: Tables.receipt) }
+    }
+}
