@@ -10,6 +10,15 @@ import Foundation
 @main
 struct Bench {
     static func main() throws {
+        if CommandLine.arguments.dropFirst().first == "socket" {
+            do {
+                try SocketLoad.run(Array(CommandLine.arguments.dropFirst(2)))
+            } catch {
+                FileHandle.standardError.write(Data("usage: ballot-bench socket --socket PATH [--clients N] [--votes-per-client N] [--readers N] [--election ID]\n".utf8))
+                exit(64)
+            }
+            return
+        }
         if CommandLine.arguments.dropFirst().first == "open" {
             try open(CommandLine.arguments.dropFirst(2).first ?? "")
             return
