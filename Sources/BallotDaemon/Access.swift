@@ -16,14 +16,14 @@ public struct Peer: Sendable {
 
 enum Access {
     /// Refuses `operation` for `peer` with `forbidden`, naming the op and the role.
-    static func check(_ operation: Operation, op: String, for peer: Peer) throws(ProtocolError) {
+    static func check(_ operation: Op, op: String, for peer: Peer) throws(ProtocolError) {
         guard let role = peer.role else {
             if case .hello = operation { return }
             throw ProtocolError(.forbidden, "\(op): uid \(peer.uid) has no role on this daemon; only 'hello' is open to it")
         }
         let allowed: Bool
         switch operation {
-        case .hello, .status, .electionGet, .tally, .ranking, .events:
+        case .hello, .status, .electionGet, .tally, .ranking, .events, .subscribe, .checkpoint, .inclusionProof, .consistencyProof:
             allowed = true
         case .voteCast:
             allowed = role == .admin || role == .importer
@@ -36,7 +36,7 @@ enum Access {
             } else {
                 allowed = role == .admin
             }
-        case .electionDefine, .electionOpen, .electionClose, .nomineeAdd, .voteInvalidate, .jurorAdd, .juryClose, .resultCertify:
+        case .electionDefine, .electionOpen, .electionClose, .nomineeAdd, .voteInvalidate, .jurorAdd, .juryClose, .resultCertify, .backup:
             allowed = role == .admin
         }
         guard allowed else { throw ProtocolError(.forbidden, "\(op) is not allowed for the \(role) role (uid \(peer.uid))") }

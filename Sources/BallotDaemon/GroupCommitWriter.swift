@@ -23,6 +23,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         self.ledger = ledger
         self.maxBatch = maxBatch
         published = (ledger.size, ledger.root)
+        commits.announce(size: ledger.size)
         for e in ledger.state.elections { statuses[e.id] = e.status }
     }
 
@@ -92,6 +93,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 stopped = true
                 let waiter = stopWaiter
                 condition.unlock()
+                commits.close()
                 waiter?.resume()
                 return
             }
@@ -118,6 +120,54 @@ final class GroupCommitWriter: @unchecked Sendable {
         for status in fresh { statuses[status.id] = status }
         published = head
         condition.unlock()
+        commits.announce(size: head.0)
+    }
+
+    /// Wakes subscribers when a batch commits.
+    let commits = CommitSignal()
+}
+
+/// Lets subscribers wait for the ledger to grow past a size, without polling.
+final class CommitSignal: @unchecked Sendable {
+    private let lock = NSLock()
+    private var size: UInt64 = 0
+    private var closed = false
+    private var waiters: [(after: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
+
+    /// Returns true once the ledger holds more than `size` events, false when the daemon stops.
+    func wait(forMoreThan size: UInt64) async -> Bool {
+        await withCheckedContinuation { continuation in
+            lock.lock()
+            if closed {
+                lock.unlock()
+                continuation.resume(returning: false)
+            } else if self.size > size {
+                lock.unlock()
+                continuation.resume(returning: true)
+            } else {
+                waiters.append((size, continuation))
+                lock.unlock()
+            }
+        }
+    }
+
+    func announce(size: UInt64) {
+        lock.lock()
+        self.size = size
+        let ready = waiters.filter { $0.after < size }
+        waiters.removeAll { $0.after < size }
+        lock.unlock()
+        for w in ready { w.continuation.resume(returning: true) }
+    }
+
+    /// Ends every wait (at shutdown).
+    func close() {
+        lock.lock()
+        closed = true
+        let all = waiters
+        waiters.removeAll()
+        lock.unlock()
+        for w in all { w.continuation.resume(returning: false) }
     }
 }
 

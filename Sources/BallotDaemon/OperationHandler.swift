@@ -1,4 +1,5 @@
 import BallotDomain
+import Foundation
 import BallotLedger
 import BallotProtocol
 
@@ -12,7 +13,7 @@ struct OperationHandler: Sendable {
     static let protocolVersion = 1
     static let serverVersion = "0.1.0"
 
-    func handle(_ operation: Operation, request: Request, peer: Peer) async throws -> JSONValue {
+    func handle(_ operation: Op, request: Request, peer: Peer) async throws -> JSONValue {
         try Access.check(operation, op: request.op, for: peer)
         let key = try Fields(request).optionalString("idempotency_key") ?? ""
         switch operation {
@@ -22,7 +23,7 @@ struct OperationHandler: Sendable {
                 ("server_version", .string(Self.serverVersion)),
                 ("role", peer.role.map { .string($0.description) } ?? .null),
                 ("uid", .int(Int64(peer.uid))),
-                ("ops", .array(Operation.names.map(JSONValue.string))),
+                ("ops", .array(Op.names.map(JSONValue.string))),
             ])
         case .status:
             let head = writer.head
@@ -39,13 +40,43 @@ struct OperationHandler: Sendable {
         case .ranking(let id):
             try requireStandings(id, op: request.op)
             return try projection(id, .ranking)
-        case .events(let from, let limit):
-            var events: [JSONValue] = []
-            try reader.forEachRecord(from: from) { record, bytes, _ in
-                events.append(EventJSON.render(record, leafHash: MerkleHash.leaf(bytes)))
-                return events.count < limit
+        case .checkpoint:
+            let head = writer.head
+            return .object([("ledger_size", .uint(head.size)), ("merkle_root", .string(head.root.hex)),
+                            ("time", .string(clock.now().rfc3339)), ("signature", .null)])
+        case .inclusionProof(let seq, let size):
+            let n = size ?? writer.head.size
+            do {
+                let proof = try reader.inclusionProof(seq: seq, size: n)
+                guard let leaf = try reader.leafHash(seq) else { throw ProtocolError(.badRequest, "proof: there is no event \(seq)") }
+                return .object([("seq", .uint(seq)), ("size", .uint(n)), ("leaf_hash", .string(leaf.hex)),
+                                ("root", .string(try reader.root(size: n).root.hex)), ("path", .array(proof.map { .string($0.hex) }))])
+            } catch let error as LedgerError {
+                throw ProtocolError(.badRequest, "proof: \(error)")
             }
-            return .object([("events", .array(events))])
+        case .consistencyProof(let old, let new):
+            let n = new ?? writer.head.size
+            do {
+                let proof = try reader.consistencyProof(oldSize: old, newSize: n)
+                return .object([("old_size", .uint(old)), ("new_size", .uint(n)),
+                                ("old_root", .string(try reader.root(size: old).root.hex)), ("new_root", .string(try reader.root(size: n).root.hex)),
+                                ("path", .array(proof.map { .string($0.hex) }))])
+            } catch let error as LedgerError {
+                throw ProtocolError(.badRequest, "proof: \(error)")
+            }
+        case .backup(let directory):
+            let manifest: BackupManifest
+            do {
+                manifest = try await Self.offThread { try reader.backup(to: directory) }
+            } catch let error as LedgerError {
+                throw ProtocolError(.badRequest, "backup: \(error)")
+            }
+            return .object([("directory", .string(manifest.directory)), ("ledger_size", .uint(manifest.size)),
+                            ("merkle_root", .string(manifest.root.hex)), ("bytes", .int(manifest.bytes))])
+        case .subscribe:
+            preconditionFailure("subscribe is served by the connection, which streams")
+        case .events(let from, let limit):
+            return .object([("events", .array(try events(from: from, limit: limit)))])
         case .electionDefine(let spec):
             do {
                 let commands = try spec.commands()
@@ -74,6 +105,24 @@ struct OperationHandler: Sendable {
         case .juryClose(let e): return try await write(.closeJury(election: e), peer: peer, key: key)
         case .resultCertify(let e): return try await write(.certifyResult(election: e), peer: peer, key: key)
         }
+    }
+
+    /// Runs long blocking work (a backup copy) on a thread of its own rather than the
+    /// cooperative pool.
+    static func offThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+
+    /// Events from `from`, at most `limit`, as JSON lines.
+    func events(from: UInt64, limit: Int) throws -> [JSONValue] {
+        var events: [JSONValue] = []
+        try reader.forEachRecord(from: from) { record, bytes, _ in
+            events.append(EventJSON.render(record, leafHash: MerkleHash.leaf(bytes)))
+            return events.count < limit
+        }
+        return events
     }
 
     /// Appends one command; the reply carries the event's sequence number and leaf hash.

@@ -72,6 +72,8 @@ public struct BallotDaemon: Service {
                 } onGracefulShutdown: {
                     logger.info("shutting down: no new connections")
                     server.channel.close(promise: nil)
+                    // Subscribers wait for commits rather than for requests: end their streams.
+                    writer.commits.close()
                 }
             } catch {
                 logger.error("the listening socket failed", metadata: ["error": "\(error)"])
@@ -119,11 +121,44 @@ struct Connection {
             try await channel.executeThenClose { inbound, outbound in
                 // Ends at graceful shutdown, after the request in hand has been answered.
                 for try await frame in inbound.cancelOnGracefulShutdown() {
+                    if case .line(let line) = frame, case .success(let request) = Request.parse(line), request.op == "subscribe" {
+                        try await subscribe(request, outbound)
+                        return
+                    }
                     try await outbound.write(ByteBuffer(bytes: await reply(to: frame)))
                 }
             }
         } catch {
             logger.debug("connection closed", metadata: ["peer.uid": "\(peer.uid)", "error": "\(error)"])
+        }
+    }
+
+    /// `subscribe`: one ok reply, then one line per event from `from`, catching up from the
+    /// ledger and then following new commits, until the client leaves or the daemon stops.
+    /// Writes wait for the client to read, so a slow subscriber holds no growing buffer.
+    func subscribe(_ request: Request, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
+        var next: UInt64
+        do {
+            let operation = try Op(request)
+            try Access.check(operation, op: request.op, for: peer)
+            guard case .subscribe(let from) = operation else { return }
+            next = from
+        } catch let error as ProtocolError {
+            try await outbound.write(ByteBuffer(bytes: Reply.error(id: request.id, error)))
+            return
+        }
+        try await outbound.write(ByteBuffer(bytes: Reply.ok(id: request.id, result: .object([("from", .uint(next))]))))
+        while !Task.isCancelled {
+            let batch = try handler.events(from: next, limit: 1000)
+            for event in batch {
+                var line = event.serialized()
+                line.append(UInt8(ascii: "\n"))
+                try await outbound.write(ByteBuffer(bytes: line))
+            }
+            next += UInt64(batch.count)
+            if batch.isEmpty {
+                guard await handler.writer.commits.wait(forMoreThan: next - 1) else { return }
+            }
         }
     }
 
@@ -138,7 +173,7 @@ struct Connection {
             case .failure(let f): return Reply.error(id: f.id, f.error)
             }
             do {
-                let operation = try Operation(request)
+                let operation = try Op(request)
                 return Reply.ok(id: request.id, result: try await handler.handle(operation, request: request, peer: peer))
             } catch let error as ProtocolError {
                 return Reply.error(id: request.id, error)

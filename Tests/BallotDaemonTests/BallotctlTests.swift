@@ -3,7 +3,7 @@ import Foundation
 import TestSupport
 
 /// `ballotctl`, run as a user runs it, against the real daemon.
-@Suite(.serialized) struct BallotctlTests {
+@Suite(.serialized, .timeLimit(.minutes(2))) struct BallotctlTests {
     @Test func commandsOutputAndExitCodes() throws {
         let daemon = try DaemonProcess()
         let env = ["BALLOTD_SOCKET": daemon.socketPath]

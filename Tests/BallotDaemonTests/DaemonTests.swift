@@ -3,7 +3,7 @@ import Foundation
 import TestSupport
 
 /// The real `ballotd` binary over its real socket.
-@Suite(.serialized) struct DaemonTests {
+@Suite(.serialized, .timeLimit(.minutes(2))) struct DaemonTests {
     /// The 2022 election's data file, as the `election` field of `election.define`.
     static var election2022: [String: Any] {
         try! JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.electionFile("imdi-2022")))) as! [String: Any]

@@ -7,9 +7,9 @@ import BallotDomain
 @Suite struct RequestTests {
     func parse(_ line: String) -> Result<Request, RequestFailure> { Request.parse(ByteBuffer(string: line)) }
 
-    func operation(_ line: String) throws -> Operation {
+    func operation(_ line: String) throws -> Op {
         let request = try parse(line).get()
-        return try Operation(request)
+        return try Op(request)
     }
 
     func refusal(_ line: String) -> ProtocolError? {
@@ -17,7 +17,7 @@ import BallotDomain
         case .failure(let f): return f.error
         case .success(let r):
             do {
-                _ = try Operation(r)
+                _ = try Op(r)
                 return nil
             } catch {
                 return error

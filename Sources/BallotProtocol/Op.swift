@@ -3,7 +3,7 @@ public import BallotConfig
 
 /// What a request asks for, with its parameters checked and typed. docs/protocol.md lists
 /// every op with an example.
-public enum Operation: Sendable {
+public enum Op: Sendable {
     case hello
     case status
     case electionDefine(ElectionSpec)
@@ -22,18 +22,29 @@ public enum Operation: Sendable {
     case tally(ElectionID)
     case ranking(ElectionID)
     case events(from: UInt64, limit: Int)
+    /// Streams events from `from` (catching up first), then live as they are committed.
+    case subscribe(from: UInt64)
+    /// The signed tree head arrives with the auditor's issue; today: size, root and time.
+    case checkpoint
+    /// An inclusion proof of event `seq` in the tree of `size` events (the whole ledger if nil).
+    case inclusionProof(seq: UInt64, size: UInt64?)
+    /// A consistency proof between two tree sizes (the new one the whole ledger if nil).
+    case consistencyProof(oldSize: UInt64, newSize: UInt64?)
+    /// A hot, compacted copy of the ledger into `directory` (on the daemon's machine).
+    case backup(directory: String)
 
     /// Every op name the daemon knows, for `hello` and for `unknown_op` messages.
     public static let names = [
         "hello", "status", "election.define", "election.get", "election.open", "election.close",
         "nominee.add", "vote.cast", "vote.invalidate", "juror.add", "jury.score", "jury.close",
-        "result.certify", "tally", "ranking", "events",
+        "result.certify", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "backup",
     ]
 
     /// Whether the op appends to the ledger (and so goes to the writer).
     public var isWrite: Bool {
         switch self {
-        case .hello, .status, .electionGet, .tally, .ranking, .events: false
+        case .hello, .status, .electionGet, .tally, .ranking, .events, .subscribe, .checkpoint,
+             .inclusionProof, .consistencyProof, .backup: false
         default: true
         }
     }
@@ -81,8 +92,27 @@ public enum Operation: Sendable {
             let limit = try f.optionalInt("limit") ?? 1000
             guard from >= 1, (1...10_000).contains(limit) else { throw f.bad("'from' must be 1 or more and 'limit' from 1 to 10000") }
             self = .events(from: UInt64(from), limit: Int(limit))
+        case "subscribe":
+            let from = try f.optionalInt("from") ?? 1
+            guard from >= 1 else { throw f.bad("'from' must be 1 or more") }
+            self = .subscribe(from: UInt64(from))
+        case "checkpoint": self = .checkpoint
+        case "proof":
+            if f.has("seq") {
+                self = .inclusionProof(seq: try f.sequence("seq"), size: f.has("size") ? try f.sequence("size") : nil)
+            } else if f.has("old_size") {
+                let old = try f.int("old_size")
+                guard old >= 0 else { throw f.bad("'old_size' must not be negative") }
+                self = .consistencyProof(oldSize: UInt64(old), newSize: f.has("new_size") ? try f.sequence("new_size") : nil)
+            } else {
+                throw f.bad("give 'seq' (and optionally 'size') for an inclusion proof, or 'old_size' (and optionally 'new_size') for a consistency proof")
+            }
+        case "backup":
+            let directory = try f.string("directory")
+            guard directory.hasPrefix("/") else { throw f.bad("'directory' must be an absolute path on the daemon's machine") }
+            self = .backup(directory: directory)
         default:
-            throw ProtocolError(.unknownOp, "unknown op '\(request.op)'; known ops: \(Operation.names.joined(separator: ", "))")
+            throw ProtocolError(.unknownOp, "unknown op '\(request.op)'; known ops: \(Op.names.joined(separator: ", "))")
         }
     }
 }
