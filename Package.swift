@@ -20,7 +20,6 @@ let package = Package(
         .library(name: "BallotProtocol", targets: ["BallotProtocol"]),
         .executable(name: "ballotd", targets: ["ballotd"]),
         .executable(name: "ballotctl", targets: ["ballotctl"]),
-        .executable(name: "ballot-demo", targets: ["ballot-demo"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
     ],
     dependencies: [
@@ -91,11 +90,6 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            swiftSettings: strictSettings
-        ),
-        .executableTarget(
-            name: "ballot-demo",
-            dependencies: ["BallotLedger", "BallotDomain", "BallotConfig"],
             swiftSettings: strictSettings
         ),
         .executableTarget(

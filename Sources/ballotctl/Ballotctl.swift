@@ -18,7 +18,7 @@ struct Ballotctl: ParsableCommand {
         abstract: "Talk to ballotd over its Unix socket.",
         discussion: "Exit codes: 0 done; 1 the daemon refused (its error code is printed); 64 usage; 65 unreadable input file; 69 no daemon on the socket; 70 the connection failed.",
         subcommands: [Hello.self, Status.self, ElectionCommand.self, NomineeCommand.self, VoteCommand.self,
-                      JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self])
+                      JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self, Send.self])
 
     /// `ballotctl --socket PATH --json tally ID` works as well as `ballotctl tally ID --socket PATH
     /// --json`: the shared options are moved behind the subcommand before parsing.
@@ -133,5 +133,38 @@ struct Events: ParsableCommand {
         try connection.send(["op": "events", "from": from, "limit": limit]) { result in
             ((result["events"] as? [Any]) ?? []).map { Connection.line($0) }.joined(separator: "\n")
         }
+    }
+}
+
+struct Send: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Send request lines from standard input over one connection and print each reply line.",
+        discussion: "For scripts: each input line is one request object (see docs/protocol.md). Prints a summary on stderr; exits 1 if any request was refused.")
+    @OptionGroup var connection: Connection
+    @Flag(name: .long, help: "Print only the summary, not each reply.") var quiet = false
+
+    func run() throws {
+        let client: BallotClient
+        do {
+            client = try BallotClient(socketPath: connection.socketPath)
+        } catch {
+            FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
+            throw ExitCode(Exit.unreachable)
+        }
+        var counts = (ok: 0, repeated: 0, refused: [String: Int]())
+        while let line = readLine(strippingNewline: true) {
+            if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            try client.send(line)
+            guard let reply = try client.readReply() else { throw ExitCode(Exit.failure) }
+            if reply.isOK {
+                if reply.result?["repeated"] as? Bool == true { counts.repeated += 1 } else { counts.ok += 1 }
+            } else {
+                counts.refused[reply.errorCode ?? "internal", default: 0] += 1
+            }
+            if !quiet { print(Connection.line(reply)) }
+        }
+        let refused = counts.refused.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        FileHandle.standardError.write(Data("sent \(counts.ok + counts.repeated + counts.refused.values.reduce(0, +)): \(counts.ok) done, \(counts.repeated) already present, \(refused.isEmpty ? "none refused" : "refused: \(refused)")\n".utf8))
+        if !counts.refused.isEmpty { throw ExitCode(Exit.refused) }
     }
 }

@@ -37,14 +37,14 @@ struct ElectionCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Open the public vote now (only before any vote).")
         @OptionGroup var connection: Connection
         @Argument(help: "The election id.") var election: String
-        func run() throws { try connection.send(["op": "election.open", "election": election]) }
+        func run() throws { try connection.send(["op": "election.open", "election": election], human: Tables.receipt) }
     }
 
     struct Close: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Close the public vote now.")
         @OptionGroup var connection: Connection
         @Argument(help: "The election id.") var election: String
-        func run() throws { try connection.send(["op": "election.close", "election": election]) }
+        func run() throws { try connection.send(["op": "election.close", "election": election], human: Tables.receipt) }
     }
 }
 
