@@ -10,72 +10,75 @@ struct Ballotd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballotd",
         abstract: "The BallotLedger daemon: owns the LMDB ledger and serves its Unix socket.",
-        discussion: "Every path can also come from the environment (BALLOTD_DATA_DIR, BALLOTD_SOCKET, BALLOTD_SECRET_FILE); the command line wins.")
+        discussion: """
+            Settings come from the command line, then BALLOTD_* environment variables, then the \
+            configuration file (--config, else /etc/ballotledger/ballotd.yaml if it exists), then \
+            defaults. See config/ballotd.yaml for every key.
+            """)
 
-    @Option(name: .customLong("data-dir"), help: "Directory of the ledger (created if missing).")
+    @Option(name: .customLong("config"), help: "The YAML configuration file.")
+    var configFile: String?
+
+    @Option(name: .customLong("data-dir"), help: "Directory of the ledger (created if missing). Key: data_dir.")
     var dataDirectory: String?
 
-    @Option(name: .customLong("socket"), help: "Path of the Unix socket to serve.")
+    @Option(name: .customLong("socket"), help: "Path of the Unix socket to serve. Key: socket.")
     var socketPath: String?
 
-    @Option(name: .customLong("secret-file"), help: "File holding the HMAC secret for voter identifiers (16 bytes or more).")
+    @Option(name: .customLong("secret-file"), help: "File holding the HMAC secret for voter identifiers (16 bytes or more). Key: secret_file.")
     var secretFile: String?
 
-    @Option(name: .customLong("socket-mode"), help: "Octal permissions of the socket file.")
-    var socketMode: String = "0660"
+    @Option(name: .customLong("socket-mode"), help: "Octal permissions of the socket file. Key: socket_mode.")
+    var socketMode: String?
 
-    @Option(name: .customLong("admin-uid"), help: "A uid granted the admin role (repeatable).")
+    @Option(name: .customLong("admin-uid"), help: "A uid granted the admin role (repeatable). Key: access.admin_uids.")
     var adminUIDs: [UInt32] = []
 
-    @Option(name: .customLong("importer-uid"), help: "A uid granted the importer role (repeatable).")
+    @Option(name: .customLong("importer-uid"), help: "A uid granted the importer role (repeatable). Key: access.importer_uids.")
     var importerUIDs: [UInt32] = []
 
-    @Option(name: .customLong("observer-uid"), help: "A uid granted the observer role (repeatable).")
+    @Option(name: .customLong("observer-uid"), help: "A uid granted the observer role (repeatable). Key: access.observer_uids.")
     var observerUIDs: [UInt32] = []
 
-    @Option(name: .customLong("juror"), help: "UID=JUROR: the uid scores as that juror (repeatable).")
+    @Option(name: .customLong("juror"), help: "UID=JUROR: the uid scores as that juror (repeatable). Key: access.jurors.")
     var jurors: [String] = []
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. Key: log_level.")
+    var logLevel: String?
 
-    @Flag(name: .customLong("no-verify"), help: "Skip re-checking every event and the Merkle tree when opening the ledger (a faster start).")
+    @Flag(name: .customLong("no-verify"), help: "Skip re-checking every event and the Merkle tree when opening the ledger (a faster start). Key: verify_on_open.")
     var noVerify = false
 
     func validate() throws {
-        guard UInt32(socketMode, radix: 8) != nil else { throw ValidationError("--socket-mode '\(socketMode)' is not an octal mode such as 0660") }
-        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("--log-level '\(logLevel)' is not a log level") }
-        for j in jurors {
-            let parts = j.split(separator: "=", maxSplits: 1)
-            guard parts.count == 2, UInt32(parts[0]) != nil, Slug.isValid(String(parts[1])) else {
-                throw ValidationError("--juror '\(j)' should be UID=JUROR, for example 1005=jury-a")
-            }
-        }
+        if let logLevel, Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is not a log level") }
     }
 
     func run() async throws {
-        let env = ProcessInfo.processInfo.environment
+        var flags: [String: String] = [:]
+        flags["data_dir"] = dataDirectory
+        flags["socket"] = socketPath
+        flags["secret_file"] = secretFile
+        flags["socket_mode"] = socketMode
+        flags["log_level"] = logLevel
+        if noVerify { flags["verify_on_open"] = "false" }
+        var lists: [String: [String]] = [:]
+        if !adminUIDs.isEmpty { lists["access.admin_uids"] = adminUIDs.map(String.init) }
+        if !importerUIDs.isEmpty { lists["access.importer_uids"] = importerUIDs.map(String.init) }
+        if !observerUIDs.isEmpty { lists["access.observer_uids"] = observerUIDs.map(String.init) }
+        if !jurors.isEmpty { lists["access.jurors"] = jurors }
+
+        let loaded: (config: DaemonConfig, logLevel: String)
+        do {
+            loaded = try await DaemonConfigLoader.load(configFile: configFile, commandLine: flags, commandLineLists: lists, daemonUID: getuid())
+        } catch {
+            FileHandle.standardError.write(Data("ballotd: \(error)\n".utf8))
+            throw ExitCode(64)
+        }
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         var logger = Logger(label: "ballotd")
-        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
+        logger.logLevel = Logger.Level(rawValue: loaded.logLevel) ?? .info
 
-        var access = AccessRules(daemonUID: getuid())
-        access.admins = Set(adminUIDs)
-        access.importers = Set(importerUIDs)
-        access.observers = Set(observerUIDs)
-        for j in jurors {
-            let parts = j.split(separator: "=", maxSplits: 1)
-            access.jurors[UInt32(parts[0])!] = try Slug(String(parts[1]), what: "juror")
-        }
-        var config = DaemonConfig(
-            dataDirectory: dataDirectory ?? env["BALLOTD_DATA_DIR"] ?? "/var/lib/ballotledger",
-            socketPath: socketPath ?? env["BALLOTD_SOCKET"] ?? "/run/ballotledger/ballotd.sock",
-            secretFile: secretFile ?? env["BALLOTD_SECRET_FILE"] ?? "/etc/ballotledger/voter-secret",
-            access: access)
-        config.socketMode = UInt32(socketMode, radix: 8)!
-        config.verifyOnOpen = !noVerify
-
-        let daemon = BallotDaemon(config: config, logger: logger)
+        let daemon = BallotDaemon(config: loaded.config, logger: logger)
         let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
         do {
             try await group.run()

@@ -1,0 +1,79 @@
+import Configuration
+import Foundation
+import SystemPackage
+public import BallotDomain
+
+/// Reads `ballotd`'s settings: the command line first, then `BALLOTD_*` environment variables,
+/// then the YAML file, then the defaults. Keys are flat and snake_case; the environment name
+/// of a key is `BALLOTD_` and the key upper-cased, dots as underscores (`socket_mode` →
+/// `BALLOTD_SOCKET_MODE`, `access.admin_uids` → `BALLOTD_ACCESS_ADMIN_UIDS`, lists
+/// comma-separated). The voter secret itself is never read from here, only its file's path.
+public enum DaemonConfigLoader {
+    /// Read when `--config` is not given, if it exists.
+    public static let defaultConfigFile = "/etc/ballotledger/ballotd.yaml"
+
+    /// `commandLine` and `commandLineLists` hold the settings given as flags, by key.
+    public static func load(configFile: String?, commandLine: [String: String], commandLineLists: [String: [String]] = [:],
+                            daemonUID: UInt32,
+                            environment: [String: String]? = nil) async throws -> (config: DaemonConfig, logLevel: String) {
+        var providers: [any ConfigProvider] = [
+            InMemoryProvider(name: "command line", values: Dictionary(uniqueKeysWithValues:
+                commandLine.map { (AbsoluteConfigKey(stringLiteral: $0.key), ConfigValue(.string($0.value), isSecret: false)) }
+                + commandLineLists.map { (AbsoluteConfigKey(stringLiteral: $0.key), ConfigValue(.stringArray($0.value), isSecret: false)) })),
+            EnvironmentVariablesProvider(environmentVariables: environment ?? ProcessInfo.processInfo.environment).prefixKeys(with: "ballotd"),
+        ]
+        let file = configFile ?? defaultConfigFile
+        do {
+            providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(file), allowMissing: configFile == nil))
+        } catch {
+            throw DaemonError.setup("cannot read the configuration file \(file): \(error)")
+        }
+        let reader = ConfigReader(providers: providers)
+        func text(_ key: String, _ fallback: String) -> String { reader.string(forKey: ConfigKey(stringLiteral: key)) ?? fallback }
+        func number(_ key: String, _ fallback: Int) throws -> Int {
+            guard let s = reader.string(forKey: ConfigKey(stringLiteral: key)) else {
+                return reader.int(forKey: ConfigKey(stringLiteral: key)) ?? fallback
+            }
+            guard let n = Int(s), n > 0 else { throw DaemonError.setup("setting \(key) is '\(s)'; a positive whole number is needed") }
+            return n
+        }
+        func flag(_ key: String, _ fallback: Bool) -> Bool { reader.bool(forKey: ConfigKey(stringLiteral: key)) ?? fallback }
+        func ids(_ key: String) throws -> Set<UInt32> {
+            let values = reader.stringArray(forKey: ConfigKey(stringLiteral: key)) ?? reader.intArray(forKey: ConfigKey(stringLiteral: key))?.map(String.init) ?? []
+            return Set(try values.map { v in
+                guard let id = UInt32(v.trimmingCharacters(in: .whitespaces)) else { throw DaemonError.setup("setting \(key) holds '\(v)', which is not a uid or gid") }
+                return id
+            })
+        }
+
+        var access = AccessRules(daemonUID: daemonUID)
+        access.admins = try ids("access.admin_uids")
+        access.adminGroups = try ids("access.admin_gids")
+        access.importers = try ids("access.importer_uids")
+        access.importerGroups = try ids("access.importer_gids")
+        access.observers = try ids("access.observer_uids")
+        access.observerGroups = try ids("access.observer_gids")
+        for entry in reader.stringArray(forKey: "access.jurors") ?? [] {
+            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, let uid = UInt32(parts[0]), Slug.isValid(parts[1]) else {
+                throw DaemonError.setup("access.jurors holds '\(entry)'; write UID=JUROR, for example 1005=jury-a")
+            }
+            access.jurors[uid] = Slug(unchecked: parts[1])
+        }
+
+        var config = DaemonConfig(
+            dataDirectory: text("data_dir", "/var/lib/ballotledger"),
+            socketPath: text("socket", "/run/ballotledger/ballotd.sock"),
+            secretFile: text("secret_file", "/etc/ballotledger/voter-secret"),
+            access: access)
+        let mode = text("socket_mode", "0660")
+        guard let octal = UInt32(mode, radix: 8), octal <= 0o777 else { throw DaemonError.setup("socket_mode '\(mode)' is not an octal mode such as 0660") }
+        config.socketMode = octal
+        config.mapSize = try number("map_size", config.mapSize)
+        config.maxMapSize = try number("max_map_size", config.maxMapSize)
+        config.maxLineBytes = try number("max_line_bytes", config.maxLineBytes)
+        config.maxBatch = try number("max_batch", config.maxBatch)
+        config.verifyOnOpen = flag("verify_on_open", true)
+        return (config, text("log_level", "info"))
+    }
+}
