@@ -23,7 +23,7 @@ enum Access {
         }
         let allowed: Bool
         switch operation {
-        case .hello, .status, .electionGet, .tally, .ranking, .events, .subscribe, .checkpoint, .inclusionProof, .consistencyProof:
+        case .hello, .status, .electionGet, .tally, .ranking, .events, .subscribe, .checkpoint, .inclusionProof, .consistencyProof, .metrics:
             allowed = true
         case .voteCast:
             allowed = role == .admin || role == .importer

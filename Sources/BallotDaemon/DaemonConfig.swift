@@ -16,6 +16,9 @@ public struct DaemonConfig: Sendable {
     /// The most commands one write transaction takes from the queue.
     public var maxBatch = 10_000
     public var access: AccessRules
+    /// Renders the metrics for the `metrics` op in the Prometheus text format; `main` sets it
+    /// when it bootstraps the metrics backend.
+    public var renderMetrics: @Sendable () -> [UInt8] = { Array("# no metrics backend\n".utf8) }
 
     public init(dataDirectory: String, socketPath: String, secretFile: String, access: AccessRules) {
         self.dataDirectory = dataDirectory

@@ -19,9 +19,12 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var statuses: [ElectionID: ElectionStatus] = [:]
     private var published: (size: UInt64, root: MerkleHash)
 
-    init(ledger: Ledger, maxBatch: Int) {
+    let metrics: DaemonMetrics
+
+    init(ledger: Ledger, maxBatch: Int, metrics: DaemonMetrics) {
         self.ledger = ledger
         self.maxBatch = maxBatch
+        self.metrics = metrics
         published = (ledger.size, ledger.root)
         commits.announce(size: ledger.size)
         for e in ledger.state.elections { statuses[e.id] = e.status }
@@ -101,7 +104,12 @@ final class GroupCommitWriter: @unchecked Sendable {
             waiting.removeFirst(batch.count)
             condition.unlock()
             do {
+                let started = ContinuousClock.now
                 let outcomes = try ledger.submit(batch.map(\.0))
+                let elapsed = ContinuousClock.now - started
+                metrics.commitLatency.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+                metrics.batchSize.record(batch.count)
+                record(outcomes)
                 publish(changed: Set(zip(batch, outcomes).compactMap { pair in
                     if case .appended = pair.1 { return pair.0.0.command.election }
                     return nil
@@ -110,6 +118,23 @@ final class GroupCommitWriter: @unchecked Sendable {
             } catch {
                 for item in batch { item.1.resume(throwing: error) }
             }
+        }
+    }
+
+    private func record(_ outcomes: [Outcome]) {
+        var appended = 0
+        for outcome in outcomes {
+            switch outcome {
+            case .appended: appended += 1
+            case .repeated: metrics.repeated.increment()
+            case .refused(let e): metrics.refused(e.code.rawValue)
+            }
+        }
+        metrics.appended.increment(by: appended)
+        metrics.ledgerEvents.record(Double(ledger.size))
+        if let info = try? ledger.storageInfo() {
+            metrics.mapBytes.record(Double(info.mapSize))
+            metrics.mapUsedBytes.record(Double(info.usedBytes))
         }
     }
 

@@ -10,6 +10,8 @@ struct OperationHandler: Sendable {
     let reader: LedgerReader
     let hasher: VoterHasher
     let clock: any LedgerClock
+    let metrics: DaemonMetrics
+    let renderMetrics: @Sendable () -> [UInt8]
     static let protocolVersion = 1
     static let serverVersion = "0.1.0"
 
@@ -40,6 +42,8 @@ struct OperationHandler: Sendable {
         case .ranking(let id):
             try requireStandings(id, op: request.op)
             return try projection(id, .ranking)
+        case .metrics:
+            return .object([("format", .string("prometheus-text-0.0.4")), ("text", .string(String(decoding: renderMetrics(), as: UTF8.self)))])
         case .checkpoint:
             let head = writer.head
             return .object([("ledger_size", .uint(head.size)), ("merkle_root", .string(head.root.hex)),
@@ -152,6 +156,7 @@ struct OperationHandler: Sendable {
     private func requireStandings(_ id: ElectionID, op: String) throws(ProtocolError) {
         let s = try status(id)
         guard s.standingsArePublic(at: clock.now()) else {
+            metrics.sealedPeeks.increment()
             throw ProtocolError(.sealed, "\(op): standings of '\(id)' are sealed until voting closes at \(s.effectiveClosesAt); turnout so far: \(s.votesCast) votes (see election.get)")
         }
     }

@@ -38,9 +38,11 @@ public struct BallotDaemon: Service {
                                 options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize),
                                                         verifyOnOpen: config.verifyOnOpen))
         logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)"])
-        let writer = GroupCommitWriter(ledger: ledger, maxBatch: config.maxBatch)
+        let metrics = DaemonMetrics()
+        let writer = GroupCommitWriter(ledger: ledger, maxBatch: config.maxBatch, metrics: metrics)
         writer.start()
-        let handler = OperationHandler(writer: writer, reader: ledger.reader, hasher: hasher, clock: SystemClock())
+        let handler = OperationHandler(writer: writer, reader: ledger.reader, hasher: hasher, clock: SystemClock(),
+                                       metrics: metrics, renderMetrics: config.renderMetrics)
 
         let group = MultiThreadedEventLoopGroup.singleton
         let maxLine = config.maxLineBytes
@@ -117,6 +119,9 @@ struct Connection {
     let logger: Logger
 
     func serve(_ channel: NIOAsyncChannel<LineFrameDecoder.Frame, ByteBuffer>) async {
+        handler.metrics.connections.increment()
+        handler.metrics.connectionsOpened.increment()
+        defer { handler.metrics.connections.decrement() }
         do {
             try await channel.executeThenClose { inbound, outbound in
                 // Ends at graceful shutdown, after the request in hand has been answered.
@@ -143,7 +148,7 @@ struct Connection {
             try Access.check(operation, op: request.op, for: peer)
             guard case .subscribe(let from) = operation else { return }
             next = from
-        } catch let error as ProtocolError {
+        } catch {
             try await outbound.write(ByteBuffer(bytes: Reply.error(id: request.id, error)))
             return
         }
@@ -176,11 +181,22 @@ struct Connection {
                 let operation = try Op(request)
                 return Reply.ok(id: request.id, result: try await handler.handle(operation, request: request, peer: peer))
             } catch let error as ProtocolError {
+                if error.code != .sealed && !Self.isLedgerRefusal(error.code) { handler.metrics.refused(error.code.rawValue) }
                 return Reply.error(id: request.id, error)
             } catch {
                 logger.error("request failed", metadata: ["request.op": "\(request.op)", "peer.uid": "\(peer.uid)", "error": "\(error)"])
                 return Reply.error(id: request.id, code: .internal, message: "\(request.op) failed: \(error)")
             }
+        }
+    }
+}
+
+extension Connection {
+    /// Refusals the writer already counted (they reached the ledger).
+    static func isLedgerRefusal(_ code: ErrorCode) -> Bool {
+        switch code {
+        case .badRequest, .unknownOp, .forbidden, .sealed, .internal: false
+        default: true
         }
     }
 }

@@ -32,19 +32,21 @@ public enum Op: Sendable {
     case consistencyProof(oldSize: UInt64, newSize: UInt64?)
     /// A hot, compacted copy of the ledger into `directory` (on the daemon's machine).
     case backup(directory: String)
+    /// The daemon's metrics, in the Prometheus text format.
+    case metrics
 
     /// Every op name the daemon knows, for `hello` and for `unknown_op` messages.
     public static let names = [
         "hello", "status", "election.define", "election.get", "election.open", "election.close",
         "nominee.add", "vote.cast", "vote.invalidate", "juror.add", "jury.score", "jury.close",
-        "result.certify", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "backup",
+        "result.certify", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "backup", "metrics",
     ]
 
     /// Whether the op appends to the ledger (and so goes to the writer).
     public var isWrite: Bool {
         switch self {
         case .hello, .status, .electionGet, .tally, .ranking, .events, .subscribe, .checkpoint,
-             .inclusionProof, .consistencyProof, .backup: false
+             .inclusionProof, .consistencyProof, .backup, .metrics: false
         default: true
         }
     }
@@ -97,6 +99,7 @@ public enum Op: Sendable {
             guard from >= 1 else { throw f.bad("'from' must be 1 or more") }
             self = .subscribe(from: UInt64(from))
         case "checkpoint": self = .checkpoint
+        case "metrics": self = .metrics
         case "proof":
             if f.has("seq") {
                 self = .inclusionProof(seq: try f.sequence("seq"), size: f.has("size") ? try f.sequence("size") : nil)

@@ -18,7 +18,7 @@ struct Ballotctl: ParsableCommand {
         abstract: "Talk to ballotd over its Unix socket.",
         discussion: "Exit codes: 0 done; 1 the daemon refused (its error code is printed); 64 usage; 65 unreadable input file; 69 no daemon on the socket; 70 the connection failed.",
         subcommands: [Hello.self, Status.self, ElectionCommand.self, NomineeCommand.self, VoteCommand.self,
-                      JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self, Send.self])
+                      JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self, Send.self, Metrics.self])
 
     /// `ballotctl --socket PATH --json tally ID` works as well as `ballotctl tally ID --socket PATH
     /// --json`: the shared options are moved behind the subcommand before parsing.
@@ -166,5 +166,13 @@ struct Send: ParsableCommand {
         let refused = counts.refused.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         FileHandle.standardError.write(Data("sent \(counts.ok + counts.repeated + counts.refused.values.reduce(0, +)): \(counts.ok) done, \(counts.repeated) already present, \(refused.isEmpty ? "none refused" : "refused: \(refused)")\n".utf8))
         if !counts.refused.isEmpty { throw ExitCode(Exit.refused) }
+    }
+}
+
+struct Metrics: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The daemon's metrics, in the Prometheus text format.")
+    @OptionGroup var connection: Connection
+    func run() throws {
+        try connection.send(["op": "metrics"]) { result in (result["text"] as? String ?? "").trimmingCharacters(in: .newlines) }
     }
 }

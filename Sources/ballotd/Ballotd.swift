@@ -3,6 +3,8 @@ import BallotDaemon
 import BallotDomain
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 @main
@@ -75,10 +77,18 @@ struct Ballotd: AsyncParsableCommand {
             throw ExitCode(64)
         }
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Commit latency buckets, 200 µs to 1 s.
+        factory.defaultDurationHistogramBuckets = [200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 500_000, 1_000_000].map { .microseconds($0) }
+        factory.defaultValueHistogramBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10_000]
+        MetricsSystem.bootstrap(factory)
+        var config = loaded.config
+        config.renderMetrics = { registry.emitToBuffer() }
         var logger = Logger(label: "ballotd")
         logger.logLevel = Logger.Level(rawValue: loaded.logLevel) ?? .info
 
-        let daemon = BallotDaemon(config: loaded.config, logger: logger)
+        let daemon = BallotDaemon(config: config, logger: logger)
         let group = ServiceGroup(services: [daemon], gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
         do {
             try await group.run()

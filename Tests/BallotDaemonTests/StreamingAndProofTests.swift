@@ -71,3 +71,30 @@ import BallotDomain
         #expect(daemon.terminate() == 0)
     }
 }
+
+@Suite(.serialized, .timeLimit(.minutes(2))) struct MetricsTests {
+    @Test func metricsCountAppendsRefusalsAndSealedPeeks() throws {
+        let daemon = try DaemonProcess()
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        _ = try c.call(["op": "election.define", "election": DaemonTests.election2022])
+        for i in 0..<5 { _ = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "m\(i)@x.no", "cast_at": "2022-11-03T10:00:00Z"]) }
+        _ = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "m0@x.no", "cast_at": "2022-11-03T10:00:00Z"])
+        _ = try c.call(["op": "nope"])
+        _ = try c.call(["op": "election.define", "election": DaemonTests.liveElection("live")])
+        _ = try c.call(["op": "tally", "election": "live"])
+        let text = try #require(try c.call(["op": "metrics"]).result?["text"] as? String)
+        func value(_ series: String) -> Double? {
+            text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
+        }
+        #expect(value("ballotd_appended_events_total") == 14)   // 6 + 5 + 3 (the live election and its two nominees)
+        #expect(value(#"ballotd_refusals_total{code="duplicate_vote"}"#) == 1)
+        #expect(value(#"ballotd_refusals_total{code="unknown_op"}"#) == 1)
+        #expect(value("ballotd_sealed_peeks_total") == 1)
+        #expect(value("ballotd_connections") == 1)
+        #expect(text.contains("ballotd_commit_duration_seconds_bucket"))
+        #expect((value("ballotd_map_used_bytes") ?? 0) > 0)
+        let ctl = try runTool("ballotctl", ["--socket", daemon.socketPath, "metrics"])
+        #expect(ctl.status == 0 && ctl.stdout.contains("ballotd_ledger_events 14"))
+        daemon.terminate()
+    }
+}
