@@ -23,6 +23,7 @@ public struct BallotDaemon: Service {
     }
 
     public func run() async throws {
+        Self.raiseOpenFileLimit(logger)
         let instance = try InstanceGuard(dataDirectory: config.dataDirectory)
         defer { instance.release() }
         try InstanceGuard.claimSocketPath(config.socketPath)
@@ -86,6 +87,17 @@ public struct BallotDaemon: Service {
         ledger.close()
         unlink(config.socketPath)
         logger.info("stopped", metadata: ["ledger.size": "\(writer.head.size)"])
+    }
+
+    /// Each client is a file descriptor: lift the soft limit to the hard one, so that a
+    /// thousand clients at once do not run the daemon out of descriptors.
+    static func raiseOpenFileLimit(_ logger: Logger) {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        limit.rlim_cur = limit.rlim_max
+        if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+            logger.warning("could not raise the open-file limit", metadata: ["error": "\(String(cString: strerror(errno)))"])
+        }
     }
 
     /// The peer's credentials (`SO_PEERCRED`) and the role the access rules give it.

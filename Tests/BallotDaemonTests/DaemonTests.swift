@@ -234,3 +234,50 @@ import TestSupport
         restarted.terminate()
     }
 }
+
+/// Many clients, and clients that misbehave, do not stop the others.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct CrowdTests {
+    @Test func aThousandClientsAtOnce() throws {
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        guard limit.rlim_cur >= 1100 else { return }   // this process cannot hold a thousand sockets
+
+        let daemon = try DaemonProcess()
+        _ = try BallotClient(socketPath: daemon.socketPath).call(["op": "election.define", "election": DaemonTests.election2022])
+        let clients = try (0..<1000).map { _ in try BallotClient(socketPath: daemon.socketPath) }
+        for (i, c) in clients.enumerated() {
+            try c.send(#"{"id": \#(i), "op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "crowd-\#(i)@x.no", "cast_at": "2022-11-03T10:00:00Z"}"#)
+        }
+        var ok = 0
+        for (i, c) in clients.enumerated() {
+            let reply = try c.readReply()
+            if reply?.isOK == true && reply?["id"] as? Int == i { ok += 1 }
+        }
+        #expect(ok == 1000)
+        #expect(try BallotClient(socketPath: daemon.socketPath).call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == 1000)
+        #expect(daemon.terminate() == 0)
+    }
+
+    @Test func aClientThatNeverReadsDoesNotStopOthers() throws {
+        let daemon = try DaemonProcess()
+        let greedy = try BallotClient(socketPath: daemon.socketPath)
+        // 20,000 requests and not one reply read: the daemon stops reading from this client
+        // once its replies back up, rather than buffering without bound.
+        let request = Array(#"{"op":"status"}"#.utf8) + [0x0A]
+        let flood = Thread {
+            for _ in 0..<20_000 {
+                guard (try? greedy.send(raw: request)) != nil else { return }
+            }
+        }
+        flood.start()
+        usleep(500_000)
+        let other = try BallotClient(socketPath: daemon.socketPath)
+        for _ in 0..<20 { #expect(try other.call(["op": "hello"]).isOK) }
+        let rss = Int((try? String(contentsOfFile: "/proc/\(daemon.process.processIdentifier)/status", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("VmRSS:") }?.split(separator: " ")[1] ?? "0") ?? 0
+        #expect(rss < 200_000, "ballotd RSS \(rss) kB")
+        daemon.kill()   // the flooding client is still blocked mid-write
+    }
+}
