@@ -2,15 +2,21 @@ import Foundation
 import BallotDomain
 import BallotLedger
 
-/// The one thread that writes the ledger. Requests wait in a queue; the thread takes all that
-/// are waiting (up to `maxBatch`), appends them in one transaction with one commit, and only
-/// then answers each: an `appended` answer is durable. No LMDB call runs anywhere else, and
-/// none runs on an event loop or across an `await`.
+/// The one thread that writes the ledger. Jobs (one or more commands and what to call with
+/// their outcomes) wait in a queue; the thread takes all that are waiting (up to `maxBatch`
+/// commands), appends them in one transaction with one commit, and only then calls each job's
+/// completion: an `appended` outcome is durable. No LMDB call runs anywhere else, and none
+/// runs on an event loop or across an `await`.
 final class GroupCommitWriter: @unchecked Sendable {
     private let ledger: Ledger
     private let maxBatch: Int
     private let condition = NSCondition()
-    private var waiting: [(Submission, CheckedContinuation<Outcome, any Error>)] = []
+    /// A job's commands are appended in order, in one batch or in consecutive ones.
+    struct Job {
+        let submissions: [Submission]
+        let completion: @Sendable (Result<[Outcome], any Error>) -> Void
+    }
+    private var waiting: [Job] = []
     private var stopping = false
     private var stopped = false
     /// Resumed by the thread when it has written everything queued and ended.
@@ -37,19 +43,18 @@ final class GroupCommitWriter: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues one command and returns its outcome once its batch is durable.
-    func submit(_ submission: Submission) async throws -> Outcome {
-        try await withCheckedThrowingContinuation { continuation in
-            condition.lock()
-            if stopping {
-                condition.unlock()
-                continuation.resume(throwing: DaemonError.shuttingDown)
-                return
-            }
-            waiting.append((submission, continuation))
-            condition.signal()
+    /// Queues commands; `completion` gets their outcomes once the batch is durable (on the
+    /// writer thread: hop to your own event loop there).
+    func submit(_ submissions: [Submission], completion: @escaping @Sendable (Result<[Outcome], any Error>) -> Void) {
+        condition.lock()
+        if stopping {
             condition.unlock()
+            completion(.failure(DaemonError.shuttingDown))
+            return
         }
+        waiting.append(Job(submissions: submissions, completion: completion))
+        condition.signal()
+        condition.unlock()
     }
 
     /// The status of one election as of the last commit.
@@ -100,23 +105,33 @@ final class GroupCommitWriter: @unchecked Sendable {
                 waiter?.resume()
                 return
             }
-            let batch = Array(waiting.prefix(maxBatch))
-            waiting.removeFirst(batch.count)
+            var jobs: [Job] = []
+            var count = 0
+            while let job = waiting.first, jobs.isEmpty || count + job.submissions.count <= maxBatch {
+                jobs.append(job)
+                count += job.submissions.count
+                waiting.removeFirst()
+            }
             condition.unlock()
+            let batch = jobs.flatMap(\.submissions)
             do {
                 let started = ContinuousClock.now
-                let outcomes = try ledger.submit(batch.map(\.0))
+                let outcomes = try ledger.submit(batch)
                 let elapsed = ContinuousClock.now - started
                 metrics.commitLatency.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
                 metrics.batchSize.record(batch.count)
                 record(outcomes)
                 publish(changed: Set(zip(batch, outcomes).compactMap { pair in
-                    if case .appended = pair.1 { return pair.0.0.command.election }
+                    if case .appended = pair.1 { return pair.0.command.election }
                     return nil
                 }))
-                for (i, item) in batch.enumerated() { item.1.resume(returning: outcomes[i]) }
+                var offset = 0
+                for job in jobs {
+                    job.completion(.success(Array(outcomes[offset..<(offset + job.submissions.count)])))
+                    offset += job.submissions.count
+                }
             } catch {
-                for item in batch { item.1.resume(throwing: error) }
+                for job in jobs { job.completion(.failure(error)) }
             }
         }
     }
@@ -157,22 +172,21 @@ final class CommitSignal: @unchecked Sendable {
     private let lock = NSLock()
     private var size: UInt64 = 0
     private var closed = false
-    private var waiters: [(after: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
+    private var waiters: [(after: UInt64, callback: @Sendable (Bool) -> Void)] = []
 
-    /// Returns true once the ledger holds more than `size` events, false when the daemon stops.
-    func wait(forMoreThan size: UInt64) async -> Bool {
-        await withCheckedContinuation { continuation in
-            lock.lock()
-            if closed {
-                lock.unlock()
-                continuation.resume(returning: false)
-            } else if self.size > size {
-                lock.unlock()
-                continuation.resume(returning: true)
-            } else {
-                waiters.append((size, continuation))
-                lock.unlock()
-            }
+    /// Calls `callback(true)` once the ledger holds more than `size` events (at once if it
+    /// already does), or `callback(false)` when the daemon stops.
+    func notify(whenMoreThan size: UInt64, _ callback: @escaping @Sendable (Bool) -> Void) {
+        lock.lock()
+        if closed {
+            lock.unlock()
+            callback(false)
+        } else if self.size > size {
+            lock.unlock()
+            callback(true)
+        } else {
+            waiters.append((size, callback))
+            lock.unlock()
         }
     }
 
@@ -182,7 +196,7 @@ final class CommitSignal: @unchecked Sendable {
         let ready = waiters.filter { $0.after < size }
         waiters.removeAll { $0.after < size }
         lock.unlock()
-        for w in ready { w.continuation.resume(returning: true) }
+        for w in ready { w.callback(true) }
     }
 
     /// Ends every wait (at shutdown).
@@ -192,7 +206,7 @@ final class CommitSignal: @unchecked Sendable {
         let all = waiters
         waiters.removeAll()
         lock.unlock()
-        for w in all { w.continuation.resume(returning: false) }
+        for w in all { w.callback(false) }
     }
 }
 

@@ -45,45 +45,37 @@ public struct BallotDaemon: Service {
         let handler = OperationHandler(writer: writer, reader: ledger.reader, hasher: hasher, clock: SystemClock(),
                                        metrics: metrics, renderMetrics: config.renderMetrics)
 
-        let group = MultiThreadedEventLoopGroup.singleton
-        let maxLine = config.maxLineBytes
+        let readPool = NIOThreadPool(numberOfThreads: 2)
+        readPool.start()
+        let service = RequestService(operations: handler, readPool: readPool, maxLineBytes: config.maxLineBytes, logger: logger)
+        let connections = OpenConnections()
         let rules = config.access
-        let server = try await ServerBootstrap(group: group)
+        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
-            .bind(unixDomainSocketPath: config.socketPath) { child in
-                Self.peer(of: child, rules: rules).flatMapThrowing { peer in
-                    try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: maxLine)))
-                    return (peer, try NIOAsyncChannel<LineFrameDecoder.Frame, ByteBuffer>(wrappingChannelSynchronously: child))
+            .childChannelInitializer { child in
+                connections.add(child)
+                return Self.peer(of: child, rules: rules).flatMapThrowing { peer in
+                    try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: service.maxLineBytes)))
+                    try child.pipeline.syncOperations.addHandler(ConnectionHandler(service: service, peer: peer))
                 }
             }
+            .bind(unixDomainSocketPath: config.socketPath).get()
         guard chmod(config.socketPath, mode_t(config.socketMode)) == 0 else {
             throw DaemonError.setup("cannot set the mode of \(config.socketPath): \(String(cString: strerror(errno)))")
         }
         logger.info("serving", metadata: ["socket.path": "\(config.socketPath)", "socket.mode": "\(String(config.socketMode, radix: 8))"])
         SystemdNotify.ready()
 
-        await withDiscardingTaskGroup { connections in
-            do {
-                try await withGracefulShutdownHandler {
-                    try await server.executeThenClose { inbound in
-                        for try await (peer, connection) in inbound {
-                            connections.addTask {
-                                await Connection(handler: handler, peer: peer, maxLineBytes: maxLine, logger: logger).serve(connection)
-                            }
-                        }
-                    }
-                } onGracefulShutdown: {
-                    logger.info("shutting down: no new connections")
-                    server.channel.close(promise: nil)
-                    // Subscribers wait for commits rather than for requests: end their streams.
-                    writer.commits.close()
-                }
-            } catch {
-                logger.error("the listening socket failed", metadata: ["error": "\(error)"])
-            }
-        }
-        // Every connection has answered its last request; commit what is queued and close.
+        // Serve until SIGTERM or SIGINT (or cancellation).
+        try? await gracefulShutdown()
+        logger.info("shutting down: no new connections")
+        try? await server.close()
+        // Each connection answers the request in hand and closes; subscriptions end.
+        writer.commits.close()
+        await connections.closeAll()
+        // Commit what is queued and close.
         await writer.stop()
+        try? await readPool.shutdownGracefully()
         ledger.close()
         unlink(config.socketPath)
         logger.info("stopped", metadata: ["ledger.size": "\(writer.head.size)"])
@@ -123,93 +115,22 @@ struct PeerCredentials: Sendable {
     static let option: CInt = 17
 }
 
-/// One client connection: reads request lines, answers each in order.
-struct Connection {
-    let handler: OperationHandler
-    let peer: Peer
-    let maxLineBytes: Int
-    let logger: Logger
+/// The connections that are open, so that graceful shutdown can ask each to finish.
+final class OpenConnections: @unchecked Sendable {
+    private let lock = NSLock()
+    private var channels: [ObjectIdentifier: any Channel] = [:]
 
-    func serve(_ channel: NIOAsyncChannel<LineFrameDecoder.Frame, ByteBuffer>) async {
-        handler.metrics.connections.increment()
-        handler.metrics.connectionsOpened.increment()
-        defer { handler.metrics.connections.decrement() }
-        do {
-            try await channel.executeThenClose { inbound, outbound in
-                // Ends at graceful shutdown, after the request in hand has been answered.
-                for try await frame in inbound.cancelOnGracefulShutdown() {
-                    if case .line(let line) = frame, case .success(let request) = Request.parse(line), request.op == "subscribe" {
-                        try await subscribe(request, outbound)
-                        return
-                    }
-                    try await outbound.write(ByteBuffer(bytes: await reply(to: frame)))
-                }
-            }
-        } catch {
-            logger.debug("connection closed", metadata: ["peer.uid": "\(peer.uid)", "error": "\(error)"])
-        }
+    func add(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        lock.withLock { channels[id] = channel }
+        channel.closeFuture.whenComplete { [self] _ in lock.withLock { _ = channels.removeValue(forKey: id) } }
     }
 
-    /// `subscribe`: one ok reply, then one line per event from `from`, catching up from the
-    /// ledger and then following new commits, until the client leaves or the daemon stops.
-    /// Writes wait for the client to read, so a slow subscriber holds no growing buffer.
-    func subscribe(_ request: Request, _ outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>) async throws {
-        var next: UInt64
-        do {
-            let operation = try Op(request)
-            try Access.check(operation, op: request.op, for: peer)
-            guard case .subscribe(let from) = operation else { return }
-            next = from
-        } catch {
-            try await outbound.write(ByteBuffer(bytes: Reply.error(id: request.id, error)))
-            return
-        }
-        try await outbound.write(ByteBuffer(bytes: Reply.ok(id: request.id, result: .object([("from", .uint(next))]))))
-        while !Task.isCancelled {
-            let batch = try handler.events(from: next, limit: 1000)
-            for event in batch {
-                var line = event.serialized()
-                line.append(UInt8(ascii: "\n"))
-                try await outbound.write(ByteBuffer(bytes: line))
-            }
-            next += UInt64(batch.count)
-            if batch.isEmpty {
-                guard await handler.writer.commits.wait(forMoreThan: next - 1) else { return }
-            }
-        }
-    }
-
-    func reply(to frame: LineFrameDecoder.Frame) async -> [UInt8] {
-        switch frame {
-        case .tooLong(let bytes):
-            return Reply.error(id: .null, code: .badRequest, message: "the request line is \(bytes) bytes long; at most \(maxLineBytes)")
-        case .line(let line):
-            let request: Request
-            switch Request.parse(line) {
-            case .success(let r): request = r
-            case .failure(let f): return Reply.error(id: f.id, f.error)
-            }
-            do {
-                let operation = try Op(request)
-                return Reply.ok(id: request.id, result: try await handler.handle(operation, request: request, peer: peer))
-            } catch let error as ProtocolError {
-                if error.code != .sealed && !Self.isLedgerRefusal(error.code) { handler.metrics.refused(error.code.rawValue) }
-                return Reply.error(id: request.id, error)
-            } catch {
-                logger.error("request failed", metadata: ["request.op": "\(request.op)", "peer.uid": "\(peer.uid)", "error": "\(error)"])
-                return Reply.error(id: request.id, code: .internal, message: "\(request.op) failed: \(error)")
-            }
-        }
-    }
-}
-
-extension Connection {
-    /// Refusals the writer already counted (they reached the ledger).
-    static func isLedgerRefusal(_ code: ErrorCode) -> Bool {
-        switch code {
-        case .badRequest, .unknownOp, .forbidden, .sealed, .internal: false
-        default: true
-        }
+    /// Asks every connection to finish what it has in hand and close, and waits until they have.
+    func closeAll() async {
+        let open = lock.withLock { Array(channels.values) }
+        for channel in open { channel.pipeline.fireUserInboundEventTriggered(ShutdownRequested()) }
+        for channel in open { try? await channel.closeFuture.get() }
     }
 }
 

@@ -1,0 +1,216 @@
+import BallotDomain
+import BallotLedger
+import BallotProtocol
+import Logging
+import NIOCore
+import NIOPosix
+
+/// What a connection handler needs from the daemon; shared by all connections.
+struct RequestService: Sendable {
+    let operations: OperationHandler
+    /// Runs ledger reads (and backups) off the event loops.
+    let readPool: NIOThreadPool
+    let maxLineBytes: Int
+    let logger: Logger
+
+    var writer: GroupCommitWriter { operations.writer }
+    var metrics: DaemonMetrics { operations.metrics }
+}
+
+/// Sent down each connection's pipeline at graceful shutdown: answer what is in hand, then close.
+struct ShutdownRequested: Sendable {}
+
+/// One client connection. Requests are answered one at a time, in order: parsed and planned
+/// on the event loop (voter ids hashed there too), ledger reads run on the read pool, writes
+/// go to the writer thread, and each reply is written back on the event loop. Reading from the
+/// socket pauses while requests queue up or while the client is not reading its replies, so
+/// a client cannot make the daemon buffer without bound.
+final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = LineFrameDecoder.Frame
+    typealias OutboundOut = ByteBuffer
+
+    private let service: RequestService
+    private let peer: Peer
+    private var pending = CircularBuffer<LineFrameDecoder.Frame>()
+    private var busy = false
+    private var stopping = false
+    private var reading = true
+    /// The next event to send, once the connection has subscribed.
+    private var subscription: UInt64?
+    private static let maxPending = 32
+
+    init(service: RequestService, peer: Peer) {
+        self.service = service
+        self.peer = peer
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        service.metrics.connections.increment()
+        service.metrics.connectionsOpened.increment()
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        service.metrics.connections.decrement()
+        pending.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard subscription == nil else { return }   // a subscriber only listens
+        pending.append(unwrapInboundIn(data))
+        if pending.count >= Self.maxPending && reading {
+            reading = false
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        }
+        drain(context)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable {
+            if subscription != nil { stream(context) } else { drain(context) }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard event is ShutdownRequested else { return context.fireUserInboundEventTriggered(event) }
+        stopping = true
+        if subscription != nil || (!busy && pending.isEmpty) { context.close(promise: nil) }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        service.logger.debug("connection error", metadata: ["peer.uid": "\(peer.uid)", "error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    // MARK: Requests
+
+    /// Answers queued requests while nothing is in flight and the client reads its replies.
+    private func drain(_ context: ChannelHandlerContext) {
+        while !busy, subscription == nil, context.channel.isActive, context.channel.isWritable, let frame = pending.popFirst() {
+            handle(frame, context)
+        }
+        guard !busy, pending.isEmpty, subscription == nil else { return }
+        if stopping {
+            context.close(promise: nil)
+        } else if !reading {
+            reading = true
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            context.read()
+        }
+    }
+
+    private func handle(_ frame: LineFrameDecoder.Frame, _ context: ChannelHandlerContext) {
+        let request: Request
+        switch frame {
+        case .tooLong(let bytes):
+            return reply(Reply.error(id: .null, code: .badRequest, message: "the request line is \(bytes) bytes long; at most \(service.maxLineBytes)"), context)
+        case .line(let line):
+            switch Request.parse(line) {
+            case .success(let r): request = r
+            case .failure(let f):
+                service.metrics.refused(f.error.code.rawValue)
+                return reply(Reply.error(id: f.id, f.error), context)
+            }
+        }
+        let plan: Plan
+        do {
+            plan = try service.operations.plan(try Op(request), request: request, peer: peer)
+        } catch {
+            if error.code != .sealed { service.metrics.refused(error.code.rawValue) }
+            return reply(Reply.error(id: request.id, error), context)
+        }
+        let id = request.id
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        switch plan {
+        case .reply(let result):
+            reply(Reply.ok(id: id, result: result), context)
+        case .read(let work):
+            busy = true
+            service.readPool.runIfActive(eventLoop: context.eventLoop) { try work() }.whenComplete { result in
+                let (handler, context) = bound.value
+                handler.busy = false
+                handler.reply(handler.render(id: id, op: request.op, result), context)
+                handler.drain(context)
+            }
+        case .write(let submissions, let combine):
+            busy = true
+            let loop = context.eventLoop
+            service.writer.submit(submissions) { outcomes in
+                let result = Result { try combine(try outcomes.get()) }
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.busy = false
+                    handler.reply(handler.render(id: id, op: request.op, result), context)
+                    handler.drain(context)
+                }
+            }
+        case .subscribe(let from):
+            reply(Reply.ok(id: id, result: .object([("from", .uint(from))])), context)
+            subscription = from
+            stream(context)
+        }
+    }
+
+    /// The reply line for a planned request's result.
+    private func render(id: JSONValue, op: String, _ result: Result<JSONValue, any Error>) -> [UInt8] {
+        switch result {
+        case .success(let value):
+            return Reply.ok(id: id, result: value)
+        case .failure(let error as ProtocolError):
+            return Reply.error(id: id, error)
+        case .failure(let error as LedgerError) where error.isLedgerFull:
+            service.metrics.refused(ErrorCode.ledgerFull.rawValue)
+            return Reply.error(id: id, code: .ledgerFull, message: error.description)
+        case .failure(DaemonError.shuttingDown):
+            return Reply.error(id: id, code: .internal, message: "\(op): the daemon is shutting down; nothing was written")
+        case .failure(let error):
+            service.logger.error("request failed", metadata: ["request.op": "\(op)", "peer.uid": "\(peer.uid)", "error": "\(error)"])
+            service.metrics.refused(ErrorCode.internal.rawValue)
+            return Reply.error(id: id, code: .internal, message: "\(op) failed: \(error)")
+        }
+    }
+
+    private func reply(_ line: [UInt8], _ context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(bytes: line)), promise: nil)
+    }
+
+    // MARK: Subscription
+
+    /// Sends the events from `subscription` on, a chunk at a time while the client reads, and
+    /// waits for the next commit once caught up.
+    private func stream(_ context: ChannelHandlerContext) {
+        guard let next = subscription, !busy, context.channel.isActive, context.channel.isWritable else { return }
+        if stopping { return context.close(promise: nil) }
+        busy = true
+        let reader = service.operations.reader
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        service.readPool.runIfActive(eventLoop: context.eventLoop) {
+            try OperationHandler.events(reader, from: next, limit: 256).map { event -> [UInt8] in
+                var line = event.serialized()
+                line.append(UInt8(ascii: "\n"))
+                return line
+            }
+        }.whenComplete { result in
+            let (handler, context) = bound.value
+            handler.busy = false
+            guard case .success(let lines) = result else { return context.close(promise: nil) }
+            for line in lines { context.write(handler.wrapOutboundOut(ByteBuffer(bytes: line)), promise: nil) }
+            context.flush()
+            handler.subscription = next + UInt64(lines.count)
+            if lines.isEmpty {
+                let loop = context.eventLoop
+                handler.service.writer.commits.notify(whenMoreThan: next - 1) { more in
+                    loop.execute {
+                        let (handler, context) = bound.value
+                        if more { handler.stream(context) } else { context.close(promise: nil) }
+                    }
+                }
+            } else {
+                handler.stream(context)   // goes on at once if writable, else on writability
+            }
+        }
+    }
+}
