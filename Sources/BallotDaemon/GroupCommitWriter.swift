@@ -21,8 +21,10 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var stopped = false
     /// Resumed by the thread when it has written everything queued and ended.
     private var stopWaiter: CheckedContinuation<Void, Never>?
-    /// What readers may see of each election, replaced after each batch that changed it.
+    /// What readers may see of each election, replaced after each batch that changed it:
+    /// its status and its tally and ranking documents, exactly as stored.
     private var statuses: [ElectionID: ElectionStatus] = [:]
+    private var standings: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
     private var published: (size: UInt64, root: MerkleHash)
 
     let metrics: DaemonMetrics
@@ -33,7 +35,10 @@ final class GroupCommitWriter: @unchecked Sendable {
         self.metrics = metrics
         published = (ledger.size, ledger.root)
         commits.announce(size: ledger.size)
-        for e in ledger.state.elections { statuses[e.id] = e.status }
+        for e in ledger.state.elections {
+            statuses[e.id] = e.status
+            standings[e.id] = storedStandings(e.id)
+        }
     }
 
     /// Starts the writer thread.
@@ -62,6 +67,13 @@ final class GroupCommitWriter: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         return statuses[election]
+    }
+
+    /// The tally and ranking documents of one election as of the last commit.
+    func standings(_ election: ElectionID) -> (tally: [UInt8], ranking: [UInt8])? {
+        condition.lock()
+        defer { condition.unlock() }
+        return standings[election]
     }
 
     /// The ledger's size and root as of the last commit.
@@ -153,11 +165,20 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
+    /// Reads back the documents the batch stored (on this thread: LMDB stays off the event loops).
+    private func storedStandings(_ election: ElectionID) -> (tally: [UInt8], ranking: [UInt8])? {
+        guard let tally = try? ledger.reader.projection(election, .tally),
+              let ranking = try? ledger.reader.projection(election, .ranking) else { return nil }
+        return (tally, ranking)
+    }
+
     private func publish(changed: Set<ElectionID>) {
         let fresh = changed.compactMap { ledger.state[$0]?.status }
+        let documents = changed.map { ($0, storedStandings($0)) }
         let head = (ledger.size, ledger.root)
         condition.lock()
         for status in fresh { statuses[status.id] = status }
+        for (id, docs) in documents { standings[id] = docs }
         published = head
         condition.unlock()
         commits.announce(size: head.0)

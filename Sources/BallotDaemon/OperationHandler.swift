@@ -52,10 +52,10 @@ struct OperationHandler: Sendable {
             return .reply(try status(id).json)
         case .tally(let id):
             try requireStandings(id, op: request.op)
-            return .read { try Self.projection(reader, id, .tally) }
+            return .reply(.raw(try published(id).tally))
         case .ranking(let id):
             try requireStandings(id, op: request.op)
-            return .read { try Self.projection(reader, id, .ranking) }
+            return .reply(.raw(try published(id).ranking))
         case .metrics:
             let text = String(decoding: renderMetrics(), as: UTF8.self)
             return .reply(.object([("format", .string("prometheus-text-0.0.4")), ("text", .string(text))]))
@@ -168,9 +168,10 @@ struct OperationHandler: Sendable {
         }
     }
 
-    /// A stored projection, returned as it is stored (it is already canonical JSON).
-    private static func projection(_ reader: LedgerReader, _ id: ElectionID, _ kind: LedgerKeys.ProjectionKind) throws -> JSONValue {
-        guard let bytes = try reader.projection(id, kind) else { throw ProtocolError(.unknownElection, "there is no election '\(id)'") }
-        return .raw(bytes)
+    /// The tally and ranking as stored by the last commit (already canonical JSON), which the
+    /// writer publishes so that reading them needs no LMDB call on the event loop.
+    private func published(_ id: ElectionID) throws(ProtocolError) -> (tally: [UInt8], ranking: [UInt8]) {
+        guard let documents = writer.standings(id) else { throw ProtocolError(.unknownElection, "there is no election '\(id)'") }
+        return documents
     }
 }
