@@ -1,4 +1,3 @@
-import Foundation
 public import BallotDomain
 public import NIOCore
 
@@ -13,9 +12,9 @@ public struct Request: Sendable {
     public static func parse(_ line: ByteBuffer) -> Result<Request, RequestFailure> {
         let value: JSONValue
         do {
-            value = try JSONDecoder().decode(JSONValue.self, from: Data(line.readableBytesView))
+            value = try line.withUnsafeReadableBytes { bytes in Result { () throws(JSONParser.Failure) -> JSONValue in try JSONParser.parse(bytes) } }.get()
         } catch {
-            return .failure(RequestFailure(id: .null, error: ProtocolError(.badRequest, "the line is not valid JSON (UTF-8, one object per line)")))
+            return .failure(RequestFailure(id: .null, error: ProtocolError(.badRequest, "the line is not valid JSON (UTF-8, one object per line): \(error)")))
         }
         guard case .object(let members) = value else {
             return .failure(RequestFailure(id: .null, error: ProtocolError(.badRequest, "a request is a JSON object, like {\"id\": 1, \"op\": \"hello\"}")))

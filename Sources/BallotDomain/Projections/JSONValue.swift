@@ -81,39 +81,3 @@ public enum JSONValue: Sendable, Equatable {
         out.append(UInt8(ascii: "\""))
     }
 }
-
-/// Reading JSON (requests from clients): numbers without a fraction or exponent that fit an
-/// Int64 become `.int`, other numbers `.double`; an object's members keep no particular order.
-extension JSONValue: Decodable {
-    public init(from decoder: any Decoder) throws {
-        if let object = try? decoder.container(keyedBy: AnyKey.self) {
-            self = .object(try object.allKeys.map { ($0.stringValue, try object.decode(JSONValue.self, forKey: $0)) })
-            return
-        }
-        if var array = try? decoder.unkeyedContainer() {
-            var items: [JSONValue] = []
-            while !array.isAtEnd { items.append(try array.decode(JSONValue.self)) }
-            self = .array(items)
-            return
-        }
-        let value = try decoder.singleValueContainer()
-        if value.decodeNil() {
-            self = .null
-        } else if let b = try? value.decode(Bool.self) {
-            self = .bool(b)
-        } else if let i = try? value.decode(Int64.self) {
-            self = .int(i)
-        } else if let d = try? value.decode(Double.self) {
-            self = .double(d)
-        } else {
-            self = .string(try value.decode(String.self))
-        }
-    }
-
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-}
