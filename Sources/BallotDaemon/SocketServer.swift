@@ -52,6 +52,9 @@ public struct BallotDaemon: Service {
         let rules = config.access
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
+            // A request is a short line: one read per readiness, rather than a second read
+            // that only returns EAGAIN.
+            .childChannelOption(.maxMessagesPerRead, value: 1)
             .childChannelInitializer { child in
                 connections.add(child)
                 return Self.peer(of: child, rules: rules).flatMapThrowing { peer in
