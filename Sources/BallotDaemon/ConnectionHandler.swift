@@ -136,15 +136,12 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         case .write(let submissions, let combine):
             busy = true
-            let loop = context.eventLoop
-            service.writer.submit(submissions) { outcomes in
+            service.writer.submit(submissions, on: context.eventLoop) { outcomes in
                 let result = Result { try combine(try outcomes.get()) }
-                loop.execute {
-                    let (handler, context) = bound.value
-                    handler.busy = false
-                    handler.reply(handler.render(id: id, op: request.op, result), context)
-                    handler.drain(context)
-                }
+                let (handler, context) = bound.value
+                handler.busy = false
+                handler.reply(handler.render(id: id, op: request.op, result), context)
+                handler.drain(context)
             }
         case .subscribe(let from):
             reply(Reply.ok(id: id, result: .object([("from", .uint(from))])), context)

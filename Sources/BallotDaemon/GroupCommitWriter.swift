@@ -1,6 +1,7 @@
 import Foundation
 import BallotDomain
 import BallotLedger
+import NIOCore
 
 /// The one thread that writes the ledger. Jobs (one or more commands and what to call with
 /// their outcomes) wait in a queue; the thread takes all that are waiting (up to `maxBatch`
@@ -11,9 +12,11 @@ final class GroupCommitWriter: @unchecked Sendable {
     private let ledger: Ledger
     private let maxBatch: Int
     private let condition = NSCondition()
-    /// A job's commands are appended in order, in one batch or in consecutive ones.
+    /// A job's commands are appended in order, in one batch or in consecutive ones. Its
+    /// completion runs on `loop`.
     struct Job {
         let submissions: [Submission]
+        let loop: any EventLoop
         let completion: @Sendable (Result<[Outcome], any Error>) -> Void
     }
     private var waiting: [Job] = []
@@ -48,16 +51,16 @@ final class GroupCommitWriter: @unchecked Sendable {
         thread.start()
     }
 
-    /// Queues commands; `completion` gets their outcomes once the batch is durable (on the
-    /// writer thread: hop to your own event loop there).
-    func submit(_ submissions: [Submission], completion: @escaping @Sendable (Result<[Outcome], any Error>) -> Void) {
+    /// Queues commands; `completion` gets their outcomes on `loop` once the batch is durable.
+    func submit(_ submissions: [Submission], on loop: any EventLoop,
+                completion: @escaping @Sendable (Result<[Outcome], any Error>) -> Void) {
         condition.lock()
         if stopping {
             condition.unlock()
-            completion(.failure(DaemonError.shuttingDown))
+            loop.execute { completion(.failure(DaemonError.shuttingDown)) }
             return
         }
-        waiting.append(Job(submissions: submissions, completion: completion))
+        waiting.append(Job(submissions: submissions, loop: loop, completion: completion))
         condition.signal()
         condition.unlock()
     }
@@ -138,13 +141,26 @@ final class GroupCommitWriter: @unchecked Sendable {
                     return nil
                 }))
                 var offset = 0
+                var answers: [(Job, Result<[Outcome], any Error>)] = []
                 for job in jobs {
-                    job.completion(.success(Array(outcomes[offset..<(offset + job.submissions.count)])))
+                    answers.append((job, .success(Array(outcomes[offset..<(offset + job.submissions.count)]))))
                     offset += job.submissions.count
                 }
+                answer(answers)
             } catch {
-                for job in jobs { job.completion(.failure(error)) }
+                answer(jobs.map { ($0, .failure(error)) })
             }
+        }
+    }
+
+    /// Calls the completions, one hop per event loop rather than one per job: waking a loop
+    /// from this thread costs a system call.
+    private func answer(_ answers: [(Job, Result<[Outcome], any Error>)]) {
+        var byLoop: [ObjectIdentifier: [(Job, Result<[Outcome], any Error>)]] = [:]
+        for answer in answers { byLoop[ObjectIdentifier(answer.0.loop), default: []].append(answer) }
+        for group in byLoop.values {
+            let calls = group.map { job, result in { job.completion(result) } as @Sendable () -> Void }
+            group[0].0.loop.execute { for call in calls { call() } }
         }
     }
 

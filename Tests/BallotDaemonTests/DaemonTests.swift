@@ -105,6 +105,9 @@ import TestSupport
         #expect(try c.call(["op": "election.get", "election": "live"]).result?["votes_cast"] as? Int == 1)
         _ = try c.call(["op": "election.define", "election": Self.liveElection("open-book", publicStandings: true)])
         #expect(try c.call(["op": "tally", "election": "open-book"]).isOK)
+        // Opening explicitly is allowed before any vote, and only once.
+        #expect(try c.call(["op": "election.open", "election": "open-book"]).isOK)
+        #expect(try code(["op": "election.open", "election": "open-book"]) == "voting_open")
         // Certified: sealed for good.
         for criterion in ["results"] {
             _ = try c.call(["op": "juror.add", "election": "live", "juror": "j", "name": "J"])
