@@ -139,8 +139,8 @@ struct OperationHandler: Sendable {
             return .object([("seq", .uint(r.seq)), ("leaf_hash", .string(r.leafHash.hex)), ("repeated", .bool(false))])
         case .repeated(let r):
             return .object([("seq", .uint(r.seq)), ("leaf_hash", .string(r.leafHash.hex)), ("repeated", .bool(true))])
-        case .refused(let e):
-            throw ProtocolError(e.code, e.message)
+        case .refused(let refusal):
+            throw refusal
         }
     }
 
