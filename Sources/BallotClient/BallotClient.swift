@@ -56,13 +56,17 @@ public final class BallotClient: @unchecked Sendable {
     public func send(raw: [UInt8]) throws {
         var offset = 0
         while offset < raw.count {
-            let n = raw[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            // MSG_NOSIGNAL: a daemon that went away is an error here, not a SIGPIPE that kills us.
+            let n = raw[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             guard n > 0 else { throw ClientError.connection("write: \(String(cString: strerror(errno)))") }
             offset += n
         }
     }
 
     public func send(_ line: String) throws { try send(raw: Array((line + "\n").utf8)) }
+
+    /// Closes the sending side (`shutdown(SHUT_WR)`): the daemon still answers what was sent.
+    public func finishSending() { shutdown(fd, Int32(SHUT_WR)) }
 
     /// The next reply line, decoded; nil when the daemon closed the connection.
     public func readReply() throws -> [String: Any]? {

@@ -33,7 +33,10 @@ final class ConnectionHandler: ChannelInboundHandler {
     private let peer: Peer
     private var pending = CircularBuffer<LineFrameDecoder.Frame>()
     private var busy = false
+    /// Graceful shutdown: finish the request in hand, start no other, close.
     private var stopping = false
+    /// The client has closed its sending side: answer what it sent, then close.
+    private var inputClosed = false
     private var reading = true
     /// The next event to send, once the connection has subscribed.
     private var subscription: UInt64?
@@ -57,7 +60,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard subscription == nil else { return }   // a subscriber only listens
+        // A subscribed connection only listens (docs/protocol.md); requests go on another.
+        guard subscription == nil, !stopping else { return }
         pending.append(unwrapInboundIn(data))
         if pending.count >= Self.maxPending && reading {
             reading = false
@@ -74,9 +78,23 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard event is ShutdownRequested else { return context.fireUserInboundEventTriggered(event) }
-        stopping = true
-        if subscription != nil || (!busy && pending.isEmpty) { context.close(promise: nil) }
+        switch event {
+        case is ShutdownRequested:
+            // Answer the request in hand (its write may already be committing), refuse nothing
+            // new: queued requests that were not started are dropped unanswered.
+            stopping = true
+            pending.removeAll()
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            if !busy || subscription != nil { context.close(promise: nil) }
+        case ChannelEvent.inputClosed:
+            inputClosed = true
+            drain(context)
+        case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
+            // Nothing arrived for the idle timeout: a half-sent line, or a forgotten client.
+            if subscription == nil && !busy && pending.isEmpty { context.close(promise: nil) }
+        default:
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -92,7 +110,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             handle(frame, context)
         }
         guard !busy, pending.isEmpty, subscription == nil else { return }
-        if stopping {
+        if stopping || inputClosed {
             context.close(promise: nil)
         } else if !reading {
             reading = true
@@ -105,6 +123,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         let request: Request
         switch frame {
         case .tooLong(let bytes):
+            service.metrics.refused(ErrorCode.badRequest.rawValue)
             return reply(Reply.error(id: .null, code: .badRequest, message: "the request line is \(bytes) bytes long; at most \(service.maxLineBytes)"), context)
         case .line(let line):
             switch Request.parse(line) {
@@ -118,7 +137,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         do {
             plan = try service.operations.plan(try Op(request), request: request, peer: peer)
         } catch {
-            if error.code != .sealed { service.metrics.refused(error.code.rawValue) }
+            service.metrics.refused(error.code.rawValue)
             return reply(Reply.error(id: request.id, error), context)
         }
         let id = request.id
@@ -131,7 +150,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             service.readPool.runIfActive(eventLoop: context.eventLoop) { try work() }.whenComplete { result in
                 let (handler, context) = bound.value
                 handler.busy = false
-                handler.reply(handler.render(id: id, op: request.op, result), context)
+                handler.reply(handler.render(id: id, op: request.op, .read, result), context)
                 handler.drain(context)
             }
         case .write(let submissions, let combine):
@@ -140,7 +159,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 let result = Result { try combine(try outcomes.get()) }
                 let (handler, context) = bound.value
                 handler.busy = false
-                handler.reply(handler.render(id: id, op: request.op, result), context)
+                handler.reply(handler.render(id: id, op: request.op, .write, result), context)
                 handler.drain(context)
             }
         case .subscribe(let from):
@@ -151,11 +170,15 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     /// The reply line for a planned request's result.
-    private func render(id: JSONValue, op: String, _ result: Result<JSONValue, any Error>) -> [UInt8] {
+    enum Kind { case read, write }
+
+    private func render(id: JSONValue, op: String, _ kind: Kind, _ result: Result<JSONValue, any Error>) -> [UInt8] {
         switch result {
         case .success(let value):
             return Reply.ok(id: id, result: value)
         case .failure(let error as ProtocolError):
+            // Refusals from the ledger are counted by the writer; count the rest here.
+            if case .read = kind { service.metrics.refused(error.code.rawValue) }
             return Reply.error(id: id, error)
         case .failure(let error as LedgerError) where error.isLedgerFull:
             service.metrics.refused(ErrorCode.ledgerFull.rawValue)
@@ -183,9 +206,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         if stopping { return context.close(promise: nil) }
         busy = true
         let reader = service.operations.reader
+        // Which elections are sealed is decided per chunk: a stream that starts while voting is
+        // open shows nominees once it has closed.
+        let sealed = service.writer.sealedElections(at: service.operations.clock.now())
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         service.readPool.runIfActive(eventLoop: context.eventLoop) {
-            try OperationHandler.events(reader, from: next, limit: 256).map { event -> [UInt8] in
+            try OperationHandler.events(reader, from: next, limit: 256, sealed: sealed).map { event -> [UInt8] in
                 var line = event.serialized()
                 line.append(UInt8(ascii: "\n"))
                 return line

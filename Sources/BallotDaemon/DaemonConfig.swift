@@ -15,6 +15,9 @@ public struct DaemonConfig: Sendable {
     public var maxLineBytes = 1 << 20
     /// The most commands one write transaction takes from the queue.
     public var maxBatch = 10_000
+    /// A connection that sends nothing for this long (a half-sent line, a forgotten client)
+    /// is closed; subscribers and clients awaiting a reply are not.
+    public var idleTimeoutSeconds = 300
     public var access: AccessRules
     /// Renders the metrics for the `metrics` op in the Prometheus text format; `main` sets it
     /// when it bootstraps the metrics backend.

@@ -37,7 +37,14 @@ public enum DaemonConfigLoader {
             guard let n = Int(s), n > 0 else { throw DaemonError.setup("setting \(key) is '\(s)'; a positive whole number is needed") }
             return n
         }
-        func flag(_ key: String, _ fallback: Bool) -> Bool { reader.bool(forKey: ConfigKey(stringLiteral: key)) ?? fallback }
+        func flag(_ key: String, _ fallback: Bool) throws -> Bool {
+            guard let s = reader.string(forKey: ConfigKey(stringLiteral: key)) else { return reader.bool(forKey: ConfigKey(stringLiteral: key)) ?? fallback }
+            switch s.lowercased() {
+            case "true", "yes", "1": return true
+            case "false", "no", "0": return false
+            default: throw DaemonError.setup("setting \(key) is '\(s)'; write true or false")
+            }
+        }
         func ids(_ key: String) throws -> Set<UInt32> {
             let values = reader.stringArray(forKey: ConfigKey(stringLiteral: key)) ?? reader.intArray(forKey: ConfigKey(stringLiteral: key))?.map(String.init) ?? []
             return Set(try values.map { v in
@@ -73,7 +80,12 @@ public enum DaemonConfigLoader {
         config.maxMapSize = try number("max_map_size", config.maxMapSize)
         config.maxLineBytes = try number("max_line_bytes", config.maxLineBytes)
         config.maxBatch = try number("max_batch", config.maxBatch)
-        config.verifyOnOpen = flag("verify_on_open", true)
-        return (config, text("log_level", "info"))
+        config.verifyOnOpen = try flag("verify_on_open", true)
+        config.idleTimeoutSeconds = try number("idle_timeout", config.idleTimeoutSeconds)
+        let logLevel = text("log_level", "info")
+        guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
+            throw DaemonError.setup("log_level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        return (config, logLevel)
     }
 }

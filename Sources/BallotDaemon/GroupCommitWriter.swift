@@ -72,6 +72,13 @@ final class GroupCommitWriter: @unchecked Sendable {
         return statuses[election]
     }
 
+    /// The elections whose per-nominee standings are still sealed at `now`.
+    func sealedElections(at now: Timestamp) -> Set<ElectionID> {
+        condition.lock()
+        defer { condition.unlock() }
+        return Set(statuses.values.filter { !$0.standingsArePublic(at: now) }.map(\.id))
+    }
+
     /// The tally and ranking documents of one election as of the last commit.
     func standings(_ election: ElectionID) -> (tally: [UInt8], ranking: [UInt8])? {
         condition.lock()

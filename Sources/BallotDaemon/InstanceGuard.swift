@@ -41,29 +41,36 @@ struct InstanceGuard {
         guard (st.st_mode & S_IFMT) == S_IFSOCK else {
             throw DaemonError.socketInUse("\(path) exists and is not a socket; refusing to replace it")
         }
-        if canConnect(path) {
+        switch connectError(path) {
+        case 0:
             throw DaemonError.socketInUse("a live daemon is answering on \(path); refusing to take its socket")
+        case ECONNREFUSED:
+            break   // nothing listens: a crash left it behind
+        case let code:
+            throw DaemonError.socketInUse("cannot tell whether a daemon is alive on \(path) (\(String(cString: strerror(code)))); refusing to replace it")
         }
         guard unlink(path) == 0 || errno == ENOENT else {
             throw DaemonError.setup("cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
         }
     }
 
-    private static func canConnect(_ path: String) -> Bool {
+    /// 0 if something accepts a connection on `path`, else the `errno` of the attempt.
+    private static func connectError(_ path: String) -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
+        guard fd >= 0 else { return errno }
         defer { close(fd) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return ENAMETOOLONG }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             raw.copyBytes(from: bytes)
             raw[bytes.count] = 0
         }
         let length = socklen_t(MemoryLayout<sockaddr_un>.size)
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) == 0 }
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, length) }
         }
+        return result == 0 ? 0 : errno
     }
 }

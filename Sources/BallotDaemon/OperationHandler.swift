@@ -98,9 +98,14 @@ struct OperationHandler: Sendable {
                 }
             }
         case .subscribe(let from):
+            let size = writer.head.size
+            guard from <= size + 1 else {
+                throw ProtocolError(.badRequest, "subscribe: 'from' is \(from) but the ledger holds \(size) events; start at \(size + 1) at most")
+            }
             return .subscribe(from: from)
         case .events(let from, let limit):
-            return .read { .object([("events", .array(try Self.events(reader, from: from, limit: limit)))]) }
+            let sealed = writer.sealedElections(at: clock.now())
+            return .read { .object([("events", .array(try Self.events(reader, from: from, limit: limit, sealed: sealed)))]) }
         case .electionDefine(let spec):
             let commands: [Command]
             do {
@@ -144,11 +149,11 @@ struct OperationHandler: Sendable {
         }
     }
 
-    /// Events from `from`, at most `limit`, as JSON.
-    static func events(_ reader: LedgerReader, from: UInt64, limit: Int) throws -> [JSONValue] {
+    /// Events from `from`, at most `limit`, as JSON; votes of `sealed` elections without their nominee.
+    static func events(_ reader: LedgerReader, from: UInt64, limit: Int, sealed: Set<ElectionID>) throws -> [JSONValue] {
         var events: [JSONValue] = []
         try reader.forEachRecord(from: from) { record, bytes, _ in
-            events.append(EventJSON.render(record, leafHash: MerkleHash.leaf(bytes)))
+            events.append(EventJSON.render(record, leafHash: MerkleHash.leaf(bytes), sealing: sealed.contains))
             return events.count < limit
         }
         return events

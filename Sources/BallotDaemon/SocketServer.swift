@@ -55,9 +55,12 @@ public struct BallotDaemon: Service {
             // A request is a short line: one read per readiness, rather than a second read
             // that only returns EAGAIN.
             .childChannelOption(.maxMessagesPerRead, value: 1)
-            .childChannelInitializer { child in
+            // A client may close its sending side and still read the replies to what it sent.
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { [idleTimeout = config.idleTimeoutSeconds] child in
                 connections.add(child)
                 return Self.peer(of: child, rules: rules).flatMapThrowing { peer in
+                    try child.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(Int64(idleTimeout))))
                     try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: service.maxLineBytes)))
                     try child.pipeline.syncOperations.addHandler(ConnectionHandler(service: service, peer: peer))
                 }
@@ -129,11 +132,25 @@ final class OpenConnections: @unchecked Sendable {
         channel.closeFuture.whenComplete { [self] _ in lock.withLock { _ = channels.removeValue(forKey: id) } }
     }
 
-    /// Asks every connection to finish what it has in hand and close, and waits until they have.
-    func closeAll() async {
+    /// Asks every connection to finish what it has in hand and close, waits until they have,
+    /// and after `deadline` closes any still open (a client that stopped reading mid-reply).
+    func closeAll(deadline: Duration = .seconds(10)) async {
         let open = lock.withLock { Array(channels.values) }
         for channel in open { channel.pipeline.fireUserInboundEventTriggered(ShutdownRequested()) }
-        for channel in open { try? await channel.closeFuture.get() }
+        let waited = ContinuousClock.now
+        for channel in open {
+            let remaining = deadline - (ContinuousClock.now - waited)
+            if remaining > .zero {
+                let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(remaining.components.seconds) * 1_000_000_000 + remaining.components.attoseconds / 1_000_000_000)) {
+                    channel.close(promise: nil)
+                }
+                try? await channel.closeFuture.get()
+                timer.cancel()
+            } else {
+                channel.close(promise: nil)
+                try? await channel.closeFuture.get()
+            }
+        }
     }
 }
 

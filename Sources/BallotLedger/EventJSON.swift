@@ -2,7 +2,20 @@ public import BallotDomain
 
 /// An event as JSON, for clients and tools: `{"seq", "type", "timestamp", "actor", "idempotency_key", "leaf_hash", "data": {…}}`.
 public enum EventJSON {
-    public static func render(_ record: RecordedEvent, leafHash: MerkleHash) -> JSONValue {
+    /// With `sealing` true for the event's election, a vote's (or an invalidated vote's)
+    /// nominee is withheld (`null`, and `"sealed": true`): per-nominee numbers stay hidden while
+    /// the vote is open, and counting vote events would reveal them.
+    public static func render(_ record: RecordedEvent, leafHash: MerkleHash, sealing: (ElectionID) -> Bool = { _ in false }) -> JSONValue {
+        var payload = data(record.event)
+        if case .object(var members) = payload, sealing(record.event.election), [.voteCast, .voteInvalidated].contains(record.event.kind) {
+            members = members.map { $0.0 == "nominee" ? ("nominee", .null) : $0 }
+            members.append(("sealed", .bool(true)))
+            payload = .object(members)
+        }
+        return render(record, leafHash: leafHash, data: payload)
+    }
+
+    static func render(_ record: RecordedEvent, leafHash: MerkleHash, data: JSONValue) -> JSONValue {
         .object([
             ("seq", .uint(record.seq)),
             ("type", .string(record.event.kind.description)),
@@ -10,7 +23,7 @@ public enum EventJSON {
             ("actor", .object([("role", .string(record.actor.role.description)), ("uid", .int(Int64(record.actor.uid)))])),
             ("idempotency_key", record.idempotencyKey.isEmpty ? .null : .string(record.idempotencyKey)),
             ("leaf_hash", .string(leafHash.hex)),
-            ("data", data(record.event)),
+            ("data", data),
         ])
     }
 

@@ -18,7 +18,8 @@ struct Ballotctl: ParsableCommand {
         abstract: "Talk to ballotd over its Unix socket.",
         discussion: "Exit codes: 0 done; 1 the daemon refused (its error code is printed); 64 usage; 65 unreadable input file; 69 no daemon on the socket; 70 the connection failed.",
         subcommands: [Hello.self, Status.self, ElectionCommand.self, NomineeCommand.self, VoteCommand.self,
-                      JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self, Send.self, Metrics.self])
+                      JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self,
+                      Subscribe.self, Checkpoint.self, Proof.self, Backup.self, Metrics.self, Send.self])
 
     /// `ballotctl --socket PATH --json tally ID` works as well as `ballotctl tally ID --socket PATH
     /// --json`: the shared options are moved behind the subcommand before parsing.
@@ -154,8 +155,15 @@ struct Send: ParsableCommand {
         var counts = (ok: 0, repeated: 0, refused: [String: Int]())
         while let line = readLine(strippingNewline: true) {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-            try client.send(line)
-            guard let reply = try client.readReply() else { throw ExitCode(Exit.failure) }
+            let reply: [String: Any]
+            do {
+                try client.send(line)
+                guard let r = try client.readReply() else { throw ClientError.connection("the daemon closed the connection") }
+                reply = r
+            } catch {
+                FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
+                throw ExitCode(Exit.failure)
+            }
             if reply.isOK {
                 if reply.result?["repeated"] as? Bool == true { counts.repeated += 1 } else { counts.ok += 1 }
             } else {
@@ -174,5 +182,62 @@ struct Metrics: ParsableCommand {
     @OptionGroup var connection: Connection
     func run() throws {
         try connection.send(["op": "metrics"]) { result in (result["text"] as? String ?? "").trimmingCharacters(in: .newlines) }
+    }
+}
+
+struct Subscribe: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print events as they are committed (from --from, catching up first), one JSON line each, until interrupted.")
+    @OptionGroup var connection: Connection
+    @Option(help: "The first sequence number.") var from = 1
+    func run() throws {
+        do {
+            let client = try BallotClient(socketPath: connection.socketPath, timeout: 0)
+            let reply = try client.call(["id": 1, "op": "subscribe", "from": from])
+            guard reply.isOK else {
+                FileHandle.standardError.write(Data("ballotctl: \(reply.errorCode ?? "internal"): \((reply["error"] as? [String: Any])?["message"] ?? "")\n".utf8))
+                throw ExitCode(Exit.refused)
+            }
+            while let event = try client.readReply() { print(Connection.line(event)) }
+        } catch let error as ClientError {
+            FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
+            if case .unreachable = error { throw ExitCode(Exit.unreachable) }
+            throw ExitCode(Exit.failure)
+        }
+    }
+}
+
+struct Checkpoint: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The ledger's current tree head: size, Merkle root, time.")
+    @OptionGroup var connection: Connection
+    func run() throws { try connection.send(["op": "checkpoint"]) }
+}
+
+struct Proof: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "An inclusion proof (--seq) or a consistency proof (--old-size) from the daemon.")
+    @OptionGroup var connection: Connection
+    @Option(help: "The event to prove included.") var seq: Int?
+    @Option(help: "The tree size for --seq (default: the whole ledger).") var size: Int?
+    @Option(name: .customLong("old-size"), help: "The older tree size for a consistency proof.") var oldSize: Int?
+    @Option(name: .customLong("new-size"), help: "The newer tree size (default: the whole ledger).") var newSize: Int?
+    func validate() throws {
+        guard (seq == nil) != (oldSize == nil) else { throw ValidationError("give either --seq or --old-size") }
+    }
+    func run() throws {
+        var request: [String: Any] = ["op": "proof"]
+        if let seq { request["seq"] = seq }
+        if let size { request["size"] = size }
+        if let oldSize { request["old_size"] = oldSize }
+        if let newSize { request["new_size"] = newSize }
+        try connection.send(request)
+    }
+}
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "A hot, compacted copy of the ledger into DIR on the daemon's machine, with a manifest.")
+    @OptionGroup var connection: Connection
+    @Argument(help: "An absolute directory path, absent or empty.") var directory: String
+    func run() throws {
+        let absolute = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
+        try connection.send(["op": "backup", "directory": absolute])
     }
 }

@@ -281,6 +281,31 @@ import TestSupport
         let rss = Int((try? String(contentsOfFile: "/proc/\(daemon.process.processIdentifier)/status", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("VmRSS:") }?.split(separator: " ")[1] ?? "0") ?? 0
         #expect(rss < 200_000, "ballotd RSS \(rss) kB")
-        daemon.kill()   // the flooding client is still blocked mid-write
+        // Shutdown does not wait for the client that stopped reading.
+        let started = Date()
+        #expect(daemon.terminate() == 0)
+        #expect(Date().timeIntervalSince(started) < 20)
+    }
+
+    @Test func aClientThatClosesItsSendingSideStillGetsItsReplies() throws {
+        let daemon = try DaemonProcess()
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        try c.send(#"{"id": 1, "op": "hello"}"#)
+        try c.send(#"{"id": 2, "op": "status"}"#)
+        c.finishSending()
+        #expect(try c.readReply()?["id"] as? Int == 1)
+        #expect(try c.readReply()?["id"] as? Int == 2)
+        #expect(try c.readReply() == nil)   // then the daemon closes
+        daemon.terminate()
+    }
+
+    @Test func anIdleHalfLineIsDisconnected() throws {
+        let daemon = try DaemonProcess(environment: ["BALLOTD_IDLE_TIMEOUT": "1"])
+        let c = try BallotClient(socketPath: daemon.socketPath, timeout: 10)
+        try c.send(raw: Array(#"{"op": "hel"#.utf8))
+        let started = Date()
+        #expect(try c.readReply() == nil)
+        #expect(Date().timeIntervalSince(started) < 8)
+        daemon.terminate()
     }
 }

@@ -52,6 +52,19 @@ import BallotDomain
         daemon.terminate()
     }
 
+    @Test func voteEventsOfASealedElectionHideTheNominee() throws {
+        let daemon = try DaemonProcess()
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        _ = try c.call(["op": "election.define", "election": DaemonTests.liveElection("live")])
+        let vote = try #require(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "a@x.no"]).result)
+        let events = try #require(try c.call(["op": "events", "from": vote["seq"] as! Int, "limit": 1]).result?["events"] as? [[String: Any]])
+        let data = try #require(events.first?["data"] as? [String: Any])
+        #expect(data["nominee"] is NSNull)
+        #expect(data["sealed"] as? Bool == true)
+        #expect(try c.call(["op": "subscribe", "from": 1000]).errorCode == "bad_request")
+        daemon.terminate()
+    }
+
     @Test func subscribeCatchesUpThenFollowsLive() throws {
         let daemon = try DaemonProcess()
         let c = try BallotClient(socketPath: daemon.socketPath)

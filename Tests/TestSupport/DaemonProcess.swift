@@ -26,7 +26,8 @@ public final class DaemonProcess: @unchecked Sendable {
     }
 
     /// Starts a daemon; `arguments` are added to the data directory, socket and secret.
-    public init(directory: TemporaryDirectory = TemporaryDirectory("ballotd"), arguments: [String] = [], waitForSocket: Bool = true) throws {
+    public init(directory: TemporaryDirectory = TemporaryDirectory("ballotd"), arguments: [String] = [],
+                environment: [String: String] = [:], waitForSocket: Bool = true) throws {
         self.directory = directory
         dataDirectory = directory.sub("data")
         socketPath = directory.sub("ballotd.sock")
@@ -36,14 +37,15 @@ public final class DaemonProcess: @unchecked Sendable {
             try Data((0..<32).map { UInt8($0 * 7 + 3) }).write(to: URL(fileURLWithPath: secret))
         }
         process = try Self.launch(["--data-dir", dataDirectory, "--socket", socketPath, "--secret-file", secret, "--log-level", "debug"] + arguments,
-                                  log: logPath)
+                                  log: logPath, environment: environment)
         if waitForSocket { try waitUntilServing() }
     }
 
-    static func launch(_ arguments: [String], log: String) throws -> Process {
+    static func launch(_ arguments: [String], log: String, environment: [String: String] = [:]) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: binary)
         p.arguments = arguments
+        p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
         FileManager.default.createFile(atPath: log, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         handle.seekToEndOfFile()
