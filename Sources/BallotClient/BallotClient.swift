@@ -20,7 +20,8 @@ public enum ClientError: Error, CustomStringConvertible {
 }
 
 /// A blocking client for the daemon's socket: one JSON object per line each way. Used by
-/// `ballotctl`, the benchmarks and the integration tests.
+/// `ballotctl`, the benchmarks and the integration tests. Use one from one thread at a time
+/// (it may be handed between threads, hence `Sendable`, but its read buffer is not locked).
 public final class BallotClient: @unchecked Sendable {
     private let fd: Int32
     private var buffered: [UInt8] = []

@@ -188,11 +188,17 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
-    /// Reads back the documents the batch stored (on this thread: LMDB stays off the event loops).
+    /// Reads back the documents the batch stored (on this thread: LMDB stays off the event
+    /// loops). A failed read keeps what was published before and is counted as `internal`.
     private func storedStandings(_ election: ElectionID) -> (tally: [UInt8], ranking: [UInt8])? {
-        guard let tally = try? ledger.reader.projection(election, .tally),
-              let ranking = try? ledger.reader.projection(election, .ranking) else { return nil }
-        return (tally, ranking)
+        do {
+            guard let tally = try ledger.reader.projection(election, .tally),
+                  let ranking = try ledger.reader.projection(election, .ranking) else { return nil }
+            return (tally, ranking)
+        } catch {
+            metrics.refused("internal")
+            return standings[election]
+        }
     }
 
     private func publish(changed: Set<ElectionID>) {
@@ -201,7 +207,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         let head = (ledger.size, ledger.root)
         condition.lock()
         for status in fresh { statuses[status.id] = status }
-        for (id, docs) in documents { standings[id] = docs }
+        for (id, docs) in documents where docs != nil { standings[id] = docs }
         published = head
         condition.unlock()
         commits.announce(size: head.0)
@@ -209,61 +215,4 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     /// Wakes subscribers when a batch commits.
     let commits = CommitSignal()
-}
-
-/// Lets subscribers wait for the ledger to grow past a size, without polling.
-final class CommitSignal: @unchecked Sendable {
-    private let lock = NSLock()
-    private var size: UInt64 = 0
-    private var closed = false
-    private var waiters: [(after: UInt64, callback: @Sendable (Bool) -> Void)] = []
-
-    /// Calls `callback(true)` once the ledger holds more than `size` events (at once if it
-    /// already does), or `callback(false)` when the daemon stops.
-    func notify(whenMoreThan size: UInt64, _ callback: @escaping @Sendable (Bool) -> Void) {
-        lock.lock()
-        if closed {
-            lock.unlock()
-            callback(false)
-        } else if self.size > size {
-            lock.unlock()
-            callback(true)
-        } else {
-            waiters.append((size, callback))
-            lock.unlock()
-        }
-    }
-
-    func announce(size: UInt64) {
-        lock.lock()
-        self.size = size
-        let ready = waiters.filter { $0.after < size }
-        waiters.removeAll { $0.after < size }
-        lock.unlock()
-        for w in ready { w.callback(true) }
-    }
-
-    /// Ends every wait (at shutdown).
-    func close() {
-        lock.lock()
-        closed = true
-        let all = waiters
-        waiters.removeAll()
-        lock.unlock()
-        for w in all { w.callback(false) }
-    }
-}
-
-enum DaemonError: Error, CustomStringConvertible {
-    case shuttingDown
-    case alreadyRunning(String)
-    case socketInUse(String)
-    case setup(String)
-
-    var description: String {
-        switch self {
-        case .shuttingDown: "the daemon is shutting down"
-        case .alreadyRunning(let message), .socketInUse(let message), .setup(let message): message
-        }
-    }
 }

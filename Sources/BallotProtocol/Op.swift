@@ -42,15 +42,6 @@ public enum Op: Sendable {
         "result.certify", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "backup", "metrics",
     ]
 
-    /// Whether the op appends to the ledger (and so goes to the writer).
-    public var isWrite: Bool {
-        switch self {
-        case .hello, .status, .electionGet, .tally, .ranking, .events, .subscribe, .checkpoint,
-             .inclusionProof, .consistencyProof, .backup, .metrics: false
-        default: true
-        }
-    }
-
     public init(_ request: Request) throws(ProtocolError) {
         let f = Fields(request)
         switch request.op {

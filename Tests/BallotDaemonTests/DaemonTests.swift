@@ -151,6 +151,22 @@ import TestSupport
         #expect(try o.call(["op": "status"]).isOK)
         observer.terminate()
 
+        // The election is defined by the daemon's own uid first, then the importer may vote.
+        let importerDir = TemporaryDirectory("ballotd")
+        let setUp = try DaemonProcess(directory: importerDir)
+        _ = try BallotClient(socketPath: setUp.socketPath).call(["op": "election.define", "election": Self.election2022])
+        setUp.terminate()
+        let importer = try DaemonProcess(directory: importerDir, arguments: ["--importer-uid", "\(getuid())"])
+        let i = try BallotClient(socketPath: importer.socketPath)
+        #expect(try i.call(["op": "hello"]).result?["role"] as? String == "importer")
+        #expect(try vote(i, "imported@y.no").isOK)
+        #expect(try i.call(["op": "vote.invalidate", "election": "imdi-2022", "vote": 7, "reason": "x"]).errorCode == "forbidden")
+        #expect(try i.call(["op": "jury.score", "election": "imdi-2022", "juror": "j", "nominee": "kinn", "criterion": "results", "score": 5]).errorCode == "forbidden")
+        #expect(try i.call(["op": "tally", "election": "imdi-2022"]).isOK)
+        let actor = try #require(try i.call(["op": "events", "from": 7, "limit": 1]).result?["events"] as? [[String: Any]]).first?["actor"] as? [String: Any]
+        #expect(actor?["role"] as? String == "importer")
+        importer.terminate()
+
         let juror = try DaemonProcess(arguments: ["--juror", "\(getuid())=jury-a"])
         let j = try BallotClient(socketPath: juror.socketPath)
         #expect(try j.call(["op": "hello"]).result?["role"] as? String == "juror")
