@@ -63,9 +63,7 @@ struct Connection: ParsableArguments {
         do {
             reply = try BallotClient(socketPath: socketPath).call(request.merging(["id": 1]) { a, _ in a })
         } catch let error as ClientError {
-            FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
-            if case .unreachable = error { throw ExitCode(Exit.unreachable) }
-            throw ExitCode(Exit.failure)
+            throw Self.exit(for: error)
         }
         guard reply.isOK, let result = reply.result else {
             let error = reply["error"] as? [String: Any] ?? [:]
@@ -78,6 +76,14 @@ struct Connection: ParsableArguments {
             throw ExitCode(Exit.refused)
         }
         print(json ? Self.line(result) : (human ?? Self.describe)(result))
+    }
+
+    /// Reports a failure to talk to the daemon and gives its exit code: 69 when no daemon
+    /// answers, 70 when the conversation broke off.
+    static func exit(for error: ClientError) -> ExitCode {
+        FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
+        if case .unreachable = error { return ExitCode(Exit.unreachable) }
+        return ExitCode(Exit.failure)
     }
 
     static func line(_ value: Any) -> String {
@@ -148,9 +154,8 @@ struct Send: ParsableCommand {
         let client: BallotClient
         do {
             client = try BallotClient(socketPath: connection.socketPath)
-        } catch {
-            FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
-            throw ExitCode(Exit.unreachable)
+        } catch let error as ClientError {
+            throw Connection.exit(for: error)
         }
         var counts = (ok: 0, repeated: 0, refused: [String: Int]())
         while let line = readLine(strippingNewline: true) {
@@ -160,9 +165,8 @@ struct Send: ParsableCommand {
                 try client.send(line)
                 guard let r = try client.readReply() else { throw ClientError.connection("the daemon closed the connection") }
                 reply = r
-            } catch {
-                FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
-                throw ExitCode(Exit.failure)
+            } catch let error as ClientError {
+                throw Connection.exit(for: error)
             }
             if reply.isOK {
                 if reply.result?["repeated"] as? Bool == true { counts.repeated += 1 } else { counts.ok += 1 }
@@ -199,9 +203,7 @@ struct Subscribe: ParsableCommand {
             }
             while let event = try client.readReply() { print(Connection.line(event)) }
         } catch let error as ClientError {
-            FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
-            if case .unreachable = error { throw ExitCode(Exit.unreachable) }
-            throw ExitCode(Exit.failure)
+            throw Connection.exit(for: error)
         }
     }
 }
