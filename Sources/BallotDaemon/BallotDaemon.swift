@@ -38,7 +38,7 @@ public struct BallotDaemon: Service {
         let ledger = try Ledger(path: "\(config.dataDirectory)/ledger",
                                 options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize),
                                                         verifyOnOpen: config.verifyOnOpen))
-        logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)"])
+        logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.verified": "\(config.verifyOnOpen)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)"])
         let metrics = DaemonMetrics()
         let writer = GroupCommitWriter(ledger: ledger, maxBatch: config.maxBatch, metrics: metrics)
         writer.start()

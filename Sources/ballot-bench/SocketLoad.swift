@@ -3,19 +3,22 @@ import Foundation
 import Glibc
 #endif
 
-/// `ballot-bench socket --socket PATH [--clients 64] [--votes-per-client N] [--readers 8] [--election ID]`
+/// `ballot-bench socket --socket PATH [--clients 64] [--votes-per-client N] [--readers 8] [--reader-interval-ms 0] [--election ID]`
 ///
 /// Load on a running `ballotd`: `clients` connections each send `vote.cast` and wait for the ack
-/// before the next; meanwhile `readers` connections ask for `tally` in a loop. Requests are
-/// pre-encoded and replies only checked for `"ok":true`, so the load generator costs little of
-/// the machine it shares with the daemon. Prints one JSON line: acked votes/s and latency
-/// percentiles for both.
+/// before the next; meanwhile `readers` connections ask for `tally` in a loop until the votes are
+/// done: back to back by default, or each at most once per `--reader-interval-ms` (a dashboard
+/// polling). Every connection is driven from one thread with poll(2), requests are pre-encoded and
+/// replies only checked for `"ok":true`, so the load generator costs little of the two cores it
+/// shares with the daemon (a thread per client spent most of its time switching threads). Prints
+/// one JSON line: acked votes/s and latency percentiles for both.
 enum SocketLoad {
     struct Options {
         var socket = ""
         var clients = 64
         var votesPerClient = 2000
         var readers = 8
+        var readerIntervalMs = 0.0
         var election = "bench"
         var nominees = ["bodo", "haugesund", "kinn", "raelingen", "vennesla"]
     }
@@ -29,6 +32,7 @@ enum SocketLoad {
             case "--clients": o.clients = Int(it.next() ?? "") ?? o.clients
             case "--votes-per-client": o.votesPerClient = Int(it.next() ?? "") ?? o.votesPerClient
             case "--readers": o.readers = Int(it.next() ?? "") ?? o.readers
+            case "--reader-interval-ms": o.readerIntervalMs = Double(it.next() ?? "") ?? o.readerIntervalMs
             case "--election": o.election = it.next() ?? o.election
             default: throw Arguments.UsageError()
             }
@@ -39,58 +43,92 @@ enum SocketLoad {
             }
         }
         let tallyRequest = Array(#"{"id":1,"op":"tally","election":"\#(o.election)"}"#.utf8) + [0x0A]
-        let writeLatencies = Latencies()
-        let readLatencies = Latencies()
-        let failures = Latencies()
-        let stopReaders = Flag()
-        let start = DispatchTime.now()
-        let group = DispatchGroup()
-        for requests in writers {
-            let connection = try LineSocket(path: o.socket)
-            group.enter()
-            Thread {
-                for request in requests {
-                    let t = DispatchTime.now()
-                    guard let reply = try? connection.roundTrip(request), reply.contains(#""ok":true"#) else { failures.add(0); continue }
-                    writeLatencies.add(DispatchTime.now().uptimeNanoseconds - t.uptimeNanoseconds)
-                }
-                group.leave()
-            }.start()
-        }
-        let readersDone = DispatchGroup()
-        for _ in 0..<o.readers {
-            let connection = try LineSocket(path: o.socket)
-            readersDone.enter()
-            Thread {
-                while !stopReaders.isSet {
-                    let t = DispatchTime.now()
-                    guard let reply = try? connection.roundTrip(tallyRequest), reply.contains(#""ok":true"#) else { failures.add(0); continue }
-                    readLatencies.add(DispatchTime.now().uptimeNanoseconds - t.uptimeNanoseconds)
-                }
-                readersDone.leave()
-            }.start()
-        }
-        group.wait()
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
-        stopReaders.set()
-        readersDone.wait()
+        let (writeLatencies, readLatencies, failures, elapsed) = try EpollLoad(
+            socket: o.socket, voters: writers, readers: o.readers, readerInterval: UInt64(o.readerIntervalMs * 1e6), tallyRequest: tallyRequest).run()
         let w = writeLatencies.sorted()
         let r = readLatencies.sorted()
         func ms(_ values: [UInt64], _ p: Double) -> Double {
             values.isEmpty ? 0 : Double(values[min(values.count - 1, Int(Double(values.count) * p))]) / 1e6
         }
-        print("{\"impl\":\"ballotd\",\"clients\":\(o.clients),\"readers\":\(o.readers),\"acked_votes\":\(w.count),\"failures\":\(failures.count),\"seconds\":\(elapsed),\"acked_votes_per_second\":\(Double(w.count) / elapsed),\"vote_p50_ms\":\(ms(w, 0.5)),\"vote_p99_ms\":\(ms(w, 0.99)),\"tally_queries\":\(r.count),\"tally_p50_ms\":\(ms(r, 0.5)),\"tally_p99_ms\":\(ms(r, 0.99))}")
+        print("{\"impl\":\"ballotd\",\"clients\":\(o.clients),\"readers\":\(o.readers),\"reader_interval_ms\":\(o.readerIntervalMs),\"acked_votes\":\(w.count),\"failures\":\(failures),\"seconds\":\(elapsed),\"acked_votes_per_second\":\(Double(w.count) / elapsed),\"vote_p50_ms\":\(ms(w, 0.5)),\"vote_p99_ms\":\(ms(w, 0.99)),\"tally_queries\":\(r.count),\"tally_p50_ms\":\(ms(r, 0.5)),\"tally_p99_ms\":\(ms(r, 0.99))}")
     }
 }
 
-/// A blocking Unix-socket connection that sends a line and reads one line back.
-final class LineSocket: @unchecked Sendable {
-    private let fd: Int32
-    private var buffer = [UInt8](repeating: 0, count: 1 << 16)
-    private var pending: [UInt8] = []
+/// Drives every connection from one thread: each connection has one request outstanding; when its
+/// reply line arrives the latency is recorded and the next request is sent at once.
+struct EpollLoad {
+    let socket: String
+    let voters: [[[UInt8]]]
+    let readers: Int
+    /// Nanoseconds between a reader's requests; 0 sends the next as soon as the reply arrives.
+    let readerInterval: UInt64
+    let tallyRequest: [UInt8]
 
-    init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    private struct Connection {
+        let fd: Int32
+        let requests: [[UInt8]]?  // nil: a tally reader, repeating `tallyRequest`
+        var next = 0
+        var sentAt: UInt64 = 0
+        var dueAt: UInt64?  // a paced reader's next send
+        var pending: [UInt8] = []
+        var done = false
+    }
+
+    func run() throws -> (votes: [UInt64], tallies: [UInt64], failures: Int, seconds: Double) {
+        var connections = try voters.map { Connection(fd: try connect(socket), requests: $0) }
+        connections += try (0..<readers).map { _ in Connection(fd: try connect(socket), requests: nil) }
+        defer { for c in connections { close(c.fd) } }
+        var watched = connections.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        var votes: [UInt64] = [], tallies: [UInt64] = [], failures = 0
+        votes.reserveCapacity(voters.reduce(0) { $0 + $1.count })
+        var votersLeft = connections.count - readers
+        func send(_ i: Int) {
+            let request = connections[i].requests.map { $0[connections[i].next] } ?? tallyRequest
+            connections[i].sentAt = DispatchTime.now().uptimeNanoseconds
+            let n = request.withUnsafeBytes { write(connections[i].fd, $0.baseAddress, $0.count) }
+            precondition(n == request.count, "short write to the daemon")
+        }
+        let start = DispatchTime.now().uptimeNanoseconds
+        for i in connections.indices where connections[i].requests?.isEmpty != true { send(i) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while votersLeft > 0 {
+            let due = connections.compactMap(\.dueAt).min()
+            let now = DispatchTime.now().uptimeNanoseconds
+            let timeout = due.map { Int32((($0 > now ? $0 - now : 0) + 999_999) / 1_000_000) } ?? 10_000  // rounded up: no spinning
+            let ready = poll(&watched, nfds_t(watched.count), timeout)
+            guard ready >= 0, ready > 0 || due != nil else { throw Arguments.UsageError() }
+            let woke = DispatchTime.now().uptimeNanoseconds
+            for i in connections.indices where (connections[i].dueAt ?? .max) <= woke {
+                connections[i].dueAt = nil
+                send(i)
+            }
+            for i in watched.indices where watched[i].revents != 0 {
+                let n = buffer.withUnsafeMutableBytes { read(connections[i].fd, $0.baseAddress, $0.count) }
+                guard n > 0 else { throw Arguments.UsageError() }
+                connections[i].pending += buffer[..<n]
+                guard let newline = connections[i].pending.firstIndex(of: 0x0A) else { continue }
+                let now = DispatchTime.now().uptimeNanoseconds
+                let ok = connections[i].pending[..<newline].withUnsafeBufferPointer { line in
+                    String(decoding: line, as: UTF8.self).contains(#""ok":true"#)
+                }
+                connections[i].pending.removeSubrange(...newline)
+                if !ok { failures += 1 }
+                if let requests = connections[i].requests {
+                    if ok { votes.append(now - connections[i].sentAt) }
+                    connections[i].next += 1
+                    if connections[i].next < requests.count { send(i) } else { votersLeft -= 1 }
+                } else {
+                    if ok { tallies.append(now - connections[i].sentAt) }
+                    if readerInterval == 0 { send(i) } else { connections[i].dueAt = connections[i].sentAt + readerInterval }
+                }
+            }
+        }
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        return (votes, tallies, failures, seconds)
+    }
+
+    private func connect(_ path: String) throws -> Int32 {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
@@ -99,39 +137,9 @@ final class LineSocket: @unchecked Sendable {
             raw[bytes.count] = 0
         }
         let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard ok == 0 else { throw Arguments.UsageError() }
+        return fd
     }
-
-    deinit { close(fd) }
-
-    func roundTrip(_ request: [UInt8]) throws -> String {
-        _ = request.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        while true {
-            if let newline = pending.firstIndex(of: 0x0A) {
-                let line = String(decoding: pending[..<newline], as: UTF8.self)
-                pending.removeFirst(newline + 1)
-                return line
-            }
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            guard n > 0 else { throw Arguments.UsageError() }
-            pending += buffer[..<n]
-        }
-    }
-}
-
-final class Latencies: @unchecked Sendable {
-    private let lock = NSLock()
-    private var values: [UInt64] = []
-    func add(_ v: UInt64) { lock.withLock { values.append(v) } }
-    var count: Int { lock.withLock { values.count } }
-    func sorted() -> [UInt64] { lock.withLock { values.sorted() } }
-}
-
-final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
 }
