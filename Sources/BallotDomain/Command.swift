@@ -12,6 +12,8 @@ public enum Command: Sendable, Equatable {
     case scoreJury(election: ElectionID, juror: JurorID, nominee: NomineeID, criterion: CriterionID, score: Int32)
     case closeJury(election: ElectionID)
     case certifyResult(election: ElectionID)
+    /// Put a finished import on the record. The daemon sends it, not a client.
+    case recordImport(ImportRecord)
 
     public var election: ElectionID {
         switch self {
@@ -19,6 +21,7 @@ public enum Command: Sendable, Equatable {
         case .addNominee(let e, _), .openVoting(let e), .closeVoting(let e), .castVote(let e, _, _, _, _),
              .invalidateVote(let e, _, _), .addJuror(let e, _, _), .scoreJury(let e, _, _, _, _),
              .closeJury(let e), .certifyResult(let e): e
+        case .recordImport(let i): i.election
         }
     }
 
@@ -35,6 +38,7 @@ public enum Command: Sendable, Equatable {
         case .scoreJury: "jury.score"
         case .closeJury: "jury.close"
         case .certifyResult: "result.certify"
+        case .recordImport: "import"
         }
     }
 
@@ -54,6 +58,7 @@ public enum Command: Sendable, Equatable {
             self = .scoreJury(election: s.election, juror: s.juror, nominee: s.nominee, criterion: s.criterion, score: s.score)
         case .juryClosed(let e): self = .closeJury(election: e)
         case .resultCertified(let r): self = .certifyResult(election: r.election)
+        case .importRecorded(let i): self = .recordImport(i)
         }
     }
 

@@ -145,6 +145,8 @@ public struct ElectionState: Sendable {
                 juryClosed = true
             case .resultCertified(let r):
                 certified = r
+            case .importRecorded:
+                break
             }
         }
 

@@ -12,6 +12,8 @@ public enum Event: Sendable, Equatable {
     case juryScored(JuryScore)
     case juryClosed(election: ElectionID)
     case resultCertified(CertifiedResult)
+    /// A batch import finished; see `ImportRecord`.
+    case importRecorded(ImportRecord)
 
     public var kind: EventKind {
         switch self {
@@ -25,6 +27,7 @@ public enum Event: Sendable, Equatable {
         case .juryScored: .juryScored
         case .juryClosed: .juryClosed
         case .resultCertified: .resultCertified
+        case .importRecorded: .importRecorded
         }
     }
 
@@ -37,6 +40,7 @@ public enum Event: Sendable, Equatable {
         case .voteInvalidated(let v): v.election
         case .juryScored(let s): s.election
         case .resultCertified(let r): r.election
+        case .importRecorded(let i): i.election
         }
     }
 }
@@ -53,6 +57,7 @@ public enum EventKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case juryScored = 8
     case juryClosed = 9
     case resultCertified = 10
+    case importRecorded = 11
 
     public var description: String {
         switch self {
@@ -66,6 +71,7 @@ public enum EventKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .juryScored: "jury.scored"
         case .juryClosed: "jury.closed"
         case .resultCertified: "result.certified"
+        case .importRecorded: "import.recorded"
         }
     }
 }

@@ -18,6 +18,12 @@ extension LedgerState {
         guard let i = ordinal(of: command.election) else {
             throw DomainError(.unknownElection, "there is no election '\(command.election)'")
         }
+        if case .recordImport(let record) = command {
+            // Provenance changes no number, so it is recorded even after certification: the
+            // rows of a late file were refused, and the record says so.
+            try record.validate(before: lastSeq + 1)
+            return .importRecorded(record)
+        }
         return try electionList[i].decide(command, at: now, lookupVote: lookupVote)
     }
 }
@@ -29,8 +35,8 @@ extension ElectionState {
             throw DomainError(.electionSealed, "the result of '\(id)' is certified (winner '\(result.winner)'); nothing more is accepted for it")
         }
         switch command {
-        case .defineElection:
-            preconditionFailure("LedgerState.decide handles election.define")
+        case .defineElection, .recordImport:
+            preconditionFailure("LedgerState.decide handles election.define and import records")
 
         case .addNominee(let id, let n):
             try Limits.check(n.name, "nominee '\(n.id)' name", max: Limits.name)

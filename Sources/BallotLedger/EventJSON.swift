@@ -61,6 +61,12 @@ public enum EventJSON {
                             ("supersedes", x.supersedes.map { .uint($0) } ?? .null)])
         case .resultCertified(let r):
             return .object([("election", s(r.election)), ("winner", s(r.winner)), ("ranking", .array(r.ranking.map(s)))])
+        case .importRecorded(let i):
+            return .object([("election", s(i.election)), ("file", .string(i.file)), ("bytes", .uint(i.bytes)),
+                            ("sha256", .string(i.sha256.hex)), ("rows", .uint(i.rows)), ("accepted", .uint(i.accepted)),
+                            ("already_present", .uint(i.alreadyPresent)),
+                            ("refused", .object(i.refused.map { ($0.reason, .uint($0.count)) })),
+                            ("first_seq", .uint(i.firstSeq)), ("last_seq", .uint(i.lastSeq))])
         }
     }
 }

@@ -21,6 +21,10 @@ import TestSupport
             .juryScored(JuryScore(election: id, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug("kinn"), criterion: Fixtures.slug("results"), score: 9)),
             .juryClosed(election: id),
             .resultCertified(CertifiedResult(election: id, winner: Fixtures.slug("kinn"), ranking: Fixtures.nominees.map(Fixtures.slug))),
+            .importRecorded(ImportRecord(file: "web-export.csv", election: id, bytes: 80_000, sha256: Digest32(hex: String(repeating: "ab", count: 32))!,
+                                         rows: 1000, accepted: 990, alreadyPresent: 4,
+                                         refused: [.init(reason: "duplicate_vote", count: 5), .init(reason: "bad_timestamp", count: 1)],
+                                         firstSeq: 3, lastSeq: 1200)),
         ]
     }
 

@@ -61,6 +61,21 @@ enum PayloadCodec {
             w.slug(r.winner)
             w.u16(UInt16(r.ranking.count))
             for n in r.ranking { w.slug(n) }
+        case .importRecorded(let i):
+            w.slug(i.election)
+            w.str(i.file)
+            w.u64(i.bytes)
+            i.sha256.withBytes { w.raw($0) }
+            w.u64(i.rows)
+            w.u64(i.accepted)
+            w.u64(i.alreadyPresent)
+            w.u16(UInt16(i.refused.count))
+            for r in i.refused {
+                w.str(r.reason)
+                w.u64(r.count)
+            }
+            w.u64(i.firstSeq)
+            w.u64(i.lastSeq)
         }
     }
 
@@ -128,6 +143,22 @@ enum PayloadCodec {
             var ranking: [NomineeID] = []
             for i in 0..<count { ranking.append(try r.slug("ranking entry \(i)")) }
             return .resultCertified(CertifiedResult(election: e, winner: winner, ranking: ranking))
+        case .importRecorded:
+            let e = try r.slug("election id")
+            let file = try r.str("file name")
+            let bytes = try r.u64("file size")
+            let sha256 = Digest32(try r.bytes(32, "file sha256"))
+            let rows = try r.u64("rows")
+            let accepted = try r.u64("accepted")
+            let alreadyPresent = try r.u64("already present")
+            let count = Int(try r.u16("refusal reason count"))
+            var refused: [ImportRecord.ReasonCount] = []
+            for i in 0..<count {
+                refused.append(ImportRecord.ReasonCount(reason: try r.str("refusal reason \(i)"), count: try r.u64("refusal count \(i)")))
+            }
+            return .importRecorded(ImportRecord(file: file, election: e, bytes: bytes, sha256: sha256, rows: rows, accepted: accepted,
+                                                alreadyPresent: alreadyPresent, refused: refused,
+                                                firstSeq: try r.u64("first seq"), lastSeq: try r.u64("last seq")))
         }
     }
 }
