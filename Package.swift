@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "BallotLedger", targets: ["BallotLedger"]),
         .library(name: "BallotConfig", targets: ["BallotConfig"]),
         .library(name: "BallotProtocol", targets: ["BallotProtocol"]),
+        .library(name: "BallotImport", targets: ["BallotImport"]),
         .executable(name: "ballotd", targets: ["ballotd"]),
         .executable(name: "ballotctl", targets: ["ballotctl"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
@@ -75,9 +76,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
+            name: "BallotImport",
+            dependencies: ["BallotDomain", "BallotLedger", "BallotProtocol"],
+            swiftSettings: strictSettings
+        ),
+        .target(
             name: "BallotDaemon",
             dependencies: [
-                "BallotDomain", "BallotLedger", "BallotProtocol", "BallotConfig",
+                "BallotDomain", "BallotLedger", "BallotProtocol", "BallotConfig", "BallotImport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -130,6 +136,11 @@ let package = Package(
         .testTarget(
             name: "BallotDomainTests",
             dependencies: ["BallotDomain", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BallotImportTests",
+            dependencies: ["BallotImport", "BallotLedger", "BallotDomain", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
