@@ -25,7 +25,7 @@ enum Access {
         switch operation {
         case .hello, .status, .electionGet, .tally, .ranking, .events, .subscribe, .checkpoint, .inclusionProof, .consistencyProof, .metrics:
             allowed = true
-        case .voteCast:
+        case .voteCast, .importFile:
             allowed = role == .admin || role == .importer
         case .juryScore(_, let juror, _, _, _):
             if role == .juror {

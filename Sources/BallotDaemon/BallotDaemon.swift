@@ -61,8 +61,9 @@ public struct BallotDaemon: Service {
                 connections.add(child)
                 return Self.peer(of: child, rules: rules).flatMapThrowing { peer in
                     try child.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(Int64(idleTimeout))))
-                    try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: service.maxLineBytes)))
-                    try child.pipeline.syncOperations.addHandler(ConnectionHandler(service: service, peer: peer))
+                    let bulk = LineFrameDecoder.Bulk()
+                    try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: service.maxLineBytes, bulk: bulk)))
+                    try child.pipeline.syncOperations.addHandler(ConnectionHandler(service: service, peer: peer, bulk: bulk))
                 }
             }
             .bind(unixDomainSocketPath: config.socketPath).get()

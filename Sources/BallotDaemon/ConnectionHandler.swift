@@ -40,11 +40,16 @@ final class ConnectionHandler: ChannelInboundHandler {
     private var reading = true
     /// The next event to send, once the connection has subscribed.
     private var subscription: UInt64?
+    /// The import whose file is arriving, and the decoder's count of its bytes still to come.
+    private var importing: ImportSession?
+    private var importCompleting = false
+    private let bulk: LineFrameDecoder.Bulk
     private static let maxPending = 32
 
-    init(service: RequestService, peer: Peer) {
+    init(service: RequestService, peer: Peer, bulk: LineFrameDecoder.Bulk) {
         self.service = service
         self.peer = peer
+        self.bulk = bulk
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -56,13 +61,21 @@ final class ConnectionHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         service.metrics.connections.decrement()
         pending.removeAll()
+        importing = nil
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // A subscribed connection only listens (docs/protocol.md); requests go on another.
         guard subscription == nil, !stopping else { return }
-        pending.append(unwrapInboundIn(data))
+        let frame = unwrapInboundIn(data)
+        if case .bytes(let bytes) = frame {
+            guard let session = importing else { return }
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            session.receive(bytes, on: context.eventLoop) { bound.value.0.importProgress(bound.value.1) }
+            return importProgress(context)
+        }
+        pending.append(frame)
         if pending.count >= Self.maxPending && reading {
             reading = false
             context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
@@ -72,7 +85,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            if subscription != nil { stream(context) } else { drain(context) }
+            if subscription != nil { stream(context) } else if importing != nil { importProgress(context) } else { drain(context) }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -85,7 +98,8 @@ final class ConnectionHandler: ChannelInboundHandler {
             stopping = true
             pending.removeAll()
             context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-            if !busy || subscription != nil { context.close(promise: nil) }
+            // An import is cut off: what it committed stays, and running it again adds the rest.
+            if !busy || subscription != nil || importing != nil { context.close(promise: nil) }
         case ChannelEvent.inputClosed:
             inputClosed = true
             drain(context)
@@ -122,6 +136,8 @@ final class ConnectionHandler: ChannelInboundHandler {
     private func handle(_ frame: LineFrameDecoder.Frame, _ context: ChannelHandlerContext) {
         let request: Request
         switch frame {
+        case .bytes:
+            return  // channelRead hands bulk bytes to the import; none are queued
         case .tooLong(let bytes):
             service.metrics.refused(ErrorCode.badRequest.rawValue)
             return reply(Reply.error(id: .null, code: .badRequest, message: "the request line is \(bytes) bytes long; at most \(service.maxLineBytes)"), context)
@@ -166,6 +182,45 @@ final class ConnectionHandler: ChannelInboundHandler {
             reply(Reply.ok(id: id, result: .object([("from", .uint(from))])), context)
             subscription = from
             stream(context)
+        case .importFile(let request):
+            busy = true
+            let session = ImportSession(id: id, request: request, peer: peer, writer: service.writer,
+                                        hasher: service.operations.hasher) { line in
+                let (handler, context) = bound.value
+                handler.reply(line, context)
+            }
+            importing = session
+            importCompleting = false
+            bulk.remaining = request.size
+            reply(session.goAhead, context)
+            if request.size == 0 {
+                session.receive(ByteBuffer(), on: context.eventLoop) { bound.value.0.importProgress(bound.value.1) }
+                importProgress(context)
+            }
+        }
+    }
+
+    /// Paces an import: stops reading while its batches are in flight or the client is not
+    /// reading the refusals, and completes it once every byte is in and decided.
+    private func importProgress(_ context: ChannelHandlerContext) {
+        guard let session = importing else { return }
+        let pause = session.wantsPause || !context.channel.isWritable
+        if pause && reading {
+            reading = false
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        } else if !pause && !reading && !session.allReceived {
+            reading = true
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            context.read()
+        }
+        guard session.finished, !importCompleting else { return }
+        importCompleting = true
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        session.complete(on: context.eventLoop) {
+            let (handler, context) = bound.value
+            handler.importing = nil
+            handler.busy = false
+            handler.drain(context)
         }
     }
 

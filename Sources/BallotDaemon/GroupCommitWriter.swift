@@ -18,6 +18,12 @@ final class GroupCommitWriter: @unchecked Sendable {
         let submissions: [Submission]
         let loop: any EventLoop
         let completion: @Sendable (Result<[Outcome], any Error>) -> Void
+        /// A dry run's state: decide the submissions, write nothing.
+        var trial: TrialBox? = nil
+    }
+    /// A dry run's state, used only on the writer thread.
+    final class TrialBox: @unchecked Sendable {
+        var trial = Trial()
     }
     private var waiting: [Job] = []
     private var stopping = false
@@ -61,6 +67,20 @@ final class GroupCommitWriter: @unchecked Sendable {
             return
         }
         waiting.append(Job(submissions: submissions, loop: loop, completion: completion))
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Queues a dry run of `submissions` (see `Ledger.trial`); `completion` runs on `loop`.
+    func trial(_ submissions: [Submission], in box: TrialBox, on loop: any EventLoop,
+               completion: @escaping @Sendable (Result<[Outcome], any Error>) -> Void) {
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            loop.execute { completion(.failure(DaemonError.shuttingDown)) }
+            return
+        }
+        waiting.append(Job(submissions: submissions, loop: loop, completion: completion, trial: box))
         condition.signal()
         condition.unlock()
     }
@@ -127,9 +147,15 @@ final class GroupCommitWriter: @unchecked Sendable {
                 waiter?.resume()
                 return
             }
+            if let box = waiting.first?.trial {
+                let job = waiting.removeFirst()
+                condition.unlock()
+                answer([(job, Result { try ledger.trial(job.submissions, &box.trial) })])
+                continue
+            }
             var jobs: [Job] = []
             var count = 0
-            while let job = waiting.first, jobs.isEmpty || count + job.submissions.count <= maxBatch {
+            while let job = waiting.first, job.trial == nil, jobs.isEmpty || count + job.submissions.count <= maxBatch {
                 jobs.append(job)
                 count += job.submissions.count
                 waiting.removeFirst()

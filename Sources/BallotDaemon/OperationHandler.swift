@@ -13,6 +13,8 @@ enum Plan: Sendable {
     case write([Submission], combine: @Sendable ([Outcome]) throws -> JSONValue)
     /// Streams events (see `ConnectionHandler`).
     case subscribe(from: UInt64)
+    /// Receives a vote file (see `ImportSession`).
+    case importFile(ImportRequest)
 }
 
 /// Decides how to carry out one operation for one peer. Nothing here blocks: ledger reads are
@@ -56,6 +58,11 @@ struct OperationHandler: Sendable {
         case .ranking(let id):
             try requireStandings(id, op: request.op)
             return .reply(.raw(try published(id).ranking))
+        case .importFile(let request):
+            if let election = request.election, writer.status(election) == nil {
+                throw ProtocolError(.unknownElection, "import: there is no election '\(election)'")
+            }
+            return .importFile(request)
         case .metrics:
             let text = String(decoding: renderMetrics(), as: UTF8.self)
             return .reply(.object([("format", .string("prometheus-text-0.0.4")), ("text", .string(text))]))

@@ -68,8 +68,8 @@ public final class Ledger {
     private let env: Environment
     private let dbs: LedgerDatabases
     private let options: Options
-    private let clock: any LedgerClock
-    private var writer: WriterState
+    let clock: any LedgerClock
+    private(set) var writer: WriterState
     /// Set when the in-memory state could not be rebuilt after a failed transaction: the
     /// ledger then refuses every write, rather than decide against a state that may be wrong.
     private var unusable: LedgerError?

@@ -4,23 +4,37 @@ public import NIOCore
 /// `maximumLineBytes` long. A longer line is not buffered: its bytes are discarded up to the
 /// next newline and it is delivered as `.tooLong`, so the connection can answer it and go on
 /// while memory stays bounded.
+///
+/// After an `import` request is accepted, the next `bulk.remaining` bytes are a file, not lines:
+/// they are passed on as `.bytes` as they arrive (see docs/protocol.md).
 public struct LineFrameDecoder: ByteToMessageDecoder {
     public enum Frame: Equatable, Sendable {
         case line(ByteBuffer)
         /// A line of `bytes` bytes (at least) that exceeded the limit.
         case tooLong(bytes: Int)
+        /// Raw bytes of a bulk transfer.
+        case bytes(ByteBuffer)
+    }
+
+    /// How many raw bytes to pass on before lines resume. Set by the connection's handler, on
+    /// the same event loop, before it tells the client to send.
+    public final class Bulk: @unchecked Sendable {
+        public var remaining: UInt64 = 0
+        public init() {}
     }
 
     public typealias InboundOut = Frame
 
     public let maximumLineBytes: Int
+    public let bulk: Bulk
     /// Bytes of an oversized line seen so far; non-nil while discarding to its end.
     private var discarding: Int?
     /// Where to resume the search for a newline in the buffer.
     private var scanned = 0
 
-    public init(maximumLineBytes: Int = 1 << 20) {
+    public init(maximumLineBytes: Int = 1 << 20, bulk: Bulk = Bulk()) {
         self.maximumLineBytes = maximumLineBytes
+        self.bulk = bulk
     }
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
@@ -41,6 +55,12 @@ public struct LineFrameDecoder: ByteToMessageDecoder {
 
     /// The next complete frame in `buffer`, consuming it; nil when more bytes are needed.
     mutating func next(_ buffer: inout ByteBuffer) -> Frame? {
+        if bulk.remaining > 0 {
+            let n = Int(min(UInt64(buffer.readableBytes), bulk.remaining))
+            guard n > 0 else { return nil }
+            bulk.remaining -= UInt64(n)
+            return .bytes(buffer.readSlice(length: n)!)
+        }
         let view = buffer.readableBytesView
         if let newline = view.dropFirst(scanned).firstIndex(of: UInt8(ascii: "\n")) {
             let length = newline - view.startIndex

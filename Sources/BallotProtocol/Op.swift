@@ -34,12 +34,14 @@ public enum Op: Sendable {
     case backup(directory: String)
     /// The daemon's metrics, in the Prometheus text format.
     case metrics
+    /// A vote file follows the request line as `size` raw bytes (docs/protocol.md, "import").
+    case importFile(ImportRequest)
 
     /// Every op name the daemon knows, for `hello` and for `unknown_op` messages.
     public static let names = [
         "hello", "status", "election.define", "election.get", "election.open", "election.close",
         "nominee.add", "vote.cast", "vote.invalidate", "juror.add", "jury.score", "jury.close",
-        "result.certify", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "backup", "metrics",
+        "result.certify", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "backup", "metrics", "import",
     ]
 
     public init(_ request: Request) throws(ProtocolError) {
@@ -101,6 +103,14 @@ public enum Op: Sendable {
             } else {
                 throw f.bad("give 'seq' (and optionally 'size') for an inclusion proof, or 'old_size' (and optionally 'new_size') for a consistency proof")
             }
+        case "import":
+            let size = try f.size("size")
+            let name = try f.string("file")
+            guard !name.isEmpty else { throw f.bad("'file' must name the file") }
+            let format: String? = try f.optionalString("format")
+            guard format == nil || ["csv", "ndjson"].contains(format!) else { throw f.bad("'format' must be \"csv\" or \"ndjson\"") }
+            self = .importFile(ImportRequest(file: name, size: size, format: format, election: f.has("election") ? try f.slug("election") : nil,
+                                             dryRun: try f.optionalBool("dry_run") ?? false))
         case "backup":
             let directory = try f.string("directory")
             guard directory.hasPrefix("/") else { throw f.bad("'directory' must be an absolute path on the daemon's machine") }
@@ -109,4 +119,18 @@ public enum Op: Sendable {
             throw ProtocolError(.unknownOp, "unknown op '\(request.op)'; known ops: \(Op.names.joined(separator: ", "))")
         }
     }
+}
+
+/// The parameters of `import`.
+public struct ImportRequest: Sendable, Equatable {
+    /// The file's name, for the record and for messages.
+    public var file: String
+    /// How many bytes of the file follow the request line.
+    public var size: UInt64
+    /// "csv" or "ndjson"; nil: guessed from the name.
+    public var format: String?
+    /// nil: taken from the rows.
+    public var election: ElectionID?
+    /// Decide every row, append nothing.
+    public var dryRun: Bool
 }

@@ -16,6 +16,11 @@ public enum Reply {
         self.error(id: id, code: error.code, message: error.message)
     }
 
+    /// An interim line of a bulk op, before its reply: `{"id": …, "<key>": {…}}`.
+    public static func line(id: JSONValue, key: String, _ value: JSONValue) -> [UInt8] {
+        line(.object([("id", id), (key, value)]))
+    }
+
     static func line(_ value: JSONValue) -> [UInt8] {
         var out = value.serialized()
         out.append(UInt8(ascii: "\n"))

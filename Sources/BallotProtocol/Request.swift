@@ -92,6 +92,19 @@ public struct Fields: Sendable {
         }
     }
 
+    /// A byte count or other size: 0 or more.
+    public func size(_ name: String) throws(ProtocolError) -> UInt64 {
+        let n = try int(name)
+        guard n >= 0 else { throw bad("field '\(name)' must be 0 or more") }
+        return UInt64(n)
+    }
+
+    public func optionalBool(_ name: String) throws(ProtocolError) -> Bool? {
+        guard let v = values[name], v != .null else { return nil }
+        guard case .bool(let b) = v else { throw bad("field '\(name)' must be true or false") }
+        return b
+    }
+
     public func sequence(_ name: String) throws(ProtocolError) -> UInt64 {
         let n = try int(name)
         guard n >= 1 else { throw bad("field '\(name)' must be a sequence number (1 or more)") }

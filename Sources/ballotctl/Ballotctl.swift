@@ -19,7 +19,8 @@ struct Ballotctl: ParsableCommand {
         discussion: "Exit codes: 0 done; 1 the daemon refused (its error code is printed); 64 usage; 65 unreadable input file; 69 no daemon on the socket; 70 the connection failed.",
         subcommands: [Hello.self, Status.self, ElectionCommand.self, NomineeCommand.self, VoteCommand.self,
                       JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self,
-                      Subscribe.self, Checkpoint.self, Proof.self, Backup.self, Metrics.self, Send.self])
+                      Subscribe.self, Checkpoint.self, Proof.self, Backup.self, Metrics.self, Send.self,
+                      Import.self, Generate.self])
 
     /// `ballotctl --socket PATH --json tally ID` works as well as `ballotctl tally ID --socket PATH
     /// --json`: the shared options are moved behind the subcommand before parsing.

@@ -29,6 +29,18 @@ enum Tables {
         return lines.joined(separator: "\n")
     }
 
+    /// Columns padded to their widest cell; the first row is the heading; numbers right-aligned.
+    static func render(_ rows: [[String]]) -> String {
+        let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max() ?? 0 }
+        return rows.map { row in
+            row.indices.map { c in
+                let cell = row[c]
+                let gap = String(repeating: " ", count: widths[c] - cell.count)
+                return c == 0 ? cell + gap : gap + cell
+            }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
     private static func pad(_ s: String, _ width: Int) -> String {
         s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
     }

@@ -2,12 +2,12 @@ import COpenSSL
 
 /// SHA-256 (FIPS 180-4) through OpenSSL's libcrypto, without allocation: the state is a value,
 /// so copying a digester copies a precomputed state (which HMAC uses).
-struct SHA256Digester {
+public struct SHA256Digester: Sendable {
     private var context = ballot_sha256_ctx()
 
-    init() { ballot_sha256_init(&context) }
+    public init() { ballot_sha256_init(&context) }
 
-    mutating func update(_ bytes: UnsafeRawBufferPointer) {
+    public mutating func update(_ bytes: UnsafeRawBufferPointer) {
         ballot_sha256_update(&context, bytes.baseAddress, bytes.count)
     }
 
@@ -17,7 +17,7 @@ struct SHA256Digester {
     }
 
     /// The digest; the digester is used up.
-    consuming func finalize() -> MerkleHash {
+    public consuming func finalize() -> MerkleHash {
         withUnsafeTemporaryAllocation(byteCount: 32, alignment: 8) { out in
             ballot_sha256_final(&context, out.baseAddress!.assumingMemoryBound(to: UInt8.self))
             return MerkleHash(UnsafeRawBufferPointer(out))

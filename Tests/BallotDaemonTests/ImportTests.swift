@@ -1,0 +1,158 @@
+import Testing
+import Foundation
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ballotctl import` into the real daemon, with files from `ballotctl generate`. The expected
+/// counts come from the generator's own bookkeeping, not from reading the file back.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct ImportTests {
+    struct Setup {
+        let daemon: DaemonProcess
+        let env: [String: String]
+        func ctl(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) { try runTool("ballotctl", args, environment: env) }
+        func json(_ args: [String]) throws -> [String: Any] {
+            let r = try ctl(["--json"] + args)
+            return (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]) ?? ["status": r.status, "stderr": r.stderr]
+        }
+    }
+
+    func start(_ dir: TemporaryDirectory = TemporaryDirectory("import")) throws -> Setup {
+        let daemon = try DaemonProcess(directory: dir)
+        let setup = Setup(daemon: daemon, env: ["BALLOTD_SOCKET": daemon.socketPath])
+        if try setup.ctl(["election", "get", "imdi-2022"]).status != 0 {
+            #expect(try setup.ctl(["election", "define", Fixtures.electionFile("imdi-2022")]).status == 0)
+        }
+        return setup
+    }
+
+    /// Generates a file and returns its path and the generator's expected counts.
+    func generate(_ s: Setup, rows: Int, seed: Int, format: String = "csv", duplicates: Double = 0.02, malformed: Double = 0.005) throws -> (String, [String: Any]) {
+        let file = s.daemon.directory.sub("votes-\(seed).\(format)")
+        let expect = s.daemon.directory.sub("votes-\(seed).expect.json")
+        let r = try s.ctl(["generate", "--election-file", Fixtures.electionFile("imdi-2022"), "--rows", "\(rows)", "--seed", "\(seed)",
+                           "--duplicates", "\(duplicates)", "--malformed", "\(malformed)", "--format", format, "--out", file, "--expect", expect])
+        #expect(r.status == 0, "\(r.stderr)")
+        return (file, try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: expect))) as! [String: Any])
+    }
+
+    func votes(_ s: Setup) throws -> [String: Int] {
+        let tally = try s.json(["tally", "imdi-2022"])
+        var out: [String: Int] = [:]
+        for n in tally["nominees"] as? [[String: Any]] ?? [] where (n["votes"] as? Int ?? 0) > 0 {
+            out[n["nominee"] as! String] = n["votes"] as? Int
+        }
+        return out
+    }
+
+    @Test func aGeneratedFileLandsExactlyAndAgainAddsNothing() throws {
+        let s = try start()
+        let (file, expected) = try generate(s, rows: 20_000, seed: 3)
+        let rejects = s.daemon.directory.sub("rejects.csv")
+        let first = try s.ctl(["--json", "import", file, "--rejects", rejects])
+        #expect(first.status == 1, "some rows are refused on purpose")
+        let summary = try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as! [String: Any]
+        #expect(summary["accepted"] as? Int == expected["accepted"] as? Int)
+        #expect(summary["refused"] as? [String: Int] == expected["refused"] as? [String: Int])
+        #expect(try votes(s) == expected["votes"] as? [String: Int])
+        #expect(first.stderr.contains("votes-3.csv:"))
+
+        // The import is on the record, with the file's SHA-256.
+        let sha = try shellSHA256(file)
+        #expect(summary["sha256"] as? String == sha)
+        let seq = try #require(summary["import_seq"] as? Int)
+        let event = (try s.json(["events", "--from", "\(seq)", "--limit", "1"])["events"] as? [[String: Any]])?.first
+        #expect(event?["type"] as? String == "import.recorded")
+        #expect((event?["data"] as? [String: Any])?["sha256"] as? String == sha)
+
+        // Every refused row is in the rejects file, with its line and reason.
+        let rejectLines = try String(contentsOfFile: rejects, encoding: .utf8).split(separator: "\n")
+        let refusedTotal = (expected["refused"] as? [String: Int] ?? [:]).values.reduce(0, +)
+        #expect(rejectLines.count == refusedTotal + 1)
+        #expect(rejectLines.first?.hasSuffix("reject_line,reject_reason,reject_message") == true)
+
+        let again = try s.json(["import", file])
+        #expect(again["accepted"] as? Int == 0)
+        #expect(again["already_present"] as? Int == expected["accepted"] as? Int)
+        #expect(try votes(s) == expected["votes"] as? [String: Int])
+        s.daemon.terminate()
+    }
+
+    @Test func ndjsonAndDryRun() throws {
+        let s = try start()
+        let (file, expected) = try generate(s, rows: 5_000, seed: 4, format: "ndjson")
+        let dry = try s.json(["import", "--dry-run", file])
+        #expect(dry["dry_run"] as? Bool == true)
+        #expect(dry["accepted"] as? Int == expected["accepted"] as? Int)
+        #expect(dry["refused"] as? [String: Int] == expected["refused"] as? [String: Int])
+        #expect(try votes(s).isEmpty, "a dry run appends nothing")
+        let real = try s.json(["import", file])
+        #expect(real["accepted"] as? Int == expected["accepted"] as? Int)
+        #expect(try votes(s) == expected["votes"] as? [String: Int])
+        s.daemon.terminate()
+    }
+
+    @Test func aFileWithoutAHeaderIsADataErrorAndAddsNothing() throws {
+        let s = try start()
+        let file = s.daemon.directory.sub("no-header.csv")
+        try "a1,imdi-2022,v@x.no,kinn,2022-11-03T10:00:00Z,web\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try s.ctl(["import", file])
+        #expect(r.status == 65)
+        #expect(r.stderr.contains("line 1"))
+        #expect(try votes(s).isEmpty)
+        #expect(try s.ctl(["import", s.daemon.directory.sub("missing.csv")]).status == 65)
+        s.daemon.terminate()
+    }
+
+    @Test func anImportKilledHalfwayEndsExactlyOnceWhenRunAgain() throws {
+        let dir = TemporaryDirectory("import")
+        var s = try start(dir)
+        let (file, expected) = try generate(s, rows: 200_000, seed: 5, duplicates: 0.01, malformed: 0)
+        // kill -9 of ballotctl partway through.
+        let importer = Process()
+        importer.executableURL = URL(fileURLWithPath: DaemonProcess.binary).deletingLastPathComponent().appendingPathComponent("ballotctl")
+        importer.arguments = ["--socket", s.daemon.socketPath, "import", "--quiet", file]
+        importer.standardOutput = FileHandle.nullDevice
+        importer.standardError = FileHandle.nullDevice
+        try importer.run()
+        try waitForSomeVotes(s)
+        kill(importer.processIdentifier, SIGKILL)
+        importer.waitUntilExit()
+        // kill -9 of the daemon partway through the next attempt.
+        let second = Process()
+        second.executableURL = importer.executableURL
+        second.arguments = importer.arguments
+        second.standardOutput = FileHandle.nullDevice
+        second.standardError = FileHandle.nullDevice
+        try second.run()
+        usleep(150_000)
+        s.daemon.kill()
+        second.waitUntilExit()
+        #expect(second.terminationStatus != 0)
+
+        s = try start(dir)
+        let last = try s.json(["import", file])
+        #expect((last["accepted"] as? Int ?? 0) + (last["already_present"] as? Int ?? 0) == expected["accepted"] as? Int)
+        #expect(try votes(s) == expected["votes"] as? [String: Int])
+        s.daemon.terminate()
+    }
+
+    private func waitForSomeVotes(_ s: Setup) throws {
+        for _ in 0..<400 {
+            if (try s.json(["election", "get", "imdi-2022"])["votes_cast"] as? Int ?? 0) > 0 { return }
+            usleep(10_000)
+        }
+    }
+
+    private func shellSHA256(_ path: String) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/sha256sum")
+        p.arguments = [path]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        return String(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).prefix(64))
+    }
+}
