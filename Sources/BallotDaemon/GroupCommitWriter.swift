@@ -60,27 +60,23 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Queues commands; `completion` gets their outcomes on `loop` once the batch is durable.
     func submit(_ submissions: [Submission], on loop: any EventLoop,
                 completion: @escaping @Sendable (Result<[Outcome], any Error>) -> Void) {
-        condition.lock()
-        if stopping {
-            condition.unlock()
-            loop.execute { completion(.failure(DaemonError.shuttingDown)) }
-            return
-        }
-        waiting.append(Job(submissions: submissions, loop: loop, completion: completion))
-        condition.signal()
-        condition.unlock()
+        enqueue(Job(submissions: submissions, loop: loop, completion: completion))
     }
 
     /// Queues a dry run of `submissions` (see `Ledger.trial`); `completion` runs on `loop`.
     func trial(_ submissions: [Submission], in box: TrialBox, on loop: any EventLoop,
                completion: @escaping @Sendable (Result<[Outcome], any Error>) -> Void) {
+        enqueue(Job(submissions: submissions, loop: loop, completion: completion, trial: box))
+    }
+
+    private func enqueue(_ job: Job) {
         condition.lock()
         if stopping {
             condition.unlock()
-            loop.execute { completion(.failure(DaemonError.shuttingDown)) }
+            job.loop.execute { job.completion(.failure(DaemonError.shuttingDown)) }
             return
         }
-        waiting.append(Job(submissions: submissions, loop: loop, completion: completion, trial: box))
+        waiting.append(job)
         condition.signal()
         condition.unlock()
     }

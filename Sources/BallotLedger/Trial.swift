@@ -22,7 +22,7 @@ extension Ledger {
         let zero = [UInt8](repeating: 0, count: 32).withUnsafeBytes { MerkleHash($0) }
         return try batch.map { submission -> Outcome in
             let key = submission.idempotencyKey
-            var digest: Key128?
+            var used: (slot: Key128, content: Key128)?
             if !key.isEmpty {
                 let slot = IdempotencySlot.key(key)
                 let content = IdempotencySlot.key(String(describing: submission.command))
@@ -41,7 +41,7 @@ extension Ledger {
                     }
                     return .repeated(Receipt(seq: 0, leafHash: zero))
                 }
-                digest = content
+                used = (slot, content)
             }
             let event: Event
             do {
@@ -54,7 +54,7 @@ extension Ledger {
             }
             let seq = state.lastSeq + 1
             state.apply(RecordedEvent(seq: seq, timestamp: now, actor: submission.actor, idempotencyKey: key, event: event))
-            if let digest { trial.keys[IdempotencySlot.key(key)] = digest }
+            if let used { trial.keys[used.slot] = used.content }
             return .appended(Receipt(seq: seq, leafHash: zero))
         }
     }

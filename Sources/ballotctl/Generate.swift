@@ -63,6 +63,7 @@ struct Generate: ParsableCommand {
             var time = Self.format(castAt())
             let roll = random.unit()
             var broken: String?
+            var castAtLeftOut = false
             if roll < duplicates, let earlier = voters.isEmpty ? nil : voters[Int(random.next() % UInt64(voters.count))] {
                 voter = earlier.uppercased()  // the same voter, as the hash normalises it
                 refused["duplicate_vote", default: 0] += 1
@@ -71,21 +72,25 @@ struct Generate: ParsableCommand {
                 case 0: time = "03.11.2022 kl. 10"; broken = "bad_timestamp"
                 case 1: name = "oslo"; broken = "unknown_nominee"
                 case 2: time = Self.format(opens - 86_400); broken = "outside_window"
-                case 3: broken = "missing_column"
-                default: voter = "stray\"quote-\(i)"; broken = format == "csv" ? "bad_csv" : nil
+                case 3: castAtLeftOut = true; broken = format == "csv" ? "missing_column" : "missing_value"
+                default: voter = "stray\"quote-\(i)"; broken = format == "csv" ? "bad_csv" : nil  // valid JSON
                 }
-                refused[broken ?? "accepted", default: 0] += broken == nil ? 0 : 1
-                if broken == nil { voters.append(voter); accepted[name, default: 0] += 1 }
+                if let broken {
+                    refused[broken, default: 0] += 1
+                } else {
+                    voters.append(voter)
+                    accepted[name, default: 0] += 1
+                }
             } else {
                 voters.append(voter)
                 accepted[name, default: 0] += 1
             }
             if format == "csv" {
                 let quotedVoter = voter.contains(",") || voter.contains("\"") && broken != "bad_csv" ? "\"\(voter.replacingOccurrences(of: "\"", with: "\"\""))\"" : voter
-                buffer += broken == "missing_column" ? "\(id),\(election),\(quotedVoter),\(name)\n" : "\(id),\(election),\(quotedVoter),\(name),\(time),\(channel)\n"
+                buffer += castAtLeftOut ? "\(id),\(election),\(quotedVoter),\(name)\n" : "\(id),\(election),\(quotedVoter),\(name),\(time),\(channel)\n"
             } else {
                 var row: [String: String] = ["vote_id": id, "election": election, "voter": voter, "nominee": name, "cast_at": time, "channel": channel]
-                if broken == "missing_column" { row["cast_at"] = nil; refused["missing_column", default: 0] -= 1; refused["missing_value", default: 0] += 1 }
+                if castAtLeftOut { row["cast_at"] = nil }
                 buffer += Connection.line(row) + "\n"
             }
             if buffer.utf8.count > 1 << 20 {
@@ -95,7 +100,6 @@ struct Generate: ParsableCommand {
         }
         handle.write(Data(buffer.utf8))
         try handle.close()
-        refused = refused.filter { $0.value > 0 }
         if let expect {
             let summary: [String: Any] = ["election": election, "rows": rows, "accepted": accepted.values.reduce(0, +),
                                           "votes": accepted, "refused": refused]
