@@ -23,7 +23,8 @@ enum Access {
         }
         let allowed: Bool
         switch operation {
-        case .hello, .status, .electionGet, .tally, .ranking, .events, .subscribe, .checkpoint, .inclusionProof, .consistencyProof, .metrics:
+        case .hello, .status, .electionGet, .tally, .ranking, .events, .subscribe, .checkpoint(latest: true), .inclusionProof,
+             .consistencyProof, .metrics:
             allowed = true
         case .voteCast, .importFile:
             allowed = role == .admin || role == .importer
@@ -36,7 +37,8 @@ enum Access {
             } else {
                 allowed = role == .admin
             }
-        case .electionDefine, .electionOpen, .electionClose, .nomineeAdd, .voteInvalidate, .jurorAdd, .juryClose, .resultCertify, .backup:
+        case .electionDefine, .electionOpen, .electionClose, .nomineeAdd, .voteInvalidate, .jurorAdd, .juryClose, .resultCertify, .backup,
+             .checkpoint(latest: false):
             allowed = role == .admin
         }
         guard allowed else { throw ProtocolError(.forbidden, "\(op) is not allowed for the \(role) role (uid \(peer.uid))") }

@@ -35,12 +35,17 @@ public struct BallotDaemon: Service {
             throw DaemonError.setup("cannot read the voter secret file \(config.secretFile): \(error.localizedDescription)")
         }
         let hasher = try VoterHasher(secret: secret)
+        let checkpointKey = try CheckpointKeyFile.loadOrCreate(config.checkpointKeyFile, logger: logger)
         let ledger = try Ledger(path: "\(config.dataDirectory)/ledger",
                                 options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize),
-                                                        verifyOnOpen: config.verifyOnOpen))
-        logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.verified": "\(config.verifyOnOpen)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)"])
+                                                        verifyOnOpen: config.verifyOnOpen),
+                                checkpointKey: checkpointKey)
+        logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.verified": "\(config.verifyOnOpen)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)",
+                                              "checkpoint.public_key": "\(checkpointKey.publicKey.hex)"])
         let metrics = DaemonMetrics()
-        let writer = GroupCommitWriter(ledger: ledger, maxBatch: config.maxBatch, metrics: metrics)
+        let writer = GroupCommitWriter(ledger: ledger, maxBatch: config.maxBatch,
+                                       checkpointIntervalSeconds: config.checkpointIntervalSeconds > 0 ? config.checkpointIntervalSeconds : nil,
+                                       metrics: metrics)
         writer.start()
         let handler = OperationHandler(writer: writer, reader: ledger.reader, hasher: hasher, clock: SystemClock(),
                                        metrics: metrics, renderMetrics: config.renderMetrics)

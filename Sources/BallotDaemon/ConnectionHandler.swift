@@ -178,6 +178,17 @@ final class ConnectionHandler: ChannelInboundHandler {
                 handler.reply(handler.render(id: id, op: request.op, .write, result), context)
                 handler.drain(context)
             }
+        case .writeThenRead(let submissions, let then):
+            busy = true
+            service.writer.submit(submissions, on: context.eventLoop) { outcomes in
+                let (handler, context) = bound.value
+                handler.service.readPool.runIfActive(eventLoop: context.eventLoop) { try then(try outcomes.get()) }.whenComplete { result in
+                    let (handler, context) = bound.value
+                    handler.busy = false
+                    handler.reply(handler.render(id: id, op: request.op, .write, result), context)
+                    handler.drain(context)
+                }
+            }
         case .subscribe(let from):
             reply(Reply.ok(id: id, result: .object([("from", .uint(from))])), context)
             subscription = from

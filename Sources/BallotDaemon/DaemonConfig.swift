@@ -8,6 +8,11 @@ public struct DaemonConfig: Sendable {
     public var socketMode: UInt32 = 0o660
     /// The file holding the operator's HMAC secret for voter identifiers.
     public var secretFile: String
+    /// The Ed25519 checkpoint signing key (a hex seed), created with mode 0600 if missing.
+    public var checkpointKeyFile: String
+    /// Seconds between checkpoints while the ledger grows; 0 for none but those on request and
+    /// on close and certification.
+    public var checkpointIntervalSeconds: Int64 = 300
     public var mapSize: Int = 1 << 30
     public var maxMapSize: Int = 1 << 40
     public var verifyOnOpen = true
@@ -27,6 +32,7 @@ public struct DaemonConfig: Sendable {
         self.dataDirectory = dataDirectory
         self.socketPath = socketPath
         self.secretFile = secretFile
+        self.checkpointKeyFile = "\(dataDirectory)/checkpoint.key"
         self.access = access
     }
 }

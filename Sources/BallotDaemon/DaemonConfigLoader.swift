@@ -73,6 +73,12 @@ public enum DaemonConfigLoader {
             socketPath: text("socket", "/run/ballotledger/ballotd.sock"),
             secretFile: text("secret_file", "/etc/ballotledger/voter-secret"),
             access: access)
+        config.checkpointKeyFile = text("checkpoint_key_file", config.checkpointKeyFile)
+        let interval = text("checkpoint_interval", String(config.checkpointIntervalSeconds))
+        guard let seconds = Int64(interval), seconds >= 0 else {
+            throw DaemonError.setup("checkpoint_interval is '\(interval)'; write a number of seconds (0 for none)")
+        }
+        config.checkpointIntervalSeconds = seconds
         let mode = text("socket_mode", "0660")
         guard let octal = UInt32(mode, radix: 8), octal <= 0o777 else { throw DaemonError.setup("socket_mode '\(mode)' is not an octal mode such as 0660") }
         config.socketMode = octal

@@ -35,14 +35,23 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var statuses: [ElectionID: ElectionStatus] = [:]
     private var standings: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
     private var published: (size: UInt64, root: MerkleHash)
+    private var publishedCheckpoint: (seq: UInt64, checkpoint: Checkpoint)?
+    /// How often the ledger is checkpointed while it grows (nil: only on request and on close).
+    private let checkpointInterval: Int64?
+    /// When the interval is counted from before the first checkpoint.
+    private let startedAt = SystemClock().now()
+    let checkpointPublicKey: Digest32?
 
     let metrics: DaemonMetrics
 
-    init(ledger: Ledger, maxBatch: Int, metrics: DaemonMetrics) {
+    init(ledger: Ledger, maxBatch: Int, checkpointIntervalSeconds: Int64? = nil, metrics: DaemonMetrics) {
         self.ledger = ledger
         self.maxBatch = maxBatch
         self.metrics = metrics
+        checkpointPublicKey = ledger.checkpointPublicKey
+        checkpointInterval = checkpointPublicKey == nil ? nil : checkpointIntervalSeconds
         published = (ledger.size, ledger.root)
+        publishedCheckpoint = ledger.state.lastCheckpoint
         commits.announce(size: ledger.size)
         for e in ledger.state.elections {
             statuses[e.id] = e.status
@@ -109,6 +118,13 @@ final class GroupCommitWriter: @unchecked Sendable {
         return published
     }
 
+    /// The last checkpoint recorded, as of the last commit.
+    var latestCheckpoint: (seq: UInt64, checkpoint: Checkpoint)? {
+        condition.lock()
+        defer { condition.unlock() }
+        return publishedCheckpoint
+    }
+
     var electionCount: Int {
         condition.lock()
         defer { condition.unlock() }
@@ -134,7 +150,19 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while waiting.isEmpty && !stopping { condition.wait() }
+            while waiting.isEmpty && !stopping {
+                guard let due = nextIntervalCheckpoint() else {
+                    condition.wait()
+                    continue
+                }
+                if due <= SystemClock().now() { break }
+                _ = condition.wait(until: Date(timeIntervalSince1970: Double(due.microseconds) / 1e6))
+            }
+            if waiting.isEmpty && !stopping {
+                condition.unlock()
+                takeIntervalCheckpoint()
+                continue
+            }
             if waiting.isEmpty {
                 stopped = true
                 let waiter = stopWaiter
@@ -166,7 +194,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 metrics.batchSize.record(batch.count)
                 record(outcomes)
                 publish(changed: Set(zip(batch, outcomes).compactMap { pair in
-                    if case .appended = pair.1 { return pair.0.command.election }
+                    if case .appended = pair.1 { return pair.0.command.election }  // nil (a checkpoint) is dropped
                     return nil
                 }))
                 var offset = 0
@@ -179,6 +207,33 @@ final class GroupCommitWriter: @unchecked Sendable {
             } catch {
                 answer(jobs.map { ($0, .failure(error)) })
             }
+        }
+    }
+
+    /// When the next interval checkpoint is due: `checkpointInterval` after the last one (or
+    /// after the start), once the ledger has grown since it. Nil when none is due at any time.
+    private func nextIntervalCheckpoint() -> Timestamp? {
+        guard let interval = checkpointInterval else { return nil }
+        let last = ledger.state.lastCheckpoint
+        guard ledger.state.lastSeq > (last?.seq ?? 0) else { return nil }
+        let due = Timestamp(microseconds: (last?.checkpoint.takenAt ?? startedAt).microseconds + interval * 1_000_000)
+        return max(due, retryIntervalCheckpointAt)
+    }
+
+    /// After a failed interval checkpoint, the next try waits a minute rather than spin.
+    private var retryIntervalCheckpointAt = Timestamp(microseconds: 0)
+
+    private func takeIntervalCheckpoint() {
+        do {
+            let outcomes = try ledger.submit([Submission(.takeCheckpoint(.interval), by: .system)])
+            if case .refused = outcomes[0] {
+                retryIntervalCheckpointAt = Timestamp(microseconds: SystemClock().now().microseconds + 60_000_000)
+            }
+            record(outcomes)
+            publish(changed: [])
+        } catch {
+            metrics.refused("internal")
+            retryIntervalCheckpointAt = Timestamp(microseconds: SystemClock().now().microseconds + 60_000_000)
         }
     }
 
@@ -227,10 +282,12 @@ final class GroupCommitWriter: @unchecked Sendable {
         let fresh = changed.compactMap { ledger.state[$0]?.status }
         let documents = changed.map { ($0, storedStandings($0)) }
         let head = (ledger.size, ledger.root)
+        let checkpoint = ledger.state.lastCheckpoint
         condition.lock()
         for status in fresh { statuses[status.id] = status }
         for (id, docs) in documents where docs != nil { standings[id] = docs }
         published = head
+        publishedCheckpoint = checkpoint
         condition.unlock()
         commits.announce(size: head.0)
     }

@@ -11,6 +11,8 @@ enum Plan: Sendable {
     case read(@Sendable () throws -> JSONValue)
     /// Appends through the writer; `combine` turns the outcomes into the reply's result.
     case write([Submission], combine: @Sendable ([Outcome]) throws -> JSONValue)
+    /// Appends through the writer, then reads the ledger (on the read pool) for the reply.
+    case writeThenRead([Submission], then: @Sendable ([Outcome]) throws -> JSONValue)
     /// Streams events (see `ConnectionHandler`).
     case subscribe(from: UInt64)
     /// Receives a vote file (see `ImportSession`).
@@ -42,6 +44,7 @@ struct OperationHandler: Sendable {
                 ("role", peer.role.map { .string($0.description) } ?? .null),
                 ("uid", .int(Int64(peer.uid))),
                 ("ops", .array(Op.names.map(JSONValue.string))),
+                ("checkpoint_public_key", writer.checkpointPublicKey.map { .string($0.hex) } ?? .null),
             ]))
         case .status:
             let head = writer.head
@@ -66,18 +69,38 @@ struct OperationHandler: Sendable {
         case .metrics:
             let text = String(decoding: renderMetrics(), as: UTF8.self)
             return .reply(.object([("format", .string("prometheus-text-0.0.4")), ("text", .string(text))]))
-        case .checkpoint:
+        case .checkpoint(latest: true):
             let head = writer.head
-            return .reply(.object([("ledger_size", .uint(head.size)), ("merkle_root", .string(head.root.hex)),
-                                   ("time", .string(clock.now().rfc3339)), ("signature", .null)]))
-        case .inclusionProof(let seq, let size):
-            let n = size ?? writer.head.size
+            let latest = writer.latestCheckpoint
+            return .reply(.object([
+                ("seq", latest.map { .uint($0.seq) } ?? .null),
+                ("checkpoint", latest.map { EventJSON.checkpoint($0.checkpoint) } ?? .null),
+                ("head", .object([("ledger_size", .uint(head.size)), ("merkle_root", .string(head.root.hex))])),
+            ]))
+        case .checkpoint(latest: false):
+            return .writeThenRead([Submission(.takeCheckpoint(.request), by: peer.actor)]) { outcomes in
+                if case .refused(let refusal) = outcomes[0] { throw refusal }
+                guard let receipt = outcomes[0].receipt else { throw ProtocolError(.internal, "checkpoint: no receipt") }
+                return .object([("seq", .uint(receipt.seq)), ("leaf_hash", .string(receipt.leafHash.hex)),
+                                ("checkpoint", EventJSON.checkpoint(try reader.checkpoint(at: receipt.seq)))])
+            }
+        case .inclusionProof(let seq, let size, let checkpointSeq):
+            let head = writer.head.size
             return .read {
                 do {
+                    let checkpoint = try checkpointSeq.map { try reader.checkpoint(at: $0) }
+                    let n = checkpoint?.size ?? size ?? head
                     let proof = try reader.inclusionProof(seq: seq, size: n)
                     guard let leaf = try reader.leafHash(seq) else { throw ProtocolError(.badRequest, "proof: there is no event \(seq)") }
-                    return .object([("seq", .uint(seq)), ("size", .uint(n)), ("leaf_hash", .string(leaf.hex)),
-                                    ("root", .string(try reader.root(size: n).root.hex)), ("path", .array(proof.map { .string($0.hex) }))])
+                    var result: [(String, JSONValue)] = [
+                        ("seq", .uint(seq)), ("size", .uint(n)), ("leaf_hash", .string(leaf.hex)),
+                        ("root", .string(try reader.root(size: n).root.hex)), ("path", .array(proof.map { .string($0.hex) })),
+                    ]
+                    if let checkpoint, let checkpointSeq {
+                        result.append(("checkpoint_seq", .uint(checkpointSeq)))
+                        result.append(("checkpoint", EventJSON.checkpoint(checkpoint)))
+                    }
+                    return .object(result)
                 } catch let error as LedgerError {
                     throw ProtocolError(.badRequest, "proof: \(error)")
                 }

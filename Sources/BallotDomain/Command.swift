@@ -14,14 +14,21 @@ public enum Command: Sendable, Equatable {
     case certifyResult(election: ElectionID)
     /// Put a finished import on the record. The daemon sends it, not a client.
     case recordImport(ImportRecord)
+    /// Sign and record a checkpoint of the ledger as it stands. The ledger layer turns it into
+    /// `recordCheckpoint` (it holds the Merkle tree and the key); the rules never see it.
+    case takeCheckpoint(Checkpoint.Reason)
+    /// A checkpoint the ledger made, as replay reconstructs it.
+    case recordCheckpoint(Checkpoint)
 
-    public var election: ElectionID {
+    /// The election the command addresses; nil for the ledger-wide checkpoint.
+    public var election: ElectionID? {
         switch self {
         case .defineElection(let d): d.id
         case .addNominee(let e, _), .openVoting(let e), .closeVoting(let e), .castVote(let e, _, _, _, _),
              .invalidateVote(let e, _, _), .addJuror(let e, _, _), .scoreJury(let e, _, _, _, _),
              .closeJury(let e), .certifyResult(let e): e
         case .recordImport(let i): i.election
+        case .takeCheckpoint, .recordCheckpoint: nil
         }
     }
 
@@ -39,6 +46,7 @@ public enum Command: Sendable, Equatable {
         case .closeJury: "jury.close"
         case .certifyResult: "result.certify"
         case .recordImport: "import"
+        case .takeCheckpoint, .recordCheckpoint: "checkpoint"
         }
     }
 
@@ -59,6 +67,7 @@ public enum Command: Sendable, Equatable {
         case .juryClosed(let e): self = .closeJury(election: e)
         case .resultCertified(let r): self = .certifyResult(election: r.election)
         case .importRecorded(let i): self = .recordImport(i)
+        case .checkpointSigned(let c): self = .recordCheckpoint(c)
         }
     }
 

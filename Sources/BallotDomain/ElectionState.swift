@@ -145,7 +145,7 @@ public struct ElectionState: Sendable {
                 juryClosed = true
             case .resultCertified(let r):
                 certified = r
-            case .importRecorded:
+            case .importRecorded, .checkpointSigned:
                 break
             }
         }

@@ -14,6 +14,8 @@ public enum Event: Sendable, Equatable {
     case resultCertified(CertifiedResult)
     /// A batch import finished; see `ImportRecord`.
     case importRecorded(ImportRecord)
+    /// The daemon signed the ledger's state; see `Checkpoint`. Concerns no one election.
+    case checkpointSigned(Checkpoint)
 
     public var kind: EventKind {
         switch self {
@@ -28,10 +30,12 @@ public enum Event: Sendable, Equatable {
         case .juryClosed: .juryClosed
         case .resultCertified: .resultCertified
         case .importRecorded: .importRecorded
+        case .checkpointSigned: .checkpointSigned
         }
     }
 
-    public var election: ElectionID {
+    /// The election the event concerns; nil for a checkpoint, which concerns the whole ledger.
+    public var election: ElectionID? {
         switch self {
         case .electionDefined(let d): d.id
         case .nomineeAdded(let e, _), .votingOpened(let e), .votingClosed(let e),
@@ -41,6 +45,7 @@ public enum Event: Sendable, Equatable {
         case .juryScored(let s): s.election
         case .resultCertified(let r): r.election
         case .importRecorded(let i): i.election
+        case .checkpointSigned: nil
         }
     }
 }
@@ -58,6 +63,7 @@ public enum EventKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case juryClosed = 9
     case resultCertified = 10
     case importRecorded = 11
+    case checkpointSigned = 12
 
     public var description: String {
         switch self {
@@ -72,6 +78,7 @@ public enum EventKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .juryClosed: "jury.closed"
         case .resultCertified: "result.certified"
         case .importRecorded: "import.recorded"
+        case .checkpointSigned: "checkpoint.signed"
         }
     }
 }

@@ -5,6 +5,8 @@ public struct LedgerState: Sendable {
     private var index = OrdinalIndex()
     /// The sequence number of the last event applied (0 before the first).
     public private(set) var lastSeq: UInt64 = 0
+    /// The latest checkpoint and the sequence number of its record.
+    public private(set) var lastCheckpoint: (seq: UInt64, checkpoint: Checkpoint)?
 
     public init() {}
 
@@ -29,7 +31,9 @@ public struct LedgerState: Sendable {
         if case .electionDefined(let definition) = record.event {
             index.append(definition.id)
             electionList.append(ElectionState(definition: definition, seq: record.seq))
-        } else if let i = ordinal(of: record.event.election) {
+        } else if case .checkpointSigned(let checkpoint) = record.event {
+            lastCheckpoint = (record.seq, checkpoint)
+        } else if let election = record.event.election, let i = ordinal(of: election) {
             electionList[i].apply(record)
         }
     }

@@ -15,8 +15,17 @@ extension LedgerState {
             }
             return .electionDefined(definition)
         }
-        guard let i = ordinal(of: command.election) else {
-            throw DomainError(.unknownElection, "there is no election '\(command.election)'")
+        switch command {
+        case .takeCheckpoint:
+            throw DomainError(.badRequest, "a checkpoint is taken by the ledger, which holds the Merkle tree and the signing key")
+        case .recordCheckpoint(let checkpoint):
+            try checkpoint.validate(in: self, seq: lastSeq + 1, at: now)
+            return .checkpointSigned(checkpoint)
+        default:
+            break
+        }
+        guard let election = command.election, let i = ordinal(of: election) else {
+            throw DomainError(.unknownElection, "there is no election '\(command.election?.value ?? "")'")
         }
         if case .recordImport(let record) = command {
             // Provenance changes no number, so it is recorded even after certification: the
@@ -35,8 +44,8 @@ extension ElectionState {
             throw DomainError(.electionSealed, "the result of '\(id)' is certified (winner '\(result.winner)'); nothing more is accepted for it")
         }
         switch command {
-        case .defineElection, .recordImport:
-            preconditionFailure("LedgerState.decide handles election.define and import records")
+        case .defineElection, .recordImport, .takeCheckpoint, .recordCheckpoint:
+            preconditionFailure("LedgerState.decide handles election.define, import records and checkpoints")
 
         case .addNominee(let id, let n):
             try Limits.check(n.name, "nominee '\(n.id)' name", max: Limits.name)

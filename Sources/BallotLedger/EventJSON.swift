@@ -7,7 +7,7 @@ public enum EventJSON {
     /// the vote is open, and counting vote events would reveal them.
     public static func render(_ record: RecordedEvent, leafHash: MerkleHash, sealing: (ElectionID) -> Bool = { _ in false }) -> JSONValue {
         var payload = data(record.event)
-        if case .object(var members) = payload, sealing(record.event.election), [.voteCast, .voteInvalidated].contains(record.event.kind) {
+        if case .object(var members) = payload, let election = record.event.election, sealing(election), [.voteCast, .voteInvalidated].contains(record.event.kind) {
             members = members.map { $0.0 == "nominee" ? ("nominee", .null) : $0 }
             members.append(("sealed", .bool(true)))
             payload = .object(members)
@@ -67,6 +67,22 @@ public enum EventJSON {
                             ("already_present", .uint(i.alreadyPresent)),
                             ("refused", .object(i.refused.map { ($0.reason, .uint($0.count)) })),
                             ("first_seq", .uint(i.firstSeq)), ("last_seq", .uint(i.lastSeq))])
+        case .checkpointSigned(let c):
+            return checkpoint(c)
         }
+    }
+
+    /// A checkpoint as JSON: what the `checkpoint` op returns and `checkpoint.signed` events carry.
+    public static func checkpoint(_ c: Checkpoint) -> JSONValue {
+        .object([
+            ("size", .uint(c.size)), ("root", .string(c.root.hex)), ("taken_at", .string(c.takenAt.rfc3339)),
+            ("reason", .string(c.reason.description)),
+            ("elections", .array(c.elections.map { e in
+                .object([("election", .string(e.election.value)), ("tally_sha256", .string(e.tally.hex)),
+                         ("jury_sha256", .string(e.jury.hex)), ("ranking_sha256", .string(e.ranking.hex))])
+            })),
+            ("public_key", .string(c.publicKey.hex)),
+            ("signature", .string(c.signature.withUnsafeBytes { hexString($0) })),
+        ])
     }
 }

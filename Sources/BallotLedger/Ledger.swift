@@ -69,15 +69,19 @@ public final class Ledger {
     private let dbs: LedgerDatabases
     private let options: Options
     let clock: any LedgerClock
+    /// Signs checkpoints; without it `takeCheckpoint` is refused and none is taken on close.
+    private let checkpointKey: CheckpointKey?
     private(set) var writer: WriterState
     /// Set when the in-memory state could not be rebuilt after a failed transaction: the
     /// ledger then refuses every write, rather than decide against a state that may be wrong.
     private var unusable: LedgerError?
 
-    public init(path: String, options: Options = .init(), clock: any LedgerClock = SystemClock()) throws {
+    public init(path: String, options: Options = .init(), clock: any LedgerClock = SystemClock(),
+                checkpointKey: CheckpointKey? = nil) throws {
         self.path = path
         self.options = options
         self.clock = clock
+        self.checkpointKey = checkpointKey
         do {
             env = try Environment(path: path, options: options.environment)
             dbs = try LedgerDatabases(env)
@@ -98,6 +102,8 @@ public final class Ledger {
     /// The Merkle root of the whole log as it stands.
     public var root: MerkleHash { writer.frontier.root }
     public var size: UInt64 { writer.frontier.size }
+    /// The public half of the checkpoint key, if there is one.
+    public var checkpointPublicKey: Digest32? { checkpointKey?.publicKey }
 
     /// The map's size and use.
     public func storageInfo() throws -> EnvironmentInfo { try env.info() }
@@ -119,7 +125,7 @@ public final class Ledger {
         do {
             let outcomes = try env.write("appending a batch of \(batch.count) commands",
                                          beforeRetry: { try self.reload() }) { txn in
-                try self.writer.append(batch, at: now, in: txn, dbs)
+                try self.writer.append(batch, at: now, key: self.checkpointKey, in: txn, dbs)
             }
             writer.lastTimestamp = now
             return outcomes

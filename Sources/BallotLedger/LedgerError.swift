@@ -8,6 +8,8 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
     case unsupportedFormat(found: UInt8, supported: UInt8, at: String)
     /// The operator's voter secret is unusable (too short).
     case invalidSecret(String)
+    /// The checkpoint signing key is unusable.
+    case badKey(String)
     /// The storage layer failed; `context` says what the ledger was doing.
     case store(StoreError)
     /// A request for something the ledger does not hold: a sequence number or tree size past
@@ -21,7 +23,7 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
         case .corruptRecord(let seq, let reason): "corrupt record at sequence number \(seq): \(reason)"
         case .unsupportedFormat(let found, let supported, let at):
             "\(at) uses ledger format version \(found); this build reads version \(supported)"
-        case .invalidSecret(let reason): reason
+        case .invalidSecret(let reason), .badKey(let reason): reason
         case .store(let error): error.description
         case .outOfRange(let what): what
         case .unusable(let reason): "the ledger is unusable: \(reason)"

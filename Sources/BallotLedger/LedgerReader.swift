@@ -83,6 +83,17 @@ public struct LedgerReader: Sendable {
         }
     }
 
+    /// The checkpoint recorded at event `seq`.
+    public func checkpoint(at seq: UInt64) throws -> Checkpoint {
+        guard let record = try record(seq) else {
+            throw LedgerError.outOfRange("there is no event \(seq)")
+        }
+        guard case .checkpointSigned(let checkpoint) = record.event else {
+            throw LedgerError.outOfRange("event \(seq) is a \(record.event.kind) event, not a checkpoint")
+        }
+        return checkpoint
+    }
+
     /// A stored projection document (canonical JSON), or nil.
     public func projection(_ election: ElectionID, _ kind: LedgerKeys.ProjectionKind) throws -> [UInt8]? {
         try env.read { txn in try txn.value(forKey: LedgerKeys.projection(election, kind), in: dbs.projections) }

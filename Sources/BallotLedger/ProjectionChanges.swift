@@ -39,18 +39,19 @@ struct ProjectionChanges {
 
     /// Notes what `event`, just applied to `state`, changed.
     mutating func note(_ event: Event, _ state: LedgerState) {
+        guard let election = event.election else { return }
         let castAt: Timestamp
         switch event {
         case .voteCast(let v): castAt = v.castAt
         case .voteInvalidated(let x): castAt = x.castAt
         default:
-            note(event.election)
+            note(election)
             return
         }
-        if let start = state.seriesBucket(of: castAt, in: event.election) {
-            note(event.election, bucket: start)
+        if let start = state.seriesBucket(of: castAt, in: election) {
+            note(election, bucket: start)
         } else {
-            note(event.election)
+            note(election)
         }
     }
 }

@@ -31,7 +31,7 @@ extension Ledger {
                         throw LedgerError.corruptRecord(seq: seq, reason: "idempotency key '\(key)' points at a missing event")
                     }
                     guard submission.command.matches(original.event) else {
-                        return .refused(DomainError(.conflict, "idempotency key '\(key)' was already used for event \(seq) (\(original.event.kind) in '\(original.event.election)') with different content"))
+                        return .refused(DomainError(.conflict, "idempotency key '\(key)' was already used for event \(seq) (\(original.event.kind) in '\(original.event.election?.value ?? "")') with different content"))
                     }
                     return .repeated(Receipt(seq: seq, leafHash: zero))
                 }

@@ -27,6 +27,10 @@ struct WriterState {
                     }) {
                         throw LedgerError.corruptRecord(seq: record.seq, reason: "the rules refuse this \(record.event.kind) event: \(finding)")
                     }
+                    if case .checkpointSigned(let checkpoint) = record.event,
+                       let finding = checkpoint.finding(root: loaded.frontier.root, state: loaded.state, pinnedKey: nil) {
+                        throw LedgerError.corruptRecord(seq: record.seq, reason: "checkpoint of \(checkpoint.size) events: \(finding)")
+                    }
                     loaded.frontier.append(MerkleHash.leaf(bytes)) { level, index, hash in
                         if level >= LedgerKeys.firstStoredLevel { computedNodes.append((level, index, hash)) }
                     }
@@ -58,22 +62,45 @@ struct WriterState {
     // MARK: Appending
 
     /// Decides and appends each submission in order; writes the projections the batch changed.
-    mutating func append(_ batch: [Submission], at now: Timestamp, in txn: borrowing WriteTransaction,
+    /// With a checkpoint key, a checkpoint follows every close of a vote and every certification
+    /// in the same transaction, so the numbers at those moments are signed before anyone asks.
+    mutating func append(_ batch: [Submission], at now: Timestamp, key: CheckpointKey?, in txn: borrowing WriteTransaction,
                          _ dbs: LedgerDatabases) throws -> [Outcome] {
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(batch.count)
         var changed = ProjectionChanges()
         var writer = ByteWriter(capacity: 256)
         for submission in batch {
-            outcomes.append(try append(submission, at: now, in: txn, dbs, changed: &changed, writer: &writer))
+            let outcome = try append(submission, at: now, key: key, in: txn, dbs, changed: &changed, writer: &writer)
+            outcomes.append(outcome)
+            guard key != nil, case .appended = outcome else { continue }
+            let reason: Checkpoint.Reason
+            switch submission.command {
+            case .closeVoting: reason = .votingClosed
+            case .certifyResult: reason = .resultCertified
+            default: continue
+            }
+            _ = try append(Submission(.takeCheckpoint(reason), by: .system), at: now, key: key, in: txn, dbs,
+                           changed: &changed, writer: &writer)
         }
         try writeProjections(changed, in: txn, dbs)
         return outcomes
     }
 
-    private mutating func append(_ submission: Submission, at now: Timestamp, in txn: borrowing WriteTransaction,
-                                 _ dbs: LedgerDatabases, changed: inout ProjectionChanges,
-                                 writer: inout ByteWriter) throws -> Outcome {
+    private mutating func append(_ submission: Submission, at now: Timestamp, key checkpointKey: CheckpointKey?,
+                                 in txn: borrowing WriteTransaction, _ dbs: LedgerDatabases,
+                                 changed: inout ProjectionChanges, writer: inout ByteWriter) throws -> Outcome {
+        var command = submission.command
+        if case .takeCheckpoint(let reason) = command {
+            guard let checkpointKey else {
+                return .refused(DomainError(.badRequest, "this ledger was opened without a checkpoint key; set checkpoint_key_file"))
+            }
+            // Nothing happened since the last checkpoint: it still holds.
+            if let last = state.lastCheckpoint, last.seq == state.lastSeq {
+                return .repeated(Receipt(seq: last.seq, leafHash: try LedgerReader.node(0, last.seq - 1, in: txn, dbs)))
+            }
+            command = .recordCheckpoint(Checkpoint.make(reason, state: state, root: frontier.root, at: now, key: checkpointKey))
+        }
         let key = submission.idempotencyKey
         var slot: Key128?
         if !key.isEmpty {
@@ -88,7 +115,7 @@ struct WriterState {
         }
         let event: Event
         do {
-            event = try state.decide(submission.command, at: now) { seq in
+            event = try state.decide(command, at: now) { seq in
                 guard case .voteCast(let vote)? = try LedgerReader.record(seq, in: txn, dbs)?.event else { return nil }
                 return vote
             }
@@ -126,7 +153,7 @@ struct WriterState {
             throw LedgerError.corruptRecord(seq: seq, reason: "idempotency key '\(submission.idempotencyKey)' points at a missing event")
         }
         guard submission.command.matches(original.event) else {
-            return .refused(DomainError(.conflict, "idempotency key '\(submission.idempotencyKey)' was already used for event \(seq) (\(original.event.kind) in '\(original.event.election)') with different content"))
+            return .refused(DomainError(.conflict, "idempotency key '\(submission.idempotencyKey)' was already used for event \(seq) (\(original.event.kind) in '\(original.event.election?.value ?? "")') with different content"))
         }
         let leaf = try LedgerReader.node(0, seq - 1, in: txn, dbs)
         return .repeated(Receipt(seq: seq, leafHash: leaf))

@@ -24,10 +24,11 @@ public enum Op: Sendable {
     case events(from: UInt64, limit: Int)
     /// Streams events from `from` (catching up first), then live as they are committed.
     case subscribe(from: UInt64)
-    /// The signed tree head arrives with the auditor's issue; today: size, root and time.
-    case checkpoint
-    /// An inclusion proof of event `seq` in the tree of `size` events (the whole ledger if nil).
-    case inclusionProof(seq: UInt64, size: UInt64?)
+    /// Signs and records a new checkpoint; with `latest`, only returns the last one recorded.
+    case checkpoint(latest: Bool)
+    /// An inclusion proof of event `seq` in the tree of `size` events, or of the checkpoint
+    /// recorded at event `checkpoint` (the whole ledger if neither is given).
+    case inclusionProof(seq: UInt64, size: UInt64?, checkpoint: UInt64?)
     /// A consistency proof between two tree sizes (the new one the whole ledger if nil).
     case consistencyProof(oldSize: UInt64, newSize: UInt64?)
     /// A hot, compacted copy of the ledger into `directory` (on the daemon's machine).
@@ -91,11 +92,13 @@ public enum Op: Sendable {
             let from = try f.optionalInt("from") ?? 1
             guard from >= 1 else { throw f.bad("'from' must be 1 or more") }
             self = .subscribe(from: UInt64(from))
-        case "checkpoint": self = .checkpoint
+        case "checkpoint": self = .checkpoint(latest: try f.optionalBool("latest") ?? false)
         case "metrics": self = .metrics
         case "proof":
             if f.has("seq") {
-                self = .inclusionProof(seq: try f.sequence("seq"), size: f.has("size") ? try f.sequence("size") : nil)
+                guard !(f.has("size") && f.has("checkpoint")) else { throw f.bad("give 'size' or 'checkpoint', not both") }
+                self = .inclusionProof(seq: try f.sequence("seq"), size: f.has("size") ? try f.sequence("size") : nil,
+                                       checkpoint: f.has("checkpoint") ? try f.sequence("checkpoint") : nil)
             } else if f.has("old_size") {
                 let old = try f.int("old_size")
                 guard old >= 0 else { throw f.bad("'old_size' must not be negative") }

@@ -210,9 +210,35 @@ struct Subscribe: ParsableCommand {
 }
 
 struct Checkpoint: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The ledger's current tree head: size, Merkle root, time.")
+    static let configuration = CommandConfiguration(
+        abstract: "Sign and record a checkpoint of the ledger (admin), or show the latest one (--latest).",
+        discussion: "A checkpoint is the daemon's Ed25519-signed statement of the ledger's size, Merkle root and every election's published numbers; auditors check it with ballot-replay.")
     @OptionGroup var connection: Connection
-    func run() throws { try connection.send(["op": "checkpoint"]) }
+    @Flag(help: "Show the last checkpoint recorded and the current head; record nothing.") var latest = false
+    func run() throws {
+        try connection.send(latest ? ["op": "checkpoint", "latest": true] : ["op": "checkpoint"], human: Self.describe)
+    }
+
+    /// The checkpoint as a person reads it: what it covers, then each election's digests.
+    static func describe(_ result: [String: Any]) -> String {
+        var lines: [String] = []
+        if let head = result["head"] as? [String: Any] {
+            lines.append("ledger_size: \(head["ledger_size"] ?? "-")")
+            lines.append("merkle_root: \(head["merkle_root"] ?? "-")")
+        }
+        guard let c = result["checkpoint"] as? [String: Any], let seq = result["seq"] else {
+            lines.append("checkpoint: none recorded yet")
+            return lines.joined(separator: "\n")
+        }
+        lines.append("checkpoint: event \(seq) (\(c["reason"] ?? "?"))")
+        for key in ["size", "root", "taken_at", "public_key", "signature"] {
+            lines.append("  \(key): \(c[key] ?? "-")")
+        }
+        for e in c["elections"] as? [[String: Any]] ?? [] {
+            lines.append("  \(e["election"] ?? "?"): tally \(e["tally_sha256"] ?? "-"), jury \(e["jury_sha256"] ?? "-"), ranking \(e["ranking_sha256"] ?? "-")")
+        }
+        return lines.joined(separator: "\n")
+    }
 }
 
 struct Proof: ParsableCommand {
@@ -220,6 +246,7 @@ struct Proof: ParsableCommand {
     @OptionGroup var connection: Connection
     @Option(help: "The event to prove included.") var seq: Int?
     @Option(help: "The tree size for --seq (default: the whole ledger).") var size: Int?
+    @Option(help: "For --seq: prove it against the checkpoint recorded at this sequence number.") var checkpoint: Int?
     @Option(name: .customLong("old-size"), help: "The older tree size for a consistency proof.") var oldSize: Int?
     @Option(name: .customLong("new-size"), help: "The newer tree size (default: the whole ledger).") var newSize: Int?
     func validate() throws {
@@ -229,6 +256,7 @@ struct Proof: ParsableCommand {
         var request: [String: Any] = ["op": "proof"]
         if let seq { request["seq"] = seq }
         if let size { request["size"] = size }
+        if let checkpoint { request["checkpoint"] = checkpoint }
         if let oldSize { request["old_size"] = oldSize }
         if let newSize { request["new_size"] = newSize }
         try connection.send(request)

@@ -30,6 +30,9 @@ struct Ballotd: AsyncParsableCommand {
     @Option(name: .customLong("secret-file"), help: "File holding the HMAC secret for voter identifiers (16 bytes or more). Key: secret_file.")
     var secretFile: String?
 
+    @Option(name: .customLong("checkpoint-key-file"), help: "The Ed25519 checkpoint signing key, created if missing. Key: checkpoint_key_file.")
+    var checkpointKeyFile: String?
+
     @Option(name: .customLong("socket-mode"), help: "Octal permissions of the socket file. Key: socket_mode.")
     var socketMode: String?
 
@@ -61,6 +64,7 @@ struct Ballotd: AsyncParsableCommand {
         flags["socket"] = socketPath
         flags["secret_file"] = secretFile
         flags["socket_mode"] = socketMode
+        flags["checkpoint_key_file"] = checkpointKeyFile
         flags["log_level"] = logLevel
         if noVerify { flags["verify_on_open"] = "false" }
         var lists: [String: [String]] = [:]

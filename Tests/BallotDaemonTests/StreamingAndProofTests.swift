@@ -16,11 +16,26 @@ import BallotDomain
         let daemon = try DaemonProcess()
         let c = try BallotClient(socketPath: daemon.socketPath)
         try setUp(c, votes: 40)
-        let head = try #require(try c.call(["op": "checkpoint"]).result)
-        let size = UInt64(head["ledger_size"] as! Int)
-        let root = try #require(Digest32(hex: head["merkle_root"] as! String))
+        let taken = try #require(try c.call(["op": "checkpoint"]).result)
+        let checkpointSeq = taken["seq"] as! Int
+        let signed = taken["checkpoint"] as! [String: Any]
+        let size = UInt64(signed["size"] as! Int)
+        #expect(size == UInt64(checkpointSeq) - 1 && signed["reason"] as? String == "request")
+        let root = try #require(Digest32(hex: signed["root"] as! String))
+        // The key the daemon made on first start: in hello, in the checkpoint, and in FILE.pub.
+        let hello = try #require(try c.call(["op": "hello"]).result)
+        #expect(hello["checkpoint_public_key"] as? String == signed["public_key"] as? String)
+        let pub = try String(contentsOfFile: daemon.directory.sub("data/checkpoint.key.pub"), encoding: .utf8)
+        #expect(pub.trimmingCharacters(in: .whitespacesAndNewlines) == signed["public_key"] as? String)
+        // Nothing new since: asking again returns the same checkpoint rather than another.
+        #expect(try c.call(["op": "checkpoint"]).result?["seq"] as? Int == checkpointSeq)
+        let latest = try #require(try c.call(["op": "checkpoint", "latest": true]).result)
+        #expect(latest["seq"] as? Int == checkpointSeq)
+        let againstCheckpoint = try #require(try c.call(["op": "proof", "seq": 5, "checkpoint": checkpointSeq]).result)
+        #expect(againstCheckpoint["root"] as? String == root.hex && againstCheckpoint["size"] as? Int == Int(size))
+        #expect(try c.call(["op": "proof", "seq": 5, "checkpoint": 3]).errorCode == "bad_request")
         for seq in [1, 17, Int(size)] {
-            let p = try #require(try c.call(["op": "proof", "seq": seq]).result)
+            let p = try #require(try c.call(["op": "proof", "seq": seq, "size": Int(size)]).result)
             let path = (p["path"] as! [String]).compactMap { Digest32(hex: $0) }
             let leaf = try #require(Digest32(hex: p["leaf_hash"] as! String))
             #expect(MerkleTree.verifyInclusion(leaf: leaf, index: UInt64(seq - 1), size: size, proof: path, root: root))
@@ -29,8 +44,33 @@ import BallotDomain
         #expect(MerkleTree.verifyConsistency(oldSize: 10, newSize: size, oldRoot: Digest32(hex: k["old_root"] as! String)!, newRoot: root,
                                             proof: (k["path"] as! [String]).compactMap { Digest32(hex: $0) }))
         #expect(try c.call(["op": "proof", "seq": Int(size) + 5]).errorCode == "bad_request")
+        #expect(try c.call(["op": "proof", "seq": 2, "size": 5, "checkpoint": checkpointSeq]).errorCode == "bad_request")
         #expect(try c.call(["op": "proof"]).errorCode == "bad_request")
         daemon.terminate()
+    }
+
+    @Test func checkpointsAreTakenAtTheIntervalAndWhenTheVoteCloses() throws {
+        let daemon = try DaemonProcess(environment: ["BALLOTD_CHECKPOINT_INTERVAL": "1"])
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        try setUp(c, votes: 3)
+        // The ledger grew: within a second or two the daemon signs it on its own.
+        var latest: [String: Any]?
+        for _ in 0..<50 where latest == nil {
+            Thread.sleep(forTimeInterval: 0.1)
+            latest = try c.call(["op": "checkpoint", "latest": true]).result?["checkpoint"] as? [String: Any]
+        }
+        #expect(latest?["reason"] as? String == "interval")
+        let closed = try #require(try c.call(["op": "election.close", "election": "imdi-2022"]).result)
+        let after = try #require(try c.call(["op": "events", "from": (closed["seq"] as! Int) + 1, "limit": 1]).result?["events"] as? [[String: Any]])
+        #expect(after.first?["type"] as? String == "checkpoint.signed")
+        #expect((after.first?["data"] as? [String: Any])?["reason"] as? String == "voting_closed")
+        daemon.terminate()
+
+        // The key file must be private to its owner.
+        chmod(daemon.directory.sub("data/checkpoint.key"), 0o644)
+        let refused = try DaemonProcess.runToExit(["--data-dir", daemon.dataDirectory, "--socket", daemon.socketPath,
+                                                   "--secret-file", daemon.directory.sub("secret")], log: daemon.directory.sub("second.log"))
+        #expect(refused.status != 0 && refused.output.contains("chmod 600"))
     }
 
     @Test func aBackupIsAConsistentLedgerWithItsManifest() throws {

@@ -68,6 +68,7 @@ import TestSupport
                 case "u32", "i32": size = 4
                 case "u64", "i64", "f64", "time": size = 8
                 case "key32": size = 32
+                case "sig64": size = 64
                 case "str", "id": size = 2 + (Int(bytes[at]) << 8 | Int(bytes[at + 1]))
                 default:
                     Issue.record("the document names an unknown primitive '\(type)'")

@@ -25,6 +25,10 @@ import TestSupport
                                          rows: 1000, accepted: 990, alreadyPresent: 4,
                                          refused: [.init(reason: "duplicate_vote", count: 5), .init(reason: "bad_timestamp", count: 1)],
                                          firstSeq: 3, lastSeq: 1200)),
+            .checkpointSigned(Checkpoint(size: 12, root: Digest32(hex: String(repeating: "cd", count: 32))!, takenAt: t, reason: .votingClosed,
+                                         elections: [.init(election: id, tally: Fixtures.voter(1).digest, jury: Fixtures.voter(2).digest,
+                                                           ranking: Fixtures.voter(3).digest)],
+                                         publicKey: Fixtures.voter(4).digest, signature: Array(repeating: 0x5A, count: 64))),
         ]
     }
 

@@ -76,7 +76,27 @@ enum PayloadCodec {
             }
             w.u64(i.firstSeq)
             w.u64(i.lastSeq)
+        case .checkpointSigned(let c):
+            encodeSignedPart(c, into: &w)
+            c.signature.withUnsafeBytes { w.raw($0) }
         }
+    }
+
+    /// A checkpoint's payload up to and including the public key: what its signature covers
+    /// (after the context prefix, see `CheckpointSigning`).
+    static func encodeSignedPart(_ c: Checkpoint, into w: inout ByteWriter) {
+        w.u64(c.size)
+        c.root.withBytes { w.raw($0) }
+        w.i64(c.takenAt.microseconds)
+        w.u8(c.reason.rawValue)
+        w.u16(UInt16(c.elections.count))
+        for e in c.elections {
+            w.slug(e.election)
+            e.tally.withBytes { w.raw($0) }
+            e.jury.withBytes { w.raw($0) }
+            e.ranking.withBytes { w.raw($0) }
+        }
+        c.publicKey.withBytes { w.raw($0) }
     }
 
     static func decode(_ kind: EventKind, _ r: inout ByteReader) throws -> Event {
@@ -159,6 +179,27 @@ enum PayloadCodec {
             return .importRecorded(ImportRecord(file: file, election: e, bytes: bytes, sha256: sha256, rows: rows, accepted: accepted,
                                                 alreadyPresent: alreadyPresent, refused: refused,
                                                 firstSeq: try r.u64("first seq"), lastSeq: try r.u64("last seq")))
+        case .checkpointSigned:
+            let size = try r.u64("checkpoint size")
+            let root = Digest32(try r.bytes(32, "checkpoint root"))
+            let takenAt = Timestamp(microseconds: try r.i64("checkpoint taken_at"))
+            let at = r.offset
+            let reasonByte = try r.u8("checkpoint reason")
+            guard let reason = Checkpoint.Reason(rawValue: reasonByte) else {
+                throw ByteReader.Failure(offset: at, what: "checkpoint reason is \(reasonByte), not 1…4")
+            }
+            let count = Int(try r.u16("checkpoint election count"))
+            var elections: [Checkpoint.ElectionDigests] = []
+            for i in 0..<count {
+                elections.append(Checkpoint.ElectionDigests(
+                    election: try r.slug("checkpoint election \(i)"), tally: Digest32(try r.bytes(32, "checkpoint election \(i) tally digest")),
+                    jury: Digest32(try r.bytes(32, "checkpoint election \(i) jury digest")),
+                    ranking: Digest32(try r.bytes(32, "checkpoint election \(i) ranking digest"))))
+            }
+            let publicKey = Digest32(try r.bytes(32, "checkpoint public key"))
+            let signature = Array(try r.bytes(Checkpoint.signatureBytes, "checkpoint signature"))
+            return .checkpointSigned(Checkpoint(size: size, root: root, takenAt: takenAt, reason: reason, elections: elections,
+                                                publicKey: publicKey, signature: signature))
         }
     }
 }

@@ -1,0 +1,112 @@
+public import BallotDomain
+import Crypto
+
+/// The Ed25519 key the daemon signs checkpoints with. On disk it is the 32-byte seed in hex
+/// (64 characters); the public key is what auditors are handed.
+public struct CheckpointKey: Sendable {
+    /// The 32-byte seed, for writing the key file. (Crypto's key type is not `Sendable`; the
+    /// seed is, and rebuilding the key from it costs microseconds per checkpoint.)
+    public let seed: [UInt8]
+    public let publicKey: Digest32
+
+    private var key: Curve25519.Signing.PrivateKey {
+        // The seed was checked in `init`.
+        try! Curve25519.Signing.PrivateKey(rawRepresentation: seed)
+    }
+
+    /// A new random key.
+    public init() { try! self.init(seed: Array(Curve25519.Signing.PrivateKey().rawRepresentation)) }
+
+    /// From the 32-byte seed.
+    public init(seed: [UInt8]) throws {
+        guard seed.count == 32, let key = try? Curve25519.Signing.PrivateKey(rawRepresentation: seed) else {
+            throw LedgerError.badKey("an Ed25519 checkpoint key is a 32-byte seed; got \(seed.count) bytes")
+        }
+        self.seed = seed
+        publicKey = key.publicKey.rawRepresentation.withUnsafeBytes { Digest32($0) }
+    }
+
+    func sign(_ message: [UInt8]) -> [UInt8] {
+        // Only fails if the platform's randomness fails, which the process cannot survive anyway.
+        guard let signature = try? key.signature(for: message) else {
+            fatalError("Ed25519 signing failed")
+        }
+        return Array(signature)
+    }
+}
+
+extension Checkpoint {
+    /// The bytes the signature covers: a context string (so that no other message this key
+    /// might sign can pass for a checkpoint), then the payload up to the public key.
+    public var signedMessage: [UInt8] {
+        var w = ByteWriter(capacity: 128 + elections.count * 100)
+        Self.signatureContext.withUnsafeBytes { w.raw($0) }
+        PayloadCodec.encodeSignedPart(self, into: &w)
+        return w.bytes
+    }
+
+    /// "BallotLedger checkpoint v1" and a zero byte (docs/ledger-format.md §3.1).
+    static let signatureContext: [UInt8] = Array("BallotLedger checkpoint v1".utf8) + [0]
+
+    /// Whether the signature is the public key's over `signedMessage`.
+    public var hasValidSignature: Bool {
+        guard let key = publicKey.withBytes({ try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }) else { return false }
+        return key.isValidSignature(signature, for: signedMessage)
+    }
+
+    /// A signed checkpoint of `state` (whose Merkle root is `root`) at `now`.
+    static func make(_ reason: Reason, state: LedgerState, root: Digest32, at now: Timestamp, key: CheckpointKey) -> Checkpoint {
+        var checkpoint = Checkpoint(size: state.lastSeq, root: root, takenAt: now, reason: reason,
+                                    elections: digests(of: state), publicKey: key.publicKey, signature: [])
+        checkpoint.signature = key.sign(checkpoint.signedMessage)
+        return checkpoint
+    }
+
+    /// SHA-256 of each election's tally, jury table and ranking documents, in definition order.
+    public static func digests(of state: LedgerState) -> [ElectionDigests] {
+        state.elections.map { e in
+            ElectionDigests(election: e.id, tally: sha256(Tally(e).json.serialized()),
+                            jury: sha256(JuryTable(e).json.serialized()), ranking: sha256(Ranking(e).json.serialized()))
+        }
+    }
+
+    /// What is wrong with this checkpoint, recorded after the events whose Merkle root is
+    /// `root` and whose replay left `state`; nil when it is sound. `pinnedKey`, when given, is
+    /// the only key accepted. The domain rules (`LedgerState.check`) cover where it stands.
+    public func finding(root actualRoot: Digest32, state: LedgerState, pinnedKey: Digest32?) -> CheckpointFinding? {
+        if let pinnedKey, pinnedKey != publicKey {
+            return .tampered("it is signed by key \(publicKey.hex), not the key given (\(pinnedKey.hex))")
+        }
+        guard hasValidSignature else {
+            return .tampered("its Ed25519 signature does not verify against key \(publicKey.hex)")
+        }
+        guard root == actualRoot else {
+            return .tampered("it signs root \(root.hex) for the first \(size) events, but they hash to \(actualRoot.hex)")
+        }
+        for (signed, replayed) in zip(elections, Self.digests(of: state)) {
+            for (kind, a, b) in [("tally", signed.tally, replayed.tally), ("jury table", signed.jury, replayed.jury),
+                                 ("ranking", signed.ranking, replayed.ranking)] where a != b {
+                return .disagrees("it signs a \(kind) of '\(signed.election)' (SHA-256 \(a.hex)) that the replay of events 1…\(size) does not give (\(b.hex))")
+            }
+        }
+        return nil
+    }
+}
+
+/// Why a stored checkpoint fails verification.
+public enum CheckpointFinding: Sendable, Equatable, CustomStringConvertible {
+    /// Its signature, key or root does not hold: the record or the events were altered.
+    case tampered(String)
+    /// Genuinely signed over the right events, but the numbers it signs are not what the events give.
+    case disagrees(String)
+
+    public var description: String {
+        switch self {
+        case .tampered(let s), .disagrees(let s): s
+        }
+    }
+}
+
+private func sha256(_ bytes: [UInt8]) -> Digest32 {
+    bytes.withUnsafeBytes { SHA256Digester.hash($0) }
+}

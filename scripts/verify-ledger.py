@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Independent verifier for a BallotLedger ledger (format version 1).
+
+Written from docs/ledger-format.md alone. Usage: verify-ledger.py LEDGER_DIR [--json]
+Exit 0: the ledger verifies; 2: it does not (FAIL at seq N); 66: not a ledger; 64: usage.
+Needs PyPI `lmdb`; checks Ed25519 checkpoint signatures when `cryptography` is importable.
+"""
+import hashlib
+import json
+import os
+import re
+import struct
+import sys
+
+import lmdb
+
+try:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+except ImportError:  # signatures are then reported as not checked
+    Ed25519PublicKey = None
+
+
+class Corrupt(Exception):
+    pass
+
+
+# §2 payload primitives -------------------------------------------------------
+IDENT = re.compile(rb"[a-z0-9][a-z0-9._-]{0,63}\Z")
+ROLES = {0: "system", 1: "admin", 2: "juror", 3: "importer", 4: "observer"}
+
+
+class Reader:
+    def __init__(self, buf):
+        self.buf, self.pos = buf, 0
+
+    def take(self, n):
+        if self.pos + n > len(self.buf):
+            raise Corrupt(f"length runs past the end (need {n} bytes at offset {self.pos})")
+        b = self.buf[self.pos:self.pos + n]
+        self.pos += n
+        return b
+
+    def num(self, fmt):
+        return struct.unpack(">" + fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def utf8(self, b):
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Corrupt(f"invalid UTF-8 {b[:40]!r}") from None
+
+    def read(self, kind):
+        if kind in PRIMS:
+            return self.num(PRIMS[kind])
+        if kind == "bool":
+            v = self.num("B")
+            if v > 1:
+                raise Corrupt(f"bool byte {v}")
+            return v == 1
+        if kind in ("str", "id"):
+            b = self.take(self.num("H"))
+            if kind == "id" and not IDENT.match(b):
+                raise Corrupt(f"invalid identifier {b[:70]!r}")
+            return self.utf8(b)
+        if kind in ("key32", "sig64"):
+            return self.take(32 if kind == "key32" else 64)
+        raise AssertionError(kind)
+
+
+PRIMS = {"u8": "B", "u16": "H", "u32": "I", "u64": "Q", "i32": "i", "i64": "q",
+         "f64": "d", "time": "q"}
+
+# §3 event types: "kind name" fields in stored order; (name, [fields]) is a u16 count
+# followed by that many repetitions of the fields.
+EVENTS = {
+    1: ("election.defined", ["id election", "str title", "time opens_at", "time closes_at",
+        "i32 scale_min", "i32 scale_max", "f64 min_goal_attainment_direct",
+        "f64 min_goal_attainment_after_one_year",
+        ("criteria", ["id criterion", "str title", "f64 weight"]),
+        "f64 public_weight", "f64 jury_weight", "bool public_standings",
+        "i64 series_bucket_seconds"]),
+    2: ("nominee.added", ["id election", "id nominee", "str name",
+        "f64 goal_attainment_direct", "f64 goal_attainment_after_one_year"]),
+    3: ("voting.opened", ["id election"]),
+    4: ("voting.closed", ["id election"]),
+    5: ("vote.cast", ["id election", "id nominee", "key32 voter_key", "time cast_at",
+        "str channel"]),
+    6: ("vote.invalidated", ["id election", "u64 vote_seq", "id nominee", "time cast_at",
+        "str reason"]),
+    7: ("juror.added", ["id election", "id juror", "str name"]),
+    8: ("jury.scored", ["id election", "id juror", "id nominee", "id criterion", "i32 score",
+        "u64 supersedes"]),
+    9: ("jury.closed", ["id election"]),
+    10: ("result.certified", ["id election", "id winner", ("ranking", ["id nominee"])]),
+    11: ("import.recorded", ["id election", "str file_name", "u64 file_size",
+         "key32 file_sha256", "u64 rows_read", "u64 accepted", "u64 already_present",
+         ("refusals", ["str reason", "u64 rows"]), "u64 first_seq", "u64 last_seq"]),
+    12: ("checkpoint.signed", ["u64 size", "key32 root", "time taken_at", "u8 reason",
+         ("elections", ["id election", "key32 tally", "key32 jury", "key32 ranking"]),
+         "key32 public_key", "sig64 signature"]),
+}
+CHECKPOINT_REASONS = {1, 2, 3, 4}  # §3 type 12: on request, interval, voting closed, certified
+SIG_CONTEXT = b"BallotLedger checkpoint v1\x00"  # §3.1, 27 bytes
+
+
+def read_fields(r, fields):
+    out = {}
+    for f in fields:
+        if isinstance(f, tuple):
+            name, sub = f
+            out[name] = [read_fields(r, sub) for _ in range(r.num("H"))]
+        else:
+            kind, name = f.split()
+            out[name] = r.read(kind)
+    return out
+
+
+def decode(rec, key_seq):
+    """§2: the record header, then the §3 payload. Returns (header, payload_offset, fields)."""
+    r = Reader(rec)
+    version = r.num("B")
+    if version != 1:
+        raise Corrupt(f"record format version {version}, this verifier knows only 1 (§6)")
+    etype = r.num("B")
+    if etype not in EVENTS:
+        raise Corrupt(f"unknown event type {etype}")
+    h = {"type": etype, "seq": r.num("Q"), "ts": r.num("q"), "role": r.num("B"), "uid": r.num("I")}
+    if h["seq"] != key_seq:
+        raise Corrupt(f"sequence field {h['seq']} differs from key {key_seq}")
+    if h["role"] not in ROLES:
+        raise Corrupt(f"unknown actor role {h['role']}")
+    kb = r.take(r.num("H"))
+    if len(kb) > 256:
+        raise Corrupt(f"idempotency key of {len(kb)} bytes (max 256)")
+    h["key"] = r.utf8(kb)
+    plen = r.num("I")
+    start = r.pos
+    if start + plen != len(rec):
+        raise Corrupt(f"record is {len(rec)} bytes, header says {start + plen} (29+K+P)")
+    fields = read_fields(r, EVENTS[etype][1])
+    if r.pos != len(rec):
+        raise Corrupt(f"{len(rec) - r.pos} bytes left over after the payload")
+    return h, start, fields
+
+
+# §4 Merkle tree (RFC 6962) ---------------------------------------------------
+def sha(*parts):
+    return hashlib.sha256(b"".join(parts)).digest()
+
+
+def fold_root(frontier):
+    """Root of the prefix from its peaks, right fold (§4 'The root of any prefix')."""
+    if not frontier:
+        return sha(b"")
+    root = frontier[-1][1]
+    for _, peak in reversed(frontier[:-1]):
+        root = sha(b"\x01", peak, root)
+    return root
+
+
+def verify(path):
+    """Returns (events, root, checkpoints); raises Corrupt with .seq set, or NotALedger."""
+    env = open_env(path)
+    cur_seq = 0
+    try:
+        with env.begin() as txn:
+            try:  # §1: the five named databases
+                dbs = {n: env.open_db(n.encode(), txn=txn, create=False)
+                       for n in ("events", "merkle", "projections", "series", "meta")}
+            except lmdb.NotFoundError as e:
+                raise NotALedger(f"{path}: missing named database ({e})")
+            fmt = txn.get(b"format", db=dbs["meta"])
+            if fmt != b"\x01":
+                raise Corrupt(f"meta 'format' is {fmt!r}, this verifier knows only version 1 (§6)")
+
+            frontier = []  # [(level, hash)], perfect subtrees left to right
+            mcur = txn.cursor(db=dbs["merkle"])
+            more = mcur.first()
+            prev_ts, seen_keys, elections, checkpoints = None, set(), [], []
+            for key, rec in txn.cursor(db=dbs["events"]):
+                cur_seq += 1
+                if len(key) != 8:
+                    raise Corrupt(f"events key {key.hex()} is not 8 bytes")
+                got = int.from_bytes(key, "big")
+                if got != cur_seq:  # §1: keys are exactly 1..n
+                    raise Corrupt(f"events key {got} where {cur_seq} was expected (gap)")
+                h, pstart, f = decode(rec, cur_seq)
+                if prev_ts is not None and h["ts"] < prev_ts:  # §2 timestamps never decrease
+                    raise Corrupt(f"timestamp {h['ts']} is before previous {prev_ts}")
+                prev_ts = h["ts"]
+                if h["key"]:  # §2: non-empty idempotency keys are unique
+                    if h["key"] in seen_keys:
+                        raise Corrupt(f"idempotency key {h['key']!r} used twice")
+                    seen_keys.add(h["key"])
+                t = h["type"]
+                if t == 1:
+                    elections.append(f["election"])
+                elif t == 6:  # §3.1 last paragraph: must match the vote it names
+                    vote = (txn.get(f["vote_seq"].to_bytes(8, "big"), db=dbs["events"])
+                            if 0 < f["vote_seq"] < cur_seq else None)
+                    if vote is None:
+                        raise Corrupt(f"invalidates seq {f['vote_seq']}, not an earlier event")
+                    _, _, v = decode(vote, f["vote_seq"])
+                    if vote[1] != 5 or (v["election"], v["nominee"], v["cast_at"]) != \
+                            (f["election"], f["nominee"], f["cast_at"]):
+                        raise Corrupt(f"invalidation does not match vote {f['vote_seq']}")
+                elif t == 11:  # §3: import sums and sequence range
+                    refused = sum(x["rows"] for x in f["refusals"])
+                    if f["accepted"] + f["already_present"] + refused != f["rows_read"]:
+                        raise Corrupt("import counts do not add up to rows read")
+                    a, b = f["first_seq"], f["last_seq"]
+                    if (a, b) != (0, 0) and not 0 < a <= b < cur_seq:
+                        raise Corrupt(f"import vote range {a}..{b} not before the record")
+                elif t == 12:  # §3.1 checkpoint, checked against the root of events 1..n
+                    checkpoints.append(check_checkpoint(cur_seq, h, rec[pstart:], f,
+                                                        fold_root(frontier), elections))
+                # §4 leaf, then merge equal-level peaks; nodes of level >= 4 are stored
+                frontier.append((0, sha(b"\x00", rec)))
+                while len(frontier) > 1 and frontier[-1][0] == frontier[-2][0]:
+                    (lvl, right), (_, left) = frontier.pop(), frontier.pop()
+                    node = (lvl + 1, sha(b"\x01", left, right))
+                    frontier.append(node)
+                    if node[0] >= 4:
+                        want = (cur_seq - 1).to_bytes(8, "big") + bytes([node[0]])
+                        if not more or mcur.key() != want:
+                            have = mcur.key().hex() if more else "end of merkle database"
+                            raise Corrupt(f"merkle node {want.hex()} expected, found {have}")
+                        if mcur.value() != node[1]:
+                            raise Corrupt(f"stored merkle node level {node[0]} differs")
+                        more = mcur.next()
+            if more:
+                cur_seq = int.from_bytes(mcur.key()[:8], "big") + 1
+                raise Corrupt(f"extra merkle node stored under {mcur.key().hex()}")
+            return cur_seq, fold_root(frontier), checkpoints
+    except Corrupt as e:
+        e.seq = cur_seq
+        raise
+    finally:
+        env.close()
+
+
+def check_checkpoint(seq, h, payload, f, root, elections):
+    n = f["size"]
+    if n != seq - 1:
+        raise Corrupt(f"checkpoint size {n}, must be seq - 1 = {seq - 1}")
+    if f["root"] != root:
+        raise Corrupt(f"checkpoint root {f['root'].hex()} != computed {root.hex()}")
+    if f["taken_at"] != h["ts"]:
+        raise Corrupt("checkpoint taken_at differs from the record timestamp")
+    if f["reason"] not in CHECKPOINT_REASONS:
+        raise Corrupt(f"unknown checkpoint reason {f['reason']}")
+    if [e["election"] for e in f["elections"]] != elections:
+        raise Corrupt("checkpoint does not list every election defined so far, in order")
+    checked = False
+    if Ed25519PublicKey is not None:
+        try:
+            Ed25519PublicKey.from_public_bytes(f["public_key"]).verify(
+                f["signature"], SIG_CONTEXT + payload[:-64])
+        except InvalidSignature:
+            raise Corrupt("checkpoint signature does not verify") from None
+        checked = True
+    return {"seq": seq, "size": n, "root": root.hex(), "signature_checked": checked,
+            "public_key": f["public_key"].hex()}
+
+
+class NotALedger(Exception):
+    pass
+
+
+def open_env(path):
+    """§1: read-only, with the lock (a live ledger may be written meanwhile)."""
+    if not os.path.isdir(path) or not os.path.isfile(os.path.join(path, "data.mdb")):
+        raise NotALedger(f"{path}: not a directory holding data.mdb")
+    try:
+        return lmdb.open(path, readonly=True, max_dbs=5)
+    except lmdb.Error as e:
+        if "ermission" in str(e) or "read-only" in str(e).lower():
+            try:
+                return lmdb.open(path, readonly=True, max_dbs=5, lock=False)
+            except lmdb.Error:
+                pass
+        raise NotALedger(f"{path}: cannot open as LMDB ({e})") from None
+
+
+def main(argv):
+    args = [a for a in argv if a != "--json"]
+    as_json = len(args) != len(argv)
+    if len(args) != 1 or args[0].startswith("-"):
+        print("usage: verify-ledger.py LEDGER_DIR [--json]", file=sys.stderr)
+        return 64
+    try:
+        n, root, cps = verify(args[0])
+    except NotALedger as e:
+        print(json.dumps({"ok": False, "error": str(e)}) if as_json else str(e))
+        return 66
+    except Corrupt as e:
+        print(json.dumps({"format": 1, "ok": False, "seq": e.seq, "error": str(e)})
+              if as_json else f"FAIL at seq {e.seq}: {e}")
+        return 2
+    if as_json:
+        for c in cps:
+            del c["public_key"]
+        print(json.dumps({"format": 1, "events": n, "root": root.hex(), "checkpoints": cps,
+                          "ok": True}))
+        return 0
+    print(f"OK: format 1, {n} events, Merkle root {root.hex()}")
+    keys = sorted({c["public_key"] for c in cps})
+    sig = ("signatures verified" if Ed25519PublicKey else
+           "signatures NOT checked (install the 'cryptography' package)")
+    print(f"{len(cps)} checkpoint(s) checked" + (f", {sig}" if cps else "")
+          + (f"; signing key(s): {', '.join(keys)}" if keys else ""))
+    print("projections and checkpoint projection digests (§5) were not rebuilt")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
