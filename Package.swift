@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "ballotd", targets: ["ballotd"]),
         .executable(name: "ballotctl", targets: ["ballotctl"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
+        .executable(name: "ballot-replay", targets: ["ballot-replay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -110,6 +111,19 @@ let package = Package(
         .executableTarget(
             name: "ballot-bench",
             dependencies: ["BallotLedger", "BallotDomain", "BallotStore"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BallotReport",
+            dependencies: ["BallotDomain", "BallotLedger"],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "ballot-replay",
+            dependencies: [
+                "BallotReport", "BallotLedger", "BallotDomain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             swiftSettings: strictSettings
         ),
         .target(

@@ -75,13 +75,13 @@ extension Checkpoint {
     /// the only key accepted. The domain rules (`LedgerState.check`) cover where it stands.
     public func finding(root actualRoot: Digest32, state: LedgerState, pinnedKey: Digest32?) -> CheckpointFinding? {
         if let pinnedKey, pinnedKey != publicKey {
-            return .tampered("it is signed by key \(publicKey.hex), not the key given (\(pinnedKey.hex))")
+            return .badSignature("it is signed by key \(publicKey.hex), not the key given (\(pinnedKey.hex))")
         }
         guard hasValidSignature else {
-            return .tampered("its Ed25519 signature does not verify against key \(publicKey.hex)")
+            return .badSignature("its Ed25519 signature does not verify against key \(publicKey.hex)")
         }
         guard root == actualRoot else {
-            return .tampered("it signs root \(root.hex) for the first \(size) events, but they hash to \(actualRoot.hex)")
+            return .wrongRoot("it signs root \(root.hex) for events 1…\(size), but they hash to \(actualRoot.hex)")
         }
         for (signed, replayed) in zip(elections, Self.digests(of: state)) {
             for (kind, a, b) in [("tally", signed.tally, replayed.tally), ("jury table", signed.jury, replayed.jury),
@@ -95,14 +95,16 @@ extension Checkpoint {
 
 /// Why a stored checkpoint fails verification.
 public enum CheckpointFinding: Sendable, Equatable, CustomStringConvertible {
-    /// Its signature, key or root does not hold: the record or the events were altered.
-    case tampered(String)
-    /// Genuinely signed over the right events, but the numbers it signs are not what the events give.
+    /// The signature or key does not hold: the checkpoint record was altered or forged.
+    case badSignature(String)
+    /// Genuinely signed, but over another root: one of the events it covers was altered.
+    case wrongRoot(String)
+    /// Genuinely signed over the right events, but the numbers it signs are not what they give.
     case disagrees(String)
 
     public var description: String {
         switch self {
-        case .tampered(let s), .disagrees(let s): s
+        case .badSignature(let s), .wrongRoot(let s), .disagrees(let s): s
         }
     }
 }

@@ -26,6 +26,25 @@ public struct LedgerReader: Sendable {
     let env: Environment
     let dbs: LedgerDatabases
 
+    /// Opens the ledger at `path` read-only, for auditors: nothing is created or written (but
+    /// LMDB's reader table in `lock.mdb`), and a daemon may keep writing meanwhile. The
+    /// environment stays open for the life of the process.
+    public static func openReadOnly(path: String) throws -> LedgerReader {
+        let env: Environment
+        let dbs: LedgerDatabases
+        do {
+            env = try Environment(path: path, options: EnvironmentOptions(mapSize: 1 << 20, readOnly: true))
+            dbs = try LedgerDatabases(env)
+        } catch let error as StoreError {
+            throw LedgerError.store(error)
+        }
+        let stored = try env.read { txn in try txn.value(forKey: Array("format".utf8), in: dbs.meta) }
+        guard stored == [RecordCodec.formatVersion] else {
+            throw LedgerError.unsupportedFormat(found: stored?.first ?? 0, supported: RecordCodec.formatVersion, at: "the ledger at \(path)")
+        }
+        return LedgerReader(env: env, dbs: dbs)
+    }
+
     /// The number of events (the sequence number of the last one).
     public func size() throws -> UInt64 {
         try env.read { txn in try Self.size(in: txn, dbs) }
@@ -116,8 +135,14 @@ public struct LedgerReader: Sendable {
     /// Every stored projection and series entry, keyed by database name and key: what a rebuild
     /// must reproduce byte for byte.
     public func storedProjections() throws -> [String: [[UInt8]: [UInt8]]] {
+        try storedProjectionsWithSize().projections
+    }
+
+    /// The stored projections and the number of events they reflect, from one snapshot.
+    public func storedProjectionsWithSize() throws -> (size: UInt64, projections: [String: [[UInt8]: [UInt8]]]) {
         var out: [String: [[UInt8]: [UInt8]]] = [:]
-        try env.read { txn in
+        let size = try env.read { txn in
+            let size = try Self.size(in: txn, dbs)
             for db in [dbs.projections, dbs.series] {
                 var entries: [[UInt8]: [UInt8]] = [:]
                 try txn.forEach(in: db) { key, value in
@@ -126,8 +151,24 @@ public struct LedgerReader: Sendable {
                 }
                 out[db.name] = entries
             }
+            return size
         }
-        return out
+        return (size, out)
+    }
+
+    /// The projection documents `state` gives, keyed like `storedProjections`.
+    public static func expectedProjections(of state: LedgerState) -> [String: [[UInt8]: [UInt8]]] {
+        var projections: [[UInt8]: [UInt8]] = [:]
+        var series: [[UInt8]: [UInt8]] = [:]
+        for e in state.elections {
+            projections[LedgerKeys.projection(e.id, .tally)] = Tally(e).json.serialized()
+            projections[LedgerKeys.projection(e.id, .jury)] = JuryTable(e).json.serialized()
+            projections[LedgerKeys.projection(e.id, .ranking)] = Ranking(e).json.serialized()
+            for start in e.series.keys {
+                series[LedgerKeys.seriesBucket(e.id, start)] = VotesOverTimeBucket(e, bucket: start).json.serialized()
+            }
+        }
+        return [LedgerKeys.projections: projections, LedgerKeys.series: series]
     }
 
     /// Decodes events in order from `start`, handing each (with its stored bytes) to `body`
@@ -159,6 +200,51 @@ public struct LedgerReader: Sendable {
                 }
             }
             if stop || visited < chunk { return }
+        }
+    }
+
+    /// Hands every stored record from `start` to `body` with its sequence number (the key) and
+    /// bytes, undecoded, until it returns false; a fresh read transaction every `chunk` records.
+    /// Unlike `forEachRecord` it neither decodes nor stops at a gap: an auditor wants to see
+    /// every record that is there. A key that is not 8 bytes throws. `body` can also read, from
+    /// the same snapshot, any event and any stored Merkle node (nil if absent, `.some(nil)` if
+    /// not 32 bytes).
+    public func scan(from start: UInt64 = 1, chunk: Int = 65_536,
+                     _ body: (_ seq: UInt64, _ bytes: UnsafeRawBufferPointer, _ record: (UInt64) throws -> RecordedEvent?,
+                              _ storedNode: (_ level: Int, _ index: UInt64) throws -> MerkleHash??) throws -> Bool) throws {
+        var next = max(start, 1)
+        while true {
+            var visited = 0
+            var stop = false
+            try env.read { txn in
+                try txn.forEach(in: dbs.events, from: LedgerKeys.sequence(next)) { key, value in
+                    guard let seq = LedgerKeys.sequence(of: key) else {
+                        throw LedgerError.corruptRecord(seq: next, reason: "a key of \(key.count) bytes follows event \(next - 1) in 'events'; keys are 8 bytes")
+                    }
+                    next = seq + 1
+                    visited += 1
+                    let more = try body(seq, value, { try Self.record($0, in: txn, dbs) }, { level, index in
+                        try LedgerKeys.merkleNode(level: level, index: index).withUnsafeBytes { k in
+                            try txn.withValue(forKey: k, in: dbs.merkle) { v -> MerkleHash? in v.count == 32 ? MerkleHash(v) : nil }
+                        }
+                    })
+                    if !more {
+                        stop = true
+                        return false
+                    }
+                    return visited < chunk
+                }
+            }
+            if stop || visited < chunk { return }
+        }
+    }
+
+    /// The key of the last stored Merkle node as (last leaf index, level), or nil if none.
+    public func lastStoredNode() throws -> (lastLeaf: UInt64, level: Int)? {
+        try env.read { txn in
+            try txn.withLastEntry(in: dbs.merkle) { key, _ in
+                key.count == 9 ? (UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)), Int(key[8])) : (UInt64.max, -1)
+            }
         }
     }
 

@@ -50,6 +50,23 @@ public final class Environment: @unchecked Sendable {
             throw error
         }
         self.env = handle
+        try checkNotTruncated()
+    }
+
+    /// A data file shorter than the pages its last transaction uses was cut off (a failed copy,
+    /// a full disk). Reading such a page through the map would kill the process with SIGBUS,
+    /// so refuse to go on instead.
+    private func checkNotTruncated() throws(StoreError) {
+        var file = stat()
+        guard stat("\(path)/data.mdb", &file) == 0 else { return }
+        let needed = try unlockedInfo().usedBytes
+        if Int(file.st_size) < needed {
+            mdb_env_close(env)
+            isClosed = true
+            throw StoreError(kind: .corrupted, call: "stat", code: 0,
+                             reason: "data.mdb is \(file.st_size) bytes but its last transaction uses \(needed)",
+                             context: "opening the ledger at \(path): the file is truncated")
+        }
     }
 
     deinit {
