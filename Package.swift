@@ -174,6 +174,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "BallotReplayTests",
+            dependencies: ["BallotLedger", "BallotDomain", "BallotStore", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "BallotConfigTests",
             dependencies: ["BallotConfig", "BallotLedger", "BallotDomain", "TestSupport"],
             swiftSettings: strictSettings

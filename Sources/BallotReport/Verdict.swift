@@ -49,6 +49,9 @@ public enum Verdict {
             ("events", .uint(report.events)),
             ("merkle_root", .string(report.root.hex)),
             ("first_bad_seq", report.exitCode == 2 ? .uint(report.firstBad?.events.lowerBound ?? 0) : .null),
+            ("first_bad", report.firstBad.map { f in
+                .object([("first_seq", .uint(f.events.lowerBound)), ("last_seq", .uint(f.events.upperBound)), ("what", .string(f.what))])
+            } ?? .null),
             ("findings", .array(report.findings.map { f in
                 .object([("severity", .string(f.severity == .tampered ? "tampered" : "disagrees")),
                          ("first_seq", .uint(f.events.lowerBound)), ("last_seq", .uint(f.events.upperBound)), ("what", .string(f.what))])

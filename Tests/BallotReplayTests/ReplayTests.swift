@@ -1,0 +1,280 @@
+import Testing
+import Foundation
+import TestSupport
+import BallotStore
+@testable import BallotLedger
+@testable import BallotDomain
+
+/// A real ledger written through `Ledger` (votes, jury, two signed checkpoints), then read by
+/// the real `ballot-replay` binary; tampering is done on the LMDB environment underneath.
+struct AuditedLedger {
+    let dir = TemporaryDirectory("replay")
+    let key = try! CheckpointKey(seed: Array(repeating: 9, count: 32))
+    var path: String { dir.sub("ledger") }
+    var pubkeyFile: String { dir.sub("checkpoint.pub") }
+    /// Sequence numbers of the first checkpoint, a vote before it, and the second checkpoint.
+    var firstCheckpoint: UInt64 = 0
+    var secondCheckpoint: UInt64 = 0
+    var voteSeq: UInt64 = 0
+    var voteLeaf = MerkleHash.emptyRoot
+    /// The tally document as the daemon stored it at the first checkpoint.
+    var tallyAtFirst: [UInt8] = []
+
+    init() throws {
+        let id = Fixtures.electionID
+        let ledger = try Ledger(path: path, options: Fixtures.options(), clock: ManualClock(Fixtures.now), checkpointKey: key)
+        _ = try ledger.submit(Fixtures.setUpCommands().map { Submission($0, by: Fixtures.admin) })
+        let votes = try ledger.submit(Fixtures.votes(0..<60).enumerated().map { i, vote in
+            Submission(vote, by: Fixtures.importer, idempotencyKey: "row-\(i)")
+        })
+        voteSeq = votes[20].receipt!.seq
+        voteLeaf = votes[20].receipt!.leafHash
+        firstCheckpoint = try ledger.submit(Submission(.takeCheckpoint(.request), by: Fixtures.admin)).receipt!.seq
+        tallyAtFirst = try ledger.reader.projection(id, .tally)!
+        _ = try ledger.submit(Fixtures.votes(60..<100).map { Submission($0, by: Fixtures.importer) })
+        secondCheckpoint = try ledger.submit(Submission(.closeVoting(election: id), by: Fixtures.admin)).receipt!.seq + 1
+        _ = try ledger.submit(Fixtures.jurors.flatMap { j in Fixtures.nominees.flatMap { n in Fixtures.criteria.map { c in
+            Submission(.scoreJury(election: id, juror: Fixtures.slug(j), nominee: Fixtures.slug(n), criterion: Fixtures.slug(c), score: Int32(5 + n.count % 4)), by: Fixtures.admin)
+        } } })
+        ledger.close()
+        try "\(key.publicKey.hex)\n".write(toFile: pubkeyFile, atomically: true, encoding: .utf8)
+    }
+
+    func replay(_ arguments: String...) throws -> (status: Int32, stdout: String, stderr: String) {
+        try runTool("ballot-replay", arguments)
+    }
+
+    /// `verify --json`, parsed.
+    func verify(_ extra: [String] = []) throws -> (status: Int32, verdict: [String: Any]) {
+        let r = try runTool("ballot-replay", ["verify", "--ledger", path, "--json"] + extra)
+        let verdict = (try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8))) as? [String: Any] ?? [:]
+        return (r.status, verdict)
+    }
+
+    /// Changes the stored environment directly, as an attacker with the files would.
+    func tamper(_ database: String = LedgerKeys.events, _ change: (borrowing WriteTransaction, Database) throws -> Void) throws {
+        let env = try Environment(path: path, options: EnvironmentOptions(mapSize: 16 << 20))
+        defer { env.close() }
+        let db = try env.openDatabase(database, create: false)
+        try env.write { txn in try change(txn, db) }
+    }
+
+    func record(_ seq: UInt64) throws -> [UInt8] {
+        let env = try Environment(path: path, options: EnvironmentOptions(mapSize: 16 << 20, readOnly: true))
+        defer { env.close() }
+        let db = try env.openDatabase(LedgerKeys.events, create: false)
+        return try env.read { txn in try txn.value(forKey: LedgerKeys.sequence(seq), in: db) }!
+    }
+}
+
+@Suite(.serialized) struct ReplayTests {
+    @Test func anIntactLedgerVerifiesAndAWrongKeyDoesNot() throws {
+        let l = try AuditedLedger()
+        let text = try l.replay("verify", "--ledger", l.path, "--pubkey", l.pubkeyFile)
+        #expect(text.status == 0)
+        #expect(text.stdout.contains("VERIFIED") && text.stdout.contains("2 found, 2 hold"))
+        let (status, verdict) = try l.verify()
+        #expect(status == 0 && verdict["verdict"] as? String == "verified")
+
+        let other = l.dir.sub("other.pub")
+        try "\(CheckpointKey().publicKey.hex)\n".write(toFile: other, atomically: true, encoding: .utf8)
+        let (wrong, refused) = try l.verify(["--pubkey", other])
+        #expect(wrong == 2 && refused["first_bad_seq"] as? Int == Int(l.firstCheckpoint))
+    }
+
+    @Test func aFlippedByteThatStillDecodesIsPlacedByTheMerkleNodes() throws {
+        let l = try AuditedLedger()
+        var bytes = try l.record(l.voteSeq)
+        bytes[bytes.count - 20] ^= 0x01   // inside the voter key: still a valid vote
+        try l.tamper { txn, db in try txn.put(LedgerKeys.sequence(l.voteSeq), bytes, in: db) }
+        let (status, verdict) = try l.verify()
+        #expect(status == 2)
+        let first = try #require(verdict["first_bad"] as? [String: Any])
+        let range = (first["first_seq"] as! Int)...(first["last_seq"] as! Int)
+        #expect(range.contains(Int(l.voteSeq)) && range.count <= 16)
+    }
+
+    @Test func aRecordThatNoLongerDecodesIsNamedExactly() throws {
+        let l = try AuditedLedger()
+        var bytes = try l.record(l.voteSeq)
+        bytes[1] = 99   // the event type
+        try l.tamper { txn, db in try txn.put(LedgerKeys.sequence(l.voteSeq), bytes, in: db) }
+        let (status, verdict) = try l.verify()
+        #expect(status == 2 && verdict["first_bad_seq"] as? Int == Int(l.voteSeq))
+    }
+
+    @Test func aDeletedRecordIsNamed() throws {
+        let l = try AuditedLedger()
+        try l.tamper { txn, db in _ = try txn.delete(LedgerKeys.sequence(l.voteSeq), in: db) }
+        let (status, verdict) = try l.verify()
+        #expect(status == 2 && verdict["first_bad_seq"] as? Int == Int(l.voteSeq))
+    }
+
+    @Test func twoSwappedRecordsAreNamed() throws {
+        let l = try AuditedLedger()
+        let a = try l.record(l.voteSeq), b = try l.record(l.voteSeq + 3)
+        try l.tamper { txn, db in
+            try txn.put(LedgerKeys.sequence(l.voteSeq), b, in: db)
+            try txn.put(LedgerKeys.sequence(l.voteSeq + 3), a, in: db)
+        }
+        let (status, verdict) = try l.verify()
+        #expect(status == 2 && verdict["first_bad_seq"] as? Int == Int(l.voteSeq))
+    }
+
+    @Test func aForgedCheckpointSignatureIsNamed() throws {
+        let l = try AuditedLedger()
+        var bytes = try l.record(l.secondCheckpoint)
+        bytes[bytes.count - 1] ^= 0x80   // the signature's last byte
+        try l.tamper { txn, db in try txn.put(LedgerKeys.sequence(l.secondCheckpoint), bytes, in: db) }
+        let (status, verdict) = try l.verify()
+        #expect(status == 2 && verdict["first_bad_seq"] as? Int == Int(l.secondCheckpoint))
+        #expect(((verdict["first_bad"] as? [String: Any])?["what"] as? String ?? "").contains("signature"))
+    }
+
+    @Test func aProjectionEditedInPlaceDisagrees() throws {
+        let l = try AuditedLedger()
+        let key = LedgerKeys.projection(Fixtures.electionID, .tally)
+        try l.tamper(LedgerKeys.projections) { txn, db in
+            try txn.put(key, Array(#"{"election":"award-2022","valid_votes":1000000}"#.utf8), in: db)
+        }
+        let (status, verdict) = try l.verify()
+        #expect(status == 1 && verdict["verdict"] as? String == "disagrees")
+        let findings = verdict["findings"] as? [[String: Any]] ?? []
+        #expect(findings.contains { ($0["what"] as? String ?? "").contains("stored 'award-2022' tally") })
+    }
+
+    @Test func theNumbersAsTheyStoodAtACheckpoint() throws {
+        let l = try AuditedLedger()
+        let size = l.firstCheckpoint - 1
+        let tally = try l.replay("tally", "--ledger", l.path, "--election", Fixtures.electionID.value, "--until-seq", "\(size)", "--json")
+        #expect(tally.status == 0)
+        #expect(tally.stdout.trimmingCharacters(in: .newlines) == String(decoding: l.tallyAtFirst, as: UTF8.self))
+        let ranking = try l.replay("ranking", "--ledger", l.path, "--election", Fixtures.electionID.value)
+        #expect(ranking.status == 0 && ranking.stdout.contains("combined"))
+        #expect(try l.replay("tally", "--ledger", l.path, "--election", "nope").status == 66)
+
+        let diff = try l.replay("diff", "--ledger", l.path, "--from", "\(l.firstCheckpoint)", "--to", "\(l.secondCheckpoint)", "--pubkey", l.pubkeyFile)
+        #expect(diff.status == 0 && diff.stdout.contains("extends the earlier one") && diff.stdout.contains("vote.cast: 40"))
+
+        let receipt = try l.replay("receipt", "--ledger", l.path, "--seq", "\(l.voteSeq)", "--leaf-hash", l.voteLeaf.hex, "--pubkey", l.pubkeyFile)
+        #expect(receipt.status == 0 && receipt.stdout.contains("receipt holds"))
+        let forged = try l.replay("receipt", "--ledger", l.path, "--seq", "\(l.voteSeq)", "--leaf-hash", MerkleHash.emptyRoot.hex)
+        #expect(forged.status == 2)
+
+        let export = try l.replay("export", "--ledger", l.path, "--format", "ndjson")
+        let lines = export.stdout.split(separator: "\n")
+        #expect(export.status == 0 && lines.count == Int(l.secondCheckpoint) + 60)
+        #expect(lines.contains { $0.contains("\"type\":\"checkpoint.signed\"") })
+    }
+
+    @Test func unreadableLedgersAreRefusedWithExitCode66() throws {
+        let l = try AuditedLedger()
+        #expect(try l.replay("verify", "--ledger", l.dir.sub("missing")).status == 66)
+        let empty = l.dir.sub("empty")
+        try FileManager.default.createDirectory(atPath: empty, withIntermediateDirectories: true)
+        #expect(try l.replay("verify", "--ledger", empty).status == 66)
+        let garbage = l.dir.sub("garbage")
+        try FileManager.default.createDirectory(atPath: garbage, withIntermediateDirectories: true)
+        try Data(repeating: 0x42, count: 20_000).write(to: URL(fileURLWithPath: "\(garbage)/data.mdb"))
+        let notLMDB = try l.replay("verify", "--ledger", garbage)
+        #expect(notLMDB.status == 66 && notLMDB.stderr.contains("cannot read the ledger"))
+
+        let truncated = l.dir.sub("truncated")
+        try FileManager.default.createDirectory(atPath: truncated, withIntermediateDirectories: true)
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(l.path)/data.mdb"))
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: "\(truncated)/data.mdb"))
+        let cut = try l.replay("verify", "--ledger", truncated)
+        #expect(cut.status == 66 && cut.stderr.contains("truncated"))
+
+        try l.tamper(LedgerKeys.meta) { txn, db in try txn.put(Array("format".utf8), [2], in: db) }
+        let newer = try l.replay("verify", "--ledger", l.path)
+        #expect(newer.status == 66 && newer.stderr.contains("format version 2"))
+        #expect(try l.replay("verify").status == 64)
+    }
+
+    @Test func aLedgerOpenForWritingIsReadAsItStands() throws {
+        let l = try AuditedLedger()
+        let writer = try Ledger(path: l.path, options: Fixtures.options(), clock: ManualClock(Fixtures.now), checkpointKey: l.key)
+        defer { writer.close() }
+        let (status, verdict) = try l.verify()
+        #expect(status == 0 && verdict["events"] as? Int == Int(writer.size))
+    }
+
+    @Test func theIndependentPythonVerifierAgreesOnTheRoot() throws {
+        let l = try AuditedLedger()
+        let (_, verdict) = try l.verify()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "\(Fixtures.repositoryRoot)/scripts/verify-ledger.py", l.path, "--json"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let python = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        #expect(python["root"] as? String == verdict["merkle_root"] as? String)
+        #expect((python["checkpoints"] as? [[String: Any]])?.allSatisfy { $0["signature_checked"] as? Bool == true } == true)
+    }
+
+    /// The page as a browser renders it: the probe runs inside Chromium after layout and reads
+    /// what is on screen (the bars' drawn widths, the shaded window, the visible verdict).
+    @Test func theReportRendersInChromium() throws {
+        let l = try AuditedLedger()
+        let page = l.dir.sub("report.html")
+        let made = try l.replay("report", "--ledger", l.path, "--election", Fixtures.electionID.value, "--out", page, "--pubkey", l.pubkeyFile)
+        #expect(made.status == 0)
+        let probe = """
+            <script>
+            (function () {
+              const bars = [...document.querySelectorAll('#votes-chart rect.bar')].map(b => ({votes: +b.dataset.votes, width: b.getBBox().width}));
+              const ratios = bars.filter(b => b.votes > 0).map(b => b.width / b.votes);
+              const verdict = document.getElementById('verdict');
+              const out = {
+                verdict: verdict.innerText, verdictHeight: verdict.getBoundingClientRect().height,
+                result: document.getElementById('result').innerText,
+                bars: bars.length, votes: bars.reduce((a, b) => a + b.votes, 0),
+                proportional: Math.max(...ratios) - Math.min(...ratios) <= 0.001 * Math.max(...ratios),
+                windowWidth: document.querySelector('#time-chart rect.window').getBBox().width,
+                buckets: document.querySelectorAll('#time-chart rect.bucket').length,
+                rankingRows: document.querySelectorAll('#ranking tr[data-nominee]').length,
+                juryRows: document.querySelectorAll('#jury tr').length - 1,
+                formula: document.getElementById('formula').innerText,
+                checkpoint: document.getElementById('checkpoint').innerText,
+                externalResources: performance.getEntriesByType('resource').length
+              };
+              const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
+            })();
+            </script>
+            """
+        let html = try String(contentsOfFile: page, encoding: .utf8)
+        let probed = l.dir.sub("probed.html")
+        try html.replacingOccurrences(of: "</body>", with: probe + "</body>").write(toFile: probed, atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        p.arguments = ["120", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(l.dir.sub("chromium"))",
+                       "--dump-dom", "file://\(probed)"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let dom = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let start = try #require(dom.range(of: "<pre id=\"probe\">"), "Chromium printed no probe (exit \(p.terminationStatus))")
+        let end = try #require(dom.range(of: "</pre>", range: start.upperBound..<dom.endIndex))
+        let text = String(dom[start.upperBound..<end.lowerBound])
+            .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&amp;", with: "&")
+        let seen = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect((seen["verdict"] as? String)?.hasPrefix("VERIFIED") == true)
+        #expect((seen["verdictHeight"] as? Double ?? 0) > 0)
+        #expect((seen["result"] as? String)?.contains("Not certified yet") == true)
+        #expect(seen["bars"] as? Int == Fixtures.nominees.count && seen["votes"] as? Int == 100)
+        #expect(seen["proportional"] as? Bool == true)
+        #expect((seen["windowWidth"] as? Double ?? 0) > 100)
+        #expect((seen["buckets"] as? Int ?? 0) > 0)
+        #expect(seen["rankingRows"] as? Int == Fixtures.nominees.count && seen["juryRows"] as? Int == Fixtures.nominees.count)
+        #expect((seen["formula"] as? String)?.contains("combined = 0.5 × vote_share") == true)
+        #expect((seen["checkpoint"] as? String)?.contains("event \(l.secondCheckpoint)") == true)
+        #expect(seen["externalResources"] as? Int == 0)
+    }
+}
