@@ -3,8 +3,9 @@ import Foundation
 /// `ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases]`
 struct Arguments: Sendable {
     static let usage = """
-        usage: ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases]
+        usage: ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases] [--checkpoints]
                ballot-bench open DIR
+               ballot-bench scan DIR
         """
 
     var dir = ""
@@ -17,6 +18,8 @@ struct Arguments: Sendable {
     var pipelined = false
     /// Hash every voter id before the clock starts, and report that time on its own.
     var phases = false
+    /// Sign a checkpoint after every 100 batches and at the end (an audited ledger's shape).
+    var checkpoints = false
 
     init(_ args: [String]) throws {
         guard args.first == "append" else { throw UsageError() }
@@ -30,6 +33,7 @@ struct Arguments: Sendable {
             case "--no-sync": durable = false
             case "--pipelined": pipelined = true
             case "--phases": phases = true
+            case "--checkpoints": checkpoints = true
             default: throw UsageError()
             }
         }

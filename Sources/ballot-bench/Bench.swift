@@ -19,6 +19,10 @@ struct Bench {
             }
             return
         }
+        if CommandLine.arguments.dropFirst().first == "scan" {
+            try scan(CommandLine.arguments.dropFirst(2).first ?? "")
+            return
+        }
         if CommandLine.arguments.dropFirst().first == "open" {
             try open(CommandLine.arguments.dropFirst(2).first ?? "")
             return
@@ -33,7 +37,8 @@ struct Bench {
         try? FileManager.default.removeItem(atPath: options.dir)
         var workload = try Workload(votes: options.votes, keys: options.keys)
         let ledger = try Ledger(path: options.dir, options: Ledger.Options(environment: EnvironmentOptions(durable: options.durable)),
-                                clock: FixedClock(at: Workload.definition.closesAt))
+                                clock: FixedClock(at: Workload.definition.closesAt),
+                                checkpointKey: options.checkpoints ? CheckpointKey() : nil)
         _ = try ledger.submit(workload.setUp)
 
         if options.phases {
@@ -49,8 +54,11 @@ struct Bench {
             Thread { for range in batches { ready.put(input.submissions(range)) } }.start()
         }
         var appended = 0
-        for range in batches {
-            let batch = options.pipelined ? ready.take() : workload.submissions(range)
+        for (i, range) in batches.enumerated() {
+            var batch = options.pipelined ? ready.take() : workload.submissions(range)
+            if options.checkpoints && (i % 100 == 99 || i == batches.count - 1) {
+                batch.append(Submission(.takeCheckpoint(.interval), by: .system))
+            }
             for outcome in try ledger.submit(batch) {
                 guard case .appended = outcome else { fatalError("benchmark vote refused: \(outcome)") }
                 appended += 1
@@ -79,6 +87,28 @@ struct Bench {
             print("{\"impl\":\"ballotledger-open\",\"events\":\(ledger.size),\"verify\":\(verify),\"seconds\":\(elapsed),\"events_per_second\":\(Double(ledger.size) / elapsed)}")
             ledger.close()
         }
+    }
+
+    /// `ballot-bench scan DIR`: the floor for any replay, a bare sequential cursor over every
+    /// record in the 'events' database, in the same read-transaction chunks `ballot-replay`
+    /// uses, touching every byte (folded into a checksum so that the reads cannot be skipped).
+    static func scan(_ dir: String) throws {
+        let reader = try LedgerReader.openReadOnly(path: dir)
+        let start = ContinuousClock.now
+        var events: UInt64 = 0, bytes = 0, fold: UInt64 = 0
+        try reader.scan { _, record, _, _ in
+            events += 1
+            bytes += record.count
+            var i = 0
+            while i + 8 <= record.count {
+                fold ^= record.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                i += 8
+            }
+            while i < record.count { fold ^= UInt64(record[i]); i += 1 }
+            return true
+        }
+        let elapsed = seconds(since: start)
+        print("{\"impl\":\"cursor-scan\",\"events\":\(events),\"bytes\":\(bytes),\"seconds\":\(elapsed),\"events_per_second\":\(Double(events) / elapsed),\"fold\":\(fold)}")
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {
