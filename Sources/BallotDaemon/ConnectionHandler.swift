@@ -164,29 +164,18 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .read(let work):
             busy = true
             service.readPool.runIfActive(eventLoop: context.eventLoop) { try work() }.whenComplete { result in
-                let (handler, context) = bound.value
-                handler.busy = false
-                handler.reply(handler.render(id: id, op: request.op, .read, result), context)
-                handler.drain(context)
+                bound.value.0.finish(id: id, op: request.op, .read, result, bound.value.1)
             }
         case .write(let submissions, let combine):
             busy = true
             service.writer.submit(submissions, on: context.eventLoop) { outcomes in
-                let result = Result { try combine(try outcomes.get()) }
-                let (handler, context) = bound.value
-                handler.busy = false
-                handler.reply(handler.render(id: id, op: request.op, .write, result), context)
-                handler.drain(context)
+                bound.value.0.finish(id: id, op: request.op, .write, Result { try combine(try outcomes.get()) }, bound.value.1)
             }
         case .writeThenRead(let submissions, let then):
             busy = true
             service.writer.submit(submissions, on: context.eventLoop) { outcomes in
-                let (handler, context) = bound.value
-                handler.service.readPool.runIfActive(eventLoop: context.eventLoop) { try then(try outcomes.get()) }.whenComplete { result in
-                    let (handler, context) = bound.value
-                    handler.busy = false
-                    handler.reply(handler.render(id: id, op: request.op, .write, result), context)
-                    handler.drain(context)
+                bound.value.0.service.readPool.runIfActive(eventLoop: bound.value.1.eventLoop) { try then(try outcomes.get()) }.whenComplete { result in
+                    bound.value.0.finish(id: id, op: request.op, .write, result, bound.value.1)
                 }
             }
         case .subscribe(let from):
@@ -237,6 +226,13 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// The reply line for a planned request's result.
     enum Kind { case read, write }
+
+    /// Answers the request in hand and goes on to the next line waiting.
+    private func finish(id: JSONValue, op: String, _ kind: Kind, _ result: Result<JSONValue, any Error>, _ context: ChannelHandlerContext) {
+        busy = false
+        reply(render(id: id, op: op, kind, result), context)
+        drain(context)
+    }
 
     private func render(id: JSONValue, op: String, _ kind: Kind, _ result: Result<JSONValue, any Error>) -> [UInt8] {
         switch result {
