@@ -58,6 +58,12 @@ public struct ElectionState: Sendable {
                        votesCast: storage.voters.count, lastSeq: storage.lastSeq)
     }
 
+    /// See `LedgerState.prefetchVoters`. Only a hint: a state that shares its storage skips it.
+    mutating func prefetchVoters(_ voters: [Key128]) {
+        guard isKnownUniquelyReferenced(&storage) else { return }
+        storage.voters.prefetch(voters)
+    }
+
     mutating func apply(_ record: RecordedEvent) {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
         storage.apply(record)

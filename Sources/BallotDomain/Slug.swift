@@ -16,13 +16,18 @@ public struct Slug: Hashable, Comparable, Sendable, CustomStringConvertible {
     /// for tests. Package-only: input from outside goes through the validating initialiser.
     package init(unchecked value: String) { self.value = value }
 
-    public static func isValid(_ value: String) -> Bool {
-        let u = value.utf8
+    public static func isValid(_ value: String) -> Bool { isValid(utf8: value.utf8) }
+
+    /// The same check on bytes, before any String is made of them (inlinable, so that it is
+    /// specialised where it is called: the ledger runs it for every slug it decodes).
+    @inlinable
+    public static func isValid(utf8 u: some Collection<UInt8>) -> Bool {
         guard (1...64).contains(u.count), let first = u.first, isAlnum(first) else { return false }
         return u.allSatisfy { isAlnum($0) || $0 == 0x2D || $0 == 0x5F || $0 == 0x2E }
     }
 
-    private static func isAlnum(_ c: UInt8) -> Bool { (0x61...0x7A).contains(c) || (0x30...0x39).contains(c) }
+    @usableFromInline
+    static func isAlnum(_ c: UInt8) -> Bool { (0x61...0x7A).contains(c) || (0x30...0x39).contains(c) }
 
     public static func < (a: Slug, b: Slug) -> Bool { Array(a.value.utf8).lexicographicallyPrecedes(b.value.utf8) }
     public var description: String { value }

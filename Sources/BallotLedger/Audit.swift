@@ -1,4 +1,5 @@
 public import BallotDomain
+import Foundation
 
 /// Something an audit found wrong, and the events it concerns.
 public struct AuditFinding: Sendable, CustomStringConvertible {
@@ -72,25 +73,69 @@ public enum Audit {
     /// state before it; every stored Merkle node matches the tree recomputed from the records;
     /// every checkpoint's signature (by `pinnedKey` when given), root and digests hold. Then
     /// compares every stored projection with the one the replay gives. It goes on past a
-    /// finding (up to `maxFindings`), so that the report can say where the damage is.
+    /// finding (up to `maxFindings` of each pass), so that the report can say where the damage is.
+    ///
+    /// The work runs as two passes on two threads (see `RecordPass` and `RulePass`); neither
+    /// holds one read transaction for long.
     public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
                               progress: ((UInt64) -> Void)? = nil) throws -> AuditReport {
-        var run = Run(pinnedKey: pinnedKey, maxFindings: maxFindings)
-        try run.scan(reader, from: 1, progress: progress)
-        try run.checkTrailingNodes(reader)
+        var records = RecordPass(maxFindings: maxFindings, events: try reader.size())
+        var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings)
+        try pipeline(reader, from: 1, &records, &rules, progress)
+        try records.checkTrailingNodes(reader)
         // A daemon may be appending while we read: compare the projections stored with the
         // events they reflect, catching up on those first.
-        for _ in 0..<10 where !run.full {
+        for _ in 0..<10 where !records.full && !rules.full {
             let (size, stored) = try reader.storedProjectionsWithSize()
-            if size > run.next - 1 {
-                try run.scan(reader, from: run.next, progress: progress)
+            if size > records.next - 1 {
+                try pipeline(reader, from: records.next, &records, &rules, progress)
                 continue
             }
-            run.compare(stored)
+            rules.compare(stored, through: records.next - 1)
             break
         }
-        return AuditReport(events: run.next - 1, root: run.frontier.root, checkpoints: run.checkpoints, findings: run.findings,
-                           state: run.state, keyPinned: pinnedKey != nil)
+        let findings = (records.findings + rules.findings).enumerated()
+            .sorted { ($0.element.events.lowerBound, $0.offset) < ($1.element.events.lowerBound, $1.offset) }.map(\.element)
+        return AuditReport(events: records.next - 1, root: records.frontier.root, checkpoints: rules.checkpoints,
+                           findings: findings, state: rules.state, keyPinned: pinnedKey != nil)
+    }
+
+    /// Runs `records` from `start` on a thread of its own, handing what decodes to `rules` on
+    /// this one, so that hashing and decoding overlap with the replay through the rules.
+    private static func pipeline(_ reader: LedgerReader, from start: UInt64, _ records: inout RecordPass,
+                                 _ rules: inout RulePass, _ progress: ((UInt64) -> Void)?) throws {
+        let handoff = Handoff<RecordPass.Batch>(limit: 8)
+        let producer = Producer(records)
+        let thread = Thread {
+            do {
+                try producer.pass.scan(reader, from: start, into: handoff)
+            } catch {
+                producer.error = error
+            }
+            handoff.finish()
+            producer.done.signal()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+        while let batch = handoff.take() {
+            rules.state.prefetchVoters(of: batch.records)
+            for record in batch.records {
+                rules.replay(record, rootBefore: batch.rootsBefore[record.seq], reader)
+                if record.seq & 0xFFFF == 0 { progress?(record.seq) }
+            }
+            if rules.full { handoff.cancel() }
+        }
+        producer.done.wait()
+        records = producer.pass
+        if let error = producer.error { throw error }
+    }
+
+    /// The record pass and its outcome, owned by the producer thread until it signals `done`.
+    private final class Producer: @unchecked Sendable {
+        var pass: RecordPass
+        var error: (any Error)?
+        let done = DispatchSemaphore(value: 0)
+        init(_ pass: RecordPass) { self.pass = pass }
     }
 
     /// Where a replay stops.
@@ -118,152 +163,5 @@ public enum Audit {
             return true
         }
         return (state, last)
-    }
-
-    private struct Run {
-        let pinnedKey: Digest32?
-        let maxFindings: Int
-        var state = LedgerState()
-        var frontier = MerkleFrontier()
-        var keys = Key128Map<UInt64>()
-        var lastTime = Timestamp(microseconds: .min)
-        var next: UInt64 = 1
-        var findings: [AuditFinding] = []
-        var checkpoints: [(seq: UInt64, checkpoint: Checkpoint, holds: Bool)] = []
-
-        init(pinnedKey: Digest32?, maxFindings: Int) {
-            self.pinnedKey = pinnedKey
-            self.maxFindings = maxFindings
-        }
-
-        var full: Bool { findings.count >= maxFindings }
-
-        mutating func note(_ severity: AuditFinding.Severity, _ events: ClosedRange<UInt64>, _ what: String) {
-            findings.append(AuditFinding(severity: severity, events: events, what: what))
-        }
-
-        mutating func scan(_ reader: LedgerReader, from start: UInt64, progress: ((UInt64) -> Void)?) throws {
-            try reader.scan(from: start) { seq, bytes, record, storedNode in
-                check(seq, bytes, record, storedNode)
-                if seq & 0xFFFF == 0 { progress?(seq) }
-                return !full
-            }
-        }
-
-        mutating func check(_ seq: UInt64, _ bytes: UnsafeRawBufferPointer, _ lookup: (UInt64) throws -> RecordedEvent?,
-                            _ storedNode: (Int, UInt64) throws -> MerkleHash??) {
-            if seq != next {
-                note(.tampered, next...next, "event \(next) is missing: the next stored event is \(seq)")
-            }
-            next = seq + 1
-            let leaf = MerkleHash.leaf(bytes)
-            defer { appendLeaf(leaf, storedNode) }
-            let record: RecordedEvent
-            do {
-                record = try RecordCodec.decode(bytes, seq: seq)
-            } catch {
-                if case .corruptRecord(_, let reason) = error { note(.tampered, seq...seq, reason) } else { note(.tampered, seq...seq, "\(error)") }
-                return
-            }
-            if record.timestamp < lastTime {
-                note(.tampered, seq...seq, "its timestamp \(record.timestamp) is earlier than the event before it (\(lastTime))")
-            }
-            lastTime = max(lastTime, record.timestamp)
-            if !record.idempotencyKey.isEmpty {
-                let slot = IdempotencySlot.key(record.idempotencyKey)
-                if let first = keys[slot] {
-                    note(.tampered, seq...seq, "idempotency key '\(record.idempotencyKey)' was already used by event \(first)")
-                } else {
-                    keys.insert(slot, seq)
-                }
-            }
-            do {
-                if let refusal = try state.check(record, lookupVote: { vote in
-                    guard case .voteCast(let v)? = try lookup(vote)?.event else { return nil }
-                    return v
-                }) {
-                    note(.tampered, seq...seq, "the rules refuse this \(record.event.kind) event: \(refusal.message)")
-                }
-            } catch {
-                note(.tampered, seq...seq, "the event it refers to cannot be read: \(error)")
-            }
-            if case .checkpointSigned(let checkpoint) = record.event {
-                let finding = checkpoint.finding(root: frontier.root, state: state, pinnedKey: pinnedKey)
-                switch finding {
-                case .badSignature(let what)?: note(.tampered, seq...seq, "checkpoint: \(what)")
-                case .wrongRoot(let what)?: note(.tampered, 1...max(checkpoint.size, 1), "checkpoint at event \(seq): \(what)")
-                case .disagrees(let what)?: note(.disagrees, seq...seq, "checkpoint: \(what)")
-                case nil: break
-                }
-                checkpoints.append((seq, checkpoint, finding == nil))
-            }
-            state.apply(record)
-        }
-
-        /// Adds the leaf and compares each stored node it completes. A node over a span that
-        /// already holds a disagreeing node adds nothing: every node above an altered record
-        /// disagrees, and the lowest one says the most.
-        mutating func appendLeaf(_ leaf: MerkleHash, _ storedNode: (Int, UInt64) throws -> MerkleHash??) {
-            var completed: [(level: Int, index: UInt64, hash: MerkleHash)] = []
-            frontier.append(leaf) { level, index, hash in
-                if level >= LedgerKeys.firstStoredLevel { completed.append((level, index, hash)) }
-            }
-            for node in completed {
-                let span = ((node.index << UInt64(node.level)) + 1)...((node.index + 1) << UInt64(node.level))
-                let stored: MerkleHash??
-                do {
-                    stored = try storedNode(node.level, node.index)
-                } catch {
-                    note(.tampered, span, "the Merkle node (level \(node.level)) over them cannot be read: \(error)")
-                    continue
-                }
-                if findings.contains(where: { $0.events.count > 1 && span.contains($0.events.lowerBound) && span.contains($0.events.upperBound) }) { continue }
-                switch stored {
-                case nil: note(.tampered, span, "their Merkle node (level \(node.level)) is missing from 'merkle'")
-                case .some(nil): note(.tampered, span, "their stored Merkle node (level \(node.level)) is not 32 bytes")
-                case .some(let hash?) where hash != node.hash:
-                    note(.tampered, span, "they do not hash to their stored Merkle node (level \(node.level)): one of them, or the node, was altered")
-                default: break
-                }
-            }
-        }
-
-        /// A node stored past the last event means events were cut off the end.
-        mutating func checkTrailingNodes(_ reader: LedgerReader) throws {
-            guard let last = try reader.lastStoredNode() else { return }
-            let leaves = frontier.size
-            if last.level < 0 || last.lastLeaf >= leaves {
-                let seq = leaves + 1
-                note(.tampered, seq...seq, "the 'merkle' database holds a node over events up to \(last.lastLeaf &+ 1), past the last event (\(leaves)): events were removed from the end")
-            }
-        }
-
-        /// Every stored projection must be the one the replay gives, and no other may be there.
-        mutating func compare(_ stored: [String: [[UInt8]: [UInt8]]]) {
-            let expected = LedgerReader.expectedProjections(of: state)
-            for db in [LedgerKeys.projections, LedgerKeys.series] {
-                let have = stored[db] ?? [:], want = expected[db] ?? [:]
-                for key in Set(have.keys).union(want.keys).sorted(by: { $0.lexicographicallyPrecedes($1) }) where have[key] != want[key] {
-                    let name = Self.describe(key, in: db)
-                    let election = state.elections.first { name.hasPrefix("'\($0.id)'") }
-                    let at = election?.lastSeq ?? max(next - 1, 1)
-                    let what = want[key] == nil ? "is stored but the replay gives no such document"
-                        : have[key] == nil ? "is missing" : "differs from the replay of events 1…\(next - 1)"
-                    note(.disagrees, at...at, "the stored \(name) \(what)")
-                }
-            }
-        }
-
-        /// `'imdi-2022' tally` or `'imdi-2022' series bucket 2022-11-03T00:00:00Z`.
-        static func describe(_ key: [UInt8], in db: String) -> String {
-            guard let zero = key.firstIndex(of: 0) else { return "\(db) entry \(key)" }
-            let election = String(decoding: key[..<zero], as: UTF8.self)
-            let rest = Array(key[(zero + 1)...])
-            if db == LedgerKeys.series, rest.count == 8 {
-                let start = Int64(bitPattern: rest.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) } ^ (1 << 63))
-                return "'\(election)' series bucket \(Timestamp(microseconds: start).rfc3339)"
-            }
-            return "'\(election)' \(String(decoding: rest, as: UTF8.self))"
-        }
     }
 }

@@ -207,10 +207,9 @@ public struct LedgerReader: Sendable {
     /// bytes, undecoded, until it returns false; a fresh read transaction every `chunk` records.
     /// Unlike `forEachRecord` it neither decodes nor stops at a gap: an auditor wants to see
     /// every record that is there. A key that is not 8 bytes throws. `body` can also read, from
-    /// the same snapshot, any event and any stored Merkle node (nil if absent, `.some(nil)` if
-    /// not 32 bytes).
+    /// the same snapshot, any stored Merkle node (nil if absent, `.some(nil)` if not 32 bytes).
     public func scan(from start: UInt64 = 1, chunk: Int = 65_536,
-                     _ body: (_ seq: UInt64, _ bytes: UnsafeRawBufferPointer, _ record: (UInt64) throws -> RecordedEvent?,
+                     _ body: (_ seq: UInt64, _ bytes: UnsafeRawBufferPointer,
                               _ storedNode: (_ level: Int, _ index: UInt64) throws -> MerkleHash??) throws -> Bool) throws {
         var next = max(start, 1)
         while true {
@@ -223,7 +222,7 @@ public struct LedgerReader: Sendable {
                     }
                     next = seq + 1
                     visited += 1
-                    let more = try body(seq, value, { try Self.record($0, in: txn, dbs) }, { level, index in
+                    let more = try body(seq, value, { level, index in
                         try LedgerKeys.merkleNode(level: level, index: index).withUnsafeBytes { k in
                             try txn.withValue(forKey: k, in: dbs.merkle) { v -> MerkleHash? in v.count == 32 ? MerkleHash(v) : nil }
                         }

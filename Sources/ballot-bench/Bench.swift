@@ -96,7 +96,7 @@ struct Bench {
         let reader = try LedgerReader.openReadOnly(path: dir)
         let start = ContinuousClock.now
         var events: UInt64 = 0, bytes = 0, fold: UInt64 = 0
-        try reader.scan { _, record, _, _ in
+        try reader.scan { _, record, _ in
             events += 1
             bytes += record.count
             var i = 0

@@ -1,0 +1,214 @@
+import BallotDomain
+
+// The two halves of `Audit.verify`. They share nothing while they run, so that each can have a
+// core: the record pass reads the raw records (hashes, Merkle tree, decoding, order, keys); the
+// rule pass replays what decodes through the domain rules and checks the checkpoints' numbers.
+// The split keeps their CPU time about even (each has one table that misses the caches).
+// Each pass keeps its own findings; `verify` merges them in event order.
+
+extension Audit {
+    /// Reads the stored records themselves: no gaps, each decodes, timestamps never go back, no
+    /// idempotency key repeats, and every stored Merkle node is the one the records give.
+    struct RecordPass {
+        /// Records that decoded, in order, and for each checkpoint among them the Merkle root of
+        /// the events before it.
+        struct Batch: Sendable {
+            var records: [RecordedEvent] = []
+            var rootsBefore: [UInt64: MerkleHash] = [:]
+        }
+
+        let maxFindings: Int
+        var frontier = MerkleFrontier()
+        var keys: Key128Map<UInt64>
+        var lastTime = Timestamp(microseconds: .min)
+        /// The sequence number expected next.
+        var next: UInt64 = 1
+        var findings: [AuditFinding] = []
+
+        /// `events`, the ledger's size when the audit starts, sizes the key table once.
+        init(maxFindings: Int, events: UInt64) {
+            self.maxFindings = maxFindings
+            keys = Key128Map(capacity: Int(clamping: min(events, 1 << 26)))
+        }
+
+        var full: Bool { findings.count >= maxFindings }
+
+        mutating func note(_ severity: AuditFinding.Severity, _ events: ClosedRange<UInt64>, _ what: String) {
+            findings.append(AuditFinding(severity: severity, events: events, what: what))
+        }
+
+        /// Checks every record from `start`, handing those that decode to `handoff` in batches,
+        /// until the end, `maxFindings`, or the consumer stops taking them.
+        mutating func scan(_ reader: LedgerReader, from start: UInt64, into handoff: Handoff<Batch>) throws {
+            let batchSize = 1024
+            var batch = Batch()
+            batch.records.reserveCapacity(batchSize)
+            var taken = true
+            try reader.scan(from: start) { seq, bytes, storedNode in
+                check(seq, bytes, storedNode, into: &batch)
+                if batch.records.count == batchSize {
+                    checkKeys(batch.records)
+                    taken = handoff.put(batch)
+                    batch = Batch()
+                    batch.records.reserveCapacity(batchSize)
+                }
+                return taken && !full
+            }
+            if taken && !batch.records.isEmpty {
+                checkKeys(batch.records)
+                _ = handoff.put(batch)
+            }
+        }
+
+        /// No idempotency key may be used twice. A batch at a time, so that the key table's
+        /// cache misses overlap (see `Key128Map.prefetch`).
+        mutating func checkKeys(_ batch: [RecordedEvent]) {
+            let keyed = batch.lazy.filter { !$0.idempotencyKey.isEmpty }
+                .map { (seq: $0.seq, key: $0.idempotencyKey, slot: IdempotencySlot.key($0.idempotencyKey)) }
+            let slots = Array(keyed)
+            keys.prefetch(slots.lazy.map(\.slot))
+            for k in slots where !keys.insert(k.slot, k.seq) {
+                note(.tampered, k.seq...k.seq, "idempotency key '\(k.key)' was already used by event \(keys[k.slot] ?? 0)")
+            }
+        }
+
+        mutating func check(_ seq: UInt64, _ bytes: UnsafeRawBufferPointer,
+                            _ storedNode: (Int, UInt64) throws -> MerkleHash??, into batch: inout Batch) {
+            if seq != next {
+                note(.tampered, next...next, "event \(next) is missing: the next stored event is \(seq)")
+            }
+            next = seq + 1
+            let leaf = MerkleHash.leaf(bytes)
+            defer { appendLeaf(leaf, storedNode) }
+            let record: RecordedEvent
+            do {
+                record = try RecordCodec.decode(bytes, seq: seq)
+            } catch {
+                if case .corruptRecord(_, let reason) = error { note(.tampered, seq...seq, reason) } else { note(.tampered, seq...seq, "\(error)") }
+                return
+            }
+            if record.timestamp < lastTime {
+                note(.tampered, seq...seq, "its timestamp \(record.timestamp) is earlier than the event before it (\(lastTime))")
+            }
+            lastTime = max(lastTime, record.timestamp)
+            if case .checkpointSigned = record.event { batch.rootsBefore[seq] = frontier.root }
+            batch.records.append(record)
+        }
+
+        /// Adds the leaf and compares each stored node it completes. A node over a span that
+        /// already holds a disagreeing node adds nothing: every node above an altered record
+        /// disagrees, and the lowest one says the most.
+        mutating func appendLeaf(_ leaf: MerkleHash, _ storedNode: (Int, UInt64) throws -> MerkleHash??) {
+            var completed: [(level: Int, index: UInt64, hash: MerkleHash)] = []
+            frontier.append(leaf) { level, index, hash in
+                if level >= LedgerKeys.firstStoredLevel { completed.append((level, index, hash)) }
+            }
+            for node in completed {
+                let span = ((node.index << UInt64(node.level)) + 1)...((node.index + 1) << UInt64(node.level))
+                let stored: MerkleHash??
+                do {
+                    stored = try storedNode(node.level, node.index)
+                } catch {
+                    note(.tampered, span, "the Merkle node (level \(node.level)) over them cannot be read: \(error)")
+                    continue
+                }
+                if findings.contains(where: { $0.events.count > 1 && span.contains($0.events.lowerBound) && span.contains($0.events.upperBound) }) { continue }
+                switch stored {
+                case nil: note(.tampered, span, "their Merkle node (level \(node.level)) is missing from 'merkle'")
+                case .some(nil): note(.tampered, span, "their stored Merkle node (level \(node.level)) is not 32 bytes")
+                case .some(let hash?) where hash != node.hash:
+                    note(.tampered, span, "they do not hash to their stored Merkle node (level \(node.level)): one of them, or the node, was altered")
+                default: break
+                }
+            }
+        }
+
+        /// A node stored past the last event means events were cut off the end.
+        mutating func checkTrailingNodes(_ reader: LedgerReader) throws {
+            guard let last = try reader.lastStoredNode() else { return }
+            let leaves = frontier.size
+            if last.level < 0 || last.lastLeaf >= leaves {
+                let seq = leaves + 1
+                note(.tampered, seq...seq, "the 'merkle' database holds a node over events up to \(last.lastLeaf &+ 1), past the last event (\(leaves)): events were removed from the end")
+            }
+        }
+    }
+
+    /// Replays the decoded events through the domain rules from an empty state: every event must
+    /// be one the rules accept against the state before it, every checkpoint must hold, and at
+    /// the end every stored projection must be what the replay gives.
+    struct RulePass {
+        let pinnedKey: Digest32?
+        let maxFindings: Int
+        var state = LedgerState()
+        var findings: [AuditFinding] = []
+        var checkpoints: [(seq: UInt64, checkpoint: Checkpoint, holds: Bool)] = []
+
+        init(pinnedKey: Digest32?, maxFindings: Int) {
+            self.pinnedKey = pinnedKey
+            self.maxFindings = maxFindings
+        }
+
+        var full: Bool { findings.count >= maxFindings }
+
+        mutating func note(_ severity: AuditFinding.Severity, _ events: ClosedRange<UInt64>, _ what: String) {
+            findings.append(AuditFinding(severity: severity, events: events, what: what))
+        }
+
+        /// `reader` serves the rare rule that looks back at an earlier vote (an invalidation).
+        /// `rootBefore` is the Merkle root of the events before a checkpoint.
+        mutating func replay(_ record: RecordedEvent, rootBefore: MerkleHash?, _ reader: LedgerReader) {
+            let seq = record.seq
+            do {
+                if let refusal = try state.check(record, lookupVote: { vote in
+                    guard case .voteCast(let v)? = try reader.record(vote)?.event else { return nil }
+                    return v
+                }) {
+                    note(.tampered, seq...seq, "the rules refuse this \(record.event.kind) event: \(refusal.message)")
+                }
+            } catch {
+                note(.tampered, seq...seq, "the event it refers to cannot be read: \(error)")
+            }
+            if case .checkpointSigned(let checkpoint) = record.event, let root = rootBefore {
+                let finding = checkpoint.finding(root: root, state: state, pinnedKey: pinnedKey)
+                switch finding {
+                case .badSignature(let what)?: note(.tampered, seq...seq, "checkpoint: \(what)")
+                case .wrongRoot(let what)?: note(.tampered, 1...max(checkpoint.size, 1), "checkpoint at event \(seq): \(what)")
+                case .disagrees(let what)?: note(.disagrees, seq...seq, "checkpoint: \(what)")
+                case nil: break
+                }
+                checkpoints.append((seq, checkpoint, finding == nil))
+            }
+            state.apply(record)
+        }
+
+        /// Every stored projection must be the one the replay of events 1…`last` gives, and no
+        /// other may be there.
+        mutating func compare(_ stored: [String: [[UInt8]: [UInt8]]], through last: UInt64) {
+            let expected = LedgerReader.expectedProjections(of: state)
+            for db in [LedgerKeys.projections, LedgerKeys.series] {
+                let have = stored[db] ?? [:], want = expected[db] ?? [:]
+                for key in Set(have.keys).union(want.keys).sorted(by: { $0.lexicographicallyPrecedes($1) }) where have[key] != want[key] {
+                    let name = Self.describe(key, in: db)
+                    let election = state.elections.first { name.hasPrefix("'\($0.id)'") }
+                    let at = election?.lastSeq ?? max(last, 1)
+                    let what = want[key] == nil ? "is stored but the replay gives no such document"
+                        : have[key] == nil ? "is missing" : "differs from the replay of events 1…\(last)"
+                    note(.disagrees, at...at, "the stored \(name) \(what)")
+                }
+            }
+        }
+
+        /// `'imdi-2022' tally` or `'imdi-2022' series bucket 2022-11-03T00:00:00Z`.
+        static func describe(_ key: [UInt8], in db: String) -> String {
+            guard let zero = key.firstIndex(of: 0) else { return "\(db) entry \(key)" }
+            let election = String(decoding: key[..<zero], as: UTF8.self)
+            let rest = Array(key[(zero + 1)...])
+            if db == LedgerKeys.series, rest.count == 8 {
+                let start = Int64(bitPattern: rest.withUnsafeBytes { UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)) } ^ (1 << 63))
+                return "'\(election)' series bucket \(Timestamp(microseconds: start).rfc3339)"
+            }
+            return "'\(election)' \(String(decoding: rest, as: UTF8.self))"
+        }
+    }
+}

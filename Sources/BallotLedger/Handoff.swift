@@ -1,0 +1,60 @@
+import Foundation
+
+/// Passes batches from one producer thread to one consumer, in order, holding at most `limit`
+/// at a time so that a producer that runs ahead cannot fill memory.
+final class Handoff<Batch: Sendable>: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var waiting: [Batch] = []
+    private var head = 0
+    private var finished = false
+    private var cancelled = false
+    private let limit: Int
+
+    init(limit: Int) { self.limit = limit }
+
+    /// Waits for room, then queues `batch`; false (and nothing queued) once the consumer has
+    /// cancelled.
+    func put(_ batch: Batch) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        while waiting.count - head >= limit && !cancelled { condition.wait() }
+        guard !cancelled else { return false }
+        if head > limit {
+            waiting.removeFirst(head)
+            head = 0
+        }
+        waiting.append(batch)
+        condition.broadcast()
+        return true
+    }
+
+    /// No more batches will come.
+    func finish() {
+        condition.lock()
+        finished = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// The next batch, waiting for one; nil once the producer has finished and all are taken.
+    func take() -> Batch? {
+        condition.lock()
+        defer { condition.unlock() }
+        while head == waiting.count && !finished { condition.wait() }
+        guard head < waiting.count else { return nil }
+        let batch = waiting[head]
+        head += 1
+        condition.broadcast()
+        return batch
+    }
+
+    /// The consumer stops: queued batches are dropped and the producer's next `put` says so.
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        waiting.removeAll()
+        head = 0
+        condition.broadcast()
+        condition.unlock()
+    }
+}
