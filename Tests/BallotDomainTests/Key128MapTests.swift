@@ -40,6 +40,26 @@ import Testing
     }
 }
 
+@Suite struct Key128MapLargeTests {
+    /// 300,000 entries take 2^20 slots (16 MB of keys): mapped from the kernel, not malloc'd.
+    @Test func aPageMappedTableKeepsEveryEntryAndPrefetchChangesNothing() {
+        var map = Key128Map<UInt64>(capacity: 300_000)
+        var x: UInt64 = 99
+        var keys: [Key128] = []
+        for _ in 0..<300_000 {
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            keys.append(Key128(a: x, b: ~x))
+        }
+        for (i, k) in keys.enumerated() where i % 2 == 0 { map.insert(k, UInt64(i)) }
+        let copy = map
+        map.prefetch(keys)
+        for (i, k) in keys.enumerated() where i % 2 == 1 { map.insert(k, UInt64(i)) }
+        #expect(map.count == 300_000 && copy.count == 150_000)
+        #expect(keys.enumerated().allSatisfy { map[$1] == UInt64($0) })
+        #expect(keys.enumerated().allSatisfy { copy[$1] == ($0 % 2 == 0 ? UInt64($0) : nil) })
+    }
+}
+
 @Suite struct Key128MapValueTests {
     @Test func aCopyIsIndependent() {
         var original = Key128Map<UInt64>()
