@@ -40,6 +40,7 @@ let package = Package(
             pkgConfig: "lmdb",
             providers: [.apt(["liblmdb-dev"])]
         ),
+        .systemLibrary(name: "CEpoll"),
         .systemLibrary(
             name: "COpenSSL",
             pkgConfig: "libcrypto",
@@ -110,7 +111,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ballot-bench",
-            dependencies: ["BallotLedger", "BallotDomain", "BallotStore"],
+            dependencies: ["BallotLedger", "BallotDomain", "BallotStore", "CEpoll"],
             swiftSettings: strictSettings
         ),
         .target(

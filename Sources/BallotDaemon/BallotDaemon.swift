@@ -55,7 +55,8 @@ public struct BallotDaemon: Service {
         let service = RequestService(operations: handler, readPool: readPool, maxLineBytes: config.maxLineBytes, logger: logger)
         let connections = OpenConnections()
         let rules = config.access
-        let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoops)
+        let server = try await ServerBootstrap(group: loops)
             .serverChannelOption(.backlog, value: 1024)
             // A request is a short line: one read per readiness, rather than a second read
             // that only returns EAGAIN.
@@ -75,7 +76,8 @@ public struct BallotDaemon: Service {
         guard chmod(config.socketPath, mode_t(config.socketMode)) == 0 else {
             throw DaemonError.setup("cannot set the mode of \(config.socketPath): \(String(cString: strerror(errno)))")
         }
-        logger.info("serving", metadata: ["socket.path": "\(config.socketPath)", "socket.mode": "\(String(config.socketMode, radix: 8))"])
+        logger.info("serving", metadata: ["socket.path": "\(config.socketPath)", "socket.mode": "\(String(config.socketMode, radix: 8))",
+                                          "event_loops": "\(config.eventLoops)"])
         SystemdNotify.ready()
 
         // Serve until SIGTERM or SIGINT (or cancellation).
@@ -88,6 +90,7 @@ public struct BallotDaemon: Service {
         // Commit what is queued and close.
         await writer.stop()
         try? await readPool.shutdownGracefully()
+        try? await loops.shutdownGracefully()
         ledger.close()
         unlink(config.socketPath)
         logger.info("stopped", metadata: ["ledger.size": "\(writer.head.size)"])

@@ -1,4 +1,5 @@
 public import BallotDomain
+import NIOCore
 
 /// What `ballotd` needs to run. Built by the executable from its command line and environment.
 public struct DaemonConfig: Sendable {
@@ -20,6 +21,10 @@ public struct DaemonConfig: Sendable {
     public var maxLineBytes = 1 << 20
     /// The most commands one write transaction takes from the queue.
     public var maxBatch = 10_000
+    /// Threads serving connections. One more than the cores: the writer thread and the
+    /// clients share those cores, and a loop that is preempted holds up every connection on
+    /// it (measured in docs/performance.md: 2 cores, 3 loops).
+    public var eventLoops = System.coreCount + 1
     /// A connection that sends nothing for this long (a half-sent line, a forgotten client)
     /// is closed; subscribers and clients awaiting a reply are not.
     public var idleTimeoutSeconds = 300

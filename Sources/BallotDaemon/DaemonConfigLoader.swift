@@ -86,6 +86,7 @@ public enum DaemonConfigLoader {
         config.maxMapSize = try number("max_map_size", config.maxMapSize)
         config.maxLineBytes = try number("max_line_bytes", config.maxLineBytes)
         config.maxBatch = try number("max_batch", config.maxBatch)
+        config.eventLoops = try number("event_loops", config.eventLoops)
         config.verifyOnOpen = try flag("verify_on_open", true)
         config.idleTimeoutSeconds = try number("idle_timeout", config.idleTimeoutSeconds)
         let logLevel = text("log_level", "info")
