@@ -192,6 +192,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 let elapsed = ContinuousClock.now - started
                 metrics.commitLatency.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
                 metrics.batchSize.record(batch.count)
+                record(outcomes)
                 publish(changed: Set(zip(batch, outcomes).compactMap { pair in
                     if case .appended = pair.1 { return pair.0.command.election }  // nil (a checkpoint) is dropped
                     return nil
@@ -203,7 +204,6 @@ final class GroupCommitWriter: @unchecked Sendable {
                     offset += job.submissions.count
                 }
                 answer(answers)
-                record(outcomes)  // after the answers: metrics need not hold up an acknowledgement
             } catch {
                 answer(jobs.map { ($0, .failure(error)) })
             }

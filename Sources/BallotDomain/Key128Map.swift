@@ -28,22 +28,38 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
     /// Owns the slots; shared between copies until one of them changes.
     @usableFromInline
     final class Storage {
-        @usableFromInline let capacity: Int
+        @usableFromInline private(set) var capacity: Int
         /// Pairs of words, slot i at 2i and 2i+1; (0, 0) marks an empty slot.
-        @usableFromInline let keys: UnsafeMutablePointer<UInt64>
-        @usableFromInline let values: UnsafeMutablePointer<Value>
+        @usableFromInline private(set) var keys: UnsafeMutablePointer<UInt64>
+        @usableFromInline private(set) var values: UnsafeMutablePointer<Value>
+        private var keyBlock: TableBlock
+        private var valueBlock: TableBlock
 
         @usableFromInline
         init(capacity: Int) {
             self.capacity = capacity
-            keys = TableMemory.allocateZeroed(bytes: capacity * 16).bindMemory(to: UInt64.self, capacity: capacity * 2)
-            values = TableMemory.allocateZeroed(bytes: max(capacity * MemoryLayout<Value>.stride, 1))
-                .bindMemory(to: Value.self, capacity: capacity)
+            keyBlock = TableBlock(zeroedBytes: capacity * 16)
+            valueBlock = TableBlock(zeroedBytes: max(capacity * MemoryLayout<Value>.stride, 1))
+            keys = keyBlock.base.bindMemory(to: UInt64.self, capacity: capacity * 2)
+            values = valueBlock.base.bindMemory(to: Value.self, capacity: capacity)
+        }
+
+        /// Doubles the slots where they are, the new half empty; false if there is no room.
+        @usableFromInline
+        func double() -> Bool {
+            let valueBytes = max(capacity * 2 * MemoryLayout<Value>.stride, 1)
+            guard keyBlock.canGrow(to: capacity * 32), valueBlock.canGrow(to: valueBytes) else { return false }
+            keyBlock.grow(to: capacity * 32)
+            valueBlock.grow(to: valueBytes)
+            capacity *= 2
+            keys = keyBlock.base.bindMemory(to: UInt64.self, capacity: capacity * 2)
+            values = valueBlock.base.bindMemory(to: Value.self, capacity: capacity)
+            return true
         }
 
         deinit {
-            TableMemory.deallocate(keys, bytes: capacity * 16)
-            TableMemory.deallocate(values, bytes: max(capacity * MemoryLayout<Value>.stride, 1))
+            keyBlock.release()
+            valueBlock.release()
         }
     }
 
@@ -95,7 +111,11 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
             return true
         }
         if (count + 1) * 2 > mask + 1 {
-            resize(to: (mask + 1) * 2)
+            if isKnownUniquelyReferenced(&storage) && storage.double() {
+                rehashAfterDoubling()
+            } else {
+                resize(to: (mask + 1) * 2)
+            }
         } else if !isKnownUniquelyReferenced(&storage) {
             resize(to: mask + 1)
         }
@@ -133,6 +153,50 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
         }
     }
 
+    /// Puts every entry where it belongs now that the storage has doubled in place, so that no
+    /// second table is ever held beside the first (for a million keys that is 16 to 24 MB less
+    /// at the peak). Each entry goes to the first slot from its new home that is empty or holds
+    /// an entry not yet placed; with the latter it swaps, and the entry swapped in is placed
+    /// next. Placed entries never move again, so no lookup path gets a hole: the way swiss
+    /// tables drop their tombstones in place.
+    @usableFromInline
+    mutating func rehashAfterDoubling() {
+        let oldSlots = (mask + 1)
+        keys = storage.keys
+        values = storage.values
+        mask = oldSlots * 2 - 1
+        var placed = [UInt64](repeating: 0, count: (oldSlots * 2 + 63) / 64)
+        func isPlaced(_ i: Int) -> Bool { placed[i >> 6] & (1 << UInt64(i & 63)) != 0 }
+        func place(_ i: Int) { placed[i >> 6] |= 1 << UInt64(i & 63) }
+        // Entries not yet placed all lie at i or above, in the old half.
+        var i = 0
+        while i < oldSlots {
+            if isEmpty(i) || isPlaced(i) {
+                i += 1
+                continue
+            }
+            var j = Int(truncatingIfNeeded: keys[2 * i]) & mask
+            while !isEmpty(j) && isPlaced(j) { j = (j + 1) & mask }
+            if j == i {
+                place(i)
+                i += 1
+            } else if isEmpty(j) {
+                keys[2 * j] = keys[2 * i]
+                keys[2 * j + 1] = keys[2 * i + 1]
+                values[j] = values[i]
+                keys[2 * i] = 0
+                keys[2 * i + 1] = 0
+                place(j)
+                i += 1
+            } else {
+                (keys[2 * j], keys[2 * i]) = (keys[2 * i], keys[2 * j])
+                (keys[2 * j + 1], keys[2 * i + 1]) = (keys[2 * i + 1], keys[2 * j + 1])
+                (values[j], values[i]) = (values[i], values[j])
+                place(j)
+            }
+        }
+    }
+
     /// Moves every entry into fresh storage of `size` slots (also how a shared copy is unshared).
     @usableFromInline
     mutating func resize(to size: Int) {
@@ -152,26 +216,53 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
 /// Zeroed memory for a table. A large one comes straight from the kernel: fresh anonymous
 /// pages are already zero, so nothing is written twice, and they are marked for transparent
 /// huge pages, so that a lookup that misses every cache (each one does, past a few MB) does not
-/// miss the TLB as well. docs/performance.md has the measurements.
+/// miss the TLB as well. It sits at the start of a reservation of address space (no memory)
+/// 64 times its size, so that it can double where it is. docs/performance.md has the
+/// measurements.
 @usableFromInline
-enum TableMemory {
+struct TableBlock {
     /// Below this, the allocator's own zeroed memory.
     static let pageMappedFrom = 2 << 20
+    static let reservationFactor = 64
 
-    @usableFromInline
-    static func allocateZeroed(bytes: Int) -> UnsafeMutableRawPointer {
-        if bytes < pageMappedFrom {
-            guard let p = calloc(1, bytes) else { fatalError("out of memory: a table of \(bytes) bytes") }
-            return p
+    let base: UnsafeMutableRawPointer
+    private(set) var bytes: Int
+    /// The address space held for growth; 0 for memory from the allocator.
+    let reserved: Int
+
+    init(zeroedBytes: Int) {
+        bytes = zeroedBytes
+        if zeroedBytes < Self.pageMappedFrom {
+            guard let p = calloc(1, zeroedBytes) else { fatalError("out of memory: a table of \(zeroedBytes) bytes") }
+            base = p
+            reserved = 0
+            return
         }
-        let p = mmap(nil, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
-        guard let p, p != MAP_FAILED else { fatalError("out of memory: a table of \(bytes) bytes (errno \(errno))") }
-        _ = madvise(p, bytes, MADV_HUGEPAGE)  // a hint: without it the table still works
-        return p
+        reserved = zeroedBytes * Self.reservationFactor
+        let p = mmap(nil, reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { fatalError("out of address space: a table reservation of \(reserved) bytes (errno \(errno))") }
+        base = p
+        makeUsable(0..<zeroedBytes)
     }
 
-    @usableFromInline
-    static func deallocate(_ p: UnsafeMutableRawPointer, bytes: Int) {
-        if bytes < pageMappedFrom { free(p) } else { munmap(p, bytes) }
+    func canGrow(to newBytes: Int) -> Bool { newBytes <= max(bytes, reserved) }
+
+    /// Extends the block in place; the new bytes are zero. Only when `canGrow`.
+    mutating func grow(to newBytes: Int) {
+        precondition(canGrow(to: newBytes), "a table grew past its reservation")
+        guard newBytes > bytes else { return }
+        makeUsable(bytes..<newBytes)
+        bytes = newBytes
+    }
+
+    private func makeUsable(_ range: Range<Int>) {
+        guard mprotect(base + range.lowerBound, range.count, PROT_READ | PROT_WRITE) == 0 else {
+            fatalError("out of memory: a table of \(range.upperBound) bytes (errno \(errno))")
+        }
+        _ = madvise(base + range.lowerBound, range.count, MADV_HUGEPAGE)  // a hint: without it the table still works
+    }
+
+    func release() {
+        if reserved == 0 { free(base) } else { munmap(base, reserved) }
     }
 }

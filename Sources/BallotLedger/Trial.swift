@@ -26,14 +26,12 @@ extension Ledger {
             if !key.isEmpty {
                 let slot = IdempotencySlot.key(key)
                 let content = IdempotencySlot.key(String(describing: submission.command))
-                if let seq = writer.idempotency[slot] {
-                    guard let original = try reader.record(seq) else {
-                        throw LedgerError.corruptRecord(seq: seq, reason: "idempotency key '\(key)' points at a missing event")
-                    }
+                if let original = try writer.idempotency.original(of: key, slot: slot, lastSeq: writer.state.lastSeq,
+                                                                  record: { try reader.record($0) }) {
                     guard submission.command.matches(original.event) else {
-                        return .refused(DomainError(.conflict, "idempotency key '\(key)' was already used for event \(seq) (\(original.event.kind) in '\(original.event.election?.value ?? "")') with different content"))
+                        return .refused(DomainError(.conflict, "idempotency key '\(key)' was already used for event \(original.seq) (\(original.event.kind) in '\(original.event.election?.value ?? "")') with different content"))
                     }
-                    return .repeated(Receipt(seq: seq, leafHash: zero))
+                    return .repeated(Receipt(seq: original.seq, leafHash: zero))
                 }
                 if let earlier = trial.keys[slot] {
                     guard earlier == content else {

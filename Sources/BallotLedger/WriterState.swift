@@ -8,8 +8,7 @@ import BallotDomain
 struct WriterState {
     var state = LedgerState()
     var frontier = MerkleFrontier()
-    /// Idempotency slot → the sequence number of the event it produced.
-    var idempotency = Key128Map<UInt64>()
+    var idempotency = IdempotencyIndex()
     var lastTimestamp = Timestamp(microseconds: 0)
 
     /// Replays every stored event: folds it in and indexes its idempotency key. With `verify`,
@@ -41,7 +40,7 @@ struct WriterState {
                 loaded.lastTimestamp = record.timestamp
                 loaded.state.apply(record)
                 if !record.idempotencyKey.isEmpty {
-                    loaded.idempotency.insert(IdempotencySlot.key(record.idempotencyKey), record.seq)
+                    loaded.idempotency.insert(IdempotencySlot.key(record.idempotencyKey), seq: record.seq)
                 }
                 return true
             }
@@ -108,8 +107,10 @@ struct WriterState {
                 return .refused(DomainError(.badRequest, "idempotency key is \(key.utf8.count) bytes; at most \(RecordCodec.maxIdempotencyKeyBytes)"))
             }
             let s = IdempotencySlot.key(key)
-            if let seq = idempotency[s] {
-                return try repeated(submission, original: seq, in: txn, dbs)
+            if let original = try idempotency.original(of: key, slot: s, lastSeq: state.lastSeq, record: {
+                try LedgerReader.record($0, in: txn, dbs)
+            }) {
+                return try repeated(submission, original: original, in: txn, dbs)
             }
             slot = s
         }
@@ -141,17 +142,15 @@ struct WriterState {
             }
         }
         state.apply(record)
-        if let slot { idempotency.insert(slot, seq) }
+        if let slot { idempotency.insert(slot, seq: seq) }
         changed.note(event, state)
         return .appended(Receipt(seq: seq, leafHash: leaf))
     }
 
     /// A key seen before: the original receipt if the content matches, else a conflict.
-    private func repeated(_ submission: Submission, original seq: UInt64, in txn: borrowing WriteTransaction,
+    private func repeated(_ submission: Submission, original: RecordedEvent, in txn: borrowing WriteTransaction,
                           _ dbs: LedgerDatabases) throws -> Outcome {
-        guard let original = try LedgerReader.record(seq, in: txn, dbs) else {
-            throw LedgerError.corruptRecord(seq: seq, reason: "idempotency key '\(submission.idempotencyKey)' points at a missing event")
-        }
+        let seq = original.seq
         guard submission.command.matches(original.event) else {
             return .refused(DomainError(.conflict, "idempotency key '\(submission.idempotencyKey)' was already used for event \(seq) (\(original.event.kind) in '\(original.event.election?.value ?? "")') with different content"))
         }

@@ -60,6 +60,35 @@ import Testing
     }
 }
 
+@Suite struct Key128MapDoublingTests {
+    /// Keys crowded at the end of the table wrap round to its start; doubling in place (tables
+    /// of 2^17 slots and more) must still find every one. One key in a hundred has its low 20
+    /// bits set: the last slot is its home at every size up to 2^20.
+    @Test func doublingInPlaceKeepsWrappedClusters() {
+        var map = Key128Map<UInt64>(capacity: 4)
+        var keys: [Key128] = []
+        for i in 0..<400_000 {
+            let crowded = (UInt64(i) << 20) | 0xF_FFFF
+            keys.append(Key128(a: i % 100 == 0 ? crowded : UInt64(i) &* 0x9E37_79B9_7F4A_7C15 | 1, b: UInt64(i)))
+        }
+        for (i, k) in keys.enumerated() {
+            let inserted = map.insert(k, UInt64(i))
+            #expect(inserted)
+            if i % 99_999 == 0 { #expect(keys[...i].enumerated().allSatisfy { map[$1] == UInt64($0) }) }
+        }
+        #expect(map.count == 400_000)
+        #expect(keys.enumerated().allSatisfy { map[$1] == UInt64($0) })
+        #expect(!map.contains(Key128(a: 0xF_FFFF, b: 999_999_999)))
+    }
+
+    @Test func aSetOfVoidValuesDoublesInPlace() {
+        var set = Key128Map<Void>()
+        for i in 1...300_000 { set.insert(Key128(a: UInt64(i) &* 0x9E37_79B9_7F4A_7C15, b: UInt64(i)), ()) }
+        #expect(set.count == 300_000)
+        #expect((1...300_000).allSatisfy { set.contains(Key128(a: UInt64($0) &* 0x9E37_79B9_7F4A_7C15, b: UInt64($0))) })
+    }
+}
+
 @Suite struct Key128MapValueTests {
     @Test func aCopyIsIndependent() {
         var original = Key128Map<UInt64>()

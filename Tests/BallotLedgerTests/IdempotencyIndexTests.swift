@@ -1,0 +1,34 @@
+import Testing
+@testable import BallotLedger
+@testable import BallotDomain
+
+/// The index keeps the low 32 bits of each sequence number and tells candidates apart by the
+/// key the record holds: checked here past 2^32 events, with records made up in memory.
+@Suite struct IdempotencyIndexTests {
+    func record(_ seq: UInt64, key: String) -> RecordedEvent {
+        RecordedEvent(seq: seq, timestamp: Timestamp(microseconds: 0), actor: .system, idempotencyKey: key,
+                      event: .votingOpened(election: Slug(unchecked: "e")))
+    }
+
+    @Test func findsTheEventPastTwoToTheThirtyTwo() throws {
+        let big: UInt64 = (1 << 32) + 5
+        let stored = [5: record(5, key: "first"), big: record(big, key: "second")]
+        var index = IdempotencyIndex()
+        index.insert(IdempotencySlot.key("first"), seq: 5)
+        index.insert(IdempotencySlot.key("second"), seq: big)
+        var reads: [UInt64] = []
+        let lookup = { (seq: UInt64) -> RecordedEvent? in reads.append(seq); return stored[seq] }
+        #expect(try index.original(of: "first", slot: IdempotencySlot.key("first"), lastSeq: big + 10, record: lookup)?.seq == 5)
+        #expect(try index.original(of: "second", slot: IdempotencySlot.key("second"), lastSeq: big + 10, record: lookup)?.seq == big)
+        #expect(reads == [5, 5, big])  // the second key's low bits first name event 5, which holds another key
+        #expect(try index.original(of: "new", slot: IdempotencySlot.key("new"), lastSeq: big + 10, record: lookup) == nil)
+    }
+
+    @Test func aSlotThatNamesNoMatchingEventIsCorruption() {
+        var index = IdempotencyIndex()
+        index.insert(IdempotencySlot.key("lost"), seq: 7)
+        #expect(throws: LedgerError.self) {
+            try index.original(of: "lost", slot: IdempotencySlot.key("lost"), lastSeq: 100) { _ in nil }
+        }
+    }
+}
