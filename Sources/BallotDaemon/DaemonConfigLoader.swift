@@ -32,7 +32,9 @@ public enum DaemonConfigLoader {
         func text(_ key: String, _ fallback: String) -> String { reader.string(forKey: ConfigKey(stringLiteral: key)) ?? fallback }
         func number(_ key: String, _ fallback: Int) throws -> Int {
             guard let s = reader.string(forKey: ConfigKey(stringLiteral: key)) else {
-                return reader.int(forKey: ConfigKey(stringLiteral: key)) ?? fallback
+                let n = reader.int(forKey: ConfigKey(stringLiteral: key)) ?? fallback
+                guard n > 0 else { throw DaemonError.setup("setting \(key) is \(n); a positive whole number is needed") }
+                return n
             }
             guard let n = Int(s), n > 0 else { throw DaemonError.setup("setting \(key) is '\(s)'; a positive whole number is needed") }
             return n

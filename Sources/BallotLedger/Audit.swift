@@ -75,8 +75,8 @@ public enum Audit {
     /// compares every stored projection with the one the replay gives. It goes on past a
     /// finding (up to `maxFindings` of each pass), so that the report can say where the damage is.
     ///
-    /// The work runs as two passes on two threads (see `RecordPass` and `RulePass`); neither
-    /// holds one read transaction for long.
+    /// The work runs as two passes on two threads (see `RecordPass` and `RulePass`); the record
+    /// pass takes a fresh read transaction every 65,536 records.
     public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
                               progress: ((UInt64) -> Void)? = nil) throws -> AuditReport {
         var records = RecordPass(maxFindings: maxFindings, events: try reader.size())
@@ -94,7 +94,8 @@ public enum Audit {
             rules.compare(stored, through: records.next - 1)
             break
         }
-        let findings = (records.findings + rules.findings).enumerated()
+        // Each pass checks its limit between batches; keep the first `maxFindings` of each.
+        let findings = (records.findings.prefix(maxFindings) + rules.findings.prefix(maxFindings)).enumerated()
             .sorted { ($0.element.events.lowerBound, $0.offset) < ($1.element.events.lowerBound, $1.offset) }.map(\.element)
         return AuditReport(events: records.next - 1, root: records.frontier.root, checkpoints: rules.checkpoints,
                            findings: findings, state: rules.state, keyPinned: pinnedKey != nil)
@@ -105,7 +106,10 @@ public enum Audit {
     private static func pipeline(_ reader: LedgerReader, from start: UInt64, _ records: inout RecordPass,
                                  _ rules: inout RulePass, _ progress: ((UInt64) -> Void)?) throws {
         let handoff = Handoff<RecordPass.Batch>(limit: 8)
-        let producer = Producer(records)
+        // Hand the pass over rather than copy it: a copy would share its key table, and the
+        // first insert would then copy the whole table.
+        let producer = Producer(RecordPass(maxFindings: 0, events: 0))
+        swap(&producer.pass, &records)
         let thread = Thread {
             do {
                 try producer.pass.scan(reader, from: start, into: handoff)
@@ -126,7 +130,7 @@ public enum Audit {
             if rules.full { handoff.cancel() }
         }
         producer.done.wait()
-        records = producer.pass
+        swap(&producer.pass, &records)
         if let error = producer.error { throw error }
     }
 

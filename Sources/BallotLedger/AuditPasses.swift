@@ -1,6 +1,6 @@
 import BallotDomain
 
-// The two halves of `Audit.verify`. They share nothing while they run, so that each can have a
+// The two halves of `Audit.verify`. Each owns its state while they run, so that each can have a
 // core: the record pass reads the raw records (hashes, Merkle tree, decoding, order, keys); the
 // rule pass replays what decodes through the domain rules and checks the checkpoints' numbers.
 // The split keeps their CPU time about even (each has one table that misses the caches).

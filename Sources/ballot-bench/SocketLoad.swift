@@ -82,11 +82,11 @@ struct EpollLoad {
         var connections = try voters.map { Connection(fd: try connect(socket), requests: $0) }
         connections += try (0..<readers).map { _ in Connection(fd: try connect(socket), requests: nil) }
         let epoll = epoll_create1(0)
-        guard epoll >= 0 else { throw Arguments.UsageError() }
         defer {
             for c in connections { close(c.fd) }
-            close(epoll)
+            if epoll >= 0 { close(epoll) }
         }
+        guard epoll >= 0 else { throw Arguments.UsageError() }
         for i in connections.indices {
             var event = epoll_event(events: EPOLLIN.rawValue, data: epoll_data_t(u64: UInt64(i)))
             guard epoll_ctl(epoll, EPOLL_CTL_ADD, connections[i].fd, &event) == 0 else { throw Arguments.UsageError() }
@@ -116,8 +116,10 @@ struct EpollLoad {
                 }
             }
             let ready = epoll_wait(epoll, &events, Int32(events.count), timeout)
-            guard ready >= 0 || errno == EINTR else { throw Arguments.UsageError() }
-            guard ready > 0 || readerInterval > 0 else { throw Arguments.UsageError() }  // 10 s without a reply
+            if ready < 0 && errno == EINTR { continue }
+            guard ready >= 0 else { throw Arguments.UsageError() }
+            // 10 s without a reply, and no paced reader waiting to send: the daemon is stuck.
+            guard ready > 0 || connections.contains(where: { $0.dueAt != nil }) else { throw Arguments.UsageError() }
             for e in events.prefix(Int(max(ready, 0))) {
                 let i = Int(e.data.u64)
                 let n = buffer.withUnsafeMutableBytes { read(connections[i].fd, $0.baseAddress, $0.count) }

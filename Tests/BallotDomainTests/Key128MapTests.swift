@@ -61,8 +61,9 @@ import Testing
 }
 
 @Suite struct Key128MapDoublingTests {
-    /// Keys crowded at the end of the table wrap round to its start; doubling in place (tables
-    /// of 2^17 slots and more) must still find every one. One key in a hundred has its low 20
+    /// Keys crowded at the end of the table wrap round to its start; doubling in place (once
+    /// both the keys and the values are page-mapped, from 2^18 slots here) must still find
+    /// every one. One key in a hundred has its low 20
     /// bits set: the last slot is its home at every size up to 2^20.
     @Test func doublingInPlaceKeepsWrappedClusters() {
         var map = Key128Map<UInt64>(capacity: 4)
