@@ -178,28 +178,12 @@ public struct LedgerReader: Sendable {
     public func forEachRecord(from start: UInt64 = 1, chunk: Int = 50_000,
                               _ body: (RecordedEvent, UnsafeRawBufferPointer, _ lookup: (UInt64) throws -> RecordedEvent?) throws -> Bool) throws {
         var next = max(start, 1)
-        while true {
-            var visited = 0
-            var stop = false
-            try env.read { txn in
-                try txn.forEach(in: dbs.events, from: LedgerKeys.sequence(next)) { key, value in
-                    guard let seq = LedgerKeys.sequence(of: key) else {
-                        throw LedgerError.corruptRecord(seq: next, reason: "a key of \(key.count) bytes follows event \(next - 1) in 'events'; keys are 8 bytes")
-                    }
-                    guard seq == next else {
-                        throw LedgerError.corruptRecord(seq: next, reason: "event \(next) is missing: the next stored event is \(seq)")
-                    }
-                    let record = try RecordCodec.decode(value, seq: seq)
-                    next += 1
-                    visited += 1
-                    if try !body(record, value, { try Self.record($0, in: txn, dbs) }) {
-                        stop = true
-                        return false
-                    }
-                    return visited < chunk
-                }
+        try eachStoredRecord(from: next, chunk: chunk) { txn, seq, value in
+            guard seq == next else {
+                throw LedgerError.corruptRecord(seq: next, reason: "event \(next) is missing: the next stored event is \(seq)")
             }
-            if stop || visited < chunk { return }
+            next += 1
+            return try body(try RecordCodec.decode(value, seq: seq), value, { try Self.record($0, in: txn, dbs) })
         }
     }
 
@@ -211,6 +195,20 @@ public struct LedgerReader: Sendable {
     public func scan(from start: UInt64 = 1, chunk: Int = 65_536,
                      _ body: (_ seq: UInt64, _ bytes: UnsafeRawBufferPointer,
                               _ storedNode: (_ level: Int, _ index: UInt64) throws -> MerkleHash??) throws -> Bool) throws {
+        try eachStoredRecord(from: start, chunk: chunk) { txn, seq, value in
+            try body(seq, value, { level, index in
+                try LedgerKeys.merkleNode(level: level, index: index).withUnsafeBytes { k in
+                    try txn.withValue(forKey: k, in: dbs.merkle) { v -> MerkleHash? in v.count == 32 ? MerkleHash(v) : nil }
+                }
+            })
+        }
+    }
+
+    /// The stored records from `start` in key order, with the transaction each was read in, a
+    /// fresh one every `chunk` records so that a long read never pins an old snapshot; until
+    /// `body` returns false. A key that is not 8 bytes throws.
+    private func eachStoredRecord(from start: UInt64, chunk: Int,
+                                  _ body: (borrowing ReadTransaction, UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
         var next = max(start, 1)
         while true {
             var visited = 0
@@ -222,12 +220,7 @@ public struct LedgerReader: Sendable {
                     }
                     next = seq + 1
                     visited += 1
-                    let more = try body(seq, value, { level, index in
-                        try LedgerKeys.merkleNode(level: level, index: index).withUnsafeBytes { k in
-                            try txn.withValue(forKey: k, in: dbs.merkle) { v -> MerkleHash? in v.count == 32 ? MerkleHash(v) : nil }
-                        }
-                    })
-                    if !more {
+                    if try !body(txn, seq, value) {
                         stop = true
                         return false
                     }
