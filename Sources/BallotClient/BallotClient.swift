@@ -23,7 +23,9 @@ public enum ClientError: Error, CustomStringConvertible {
 /// `ballotctl`, the benchmarks and the integration tests. Use one from one thread at a time
 /// (it may be handed between threads, hence `Sendable`, but its read buffer is not locked).
 public final class BallotClient: @unchecked Sendable {
-    private let fd: Int32
+    /// -1 once closed: an initializer that throws after setting every property still runs
+    /// `deinit`, which must not close the number again (by then it may be another file's).
+    private var fd: Int32
     private var buffered: [UInt8] = []
 
     /// Connects; a receive timeout of `timeout` seconds guards against a daemon that hangs.
@@ -34,7 +36,7 @@ public final class BallotClient: @unchecked Sendable {
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(socketPath.utf8)
         guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close(fd)
+            closeSocket()
             throw ClientError.unreachable("the socket path \(socketPath) is too long")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -45,14 +47,20 @@ public final class BallotClient: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard ok == 0 else {
-            close(fd)
-            throw ClientError.unreachable("cannot connect to \(socketPath): \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            closeSocket()
+            throw ClientError.unreachable("cannot connect to \(socketPath): \(reason)")
         }
         var limit = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
-    deinit { close(fd) }
+    private func closeSocket() {
+        if fd >= 0 { close(fd) }
+        fd = -1
+    }
+
+    deinit { closeSocket() }
 
     public func send(raw: [UInt8]) throws {
         var offset = 0
