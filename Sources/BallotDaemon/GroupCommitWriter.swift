@@ -185,7 +185,8 @@ final class GroupCommitWriter: @unchecked Sendable {
                 waiting.removeFirst()
             }
             condition.unlock()
-            let batch = jobs.flatMap(\.submissions)
+            // An import's job is a whole batch already: no copy of it.
+            let batch = jobs.count == 1 ? jobs[0].submissions : jobs.flatMap(\.submissions)
             do {
                 let started = ContinuousClock.now
                 let outcomes = try ledger.submit(batch)
@@ -200,7 +201,8 @@ final class GroupCommitWriter: @unchecked Sendable {
                 var offset = 0
                 var answers: [(Job, Result<[Outcome], any Error>)] = []
                 for job in jobs {
-                    answers.append((job, .success(Array(outcomes[offset..<(offset + job.submissions.count)]))))
+                    let mine = jobs.count == 1 ? outcomes : Array(outcomes[offset..<(offset + job.submissions.count)])
+                    answers.append((job, .success(mine)))
                     offset += job.submissions.count
                 }
                 answer(answers)

@@ -16,8 +16,9 @@ public struct Key128: Hashable, Sendable {
 
 /// A map from 128-bit keys that are already uniformly random (HMAC or SHA-256 output) to small
 /// plain values: open addressing with linear probing, at most half full. It holds the voters
-/// who have voted (Value = Void, which takes no space) and the idempotency index (Value =
-/// sequence number), each up to millions of entries, looked up once per vote.
+/// who have voted (Value = Void, which takes no space), up to millions of entries, looked up
+/// once per vote. (The idempotency index, whose hits are checked against the event anyway,
+/// keeps less of each key: `SequenceIndex`.)
 ///
 /// Why not `Set` or `Dictionary`: the first word of a key is already a hash, so SipHash is
 /// wasted work; and these tables are far larger than the caches, so every lookup misses. The
@@ -39,22 +40,24 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
         init(capacity: Int) {
             self.capacity = capacity
             keyBlock = TableBlock(zeroedBytes: capacity * 16)
-            valueBlock = TableBlock(zeroedBytes: max(capacity * MemoryLayout<Value>.stride, 1))
+            valueBlock = TableBlock(zeroedBytes: Self.valueBytes(capacity))
             keys = keyBlock.base.bindMemory(to: UInt64.self, capacity: capacity * 2)
             values = valueBlock.base.bindMemory(to: Value.self, capacity: capacity)
         }
 
-        /// Doubles the slots where they are, the new half empty; false if there is no room.
+        /// A value of no size (a set's Void) is never stored, so it takes no memory per slot.
+        static func valueBytes(_ capacity: Int) -> Int {
+            MemoryLayout<Value>.size == 0 ? 1 : capacity * MemoryLayout<Value>.stride
+        }
+
+        /// Doubles the slots, the new half empty; what was in the old half stays where it was.
         @usableFromInline
-        func double() -> Bool {
-            let valueBytes = max(capacity * 2 * MemoryLayout<Value>.stride, 1)
-            guard keyBlock.canGrow(to: capacity * 32), valueBlock.canGrow(to: valueBytes) else { return false }
-            keyBlock.grow(to: capacity * 32)
-            valueBlock.grow(to: valueBytes)
+        func double() {
             capacity *= 2
+            keyBlock.grow(to: capacity * 16)
+            valueBlock.grow(to: Self.valueBytes(capacity))
             keys = keyBlock.base.bindMemory(to: UInt64.self, capacity: capacity * 2)
             values = valueBlock.base.bindMemory(to: Value.self, capacity: capacity)
-            return true
         }
 
         deinit {
@@ -77,6 +80,9 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
     @usableFromInline var zeroValue: Value?
     /// What `prefetch` read, kept so that its loads cannot be optimised away.
     @usableFromInline var prefetched: UInt64 = 0
+    /// How many times every entry was copied into fresh storage: only when a shared copy is
+    /// changed, never when a table that is not shared grows (tests check this).
+    @usableFromInline var copies = 0
 
     @inlinable
     public init(capacity: Int = 1024) {
@@ -111,7 +117,8 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
             return true
         }
         if (count + 1) * 2 > mask + 1 {
-            if isKnownUniquelyReferenced(&storage) && storage.double() {
+            if isKnownUniquelyReferenced(&storage) {
+                storage.double()
                 rehashAfterDoubling()
             } else {
                 resize(to: (mask + 1) * 2)
@@ -154,47 +161,29 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
     }
 
     /// Puts every entry where it belongs now that the storage has doubled in place, so that no
-    /// second table is ever held beside the first (for a million keys that is 16 to 24 MB less
-    /// at the peak). Each entry goes to the first slot from its new home that is empty or holds
-    /// an entry not yet placed; with the latter it swaps, and the entry swapped in is placed
-    /// next. Placed entries never move again, so no lookup path gets a hole: the way swiss
-    /// tables drop their tombstones in place.
+    /// second table is ever held beside the first (see `rehashAfterDoubling(oldSlots:...)`).
     @usableFromInline
     mutating func rehashAfterDoubling() {
         let oldSlots = (mask + 1)
         keys = storage.keys
         values = storage.values
         mask = oldSlots * 2 - 1
-        var placed = [UInt64](repeating: 0, count: (oldSlots * 2 + 63) / 64)
-        func isPlaced(_ i: Int) -> Bool { placed[i >> 6] & (1 << UInt64(i & 63)) != 0 }
-        func place(_ i: Int) { placed[i >> 6] |= 1 << UInt64(i & 63) }
-        // Entries not yet placed all lie at i or above, in the old half.
-        var i = 0
-        while i < oldSlots {
-            if isEmpty(i) || isPlaced(i) {
-                i += 1
-                continue
-            }
-            var j = Int(truncatingIfNeeded: keys[2 * i]) & mask
-            while !isEmpty(j) && isPlaced(j) { j = (j + 1) & mask }
-            if j == i {
-                place(i)
-                i += 1
-            } else if isEmpty(j) {
+        let keys = keys, values = values, mask = mask
+        BallotDomain.rehashAfterDoubling(
+            oldSlots: oldSlots, isEmpty: { keys[2 * $0] == 0 && keys[2 * $0 + 1] == 0 },
+            home: { Int(truncatingIfNeeded: keys[2 * $0]) & mask },
+            move: { i, j in
                 keys[2 * j] = keys[2 * i]
                 keys[2 * j + 1] = keys[2 * i + 1]
                 values[j] = values[i]
                 keys[2 * i] = 0
                 keys[2 * i + 1] = 0
-                place(j)
-                i += 1
-            } else {
+            },
+            swap: { i, j in
                 (keys[2 * j], keys[2 * i]) = (keys[2 * i], keys[2 * j])
                 (keys[2 * j + 1], keys[2 * i + 1]) = (keys[2 * i + 1], keys[2 * j + 1])
                 (values[j], values[i]) = (values[i], values[j])
-                place(j)
-            }
-        }
+            })
     }
 
     /// Moves every entry into fresh storage of `size` slots (also how a shared copy is unshared).
@@ -209,60 +198,7 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
         }
         fresh.stored = stored
         fresh.zeroValue = zeroValue
+        fresh.copies = copies + 1
         self = fresh
-    }
-}
-
-/// Zeroed memory for a table. A large one comes straight from the kernel: fresh anonymous
-/// pages are already zero, so nothing is written twice, and they are marked for transparent
-/// huge pages, so that a lookup that misses every cache (each one does, past a few MB) does not
-/// miss the TLB as well. It sits at the start of a reservation of address space (no memory)
-/// 64 times its size, so that it can double where it is. docs/performance.md has the
-/// measurements.
-@usableFromInline
-struct TableBlock {
-    /// Below this, the allocator's own zeroed memory.
-    static let pageMappedFrom = 2 << 20
-    static let reservationFactor = 64
-
-    let base: UnsafeMutableRawPointer
-    private(set) var bytes: Int
-    /// The address space held for growth; 0 for memory from the allocator.
-    let reserved: Int
-
-    init(zeroedBytes: Int) {
-        bytes = zeroedBytes
-        if zeroedBytes < Self.pageMappedFrom {
-            guard let p = calloc(1, zeroedBytes) else { fatalError("out of memory: a table of \(zeroedBytes) bytes") }
-            base = p
-            reserved = 0
-            return
-        }
-        reserved = zeroedBytes * Self.reservationFactor
-        let p = mmap(nil, reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let p, p != MAP_FAILED else { fatalError("out of address space: a table reservation of \(reserved) bytes (errno \(errno))") }
-        base = p
-        makeUsable(0..<zeroedBytes)
-    }
-
-    func canGrow(to newBytes: Int) -> Bool { newBytes <= max(bytes, reserved) }
-
-    /// Extends the block in place; the new bytes are zero. Only when `canGrow`.
-    mutating func grow(to newBytes: Int) {
-        precondition(canGrow(to: newBytes), "a table grew past its reservation")
-        guard newBytes > bytes else { return }
-        makeUsable(bytes..<newBytes)
-        bytes = newBytes
-    }
-
-    private func makeUsable(_ range: Range<Int>) {
-        guard mprotect(base + range.lowerBound, range.count, PROT_READ | PROT_WRITE) == 0 else {
-            fatalError("out of memory: a table of \(range.upperBound) bytes (errno \(errno))")
-        }
-        _ = madvise(base + range.lowerBound, range.count, MADV_HUGEPAGE)  // a hint: without it the table still works
-    }
-
-    func release() {
-        if reserved == 0 { free(base) } else { munmap(base, reserved) }
     }
 }

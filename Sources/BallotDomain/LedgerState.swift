@@ -44,16 +44,22 @@ public struct LedgerState: Sendable {
     public mutating func prefetchVoters(of records: [RecordedEvent]) {
         // Votes come in long runs for one election: gather each run's keys, then touch them
         // in one tight loop, which is what lets the misses overlap.
-        var run: (election: ElectionID, ordinal: Int, voters: [Key128])?
+        var run: (election: ElectionID, voters: [Key128])?
         for record in records {
             guard case .voteCast(let v) = record.event else { continue }
             if run?.election != v.election {
-                if let run { electionList[run.ordinal].prefetchVoters(run.voters) }
-                run = ordinal(of: v.election).map { (v.election, $0, []) }
+                if let run { prefetchVoters(run.voters, in: run.election) }
+                run = (v.election, [])
             }
             run?.voters.append(v.voter.prefix)
         }
-        if let run { electionList[run.ordinal].prefetchVoters(run.voters) }
+        if let run { prefetchVoters(run.voters, in: run.election) }
+    }
+
+    /// The same for the voters (first 128 bits of their keys) of votes in one election.
+    public mutating func prefetchVoters(_ voters: [Key128], in election: ElectionID) {
+        guard let i = ordinal(of: election) else { return }
+        electionList[i].prefetchVoters(voters)
     }
 
     /// Checks a recorded event against the rules as they stood before it: the command it

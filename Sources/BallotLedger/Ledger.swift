@@ -7,12 +7,16 @@ public struct Submission: Sendable {
     public var actor: Actor
     /// Empty for none. Keys are global to the ledger: the same key with the same content returns
     /// the original event; with different content (another election included) it is a `conflict`.
-    public var idempotencyKey: String
+    public let idempotencyKey: String
+    /// Where the key lives in the writer's index; hashed here, on whichever thread makes the
+    /// submission, so that the one writer thread does not.
+    let idempotencySlot: Key128?
 
     public init(_ command: Command, by actor: Actor, idempotencyKey: String = "") {
         self.command = command
         self.actor = actor
         self.idempotencyKey = idempotencyKey
+        idempotencySlot = idempotencyKey.isEmpty ? nil : IdempotencySlot.key(idempotencyKey)
     }
 }
 

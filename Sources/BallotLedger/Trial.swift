@@ -23,8 +23,7 @@ extension Ledger {
         return try batch.map { submission -> Outcome in
             let key = submission.idempotencyKey
             var used: (slot: Key128, content: Key128)?
-            if !key.isEmpty {
-                let slot = IdempotencySlot.key(key)
+            if let slot = submission.idempotencySlot {
                 let content = IdempotencySlot.key(String(describing: submission.command))
                 if let original = try writer.idempotency.original(of: key, slot: slot, lastSeq: writer.state.lastSeq,
                                                                   record: { try reader.record($0) }) {

@@ -2,8 +2,8 @@ import Testing
 @testable import BallotLedger
 @testable import BallotDomain
 
-/// The index keeps the low 32 bits of each sequence number and tells candidates apart by the
-/// key the record holds: checked here past 2^32 events, with records made up in memory.
+/// The index keeps 32 bits of each key and of each sequence number, and tells candidates apart
+/// by the key the record holds: checked here past 2^32 events, with records made up in memory.
 @Suite struct IdempotencyIndexTests {
     func record(_ seq: UInt64, key: String) -> RecordedEvent {
         RecordedEvent(seq: seq, timestamp: Timestamp(microseconds: 0), actor: .system, idempotencyKey: key,
@@ -24,7 +24,7 @@ import Testing
         #expect(try index.original(of: "new", slot: IdempotencySlot.key("new"), lastSeq: big + 10, record: lookup) == nil)
     }
 
-    @Test func aSlotThatNamesNoMatchingEventIsCorruption() {
+    @Test func aSlotThatNamesAMissingEventIsCorruption() {
         var index = IdempotencyIndex()
         index.insert(IdempotencySlot.key("lost"), seq: 7)
         #expect(throws: LedgerError.self) {

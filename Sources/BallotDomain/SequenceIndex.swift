@@ -1,0 +1,152 @@
+/// An index from 128-bit keys (already uniformly random: HMAC or SHA-256 output) to the events
+/// that hold them, for tables of millions. A slot keeps 32 bits of the key, its tag, and the
+/// low 32 bits of the event's sequence number: 8 bytes, where a map of whole keys to sequence
+/// numbers takes 20 or 24. So a lookup gives candidates, not an answer: the caller reads each
+/// candidate event and compares the whole key it holds. For a key that is not there, a
+/// candidate turns up about once in four thousand lookups, at any size.
+///
+/// The home slot of a tag is its top bits, as many as the table has: doubling the table splits
+/// each home in two, so the tag alone places every entry again and the table doubles where it
+/// is (see `rehashAfterDoubling`). Open addressing with linear probing, at most half full;
+/// copy-on-write like `Key128Map`.
+public struct SequenceIndex: @unchecked Sendable {
+    @usableFromInline
+    final class Storage {
+        private var block: TableBlock
+        @usableFromInline private(set) var slots: UnsafeMutablePointer<UInt64>
+        @usableFromInline private(set) var capacity: Int
+
+        @usableFromInline
+        init(capacity: Int) {
+            self.capacity = capacity
+            block = TableBlock(zeroedBytes: capacity * 8)
+            slots = block.base.bindMemory(to: UInt64.self, capacity: capacity)
+        }
+
+        /// Doubles the slots, the new half empty; the old half keeps its entries where they were.
+        @usableFromInline
+        func double() {
+            capacity *= 2
+            block.grow(to: capacity * 8)
+            slots = block.base.bindMemory(to: UInt64.self, capacity: capacity)
+        }
+
+        deinit { block.release() }
+    }
+
+    @usableFromInline var storage: Storage
+    /// `storage.slots`, kept here so that reading a slot touches no object.
+    @usableFromInline var slots: UnsafeMutablePointer<UInt64>
+    /// 32 minus the number of bits of a slot index: a tag shifted right by this is its home.
+    @usableFromInline var homeShift: Int
+    @usableFromInline var stored = 0
+    /// What `prefetch` read, kept so that its loads cannot be optimised away.
+    @usableFromInline var prefetched: UInt64 = 0
+
+    /// The number of entries.
+    @inlinable public var count: Int { stored }
+
+    @inlinable
+    public init(capacity: Int = 1024) {
+        var bits = 4
+        while 1 << bits < capacity * 2 { bits += 1 }
+        precondition(bits < 32, "a sequence index of more than 2^31 entries")
+        storage = Storage(capacity: 1 << bits)
+        slots = storage.slots
+        homeShift = 32 - bits
+    }
+
+    /// A key's tag: 32 bits of it, the lowest set so that no slot in use is all zero (empty).
+    @inlinable
+    static func tag(_ key: Key128) -> UInt64 { (key.a >> 32) | 1 }
+
+    @inlinable
+    var mask: Int { (1 << (32 - homeShift)) - 1 }
+
+    @inlinable
+    func home(ofTag tag: UInt64) -> Int { Int(truncatingIfNeeded: tag >> UInt64(homeShift)) }
+
+    /// Records that the event `seq` holds `key`. Does not look for the key first: the caller
+    /// has, with `firstCandidate`.
+    @inlinable
+    public mutating func insert(_ key: Key128, seq: UInt64) {
+        if (stored + 1) * 2 > mask + 1 {
+            if isKnownUniquelyReferenced(&storage) {
+                storage.double()
+                rehashAfterDoubling()
+            } else {
+                copy(doubling: true)
+            }
+        } else if !isKnownUniquelyReferenced(&storage) {
+            copy(doubling: false)
+        }
+        place(Self.tag(key) << 32 | (seq & 0xFFFF_FFFF))
+        stored += 1
+    }
+
+    @inlinable
+    mutating func place(_ slot: UInt64) {
+        let mask = mask
+        var i = home(ofTag: slot >> 32)
+        while slots[i] != 0 { i = (i + 1) & mask }
+        slots[i] = slot
+    }
+
+    /// The first event, in probe order, that may hold `key` and for which `holds` says it does;
+    /// nil if none. Each candidate's sequence number is known to 32 bits, so in a ledger of
+    /// more than 2^32 events (`lastSeq`) every number with those low bits is a candidate.
+    @inlinable
+    public func firstEvent(holding key: Key128, lastSeq: UInt64,
+                           where holds: (UInt64) throws -> Bool) rethrows -> UInt64? {
+        let tag = Self.tag(key), mask = mask
+        var i = home(ofTag: tag)
+        while slots[i] != 0 {
+            let slot = slots[i]
+            if slot >> 32 == tag {
+                var seq = slot & 0xFFFF_FFFF
+                while seq <= lastSeq {
+                    if seq > 0, try holds(seq) { return seq }
+                    seq += 1 << 32
+                }
+            }
+            i = (i + 1) & mask
+        }
+        return nil
+    }
+
+    /// Reads the home slot of each key, so that lookups of those keys soon after find it in
+    /// cache; the loads do not depend on one another, so their cache misses overlap (see
+    /// `Key128Map.prefetch`).
+    @inlinable
+    public mutating func prefetch(_ keys: [Key128]) {
+        var fold: UInt64 = 0
+        for key in keys { fold ^= slots[home(ofTag: Self.tag(key))] }
+        prefetched = fold
+    }
+
+    @usableFromInline
+    mutating func rehashAfterDoubling() {
+        let oldSlots = mask + 1
+        slots = storage.slots
+        homeShift -= 1
+        let slots = slots, shift = UInt64(homeShift)
+        BallotDomain.rehashAfterDoubling(
+            oldSlots: oldSlots, isEmpty: { slots[$0] == 0 }, home: { Int(truncatingIfNeeded: slots[$0] >> (32 + shift)) },
+            move: { i, j in
+                slots[j] = slots[i]
+                slots[i] = 0
+            },
+            swap: { i, j in (slots[i], slots[j]) = (slots[j], slots[i]) })
+    }
+
+    /// Moves every entry into fresh storage (how a shared copy is unshared), twice the size
+    /// when `doubling`.
+    @usableFromInline
+    mutating func copy(doubling: Bool) {
+        let oldSlots = slots, oldCount = mask + 1
+        var fresh = SequenceIndex(capacity: doubling ? oldCount : oldCount / 2)
+        for i in 0..<oldCount where oldSlots[i] != 0 { fresh.place(oldSlots[i]) }
+        fresh.stored = stored
+        self = fresh
+    }
+}

@@ -1,0 +1,80 @@
+import Testing
+@testable import BallotDomain
+
+/// `SequenceIndex` keeps 32 bits of each key: lookups give candidates that the caller checks
+/// against the whole key, as the ledger does by reading the event.
+@Suite struct SequenceIndexTests {
+    /// Random keys and the sequence numbers of the events holding them.
+    func keys(_ n: Int, seed: UInt64) -> [Key128] {
+        var x = seed
+        return (0..<n).map { _ in
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Key128(a: x, b: x &* 0x9E37_79B9_7F4A_7C15)
+        }
+    }
+
+    @Test func findsEveryKeyThroughDoublingsAndNoneThatIsAbsent() {
+        let stored = keys(300_000, seed: 1)
+        var index = SequenceIndex()
+        for (i, key) in stored.enumerated() { index.insert(key, seq: UInt64(i + 1)) }
+        #expect(index.count == 300_000)
+        let lastSeq = UInt64(stored.count)
+        // The caller's check: the event at seq holds the key at i = seq - 1.
+        #expect(stored.enumerated().allSatisfy { i, key in
+            index.firstEvent(holding: key, lastSeq: lastSeq) { stored[Int($0) - 1] == key } == UInt64(i + 1)
+        })
+        var candidates = 0
+        for key in keys(100_000, seed: 2) {
+            let found = index.firstEvent(holding: key, lastSeq: lastSeq) { seq in
+                candidates += 1
+                return stored[Int(seq) - 1] == key
+            }
+            #expect(found == nil)
+        }
+        #expect(candidates < 100)  // about 25 expected: one in four thousand
+    }
+
+    @Test func keysSharingATagAreToldApartByTheCaller() {
+        let first = Key128(a: 0xABCD_0000_0000_0001, b: 1)
+        let second = Key128(a: 0xABCD_0000_0000_0002, b: 2)  // the same top 32 bits
+        var index = SequenceIndex()
+        index.insert(first, seq: 10)
+        index.insert(second, seq: 20)
+        let holder: [UInt64: Key128] = [10: first, 20: second]
+        var tried: [UInt64] = []
+        let found = index.firstEvent(holding: second, lastSeq: 20) { seq in
+            tried.append(seq)
+            return holder[seq] == second
+        }
+        #expect(found == 20 && tried == [10, 20])
+        #expect(index.firstEvent(holding: Key128(a: 0xABCD_0000_0000_0003, b: 3), lastSeq: 20) { holder[$0] == Key128(a: 0xABCD_0000_0000_0003, b: 3) } == nil)
+    }
+
+    @Test func sequenceNumbersPastTwoToTheThirtyTwo() {
+        let key = Key128(a: 42 << 32, b: 7)
+        var index = SequenceIndex()
+        let seq: UInt64 = (1 << 33) + 9
+        index.insert(key, seq: seq)
+        var tried: [UInt64] = []
+        let found = index.firstEvent(holding: key, lastSeq: seq + 5) { tried.append($0); return $0 == seq }
+        #expect(found == seq && tried == [9, (1 << 32) + 9, seq])
+        // Event 2^32 keeps low bits 0; event 0 does not exist and is never a candidate.
+        index.insert(Key128(a: 44 << 32, b: 1), seq: 1 << 32)
+        var zero: [UInt64] = []
+        _ = index.firstEvent(holding: Key128(a: 44 << 32, b: 1), lastSeq: seq) { zero.append($0); return false }
+        #expect(zero == [1 << 32, 1 << 33])
+    }
+
+    @Test func aCopyIsIndependent() {
+        let all = keys(5_000, seed: 3)
+        var original = SequenceIndex()
+        for (i, key) in all.prefix(2_000).enumerated() { original.insert(key, seq: UInt64(i + 1)) }
+        var copy = original
+        for (i, key) in all.enumerated().dropFirst(2_000) { copy.insert(key, seq: UInt64(i + 1)) }
+        original.insert(all[4_999], seq: 77_777)
+        #expect(original.count == 2_001 && copy.count == 5_000)
+        #expect(original.firstEvent(holding: all[3_000], lastSeq: 100_000) { _ in true } == nil)
+        #expect(copy.firstEvent(holding: all[4_999], lastSeq: 100_000) { $0 == 77_777 } == nil)
+        #expect(copy.firstEvent(holding: all[4_999], lastSeq: 100_000) { $0 == 5_000 } == 5_000)
+    }
+}
