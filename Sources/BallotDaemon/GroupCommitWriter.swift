@@ -194,10 +194,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 metrics.commitLatency.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
                 metrics.batchSize.record(batch.count)
                 record(outcomes)
-                publish(changed: Set(zip(batch, outcomes).compactMap { pair in
-                    if case .appended = pair.1 { return pair.0.command.election }  // nil (a checkpoint) is dropped
-                    return nil
-                }))
+                publish(changed: Self.elections(appendedBy: batch, outcomes))
                 var offset = 0
                 var answers: [(Job, Result<[Outcome], any Error>)] = []
                 for job in jobs {
@@ -210,6 +207,19 @@ final class GroupCommitWriter: @unchecked Sendable {
                 answer(jobs.map { ($0, .failure(error)) })
             }
         }
+    }
+
+    /// The elections the appended submissions of a batch changed (a checkpoint names none).
+    /// A batch is mostly one election, so the set is checked only when the election changes.
+    private static func elections(appendedBy batch: [Submission], _ outcomes: [Outcome]) -> Set<ElectionID> {
+        var changed: Set<ElectionID> = []
+        var last: ElectionID?
+        for (submission, outcome) in zip(batch, outcomes) {
+            guard case .appended = outcome, let election = submission.command.election, election != last else { continue }
+            changed.insert(election)
+            last = election
+        }
+        return changed
     }
 
     /// When the next interval checkpoint is due: `checkpointInterval` after the last one (or

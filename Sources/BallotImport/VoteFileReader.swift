@@ -111,8 +111,8 @@ public struct VoteFileReader {
             return
         }
         func field(_ c: Int) -> UnsafeRawBufferPointer? { index[c].flatMap { $0 < row.count ? row.field($0) : nil } }
-        let voteID = field(0).flatMap { String(validating: $0, as: UTF8.self) } ?? ""
         if row.count != headerWidth {
+            let voteID = field(0).flatMap(String.init(utf8Bytes:)) ?? ""
             let (reason, what) = row.count < headerWidth ? (ImportRefusal.missingColumn, "fewer") : (ImportRefusal.extraColumn, "more")
             out(.refused(line: row.line, voteID: voteID, ImportRefusal(reason, "the row has \(row.count) fields, \(what) than the header's \(headerWidth)")))
             return
@@ -182,29 +182,30 @@ public struct VoteFileReader {
         func refuse(_ id: String, _ reason: String, _ message: String) -> VoteFileRow {
             .refused(line: line, voteID: id, ImportRefusal(reason, message))
         }
-        func text(_ b: UnsafeRawBufferPointer?) -> String? {
-            guard let b else { return "" }
-            return String(validating: b, as: UTF8.self)
-        }
-        guard let id = text(voteID), let electionText = text(electionField), let nomineeText = text(nominee),
-              let channelText = text(channel), let castAtText = text(castAt),
-              voter.map({ String(validating: $0, as: UTF8.self) != nil }) ?? true else {
-            return refuse(text(voteID) ?? "", ImportRefusal.badEncoding, "the row holds bytes that are not UTF-8")
+        func text(_ b: UnsafeRawBufferPointer?) -> String { b.flatMap(String.init(utf8Bytes:)) ?? "" }
+        let empty = UnsafeRawBufferPointer(start: nil, count: 0)
+        let (electionField, nominee, castAt, channel) = (electionField ?? empty, nominee ?? empty, castAt ?? empty, channel ?? empty)
+        guard let id = voteID.map(String.init(utf8Bytes:)) ?? "",
+              Self.isUTF8(electionField), Self.isUTF8(nominee), Self.isUTF8(castAt), Self.isUTF8(channel),
+              Self.isUTF8(voter ?? empty) else {
+            return refuse(text(voteID), ImportRefusal.badEncoding, "the row holds bytes that are not UTF-8")
         }
         guard !id.isEmpty else { return refuse(id, ImportRefusal.missingValue, "vote_id is empty") }
         guard id.utf8.count <= RecordCodec.maxIdempotencyKeyBytes else {
             return refuse(String(id.prefix(64)), ImportRefusal.missingValue, "vote_id is \(id.utf8.count) bytes; at most \(RecordCodec.maxIdempotencyKeyBytes)")
         }
-        guard let voter, !VoterHasher.normalize(String(decoding: voter, as: UTF8.self)).isEmpty else {
+        guard let voter, !VoterHasher.isBlank(utf8: voter) else {
             return refuse(id, ImportRefusal.missingValue, "voter is empty")
         }
-        guard !nomineeText.isEmpty else { return refuse(id, ImportRefusal.missingValue, "nominee is empty") }
-        guard !castAtText.isEmpty else { return refuse(id, ImportRefusal.missingValue, "cast_at is empty; an imported vote must say when it was cast") }
+        guard !nominee.isEmpty else { return refuse(id, ImportRefusal.missingValue, "nominee is empty") }
+        guard !castAt.isEmpty else { return refuse(id, ImportRefusal.missingValue, "cast_at is empty; an imported vote must say when it was cast") }
         let rowElection: ElectionID
-        if electionText.isEmpty {
-            guard let election else { return refuse(id, ImportRefusal.missingValue, "election is empty and the import names none") }
+        if let election, electionField.isEmpty || election.value.hasUTF8(electionField) {
             rowElection = election
+        } else if electionField.isEmpty {
+            return refuse(id, ImportRefusal.missingValue, "election is empty and the import names none")
         } else {
+            let electionText = text(electionField)
             guard let named = try? Slug(electionText, what: "election") else {
                 return refuse(id, ImportRefusal.wrongElection, "'\(electionText.prefix(64))' is not an election id")
             }
@@ -214,18 +215,48 @@ public struct VoteFileReader {
             election = named
             rowElection = named
         }
-        guard let nomineeID = try? Slug(nomineeText, what: "nominee") else {
-            return refuse(id, ErrorCode.unknownNominee.rawValue, "'\(nomineeText.prefix(64))' is not a nominee id")
+        guard let nomineeID = known.nominee(nominee) else {
+            return refuse(id, ErrorCode.unknownNominee.rawValue, "'\(text(nominee).prefix(64))' is not a nominee id")
         }
-        guard let time = castAt.flatMap(Timestamp.parse) else {
-            return refuse(id, ImportRefusal.badTimestamp, "cast_at '\(castAtText.prefix(64))' is not an RFC 3339 time such as 2022-11-03T10:00:00Z")
+        guard let time = Timestamp.parse(castAt) else {
+            return refuse(id, ImportRefusal.badTimestamp, "cast_at '\(text(castAt).prefix(64))' is not an RFC 3339 time such as 2022-11-03T10:00:00Z")
         }
-        guard channelText.utf8.count <= Limits.channel else {
+        guard channel.count <= Limits.channel else {
             return refuse(id, ErrorCode.badRequest.rawValue, "channel is longer than \(Limits.channel) bytes")
         }
         let command = Command.castVote(election: rowElection, nominee: nomineeID, voter: hasher.key(forUTF8: voter),
-                                       castAt: time, channel: channelText)
+                                       castAt: time, channel: known.channel(channel))
         return .vote(line: line, Submission(command, by: actor, idempotencyKey: id))
+    }
+
+    private static func isUTF8(_ b: UnsafeRawBufferPointer) -> Bool {
+        b.allSatisfy { $0 < 0x80 } || String(validating: b, as: UTF8.self) != nil
+    }
+
+    private var known = KnownValues()
+}
+
+/// The nominee ids and channels a file has named so far. A file names a handful of them a
+/// million times over, so each is checked and made into a String once rather than once a row.
+struct KnownValues {
+    static let limit = 64
+    private var nominees: [NomineeID] = []
+    private var channels: [String] = []
+
+    /// The nominee id the bytes spell, or nil if they are not a valid id. The bytes are UTF-8.
+    mutating func nominee(_ bytes: UnsafeRawBufferPointer) -> NomineeID? {
+        if let seen = nominees.first(where: { $0.value.hasUTF8(bytes) }) { return seen }
+        guard let id = try? Slug(String(decoding: bytes, as: UTF8.self), what: "nominee") else { return nil }
+        if nominees.count < Self.limit { nominees.append(id) }
+        return id
+    }
+
+    /// The channel the bytes spell. The bytes are UTF-8.
+    mutating func channel(_ bytes: UnsafeRawBufferPointer) -> String {
+        if let seen = channels.first(where: { $0.hasUTF8(bytes) }) { return seen }
+        let channel = String(decoding: bytes, as: UTF8.self)
+        if channels.count < Self.limit { channels.append(channel) }
+        return channel
     }
 }
 

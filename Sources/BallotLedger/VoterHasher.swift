@@ -31,17 +31,30 @@ public struct VoterHasher: Sendable {
         return voter.withUTF8 { normalized(UnsafeRawBufferPointer($0)) { String(decoding: $0, as: UTF8.self) } }
     }
 
-    /// Lends `raw` with surrounding whitespace removed and ASCII letters lower-cased, copying
-    /// only when there is a capital letter to lower.
-    static func normalized<R>(_ raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        let isSpace: (UInt8) -> Bool = { $0 == 0x20 || ($0 >= 0x09 && $0 <= 0x0D) }
+    /// Whether the identifier is empty once normalized (nothing but whitespace).
+    public static func isBlank(utf8 raw: UnsafeRawBufferPointer) -> Bool {
+        trimmed(raw).isEmpty
+    }
+
+    private static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
+
+    private static func trimmed(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         var start = 0
         var end = raw.count
         while start < end, isSpace(raw[start]) { start += 1 }
         while end > start, isSpace(raw[end - 1]) { end -= 1 }
-        let trimmed = UnsafeRawBufferPointer(rebasing: raw[start..<end])
+        return UnsafeRawBufferPointer(rebasing: raw[start..<end])
+    }
+
+    /// Lends `raw` with surrounding whitespace removed and ASCII letters lower-cased, copying
+    /// (to the stack) only when there is a capital letter to lower.
+    static func normalized<R>(_ raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        let trimmed = trimmed(raw)
         let isCapital: (UInt8) -> Bool = { $0 >= 0x41 && $0 <= 0x5A }
         guard trimmed.contains(where: isCapital) else { return body(trimmed) }
-        return trimmed.map { isCapital($0) ? $0 | 0x20 : $0 }.withUnsafeBytes(body)
+        return withUnsafeTemporaryAllocation(byteCount: trimmed.count, alignment: 1) { lowered in
+            for (i, c) in trimmed.enumerated() { lowered[i] = isCapital(c) ? c | 0x20 : c }
+            return body(UnsafeRawBufferPointer(lowered))
+        }
     }
 }

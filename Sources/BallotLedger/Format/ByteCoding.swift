@@ -91,10 +91,7 @@ struct ByteReader {
         let n = Int(try u16("length of \(field())"))
         let at = offset
         let raw = try bytes(n, field())
-        // ASCII is valid UTF-8 and most stored strings are ASCII: `String(decoding:)` skips the
-        // generic validating path, which costs more than the rest of decoding a vote.
-        if raw.allSatisfy({ $0 < 0x80 }) { return String(decoding: raw, as: UTF8.self) }
-        guard let s = String(validating: raw, as: UTF8.self) else {
+        guard let s = String(utf8Bytes: raw) else {
             throw Failure(offset: at, what: "\(field()) is not valid UTF-8")
         }
         return s
