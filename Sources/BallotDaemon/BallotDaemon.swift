@@ -56,25 +56,42 @@ public struct BallotDaemon: Service {
         let connections = OpenConnections()
         let rules = config.access
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoops)
-        let server = try await ServerBootstrap(group: loops)
-            .serverChannelOption(.backlog, value: 1024)
-            // A request is a short line: one read per readiness, rather than a second read
-            // that only returns EAGAIN.
-            .childChannelOption(.maxMessagesPerRead, value: 1)
-            // A client may close its sending side and still read the replies to what it sent.
-            .childChannelOption(.allowRemoteHalfClosure, value: true)
-            .childChannelInitializer { [idleTimeout = config.idleTimeoutSeconds] child in
-                connections.add(child)
-                return Self.peer(of: child, rules: rules).flatMapThrowing { peer in
-                    try child.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(Int64(idleTimeout))))
-                    let bulk = LineFrameDecoder.Bulk()
-                    try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: service.maxLineBytes, bulk: bulk)))
-                    try child.pipeline.syncOperations.addHandler(ConnectionHandler(service: service, peer: peer, bulk: bulk))
+        /// What is running by now, stopped in order when the daemon cannot start serving.
+        func stopWithoutServing() async {
+            await writer.stop()
+            try? await readPool.shutdownGracefully()
+            try? await loops.shutdownGracefully()
+            ledger.close()
+        }
+        let server: any Channel
+        do {
+            server = try await ServerBootstrap(group: loops)
+                .serverChannelOption(.backlog, value: 1024)
+                // A request is a short line: one read per readiness, rather than a second read
+                // that only returns EAGAIN.
+                .childChannelOption(.maxMessagesPerRead, value: 1)
+                // A client may close its sending side and still read the replies to what it sent.
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
+                .childChannelInitializer { [idleTimeout = config.idleTimeoutSeconds] child in
+                    connections.add(child)
+                    return Self.peer(of: child, rules: rules).flatMapThrowing { peer in
+                        try child.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(Int64(idleTimeout))))
+                        let bulk = LineFrameDecoder.Bulk()
+                        try child.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: service.maxLineBytes, bulk: bulk)))
+                        try child.pipeline.syncOperations.addHandler(ConnectionHandler(service: service, peer: peer, bulk: bulk))
+                    }
                 }
-            }
-            .bind(unixDomainSocketPath: config.socketPath).get()
+                .bind(unixDomainSocketPath: config.socketPath).get()
+        } catch {
+            await stopWithoutServing()
+            throw DaemonError.setup("cannot listen on \(config.socketPath): \(error)")
+        }
         guard chmod(config.socketPath, mode_t(config.socketMode)) == 0 else {
-            throw DaemonError.setup("cannot set the mode of \(config.socketPath): \(String(cString: strerror(errno)))")
+            let reason = String(cString: strerror(errno))
+            try? await server.close()
+            unlink(config.socketPath)
+            await stopWithoutServing()
+            throw DaemonError.setup("cannot set the mode of \(config.socketPath): \(reason)")
         }
         logger.info("serving", metadata: ["socket.path": "\(config.socketPath)", "socket.mode": "\(String(config.socketMode, radix: 8))",
                                           "event_loops": "\(config.eventLoops)"])

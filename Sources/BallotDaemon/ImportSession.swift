@@ -162,7 +162,7 @@ final class ImportSession {
             send(Reply.error(id: id, failure))
             return done()
         }
-        let sha256 = { var d = digest; return d.finalize() }()
+        let sha256 = { let d = digest; return d.finalize() }()  // finalize consumes; the session keeps its digest
         let reasons = refused.sorted { $0.key < $1.key }.map { ImportRecord.ReasonCount(reason: $0.key, count: $0.value) }
         guard !request.dryRun, let election = reader.election else {
             send(Reply.ok(id: id, result: summary(sha256, record: nil)))

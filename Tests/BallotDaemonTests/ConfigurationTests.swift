@@ -66,4 +66,20 @@ import TestSupport
         #expect(badMode.status == 64)
         #expect(badMode.output.contains("socket_mode"))
     }
+
+    /// A socket that cannot be bound stops the daemon with the reason, having stopped what it
+    /// had started: the ledger is closed and its lock released, so the next start serves.
+    @Test func aSocketThatCannotBeBoundIsNamedAndReleasesTheLedger() throws {
+        let dir = TemporaryDirectory("ballotd-bind")
+        try Data((0..<32).map { UInt8($0) }).write(to: URL(fileURLWithPath: dir.sub("secret")))
+        let common = ["--data-dir", dir.sub("data"), "--secret-file", dir.sub("secret")]
+        let unbindable = dir.sub("no-such-directory/ballotd.sock")
+        let failed = try DaemonProcess.runToExit(common + ["--socket", unbindable], log: dir.sub("failed.log"))
+        #expect(failed.status != 0)
+        #expect(failed.output.contains("cannot listen on \(unbindable)"))
+        let p = try launch(dir, common + ["--socket", dir.sub("good.sock")])
+        #expect(try waitForSocket(dir.sub("good.sock")).call(["op": "hello"]).isOK)
+        p.terminate(); p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+    }
 }
