@@ -79,8 +79,8 @@ public enum Audit {
     /// pass takes a fresh read transaction every 65,536 records.
     public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
                               progress: ((UInt64) -> Void)? = nil) throws -> AuditReport {
-        var records = RecordPass(maxFindings: maxFindings, events: try reader.size())
-        var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings)
+        var records = RecordPass(maxFindings: maxFindings)
+        var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings, events: try reader.size())
         try pipeline(reader, from: 1, &records, &rules, progress)
         try records.checkTrailingNodes(reader)
         // A daemon may be appending while we read: compare the projections stored with the
@@ -106,9 +106,8 @@ public enum Audit {
     private static func pipeline(_ reader: LedgerReader, from start: UInt64, _ records: inout RecordPass,
                                  _ rules: inout RulePass, _ progress: ((UInt64) -> Void)?) throws {
         let handoff = Handoff<RecordPass.Batch>(limit: 8)
-        // Hand the pass over rather than copy it: a copy would share its key table, and the
-        // first insert would then copy the whole table.
-        let producer = Producer(RecordPass(maxFindings: 0, events: 0))
+        // Hand the pass over rather than copy it (it runs on the other thread).
+        let producer = Producer(RecordPass(maxFindings: 0))
         swap(&producer.pass, &records)
         let thread = Thread {
             do {
@@ -122,6 +121,7 @@ public enum Audit {
         thread.stackSize = 1 << 20
         thread.start()
         while let batch = handoff.take() {
+            rules.checkKeys(batch.records, reader)
             rules.state.prefetchVoters(of: batch.records)
             for record in batch.records {
                 rules.replay(record, rootBefore: batch.rootsBefore[record.seq], reader)

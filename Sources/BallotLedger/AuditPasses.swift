@@ -1,14 +1,14 @@
 import BallotDomain
 
 // The two halves of `Audit.verify`. Each owns its state while they run, so that each can have a
-// core: the record pass reads the raw records (hashes, Merkle tree, decoding, order, keys); the
-// rule pass replays what decodes through the domain rules and checks the checkpoints' numbers.
-// The split keeps their CPU time about even (each has one table that misses the caches).
+// core: the record pass reads the raw records (hashes, Merkle tree, decoding, order); the rule
+// pass checks idempotency keys and replays what decodes through the domain rules and checks the
+// checkpoints' numbers. The split keeps their CPU time about even.
 // Each pass keeps its own findings; `verify` merges them in event order.
 
 extension Audit {
-    /// Reads the stored records themselves: no gaps, each decodes, timestamps never go back, no
-    /// idempotency key repeats, and every stored Merkle node is the one the records give.
+    /// Reads the stored records themselves: no gaps, each decodes, timestamps never go back, and
+    /// every stored Merkle node is the one the records give.
     struct RecordPass {
         /// Records that decoded, in order, and for each checkpoint among them the Merkle root of
         /// the events before it.
@@ -19,16 +19,13 @@ extension Audit {
 
         let maxFindings: Int
         var frontier = MerkleFrontier()
-        var keys: Key128Map<UInt64>
         var lastTime = Timestamp(microseconds: .min)
         /// The sequence number expected next.
         var next: UInt64 = 1
         var findings: [AuditFinding] = []
 
-        /// `events`, the ledger's size when the audit starts, sizes the key table once.
-        init(maxFindings: Int, events: UInt64) {
+        init(maxFindings: Int) {
             self.maxFindings = maxFindings
-            keys = Key128Map(capacity: Int(clamping: min(events, 1 << 26)))
         }
 
         var full: Bool { findings.count >= maxFindings }
@@ -47,7 +44,6 @@ extension Audit {
             try reader.scan(from: start) { seq, bytes, storedNode in
                 check(seq, bytes, storedNode, into: &batch)
                 if batch.records.count == batchSize {
-                    checkKeys(batch.records)
                     taken = handoff.put(batch)
                     batch = Batch()
                     batch.records.reserveCapacity(batchSize)
@@ -55,20 +51,7 @@ extension Audit {
                 return taken && !full
             }
             if taken && !batch.records.isEmpty {
-                checkKeys(batch.records)
                 _ = handoff.put(batch)
-            }
-        }
-
-        /// No idempotency key may be used twice. A batch at a time, so that the key table's
-        /// cache misses overlap (see `Key128Map.prefetch`).
-        mutating func checkKeys(_ batch: [RecordedEvent]) {
-            let keyed = batch.lazy.filter { !$0.idempotencyKey.isEmpty }
-                .map { (seq: $0.seq, key: $0.idempotencyKey, slot: IdempotencySlot.key($0.idempotencyKey)) }
-            let slots = Array(keyed)
-            keys.prefetch(slots.lazy.map(\.slot))
-            for k in slots where !keys.insert(k.slot, k.seq) {
-                note(.tampered, k.seq...k.seq, "idempotency key '\(k.key)' was already used by event \(keys[k.slot] ?? 0)")
             }
         }
 
@@ -141,12 +124,20 @@ extension Audit {
         let pinnedKey: Digest32?
         let maxFindings: Int
         var state = LedgerState()
+        var keys: KeyCheck
         var findings: [AuditFinding] = []
         var checkpoints: [(seq: UInt64, checkpoint: Checkpoint, holds: Bool)] = []
 
-        init(pinnedKey: Digest32?, maxFindings: Int) {
+        /// `events`, the ledger's size when the audit starts, sizes the key table once.
+        init(pinnedKey: Digest32?, maxFindings: Int, events: UInt64) {
             self.pinnedKey = pinnedKey
             self.maxFindings = maxFindings
+            keys = KeyCheck(events: events)
+        }
+
+        /// No idempotency key may be used twice.
+        mutating func checkKeys(_ batch: [RecordedEvent], _ reader: LedgerReader) {
+            for (seq, what) in keys.repeats(in: batch, reader) { note(.tampered, seq...seq, what) }
         }
 
         var full: Bool { findings.count >= maxFindings }
@@ -209,6 +200,66 @@ extension Audit {
                 return "'\(election)' series bucket \(Timestamp(microseconds: start).rfc3339)"
             }
             return "'\(election)' \(String(decoding: rest, as: UTF8.self))"
+        }
+    }
+}
+
+extension Audit {
+    /// Finds idempotency keys used twice. Each key is hashed with a fast hash, seeded afresh for
+    /// every audit, into a `SequenceIndex` (8 bytes a key); a candidate, an earlier event whose
+    /// key shares the index's 32 bits, is read back and its key compared. A key used twice is
+    /// always found; a candidate that is not one costs a read, about once in 4,000 keys.
+    struct KeyCheck {
+        private var events: SequenceIndex
+        private let seed = UInt64.random(in: 1...UInt64.max)
+
+        init(events: UInt64) {
+            self.events = SequenceIndex(capacity: Int(clamping: min(events, 1 << 30)))
+        }
+
+        /// Checks the keys of `batch` against every key before them and returns each repeat.
+        /// A batch at a time, so that the index's cache misses overlap (`SequenceIndex.prefetch`).
+        mutating func repeats(in batch: [RecordedEvent], _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
+            var keyed: [(seq: UInt64, key: String, slot: Key128)] = []
+            keyed.reserveCapacity(batch.count)
+            for record in batch where !record.idempotencyKey.isEmpty {
+                var key = record.idempotencyKey
+                let h = key.withUTF8 { Self.hash(UnsafeRawBufferPointer($0), seed: seed) }
+                keyed.append((record.seq, key, Key128(a: h, b: 0)))
+            }
+            events.prefetch(keyed.map(\.slot))
+            var repeats: [(seq: UInt64, what: String)] = []
+            for k in keyed {
+                let earlier = events.firstEvent(holding: k.slot, lastSeq: k.seq - 1) { candidate in
+                    (try? reader.record(candidate))??.idempotencyKey == k.key
+                }
+                if let earlier {
+                    repeats.append((k.seq, "idempotency key '\(k.key)' was already used by event \(earlier)"))
+                } else {
+                    events.insert(k.slot, seq: k.seq)
+                }
+            }
+            return repeats
+        }
+
+        /// A seeded 64-bit hash of a short byte string (multiply-and-fold mixing over 8-byte
+        /// words): a few nanoseconds, where SHA-256 takes a hundred. Only for spreading keys
+        /// over the index: a repeat is confirmed by comparing the keys themselves.
+        static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
+            func fold(_ a: UInt64, _ b: UInt64) -> UInt64 {
+                let product = a.multipliedFullWidth(by: b)
+                return product.high ^ product.low
+            }
+            var h = seed ^ (UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
+            var i = 0
+            while i + 8 <= bytes.count {
+                h = fold(h ^ bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self), 0xA076_1D64_78BD_642F)
+                i += 8
+            }
+            var tail: UInt64 = 0
+            for j in i..<bytes.count { tail |= UInt64(bytes[j]) << (8 * UInt64(j - i)) }
+            h = fold(h ^ tail, 0xE703_7ED1_A0B4_28DB)
+            return fold(h, 0x8EBC_6AF0_9C88_C6E3)
         }
     }
 }

@@ -94,6 +94,22 @@ struct AuditedLedger {
         #expect(range.contains(Int(l.voteSeq)) && range.count <= 16)
     }
 
+    /// A record rewritten to carry the idempotency key of an earlier one (its hashes no longer
+    /// match either, but the repeat is named exactly, with the event that used the key first).
+    @Test func anIdempotencyKeyUsedTwiceIsNamedWithTheFirstUse() throws {
+        let l = try AuditedLedger()
+        let later = l.voteSeq + 1
+        let original = try l.record(later).withUnsafeBytes { try RecordCodec.decode($0, seq: later) }
+        var forged = ByteWriter(capacity: 256)
+        RecordCodec.encode(RecordedEvent(seq: later, timestamp: original.timestamp, actor: original.actor,
+                                         idempotencyKey: "row-20", event: original.event), into: &forged)
+        try l.tamper { txn, db in try txn.put(LedgerKeys.sequence(later), forged.bytes, in: db) }
+        let (status, verdict) = try l.verify()
+        #expect(status == 2 && verdict["first_bad_seq"] as? Int == Int(later))
+        let text = try l.replay("verify", "--ledger", l.path)
+        #expect(text.stdout.contains("idempotency key 'row-20' was already used by event \(l.voteSeq)"))
+    }
+
     @Test func aRecordThatNoLongerDecodesIsNamedExactly() throws {
         let l = try AuditedLedger()
         var bytes = try l.record(l.voteSeq)
