@@ -42,13 +42,16 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
             keyBlock = TableBlock(zeroedBytes: capacity * 16)
             valueBlock = TableBlock(zeroedBytes: Self.valueBytes(capacity))
             keys = keyBlock.base.bindMemory(to: UInt64.self, capacity: capacity * 2)
-            values = valueBlock.base.bindMemory(to: Value.self, capacity: capacity)
+            values = valueBlock.base.bindMemory(to: Value.self, capacity: Self.valueSlots(capacity))
         }
 
-        /// A value of no size (a set's Void) is never stored, so it takes no memory per slot.
-        static func valueBytes(_ capacity: Int) -> Int {
-            MemoryLayout<Value>.size == 0 ? 1 : capacity * MemoryLayout<Value>.stride
-        }
+        /// A value of no size (a set's Void) is never stored or loaded (its stride is 1, but a
+        /// store of it touches no memory), so it takes one byte in all, not one per slot.
+        static func valueSlots(_ capacity: Int) -> Int { MemoryLayout<Value>.size == 0 ? 1 : capacity }
+        static func valueBytes(_ capacity: Int) -> Int { valueSlots(capacity) * MemoryLayout<Value>.stride }
+
+        /// The bytes the values take (tests check that a set's stay at one).
+        var valueBlockBytes: Int { valueBlock.bytes }
 
         /// Doubles the slots, the new half empty; what was in the old half stays where it was.
         @usableFromInline
@@ -57,7 +60,7 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
             keyBlock.grow(to: capacity * 16)
             valueBlock.grow(to: Self.valueBytes(capacity))
             keys = keyBlock.base.bindMemory(to: UInt64.self, capacity: capacity * 2)
-            values = valueBlock.base.bindMemory(to: Value.self, capacity: capacity)
+            values = valueBlock.base.bindMemory(to: Value.self, capacity: Self.valueSlots(capacity))
         }
 
         deinit {
@@ -186,7 +189,7 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
             })
     }
 
-    /// Moves every entry into fresh storage of `size` slots (also how a shared copy is unshared).
+    /// Moves every entry into fresh storage of `size` slots: how a shared copy is unshared.
     @usableFromInline
     mutating func resize(to size: Int) {
         var fresh = Key128Map(capacity: size / 2)

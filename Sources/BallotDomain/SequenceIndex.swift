@@ -1,14 +1,17 @@
-/// An index from 128-bit keys (already uniformly random: HMAC or SHA-256 output) to the events
-/// that hold them, for tables of millions. A slot keeps 32 bits of the key, its tag, and the
-/// low 32 bits of the event's sequence number: 8 bytes, where a map of whole keys to sequence
-/// numbers takes 20 or 24. So a lookup gives candidates, not an answer: the caller reads each
-/// candidate event and compares the whole key it holds. For a key that is not there, a
-/// candidate turns up about once in four thousand lookups, at any size.
+/// An index from keys to the events that hold them, for tables of millions. Only the top 32
+/// bits of a key's `a` are used, and they must be uniformly random (HMAC, SHA-256 or a good
+/// hash). A slot keeps those bits, its tag (the lowest forced to 1, so that no slot in use is
+/// zero, the empty mark), and the low 32 bits of the event's sequence number: 8 bytes, where a
+/// map of whole keys to sequence numbers takes 20 or 24. So a lookup gives candidates, not an
+/// answer: the caller reads each candidate event and compares the whole key it holds.
 ///
 /// The home slot of a tag is its top bits, as many as the table has: doubling the table splits
 /// each home in two, so the tag alone places every entry again and the table doubles where it
-/// is (see `rehashAfterDoubling`). Open addressing with linear probing, at most half full;
-/// copy-on-write like `Key128Map`.
+/// is (see `rehashAfterDoubling`). The price: entries that share a home share those bits, so
+/// only the other 31 - log2(slots) tell keys apart. A key that is not there meets a candidate
+/// in about (load) x 2^(log2(slots) - 31) of lookups: once in 2,000 at a million keys (2^21
+/// slots), once in 130 at 16 million. At most 2^30 entries (2^31 slots). Open addressing with
+/// linear probing, at most half full; copy-on-write like `Key128Map`.
 public struct SequenceIndex: @unchecked Sendable {
     @usableFromInline
     final class Storage {
@@ -56,7 +59,7 @@ public struct SequenceIndex: @unchecked Sendable {
         homeShift = 32 - bits
     }
 
-    /// A key's tag: 32 bits of it, the lowest set so that no slot in use is all zero (empty).
+    /// A key's tag: the top 32 bits of `a`, the lowest set so that no slot in use is all zero.
     @inlinable
     static func tag(_ key: Key128) -> UInt64 { (key.a >> 32) | 1 }
 
@@ -67,10 +70,11 @@ public struct SequenceIndex: @unchecked Sendable {
     func home(ofTag tag: UInt64) -> Int { Int(truncatingIfNeeded: tag >> UInt64(homeShift)) }
 
     /// Records that the event `seq` holds `key`. Does not look for the key first: the caller
-    /// has, with `firstCandidate`.
+    /// has, with `firstEvent(holding:lastSeq:where:)`.
     @inlinable
     public mutating func insert(_ key: Key128, seq: UInt64) {
         if (stored + 1) * 2 > mask + 1 {
+            precondition(homeShift > 1, "a sequence index holds at most 2^30 entries")
             if isKnownUniquelyReferenced(&storage) {
                 storage.double()
                 rehashAfterDoubling()

@@ -208,13 +208,15 @@ extension Audit {
     /// Finds idempotency keys used twice. Each key is hashed with a fast hash, seeded afresh for
     /// every audit, into a `SequenceIndex` (8 bytes a key); a candidate, an earlier event whose
     /// key shares the index's 32 bits, is read back and its key compared. A key used twice is
-    /// always found; a candidate that is not one costs a read, about once in 4,000 keys.
+    /// always found (or, if the earlier event cannot be read, that is a finding); a candidate
+    /// that is not one costs a read, once in 2,000 keys at a million.
     struct KeyCheck {
-        private var events: SequenceIndex
+        private var keyIndex: SequenceIndex
         private let seed = UInt64.random(in: 1...UInt64.max)
 
+        /// `events` sizes the index once, up to 2^26 keys; past that it doubles as it fills.
         init(events: UInt64) {
-            self.events = SequenceIndex(capacity: Int(clamping: min(events, 1 << 30)))
+            keyIndex = SequenceIndex(capacity: Int(clamping: min(events, 1 << 26)))
         }
 
         /// Checks the keys of `batch` against every key before them and returns each repeat.
@@ -227,16 +229,21 @@ extension Audit {
                 let h = key.withUTF8 { Self.hash(UnsafeRawBufferPointer($0), seed: seed) }
                 keyed.append((record.seq, key, Key128(a: h, b: 0)))
             }
-            events.prefetch(keyed.map(\.slot))
+            keyIndex.prefetch(keyed.map(\.slot))
             var repeats: [(seq: UInt64, what: String)] = []
             for k in keyed {
-                let earlier = events.firstEvent(holding: k.slot, lastSeq: k.seq - 1) { candidate in
-                    (try? reader.record(candidate))??.idempotencyKey == k.key
+                let earlier = keyIndex.firstEvent(holding: k.slot, lastSeq: k.seq - 1) { candidate in
+                    do {
+                        return try reader.record(candidate)?.idempotencyKey == k.key
+                    } catch {
+                        repeats.append((k.seq, "cannot tell whether its idempotency key '\(k.key)' repeats event \(candidate)'s: that event cannot be read (\(error))"))
+                        return false
+                    }
                 }
                 if let earlier {
                     repeats.append((k.seq, "idempotency key '\(k.key)' was already used by event \(earlier)"))
                 } else {
-                    events.insert(k.slot, seq: k.seq)
+                    keyIndex.insert(k.slot, seq: k.seq)
                 }
             }
             return repeats

@@ -67,8 +67,8 @@ import TestSupport
         #expect(badMode.output.contains("socket_mode"))
     }
 
-    /// A socket that cannot be bound stops the daemon with the reason, having stopped what it
-    /// had started: the ledger is closed and its lock released, so the next start serves.
+    /// A socket that cannot be bound stops the daemon with its reason and a failing exit code
+    /// (not a hang with its writer still running); the same ledger then serves on a good one.
     @Test func aSocketThatCannotBeBoundIsNamedAndReleasesTheLedger() throws {
         let dir = TemporaryDirectory("ballotd-bind")
         try Data((0..<32).map { UInt8($0) }).write(to: URL(fileURLWithPath: dir.sub("secret")))

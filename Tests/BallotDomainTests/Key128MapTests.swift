@@ -82,14 +82,16 @@ import Testing
         #expect(!map.contains(Key128(a: 0xF_FFFF, b: 999_999_999)))
     }
 
-    /// From 16 slots to 2^20, through the allocator's memory and then page-mapped memory: no
-    /// doubling copies the table (a set once did, at every size, because its values' block was
-    /// too small to be page-mapped and so could not grow where it was).
+    /// From the default 2,048 slots to 2^20, through the allocator's memory and then
+    /// page-mapped memory: no doubling copies the table into a second one, and a set's values
+    /// take one byte in all (a set once copied itself at every doubling, because its values'
+    /// block, a byte a slot, was too small to be page-mapped and could not grow where it was).
     @Test func aSetOfVoidValuesDoublesInPlace() {
         var set = Key128Map<Void>()
         for i in 1...300_000 { set.insert(Key128(a: UInt64(i) &* 0x9E37_79B9_7F4A_7C15, b: UInt64(i)), ()) }
         #expect(set.count == 300_000)
         #expect(set.copies == 0)
+        #expect(set.storage.valueBlockBytes == 1)
         #expect((1...300_000).allSatisfy { set.contains(Key128(a: UInt64($0) &* 0x9E37_79B9_7F4A_7C15, b: UInt64($0))) })
     }
 

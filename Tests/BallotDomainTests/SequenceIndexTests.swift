@@ -31,7 +31,7 @@ import Testing
             }
             #expect(found == nil)
         }
-        #expect(candidates < 100)  // about 25 expected: one in four thousand
+        #expect(candidates < 100)  // about 15 expected: 2^20 slots, 29 % full, 11 bits to tell keys apart
     }
 
     @Test func keysSharingATagAreToldApartByTheCaller() {
