@@ -15,22 +15,22 @@ enum IdempotencySlot {
 /// The event a key points at is read back anyway, to compare contents; the same read tells a
 /// true hit from another key that shares the slot's 32 bits.
 struct IdempotencyIndex {
-    private var events = SequenceIndex()
+    private var keyIndex = SequenceIndex()
 
     mutating func insert(_ slot: Key128, seq: UInt64) {
-        events.insert(slot, seq: seq)
+        keyIndex.insert(slot, seq: seq)
     }
 
-    /// See `Key128Map.prefetch`.
+    /// See `SequenceIndex.prefetch`.
     mutating func prefetch(_ slots: [Key128]) {
-        events.prefetch(slots)
+        keyIndex.prefetch(slots)
     }
 
     /// The event that used `key` (at `slot`), read with `record`; nil for a key not seen before.
     func original(of key: String, slot: Key128, lastSeq: UInt64,
                   record: (UInt64) throws -> RecordedEvent?) throws -> RecordedEvent? {
         var original: RecordedEvent?
-        _ = try events.firstEvent(holding: slot, lastSeq: lastSeq) { seq in
+        _ = try keyIndex.firstEvent(holding: slot, lastSeq: lastSeq) { seq in
             guard let candidate = try record(seq) else {
                 throw LedgerError.corruptRecord(seq: seq, reason: "event \(seq) is missing (the idempotency index names it, for key '\(key)')")
             }
