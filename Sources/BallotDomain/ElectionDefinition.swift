@@ -85,10 +85,14 @@ public struct ElectionDefinition: Sendable, Equatable {
 
     /// The start of the series bucket that `t` falls in.
     public func bucket(of t: Timestamp) -> Int64 {
-        let width = seriesBucketSeconds * 1_000_000
-        let offset = t.microseconds - opensAt.microseconds
+        Self.bucket(of: t, origin: opensAt, width: seriesBucketSeconds * 1_000_000)
+    }
+
+    /// The start of the bucket of `width` microseconds, counted from `origin`, that `t` is in.
+    static func bucket(of t: Timestamp, origin: Timestamp, width: Int64) -> Int64 {
+        let offset = t.microseconds - origin.microseconds
         let index = offset >= 0 ? offset / width : (offset - width + 1) / width
-        return opensAt.microseconds + index * width
+        return origin.microseconds + index * width
     }
 }
 

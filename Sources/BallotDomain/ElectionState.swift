@@ -20,6 +20,8 @@ public struct ElectionState: Sendable {
     public var votingOpenedAt: Timestamp? { storage.votingOpenedAt }
     public var votingClosedAt: Timestamp? { storage.votingClosedAt }
     public var juryClosed: Bool { storage.juryClosed }
+    /// Whether the result is certified, which seals the election.
+    var isSealed: Bool { storage.sealed }
     public var certified: CertifiedResult? { storage.certified }
     /// Valid votes per nominee ordinal.
     public var votes: [Int] { storage.votes }
@@ -43,10 +45,10 @@ public struct ElectionState: Sendable {
     /// The window `cast_at` is judged against, half-open (see `ElectionDefinition`): the
     /// schedule, moved by an explicit open (only before any vote) or close. Closing at T admits
     /// votes cast at T itself, so a vote accepted before the close stays inside.
-    public var effectiveOpensAt: Timestamp { storage.definition.effectiveOpensAt(openedAt: storage.votingOpenedAt) }
-    public var effectiveClosesAt: Timestamp { storage.definition.effectiveClosesAt(closedAt: storage.votingClosedAt) }
+    public var effectiveOpensAt: Timestamp { storage.window.opens }
+    public var effectiveClosesAt: Timestamp { storage.window.closes }
 
-    public func isInWindow(_ t: Timestamp) -> Bool { t >= effectiveOpensAt && t < effectiveClosesAt }
+    public func isInWindow(_ t: Timestamp) -> Bool { t >= storage.window.opens && t < storage.window.closes }
 
     public func isVotingOver(at now: Timestamp) -> Bool { storage.definition.isVotingOver(at: now, closedAt: storage.votingClosedAt) }
 
@@ -70,9 +72,16 @@ public struct ElectionState: Sendable {
     }
 
     /// The fields, in one object so that copying the state is cheap; mutated only when unique.
+    /// What every vote reads (the window, the bucket width, whether the result is certified) is
+    /// also kept as plain numbers, so that checking and counting a vote copies no collection.
     private final class Storage: @unchecked Sendable {
         let definition: ElectionDefinition
         let definedAt: UInt64
+        /// The effective window, half-open (see `ElectionState.effectiveOpensAt`).
+        var window: (opens: Timestamp, closes: Timestamp)
+        let bucketOrigin: Timestamp
+        let bucketWidth: Int64
+        var sealed = false
         var nominees: [Nomination] = []
         var nomineeIndex = OrdinalIndex()
         var jurors: [(id: JurorID, name: String)] = []
@@ -94,6 +103,9 @@ public struct ElectionState: Sendable {
             self.definition = definition
             self.definedAt = seq
             self.lastSeq = seq
+            window = (definition.effectiveOpensAt(openedAt: nil), definition.effectiveClosesAt(closedAt: nil))
+            bucketOrigin = definition.opensAt
+            bucketWidth = definition.seriesBucketSeconds * 1_000_000
         }
 
         func copy() -> Storage {
@@ -104,6 +116,8 @@ public struct ElectionState: Sendable {
             c.jurorIDs = jurorIDs
             c.votingOpenedAt = votingOpenedAt
             c.votingClosedAt = votingClosedAt
+            c.window = window
+            c.sealed = sealed
             c.juryClosed = juryClosed
             c.certified = certified
             c.votes = votes
@@ -129,8 +143,10 @@ public struct ElectionState: Sendable {
                 votes.append(0)
             case .votingOpened:
                 votingOpenedAt = record.timestamp
+                window.opens = definition.effectiveOpensAt(openedAt: record.timestamp)
             case .votingClosed:
                 votingClosedAt = record.timestamp
+                window.closes = definition.effectiveClosesAt(closedAt: record.timestamp)
             case .voteCast(let v):
                 guard let i = ordinal(of: v.nominee) else { return }
                 voters.insert(v.voter.prefix, ())
@@ -151,13 +167,14 @@ public struct ElectionState: Sendable {
                 juryClosed = true
             case .resultCertified(let r):
                 certified = r
+                sealed = true
             case .importRecorded, .checkpointSigned:
                 break
             }
         }
 
         private func count(_ castAt: Timestamp, nominee i: Int, by delta: Int) {
-            let bucket = definition.bucket(of: castAt)
+            let bucket = ElectionDefinition.bucket(of: castAt, origin: bucketOrigin, width: bucketWidth)
             series[bucket, default: Array(repeating: 0, count: nominees.count)][i] += delta
         }
     }

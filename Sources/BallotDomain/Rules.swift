@@ -40,9 +40,7 @@ extension LedgerState {
 extension ElectionState {
     /// Decides a command addressed to this election (see `LedgerState.decide`).
     borrowing func decide(_ command: Command, at now: Timestamp, lookupVote: (UInt64) throws -> VoteCast?) throws -> Event {
-        if let result = certified {
-            throw DomainError(.electionSealed, "the result of '\(id)' is certified (winner '\(result.winner)'); nothing more is accepted for it")
-        }
+        try requireUnsealed()
         switch command {
         case .defineElection, .recordImport, .takeCheckpoint, .recordCheckpoint:
             preconditionFailure("LedgerState.decide handles election.define, import records and checkpoints")
@@ -88,21 +86,9 @@ extension ElectionState {
             return .votingClosed(election: id)
 
         case .castVote(let id, let nominee, let voter, let castAt, let channel):
-            guard ordinal(of: nominee) != nil else { throw unknownNominee(nominee) }
-            let when = castAt ?? now
-            // A vote cannot come from the future. This also keeps every counted vote inside the
-            // window for good: closing at T admits everything cast up to T.
-            guard when <= now else {
-                throw DomainError(.badRequest, "cast_at \(when) is later than the ledger's clock (\(now)); a vote cannot be cast in the future")
-            }
-            guard isInWindow(when) else {
-                throw DomainError(.outsideWindow, "cast_at \(when) is outside the voting window of '\(id)', from \(effectiveOpensAt) up to \(effectiveClosesAt)")
-            }
-            guard !hasVoted(voter) else {
-                throw DomainError(.duplicateVote, "this voter has already voted in '\(id)'; one vote per voter")
-            }
-            if !channel.isEmpty { try Limits.check(channel, "channel", max: Limits.channel) }
-            return .voteCast(VoteCast(election: id, nominee: nominee, voter: voter, castAt: when, channel: channel))
+            let vote = VoteCast(election: id, nominee: nominee, voter: voter, castAt: castAt ?? now, channel: channel)
+            try checkVote(vote, at: now)
+            return .voteCast(vote)
 
         case .invalidateVote(let id, let seq, let reason):
             try Limits.check(reason, "vote.invalidate reason", max: Limits.text)
@@ -157,6 +143,32 @@ extension ElectionState {
                 throw DomainError(.badRequest, "'\(id)' has no nominees; there is nothing to certify")
             }
             return .resultCertified(CertifiedResult(election: id, winner: winner.nominee, ranking: ranking.entries.map(\.nominee)))
+        }
+    }
+
+    /// The rule for a vote, which `decide` applies to a new one and replay to a recorded one
+    /// (without building a command: votes are nearly every event). The election is this one.
+    func checkVote(_ vote: VoteCast, at now: Timestamp) throws(DomainError) {
+        try requireUnsealed()
+        guard ordinal(of: vote.nominee) != nil else { throw unknownNominee(vote.nominee) }
+        let when = vote.castAt
+        // A vote cannot come from the future. This also keeps every counted vote inside the
+        // window for good: closing at T admits everything cast up to T.
+        guard when <= now else {
+            throw DomainError(.badRequest, "cast_at \(when) is later than the ledger's clock (\(now)); a vote cannot be cast in the future")
+        }
+        guard isInWindow(when) else {
+            throw DomainError(.outsideWindow, "cast_at \(when) is outside the voting window of '\(id)', from \(effectiveOpensAt) up to \(effectiveClosesAt)")
+        }
+        guard !hasVoted(vote.voter) else {
+            throw DomainError(.duplicateVote, "this voter has already voted in '\(id)'; one vote per voter")
+        }
+        if !vote.channel.isEmpty { try Limits.check(vote.channel, "channel", max: Limits.channel) }
+    }
+
+    private func requireUnsealed() throws(DomainError) {
+        if isSealed, let result = certified {
+            throw DomainError(.electionSealed, "the result of '\(id)' is certified (winner '\(result.winner)'); nothing more is accepted for it")
         }
     }
 
