@@ -3,7 +3,8 @@ import PackageDescription
 
 // Layers, bottom up: CLMDB (system library) -> BallotStore (the only LMDB user)
 // -> BallotDomain (pure rules and projections) -> BallotLedger (the event log,
-// Merkle tree and projection store; SHA-256 from COpenSSL) -> thin executables.
+// Merkle tree and projection store; SHA-256 from COpenSSL, and CSHA256Pair for hashing two
+// at a time) -> thin executables.
 // BallotConfig reads data files (Foundation); the ledger and the auditor's path need none.
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
@@ -46,6 +47,8 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        // SHA-256 of two messages at once with the x86 SHA extensions, for the Merkle tree.
+        .target(name: "CSHA256Pair"),
         .target(
             name: "BallotStore",
             dependencies: ["CLMDB"],
@@ -61,6 +64,7 @@ let package = Package(
                 "BallotStore",
                 "BallotDomain",
                 "COpenSSL",
+                "CSHA256Pair",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings

@@ -18,6 +18,7 @@ extension Audit {
         }
 
         let maxFindings: Int
+        var interner = TextInterner()
         var frontier = MerkleFrontier()
         var lastTime = Timestamp(microseconds: .min)
         /// The sequence number expected next.
@@ -37,54 +38,54 @@ extension Audit {
         /// Checks every record from `start`, handing those that decode to `handoff` in batches,
         /// until the end, `maxFindings`, or the consumer stops taking them.
         mutating func scan(_ reader: LedgerReader, from start: UInt64, into handoff: Handoff<Batch>) throws {
-            let batchSize = 1024
-            var batch = Batch()
-            batch.records.reserveCapacity(batchSize)
             var taken = true
-            try reader.scan(from: start) { seq, bytes, storedNode in
-                check(seq, bytes, storedNode, into: &batch)
-                if batch.records.count == batchSize {
-                    taken = handoff.put(batch)
-                    batch = Batch()
-                    batch.records.reserveCapacity(batchSize)
-                }
+            try reader.scanBatches(from: start) { stored, storedNode in
+                var batch = Batch()
+                batch.records.reserveCapacity(stored.count)
+                check(stored, storedNode, into: &batch)
+                taken = handoff.put(batch)
                 return taken && !full
             }
-            if taken && !batch.records.isEmpty {
-                _ = handoff.put(batch)
-            }
         }
 
-        mutating func check(_ seq: UInt64, _ bytes: UnsafeRawBufferPointer,
+        /// Checks a batch of stored records read in one snapshot (`storedNode` reads from it).
+        mutating func check(_ stored: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],
                             _ storedNode: (Int, UInt64) throws -> MerkleHash??, into batch: inout Batch) {
-            if seq != next {
-                note(.tampered, next...next, "event \(next) is missing: the next stored event is \(seq)")
+            let leaves = MerkleHash.leaves(stored.map(\.bytes))
+            var inTree = 0  // how many of `leaves` the frontier holds
+            for (i, (seq, bytes)) in stored.enumerated() {
+                if seq != next {
+                    note(.tampered, next...next, "event \(next) is missing: the next stored event is \(seq)")
+                }
+                next = seq + 1
+                let record: RecordedEvent
+                do {
+                    record = try RecordCodec.decode(bytes, seq: seq, interner: &interner)
+                } catch {
+                    if case .corruptRecord(_, let reason) = error { note(.tampered, seq...seq, reason) } else { note(.tampered, seq...seq, "\(error)") }
+                    continue
+                }
+                if record.timestamp < lastTime {
+                    note(.tampered, seq...seq, "its timestamp \(record.timestamp) is earlier than the event before it (\(lastTime))")
+                }
+                lastTime = max(lastTime, record.timestamp)
+                if case .checkpointSigned = record.event {
+                    appendLeaves(leaves[inTree..<i], storedNode)
+                    inTree = i
+                    batch.rootsBefore[seq] = frontier.root
+                }
+                batch.records.append(record)
             }
-            next = seq + 1
-            let leaf = MerkleHash.leaf(bytes)
-            defer { appendLeaf(leaf, storedNode) }
-            let record: RecordedEvent
-            do {
-                record = try RecordCodec.decode(bytes, seq: seq)
-            } catch {
-                if case .corruptRecord(_, let reason) = error { note(.tampered, seq...seq, reason) } else { note(.tampered, seq...seq, "\(error)") }
-                return
-            }
-            if record.timestamp < lastTime {
-                note(.tampered, seq...seq, "its timestamp \(record.timestamp) is earlier than the event before it (\(lastTime))")
-            }
-            lastTime = max(lastTime, record.timestamp)
-            if case .checkpointSigned = record.event { batch.rootsBefore[seq] = frontier.root }
-            batch.records.append(record)
+            appendLeaves(leaves[inTree...], storedNode)
         }
 
-        /// Adds the leaf and compares each stored node it completes. A node over a span that
+        /// Adds the leaves and compares each stored node they complete. A node over a span that
         /// already holds a disagreeing node adds nothing: every node above an altered record
         /// disagrees, and the lowest one says the most.
-        mutating func appendLeaf(_ leaf: MerkleHash, _ storedNode: (Int, UInt64) throws -> MerkleHash??) {
+        mutating func appendLeaves(_ leaves: ArraySlice<MerkleHash>, _ storedNode: (Int, UInt64) throws -> MerkleHash??) {
             var completed: [(level: Int, index: UInt64, hash: MerkleHash)] = []
-            frontier.append(leaf) { level, index, hash in
-                if level >= LedgerKeys.firstStoredLevel { completed.append((level, index, hash)) }
+            frontier.append(leaves: Array(leaves), storingFrom: LedgerKeys.firstStoredLevel) { level, index, hash in
+                completed.append((level, index, hash))
             }
             for node in completed {
                 let span = ((node.index << UInt64(node.level)) + 1)...((node.index + 1) << UInt64(node.level))

@@ -196,19 +196,43 @@ public struct LedgerReader: Sendable {
                      _ body: (_ seq: UInt64, _ bytes: UnsafeRawBufferPointer,
                               _ storedNode: (_ level: Int, _ index: UInt64) throws -> MerkleHash??) throws -> Bool) throws {
         try eachStoredRecord(from: start, chunk: chunk) { txn, seq, value in
-            try body(seq, value, { level, index in
-                try LedgerKeys.merkleNode(level: level, index: index).withUnsafeBytes { k in
-                    try txn.withValue(forKey: k, in: dbs.merkle) { v -> MerkleHash? in v.count == 32 ? MerkleHash(v) : nil }
-                }
-            })
+            try body(seq, value, { level, index in try Self.storedNode(level, index, in: txn, dbs) })
+        }
+    }
+
+    /// `scan`, a batch at a time: `body` gets up to `batch` records (sequence number and bytes),
+    /// all read in one snapshot and valid until it returns, with the stored-node lookup of that
+    /// snapshot; until it returns false. The audit hashes a batch's leaves two at a time.
+    public func scanBatches(from start: UInt64 = 1, batch: Int = 1024, chunk: Int = 65_536,
+                            _ body: (_ records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],
+                                     _ storedNode: (_ level: Int, _ index: UInt64) throws -> MerkleHash??) throws -> Bool) throws {
+        var records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)] = []
+        records.reserveCapacity(batch)
+        func handOver(_ txn: borrowing ReadTransaction) throws -> Bool {
+            guard !records.isEmpty else { return true }
+            defer { records.removeAll(keepingCapacity: true) }
+            return try body(records, { level, index in try Self.storedNode(level, index, in: txn, dbs) })
+        }
+        try eachStoredRecord(from: start, chunk: chunk, { txn, seq, value in
+            records.append((seq, value))
+            return try records.count < batch ? true : handOver(txn)
+        }, snapshotEnds: handOver)
+    }
+
+    private static func storedNode(_ level: Int, _ index: UInt64, in txn: borrowing ReadTransaction,
+                                   _ dbs: LedgerDatabases) throws -> MerkleHash?? {
+        try LedgerKeys.merkleNode(level: level, index: index).withUnsafeBytes { k in
+            try txn.withValue(forKey: k, in: dbs.merkle) { v -> MerkleHash? in v.count == 32 ? MerkleHash(v) : nil }
         }
     }
 
     /// The stored records from `start` in key order, with the transaction each was read in, a
     /// fresh one every `chunk` records so that a long read never pins an old snapshot; until
-    /// `body` returns false. A key that is not 8 bytes throws.
+    /// `body` returns false. A key that is not 8 bytes throws. `snapshotEnds` runs as each
+    /// transaction is about to end (unless `body` stopped), and can stop the walk too.
     private func eachStoredRecord(from start: UInt64, chunk: Int,
-                                  _ body: (borrowing ReadTransaction, UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
+                                  _ body: (borrowing ReadTransaction, UInt64, UnsafeRawBufferPointer) throws -> Bool,
+                                  snapshotEnds: (borrowing ReadTransaction) throws -> Bool = { _ in true }) throws {
         var next = max(start, 1)
         while true {
             var visited = 0
@@ -226,6 +250,7 @@ public struct LedgerReader: Sendable {
                     }
                     return visited < chunk
                 }
+                if !stop, try !snapshotEnds(txn) { stop = true }
             }
             if stop || visited < chunk { return }
         }

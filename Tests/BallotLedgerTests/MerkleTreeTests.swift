@@ -25,6 +25,39 @@ import TestSupport
         return (frontier, nodes)
     }
 
+    /// Appending leaves a batch at a time gives the same tree, nodes and peaks as one at a
+    /// time, whatever the size it starts from and however the batches fall.
+    @Test func batchesBuildTheSameTreeAsSingleLeaves() {
+        let hashes = leaves(300)
+        let (single, singleNodes) = store(hashes)
+        for cuts in [[1], [2], [3], [16], [7, 1, 64, 2], [100, 1, 1, 5, 33], [300]] {
+            var frontier = MerkleFrontier()
+            var nodes: [String: MerkleHash] = [:]
+            var order: [Int] = []
+            var at = 0, k = 0
+            while at < hashes.count {
+                let n = min(cuts[k % cuts.count], hashes.count - at)
+                frontier.append(leaves: Array(hashes[at..<(at + n)]), storingFrom: 0) { level, index, hash in
+                    #expect(nodes["\(level)/\(index)"] == nil, "node \(level)/\(index) reported twice")
+                    nodes["\(level)/\(index)"] = hash
+                    order.append(level)
+                }
+                #expect(order == order.sorted(), "levels in order within a batch")
+                order = []
+                at += n
+                k += 1
+                #expect(frontier.size == UInt64(at))
+                #expect(frontier.root == naiveRoot(hashes.prefix(at)), "cuts \(cuts), size \(at)")
+            }
+            #expect(nodes == singleNodes, "cuts \(cuts)")
+            #expect(frontier.root == single.root)
+        }
+        var high = MerkleFrontier()
+        var reported: [Int] = []
+        high.append(leaves: hashes, storingFrom: 4) { level, _, _ in reported.append(level) }
+        #expect(reported.min() == 4 && reported.count == singleNodes.keys.filter { Int($0.split(separator: "/")[0])! >= 4 }.count)
+    }
+
     @Test func rootsOfEveryPrefixMatchTheDefinition() throws {
         let hashes = leaves(70)
         let (frontier, nodes) = store(hashes)

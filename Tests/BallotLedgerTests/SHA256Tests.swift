@@ -23,4 +23,34 @@ import Testing
         #expect(Array("Test Using Larger Than Block-Size Key - Hash Key First".utf8).withUnsafeBytes { long.authenticate($0) }.hex
                 == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
     }
+
+    /// The two-at-a-time hashing (x86 SHA extensions) must agree with OpenSSL on every message
+    /// length around the block boundaries, for pairs of equal and of different lengths.
+    @Test func pairsAgreeWithOneAtATime() {
+        var rng = SystemRandomNumberGenerator()
+        let records: [[UInt8]] = (0..<300).map { n in (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) } }
+        let shuffled = records.shuffled()
+        let all = records + shuffled
+        let hashed = withBuffers(all) { MerkleHash.leaves($0) }
+        for (i, record) in all.enumerated() {
+            #expect(hashed[i] == record.withUnsafeBytes { MerkleHash.leaf($0) }, "record of \(record.count) bytes, at \(i)")
+        }
+        let parents = MerkleHash.parents(of: hashed)
+        for i in parents.indices {
+            #expect(parents[i] == MerkleHash.node(hashed[2 * i], hashed[2 * i + 1]), "pair \(i)")
+        }
+        #expect(MerkleHash.leaves([]).isEmpty)
+        print("SHA-256 two at a time: \(MerkleHash.hashesInPairs ? "SHA extensions" : "not available, OpenSSL one at a time")")
+    }
+
+    /// Buffers over each array, valid while `body` runs.
+    func withBuffers<R>(_ arrays: [[UInt8]], _ body: ([UnsafeRawBufferPointer]) -> R) -> R {
+        let storage = arrays.map { bytes -> UnsafeMutableRawBufferPointer in
+            let p = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
+            p.copyMemory(from: bytes.withUnsafeBytes { $0 })
+            return p
+        }
+        defer { storage.forEach { $0.deallocate() } }
+        return body(storage.map { UnsafeRawBufferPointer($0) })
+    }
 }

@@ -82,6 +82,35 @@ struct AuditedLedger {
         #expect(wrong == 2 && refused["first_bad_seq"] as? Int == Int(l.firstCheckpoint))
     }
 
+    /// The audit reads in batches that end with each read snapshot: every record comes once, in
+    /// order, with its own bytes, and decoding through an interner (which hands repeated texts
+    /// back without checking them again) gives the same events as decoding without.
+    @Test func batchesCoverEveryRecordOnceAndInternedDecodingAgrees() throws {
+        let ledger = try AuditedLedger()
+        let reader = try LedgerReader.openReadOnly(path: ledger.path)
+        var expected: [(seq: UInt64, bytes: [UInt8])] = []
+        try reader.forEachRecord { record, bytes, _ in
+            expected.append((record.seq, Array(bytes)))
+            return true
+        }
+        for (batch, chunk) in [(1, 1), (7, 10), (16, 16), (1024, 65_536)] {
+            var seen: [UInt64] = []
+            var interner = TextInterner()
+            try reader.scanBatches(batch: batch, chunk: chunk) { records, _ in
+                #expect(records.count <= batch)
+                for (seq, bytes) in records {
+                    let i = seen.count
+                    seen.append(seq)
+                    #expect(Array(bytes) == expected[i].bytes, "batch \(batch), chunk \(chunk): event \(seq)")
+                    let interned = try RecordCodec.decode(bytes, seq: seq, interner: &interner)
+                    #expect(try interned == RecordCodec.decode(bytes, seq: seq))
+                }
+                return true
+            }
+            #expect(seen == expected.map(\.seq), "batch \(batch), chunk \(chunk)")
+        }
+    }
+
     @Test func aFlippedByteThatStillDecodesIsPlacedByTheMerkleNodes() throws {
         let l = try AuditedLedger()
         var bytes = try l.record(l.voteSeq)

@@ -37,10 +37,14 @@ struct ByteWriter {
 struct ByteReader {
     let base: UnsafeRawBufferPointer
     private(set) var offset: Int
+    /// Short texts already decoded by this reader's caller, if it keeps them (a pointer: the
+    /// caller's table outlives the reader, and is touched by no one else meanwhile).
+    let interner: UnsafeMutablePointer<TextInterner>?
 
-    init(_ base: UnsafeRawBufferPointer, offset: Int = 0) {
+    init(_ base: UnsafeRawBufferPointer, offset: Int = 0, interner: UnsafeMutablePointer<TextInterner>? = nil) {
         self.base = base
         self.offset = offset
+        self.interner = interner
     }
 
     var remaining: Int { base.count - offset }
@@ -52,6 +56,7 @@ struct ByteReader {
         var description: String { "\(what) at byte \(offset)" }
     }
 
+    @inline(__always)
     private mutating func take(_ n: Int, _ field: @autoclosure () -> String) throws(Failure) -> Int {
         guard n <= remaining else {
             throw Failure(offset: offset, what: "\(field()) needs \(n) bytes but only \(remaining) remain")
@@ -60,18 +65,19 @@ struct ByteReader {
         return offset
     }
 
+    @inline(__always)
     private mutating func load<T: FixedWidthInteger>(_: T.Type, _ field: @autoclosure () -> String) throws(Failure) -> T {
         let at = try take(MemoryLayout<T>.size, field())
         return T(bigEndian: base.loadUnaligned(fromByteOffset: at, as: T.self))
     }
 
-    mutating func u8(_ field: @autoclosure () -> String) throws(Failure) -> UInt8 { try load(UInt8.self, field()) }
-    mutating func u16(_ field: @autoclosure () -> String) throws(Failure) -> UInt16 { try load(UInt16.self, field()) }
-    mutating func u32(_ field: @autoclosure () -> String) throws(Failure) -> UInt32 { try load(UInt32.self, field()) }
-    mutating func u64(_ field: @autoclosure () -> String) throws(Failure) -> UInt64 { try load(UInt64.self, field()) }
-    mutating func i32(_ field: @autoclosure () -> String) throws(Failure) -> Int32 { Int32(bitPattern: try u32(field())) }
-    mutating func i64(_ field: @autoclosure () -> String) throws(Failure) -> Int64 { Int64(bitPattern: try u64(field())) }
-    mutating func f64(_ field: @autoclosure () -> String) throws(Failure) -> Double { Double(bitPattern: try u64(field())) }
+    @inline(__always) mutating func u8(_ field: @autoclosure () -> String) throws(Failure) -> UInt8 { try load(UInt8.self, field()) }
+    @inline(__always) mutating func u16(_ field: @autoclosure () -> String) throws(Failure) -> UInt16 { try load(UInt16.self, field()) }
+    @inline(__always) mutating func u32(_ field: @autoclosure () -> String) throws(Failure) -> UInt32 { try load(UInt32.self, field()) }
+    @inline(__always) mutating func u64(_ field: @autoclosure () -> String) throws(Failure) -> UInt64 { try load(UInt64.self, field()) }
+    @inline(__always) mutating func i32(_ field: @autoclosure () -> String) throws(Failure) -> Int32 { Int32(bitPattern: try u32(field())) }
+    @inline(__always) mutating func i64(_ field: @autoclosure () -> String) throws(Failure) -> Int64 { Int64(bitPattern: try u64(field())) }
+    @inline(__always) mutating func f64(_ field: @autoclosure () -> String) throws(Failure) -> Double { Double(bitPattern: try u64(field())) }
 
     mutating func bool(_ field: @autoclosure () -> String) throws(Failure) -> Bool {
         let at = offset
@@ -87,13 +93,16 @@ struct ByteReader {
         return UnsafeRawBufferPointer(rebasing: base[at..<(at + n)])
     }
 
-    mutating func str(_ field: @autoclosure () -> String) throws(Failure) -> String {
+    /// A text; one that `repeats` (a channel, not a unique key) goes through the interner.
+    mutating func str(_ field: @autoclosure () -> String, repeats: Bool = true) throws(Failure) -> String {
         let n = Int(try u16("length of \(field())"))
         let at = offset
         let raw = try bytes(n, field())
+        if repeats, let known = interner?.pointee.known(raw, asIdentifier: false) { return known }
         guard let s = String(utf8Bytes: raw) else {
             throw Failure(offset: at, what: "\(field()) is not valid UTF-8")
         }
+        if repeats { interner?.pointee.remember(raw, s, asIdentifier: false) }
         return s
     }
 
@@ -101,9 +110,61 @@ struct ByteReader {
         let n = Int(try u16("length of \(field())"))
         let at = offset
         let raw = try bytes(n, field())
+        if let known = interner?.pointee.known(raw, asIdentifier: true) { return Slug(unchecked: known) }
         guard Slug.isValid(utf8: raw) else {
             throw Failure(offset: at, what: "\(field()) '\(String(decoding: raw, as: UTF8.self))' is not a valid identifier")
         }
-        return Slug(unchecked: String(decoding: raw, as: UTF8.self))
+        let text = String(decoding: raw, as: UTF8.self)
+        interner?.pointee.remember(raw, text, asIdentifier: true)
+        return Slug(unchecked: text)
+    }
+}
+
+/// The short texts that a run of records repeats (election and nominee ids, channels), each
+/// checked and made into a String once: bytes equal to ones seen before give that String back
+/// without being validated or copied again. An auditor's pass decodes millions of votes that
+/// name the same few ids. Holds the last `capacity` texts of up to 16 bytes.
+struct TextInterner {
+    private struct Entry {
+        var length: Int
+        var words: (UInt64, UInt64)
+        var text: String
+        /// Whether the text was also found to be a valid identifier (`Slug`).
+        var isIdentifier: Bool
+    }
+
+    static let capacity = 16
+    private var entries: [Entry] = []
+    private var oldest = 0
+
+    /// The String of `raw` if it was remembered (as an identifier, if `asIdentifier`).
+    func known(_ raw: UnsafeRawBufferPointer, asIdentifier: Bool) -> String? {
+        guard raw.count <= 16 else { return nil }
+        let words = Self.words(raw)
+        return entries.withUnsafeBufferPointer { entries in
+            for i in entries.indices where entries[i].words == words && entries[i].length == raw.count
+                && (entries[i].isIdentifier || !asIdentifier) {
+                return entries[i].text
+            }
+            return nil
+        }
+    }
+
+    /// Remembers that `raw` is `text`, valid UTF-8 (and a valid identifier, if `asIdentifier`).
+    mutating func remember(_ raw: UnsafeRawBufferPointer, _ text: String, asIdentifier: Bool) {
+        guard raw.count <= 16 else { return }
+        let entry = Entry(length: raw.count, words: Self.words(raw), text: text, isIdentifier: asIdentifier)
+        if entries.count < Self.capacity {
+            entries.append(entry)
+        } else {
+            entries[oldest] = entry
+            oldest = (oldest + 1) % Self.capacity
+        }
+    }
+
+    private static func words(_ raw: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
+        var words: (UInt64, UInt64) = (0, 0)
+        withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: raw) }
+        return words
     }
 }

@@ -46,7 +46,17 @@ public enum RecordCodec {
 
     /// Decodes the record stored under sequence number `seq`, checking that it says the same.
     public static func decode(_ bytes: UnsafeRawBufferPointer, seq: UInt64) throws(LedgerError) -> RecordedEvent {
-        var r = ByteReader(bytes)
+        try decode(bytes, seq: seq, interner: nil)
+    }
+
+    /// The same, reusing the Strings of texts that `interner` has seen in earlier records.
+    static func decode(_ bytes: UnsafeRawBufferPointer, seq: UInt64, interner: inout TextInterner) throws(LedgerError) -> RecordedEvent {
+        try withUnsafeMutablePointer(to: &interner) { p throws(LedgerError) in try decode(bytes, seq: seq, interner: p) }
+    }
+
+    private static func decode(_ bytes: UnsafeRawBufferPointer, seq: UInt64,
+                               interner: UnsafeMutablePointer<TextInterner>?) throws(LedgerError) -> RecordedEvent {
+        var r = ByteReader(bytes, interner: interner)
         do {
             let version = try r.u8("format version")
             guard version == formatVersion else {
@@ -66,7 +76,7 @@ public enum RecordCodec {
                 throw LedgerError.corruptRecord(seq: seq, reason: "unknown actor role \(roleByte) at byte 18")
             }
             let uid = try r.u32("actor uid")
-            let key = try r.str("idempotency key")
+            let key = try r.str("idempotency key", repeats: false)
             let length = Int(try r.u32("payload length"))
             guard length == r.remaining else {
                 throw LedgerError.corruptRecord(seq: seq, reason: "payload length says \(length) bytes but \(r.remaining) follow")

@@ -172,6 +172,34 @@ public struct MerkleFrontier: Sendable {
         size += 1
     }
 
+    /// Adds `leaves` in order, as many `append(_:store:)` calls would, but a level at a time, so
+    /// that sibling nodes are hashed two at a time (`MerkleHash.parents`). `store` receives each
+    /// completed node of level `lowest` or above, level by level, each level in index order.
+    public mutating func append(leaves: [MerkleHash], storingFrom lowest: Int = 0,
+                                store: (_ level: Int, _ index: UInt64, _ hash: MerkleHash) throws -> Void) rethrows {
+        var row = leaves
+        var first = size  // the index of row[0] at its level
+        var level = 0
+        var carries: [(level: Int, hash: MerkleHash)] = []
+        size += UInt64(leaves.count)
+        while !row.isEmpty {
+            if level >= lowest {
+                for (k, hash) in row.enumerated() { try store(level, first + UInt64(k), hash) }
+            }
+            // A peak at this level is the left sibling of row[0].
+            if let peak = peaks.last, peak.level == level {
+                peaks.removeLast()
+                row.insert(peak.hash, at: 0)
+                first -= 1
+            }
+            if row.count % 2 == 1 { carries.append((level, row.removeLast())) }
+            row = MerkleHash.parents(of: row)
+            first /= 2
+            level += 1
+        }
+        peaks.append(contentsOf: carries.reversed())
+    }
+
     /// The root of the tree as it stands.
     public var root: MerkleHash {
         guard var r = peaks.last?.hash else { return MerkleHash.emptyRoot }
