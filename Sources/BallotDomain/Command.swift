@@ -51,7 +51,8 @@ public enum Command: Sendable, Equatable {
     }
 
     /// The command that would have produced `event`: replay re-decides it and expects the same
-    /// event back, so that every rule is checked again on every recorded event.
+    /// event back, so that every rule is checked again on every recorded event (a vote is
+    /// checked by `checkVote` directly, the same rule).
     public init(reconstructing event: Event) {
         switch event {
         case .electionDefined(let d): self = .defineElection(d)

@@ -63,7 +63,9 @@ public struct LedgerState: Sendable {
     }
 
     /// Checks a recorded event against the rules as they stood before it: the command it
-    /// answers is decided again at the record's time and must give the same event back.
+    /// answers is decided again at the record's time and must give the same event back. A
+    /// vote, nearly every event, goes straight to `ElectionState.checkVote`, the rule `decide`
+    /// applies to `vote.cast`, which for a recorded vote gives back the vote itself.
     /// Returns the reason the event should not be there, or nil when it is sound.
     /// Errors thrown by `lookupVote` propagate.
     public func check(_ record: RecordedEvent, lookupVote: (UInt64) throws -> VoteCast?) throws -> DomainError? {

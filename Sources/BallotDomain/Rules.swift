@@ -86,6 +86,7 @@ extension ElectionState {
             return .votingClosed(election: id)
 
         case .castVote(let id, let nominee, let voter, let castAt, let channel):
+            // Every rule for a vote lives in `checkVote`: replay calls it alone.
             let vote = VoteCast(election: id, nominee: nominee, voter: voter, castAt: castAt ?? now, channel: channel)
             try checkVote(vote, at: now)
             return .voteCast(vote)
@@ -166,6 +167,8 @@ extension ElectionState {
         if !vote.channel.isEmpty { try Limits.check(vote.channel, "channel", max: Limits.channel) }
     }
 
+    /// `isSealed` is the plain flag `apply` sets with `certified`; a vote checks it (through
+    /// `checkVote`) a second time after `decide` has, which costs nothing.
     private func requireUnsealed() throws(DomainError) {
         if isSealed, let result = certified {
             throw DomainError(.electionSealed, "the result of '\(id)' is certified (winner '\(result.winner)'); nothing more is accepted for it")

@@ -94,11 +94,18 @@ public enum Audit {
             rules.compare(stored, through: records.next - 1)
             break
         }
-        // Each pass checks its limit between batches; keep the first `maxFindings` of each.
-        let findings = (records.findings.prefix(maxFindings) + rules.findings.prefix(maxFindings)).enumerated()
-            .sorted { ($0.element.events.lowerBound, $0.offset) < ($1.element.events.lowerBound, $1.offset) }.map(\.element)
+        // Each pass checks its limit between batches, so it may have noted more; keep the
+        // `maxFindings` earliest of each (a batch notes its Merkle nodes after its records, so a
+        // node over an earlier event can come after later records' findings).
+        let findings = (inEventOrder(records.findings).prefix(maxFindings) + inEventOrder(rules.findings).prefix(maxFindings))
         return AuditReport(events: records.next - 1, root: records.frontier.root, checkpoints: rules.checkpoints,
-                           findings: findings, state: rules.state, keyPinned: pinnedKey != nil)
+                           findings: inEventOrder(Array(findings)), state: rules.state, keyPinned: pinnedKey != nil)
+    }
+
+    /// By first event, in the order noted where that is the same.
+    private static func inEventOrder(_ findings: [AuditFinding]) -> [AuditFinding] {
+        findings.enumerated()
+            .sorted { ($0.element.events.lowerBound, $0.offset) < ($1.element.events.lowerBound, $1.offset) }.map(\.element)
     }
 
     /// Runs `records` from `start` on a thread of its own, handing what decodes to `rules` on

@@ -123,6 +123,31 @@ struct AuditedLedger {
         #expect(range.contains(Int(l.voteSeq)) && range.count <= 16)
     }
 
+    /// More findings than the limit in one batch: the Merkle node over an altered early record
+    /// is noted after the batch's later records that no longer decode, and must still be kept
+    /// (the earliest findings are, not the first noted).
+    @Test func anEarlyAlterationIsKeptWhenLaterRecordsFillTheFindings() throws {
+        let l = try AuditedLedger()
+        var altered = try l.record(l.voteSeq)
+        altered[altered.count - 20] ^= 0x01   // inside the voter key: still a valid vote
+        let broken = (l.voteSeq + 20)..<(l.voteSeq + 60)
+        let undecodable = try broken.map { seq -> [UInt8] in
+            var bytes = try l.record(seq)
+            bytes[1] = 99   // the event type
+            return bytes
+        }
+        try l.tamper { txn, db in
+            try txn.put(LedgerKeys.sequence(l.voteSeq), altered, in: db)
+            for (seq, bytes) in zip(broken, undecodable) { try txn.put(LedgerKeys.sequence(seq), bytes, in: db) }
+        }
+        let (status, verdict) = try l.verify()
+        #expect(status == 2)
+        let findings = try #require(verdict["findings"] as? [[String: Any]])
+        let spans = findings.map { ($0["first_seq"] as! Int)...($0["last_seq"] as! Int) }
+        #expect(spans.contains { $0.contains(Int(l.voteSeq)) && $0.count <= 16 }, "findings: \(spans)")
+        #expect(spans.contains { $0 == Int(broken.lowerBound)...Int(broken.lowerBound) })
+    }
+
     /// A record rewritten to carry the idempotency key of an earlier one (its hashes no longer
     /// match either, but the repeat is named exactly, with the event that used the key first).
     @Test func anIdempotencyKeyUsedTwiceIsNamedWithTheFirstUse() throws {

@@ -93,8 +93,9 @@ struct ByteReader {
         return UnsafeRawBufferPointer(rebasing: base[at..<(at + n)])
     }
 
-    /// A text; one that `repeats` (a channel, not a unique key) goes through the interner.
-    mutating func str(_ field: @autoclosure () -> String, repeats: Bool = true) throws(Failure) -> String {
+    /// A text; one that `repeats` from record to record (a vote's channel) goes through the
+    /// interner, if the reader has one.
+    mutating func str(_ field: @autoclosure () -> String, repeats: Bool = false) throws(Failure) -> String {
         let n = Int(try u16("length of \(field())"))
         let at = offset
         let raw = try bytes(n, field())

@@ -138,7 +138,7 @@ enum PayloadCodec {
             let n = try r.slug("nominee id")
             let voter = VoterKey(try r.bytes(32, "voter key"))
             let castAt = Timestamp(microseconds: try r.i64("cast_at"))
-            return .voteCast(VoteCast(election: e, nominee: n, voter: voter, castAt: castAt, channel: try r.str("channel")))
+            return .voteCast(VoteCast(election: e, nominee: n, voter: voter, castAt: castAt, channel: try r.str("channel", repeats: true)))
         case .voteInvalidated:
             let e = try r.slug("election id")
             let vote = try r.u64("invalidated vote")

@@ -76,7 +76,7 @@ public enum RecordCodec {
                 throw LedgerError.corruptRecord(seq: seq, reason: "unknown actor role \(roleByte) at byte 18")
             }
             let uid = try r.u32("actor uid")
-            let key = try r.str("idempotency key", repeats: false)
+            let key = try r.str("idempotency key")
             let length = Int(try r.u32("payload length"))
             guard length == r.remaining else {
                 throw LedgerError.corruptRecord(seq: seq, reason: "payload length says \(length) bytes but \(r.remaining) follow")

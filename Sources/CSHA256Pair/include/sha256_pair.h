@@ -5,7 +5,8 @@
  * times its throughput, so one message leaves the unit mostly idle; interleaving the rounds of
  * two fills it (measured 1.55x OpenSSL's one-message code on 97-byte records,
  * docs/performance.md). Every message is `prefix || bytes`, the RFC 6962 leaf (0x00) and node
- * (0x01) form, so no caller has to copy a record to prepend its byte.
+ * (0x01) form, so no caller has to copy a record to prepend its byte (blocks that hold the
+ * prefix or the padding are assembled on the stack; the others are read in place).
  *
  * Where the processor lacks the extensions (or is not x86-64), `ballot_sha256_pair_available`
  * returns 0 and the callers use OpenSSL instead; the other functions must not be called. */
