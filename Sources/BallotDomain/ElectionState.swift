@@ -39,7 +39,8 @@ public struct ElectionState: Sendable {
 
     public func ordinal(of nominee: NomineeID) -> Int? { storage.ordinal(of: nominee) }
     public func hasJuror(_ id: JurorID) -> Bool { storage.jurorIDs.contains(id) }
-    public func hasVoted(_ voter: VoterKey) -> Bool { storage.voters.contains(voter.prefix) }
+    public func hasVoted(_ voter: VoterKey) -> Bool { hasVoted(prefix: voter.prefix) }
+    func hasVoted(prefix voter: Key128) -> Bool { storage.voters.contains(voter) }
     public func isInvalidated(vote seq: UInt64) -> Bool { storage.invalidated.contains(seq) }
 
     /// The window `cast_at` is judged against, half-open (see `ElectionDefinition`): the
@@ -71,17 +72,29 @@ public struct ElectionState: Sendable {
         storage.apply(record)
     }
 
+    /// Counts a vote that `checkVote` admitted, recorded as event `seq` (replay's bulk path).
+    mutating func apply(_ vote: ResolvedVote, seq: UInt64) {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        storage.lastSeq = seq
+        storage.count(vote.voter, nominee: vote.nominee, castAt: vote.castAt)
+    }
+
     /// The fields, in one object so that copying the state is cheap; mutated only when unique.
     /// What every vote reads (the window, the bucket width, whether the result is certified) is
     /// also kept as plain numbers, so that checking and counting a vote copies no collection.
+    ///
+    /// The fields every vote reads or writes are `@exclusivity(unchecked)`: a class's fields
+    /// are otherwise checked for overlapping access at run time, on every access, which was
+    /// about a tenth of replaying a vote. Nothing here can overlap: the storage is changed only by `apply`,
+    /// on a state that holds it alone, and no access to one field runs code touching another.
     private final class Storage: @unchecked Sendable {
         let definition: ElectionDefinition
         let definedAt: UInt64
         /// The effective window, half-open (see `ElectionState.effectiveOpensAt`).
-        var window: (opens: Timestamp, closes: Timestamp)
+        @exclusivity(unchecked) var window: (opens: Timestamp, closes: Timestamp)
         let bucketOrigin: Timestamp
         let bucketWidth: Int64
-        var sealed = false
+        @exclusivity(unchecked) var sealed = false
         var nominees: [Nomination] = []
         var nomineeIndex = OrdinalIndex()
         var jurors: [(id: JurorID, name: String)] = []
@@ -90,13 +103,13 @@ public struct ElectionState: Sendable {
         var votingClosedAt: Timestamp?
         var juryClosed = false
         var certified: CertifiedResult?
-        var votes: [Int] = []
+        @exclusivity(unchecked) var votes: [Int] = []
         var invalidatedVotes = 0
-        var series: [Int64: [Int]] = [:]
+        @exclusivity(unchecked) var series: [Int64: [Int]] = [:]
         var scores: [ScoreSlot: (score: Int32, seq: UInt64)] = [:]
-        var lastSeq: UInt64
+        @exclusivity(unchecked) var lastSeq: UInt64
         /// Who has voted, by the first 128 bits of their key.
-        var voters = Key128Map<Void>()
+        @exclusivity(unchecked) var voters = Key128Map<Void>()
         var invalidated: Set<UInt64> = []
 
         init(definition: ElectionDefinition, seq: UInt64) {
@@ -149,9 +162,7 @@ public struct ElectionState: Sendable {
                 window.closes = definition.effectiveClosesAt(closedAt: record.timestamp)
             case .voteCast(let v):
                 guard let i = ordinal(of: v.nominee) else { return }
-                voters.insert(v.voter.prefix, ())
-                votes[i] += 1
-                count(v.castAt, nominee: i, by: 1)
+                count(v.voter.prefix, nominee: i, castAt: v.castAt)
             case .voteInvalidated(let x):
                 guard let i = ordinal(of: x.nominee) else { return }
                 invalidated.insert(x.vote)
@@ -171,6 +182,12 @@ public struct ElectionState: Sendable {
             case .importRecorded, .checkpointSigned:
                 break
             }
+        }
+
+        func count(_ voter: Key128, nominee i: Int, castAt: Timestamp) {
+            voters.insert(voter, ())
+            votes[i] += 1
+            count(castAt, nominee: i, by: 1)
         }
 
         private func count(_ castAt: Timestamp, nominee i: Int, by delta: Int) {

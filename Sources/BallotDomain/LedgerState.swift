@@ -38,25 +38,10 @@ public struct LedgerState: Sendable {
         }
     }
 
-    /// Brings into cache the slots of the voter tables that these votes will look up, before
-    /// they are checked and applied one at a time: replaying millions of votes in batches, the
-    /// table misses then overlap (see `Key128Map.prefetch`). Changes nothing that can be seen.
-    public mutating func prefetchVoters(of records: [RecordedEvent]) {
-        // Votes come in long runs for one election: gather each run's keys, then touch them
-        // in one tight loop, which is what lets the misses overlap.
-        var run: (election: ElectionID, voters: [Key128])?
-        for record in records {
-            guard case .voteCast(let v) = record.event else { continue }
-            if run?.election != v.election {
-                if let run { prefetchVoters(run.voters, in: run.election) }
-                run = (v.election, [])
-            }
-            run?.voters.append(v.voter.prefix)
-        }
-        if let run { prefetchVoters(run.voters, in: run.election) }
-    }
-
-    /// The same for the voters (first 128 bits of their keys) of votes in one election.
+    /// Brings into cache the slots of an election's voter table that these voters (the first
+    /// 128 bits of their keys) will look up, before their votes are checked and applied one at
+    /// a time: in batches of thousands, the table misses then overlap (see
+    /// `Key128Map.prefetch`). Changes nothing that can be seen.
     public mutating func prefetchVoters(_ voters: [Key128], in election: ElectionID) {
         guard let i = ordinal(of: election) else { return }
         electionList[i].prefetchVoters(voters)
@@ -91,5 +76,38 @@ public struct LedgerState: Sendable {
             return DomainError(.corruptRecord, "event \(record.seq) (\(record.event.kind)) differs from what the rules give for it: \(expected)")
         }
         return nil
+    }
+}
+
+// Replay's bulk path for votes (see `ResolvedVote`).
+extension LedgerState {
+    /// The position of an election in `elections`, or nil if it is not defined (yet).
+    public func ordinal(ofElection id: ElectionID) -> Int? { ordinal(of: id) }
+
+    /// The position of a nominee among the nominees of the election at `election`.
+    public func ordinal(ofNominee id: NomineeID, inElection election: Int) -> Int? {
+        electionList[election].ordinal(of: id)
+    }
+
+    /// `check` for a resolved vote recorded at `time`: the reason it should not be there, or
+    /// nil when it is sound.
+    public func check(_ vote: ResolvedVote, at time: Timestamp) -> DomainError? {
+        do {
+            try electionList[vote.election].checkVote(vote, at: time)
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// `apply` for a resolved vote recorded as event `seq`.
+    public mutating func apply(_ vote: ResolvedVote, seq: UInt64) {
+        lastSeq = seq
+        electionList[vote.election].apply(vote, seq: seq)
+    }
+
+    /// `prefetchVoters(_:in:)` for the election at position `election`.
+    public mutating func prefetchVoters(_ voters: [Key128], inElection election: Int) {
+        electionList[election].prefetchVoters(voters)
     }
 }

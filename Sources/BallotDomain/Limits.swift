@@ -13,7 +13,11 @@ public enum Limits {
     public static let elections = 100_000
 
     static func check(_ value: String, _ what: String, max: Int) throws(DomainError) {
-        let n = value.utf8.count
+        try check(bytes: value.utf8.count, what, max: max)
+    }
+
+    /// The same, for a text of `n` bytes.
+    static func check(bytes n: Int, _ what: String, max: Int) throws(DomainError) {
         guard n > 0 else { throw DomainError(.badRequest, "\(what) is empty") }
         guard n <= max else { throw DomainError(.badRequest, "\(what) is \(n) bytes long; at most \(max)") }
     }

@@ -151,7 +151,15 @@ extension ElectionState {
     /// (without building a command: votes are nearly every event). The election is this one.
     func checkVote(_ vote: VoteCast, at now: Timestamp) throws(DomainError) {
         try requireUnsealed()
-        guard ordinal(of: vote.nominee) != nil else { throw unknownNominee(vote.nominee) }
+        guard let nominee = ordinal(of: vote.nominee) else { throw unknownNominee(vote.nominee) }
+        try checkVote(ResolvedVote(election: -1, nominee: nominee, voter: vote.voter.prefix, castAt: vote.castAt,
+                                   channelBytes: vote.channel.utf8.count), at: now)
+    }
+
+    /// The same rule for a vote whose nominee is already found (replay's bulk path, see
+    /// `ResolvedVote`); `vote.election` is not read. The checks come in the same order.
+    func checkVote(_ vote: ResolvedVote, at now: Timestamp) throws(DomainError) {
+        try requireUnsealed()
         let when = vote.castAt
         // A vote cannot come from the future. This also keeps every counted vote inside the
         // window for good: closing at T admits everything cast up to T.
@@ -161,10 +169,10 @@ extension ElectionState {
         guard isInWindow(when) else {
             throw DomainError(.outsideWindow, "cast_at \(when) is outside the voting window of '\(id)', from \(effectiveOpensAt) up to \(effectiveClosesAt)")
         }
-        guard !hasVoted(vote.voter) else {
+        guard !hasVoted(prefix: vote.voter) else {
             throw DomainError(.duplicateVote, "this voter has already voted in '\(id)'; one vote per voter")
         }
-        if !vote.channel.isEmpty { try Limits.check(vote.channel, "channel", max: Limits.channel) }
+        if vote.channelBytes > 0 { try Limits.check(bytes: vote.channelBytes, "channel", max: Limits.channel) }
     }
 
     /// `isSealed` is the plain flag `apply` sets with `certified`; a vote checks it (through

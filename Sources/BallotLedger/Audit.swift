@@ -79,8 +79,8 @@ public enum Audit {
     /// pass takes a fresh read transaction every 65,536 records.
     public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
                               progress: ((UInt64) -> Void)? = nil) throws -> AuditReport {
-        var records = RecordPass(maxFindings: maxFindings)
         var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings, events: try reader.size())
+        var records = RecordPass(maxFindings: maxFindings, keySeed: rules.keys.seed)
         try pipeline(reader, from: 1, &records, &rules, progress)
         try records.checkTrailingNodes(reader)
         // A daemon may be appending while we read: compare the projections stored with the
@@ -114,7 +114,7 @@ public enum Audit {
                                  _ rules: inout RulePass, _ progress: ((UInt64) -> Void)?) throws {
         let handoff = Handoff<RecordPass.Batch>(limit: 8)
         // Hand the pass over rather than copy it (it runs on the other thread).
-        let producer = Producer(RecordPass(maxFindings: 0))
+        let producer = Producer(RecordPass(maxFindings: 0, keySeed: 0))
         swap(&producer.pass, &records)
         let thread = Thread {
             do {
@@ -128,12 +128,7 @@ public enum Audit {
         thread.stackSize = 1 << 20
         thread.start()
         while let batch = handoff.take() {
-            rules.checkKeys(batch.records, reader)
-            rules.state.prefetchVoters(of: batch.records)
-            for record in batch.records {
-                rules.replay(record, rootBefore: batch.rootsBefore[record.seq], reader)
-                if record.seq & 0xFFFF == 0 { progress?(record.seq) }
-            }
+            rules.replay(batch, reader, progress)
             if rules.full { handoff.cancel() }
         }
         producer.done.wait()

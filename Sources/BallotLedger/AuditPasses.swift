@@ -10,23 +10,29 @@ extension Audit {
     /// Reads the stored records themselves: no gaps, each decodes, timestamps never go back, and
     /// every stored Merkle node is the one the records give.
     struct RecordPass {
-        /// Records that decoded, in order, and for each checkpoint among them the Merkle root of
-        /// the events before it.
+        /// Records that decoded, in order (votes coded, the rest decoded in full), the texts
+        /// first coded in this batch, and for each checkpoint among the records the Merkle root
+        /// of the events before it.
         struct Batch: Sendable {
+            var votes: [CodedVote] = []
             var records: [RecordedEvent] = []
+            var texts: [String] = []
             var rootsBefore: [UInt64: MerkleHash] = [:]
         }
 
         let maxFindings: Int
-        var interner = TextInterner()
+        /// `KeyCheck`'s seed, to hash each vote's idempotency key as it is decoded.
+        let keySeed: UInt64
+        var codes = TextCodes()
         var frontier = MerkleFrontier()
         var lastTime = Timestamp(microseconds: .min)
         /// The sequence number expected next.
         var next: UInt64 = 1
         var findings: [AuditFinding] = []
 
-        init(maxFindings: Int) {
+        init(maxFindings: Int, keySeed: UInt64) {
             self.maxFindings = maxFindings
+            self.keySeed = keySeed
         }
 
         var full: Bool { findings.count >= maxFindings }
@@ -41,7 +47,7 @@ extension Audit {
             var taken = true
             try reader.scanBatches(from: start) { stored, storedNode in
                 var batch = Batch()
-                batch.records.reserveCapacity(stored.count)
+                batch.votes.reserveCapacity(stored.count)
                 check(stored, storedNode, into: &batch)
                 taken = handoff.put(batch)
                 return taken && !full
@@ -58,25 +64,32 @@ extension Audit {
                     note(.tampered, next...next, "event \(next) is missing: the next stored event is \(seq)")
                 }
                 next = seq + 1
-                let record: RecordedEvent
+                let vote: CodedVote?, record: RecordedEvent?
                 do {
-                    record = try RecordCodec.decode(bytes, seq: seq, interner: &interner)
+                    vote = try CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: keySeed)
+                    record = vote == nil ? try RecordCodec.decode(bytes, seq: seq) : nil
                 } catch {
                     if case .corruptRecord(_, let reason) = error { note(.tampered, seq...seq, reason) } else { note(.tampered, seq...seq, "\(error)") }
                     continue
                 }
-                if record.timestamp < lastTime {
-                    note(.tampered, seq...seq, "its timestamp \(record.timestamp) is earlier than the event before it (\(lastTime))")
+                let timestamp = vote?.timestamp ?? record!.timestamp
+                if timestamp < lastTime {
+                    note(.tampered, seq...seq, "its timestamp \(timestamp) is earlier than the event before it (\(lastTime))")
                 }
-                lastTime = max(lastTime, record.timestamp)
-                if case .checkpointSigned = record.event {
-                    appendLeaves(leaves[inTree..<i], storedNode)
-                    inTree = i
-                    batch.rootsBefore[seq] = frontier.root
+                lastTime = max(lastTime, timestamp)
+                if let vote {
+                    batch.votes.append(vote)
+                } else if let record {
+                    if case .checkpointSigned = record.event {
+                        appendLeaves(leaves[inTree..<i], storedNode)
+                        inTree = i
+                        batch.rootsBefore[seq] = frontier.root
+                    }
+                    batch.records.append(record)
                 }
-                batch.records.append(record)
             }
             appendLeaves(leaves[inTree...], storedNode)
+            batch.texts = codes.takeNew()
         }
 
         /// Adds the leaves and compares each stored node they complete. A node over a span that
@@ -126,6 +139,7 @@ extension Audit {
         let maxFindings: Int
         var state = LedgerState()
         var keys: KeyCheck
+        var texts = TextsSeen()
         var findings: [AuditFinding] = []
         var checkpoints: [(seq: UInt64, checkpoint: Checkpoint, holds: Bool)] = []
 
@@ -136,15 +150,65 @@ extension Audit {
             keys = KeyCheck(events: events)
         }
 
-        /// No idempotency key may be used twice.
-        mutating func checkKeys(_ batch: [RecordedEvent], _ reader: LedgerReader) {
-            for (seq, what) in keys.repeats(in: batch, reader) { note(.tampered, seq...seq, what) }
-        }
-
         var full: Bool { findings.count >= maxFindings }
 
         mutating func note(_ severity: AuditFinding.Severity, _ events: ClosedRange<UInt64>, _ what: String) {
             findings.append(AuditFinding(severity: severity, events: events, what: what))
+        }
+
+        /// Replays a batch from the record pass: its keys first (no idempotency key may be used
+        /// twice), then its events in sequence order.
+        mutating func replay(_ batch: RecordPass.Batch, _ reader: LedgerReader, _ progress: ((UInt64) -> Void)?) {
+            texts.learn(batch.texts)
+            for (seq, what) in keys.repeats(in: batch, reader) { note(.tampered, seq...seq, what) }
+            prefetchVoters(of: batch.votes)
+            var r = 0
+            let records = batch.records
+            for vote in batch.votes {
+                while r < records.count && records[r].seq < vote.seq {
+                    replay(records[r], rootBefore: batch.rootsBefore[records[r].seq], reader)
+                    r += 1
+                }
+                replay(vote, reader)
+                if vote.seq & 0xFFFF == 0 { progress?(vote.seq) }
+            }
+            for record in records[r...] { replay(record, rootBefore: batch.rootsBefore[record.seq], reader) }
+        }
+
+        /// Brings into cache the voter slots the votes will look up, so that their misses
+        /// overlap (see `Key128Map.prefetch`); a run of votes for one election at a time.
+        mutating func prefetchVoters(of votes: [CodedVote]) {
+            var start = 0
+            while start < votes.count {
+                let code = votes[start].election
+                var end = start + 1
+                while end < votes.count && votes[end].election == code { end += 1 }
+                if let election = texts.election(code, in: state) {
+                    state.prefetchVoters(votes[start..<end].map(\.voter.prefix), inElection: election)
+                }
+                start = end
+            }
+        }
+
+        /// A coded vote: checked and counted by the same rule as any vote, its election and
+        /// nominee found by code. One the state does not know is read again and replayed in
+        /// full, so that the finding says what `check` says of it.
+        mutating func replay(_ vote: CodedVote, _ reader: LedgerReader) {
+            guard let resolved = texts.resolve(vote, in: state) else {
+                do {
+                    guard let record = try reader.record(vote.seq) else {
+                        throw LedgerError.corruptRecord(seq: vote.seq, reason: "it is no longer there")
+                    }
+                    replay(record, rootBefore: nil, reader)
+                } catch {
+                    note(.tampered, vote.seq...vote.seq, "the event cannot be read again: \(error)")
+                }
+                return
+            }
+            if let refusal = state.check(resolved, at: vote.timestamp) {
+                note(.tampered, vote.seq...vote.seq, "the rules refuse this \(EventKind.voteCast) event: \(refusal.message)")
+            }
+            state.apply(resolved, seq: vote.seq)
         }
 
         /// `reader` serves the rare rule that looks back at an earlier vote (an invalidation).
@@ -213,7 +277,7 @@ extension Audit {
     /// that is not one costs a read, once in 2,000 keys at a million.
     struct KeyCheck {
         private var keyIndex: SequenceIndex
-        private let seed = UInt64.random(in: 1...UInt64.max)
+        let seed = UInt64.random(in: 1...UInt64.max)
 
         /// `events` sizes the index once, up to 2^26 keys; past that it doubles as it fills.
         init(events: UInt64) {
@@ -222,27 +286,32 @@ extension Audit {
 
         /// Checks the keys of `batch` against every key before them and returns each repeat.
         /// A batch at a time, so that the index's cache misses overlap (`SequenceIndex.prefetch`).
-        mutating func repeats(in batch: [RecordedEvent], _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
-            var keyed: [(seq: UInt64, key: String, slot: Key128)] = []
-            keyed.reserveCapacity(batch.count)
-            for record in batch where !record.idempotencyKey.isEmpty {
+        mutating func repeats(in batch: RecordPass.Batch, _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
+            var keyed: [(seq: UInt64, slot: Key128)] = []
+            keyed.reserveCapacity(batch.votes.count + batch.records.count)
+            for vote in batch.votes { if let h = vote.keyHash { keyed.append((vote.seq, Key128(a: h, b: 0))) } }
+            for record in batch.records where !record.idempotencyKey.isEmpty {
                 var key = record.idempotencyKey
                 let h = key.withUTF8 { Self.hash(UnsafeRawBufferPointer($0), seed: seed) }
-                keyed.append((record.seq, key, Key128(a: h, b: 0)))
+                keyed.append((record.seq, Key128(a: h, b: 0)))
             }
+            if !batch.records.isEmpty { keyed.sort { $0.seq < $1.seq } }
             keyIndex.prefetch(keyed.map(\.slot))
             var repeats: [(seq: UInt64, what: String)] = []
             for k in keyed {
+                // A candidate shares the index's bits: compare the keys themselves, read again.
+                var key: String?
                 let earlier = keyIndex.firstEvent(holding: k.slot, lastSeq: k.seq - 1) { candidate in
                     do {
-                        return try reader.record(candidate)?.idempotencyKey == k.key
+                        if key == nil { key = try reader.record(k.seq)?.idempotencyKey }
+                        return try key != nil && reader.record(candidate)?.idempotencyKey == key
                     } catch {
-                        repeats.append((k.seq, "cannot tell whether its idempotency key '\(k.key)' repeats event \(candidate)'s: that event cannot be read (\(error))"))
+                        repeats.append((k.seq, "cannot tell whether its idempotency key repeats event \(candidate)'s: one of them cannot be read (\(error))"))
                         return false
                     }
                 }
-                if let earlier {
-                    repeats.append((k.seq, "idempotency key '\(k.key)' was already used by event \(earlier)"))
+                if let earlier, let key {
+                    repeats.append((k.seq, "idempotency key '\(key)' was already used by event \(earlier)"))
                 } else {
                     keyIndex.insert(k.slot, seq: k.seq)
                 }

@@ -83,31 +83,79 @@ struct AuditedLedger {
     }
 
     /// The audit reads in batches that end with each read snapshot: every record comes once, in
-    /// order, with its own bytes, and decoding through an interner (which hands repeated texts
-    /// back without checking them again) gives the same events as decoding without.
-    @Test func batchesCoverEveryRecordOnceAndInternedDecodingAgrees() throws {
+    /// order, with its own bytes. A vote decoded with its texts coded (`CodedVote`, which checks
+    /// each distinct text once) says what decoding it in full says, and refuses what that
+    /// refuses, with the same reason.
+    @Test func batchesCoverEveryRecordOnceAndCodedVotesAgree() throws {
         let ledger = try AuditedLedger()
         let reader = try LedgerReader.openReadOnly(path: ledger.path)
         var expected: [(seq: UInt64, bytes: [UInt8])] = []
+        var voteTexts: Set<String> = [], voteCount = 0
         try reader.forEachRecord { record, bytes, _ in
             expected.append((record.seq, Array(bytes)))
+            if case .voteCast(let v) = record.event {
+                voteTexts.formUnion([v.election.value, v.nominee.value, v.channel])
+                voteCount += 1
+            }
             return true
         }
+        #expect(voteCount >= 60 && voteTexts.count >= 3)
         for (batch, chunk) in [(1, 1), (7, 10), (16, 16), (1024, 65_536)] {
             var seen: [UInt64] = []
-            var interner = TextInterner()
+            var codes = Audit.TextCodes()
+            var texts: [String] = []
+            var votes = 0
             try reader.scanBatches(batch: batch, chunk: chunk) { records, _ in
                 #expect(records.count <= batch)
                 for (seq, bytes) in records {
                     let i = seen.count
                     seen.append(seq)
                     #expect(Array(bytes) == expected[i].bytes, "batch \(batch), chunk \(chunk): event \(seq)")
-                    let interned = try RecordCodec.decode(bytes, seq: seq, interner: &interner)
-                    #expect(try interned == RecordCodec.decode(bytes, seq: seq))
+                    let full = try RecordCodec.decode(bytes, seq: seq)
+                    let coded = try Audit.CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: 7)
+                    texts += codes.takeNew()
+                    guard case .voteCast(let v) = full.event else {
+                        #expect(coded == nil, "event \(seq)")
+                        continue
+                    }
+                    votes += 1
+                    let c = try #require(coded)
+                    var key = full.idempotencyKey
+                    let keyHash = key.withUTF8 { Audit.KeyCheck.hash(UnsafeRawBufferPointer($0), seed: 7) }
+                    #expect(texts[Int(c.election)] == v.election.value && texts[Int(c.nominee)] == v.nominee.value
+                            && texts[Int(c.channel)] == v.channel && c.voter == v.voter.digest && c.castAt == v.castAt
+                            && c.timestamp == full.timestamp && c.seq == seq && c.keyHash == (key.isEmpty ? nil : keyHash))
                 }
                 return true
             }
             #expect(seen == expected.map(\.seq), "batch \(batch), chunk \(chunk)")
+            #expect(votes == voteCount && Set(texts) == voteTexts && texts.count == voteTexts.count)
+        }
+
+        // Spoilt copies of a vote: a nominee id that is not an identifier, a channel that is not
+        // UTF-8, an idempotency key that is not UTF-8, a byte left over. Each way of decoding
+        // refuses each, for the same reason, whether its texts were met before or not.
+        let vote = try ledger.record(ledger.voteSeq)
+        let record = try vote.withUnsafeBytes { try RecordCodec.decode($0, seq: ledger.voteSeq) }
+        guard case .voteCast(let v) = record.event else { Issue.record("not a vote"); return }
+        let nomineeAt = 29 + record.idempotencyKey.utf8.count + 2 + v.election.value.utf8.count + 2
+        let keyAt = 25, channelAt = vote.count - v.channel.utf8.count
+        let spoilt: [[UInt8]] = [
+            { var b = vote; b[nomineeAt] = UInt8(ascii: "A"); return b }(),
+            { var b = vote; b[channelAt] = 0xFF; return b }(),
+            { var b = vote; b[keyAt] = 0xC3; return b }(),
+            vote + [0],
+        ]
+        for (n, bytes) in spoilt.enumerated() {
+            for warm in [false, true] {
+                var codes = Audit.TextCodes()
+                if warm { _ = try vote.withUnsafeBytes { try Audit.CodedVote.decode($0, seq: ledger.voteSeq, codes: &codes, keySeed: 7) } }
+                let full = #expect(throws: LedgerError.self) { try bytes.withUnsafeBytes { try RecordCodec.decode($0, seq: ledger.voteSeq) } }
+                let coded = #expect(throws: LedgerError.self) {
+                    try bytes.withUnsafeBytes { try Audit.CodedVote.decode($0, seq: ledger.voteSeq, codes: &codes, keySeed: 7) }
+                }
+                #expect(full.map { "\($0)" } == coded.map { "\($0)" }, "spoilt copy \(n), texts met before: \(warm)")
+            }
         }
     }
 
@@ -162,6 +210,37 @@ struct AuditedLedger {
         #expect(status == 2 && verdict["first_bad_seq"] as? Int == Int(later))
         let text = try l.replay("verify", "--ledger", l.path)
         #expect(text.stdout.contains("idempotency key 'row-20' was already used by event \(l.voteSeq)"))
+    }
+
+    /// Well-formed votes that the rules refuse, forged in place of four recorded ones: a second
+    /// vote by the same voter, a nominee and an election that do not exist, a cast_at before
+    /// the window. Replay names each, with the rule's own reason (the unknown ones are replayed
+    /// in full, the rest on the bulk path).
+    @Test func votesTheRulesRefuseAreNamedWithTheRule() throws {
+        let l = try AuditedLedger()
+        let first = try l.record(l.voteSeq).withUnsafeBytes { try RecordCodec.decode($0, seq: l.voteSeq) }
+        guard case .voteCast(let original) = first.event else { Issue.record("not a vote"); return }
+        func forge(_ seq: UInt64, _ change: (inout VoteCast) -> Void) throws {
+            let recorded = try l.record(seq).withUnsafeBytes { try RecordCodec.decode($0, seq: seq) }
+            guard case .voteCast(var vote) = recorded.event else { Issue.record("event \(seq) is not a vote"); return }
+            change(&vote)
+            var w = ByteWriter(capacity: 256)
+            RecordCodec.encode(RecordedEvent(seq: seq, timestamp: recorded.timestamp, actor: recorded.actor,
+                                             idempotencyKey: recorded.idempotencyKey, event: .voteCast(vote)), into: &w)
+            try l.tamper { txn, db in try txn.put(LedgerKeys.sequence(seq), w.bytes, in: db) }
+        }
+        try forge(l.voteSeq + 1) { $0.voter = original.voter }
+        try forge(l.voteSeq + 2) { $0.nominee = Fixtures.slug("nobody") }
+        try forge(l.voteSeq + 3) { $0.castAt = Timestamp(microseconds: Fixtures.definition(Fixtures.electionID).opensAt.microseconds - 1) }
+        try forge(l.voteSeq + 4) { $0.election = Fixtures.slug("no-such-election") }
+        let text = try l.replay("verify", "--ledger", l.path)
+        #expect(text.status == 2)
+        for (offset, reason) in [(1, "this voter has already voted"), (2, "'nobody' is not a nominee"),
+                                 (3, "is outside the voting window"), (4, "there is no election 'no-such-election'")] {
+            let seq = l.voteSeq + UInt64(offset)
+            let line = text.stdout.split(separator: "\n").first { $0.contains("event \(seq): the rules refuse this vote.cast event: ") }
+            #expect(line?.contains(reason) == true, "event \(seq), \(reason): \(text.stdout)")
+        }
     }
 
     @Test func aRecordThatNoLongerDecodesIsNamedExactly() throws {

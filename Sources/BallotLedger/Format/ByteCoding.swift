@@ -37,14 +37,10 @@ struct ByteWriter {
 struct ByteReader {
     let base: UnsafeRawBufferPointer
     private(set) var offset: Int
-    /// Short texts already decoded by this reader's caller, if it keeps them (a pointer: the
-    /// caller's table outlives the reader, and is touched by no one else meanwhile).
-    let interner: UnsafeMutablePointer<TextInterner>?
 
-    init(_ base: UnsafeRawBufferPointer, offset: Int = 0, interner: UnsafeMutablePointer<TextInterner>? = nil) {
+    init(_ base: UnsafeRawBufferPointer, offset: Int = 0) {
         self.base = base
         self.offset = offset
-        self.interner = interner
     }
 
     var remaining: Int { base.count - offset }
@@ -93,79 +89,63 @@ struct ByteReader {
         return UnsafeRawBufferPointer(rebasing: base[at..<(at + n)])
     }
 
-    /// A text; one that `repeats` from record to record (a vote's channel) goes through the
-    /// interner, if the reader has one.
-    mutating func str(_ field: @autoclosure () -> String, repeats: Bool = false) throws(Failure) -> String {
-        let n = Int(try u16("length of \(field())"))
-        let at = offset
-        let raw = try bytes(n, field())
-        if repeats, let known = interner?.pointee.known(raw, asIdentifier: false) { return known }
-        guard let s = String(utf8Bytes: raw) else {
-            throw Failure(offset: at, what: "\(field()) is not valid UTF-8")
-        }
-        if repeats { interner?.pointee.remember(raw, s, asIdentifier: false) }
-        return s
+    /// A text: u16 length, then UTF-8.
+    mutating func str(_ field: @autoclosure () -> String) throws(Failure) -> String {
+        let (raw, at) = try lengthPrefixed(field())
+        return try Text.string(raw, at: at, field())
     }
 
+    /// An identifier: a text that must also be a valid `Slug`.
     mutating func slug(_ field: @autoclosure () -> String) throws(Failure) -> Slug {
+        let (raw, at) = try lengthPrefixed(field())
+        try Text.checkIdentifier(raw, at: at, field())
+        return Slug(unchecked: String(decoding: raw, as: UTF8.self))
+    }
+
+    /// A text's bytes, read but not yet checked, so that a caller that has met the same bytes
+    /// before can skip the check (the audit's vote decoding, see `TextCodes`).
+    mutating func text(_ field: StaticString) throws(Failure) -> Text {
+        let (raw, at) = try lengthPrefixed("\(field)")
+        return Text(raw: raw, at: at, field: field)
+    }
+
+    private mutating func lengthPrefixed(_ field: @autoclosure () -> String) throws(Failure) -> (UnsafeRawBufferPointer, at: Int) {
         let n = Int(try u16("length of \(field())"))
         let at = offset
-        let raw = try bytes(n, field())
-        if let known = interner?.pointee.known(raw, asIdentifier: true) { return Slug(unchecked: known) }
-        guard Slug.isValid(utf8: raw) else {
-            throw Failure(offset: at, what: "\(field()) '\(String(decoding: raw, as: UTF8.self))' is not a valid identifier")
+        return (try bytes(n, field()), at)
+    }
+
+    /// A text's bytes and where they are, with the checks that make them a String or a Slug.
+    struct Text {
+        let raw: UnsafeRawBufferPointer
+        /// Where the bytes start, for the message when they are not what they should be.
+        let at: Int
+        let field: StaticString
+
+        func string() throws(Failure) -> String { try Self.string(raw, at: at, "\(field)") }
+
+        func identifier() throws(Failure) -> Slug {
+            try checkIdentifier()
+            return Slug(unchecked: String(decoding: raw, as: UTF8.self))
         }
-        let text = String(decoding: raw, as: UTF8.self)
-        interner?.pointee.remember(raw, text, asIdentifier: true)
-        return Slug(unchecked: text)
-    }
-}
 
-/// The short texts that a run of records repeats (election and nominee ids, channels), each
-/// checked and made into a String once: bytes equal to ones seen before give that String back
-/// without being validated or copied again. An auditor's pass decodes millions of votes that
-/// name the same few ids. Holds the last `capacity` texts of up to 16 bytes.
-struct TextInterner {
-    private struct Entry {
-        var length: Int
-        var words: (UInt64, UInt64)
-        var text: String
-        /// Whether the text was also found to be a valid identifier (`Slug`).
-        var isIdentifier: Bool
-    }
+        func checkIdentifier() throws(Failure) { try Self.checkIdentifier(raw, at: at, "\(field)") }
 
-    static let capacity = 16
-    private var entries: [Entry] = []
-    private var oldest = 0
-
-    /// The String of `raw` if it was remembered (as an identifier, if `asIdentifier`).
-    func known(_ raw: UnsafeRawBufferPointer, asIdentifier: Bool) -> String? {
-        guard raw.count <= 16 else { return nil }
-        let words = Self.words(raw)
-        return entries.withUnsafeBufferPointer { entries in
-            for i in entries.indices where entries[i].words == words && entries[i].length == raw.count
-                && (entries[i].isIdentifier || !asIdentifier) {
-                return entries[i].text
+        func checkUTF8() throws(Failure) {
+            guard raw.allSatisfy({ $0 < 0x80 }) || String(validating: raw, as: UTF8.self) != nil else {
+                throw Failure(offset: at, what: "\(field) is not valid UTF-8")
             }
-            return nil
         }
-    }
 
-    /// Remembers that `raw` is `text`, valid UTF-8 (and a valid identifier, if `asIdentifier`).
-    mutating func remember(_ raw: UnsafeRawBufferPointer, _ text: String, asIdentifier: Bool) {
-        guard raw.count <= 16 else { return }
-        let entry = Entry(length: raw.count, words: Self.words(raw), text: text, isIdentifier: asIdentifier)
-        if entries.count < Self.capacity {
-            entries.append(entry)
-        } else {
-            entries[oldest] = entry
-            oldest = (oldest + 1) % Self.capacity
+        static func string(_ raw: UnsafeRawBufferPointer, at: Int, _ field: @autoclosure () -> String) throws(Failure) -> String {
+            guard let s = String(utf8Bytes: raw) else { throw Failure(offset: at, what: "\(field()) is not valid UTF-8") }
+            return s
         }
-    }
 
-    private static func words(_ raw: UnsafeRawBufferPointer) -> (UInt64, UInt64) {
-        var words: (UInt64, UInt64) = (0, 0)
-        withUnsafeMutableBytes(of: &words) { $0.copyMemory(from: raw) }
-        return words
+        static func checkIdentifier(_ raw: UnsafeRawBufferPointer, at: Int, _ field: @autoclosure () -> String) throws(Failure) {
+            guard Slug.isValid(utf8: raw) else {
+                throw Failure(offset: at, what: "\(field()) '\(String(decoding: raw, as: UTF8.self))' is not a valid identifier")
+            }
+        }
     }
 }

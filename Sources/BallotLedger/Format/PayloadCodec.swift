@@ -134,11 +134,9 @@ enum PayloadCodec {
         case .juryClosed:
             return .juryClosed(election: try r.slug("election id"))
         case .voteCast:
-            let e = try r.slug("election id")
-            let n = try r.slug("nominee id")
-            let voter = VoterKey(try r.bytes(32, "voter key"))
-            let castAt = Timestamp(microseconds: try r.i64("cast_at"))
-            return .voteCast(VoteCast(election: e, nominee: n, voter: voter, castAt: castAt, channel: try r.str("channel", repeats: true)))
+            let f = try VoteFields(&r)
+            return .voteCast(VoteCast(election: try f.election.identifier(), nominee: try f.nominee.identifier(),
+                                      voter: VoterKey(f.voter), castAt: f.castAt, channel: try f.channel.string()))
         case .voteInvalidated:
             let e = try r.slug("election id")
             let vote = try r.u64("invalidated vote")
@@ -201,5 +199,24 @@ enum PayloadCodec {
             return .checkpointSigned(Checkpoint(size: size, root: root, takenAt: takenAt, reason: reason, elections: elections,
                                                 publicKey: publicKey, signature: signature))
         }
+    }
+}
+
+/// The fields of a `vote.cast` payload in their order, the texts read but not yet checked: the
+/// one reader of its layout, for `PayloadCodec.decode` and for the audit's vote decoding
+/// (`CodedVote`), which checks each distinct text once.
+struct VoteFields {
+    let election: ByteReader.Text
+    let nominee: ByteReader.Text
+    let voter: UnsafeRawBufferPointer
+    let castAt: Timestamp
+    let channel: ByteReader.Text
+
+    init(_ r: inout ByteReader) throws(ByteReader.Failure) {
+        election = try r.text("election id")
+        nominee = try r.text("nominee id")
+        voter = try r.bytes(32, "voter key")
+        castAt = Timestamp(microseconds: try r.i64("cast_at"))
+        channel = try r.text("channel")
     }
 }

@@ -46,18 +46,41 @@ public enum RecordCodec {
 
     /// Decodes the record stored under sequence number `seq`, checking that it says the same.
     public static func decode(_ bytes: UnsafeRawBufferPointer, seq: UInt64) throws(LedgerError) -> RecordedEvent {
-        try decode(bytes, seq: seq, interner: nil)
+        try reading(bytes, seq: seq) { r throws in
+            let header = try Header(&r, seq: seq)
+            let key = try header.key.string()
+            let event = try PayloadCodec.decode(header.kind, &r)
+            try header.checkEnd(r, seq: seq)
+            return RecordedEvent(seq: seq, timestamp: header.timestamp, actor: header.actor, idempotencyKey: key, event: event)
+        }
     }
 
-    /// The same, reusing the Strings of texts that `interner` has seen in earlier records.
-    static func decode(_ bytes: UnsafeRawBufferPointer, seq: UInt64, interner: inout TextInterner) throws(LedgerError) -> RecordedEvent {
-        try withUnsafeMutablePointer(to: &interner) { p throws(LedgerError) in try decode(bytes, seq: seq, interner: p) }
-    }
-
-    private static func decode(_ bytes: UnsafeRawBufferPointer, seq: UInt64,
-                               interner: UnsafeMutablePointer<TextInterner>?) throws(LedgerError) -> RecordedEvent {
-        var r = ByteReader(bytes, interner: interner)
+    /// Runs `body` over a reader of `bytes`, turning what it throws into a `LedgerError` about
+    /// the record at `seq`.
+    static func reading<T>(_ bytes: UnsafeRawBufferPointer, seq: UInt64,
+                           _ body: (inout ByteReader) throws -> T) throws(LedgerError) -> T {
+        var r = ByteReader(bytes)
         do {
+            return try body(&r)
+        } catch let failure as ByteReader.Failure {
+            throw LedgerError.corruptRecord(seq: seq, reason: failure.description)
+        } catch let error as LedgerError {
+            throw error
+        } catch {
+            throw LedgerError.corruptRecord(seq: seq, reason: "\(error)")
+        }
+    }
+
+    /// The fields before the payload, checked; the idempotency key is read but its UTF-8 not
+    /// yet checked (`key.string()` does).
+    struct Header {
+        let kind: EventKind
+        let timestamp: Timestamp
+        let actor: Actor
+        let key: ByteReader.Text
+
+        /// Reads up to the payload and checks that the payload length is what follows.
+        init(_ r: inout ByteReader, seq: UInt64) throws {
             let version = try r.u8("format version")
             guard version == formatVersion else {
                 throw LedgerError.unsupportedFormat(found: version, supported: formatVersion, at: "the record at sequence number \(seq)")
@@ -66,33 +89,29 @@ public enum RecordCodec {
             guard let kind = EventKind(rawValue: kindByte) else {
                 throw LedgerError.corruptRecord(seq: seq, reason: "unknown event type \(kindByte) at byte 1")
             }
+            self.kind = kind
             let stored = try r.u64("sequence number")
             guard stored == seq else {
                 throw LedgerError.corruptRecord(seq: seq, reason: "the record says sequence number \(stored) but is stored under \(seq)")
             }
-            let timestamp = Timestamp(microseconds: try r.i64("timestamp"))
+            timestamp = Timestamp(microseconds: try r.i64("timestamp"))
             let roleByte = try r.u8("actor role")
             guard let role = Actor.Role(rawValue: roleByte) else {
                 throw LedgerError.corruptRecord(seq: seq, reason: "unknown actor role \(roleByte) at byte 18")
             }
-            let uid = try r.u32("actor uid")
-            let key = try r.str("idempotency key")
+            actor = Actor(role: role, uid: try r.u32("actor uid"))
+            key = try r.text("idempotency key")
             let length = Int(try r.u32("payload length"))
             guard length == r.remaining else {
                 throw LedgerError.corruptRecord(seq: seq, reason: "payload length says \(length) bytes but \(r.remaining) follow")
             }
-            let event = try PayloadCodec.decode(kind, &r)
+        }
+
+        /// The payload must have been read to its last byte.
+        func checkEnd(_ r: ByteReader, seq: UInt64) throws(LedgerError) {
             guard r.remaining == 0 else {
                 throw LedgerError.corruptRecord(seq: seq, reason: "\(r.remaining) bytes left over after the \(kind) payload")
             }
-            return RecordedEvent(seq: seq, timestamp: timestamp, actor: Actor(role: role, uid: uid),
-                                 idempotencyKey: key, event: event)
-        } catch let failure as ByteReader.Failure {
-            throw LedgerError.corruptRecord(seq: seq, reason: failure.description)
-        } catch let error as LedgerError {
-            throw error
-        } catch {
-            throw LedgerError.corruptRecord(seq: seq, reason: "\(error)")
         }
     }
 }

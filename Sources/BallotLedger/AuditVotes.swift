@@ -1,0 +1,187 @@
+import BallotDomain
+
+// How the audit carries votes, nearly every event, from its record pass to its rule pass:
+// as plain numbers, with a code for each text (election id, nominee id, channel), so that a
+// million votes cost no String and no reference counting on their way (docs/performance.md,
+// "Auditing"). Every other event, and a vote whose texts cannot be coded, travels decoded.
+
+extension Audit {
+    /// A `vote.cast` record, decoded and checked as `RecordCodec.decode` would, its texts
+    /// replaced by their codes in the record pass's `TextCodes`.
+    struct CodedVote {
+        var seq: UInt64
+        var timestamp: Timestamp
+        var castAt: Timestamp
+        var voter: Digest32
+        /// The audit's seeded hash of its idempotency key (`KeyCheck.hash`), nil when it has none.
+        var keyHash: UInt64?
+        var election: Int32
+        var nominee: Int32
+        var channel: Int32
+
+        /// The vote stored as event `seq`, or nil when the record is not a vote or one of its
+        /// texts cannot be coded (the caller then decodes it in full). Throws what decoding it in
+        /// full would throw.
+        static func decode(_ bytes: UnsafeRawBufferPointer, seq: UInt64, codes: inout TextCodes,
+                           keySeed: UInt64) throws(LedgerError) -> CodedVote? {
+            try RecordCodec.reading(bytes, seq: seq) { r throws -> CodedVote? in
+                let header = try RecordCodec.Header(&r, seq: seq)
+                guard header.kind == .voteCast else { return nil }
+                try header.key.checkUTF8()
+                let fields = try VoteFields(&r)
+                try header.checkEnd(r, seq: seq)
+                guard let election = try codes.code(fields.election, identifier: true),
+                      let nominee = try codes.code(fields.nominee, identifier: true),
+                      let channel = try codes.code(fields.channel, identifier: false) else { return nil }
+                let key = header.key.raw
+                return CodedVote(seq: seq, timestamp: header.timestamp, castAt: fields.castAt, voter: Digest32(fields.voter),
+                                 keyHash: key.isEmpty ? nil : KeyCheck.hash(key, seed: keySeed),
+                                 election: election, nominee: nominee, channel: channel)
+            }
+        }
+    }
+
+    /// The distinct short texts of the votes met so far, numbered in the order met, each checked
+    /// (UTF-8, and identifier where one is wanted) the first time only. The record pass hands
+    /// each new text over with the batch that first uses it (`takeNew`).
+    struct TextCodes {
+        /// Longer texts, and texts past `limit`, are not coded: their votes travel decoded.
+        static let longest = 32
+        static let limit = 1 << 16
+
+        private struct Bytes: Hashable {
+            var length: Int
+            var words: (UInt64, UInt64, UInt64, UInt64)
+
+            /// `raw` is at most 32 bytes. Read a word at a time, with no call: a vote has three
+            /// texts to look up.
+            init(_ raw: UnsafeRawBufferPointer) {
+                length = raw.count
+                var w: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+                withUnsafeMutableBytes(of: &w) { out in
+                    var i = 0
+                    while i + 8 <= raw.count {
+                        out.storeBytes(of: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: i, as: UInt64.self)
+                        i += 8
+                    }
+                    while i < raw.count {
+                        out[i] = raw[i]
+                        i += 1
+                    }
+                }
+                words = w
+            }
+
+            static func == (a: Bytes, b: Bytes) -> Bool {
+                a.length == b.length && a.words.0 == b.words.0 && a.words.1 == b.words.1
+                    && a.words.2 == b.words.2 && a.words.3 == b.words.3
+            }
+
+            func hash(into h: inout Hasher) {
+                h.combine(length)
+                h.combine(words.0)
+                h.combine(words.1)
+                h.combine(words.2)
+                h.combine(words.3)
+            }
+        }
+
+        private var codes: [Bytes: Int32] = [:]
+        private var isIdentifier: [Bool] = []
+        /// The last few texts met, looked at before `codes`: a run of votes repeats a handful.
+        private var recent: [(bytes: Bytes, code: Int32)] = []
+        private var oldest = 0
+        private var new: [String] = []
+
+        /// The code of `text`, checking it first if it is new (or new as an identifier); nil
+        /// when it is not to be coded.
+        mutating func code(_ text: ByteReader.Text, identifier: Bool) throws(ByteReader.Failure) -> Int32? {
+            guard text.raw.count <= Self.longest else { return nil }
+            let bytes = Bytes(text.raw)
+            var code: Int32? = nil
+            for entry in recent where entry.bytes == bytes {
+                code = entry.code
+                break
+            }
+            if code == nil, let known = codes[bytes] {
+                code = known
+                remember(bytes, known)
+            }
+            if let code {
+                if identifier && !isIdentifier[Int(code)] {
+                    try text.checkIdentifier()
+                    isIdentifier[Int(code)] = true
+                }
+                return code
+            }
+            guard isIdentifier.count < Self.limit else { return nil }
+            if identifier { try text.checkIdentifier() }
+            let string = try text.string()
+            let fresh = Int32(isIdentifier.count)
+            codes[bytes] = fresh
+            isIdentifier.append(identifier)
+            new.append(string)
+            remember(bytes, fresh)
+            return fresh
+        }
+
+        private mutating func remember(_ bytes: Bytes, _ code: Int32) {
+            if recent.count < 8 {
+                recent.append((bytes, code))
+            } else {
+                recent[oldest] = (bytes, code)
+                oldest = (oldest + 1) % 8
+            }
+        }
+
+        /// The texts coded since the last call, in code order.
+        mutating func takeNew() -> [String] {
+            defer { new.removeAll() }
+            return new
+        }
+    }
+
+    /// The rule pass's side of `TextCodes`: each code's text, and what it resolves to in the
+    /// state. A resolution is kept once found: positions in the state never change.
+    struct TextsSeen {
+        private var texts: [String] = []
+        private var channelBytes: [Int] = []
+        /// Per code: the election at that position in the state, or -1 (not yet found).
+        private var elections: [Int32] = []
+        /// Per code: the election and nominee positions it was last found at, or -1.
+        private var nominees: [(election: Int32, nominee: Int32)] = []
+
+        mutating func learn(_ new: [String]) {
+            for text in new {
+                texts.append(text)
+                channelBytes.append(text.utf8.count)
+                elections.append(-1)
+                nominees.append((-1, -1))
+            }
+        }
+
+        /// The vote with its election and nominee found in `state`, or nil when either is not
+        /// there (the rules refuse it; the caller replays the record in full to say why).
+        mutating func resolve(_ vote: CodedVote, in state: LedgerState) -> ResolvedVote? {
+            guard let election = election(vote.election, in: state) else { return nil }
+            let n = Int(vote.nominee)
+            var nominee = Int(nominees[n].nominee)
+            if nominees[n].election != Int32(election) {
+                guard let found = state.ordinal(ofNominee: NomineeID(unchecked: texts[n]), inElection: election) else { return nil }
+                nominees[n] = (Int32(election), Int32(found))
+                nominee = found
+            }
+            return ResolvedVote(election: election, nominee: nominee, voter: vote.voter.prefix, castAt: vote.castAt,
+                                channelBytes: channelBytes[Int(vote.channel)])
+        }
+
+        /// The position of the election coded `code`, or nil when it is not defined (yet).
+        mutating func election(_ code: Int32, in state: LedgerState) -> Int? {
+            let c = Int(code)
+            if elections[c] >= 0 { return Int(elections[c]) }
+            guard let found = state.ordinal(ofElection: ElectionID(unchecked: texts[c])) else { return nil }
+            elections[c] = Int32(found)
+            return found
+        }
+    }
+}
