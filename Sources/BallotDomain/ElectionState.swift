@@ -67,6 +67,12 @@ public struct ElectionState: Sendable {
         storage.voters.prefetch(voters)
     }
 
+    /// See `LedgerState.reserveVoters`.
+    mutating func reserveVoters(_ count: Int) {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        storage.voters.reserve(count)
+    }
+
     mutating func apply(_ record: RecordedEvent) {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
         storage.apply(record)

@@ -97,6 +97,20 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
         mask = size - 1
     }
 
+    /// Makes room for `count` keys in all, so that the table does not grow (and move its
+    /// entries) while they arrive. Meant for an empty table, which is simply replaced; a table
+    /// with entries moves them into fresh storage, which counts in `copies`.
+    public mutating func reserve(_ count: Int) {
+        guard count * 2 > mask + 1 else { return }
+        if stored == 0 {
+            self = Key128Map(capacity: count)
+        } else {
+            var size = mask + 1
+            while size < count * 2 { size <<= 1 }
+            resize(to: size)
+        }
+    }
+
     @inlinable
     public subscript(key: Key128) -> Value? {
         if key.a == 0 && key.b == 0 { return zeroValue }

@@ -106,6 +106,13 @@ extension LedgerState {
         electionList[vote.election].apply(vote, seq: seq)
     }
 
+    /// Makes room in the voter table of the election at `election` for `count` voters in all,
+    /// when a replay knows roughly how many to expect: the table then never grows on the way
+    /// (each doubling moves every entry). Changes nothing that can be seen.
+    public mutating func reserveVoters(_ count: Int, inElection election: Int) {
+        electionList[election].reserveVoters(count)
+    }
+
     /// `prefetchVoters(_:in:)` for the election at position `election`.
     public mutating func prefetchVoters(_ voters: [Key128], inElection election: Int) {
         electionList[election].prefetchVoters(voters)

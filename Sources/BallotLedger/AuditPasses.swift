@@ -142,12 +142,30 @@ extension Audit {
         var texts = TextsSeen()
         var findings: [AuditFinding] = []
         var checkpoints: [(seq: UInt64, checkpoint: Checkpoint, holds: Bool)] = []
+        let events: UInt64
+        /// Whether the voter table has been sized (see `election(_:)`).
+        var votersSized = false
 
         /// `events`, the ledger's size when the audit starts, sizes the key table once.
         init(pinnedKey: Digest32?, maxFindings: Int, events: UInt64) {
             self.pinnedKey = pinnedKey
             self.maxFindings = maxFindings
+            self.events = events
             keys = KeyCheck(events: events)
+        }
+
+        /// The position of the election coded `code`, nil when it is not defined (yet). When the
+        /// first vote is met in a ledger of one election (the usual case), that election's voter
+        /// table is sized for the rest of the ledger, so that it never grows on the way.
+        mutating func election(_ code: Int32) -> Int? {
+            guard let found = texts.election(code, in: state) else { return nil }
+            if !votersSized {
+                votersSized = true
+                if state.elections.count == 1 && events > state.lastSeq {
+                    state.reserveVoters(Int(min(events - state.lastSeq, 1 << 26)), inElection: found)
+                }
+            }
+            return found
         }
 
         var full: Bool { findings.count >= maxFindings }
@@ -183,7 +201,7 @@ extension Audit {
                 let code = votes[start].election
                 var end = start + 1
                 while end < votes.count && votes[end].election == code { end += 1 }
-                if let election = texts.election(code, in: state) {
+                if let election = election(code) {
                     state.prefetchVoters(votes[start..<end].map(\.voter.prefix), inElection: election)
                 }
                 start = end
@@ -194,7 +212,7 @@ extension Audit {
         /// nominee found by code. One the state does not know is read again and replayed in
         /// full, so that the finding says what `check` says of it.
         mutating func replay(_ vote: CodedVote, _ reader: LedgerReader) {
-            guard let resolved = texts.resolve(vote, in: state) else {
+            guard let election = election(vote.election), let resolved = texts.resolve(vote, inElection: election, of: state) else {
                 do {
                     guard let record = try reader.record(vote.seq) else {
                         throw LedgerError.corruptRecord(seq: vote.seq, reason: "it is no longer there")

@@ -53,23 +53,25 @@ extension Audit {
             var length: Int
             var words: (UInt64, UInt64, UInt64, UInt64)
 
-            /// `raw` is at most 32 bytes. Read a word at a time, with no call: a vote has three
-            /// texts to look up.
+            /// `raw` is at most 32 bytes. Read in whole words, with no call and no byte loop (a
+            /// vote has three texts to look up): the last word of a text of 8 bytes or more is
+            /// the word that ends with it, shifted; a shorter text is read in 4-, 2- and 1-byte
+            /// pieces.
             init(_ raw: UnsafeRawBufferPointer) {
-                length = raw.count
-                var w: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
-                withUnsafeMutableBytes(of: &w) { out in
-                    var i = 0
-                    while i + 8 <= raw.count {
-                        out.storeBytes(of: raw.loadUnaligned(fromByteOffset: i, as: UInt64.self), toByteOffset: i, as: UInt64.self)
-                        i += 8
-                    }
-                    while i < raw.count {
-                        out[i] = raw[i]
-                        i += 1
-                    }
+                let n = raw.count
+                length = n
+                func word(_ i: Int) -> UInt64 {
+                    if i + 8 <= n { return raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
+                    let left = n - i
+                    if left <= 0 { return 0 }
+                    if n >= 8 { return raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(8 * (8 - left)) }
+                    var w: UInt64 = 0, at = 0
+                    if left & 4 != 0 { w = UInt64(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)); at = 4 }
+                    if left & 2 != 0 { w |= UInt64(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)) << UInt64(8 * at); at += 2 }
+                    if left & 1 != 0 { w |= UInt64(raw[at]) << UInt64(8 * at) }
+                    return w
                 }
-                words = w
+                words = (word(0), word(8), word(16), word(24))
             }
 
             static func == (a: Bytes, b: Bytes) -> Bool {
@@ -160,10 +162,10 @@ extension Audit {
             }
         }
 
-        /// The vote with its election and nominee found in `state`, or nil when either is not
-        /// there (the rules refuse it; the caller replays the record in full to say why).
-        mutating func resolve(_ vote: CodedVote, in state: LedgerState) -> ResolvedVote? {
-            guard let election = election(vote.election, in: state) else { return nil }
+        /// The vote, in the election at position `election` of `state`, with its nominee found
+        /// there; nil when it is not (the rules refuse the vote: the caller replays the record
+        /// in full to say why).
+        mutating func resolve(_ vote: CodedVote, inElection election: Int, of state: LedgerState) -> ResolvedVote? {
             let n = Int(vote.nominee)
             var nominee = Int(nominees[n].nominee)
             if nominees[n].election != Int32(election) {

@@ -58,6 +58,42 @@ import TestSupport
         RecordCodec.encode(RecordedEvent(seq: 5, timestamp: t, actor: Fixtures.importer, idempotencyKey: "v-5", event: everyKind[4]))
     }
 
+    /// The audit's text codes: every text of 0 to 32 bytes, and texts that differ in one byte
+    /// anywhere, get codes of their own; the same bytes again, the same code; each new text is
+    /// handed over once, in code order; a longer text is not coded.
+    @Test func textCodesTellEveryTextApart() throws {
+        var codes = Audit.TextCodes()
+        var texts: [String] = []
+        var seen: [String: Int32] = [:]
+        let base = Array("abcdefghijklmnopqrstuvwxyz0123456789".utf8)
+        var samples: [[UInt8]] = (0...32).map { Array(base.prefix($0)) }
+        for n in [1, 7, 8, 9, 15, 16, 17, 31, 32] {
+            for at in 0..<n {
+                var b = Array(base.prefix(n))
+                b[at] = UInt8(ascii: "_")
+                samples.append(b)
+            }
+        }
+        for round in 0..<2 {
+            for sample in samples {
+                var bytes: [UInt8] = [UInt8(sample.count >> 8), UInt8(sample.count & 0xFF)] + sample
+                bytes += [0, 0, 0]  // what follows in a record: a read must not depend on it
+                let code = try bytes.withUnsafeBytes { raw in
+                    var r = ByteReader(raw)
+                    return try codes.code(try r.text("text"), identifier: false)
+                }
+                texts += codes.takeNew()
+                let text = String(decoding: sample, as: UTF8.self)
+                let c = try #require(code)
+                #expect(texts[Int(c)] == text, "round \(round): '\(text)'")
+                if let earlier = seen[text] { #expect(earlier == c) } else { seen[text] = c }
+            }
+        }
+        #expect(Set(seen.values).count == seen.count && texts.count == seen.count)
+        let long = [UInt8(0), 33] + Array(repeating: UInt8(ascii: "a"), count: 33)
+        #expect(try long.withUnsafeBytes { raw in var r = ByteReader(raw); return try codes.code(try r.text("text"), identifier: false) } == nil)
+    }
+
     @Test func damagedRecordsAreRefusedWithTheirSequenceNumber() {
         var wrongVersion = vote()
         wrongVersion[0] = 2
