@@ -82,7 +82,7 @@ public enum Audit {
         var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings, events: try reader.size())
         var records = RecordPass(maxFindings: maxFindings, keySeed: rules.keys.seed)
         try pipeline(reader, from: 1, &records, &rules, progress)
-        try records.checkTrailingNodes(reader)
+        try rules.checkTrailingNodes(reader)
         // A daemon may be appending while we read: compare the projections stored with the
         // events they reflect, catching up on those first.
         for _ in 0..<10 where !records.full && !rules.full {
@@ -98,7 +98,7 @@ public enum Audit {
         // `maxFindings` earliest of each (a batch notes its Merkle nodes after its records, so a
         // node over an earlier event can come after later records' findings).
         let findings = (inEventOrder(records.findings).prefix(maxFindings) + inEventOrder(rules.findings).prefix(maxFindings))
-        return AuditReport(events: records.next - 1, root: records.frontier.root, checkpoints: rules.checkpoints,
+        return AuditReport(events: records.next - 1, root: rules.frontier.root, checkpoints: rules.checkpoints,
                            findings: inEventOrder(Array(findings)), state: rules.state, keyPinned: pinnedKey != nil)
     }
 

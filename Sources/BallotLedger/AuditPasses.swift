@@ -1,30 +1,50 @@
 import BallotDomain
 
 // The two halves of `Audit.verify`. Each owns its state while they run, so that each can have a
-// core: the record pass reads the raw records (hashes, Merkle tree, decoding, order); the rule
-// pass checks idempotency keys and replays what decodes through the domain rules and checks the
-// checkpoints' numbers. The split keeps their CPU time about even.
+// core: the record pass reads the raw records (leaf hashes, decoding, order) and the stored
+// Merkle nodes they complete; the rule pass builds the Merkle tree from the leaves and compares
+// the stored nodes, checks idempotency keys, replays what decodes through the domain rules and
+// checks the checkpoints. The split keeps their CPU time about even.
 // Each pass keeps its own findings; `verify` merges them in event order.
 
 extension Audit {
-    /// Reads the stored records themselves: no gaps, each decodes, timestamps never go back, and
-    /// every stored Merkle node is the one the records give.
+    /// Reads the stored records themselves: no gaps, each decodes, timestamps never go back; and
+    /// hashes each into its Merkle leaf.
     struct RecordPass {
-        /// Records that decoded, in order (votes coded, the rest decoded in full), the texts
-        /// first coded in this batch, and for each checkpoint among the records the Merkle root
-        /// of the events before it.
+        /// What one snapshot's records give: every record's leaf, those that decoded (votes
+        /// coded, the rest in full), the texts first coded in it, and the stored Merkle nodes
+        /// that its leaves complete.
         struct Batch: Sendable {
+            var leaves: [MerkleHash] = []
             var votes: [CodedVote] = []
             var records: [RecordedEvent] = []
             var texts: [String] = []
-            var rootsBefore: [UInt64: MerkleHash] = [:]
+            /// For each checkpoint among the records, how many of `leaves` come before it.
+            var leavesBefore: [UInt64: Int] = [:]
+            /// In order of level, then index: the order in which `MerkleFrontier` completes them.
+            var storedNodes: [StoredNode] = []
+        }
+
+        /// A stored Merkle node, as read in the batch's snapshot.
+        struct StoredNode: Sendable {
+            enum Found: Sendable {
+                case hash(MerkleHash)
+                case missing
+                case notAHash
+                case unreadable(String)
+            }
+
+            let level: Int
+            let index: UInt64
+            let found: Found
         }
 
         let maxFindings: Int
         /// `KeyCheck`'s seed, to hash each vote's idempotency key as it is decoded.
         let keySeed: UInt64
         var codes = TextCodes()
-        var frontier = MerkleFrontier()
+        /// How many leaves earlier batches had.
+        var leaves: UInt64 = 0
         var lastTime = Timestamp(microseconds: .min)
         /// The sequence number expected next.
         var next: UInt64 = 1
@@ -41,7 +61,7 @@ extension Audit {
             findings.append(AuditFinding(severity: severity, events: events, what: what))
         }
 
-        /// Checks every record from `start`, handing those that decode to `handoff` in batches,
+        /// Checks every record from `start`, handing what it gives to `handoff` in batches,
         /// until the end, `maxFindings`, or the consumer stops taking them.
         mutating func scan(_ reader: LedgerReader, from start: UInt64, into handoff: Handoff<Batch>) throws {
             var taken = true
@@ -57,8 +77,7 @@ extension Audit {
         /// Checks a batch of stored records read in one snapshot (`storedNode` reads from it).
         mutating func check(_ stored: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],
                             _ storedNode: (Int, UInt64) throws -> MerkleHash??, into batch: inout Batch) {
-            let leaves = MerkleHash.leaves(stored.map(\.bytes))
-            var inTree = 0  // how many of `leaves` the frontier holds
+            batch.leaves = MerkleHash.leaves(stored.map(\.bytes))
             for (i, (seq, bytes)) in stored.enumerated() {
                 if seq != next {
                     note(.tampered, next...next, "event \(next) is missing: the next stored event is \(seq)")
@@ -80,53 +99,36 @@ extension Audit {
                 if let vote {
                     batch.votes.append(vote)
                 } else if let record {
-                    if case .checkpointSigned = record.event {
-                        appendLeaves(leaves[inTree..<i], storedNode)
-                        inTree = i
-                        batch.rootsBefore[seq] = frontier.root
-                    }
+                    if case .checkpointSigned = record.event { batch.leavesBefore[seq] = i }
                     batch.records.append(record)
                 }
             }
-            appendLeaves(leaves[inTree...], storedNode)
             batch.texts = codes.takeNew()
+            readStoredNodes(completedBy: stored.count, storedNode, into: &batch)
         }
 
-        /// Adds the leaves and compares each stored node they complete. A node over a span that
-        /// already holds a disagreeing node adds nothing: every node above an altered record
-        /// disagrees, and the lowest one says the most.
-        mutating func appendLeaves(_ leaves: ArraySlice<MerkleHash>, _ storedNode: (Int, UInt64) throws -> MerkleHash??) {
-            var completed: [(level: Int, index: UInt64, hash: MerkleHash)] = []
-            frontier.append(leaves: Array(leaves), storingFrom: LedgerKeys.firstStoredLevel) { level, index, hash in
-                completed.append((level, index, hash))
-            }
-            for node in completed {
-                let span = ((node.index << UInt64(node.level)) + 1)...((node.index + 1) << UInt64(node.level))
-                let stored: MerkleHash??
-                do {
-                    stored = try storedNode(node.level, node.index)
-                } catch {
-                    note(.tampered, span, "the Merkle node (level \(node.level)) over them cannot be read: \(error)")
-                    continue
+        /// The stored nodes (from `LedgerKeys.firstStoredLevel` up) that `count` more leaves
+        /// complete: at each level, those whose last leaf is among them.
+        mutating func readStoredNodes(completedBy count: Int, _ storedNode: (Int, UInt64) throws -> MerkleHash??,
+                                      into batch: inout Batch) {
+            let before = leaves
+            leaves += UInt64(count)
+            var level = LedgerKeys.firstStoredLevel
+            while level < 64 && leaves >> UInt64(level) > before >> UInt64(level) {
+                for index in (before >> UInt64(level))..<(leaves >> UInt64(level)) {
+                    let found: StoredNode.Found
+                    do {
+                        switch try storedNode(level, index) {
+                        case nil: found = .missing
+                        case .some(nil): found = .notAHash
+                        case .some(let hash?): found = .hash(hash)
+                        }
+                    } catch {
+                        found = .unreadable("\(error)")
+                    }
+                    batch.storedNodes.append(StoredNode(level: level, index: index, found: found))
                 }
-                if findings.contains(where: { $0.events.count > 1 && span.contains($0.events.lowerBound) && span.contains($0.events.upperBound) }) { continue }
-                switch stored {
-                case nil: note(.tampered, span, "their Merkle node (level \(node.level)) is missing from 'merkle'")
-                case .some(nil): note(.tampered, span, "their stored Merkle node (level \(node.level)) is not 32 bytes")
-                case .some(let hash?) where hash != node.hash:
-                    note(.tampered, span, "they do not hash to their stored Merkle node (level \(node.level)): one of them, or the node, was altered")
-                default: break
-                }
-            }
-        }
-
-        /// A node stored past the last event means events were cut off the end.
-        mutating func checkTrailingNodes(_ reader: LedgerReader) throws {
-            guard let last = try reader.lastStoredNode() else { return }
-            let leaves = frontier.size
-            if last.level < 0 || last.lastLeaf >= leaves {
-                let seq = leaves + 1
-                note(.tampered, seq...seq, "the 'merkle' database holds a node over events up to \(last.lastLeaf &+ 1), past the last event (\(leaves)): events were removed from the end")
+                level += 1
             }
         }
     }
@@ -140,6 +142,9 @@ extension Audit {
         var state = LedgerState()
         var keys: KeyCheck
         var texts = TextsSeen()
+        var frontier = MerkleFrontier()
+        /// The spans of the Merkle nodes found to disagree.
+        var nodeSpans: [ClosedRange<UInt64>] = []
         var findings: [AuditFinding] = []
         var checkpoints: [(seq: UInt64, checkpoint: Checkpoint, holds: Bool)] = []
         let events: UInt64
@@ -175,22 +180,79 @@ extension Audit {
         }
 
         /// Replays a batch from the record pass: its keys first (no idempotency key may be used
-        /// twice), then its events in sequence order.
+        /// twice), then its events in sequence order, adding its leaves to the Merkle tree (up
+        /// to each checkpoint, to take the root that the checkpoint signs).
         mutating func replay(_ batch: RecordPass.Batch, _ reader: LedgerReader, _ progress: ((UInt64) -> Void)?) {
             texts.learn(batch.texts)
             for (seq, what) in keys.repeats(in: batch, reader) { note(.tampered, seq...seq, what) }
             prefetchVoters(of: batch.votes)
+            var inTree = 0  // how many of the batch's leaves the frontier holds
             var r = 0
             let records = batch.records
             for vote in batch.votes {
                 while r < records.count && records[r].seq < vote.seq {
-                    replay(records[r], rootBefore: batch.rootsBefore[records[r].seq], reader)
+                    replay(records[r], of: batch, inTree: &inTree, reader)
                     r += 1
                 }
                 replay(vote, reader)
                 if vote.seq & 0xFFFF == 0 { progress?(vote.seq) }
             }
-            for record in records[r...] { replay(record, rootBefore: batch.rootsBefore[record.seq], reader) }
+            for record in records[r...] { replay(record, of: batch, inTree: &inTree, reader) }
+            appendLeaves(batch.leaves[inTree...], batch.storedNodes)
+        }
+
+        /// A record of `batch`; a checkpoint first brings the tree up to the events before it.
+        private mutating func replay(_ record: RecordedEvent, of batch: RecordPass.Batch, inTree: inout Int, _ reader: LedgerReader) {
+            var rootBefore: MerkleHash?
+            if let before = batch.leavesBefore[record.seq] {
+                appendLeaves(batch.leaves[inTree..<before], batch.storedNodes)
+                inTree = before
+                rootBefore = frontier.root
+            }
+            replay(record, rootBefore: rootBefore, reader)
+        }
+
+        /// Adds the leaves and compares each node they complete with the stored one that the
+        /// record pass read (`stored`, in order of level and index). A node over a span that
+        /// already holds a disagreeing node adds nothing: every node above an altered record
+        /// disagrees, and the lowest one says the most.
+        mutating func appendLeaves(_ leaves: ArraySlice<MerkleHash>, _ stored: [RecordPass.StoredNode]) {
+            var completed: [(level: Int, index: UInt64, hash: MerkleHash)] = []
+            frontier.append(leaves: Array(leaves), storingFrom: LedgerKeys.firstStoredLevel) { level, index, hash in
+                completed.append((level, index, hash))
+            }
+            for node in completed {
+                let span = ((node.index << UInt64(node.level)) + 1)...((node.index + 1) << UInt64(node.level))
+                if nodeSpans.contains(where: { span.contains($0.lowerBound) && span.contains($0.upperBound) }) { continue }
+                var lower = 0, upper = stored.count
+                while lower < upper {
+                    let mid = (lower + upper) / 2
+                    if (stored[mid].level, stored[mid].index) < (node.level, node.index) { lower = mid + 1 } else { upper = mid }
+                }
+                guard lower < stored.count, stored[lower].level == node.level, stored[lower].index == node.index else {
+                    preconditionFailure("the record pass did not read the node at level \(node.level), index \(node.index)")
+                }
+                let what: String
+                switch stored[lower].found {
+                case .hash(let hash) where hash == node.hash: continue
+                case .hash: what = "they do not hash to their stored Merkle node (level \(node.level)): one of them, or the node, was altered"
+                case .missing: what = "their Merkle node (level \(node.level)) is missing from 'merkle'"
+                case .notAHash: what = "their stored Merkle node (level \(node.level)) is not 32 bytes"
+                case .unreadable(let error): what = "the Merkle node (level \(node.level)) over them cannot be read: \(error)"
+                }
+                note(.tampered, span, what)
+                nodeSpans.append(span)
+            }
+        }
+
+        /// A node stored past the last event means events were cut off the end.
+        mutating func checkTrailingNodes(_ reader: LedgerReader) throws {
+            guard let last = try reader.lastStoredNode() else { return }
+            let leaves = frontier.size
+            if last.level < 0 || last.lastLeaf >= leaves {
+                let seq = leaves + 1
+                note(.tampered, seq...seq, "the 'merkle' database holds a node over events up to \(last.lastLeaf &+ 1), past the last event (\(leaves)): events were removed from the end")
+            }
         }
 
         /// Brings into cache the voter slots the votes will look up, so that their misses
