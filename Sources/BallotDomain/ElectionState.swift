@@ -78,11 +78,20 @@ public struct ElectionState: Sendable {
         storage.apply(record)
     }
 
-    /// Counts a vote that `checkVote` admitted, recorded as event `seq` (replay's bulk path).
-    mutating func apply(_ vote: ResolvedVote, seq: UInt64) {
+    /// See `LedgerState.replay(_:seq:at:)`: `checkVote`, then `apply`, with one lookup of the
+    /// voter (adding them says whether they had voted).
+    mutating func replay(_ vote: ResolvedVote, seq: UInt64, at time: Timestamp) -> DomainError? {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        let isNew = storage.voters.insert(vote.voter, ())
+        var refusal: DomainError?
+        do {
+            try checkVote(vote, at: time, alreadyVoted: !isNew)
+        } catch {
+            refusal = error
+        }
         storage.lastSeq = seq
-        storage.count(vote.voter, nominee: vote.nominee, castAt: vote.castAt)
+        storage.count(nominee: vote.nominee, castAt: vote.castAt)
+        return refusal
     }
 
     /// The fields, in one object so that copying the state is cheap; mutated only when unique.
@@ -168,7 +177,8 @@ public struct ElectionState: Sendable {
                 window.closes = definition.effectiveClosesAt(closedAt: record.timestamp)
             case .voteCast(let v):
                 guard let i = ordinal(of: v.nominee) else { return }
-                count(v.voter.prefix, nominee: i, castAt: v.castAt)
+                voters.insert(v.voter.prefix, ())
+                count(nominee: i, castAt: v.castAt)
             case .voteInvalidated(let x):
                 guard let i = ordinal(of: x.nominee) else { return }
                 invalidated.insert(x.vote)
@@ -190,15 +200,23 @@ public struct ElectionState: Sendable {
             }
         }
 
-        func count(_ voter: Key128, nominee i: Int, castAt: Timestamp) {
-            voters.insert(voter, ())
+        /// Counts a valid vote for nominee `i`, in the tally and in its series bucket.
+        func count(nominee i: Int, castAt: Timestamp) {
             votes[i] += 1
             count(castAt, nominee: i, by: 1)
         }
 
         private func count(_ castAt: Timestamp, nominee i: Int, by delta: Int) {
             let bucket = ElectionDefinition.bucket(of: castAt, origin: bucketOrigin, width: bucketWidth)
-            series[bucket, default: Array(repeating: 0, count: nominees.count)][i] += delta
+            // One hash, and the row changed where it is: `series[bucket, default: ...]` took
+            // a reference-counted closure per vote.
+            if let row = series.index(forKey: bucket) {
+                series.values[row][i] += delta
+            } else {
+                var counts = Array(repeating: 0, count: nominees.count)
+                counts[i] = delta
+                series[bucket] = counts
+            }
         }
     }
 }

@@ -89,21 +89,12 @@ extension LedgerState {
         electionList[election].ordinal(of: id)
     }
 
-    /// `check` for a resolved vote recorded at `time`: the reason it should not be there, or
-    /// nil when it is sound.
-    public func check(_ vote: ResolvedVote, at time: Timestamp) -> DomainError? {
-        do {
-            try electionList[vote.election].checkVote(vote, at: time)
-            return nil
-        } catch {
-            return error
-        }
-    }
-
-    /// `apply` for a resolved vote recorded as event `seq`.
-    public mutating func apply(_ vote: ResolvedVote, seq: UInt64) {
+    /// Checks a resolved vote recorded as event `seq` at `time` by the rule as it stood before
+    /// it, then counts it, as `check` and then `apply` would: returns the reason it should not
+    /// be there, or nil when it is sound. (Replay counts what the ledger holds either way.)
+    public mutating func replay(_ vote: ResolvedVote, seq: UInt64, at time: Timestamp) -> DomainError? {
         lastSeq = seq
-        electionList[vote.election].apply(vote, seq: seq)
+        return electionList[vote.election].replay(vote, seq: seq, at: time)
     }
 
     /// Makes room in the voter table of the election at `election` for `count` voters in all,

@@ -156,9 +156,15 @@ extension ElectionState {
                                    channelBytes: vote.channel.utf8.count), at: now)
     }
 
-    /// The same rule for a vote whose nominee is already found (replay's bulk path, see
-    /// `ResolvedVote`); `vote.election` is not read. The checks come in the same order.
+    /// The same rule for a vote whose nominee is already found (see `ResolvedVote`);
+    /// `vote.election` is not read. The checks come in the same order.
     func checkVote(_ vote: ResolvedVote, at now: Timestamp) throws(DomainError) {
+        try checkVote(vote, at: now, alreadyVoted: hasVoted(prefix: vote.voter))
+    }
+
+    /// The rule itself, told whether the voter had voted before this vote (replay's bulk path
+    /// learns that from adding the voter, see `ElectionState.replay`).
+    func checkVote(_ vote: ResolvedVote, at now: Timestamp, alreadyVoted: Bool) throws(DomainError) {
         try requireUnsealed()
         let when = vote.castAt
         // A vote cannot come from the future. This also keeps every counted vote inside the
@@ -169,7 +175,7 @@ extension ElectionState {
         guard isInWindow(when) else {
             throw DomainError(.outsideWindow, "cast_at \(when) is outside the voting window of '\(id)', from \(effectiveOpensAt) up to \(effectiveClosesAt)")
         }
-        guard !hasVoted(prefix: vote.voter) else {
+        guard !alreadyVoted else {
             throw DomainError(.duplicateVote, "this voter has already voted in '\(id)'; one vote per voter")
         }
         if vote.channelBytes > 0 { try Limits.check(bytes: vote.channelBytes, "channel", max: Limits.channel) }

@@ -83,28 +83,30 @@ extension Audit {
                     note(.tampered, next...next, "event \(next) is missing: the next stored event is \(seq)")
                 }
                 next = seq + 1
-                let vote: CodedVote?, record: RecordedEvent?
                 do {
-                    vote = try CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: keySeed)
-                    record = vote == nil ? try RecordCodec.decode(bytes, seq: seq) : nil
-                } catch {
-                    if case .corruptRecord(_, let reason) = error { note(.tampered, seq...seq, reason) } else { note(.tampered, seq...seq, "\(error)") }
-                    continue
-                }
-                let timestamp = vote?.timestamp ?? record!.timestamp
-                if timestamp < lastTime {
-                    note(.tampered, seq...seq, "its timestamp \(timestamp) is earlier than the event before it (\(lastTime))")
-                }
-                lastTime = max(lastTime, timestamp)
-                if let vote {
-                    batch.votes.append(vote)
-                } else if let record {
+                    if let vote = try CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: keySeed) {
+                        checkTime(vote.timestamp, seq)
+                        batch.votes.append(vote)
+                        continue
+                    }
+                    let record = try RecordCodec.decode(bytes, seq: seq)
+                    checkTime(record.timestamp, seq)
                     if case .checkpointSigned = record.event { batch.leavesBefore[seq] = i }
                     batch.records.append(record)
+                } catch {
+                    if case .corruptRecord(_, let reason) = error { note(.tampered, seq...seq, reason) } else { note(.tampered, seq...seq, "\(error)") }
                 }
             }
             batch.texts = codes.takeNew()
             readStoredNodes(completedBy: stored.count, storedNode, into: &batch)
+        }
+
+        /// Timestamps never go back.
+        private mutating func checkTime(_ timestamp: Timestamp, _ seq: UInt64) {
+            if timestamp < lastTime {
+                note(.tampered, seq...seq, "its timestamp \(timestamp) is earlier than the event before it (\(lastTime))")
+            }
+            lastTime = max(lastTime, timestamp)
         }
 
         /// The stored nodes (from `LedgerKeys.firstStoredLevel` up) that `count` more leaves
@@ -285,10 +287,9 @@ extension Audit {
                 }
                 return
             }
-            if let refusal = state.check(resolved, at: vote.timestamp) {
+            if let refusal = state.replay(resolved, seq: vote.seq, at: vote.timestamp) {
                 note(.tampered, vote.seq...vote.seq, "the rules refuse this \(EventKind.voteCast) event: \(refusal.message)")
             }
-            state.apply(resolved, seq: vote.seq)
         }
 
         /// `reader` serves the rare rule that looks back at an earlier vote (an invalidation).

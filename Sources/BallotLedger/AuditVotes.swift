@@ -57,21 +57,30 @@ extension Audit {
             /// vote has three texts to look up): the last word of a text of 8 bytes or more is
             /// the word that ends with it, shifted; a shorter text is read in 4-, 2- and 1-byte
             /// pieces.
+            @inline(__always)
             init(_ raw: UnsafeRawBufferPointer) {
+                length = raw.count
+                words = (Self.word(raw, 0), Self.word(raw, 8), Self.word(raw, 16), Self.word(raw, 24))
+            }
+
+            @inline(__always)
+            private static func word(_ raw: UnsafeRawBufferPointer, _ i: Int) -> UInt64 {
                 let n = raw.count
-                length = n
-                func word(_ i: Int) -> UInt64 {
-                    if i + 8 <= n { return raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
-                    let left = n - i
-                    if left <= 0 { return 0 }
-                    if n >= 8 { return raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(8 * (8 - left)) }
-                    var w: UInt64 = 0, at = 0
-                    if left & 4 != 0 { w = UInt64(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)); at = 4 }
-                    if left & 2 != 0 { w |= UInt64(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)) << UInt64(8 * at); at += 2 }
-                    if left & 1 != 0 { w |= UInt64(raw[at]) << UInt64(8 * at) }
-                    return w
-                }
-                words = (word(0), word(8), word(16), word(24))
+                if i + 8 <= n { return raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
+                let left = n - i
+                if left <= 0 { return 0 }
+                if n >= 8 { return raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(8 * (8 - left)) }
+                var w: UInt64 = 0, at = 0
+                if left & 4 != 0 { w = UInt64(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)); at = 4 }
+                if left & 2 != 0 { w |= UInt64(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)) << UInt64(8 * at); at += 2 }
+                if left & 1 != 0 { w |= UInt64(raw[at]) << UInt64(8 * at) }
+                return w
+            }
+
+            /// Where the text goes in `TextCodes.cache`.
+            var slot: Int {
+                let mixed = (words.0 ^ words.1 &* 0xA076_1D64_78BD_642F ^ UInt64(length)) &* 0x9E37_79B9_7F4A_7C15
+                return Int(truncatingIfNeeded: mixed >> UInt64(64 - TextCodes.cacheBits))
             }
 
             static func == (a: Bytes, b: Bytes) -> Bool {
@@ -90,9 +99,11 @@ extension Audit {
 
         private var codes: [Bytes: Int32] = [:]
         private var isIdentifier: [Bool] = []
-        /// The last few texts met, looked at before `codes`: a run of votes repeats a handful.
-        private var recent: [(bytes: Bytes, code: Int32)] = []
-        private var oldest = 0
+        /// In front of `codes`: each text's code in one of two slots picked by its bytes, so
+        /// that a run of votes, which repeats a handful of texts, finds them without hashing.
+        static let cacheBits = 8
+        private var cache = [(bytes: Bytes, code: Int32)](repeating: (Bytes(UnsafeRawBufferPointer(start: nil, count: 0)), -1),
+                                                          count: 1 << cacheBits)
         private var new: [String] = []
 
         /// The code of `text`, checking it first if it is new (or new as an identifier); nil
@@ -100,40 +111,33 @@ extension Audit {
         mutating func code(_ text: ByteReader.Text, identifier: Bool) throws(ByteReader.Failure) -> Int32? {
             guard text.raw.count <= Self.longest else { return nil }
             let bytes = Bytes(text.raw)
-            var code: Int32? = nil
-            for entry in recent where entry.bytes == bytes {
-                code = entry.code
-                break
-            }
-            if code == nil, let known = codes[bytes] {
-                code = known
-                remember(bytes, known)
-            }
-            if let code {
-                if identifier && !isIdentifier[Int(code)] {
-                    try text.checkIdentifier()
-                    isIdentifier[Int(code)] = true
-                }
-                return code
-            }
-            guard isIdentifier.count < Self.limit else { return nil }
-            if identifier { try text.checkIdentifier() }
-            let string = try text.string()
-            let fresh = Int32(isIdentifier.count)
-            codes[bytes] = fresh
-            isIdentifier.append(identifier)
-            new.append(string)
-            remember(bytes, fresh)
-            return fresh
-        }
-
-        private mutating func remember(_ bytes: Bytes, _ code: Int32) {
-            if recent.count < 8 {
-                recent.append((bytes, code))
+            let slot = bytes.slot & ~1  // two ways: texts whose slots collide both stay
+            var code: Int32
+            if cache[slot].code >= 0 && cache[slot].bytes == bytes {
+                code = cache[slot].code
+            } else if cache[slot + 1].code >= 0 && cache[slot + 1].bytes == bytes {
+                code = cache[slot + 1].code
+                cache.swapAt(slot, slot + 1)
             } else {
-                recent[oldest] = (bytes, code)
-                oldest = (oldest + 1) % 8
+                cache[slot + 1] = cache[slot]
+                if let known = codes[bytes] {
+                    code = known
+                } else {
+                    guard isIdentifier.count < Self.limit else { return nil }
+                    if identifier { try text.checkIdentifier() }
+                    let string = try text.string()
+                    code = Int32(isIdentifier.count)
+                    codes[bytes] = code
+                    isIdentifier.append(identifier)
+                    new.append(string)
+                }
+                cache[slot] = (bytes, code)
             }
+            if identifier && !isIdentifier[Int(code)] {
+                try text.checkIdentifier()
+                isIdentifier[Int(code)] = true
+            }
+            return code
         }
 
         /// The texts coded since the last call, in code order.
