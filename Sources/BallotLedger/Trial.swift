@@ -1,4 +1,4 @@
-public import BallotDomain
+import BallotDomain
 
 /// A dry run: commands decided against the ledger as it stands plus the trial's own earlier
 /// commands, with nothing written. `Ledger.trial` carries it from batch to batch.
