@@ -12,8 +12,10 @@ struct OrdinalIndex: Sendable {
         ids.count <= Self.scanLimit ? ids.firstIndex(of: id) : positions[id]
     }
 
+    /// An id added again (only a replay of a tampered ledger applies the refused event that
+    /// does so) keeps its first position, as `firstIndex` gives for small indexes.
     mutating func append(_ id: Slug) {
-        positions[id] = ids.count
+        if positions[id] == nil { positions[id] = ids.count }
         ids.append(id)
     }
 }

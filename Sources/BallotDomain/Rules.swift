@@ -152,6 +152,7 @@ extension ElectionState {
     func checkVote(_ vote: VoteCast, at now: Timestamp) throws(DomainError) {
         try requireUnsealed()
         guard let nominee = ordinal(of: vote.nominee) else { throw unknownNominee(vote.nominee) }
+        // `election` is not read by the rule: this election is the one.
         try checkVote(ResolvedVote(election: -1, nominee: nominee, voter: vote.voter.prefix, castAt: vote.castAt,
                                    channelBytes: vote.channel.utf8.count), at: now)
     }

@@ -26,8 +26,12 @@ public struct AuditFinding: Sendable, CustomStringConvertible {
 public struct AuditReport: Sendable {
     /// The sequence number of the last event read.
     public var events: UInt64
-    /// The Merkle root recomputed from the records.
+    /// The Merkle root recomputed from the records, over the first `rootCovers` of them.
     public var root: MerkleHash
+    public var rootCovers: UInt64
+    /// Whether a pass stopped at its limit of findings before the end (the root and the
+    /// replay then cover only part of the ledger).
+    public var stoppedEarly: Bool
     /// Every checkpoint met, with whether it held.
     public var checkpoints: [(seq: UInt64, checkpoint: Checkpoint, holds: Bool)]
     public var findings: [AuditFinding]
@@ -77,18 +81,21 @@ public enum Audit {
     ///
     /// The work runs as two passes on two threads (see `RecordPass` and `RulePass`); the record
     /// pass takes a fresh read transaction every 65,536 records.
-    public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
-                              progress: ((UInt64) -> Void)? = nil) throws -> AuditReport {
-        var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings, events: try reader.size())
+    public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32) throws -> AuditReport {
+        let stored = try reader.storedProjections()[LedgerKeys.projections] ?? [:]
+        let tallies = stored.keys.filter { $0.reversed().starts(with: Array("\0tally".utf8).reversed()) }.count
+        var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings, events: try reader.size(), oneElection: tallies == 1)
         var records = RecordPass(maxFindings: maxFindings, keySeed: rules.keys.seed)
-        try pipeline(reader, from: 1, &records, &rules, progress)
-        try rules.checkTrailingNodes(reader)
+        try pipeline(reader, from: 1, &records, &rules)
+        // (After a pass stops at its limit, the tree stops short of the end: every stored node
+        // past it would look like a trailing one.)
+        if !records.full && !rules.full { try rules.checkTrailingNodes(reader) }
         // A daemon may be appending while we read: compare the projections stored with the
         // events they reflect, catching up on those first.
         for _ in 0..<10 where !records.full && !rules.full {
             let (size, stored) = try reader.storedProjectionsWithSize()
             if size > records.next - 1 {
-                try pipeline(reader, from: records.next, &records, &rules, progress)
+                try pipeline(reader, from: records.next, &records, &rules)
                 continue
             }
             rules.compare(stored, through: records.next - 1)
@@ -98,7 +105,8 @@ public enum Audit {
         // `maxFindings` earliest of each (a batch notes its Merkle nodes after its records, so a
         // node over an earlier event can come after later records' findings).
         let findings = (inEventOrder(records.findings).prefix(maxFindings) + inEventOrder(rules.findings).prefix(maxFindings))
-        return AuditReport(events: records.next - 1, root: rules.frontier.root, checkpoints: rules.checkpoints,
+        return AuditReport(events: records.next - 1, root: rules.frontier.root, rootCovers: rules.frontier.size,
+                           stoppedEarly: records.full || rules.full, checkpoints: rules.checkpoints,
                            findings: inEventOrder(Array(findings)), state: rules.state, keyPinned: pinnedKey != nil)
     }
 
@@ -111,7 +119,7 @@ public enum Audit {
     /// Runs `records` from `start` on a thread of its own, handing what decodes to `rules` on
     /// this one, so that hashing and decoding overlap with the replay through the rules.
     private static func pipeline(_ reader: LedgerReader, from start: UInt64, _ records: inout RecordPass,
-                                 _ rules: inout RulePass, _ progress: ((UInt64) -> Void)?) throws {
+                                 _ rules: inout RulePass) throws {
         let handoff = Handoff<RecordPass.Batch>(limit: 8)
         // Hand the pass over rather than copy it (it runs on the other thread).
         let producer = Producer(RecordPass(maxFindings: 0, keySeed: 0))
@@ -128,7 +136,7 @@ public enum Audit {
         thread.stackSize = 1 << 20
         thread.start()
         while let batch = handoff.take() {
-            rules.replay(batch, reader, progress)
+            rules.replay(batch, reader)
             if rules.full { handoff.cancel() }
         }
         producer.done.wait()

@@ -150,25 +150,30 @@ extension Audit {
         var findings: [AuditFinding] = []
         var checkpoints: [(seq: UInt64, checkpoint: Checkpoint, holds: Bool)] = []
         let events: UInt64
-        /// Whether the voter table has been sized (see `election(_:)`).
+        /// Whether the ledger holds one election, as far as its stored projections say: a hint
+        /// for sizing its voter table, nothing more (see `position(ofElection:)`).
+        let oneElection: Bool
+        /// Whether the voter table has been sized.
         var votersSized = false
 
         /// `events`, the ledger's size when the audit starts, sizes the key table once.
-        init(pinnedKey: Digest32?, maxFindings: Int, events: UInt64) {
+        init(pinnedKey: Digest32?, maxFindings: Int, events: UInt64, oneElection: Bool) {
             self.pinnedKey = pinnedKey
             self.maxFindings = maxFindings
             self.events = events
+            self.oneElection = oneElection
             keys = KeyCheck(events: events)
         }
 
-        /// The position of the election coded `code`, nil when it is not defined (yet). When the
-        /// first vote is met in a ledger of one election (the usual case), that election's voter
-        /// table is sized for the rest of the ledger, so that it never grows on the way.
-        mutating func election(_ code: Int32) -> Int? {
+        /// The position of the election coded `code` in the state, nil when it is not defined
+        /// (yet). In a ledger of one election (the usual case), when its first vote is met, its
+        /// voter table is sized for the rest of the ledger, so that it never grows on the way.
+        /// (If the hint is wrong, the table is only larger than it need be, or grows.)
+        mutating func position(ofElection code: Int32) -> Int? {
             guard let found = texts.election(code, in: state) else { return nil }
             if !votersSized {
                 votersSized = true
-                if state.elections.count == 1 && events > state.lastSeq {
+                if oneElection && state.elections.count == 1 && events > state.lastSeq {
                     state.reserveVoters(Int(min(events - state.lastSeq, 1 << 26)), inElection: found)
                 }
             }
@@ -184,7 +189,7 @@ extension Audit {
         /// Replays a batch from the record pass: its keys first (no idempotency key may be used
         /// twice), then its events in sequence order, adding its leaves to the Merkle tree (up
         /// to each checkpoint, to take the root that the checkpoint signs).
-        mutating func replay(_ batch: RecordPass.Batch, _ reader: LedgerReader, _ progress: ((UInt64) -> Void)?) {
+        mutating func replay(_ batch: RecordPass.Batch, _ reader: LedgerReader) {
             texts.learn(batch.texts)
             for (seq, what) in keys.repeats(in: batch, reader) { note(.tampered, seq...seq, what) }
             prefetchVoters(of: batch.votes)
@@ -197,7 +202,6 @@ extension Audit {
                     r += 1
                 }
                 replay(vote, reader)
-                if vote.seq & 0xFFFF == 0 { progress?(vote.seq) }
             }
             for record in records[r...] { replay(record, of: batch, inTree: &inTree, reader) }
             appendLeaves(batch.leaves[inTree...], batch.storedNodes)
@@ -265,7 +269,7 @@ extension Audit {
                 let code = votes[start].election
                 var end = start + 1
                 while end < votes.count && votes[end].election == code { end += 1 }
-                if let election = election(code) {
+                if let election = position(ofElection: code) {
                     state.prefetchVoters(votes[start..<end].map(\.voter.prefix), inElection: election)
                 }
                 start = end
@@ -276,7 +280,7 @@ extension Audit {
         /// nominee found by code. One the state does not know is read again and replayed in
         /// full, so that the finding says what `check` says of it.
         mutating func replay(_ vote: CodedVote, _ reader: LedgerReader) {
-            guard let election = election(vote.election), let resolved = texts.resolve(vote, inElection: election, of: state) else {
+            guard let election = position(ofElection: vote.election), let resolved = texts.resolve(vote, inElection: election, of: state) else {
                 do {
                     guard let record = try reader.record(vote.seq) else {
                         throw LedgerError.corruptRecord(seq: vote.seq, reason: "it is no longer there")

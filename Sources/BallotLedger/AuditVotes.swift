@@ -29,10 +29,12 @@ extension Audit {
                 guard header.kind == .voteCast else { return nil }
                 try header.key.checkUTF8()
                 let fields = try VoteFields(&r)
-                try header.checkEnd(r, seq: seq)
+                // The texts are checked before the end, in the order full decoding checks them,
+                // so that a record with two faults is refused for the same one.
                 guard let election = try codes.code(fields.election, identifier: true),
                       let nominee = try codes.code(fields.nominee, identifier: true),
                       let channel = try codes.code(fields.channel, identifier: false) else { return nil }
+                try header.checkEnd(r, seq: seq)
                 let key = header.key.raw
                 return CodedVote(seq: seq, timestamp: header.timestamp, castAt: fields.castAt, voter: Digest32(fields.voter),
                                  keyHash: key.isEmpty ? nil : KeyCheck.hash(key, seed: keySeed),

@@ -18,7 +18,7 @@ public enum Verdict {
     public static func text(_ report: AuditReport, ledger: String, elapsed: Duration) -> String {
         var lines = ["ledger:      \(ledger)",
                      "events:      \(report.events)",
-                     "merkle root: \(report.root.hex)"]
+                     "merkle root: \(report.root.hex)" + (report.stoppedEarly ? " (over the first \(report.rootCovers) records: the audit stopped at its limit of findings)" : "")]
         let held = report.checkpoints.filter(\.holds).count
         let keyNote = report.keyPinned ? "against the key given" : "against the key each names (pass --pubkey to pin the daemon's key)"
         lines.append("checkpoints: \(report.checkpoints.count) found, \(held) hold; signatures checked \(keyNote)")
@@ -48,6 +48,8 @@ public enum Verdict {
             ("exit_code", .int(Int64(report.exitCode))),
             ("events", .uint(report.events)),
             ("merkle_root", .string(report.root.hex)),
+            ("merkle_root_covers", .uint(report.rootCovers)),
+            ("stopped_early", .bool(report.stoppedEarly)),
             ("first_bad_seq", report.exitCode == 2 ? .uint(report.firstBad?.events.lowerBound ?? 0) : .null),
             ("first_bad", report.firstBad.map { f in
                 .object([("first_seq", .uint(f.events.lowerBound)), ("last_seq", .uint(f.events.upperBound)), ("what", .string(f.what))])

@@ -133,7 +133,7 @@ struct AuditedLedger {
         }
 
         // Spoilt copies of a vote: a nominee id that is not an identifier, a channel that is not
-        // UTF-8, an idempotency key that is not UTF-8, a byte left over. Each way of decoding
+        // UTF-8, an idempotency key that is not UTF-8, a byte left over, and two of these. Each way of decoding
         // refuses each, for the same reason, whether its texts were met before or not.
         let vote = try ledger.record(ledger.voteSeq)
         let record = try vote.withUnsafeBytes { try RecordCodec.decode($0, seq: ledger.voteSeq) }
@@ -145,6 +145,7 @@ struct AuditedLedger {
             { var b = vote; b[channelAt] = 0xFF; return b }(),
             { var b = vote; b[keyAt] = 0xC3; return b }(),
             vote + [0],
+            { var b = vote; b[nomineeAt] = UInt8(ascii: "A"); return b + [0] }(),  // two faults: the first is named
         ]
         for (n, bytes) in spoilt.enumerated() {
             for warm in [false, true] {
@@ -241,6 +242,44 @@ struct AuditedLedger {
             let line = text.stdout.split(separator: "\n").first { $0.contains("event \(seq): the rules refuse this vote.cast event: ") }
             #expect(line?.contains(reason) == true, "event \(seq), \(reason): \(text.stdout)")
         }
+    }
+
+    /// A nomination forged after votes (which the rules refuse, but replay still applies, as it
+    /// applies every event) and a vote for it in a bucket that already has a row: named, with
+    /// no crash.
+    @Test func aLateNominationIsNamedAndItsVotesCounted() throws {
+        let l = try AuditedLedger()
+        let at = l.voteSeq + 5, next = l.voteSeq + 6
+        let earlier = try l.record(l.voteSeq).withUnsafeBytes { try RecordCodec.decode($0, seq: l.voteSeq) }
+        let vote = try l.record(next).withUnsafeBytes { try RecordCodec.decode($0, seq: next) }
+        guard case .voteCast(let first) = earlier.event, case .voteCast(var v) = vote.event else { Issue.record("not votes"); return }
+        let late = Nomination(id: Fixtures.slug("late"), name: "Late", goalAttainmentDirect: 90, goalAttainmentAfterOneYear: 90)
+        v.nominee = late.id
+        v.castAt = first.castAt  // a bucket whose row was made before the nomination
+        for (seq, event) in [(at, Event.nomineeAdded(election: Fixtures.electionID, nomination: late)), (next, .voteCast(v))] {
+            var w = ByteWriter(capacity: 256)
+            RecordCodec.encode(RecordedEvent(seq: seq, timestamp: vote.timestamp, actor: vote.actor, event: event), into: &w)
+            try l.tamper { txn, db in try txn.put(LedgerKeys.sequence(seq), w.bytes, in: db) }
+        }
+        let text = try l.replay("verify", "--ledger", l.path)
+        #expect(text.status == 2, "\(text.stdout) \(text.stderr)")
+        #expect(text.stdout.contains("event \(at): the rules refuse this nominee.added event: nominations for"), "\(text.stdout)")
+    }
+
+    /// A pass that stops at its limit of findings stops the tree short of the end: the stored
+    /// nodes past it are not taken for events cut off the end, and the report says how far the
+    /// root goes.
+    @Test func anAuditStoppedAtItsLimitSaysHowFarItWent() throws {
+        let l = try AuditedLedger()
+        var bytes = try l.record(l.voteSeq)
+        bytes[1] = 99
+        try l.tamper { txn, db in try txn.put(LedgerKeys.sequence(l.voteSeq), bytes, in: db) }
+        let report = try Audit.verify(try LedgerReader.openReadOnly(path: l.path), maxFindings: 1)
+        #expect(report.stoppedEarly && report.exitCode == 2)
+        #expect(!report.findings.contains { $0.what.contains("removed from the end") }, "\(report.findings)")
+        #expect(report.rootCovers <= report.events)
+        let whole = try Audit.verify(try LedgerReader.openReadOnly(path: l.path))
+        #expect(!whole.stoppedEarly && whole.rootCovers == whole.events)
     }
 
     @Test func aRecordThatNoLongerDecodesIsNamedExactly() throws {
