@@ -82,8 +82,10 @@ public enum Audit {
     /// The work runs as two passes on two threads (see `RecordPass` and `RulePass`); the record
     /// pass takes a fresh read transaction every 65,536 records.
     public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32) throws -> AuditReport {
-        let stored = try reader.storedProjections()[LedgerKeys.projections] ?? [:]
-        let tallies = stored.keys.filter { $0.reversed().starts(with: Array("\0tally".utf8).reversed()) }.count
+        // How many elections the stored projections name (a tally each): untrusted, and only a
+        // hint for sizing the voter table.
+        let projections = try reader.storedProjections()[LedgerKeys.projections] ?? [:]
+        let tallies = projections.keys.filter { $0.reversed().starts(with: Array("\0tally".utf8).reversed()) }.count
         var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings, events: try reader.size(), oneElection: tallies == 1)
         var records = RecordPass(maxFindings: maxFindings, keySeed: rules.keys.seed)
         try pipeline(reader, from: 1, &records, &rules)

@@ -135,9 +135,10 @@ extension Audit {
         }
     }
 
-    /// Replays the decoded events through the domain rules from an empty state: every event must
-    /// be one the rules accept against the state before it, every checkpoint must hold, and at
-    /// the end every stored projection must be what the replay gives.
+    /// Builds the Merkle tree from the record pass's leaves and compares the stored nodes, and
+    /// replays the decoded events through the domain rules from an empty state: every event
+    /// must be one the rules accept against the state before it, every checkpoint must hold,
+    /// and at the end every stored projection must be what the replay gives.
     struct RulePass {
         let pinnedKey: Digest32?
         let maxFindings: Int
