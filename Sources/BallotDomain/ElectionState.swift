@@ -39,8 +39,7 @@ public struct ElectionState: Sendable {
 
     public func ordinal(of nominee: NomineeID) -> Int? { storage.ordinal(of: nominee) }
     public func hasJuror(_ id: JurorID) -> Bool { storage.jurorIDs.contains(id) }
-    public func hasVoted(_ voter: VoterKey) -> Bool { hasVoted(prefix: voter.prefix) }
-    func hasVoted(prefix voter: Key128) -> Bool { storage.voters.contains(voter) }
+    public func hasVoted(_ voter: VoterKey) -> Bool { storage.voters.contains(voter.prefix) }
     public func isInvalidated(vote seq: UInt64) -> Bool { storage.invalidated.contains(seq) }
 
     /// The window `cast_at` is judged against, half-open (see `ElectionDefinition`): the

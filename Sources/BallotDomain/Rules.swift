@@ -154,17 +154,12 @@ extension ElectionState {
         guard let nominee = ordinal(of: vote.nominee) else { throw unknownNominee(vote.nominee) }
         // `election` is not read by the rule: this election is the one.
         try checkVote(ResolvedVote(election: -1, nominee: nominee, voter: vote.voter.prefix, castAt: vote.castAt,
-                                   channelBytes: vote.channel.utf8.count), at: now)
+                                   channelBytes: vote.channel.utf8.count), at: now, alreadyVoted: hasVoted(vote.voter))
     }
 
-    /// The same rule for a vote whose nominee is already found (see `ResolvedVote`);
-    /// `vote.election` is not read. The checks come in the same order.
-    func checkVote(_ vote: ResolvedVote, at now: Timestamp) throws(DomainError) {
-        try checkVote(vote, at: now, alreadyVoted: hasVoted(prefix: vote.voter))
-    }
-
-    /// The rule itself, told whether the voter had voted before this vote (replay's bulk path
-    /// learns that from adding the voter, see `ElectionState.replay`).
+    /// The rule itself, for a vote whose nominee is already found (see `ResolvedVote`; its
+    /// `election` is not read), told whether the voter had voted before this vote (replay's
+    /// bulk path learns that from adding the voter, see `ElectionState.replay`).
     func checkVote(_ vote: ResolvedVote, at now: Timestamp, alreadyVoted: Bool) throws(DomainError) {
         try requireUnsealed()
         let when = vote.castAt
