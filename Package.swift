@@ -3,7 +3,7 @@ import PackageDescription
 
 // Layers, bottom up: CLMDB (system library) -> BallotStore (the only LMDB user)
 // -> BallotDomain (pure rules and projections) -> BallotLedger (the event log,
-// Merkle tree and projection store; SHA-256 from COpenSSL, and CSHA256Pair for hashing two
+// Merkle tree and projection store; SHA-256 from COpenSSL, and CSHA256Batch for hashing many
 // at a time) -> thin executables.
 // BallotConfig reads data files (Foundation); the ledger and the auditor's path need none.
 let strictSettings: [SwiftSetting] = [
@@ -47,8 +47,8 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
-        // SHA-256 of two messages at once with the x86 SHA extensions, for the Merkle tree.
-        .target(name: "CSHA256Pair"),
+        // SHA-256 of many messages at once (AVX-512, or the x86 SHA extensions), for the Merkle tree.
+        .target(name: "CSHA256Batch"),
         .target(
             name: "BallotStore",
             dependencies: ["CLMDB"],
@@ -64,7 +64,7 @@ let package = Package(
                 "BallotStore",
                 "BallotDomain",
                 "COpenSSL",
-                "CSHA256Pair",
+                "CSHA256Batch",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings

@@ -202,7 +202,7 @@ public struct LedgerReader: Sendable {
 
     /// `scan`, a batch at a time: `body` gets up to `batch` records (sequence number and bytes),
     /// all read in one snapshot and valid until it returns, with the stored-node lookup of that
-    /// snapshot; until it returns false. The audit hashes a batch's leaves two at a time. A key
+    /// snapshot; until it returns false. The audit hashes a batch's leaves many at a time. A key
     /// that is not 8 bytes throws before the records gathered with it are handed over.
     public func scanBatches(from start: UInt64 = 1, batch: Int = 1024, chunk: Int = 65_536,
                             _ body: (_ records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],

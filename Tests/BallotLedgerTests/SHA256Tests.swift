@@ -24,24 +24,29 @@ import Testing
                 == "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
     }
 
-    /// The two-at-a-time hashing (x86 SHA extensions) must agree with OpenSSL on every message
-    /// length around the block boundaries, for pairs of equal and of different lengths, and
-    /// for a message hashed alone. (Without the extensions both sides are OpenSSL.)
-    @Test func pairsAgreeWithOneAtATime() {
+    /// Hashing many at a time (16 with AVX-512, 2 with the x86 SHA extensions) must agree with
+    /// OpenSSL one at a time on every message length around the block boundaries, in groups of
+    /// equal and of different lengths, with a remainder that does not fill a group. Every way
+    /// this processor has is run, whichever `leaves` picks.
+    @Test func manyAtATimeAgreeWithOneAtATime() {
         var rng = SystemRandomNumberGenerator()
         let records: [[UInt8]] = (0..<300).map { n in (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) } }
-        let shuffled = records.shuffled()
-        let all = records + shuffled + [records[97]]   // an odd count: the last is hashed alone
-        let hashed = withBuffers(all) { MerkleHash.leaves($0) }
-        for (i, record) in all.enumerated() {
-            #expect(hashed[i] == record.withUnsafeBytes { MerkleHash.leaf($0) }, "record of \(record.count) bytes, at \(i)")
-        }
-        let parents = MerkleHash.parents(of: Array(hashed.prefix(hashed.count & ~1)))
-        for i in parents.indices {
-            #expect(parents[i] == MerkleHash.node(hashed[2 * i], hashed[2 * i + 1]), "pair \(i)")
+        let alike = [[UInt8]](repeating: records[97], count: 32)
+        let all = records + records.shuffled() + alike + [records[200]]   // 633: the last 9 fill no group of 16
+        let oneAtATime = all.map { record in record.withUnsafeBytes { MerkleHash.leaf($0) } }
+        let ways = [MerkleHash.lanes == 16 ? 16 : nil, MerkleHash.hasPairs ? 2 : nil, 1].compactMap { $0 }
+        for lanes in ways {
+            let hashed = withBuffers(all) { MerkleHash.leaves($0, lanes: lanes) }
+            for i in all.indices {
+                #expect(hashed[i] == oneAtATime[i], "\(lanes) at a time: record of \(all[i].count) bytes, at \(i)")
+            }
+            let parents = MerkleHash.parents(of: Array(hashed.prefix(hashed.count & ~1)), lanes: lanes)
+            for i in parents.indices {
+                #expect(parents[i] == MerkleHash.node(hashed[2 * i], hashed[2 * i + 1]), "\(lanes) at a time: pair \(i)")
+            }
         }
         #expect(MerkleHash.leaves([]).isEmpty)
-        print("SHA-256 two at a time: \(MerkleHash.hashesInPairs ? "SHA extensions" : "not available, OpenSSL one at a time")")
+        print("SHA-256 ways run: \(ways.map { "\($0) at a time" }.joined(separator: ", "))")
     }
 
     /// Buffers over each array, valid while `body` runs.

@@ -1,5 +1,5 @@
 public import BallotDomain
-import CSHA256Pair
+import CSHA256Batch
 
 /// A SHA-256 value in the Merkle tree: a leaf hash or an interior node.
 public typealias MerkleHash = Digest32
@@ -18,32 +18,56 @@ extension MerkleHash {
         return d.finalize()
     }
 
-    /// Whether `leaves` and `parents` hash two messages at a time (the x86 SHA extensions);
-    /// otherwise they hash one at a time with OpenSSL. Both give the same hashes.
-    static let hashesInPairs = ballot_sha256_pair_available() != 0
+    /// How many messages `leaves` and `parents` hash at a time: 16 with AVX-512, 2 with the x86
+    /// SHA extensions, else 1 (OpenSSL). All give the same hashes (`CSHA256Batch`).
+    static let lanes = ballot_sha256_x16_available() != 0 ? 16 : hasPairs ? 2 : 1
+    /// Whether the two-at-a-time way can run here (tests run it even where 16 are hashed).
+    static let hasPairs = ballot_sha256_pair_available() != 0
 
     /// The leaf hash of each record, in order.
     public static func leaves(_ records: [UnsafeRawBufferPointer]) -> [MerkleHash] {
-        hashed(records.count, prefix: 0x00) { records[$0] }
+        leaves(records, lanes: lanes)
+    }
+
+    /// `leaves` at most `lanes` at a time (tests run every way this processor has).
+    static func leaves(_ records: [UnsafeRawBufferPointer], lanes: Int) -> [MerkleHash] {
+        hashed(records.count, prefix: 0x00, lanes: lanes) { records[$0] }
     }
 
     /// SHA-256(0x01 || children[2i] || children[2i+1]) for each i: the parents of sibling pairs.
-    static func parents(of children: [MerkleHash]) -> [MerkleHash] {
+    static func parents(of children: [MerkleHash], lanes: Int = lanes) -> [MerkleHash] {
         precondition(children.count % 2 == 0, "\(children.count) nodes do not make pairs")
         return children.withUnsafeBytes { all in
-            hashed(children.count / 2, prefix: 0x01) { UnsafeRawBufferPointer(rebasing: all[(64 * $0)..<(64 * $0 + 64)]) }
+            hashed(children.count / 2, prefix: 0x01, lanes: lanes) { UnsafeRawBufferPointer(rebasing: all[(64 * $0)..<(64 * $0 + 64)]) }
         }
     }
 
-    /// SHA-256(prefix || message(i)) for i in 0..<count.
-    private static func hashed(_ count: Int, prefix: UInt8, _ message: (Int) -> UnsafeRawBufferPointer) -> [MerkleHash] {
+    /// SHA-256(prefix || message(i)) for i in 0..<count, `lanes` (16, 2 or 1) at a time.
+    private static func hashed(_ count: Int, prefix: UInt8, lanes: Int,
+                               _ message: (Int) -> UnsafeRawBufferPointer) -> [MerkleHash] {
         [MerkleHash](unsafeUninitializedCapacity: count) { out, initialized in
             let raw = UnsafeMutableRawPointer(out.baseAddress)
             func at(_ i: Int) -> UnsafeMutablePointer<UInt8>? {
                 (raw! + i * MemoryLayout<MerkleHash>.stride).assumingMemoryBound(to: UInt8.self)
             }
             var i = 0
-            if hashesInPairs {
+            if lanes == 16 && count >= 16 {
+                withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: 16) { messages in
+                    withUnsafeTemporaryAllocation(of: Int.self, capacity: 16) { lengths in
+                        while i + 16 <= count {
+                            for lane in 0..<16 {
+                                let m = message(i + lane)
+                                messages[lane] = m.baseAddress
+                                lengths[lane] = m.count
+                            }
+                            ballot_sha256_x16(prefix, messages.baseAddress, lengths.baseAddress, at(i))
+                            i += 16
+                        }
+                    }
+                }
+            }
+            // What is left over (fewer than 16), two at a time where the SHA extensions are.
+            if lanes >= 2 && hasPairs {
                 while i + 1 < count {
                     let a = message(i), b = message(i + 1)
                     ballot_sha256_pair(prefix, a.baseAddress, a.count, at(i), b.baseAddress, b.count, at(i + 1))

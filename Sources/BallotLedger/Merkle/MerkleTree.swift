@@ -173,7 +173,7 @@ public struct MerkleFrontier: Sendable {
     }
 
     /// Adds `leaves` in order, as many `append(_:store:)` calls would, but a level at a time, so
-    /// that sibling nodes are hashed two at a time (`MerkleHash.parents`). `store` receives each
+    /// that sibling nodes are hashed many at a time (`MerkleHash.parents`). `store` receives each
     /// completed node of level `lowest` or above, level by level, each level in index order.
     public mutating func append(leaves: [MerkleHash], storingFrom lowest: Int = 0,
                                 store: (_ level: Int, _ index: UInt64, _ hash: MerkleHash) throws -> Void) rethrows {

@@ -1,4 +1,4 @@
-#include "sha256_pair.h"
+#include "sha256_batch.h"
 #include <stdint.h>
 #include <string.h>
 
