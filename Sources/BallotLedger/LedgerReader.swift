@@ -203,21 +203,13 @@ public struct LedgerReader: Sendable {
     /// `scan`, a batch at a time: `body` gets up to `batch` records (sequence number and bytes),
     /// all read in one snapshot and valid until it returns, with the stored-node lookup of that
     /// snapshot; until it returns false. The audit hashes a batch's leaves many at a time. A key
-    /// that is not 8 bytes throws before the records gathered with it are handed over.
+    /// that is not 8 bytes throws, after the records before it have been handed over.
     public func scanBatches(from start: UInt64 = 1, batch: Int = 1024, chunk: Int = 65_536,
                             _ body: (_ records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],
                                      _ storedNode: (_ level: Int, _ index: UInt64) throws -> MerkleHash??) throws -> Bool) throws {
-        var records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)] = []
-        records.reserveCapacity(batch)
-        func handOver(_ txn: borrowing ReadTransaction) throws -> Bool {
-            guard !records.isEmpty else { return true }
-            defer { records.removeAll(keepingCapacity: true) }
-            return try body(records, { level, index in try Self.storedNode(level, index, in: txn, dbs) })
+        try eachStoredRun(from: start, chunk: chunk, run: batch) { txn, records in
+            try body(records, { level, index in try Self.storedNode(level, index, in: txn, dbs) })
         }
-        try eachStoredRecord(from: start, chunk: chunk, { txn, seq, value in
-            records.append((seq, value))
-            return try records.count < batch ? true : handOver(txn)
-        }, snapshotEnds: handOver)
     }
 
     private static func storedNode(_ level: Int, _ index: UInt64, in txn: borrowing ReadTransaction,
@@ -227,31 +219,47 @@ public struct LedgerReader: Sendable {
         }
     }
 
-    /// The stored records from `start` in key order, with the transaction each was read in, a
-    /// fresh one every `chunk` records so that a long read never pins an old snapshot; until
-    /// `body` returns false. A key that is not 8 bytes throws. `snapshotEnds` runs as each
-    /// transaction is about to end (unless `body` stopped), and can stop the walk too.
+    /// The stored records from `start` in key order, each with the transaction it was read in,
+    /// until `body` returns false. A key that is not 8 bytes throws (after the records before it).
     private func eachStoredRecord(from start: UInt64, chunk: Int,
-                                  _ body: (borrowing ReadTransaction, UInt64, UnsafeRawBufferPointer) throws -> Bool,
-                                  snapshotEnds: (borrowing ReadTransaction) throws -> Bool = { _ in true }) throws {
+                                  _ body: (borrowing ReadTransaction, UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
+        try eachStoredRun(from: start, chunk: chunk, run: 256) { txn, records in
+            for (seq, bytes) in records where try !body(txn, seq, bytes) { return false }
+            return true
+        }
+    }
+
+    /// The stored records from `start` in key order, a run of up to `run` at a time with the
+    /// transaction they were read in (one cursor call per record, one call of `body` per run), a
+    /// fresh transaction after each `chunk` records (rounded up to a whole run) so that a long
+    /// read never pins an old snapshot; until `body` returns false. A key that is not 8 bytes
+    /// throws, after the records before it have been handed over.
+    private func eachStoredRun(from start: UInt64, chunk: Int, run: Int,
+                               _ body: (borrowing ReadTransaction, [(seq: UInt64, bytes: UnsafeRawBufferPointer)]) throws -> Bool) throws {
+        var records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)] = []
+        records.reserveCapacity(run)
         var next = max(start, 1)
         while true {
             var visited = 0
             var stop = false
             try env.read { txn in
-                try txn.forEach(in: dbs.events, from: LedgerKeys.sequence(next)) { key, value in
-                    guard let seq = LedgerKeys.sequence(of: key) else {
-                        throw LedgerError.corruptRecord(seq: next, reason: "a key of \(key.count) bytes follows event \(next - 1) in 'events'; keys are 8 bytes")
+                try txn.forEachRun(in: dbs.events, from: LedgerKeys.sequence(next), run: run) { entries in
+                    records.removeAll(keepingCapacity: true)
+                    for (key, value) in entries {
+                        guard let seq = LedgerKeys.sequence(of: key) else {
+                            if !records.isEmpty { _ = try body(txn, records) }
+                            throw LedgerError.corruptRecord(seq: next, reason: "a key of \(key.count) bytes follows event \(next - 1) in 'events'; keys are 8 bytes")
+                        }
+                        next = seq + 1
+                        records.append((seq, value))
                     }
-                    next = seq + 1
-                    visited += 1
-                    if try !body(txn, seq, value) {
+                    visited += entries.count
+                    guard try body(txn, records) else {
                         stop = true
                         return false
                     }
                     return visited < chunk
                 }
-                if !stop, try !snapshotEnds(txn) { stop = true }
             }
             if stop || visited < chunk { return }
         }

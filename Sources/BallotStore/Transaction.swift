@@ -64,6 +64,45 @@ public struct Transaction<Access>: ~Copyable {
         }
     }
 
+    /// `forEach`, a run of up to `run` entries at a time: `body` gets them in key order, valid
+    /// until the transaction ends, and is called once per run, not per entry (a scan of millions
+    /// of small entries pays for one closure call and no captured state per entry). The last run
+    /// may be shorter; `body` returns false to stop.
+    public func forEachRun(
+        in db: Database, from start: [UInt8]? = nil, run: Int,
+        _ body: (_ entries: UnsafeBufferPointer<(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)>) throws -> Bool
+    ) throws {
+        precondition(run > 0, "a run of \(run) entries")
+        try withUnsafeTemporaryAllocation(of: (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer).self, capacity: run) { entries in
+            try withCursor(db) { cursor in
+                var k = MDB_val()
+                var v = MDB_val()
+                var code: Int32
+                if let start {
+                    code = start.withUnsafeBytes { s in
+                        k = MDB_val(mv_size: s.count, mv_data: UnsafeMutableRawPointer(mutating: s.baseAddress))
+                        return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
+                    }
+                } else {
+                    code = mdb_cursor_get(cursor, &k, &v, MDB_FIRST)
+                }
+                var count = 0
+                while code == MDB_SUCCESS {
+                    entries[count] = (UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size),
+                                      UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
+                    count += 1
+                    if count == run {
+                        guard try body(UnsafeBufferPointer(rebasing: entries[..<count])) else { return }
+                        count = 0
+                    }
+                    code = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)
+                }
+                if code != MDB_NOTFOUND { try check(code, "mdb_cursor_get", "iterating \(db)") }
+                if count > 0 { _ = try body(UnsafeBufferPointer(rebasing: entries[..<count])) }
+            }
+        }
+    }
+
     /// Lends the last entry (greatest key) to `body`, or returns nil when the database is empty.
     public func withLastEntry<R>(
         in db: Database,

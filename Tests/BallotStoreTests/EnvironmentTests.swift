@@ -68,6 +68,30 @@ import TestSupport
         #expect(seen == [4, 5, 6])
     }
 
+    /// Runs come in key order, full but for the last, from the start key, and stop when asked.
+    @Test func aCursorWalksInRuns() throws {
+        let dir = TemporaryDirectory()
+        let env = try Environment(path: dir.sub("env"))
+        let db = try env.openDatabase("runs")
+        try env.write { txn in for i in 1...10 { try txn.put(key(UInt64(i)), [UInt8(i)], in: db) } }
+        var runs: [[UInt8]] = []
+        try env.read { txn in
+            try txn.forEachRun(in: db, from: key(2), run: 4) { entries in
+                runs.append(entries.map { $0.value[0] })
+                return true
+            }
+        }
+        #expect(runs == [[2, 3, 4, 5], [6, 7, 8, 9], [10]])
+        runs = []
+        try env.read { txn in
+            try txn.forEachRun(in: db, run: 3) { entries in
+                runs.append(entries.map { $0.value[0] })
+                return runs.count < 2
+            }
+        }
+        #expect(runs == [[1, 2, 3], [4, 5, 6]])
+    }
+
     @Test func aFullMapGrowsAndTheTransactionIsRedone() throws {
         let dir = TemporaryDirectory()
         let env = try Environment(path: dir.sub("env"), options: EnvironmentOptions(mapSize: 256 << 10, maxMapSize: 64 << 20, growAtUse: 1.0))
