@@ -77,28 +77,41 @@ extension Audit {
         /// Checks a batch of stored records read in one snapshot (`storedNode` reads from it).
         mutating func check(_ stored: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],
                             _ storedNode: (Int, UInt64) throws -> MerkleHash??, into batch: inout Batch) {
-            batch.leaves = MerkleHash.leaves(stored.map(\.bytes))
-            for (i, (seq, bytes)) in stored.enumerated() {
-                if seq != next {
-                    note(.tampered, next...next, "event \(next) is missing: the next stored event is \(seq)")
-                }
-                next = seq + 1
-                do {
-                    if let vote = try CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: keySeed) {
-                        checkTime(vote.timestamp, seq)
-                        batch.votes.append(vote)
-                        continue
-                    }
-                    let record = try RecordCodec.decode(bytes, seq: seq)
-                    checkTime(record.timestamp, seq)
-                    if case .checkpointSigned = record.event { batch.leavesBefore[seq] = i }
-                    batch.records.append(record)
-                } catch {
-                    if case .corruptRecord(_, let reason) = error { note(.tampered, seq...seq, reason) } else { note(.tampered, seq...seq, "\(error)") }
-                }
+            // A slice at a time, hashed then decoded, so that decoding finds the records still in
+            // the nearest cache (hashing the whole batch first left them in the next one).
+            batch.leaves.reserveCapacity(stored.count)
+            for slice in stride(from: 0, to: stored.count, by: Self.slice) {
+                let end = min(slice + Self.slice, stored.count)
+                batch.leaves += MerkleHash.leaves(stored[slice..<end].map(\.bytes))
+                for i in slice..<end { check(stored[i], at: i, into: &batch) }
             }
             batch.texts = codes.takeNew()
             readStoredNodes(completedBy: stored.count, storedNode, into: &batch)
+        }
+
+        /// Records hashed and decoded together: a multiple of the 16 that are hashed at a time.
+        static let slice = 128
+
+        /// The record at position `i` of its batch: in sequence, decoded, in time.
+        private mutating func check(_ stored: (seq: UInt64, bytes: UnsafeRawBufferPointer), at i: Int, into batch: inout Batch) {
+            let (seq, bytes) = stored
+            if seq != next {
+                note(.tampered, next...next, "event \(next) is missing: the next stored event is \(seq)")
+            }
+            next = seq + 1
+            do {
+                if let vote = try CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: keySeed) {
+                    checkTime(vote.timestamp, seq)
+                    batch.votes.append(vote)
+                    return
+                }
+                let record = try RecordCodec.decode(bytes, seq: seq)
+                checkTime(record.timestamp, seq)
+                if case .checkpointSigned = record.event { batch.leavesBefore[seq] = i }
+                batch.records.append(record)
+            } catch {
+                if case .corruptRecord(_, let reason) = error { note(.tampered, seq...seq, reason) } else { note(.tampered, seq...seq, "\(error)") }
+            }
         }
 
         /// Timestamps never go back.

@@ -79,7 +79,10 @@ public enum RecordCodec {
         let actor: Actor
         let key: ByteReader.Text
 
-        /// Reads up to the payload and checks that the payload length is what follows.
+        /// Reads up to the payload and checks that the payload length is what follows. (Inlined:
+        /// returned through memory, its fields were read back before the stores had landed, a
+        /// stall on every record the audit decodes.)
+        @inline(__always)
         init(_ r: inout ByteReader, seq: UInt64) throws {
             let version = try r.u8("format version")
             guard version == formatVersion else {
