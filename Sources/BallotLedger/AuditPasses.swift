@@ -284,7 +284,7 @@ extension Audit {
                 var end = start + 1
                 while end < votes.count && votes[end].election == code { end += 1 }
                 if let election = position(ofElection: code) {
-                    state.prefetchVoters(votes[start..<end].map(\.voter.prefix), inElection: election)
+                    state.prefetchVoters(votes[start..<end].map(\.voter), inElection: election)
                 }
                 start = end
             }

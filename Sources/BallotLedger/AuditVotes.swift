@@ -12,7 +12,8 @@ extension Audit {
         var seq: UInt64
         var timestamp: Timestamp
         var castAt: Timestamp
-        var voter: Digest32
+        /// The first half of the voter key: all that the rules compare (`VoterKey`'s identity).
+        var voter: Key128
         /// The audit's seeded hash of its idempotency key (`KeyCheck.hash`), nil when it has none.
         var keyHash: UInt64?
         var election: Int32
@@ -36,7 +37,7 @@ extension Audit {
                       let channel = try codes.code(fields.channel, identifier: false) else { return nil }
                 try header.checkEnd(r, seq: seq)
                 let key = header.key.raw
-                return CodedVote(seq: seq, timestamp: header.timestamp, castAt: fields.castAt, voter: Digest32(fields.voter),
+                return CodedVote(seq: seq, timestamp: header.timestamp, castAt: fields.castAt, voter: Digest32(fields.voter).prefix,
                                  keyHash: key.isEmpty ? nil : KeyCheck.hash(key, seed: keySeed),
                                  election: election, nominee: nominee, channel: channel)
             }
@@ -56,12 +57,18 @@ extension Audit {
             var words: (UInt64, UInt64, UInt64, UInt64)
 
             /// `raw` is at most 32 bytes. Read in whole words, with no call and no byte loop (a
-            /// vote has three texts to look up): the last word of a text of 8 bytes or more is
-            /// the word that ends with it, shifted; a shorter text is read in 4-, 2- and 1-byte
-            /// pieces.
+            /// vote has three texts to look up): a text of at most 8 bytes with 8 bytes readable
+            /// from its start is one word, masked; otherwise the last word of a text of 8 bytes or
+            /// more is the word that ends with it, shifted, and a shorter text is read in 4-, 2-
+            /// and 1-byte pieces.
             @inline(__always)
-            init(_ raw: UnsafeRawBufferPointer) {
+            init(_ raw: UnsafeRawBufferPointer, readable: Int = 0) {
                 length = raw.count
+                if raw.count <= 8 && readable >= 8 {
+                    let mask: UInt64 = raw.count == 8 ? ~0 : (1 << UInt64(8 * raw.count)) &- 1
+                    words = (raw.baseAddress!.loadUnaligned(as: UInt64.self) & mask, 0, 0, 0)
+                    return
+                }
                 words = (Self.word(raw, 0), Self.word(raw, 8), Self.word(raw, 16), Self.word(raw, 24))
             }
 
@@ -112,7 +119,7 @@ extension Audit {
         /// when it is not to be coded.
         mutating func code(_ text: ByteReader.Text, identifier: Bool) throws(ByteReader.Failure) -> Int32? {
             guard text.raw.count <= Self.longest else { return nil }
-            let bytes = Bytes(text.raw)
+            let bytes = Bytes(text.raw, readable: text.readable)
             let slot = bytes.slot & ~1  // two ways: texts whose slots collide both stay
             var code: Int32
             if cache[slot].code >= 0 && cache[slot].bytes == bytes {
@@ -179,7 +186,7 @@ extension Audit {
                 nominees[n] = (Int32(election), Int32(found))
                 nominee = found
             }
-            return ResolvedVote(election: election, nominee: nominee, voter: vote.voter.prefix, castAt: vote.castAt,
+            return ResolvedVote(election: election, nominee: nominee, voter: vote.voter, castAt: vote.castAt,
                                 channelBytes: channelBytes[Int(vote.channel)])
         }
 

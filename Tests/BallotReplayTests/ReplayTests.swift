@@ -123,7 +123,7 @@ struct AuditedLedger {
                     var key = full.idempotencyKey
                     let keyHash = key.withUTF8 { Audit.KeyCheck.hash(UnsafeRawBufferPointer($0), seed: 7) }
                     #expect(texts[Int(c.election)] == v.election.value && texts[Int(c.nominee)] == v.nominee.value
-                            && texts[Int(c.channel)] == v.channel && c.voter == v.voter.digest && c.castAt == v.castAt
+                            && texts[Int(c.channel)] == v.channel && c.voter == v.voter.digest.prefix && c.castAt == v.castAt
                             && c.timestamp == full.timestamp && c.seq == seq && c.keyHash == (key.isEmpty ? nil : keyHash))
                 }
                 return true

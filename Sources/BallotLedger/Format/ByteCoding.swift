@@ -106,7 +106,7 @@ struct ByteReader {
     /// before can skip the check (the audit's vote decoding, see `TextCodes`).
     mutating func text(_ field: StaticString) throws(Failure) -> Text {
         let (raw, at) = try lengthPrefixed("\(field)")
-        return Text(raw: raw, at: at, field: field)
+        return Text(raw: raw, at: at, field: field, readable: base.count - at)
     }
 
     private mutating func lengthPrefixed(_ field: @autoclosure () -> String) throws(Failure) -> (UnsafeRawBufferPointer, at: Int) {
@@ -121,6 +121,9 @@ struct ByteReader {
         /// Where the bytes start, for the message when they are not what they should be.
         let at: Int
         let field: StaticString
+        /// How many bytes of the buffer can be read from the text's start (itself and what
+        /// follows it), so that a short text can be read in one whole word.
+        var readable: Int = 0
 
         func string() throws(Failure) -> String { try Self.string(raw, at: at, "\(field)") }
 
