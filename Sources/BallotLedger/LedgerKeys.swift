@@ -19,7 +19,13 @@ public enum LedgerKeys {
     public static func sequence(_ seq: UInt64) -> [UInt8] { withUnsafeBytes(of: seq.bigEndian) { Array($0) } }
 
     public static func sequence(of key: UnsafeRawBufferPointer) -> UInt64? {
-        key.count == 8 ? UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)) : nil
+        key.count == 8 ? sequence(unchecked: key) : nil
+    }
+
+    /// The sequence number in a key already known to be 8 bytes.
+    @inline(__always)
+    static func sequence(unchecked key: UnsafeRawBufferPointer) -> UInt64 {
+        UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
     }
 
     /// The key of node (`level`, `index`): the index of the last leaf it covers, then the level,
