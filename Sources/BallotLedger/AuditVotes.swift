@@ -38,7 +38,7 @@ extension Audit {
                 try header.checkEnd(r, seq: seq)
                 let key = header.key.raw
                 return CodedVote(seq: seq, timestamp: header.timestamp, castAt: fields.castAt, voter: Digest32(fields.voter).prefix,
-                                 keyHash: key.isEmpty ? nil : KeyCheck.hash(key, seed: keySeed),
+                                 keyHash: key.isEmpty ? nil : KeyCheck.hash(key, seed: keySeed, in: Window(header.key)),
                                  election: election, nominee: nominee, channel: channel)
             }
         }
@@ -56,34 +56,12 @@ extension Audit {
             var length: Int
             var words: (UInt64, UInt64, UInt64, UInt64)
 
-            /// `raw` is at most 32 bytes. Read in whole words, with no call and no byte loop (a
-            /// vote has three texts to look up): a text of at most 8 bytes with 8 bytes readable
-            /// from its start is one word, masked; otherwise the last word of a text of 8 bytes or
-            /// more is the word that ends with it, shifted, and a shorter text is read in 4-, 2-
-            /// and 1-byte pieces.
+            /// `raw` is at most 32 bytes, read in whole words (`Window.word`) with no call and no
+            /// byte loop: a vote has three texts to look up.
             @inline(__always)
-            init(_ raw: UnsafeRawBufferPointer, readable: Int = 0) {
+            init(_ raw: UnsafeRawBufferPointer, in window: Window = .none) {
                 length = raw.count
-                if raw.count <= 8 && readable >= 8 {
-                    let mask: UInt64 = raw.count == 8 ? ~0 : (1 << UInt64(8 * raw.count)) &- 1
-                    words = (raw.baseAddress!.loadUnaligned(as: UInt64.self) & mask, 0, 0, 0)
-                    return
-                }
-                words = (Self.word(raw, 0), Self.word(raw, 8), Self.word(raw, 16), Self.word(raw, 24))
-            }
-
-            @inline(__always)
-            private static func word(_ raw: UnsafeRawBufferPointer, _ i: Int) -> UInt64 {
-                let n = raw.count
-                if i + 8 <= n { return raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
-                let left = n - i
-                if left <= 0 { return 0 }
-                if n >= 8 { return raw.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(8 * (8 - left)) }
-                var w: UInt64 = 0, at = 0
-                if left & 4 != 0 { w = UInt64(raw.loadUnaligned(fromByteOffset: 0, as: UInt32.self)); at = 4 }
-                if left & 2 != 0 { w |= UInt64(raw.loadUnaligned(fromByteOffset: at, as: UInt16.self)) << UInt64(8 * at); at += 2 }
-                if left & 1 != 0 { w |= UInt64(raw[at]) << UInt64(8 * at) }
-                return w
+                words = (window.word(raw, 0), window.word(raw, 8), window.word(raw, 16), window.word(raw, 24))
             }
 
             /// Where the text goes in `TextCodes.cache`.
@@ -119,7 +97,7 @@ extension Audit {
         /// when it is not to be coded.
         mutating func code(_ text: ByteReader.Text, identifier: Bool) throws(ByteReader.Failure) -> Int32? {
             guard text.raw.count <= Self.longest else { return nil }
-            let bytes = Bytes(text.raw, readable: text.readable)
+            let bytes = Bytes(text.raw, in: Window(text))
             let slot = bytes.slot & ~1  // two ways: texts whose slots collide both stay
             var code: Int32
             if cache[slot].code >= 0 && cache[slot].bytes == bytes {
@@ -153,6 +131,41 @@ extension Audit {
         mutating func takeNew() -> [String] {
             defer { new.removeAll() }
             return new
+        }
+    }
+
+    /// How much of the buffer around a short byte string may be read, so that its last, partial
+    /// word is one load: masked when a whole word can be read from where it starts, shifted
+    /// when one can be read that ends where it ends (a vote's texts lie inside its record), and
+    /// only otherwise assembled from 4-, 2- and 1-byte pieces. The word is the same either way.
+    struct Window {
+        /// Bytes readable from the string's start (itself and what follows it), and before it.
+        var after = 0
+        var before = 0
+
+        static let none = Window()
+
+        init() {}
+
+        init(_ text: ByteReader.Text) {
+            after = text.readable
+            before = text.at
+        }
+
+        /// `raw[i..<min(i + 8, raw.count)]` as a little-endian word, zero above.
+        @inline(__always)
+        func word(_ raw: UnsafeRawBufferPointer, _ i: Int) -> UInt64 {
+            let n = raw.count, left = n - i
+            if left >= 8 { return raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
+            if left <= 0 { return 0 }
+            let base = raw.baseAddress!
+            if after - i >= 8 { return base.loadUnaligned(fromByteOffset: i, as: UInt64.self) & ((1 << UInt64(8 * left)) &- 1) }
+            if before + n >= 8 { return base.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self) >> UInt64(8 * (8 - left)) }
+            var w: UInt64 = 0, at = i
+            if left & 4 != 0 { w = UInt64(base.loadUnaligned(fromByteOffset: at, as: UInt32.self)); at += 4 }
+            if left & 2 != 0 { w |= UInt64(base.loadUnaligned(fromByteOffset: at, as: UInt16.self)) << UInt64(8 * (at - i)); at += 2 }
+            if left & 1 != 0 { w |= UInt64(raw[at]) << UInt64(8 * (at - i)) }
+            return w
         }
     }
 

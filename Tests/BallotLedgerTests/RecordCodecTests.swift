@@ -74,12 +74,16 @@ import TestSupport
                 samples.append(b)
             }
         }
-        for round in 0..<2 {
+        // Round 0: little around the text (read in pieces); 1: a word after it (one masked load);
+        // 2: a word before it and nothing after (one shifted load). A code must not depend on
+        // what surrounds the text.
+        for round in 0..<3 {
             for sample in samples {
-                var bytes: [UInt8] = [UInt8(sample.count >> 8), UInt8(sample.count & 0xFF)] + sample
-                bytes += Array(repeating: UInt8(0xA5 ^ round), count: 3 + 5 * round)  // what follows in a record: a code must not depend on it
+                let before = round == 2 ? [UInt8](repeating: 0x5A, count: 8) : []
+                var bytes: [UInt8] = before + [UInt8(sample.count >> 8), UInt8(sample.count & 0xFF)] + sample
+                bytes += Array(repeating: UInt8(0xA5 ^ round), count: [3, 8, 0][round])
                 let code = try bytes.withUnsafeBytes { raw in
-                    var r = ByteReader(raw)
+                    var r = ByteReader(raw, offset: before.count)
                     return try codes.code(try r.text("text"), identifier: false)
                 }
                 texts += codes.takeNew()

@@ -122,7 +122,8 @@ struct ByteReader {
         let at: Int
         let field: StaticString
         /// How many bytes of the buffer can be read from the text's start (itself and what
-        /// follows it), so that a short text can be read in one whole word.
+        /// follows it); `at` is how many can be read before it. The audit reads a short text in
+        /// one whole word where these allow (`Audit.Window`).
         var readable: Int = 0
 
         func string() throws(Failure) -> String { try Self.string(raw, at: at, "\(field)") }
