@@ -11,7 +11,8 @@ final class Handoff<Batch: Sendable>: @unchecked Sendable {
     /// How many times `take` looks for a batch before it sleeps: some tens of microseconds.
     static var spins: Int { 100_000 }
     private let condition = NSCondition()
-    /// Batches put and not yet taken, or finished/cancelled: what the spinning consumer watches.
+    /// Batches put and not yet taken, plus one once finished: what the spinning consumer watches
+    /// (the lock's state decides; this only ends the spin early).
     private let news = Atomic<Int>(0)
     private var waiting: [Batch] = []
     private var head = 0

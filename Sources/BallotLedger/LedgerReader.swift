@@ -229,10 +229,10 @@ public struct LedgerReader: Sendable {
     /// faster than runs, measured on the bare scan.)
     private func eachStoredRecord(from start: UInt64, chunk: Int,
                                   _ body: (borrowing ReadTransaction, UInt64, UnsafeRawBufferPointer) throws -> Bool) throws {
-        try inSnapshots(from: start, chunk: chunk) { txn, next in
+        try inSnapshots(from: start, chunk: chunk) { txn, from, next in
             var visited = 0
             var stop = false
-            try txn.forEach(in: dbs.events, from: LedgerKeys.sequence(next)) { key, value in
+            try txn.forEach(in: dbs.events, from: from) { key, value in
                 guard let seq = LedgerKeys.sequence(of: key) else { throw Self.badKey(key, after: next - 1) }
                 next = seq + 1
                 visited += 1
@@ -249,16 +249,19 @@ public struct LedgerReader: Sendable {
     /// The stored records from `start` in key order, a run of up to `run` at a time with the
     /// transaction they were read in (one call of `body` per run), until `body` returns false.
     /// Every key in a run is 8 bytes (`LedgerKeys.sequence(unchecked:)` reads it): one that is
-    /// not throws, after the records before it have been handed over.
+    /// not throws, after the records before it have been handed over (unless `body` stops there).
     private func eachStoredRun(from start: UInt64, chunk: Int, run: Int,
                                _ body: (borrowing ReadTransaction,
                                         UnsafeBufferPointer<(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)>) throws -> Bool) throws {
-        try inSnapshots(from: start, chunk: chunk) { txn, next in
+        try inSnapshots(from: start, chunk: chunk) { txn, from, next in
             var visited = 0
             var stop = false
-            try txn.forEachRun(in: dbs.events, from: LedgerKeys.sequence(next), run: run) { entries in
+            try txn.forEachRun(in: dbs.events, from: from, run: run) { entries in
                 if let bad = entries.firstIndex(where: { $0.key.count != 8 }) {
-                    if bad > 0 { _ = try body(txn, UnsafeBufferPointer(rebasing: entries[..<bad])) }
+                    if bad > 0, try !body(txn, UnsafeBufferPointer(rebasing: entries[..<bad])) {
+                        stop = true
+                        return false
+                    }
                     throw Self.badKey(entries[bad].key, after: bad > 0 ? LedgerKeys.sequence(unchecked: entries[bad - 1].key) : next - 1)
                 }
                 visited += entries.count
@@ -275,14 +278,18 @@ public struct LedgerReader: Sendable {
 
     /// Reads in snapshots, a fresh read transaction after each `chunk` records (or the first
     /// whole run past them), so that a long read never pins an old snapshot: `walk` reads from
-    /// `next` on, moves `next` past what it visited, and says how many it visited and whether
-    /// its caller stopped. A walk that visits fewer than `chunk` has reached the end.
+    /// the key `from` on, sets `next` to the sequence number after the last it visited, and says
+    /// how many it visited and whether its caller stopped. A walk that visits fewer than `chunk`
+    /// has reached the end. A snapshot resumes just past the last key visited, not at `next`, so
+    /// that a stray key sorting between the two is met there as anywhere else.
     private func inSnapshots(from start: UInt64, chunk: Int,
-                             _ walk: (borrowing ReadTransaction, inout UInt64) throws -> (visited: Int, stop: Bool)) throws {
+                             _ walk: (borrowing ReadTransaction, _ from: [UInt8], _ next: inout UInt64) throws -> (visited: Int, stop: Bool)) throws {
         var next = max(start, 1)
+        var from = LedgerKeys.sequence(next)
         while true {
-            let (visited, stop) = try env.read { txn in try walk(txn, &next) }
+            let (visited, stop) = try env.read { txn in try walk(txn, from, &next) }
             if stop || visited < chunk { return }
+            from = LedgerKeys.sequence(next - 1) + [0]
         }
     }
 

@@ -64,8 +64,9 @@ public struct Transaction<Access>: ~Copyable {
         }
     }
 
-    /// `forEach`, a run of up to `run` entries at a time: `body` gets them in key order, valid
-    /// until the transaction ends, and is called once per run, not per entry (a scan of millions
+    /// `forEach`, a run of up to `run` entries at a time: `body` gets them in key order (their
+    /// bytes valid until the transaction ends; the buffer listing them only while `body` runs),
+    /// and is called once per run, not per entry (a scan of millions
     /// of small entries pays for one closure call and no captured state per entry). The last run
     /// may be shorter; `body` returns false to stop.
     public func forEachRun(

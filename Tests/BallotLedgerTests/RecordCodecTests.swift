@@ -74,9 +74,9 @@ import TestSupport
                 samples.append(b)
             }
         }
-        // Round 0: little around the text (read in pieces); 1: a word after it (one masked load);
-        // 2: a word before it and nothing after (one shifted load). A code must not depend on
-        // what surrounds the text.
+        // Round 0: little around the text (a short one read in pieces, or shifted from the
+        // bytes before it); 1: a word after it (one masked load); 2: a word before it and
+        // nothing after (one shifted load). A code must not depend on what surrounds the text.
         for round in 0..<3 {
             for sample in samples {
                 let before = round == 2 ? [UInt8](repeating: 0x5A, count: 8) : []

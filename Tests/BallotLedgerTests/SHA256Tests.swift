@@ -1,5 +1,8 @@
 import Testing
 @testable import BallotLedger
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Known answers: FIPS 180-4 examples and RFC 4231 (HMAC-SHA256) test cases 2 and 6.
 @Suite struct SHA256Tests {
@@ -47,6 +50,34 @@ import Testing
         }
         #expect(MerkleHash.leaves([]).isEmpty)
         print("SHA-256 ways run: \(ways.map { "\($0) at a time" }.joined(separator: ", "))")
+    }
+
+    /// No way of hashing reads a byte outside a message: each message lies against a page that
+    /// cannot be read, ending just before one or starting just after one (a read past either
+    /// edge would crash the test), and an empty message has no address at all.
+    @Test func noWayReadsOutsideAMessage() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var regions: [UnsafeMutableRawPointer] = []
+        defer { for r in regions { munmap(r, 3 * page) } }
+        var messages: [UnsafeRawBufferPointer] = []
+        var rng = SystemRandomNumberGenerator()
+        for n in Array(0...130) + [200, 300] {
+            // Three pages, the outer two unreadable; the message ends at the second's end, or
+            // (odd lengths) starts at its start.
+            guard let region = mmap(nil, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                  region != MAP_FAILED else { Issue.record("mmap failed"); return }
+            regions.append(region)
+            let start = n % 2 == 0 ? region + 2 * page - n : region + page
+            for i in 0..<n { start.storeBytes(of: UInt8.random(in: 0...255, using: &rng), toByteOffset: i, as: UInt8.self) }
+            #expect(mprotect(region, page, PROT_NONE) == 0 && mprotect(region + 2 * page, page, PROT_NONE) == 0)
+            messages.append(UnsafeRawBufferPointer(start: start, count: n))
+        }
+        messages += Array(repeating: UnsafeRawBufferPointer(start: nil, count: 0), count: 17)
+        let oneAtATime = messages.map { MerkleHash.leaf($0) }
+        for lanes in [MerkleHash.lanes == 16 ? 16 : nil, MerkleHash.hasPairs ? 2 : nil, 1].compactMap({ $0 }) {
+            let hashed = MerkleHash.leaves(messages, lanes: lanes)
+            for i in messages.indices { #expect(hashed[i] == oneAtATime[i], "\(lanes) at a time: \(messages[i].count) bytes") }
+        }
     }
 
     /// Buffers over each array, valid while `body` runs.

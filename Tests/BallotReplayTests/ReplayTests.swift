@@ -291,6 +291,39 @@ struct AuditedLedger {
         #expect(status == 2 && verdict["first_bad_seq"] as? Int == Int(l.voteSeq))
     }
 
+    /// A key that is not 8 bytes in 'events' throws, naming the event it follows, once every
+    /// record before it has been handed over, however the scan is cut into runs and snapshots
+    /// (a snapshot that ended on the event before it once skipped it); a scan that stops before
+    /// reaching it does not throw.
+    @Test func aKeyThatIsNotEightBytesEndsTheScanWhereItIs() throws {
+        let ledger = try AuditedLedger()
+        let k = ledger.voteSeq
+        try ledger.tamper { txn, db in try txn.put(LedgerKeys.sequence(k) + [0], [1, 2, 3], in: db) }
+        let reader = try LedgerReader.openReadOnly(path: ledger.path)
+        func failure(_ scan: () throws -> Void) -> String? {
+            do { try scan() } catch { return "\(error)" }
+            return nil
+        }
+        for (batch, chunk) in [(1, 1), (7, 10), (16, 16), (Int(k), Int(k)), (1024, 65_536)] {
+            var seen: [UInt64] = []
+            let error = failure { try reader.scanBatches(batch: batch, chunk: chunk) { records, _ in
+                seen += records.map(\.seq)
+                return true
+            } }
+            #expect(seen == Array(1...k), "batch \(batch), chunk \(chunk)")
+            #expect(error?.contains("a key of 9 bytes follows event \(k)") == true, "batch \(batch): \(error ?? "no error")")
+            seen = []
+            let stopped = failure { try reader.scanBatches(batch: batch, chunk: chunk) { records, _ in
+                seen += records.map(\.seq)
+                return !seen.contains(k)   // stops with the records just before the stray key
+            } }
+            #expect(stopped == nil && seen.last == k, "batch \(batch), chunk \(chunk)")
+        }
+        var one: [UInt64] = []
+        let error = failure { try reader.scan { seq, _, _ in one.append(seq); return true } }
+        #expect(one == Array(1...k) && error?.contains("a key of 9 bytes follows event \(k)") == true)
+    }
+
     @Test func aDeletedRecordIsNamed() throws {
         let l = try AuditedLedger()
         try l.tamper { txn, db in _ = try txn.delete(LedgerKeys.sequence(l.voteSeq), in: db) }

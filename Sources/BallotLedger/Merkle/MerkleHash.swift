@@ -45,7 +45,8 @@ extension MerkleHash {
     /// SHA-256(prefix || message(i)) for i in 0..<count, `lanes` (16, 2 or 1) at a time.
     private static func hashed(_ count: Int, prefix: UInt8, lanes: Int,
                                _ message: (Int) -> UnsafeRawBufferPointer) -> [MerkleHash] {
-        [MerkleHash](unsafeUninitializedCapacity: count) { out, initialized in
+        precondition(lanes != 16 || Self.lanes == 16, "16 at a time needs AVX-512, which this processor lacks")
+        return [MerkleHash](unsafeUninitializedCapacity: count) { out, initialized in
             let raw = UnsafeMutableRawPointer(out.baseAddress)
             func at(_ i: Int) -> UnsafeMutablePointer<UInt8>? {
                 (raw! + i * MemoryLayout<MerkleHash>.stride).assumingMemoryBound(to: UInt8.self)
