@@ -51,13 +51,14 @@ func fail(_ code: Int32, _ message: String) -> Never {
     Foundation.exit(code)
 }
 
-/// Runs a read that decodes records; a record that does not decode ends the command with 2.
-func reading<R>(_ body: () throws -> R) -> R {
+/// Runs a read that decodes records; a record that does not decode ends the command with 2 (and
+/// a pointer to `verify`, unless this is it).
+func reading<R>(inVerify: Bool = false, _ body: () throws -> R) -> R {
     do {
         return try body()
     } catch let error as LedgerError {
         if case .corruptRecord = error {
-            fail(Exit.tampered, "\(error); run 'ballot-replay verify' for the full report")
+            fail(Exit.tampered, inVerify ? "\(error)" : "\(error); run 'ballot-replay verify' for the full report")
         }
         fail(Exit.unreadable, "\(error)")
     } catch {
@@ -89,7 +90,7 @@ struct Verify: ParsableCommand {
         let pinned = readPublicKey(pubkey)
         let reader = try ledger.open()
         let started = ContinuousClock.now
-        let report = reading { try Audit.verify(reader, pinnedKey: pinned) }
+        let report = reading(inVerify: true) { try Audit.verify(reader, pinnedKey: pinned) }
         let elapsed = ContinuousClock.now - started
         print(json ? Verdict.json(report, ledger: ledger.ledger, elapsed: elapsed) : Verdict.text(report, ledger: ledger.ledger, elapsed: elapsed))
         if report.exitCode != 0 { throw ExitCode(report.exitCode) }
