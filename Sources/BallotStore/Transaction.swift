@@ -45,15 +45,7 @@ public struct Transaction<Access>: ~Copyable {
         try withCursor(db) { cursor in
             var k = MDB_val()
             var v = MDB_val()
-            var code: Int32
-            if let start {
-                code = start.withUnsafeBytes { s in
-                    k = MDB_val(mv_size: s.count, mv_data: UnsafeMutableRawPointer(mutating: s.baseAddress))
-                    return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
-                }
-            } else {
-                code = mdb_cursor_get(cursor, &k, &v, MDB_FIRST)
-            }
+            var code = Self.first(cursor, from: start, &k, &v)
             while code == MDB_SUCCESS {
                 let more = try body(UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size),
                                     UnsafeRawBufferPointer(start: v.mv_data, count: v.mv_size))
@@ -66,9 +58,9 @@ public struct Transaction<Access>: ~Copyable {
 
     /// `forEach`, a run of up to `run` entries at a time: `body` gets them in key order (their
     /// bytes valid until the transaction ends; the buffer listing them only while `body` runs),
-    /// and is called once per run, not per entry (a scan of millions
-    /// of small entries pays for one closure call and no captured state per entry). The last run
-    /// may be shorter; `body` returns false to stop.
+    /// and is called once per run, not per entry (a scan of millions of small entries pays for
+    /// one closure call and no captured state per entry). The last run may be shorter; `body`
+    /// returns false to stop.
     public func forEachRun(
         in db: Database, from start: [UInt8]? = nil, run: Int,
         _ body: (_ entries: UnsafeBufferPointer<(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)>) throws -> Bool
@@ -78,15 +70,7 @@ public struct Transaction<Access>: ~Copyable {
             try withCursor(db) { cursor in
                 var k = MDB_val()
                 var v = MDB_val()
-                var code: Int32
-                if let start {
-                    code = start.withUnsafeBytes { s in
-                        k = MDB_val(mv_size: s.count, mv_data: UnsafeMutableRawPointer(mutating: s.baseAddress))
-                        return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
-                    }
-                } else {
-                    code = mdb_cursor_get(cursor, &k, &v, MDB_FIRST)
-                }
+                var code = Self.first(cursor, from: start, &k, &v)
                 var count = 0
                 while code == MDB_SUCCESS {
                     entries[count] = (UnsafeRawBufferPointer(start: k.mv_data, count: k.mv_size),
@@ -101,6 +85,15 @@ public struct Transaction<Access>: ~Copyable {
                 if code != MDB_NOTFOUND { try check(code, "mdb_cursor_get", "iterating \(db)") }
                 if count > 0 { _ = try body(UnsafeBufferPointer(rebasing: entries[..<count])) }
             }
+        }
+    }
+
+    /// Puts `cursor` on the first key not less than `start` (or the first key), into `k` and `v`.
+    private static func first(_ cursor: OpaquePointer, from start: [UInt8]?, _ k: inout MDB_val, _ v: inout MDB_val) -> Int32 {
+        guard let start else { return mdb_cursor_get(cursor, &k, &v, MDB_FIRST) }
+        return start.withUnsafeBytes { s in
+            k = MDB_val(mv_size: s.count, mv_data: UnsafeMutableRawPointer(mutating: s.baseAddress))
+            return mdb_cursor_get(cursor, &k, &v, MDB_SET_RANGE)
         }
     }
 
