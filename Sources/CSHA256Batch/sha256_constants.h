@@ -1,7 +1,11 @@
 #ifndef BALLOTLEDGER_SHA256_CONSTANTS_H
 #define BALLOTLEDGER_SHA256_CONSTANTS_H
-/* The SHA-256 round constants (FIPS 180-4, 4.2.2), for both ways of hashing many at a time. */
+/* The SHA-256 initial state (FIPS 180-4, 5.3.3) and round constants (4.2.2), for both ways of
+ * hashing many at a time. */
 #include <stdint.h>
+
+static const uint32_t H[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                              0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
 
 static const uint32_t K[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,

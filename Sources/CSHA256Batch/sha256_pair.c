@@ -23,8 +23,6 @@ int ballot_sha256_pair_available(void) {
 typedef struct { __m128i abef, cdgh; } State;
 
 SHA_TARGET static inline State initial_state(void) {
-    static const uint32_t H[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                  0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     __m128i dcba = _mm_loadu_si128((const __m128i *)&H[0]), hgfe = _mm_loadu_si128((const __m128i *)&H[4]);
     __m128i cdab = _mm_shuffle_epi32(dcba, 0xB1), efgh = _mm_shuffle_epi32(hgfe, 0x1B);
     State s = {_mm_alignr_epi8(cdab, efgh, 8), _mm_blend_epi16(efgh, cdab, 0xF0)};

@@ -120,8 +120,6 @@ X16_TARGET static inline void compress16(__m512i st[8], __m512i w[16], __mmask16
 
 X16_TARGET void ballot_sha256_x16(unsigned char prefix, const void *const messages[16], const size_t lengths[16],
                                   unsigned char *out) {
-    static const uint32_t H[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                                  0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     __m512i st[8];
     for (int i = 0; i < 8; i++) st[i] = _mm512_set1_epi32((int)H[i]);
     size_t blocks[16], most = 0;
