@@ -77,38 +77,43 @@ public enum Audit {
     /// state before it; every stored Merkle node matches the tree recomputed from the records;
     /// every checkpoint's signature (by `pinnedKey` when given), root and digests hold. Then
     /// compares every stored projection with the one the replay gives. It goes on past a
-    /// finding (up to `maxFindings` of each pass), so that the report can say where the damage is.
+    /// finding (up to `maxFindings` of the records' own and as many of the rest), so that the
+    /// report can say where the damage is.
     ///
-    /// The work runs as two passes on two threads (see `RecordPass` and `RulePass`); the record
-    /// pass takes a fresh read transaction every 65,536 records.
-    public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32) throws -> AuditReport {
+    /// The ledger is read in segments of `segment` records, each in a read transaction of its
+    /// own, checked on every core (see `SegmentChecker`) and taken in order by the rule pass
+    /// (`RulePass`) on this thread, which checks segments too while the next is not ready.
+    /// `helpers` is the number of other threads (by default one per other core).
+    public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
+                              segment: Int = 1024, helpers: Int? = nil) throws -> AuditReport {
+        let helpers = helpers ?? max(0, ProcessInfo.processInfo.activeProcessorCount - 1)
         // How many elections the stored projections name (a tally each): untrusted, and only a
         // hint for sizing the voter table.
         let projections = try reader.storedProjections()[LedgerKeys.projections] ?? [:]
         let tallies = projections.keys.filter { $0.reversed().starts(with: Array("\0tally".utf8).reversed()) }.count
-        var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings, events: try reader.size(), oneElection: tallies == 1)
-        var records = RecordPass(maxFindings: maxFindings, keySeed: rules.keys.seed)
-        try pipeline(reader, from: 1, &records, &rules)
-        // (After a pass stops at its limit, the tree stops short of the end: every stored node
+        let size = try reader.size()
+        var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings, events: size, oneElection: tallies == 1)
+        try run(reader, from: 1, through: size, segment: segment, helpers: helpers, &rules)
+        // (After the audit stops at its limit, the tree stops short of the end: every stored node
         // past it would look like a trailing one.)
-        if !records.full && !rules.full { try rules.checkTrailingNodes(reader) }
+        if !rules.full { try rules.checkTrailingNodes(reader) }
         // A daemon may be appending while we read: compare the projections stored with the
         // events they reflect, catching up on those first.
-        for _ in 0..<10 where !records.full && !rules.full {
+        for _ in 0..<10 where !rules.full {
             let (size, stored) = try reader.storedProjectionsWithSize()
-            if size > records.next - 1 {
-                try pipeline(reader, from: records.next, &records, &rules)
+            if size > rules.next - 1 {
+                try run(reader, from: rules.next, through: size, segment: segment, helpers: helpers, &rules)
                 continue
             }
-            rules.compare(stored, through: records.next - 1)
+            rules.compare(stored, through: rules.next - 1)
             break
         }
-        // Each pass checks its limit between batches, so it may have noted more; keep the
-        // `maxFindings` earliest of each (a batch notes its Merkle nodes after its records, so a
-        // node over an earlier event can come after later records' findings).
-        let findings = (inEventOrder(records.findings).prefix(maxFindings) + inEventOrder(rules.findings).prefix(maxFindings))
-        return AuditReport(events: records.next - 1, root: rules.frontier.root, rootCovers: rules.frontier.size,
-                           stoppedEarly: records.full || rules.full, checkpoints: rules.checkpoints,
+        // The limit is checked between segments, so more may have been noted; keep the
+        // `maxFindings` earliest of each kind (a segment's Merkle nodes are compared after its
+        // records, so a node over an earlier event can come after later records' findings).
+        let findings = inEventOrder(rules.recordFindings).prefix(maxFindings) + inEventOrder(rules.findings).prefix(maxFindings)
+        return AuditReport(events: rules.next - 1, root: rules.frontier.root, rootCovers: rules.frontier.size,
+                           stoppedEarly: rules.full, checkpoints: rules.checkpoints,
                            findings: inEventOrder(Array(findings)), state: rules.state, keyPinned: pinnedKey != nil)
     }
 
@@ -118,40 +123,43 @@ public enum Audit {
             .sorted { ($0.element.events.lowerBound, $0.offset) < ($1.element.events.lowerBound, $1.offset) }.map(\.element)
     }
 
-    /// Runs `records` from `start` on a thread of its own, handing what decodes to `rules` on
-    /// this one, so that hashing and decoding overlap with the replay through the rules.
-    private static func pipeline(_ reader: LedgerReader, from start: UInt64, _ records: inout RecordPass,
-                                 _ rules: inout RulePass) throws {
-        let handoff = Handoff<RecordPass.Batch>(limit: 8)
-        // Hand the pass over rather than copy it (it runs on the other thread).
-        let producer = Producer(RecordPass(maxFindings: 0, keySeed: 0))
-        swap(&producer.pass, &records)
-        let thread = Thread {
-            do {
-                try producer.pass.scan(reader, from: start, into: handoff)
-            } catch {
-                producer.error = error
+    /// Checks the records from `start` (the ledger's last being `last` when the run begins), a
+    /// segment at a time, on `helpers` threads besides this one, and hands the segments to
+    /// `rules` in order on this thread; until the end, or until `rules` is full.
+    private static func run(_ reader: LedgerReader, from start: UInt64, through last: UInt64, segment: Int, helpers: Int,
+                            _ rules: inout RulePass) throws {
+        let layout = SegmentLayout(start: start, last: last, size: segment)
+        let queue = SegmentQueue<Batch>(count: layout.count, window: 8 * (helpers + 1))
+        let seed = rules.keys.seed
+        let done = DispatchGroup()
+        for worker in 1..<(helpers + 1) {
+            done.enter()
+            let thread = Thread {
+                var checker = SegmentChecker(worker: worker, layout: layout, keySeed: seed)
+                while let i = queue.claim() { queue.publish(i, checker.check(i, reader)) }
+                done.leave()
             }
-            handoff.finish()
-            producer.done.signal()
+            thread.stackSize = 1 << 20
+            thread.start()
         }
-        thread.stackSize = 1 << 20
-        thread.start()
-        while let batch = handoff.take() {
-            rules.replay(batch, reader)
-            if rules.full { handoff.cancel() }
+        defer {
+            queue.cancel()
+            done.wait()
         }
-        producer.done.wait()
-        swap(&producer.pass, &records)
-        if let error = producer.error { throw error }
-    }
-
-    /// The record pass and its outcome, owned by the producer thread until it signals `done`.
-    private final class Producer: @unchecked Sendable {
-        var pass: RecordPass
-        var error: (any Error)?
-        let done = DispatchSemaphore(value: 0)
-        init(_ pass: RecordPass) { self.pass = pass }
+        rules.start(checkers: helpers + 1)
+        var mine = SegmentChecker(worker: 0, layout: layout, keySeed: seed)
+        var i = 0
+        while i < layout.count {
+            if let batch = queue.take(i) {
+                i += 1
+                try rules.replay(batch, reader)
+                if rules.full { return }
+            } else if let other = queue.tryClaim() {
+                queue.publish(other, mine.check(other, reader))
+            } else {
+                queue.wait(for: i)
+            }
+        }
     }
 
     /// Where a replay stops.

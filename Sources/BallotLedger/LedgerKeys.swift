@@ -28,6 +28,15 @@ public enum LedgerKeys {
         UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
     }
 
+    /// Whether `key` sorts before the key of `seq` in 'events' (LMDB's default order: bytes
+    /// compared in turn, a shorter key first where one is a prefix of the other).
+    static func precedes(_ key: UnsafeRawBufferPointer, _ seq: UInt64) -> Bool {
+        withUnsafeBytes(of: seq.bigEndian) { bound in
+            for i in 0..<min(key.count, 8) where key[i] != bound[i] { return key[i] < bound[i] }
+            return key.count < 8
+        }
+    }
+
     /// The key of node (`level`, `index`): the index of the last leaf it covers, then the level,
     /// so that nodes are stored in the order they are completed (every put is an append).
     public static func merkleNode(level: Int, index: UInt64) -> [UInt8] {

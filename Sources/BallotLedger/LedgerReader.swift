@@ -200,20 +200,42 @@ public struct LedgerReader: Sendable {
         }
     }
 
-    /// `scan`, a batch at a time: `body` gets up to `batch` records (sequence number and bytes),
-    /// all read in one snapshot and valid until it returns, with the stored-node lookup of that
-    /// snapshot; until it returns false. The audit hashes a batch's leaves many at a time. A key
-    /// that is not 8 bytes throws, after the records before it have been handed over.
-    public func scanBatches(from start: UInt64 = 1, batch: Int = 1024, chunk: Int = 65_536,
+    /// The stored records of one segment of the ledger, read in one snapshot: those whose keys
+    /// lie from `LedgerKeys.sequence(first)` up to, not including, `LedgerKeys.sequence(end)` (to
+    /// the last key when `end` is nil), in key order. `body` gets them once (sequence number and
+    /// bytes, valid until it returns) with the stored-node lookup of the same snapshot. Every key
+    /// lies in exactly one of a row of segments that share their bounds, so an audit can read
+    /// them on several threads and still meet every record once. A key that is not 8 bytes
+    /// throws, after `body` has had the records before it.
+    public func readSegment(from first: UInt64, to end: UInt64?,
                             _ body: (_ records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],
-                                     _ storedNode: (_ level: Int, _ index: UInt64) throws -> MerkleHash??) throws -> Bool) throws {
-        var records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)] = []
-        records.reserveCapacity(batch)
-        try eachStoredRun(from: start, chunk: chunk, run: batch) { txn, entries in
-            records.removeAll(keepingCapacity: true)
-            for (key, value) in entries { records.append((LedgerKeys.sequence(unchecked: key), value)) }
-            return try body(records, { level, index in try Self.storedNode(level, index, in: txn, dbs) })
+                                     _ storedNode: (_ level: Int, _ index: UInt64) throws -> MerkleHash??) throws -> Void) throws {
+        try env.read { txn in
+            var records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)] = []
+            if let end, end > first { records.reserveCapacity(Int(min(end - first, 1 << 16))) }
+            var stray: UnsafeRawBufferPointer?
+            try txn.forEachRun(in: dbs.events, from: LedgerKeys.sequence(first), run: 256) { entries in
+                for (key, value) in entries {
+                    guard key.count == 8 else {
+                        if let end, !LedgerKeys.precedes(key, end) { return false }
+                        stray = key
+                        return false
+                    }
+                    let seq = LedgerKeys.sequence(unchecked: key)
+                    if let end, seq >= end { return false }
+                    records.append((seq, value))
+                }
+                return true
+            }
+            try body(records, { level, index in try Self.storedNode(level, index, in: txn, dbs) })
+            if let stray { throw Self.badKey(stray, after: records.last?.seq ?? first - 1) }
         }
+    }
+
+    /// The stored Merkle node (`level`, `index`), in a read transaction of its own: nil if
+    /// absent, `.some(nil)` if not 32 bytes.
+    func storedNode(level: Int, index: UInt64) throws -> MerkleHash?? {
+        try env.read { txn in try Self.storedNode(level, index, in: txn, dbs) }
     }
 
     private static func storedNode(_ level: Int, _ index: UInt64, in txn: borrowing ReadTransaction,
@@ -237,36 +259,6 @@ public struct LedgerReader: Sendable {
                 next = seq + 1
                 visited += 1
                 if try !body(txn, seq, value) {
-                    stop = true
-                    return false
-                }
-                return visited < chunk
-            }
-            return (visited, stop)
-        }
-    }
-
-    /// The stored records from `start` in key order, a run of up to `run` at a time with the
-    /// transaction they were read in (one call of `body` per run), until `body` returns false.
-    /// Every key in a run is 8 bytes (`LedgerKeys.sequence(unchecked:)` reads it): one that is
-    /// not throws, after the records before it have been handed over (unless `body` stops there).
-    private func eachStoredRun(from start: UInt64, chunk: Int, run: Int,
-                               _ body: (borrowing ReadTransaction,
-                                        UnsafeBufferPointer<(key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)>) throws -> Bool) throws {
-        try inSnapshots(from: start, chunk: chunk) { txn, from, next in
-            var visited = 0
-            var stop = false
-            try txn.forEachRun(in: dbs.events, from: from, run: run) { entries in
-                if let bad = entries.firstIndex(where: { $0.key.count != 8 }) {
-                    if bad > 0, try !body(txn, UnsafeBufferPointer(rebasing: entries[..<bad])) {
-                        stop = true
-                        return false
-                    }
-                    throw Self.badKey(entries[bad].key, after: bad > 0 ? LedgerKeys.sequence(unchecked: entries[bad - 1].key) : next - 1)
-                }
-                visited += entries.count
-                next = LedgerKeys.sequence(unchecked: entries[entries.count - 1].key) + 1
-                if try !body(txn, entries) {
                     stop = true
                     return false
                 }

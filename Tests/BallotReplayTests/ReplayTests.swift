@@ -82,11 +82,11 @@ struct AuditedLedger {
         #expect(wrong == 2 && refused["first_bad_seq"] as? Int == Int(l.firstCheckpoint))
     }
 
-    /// The audit reads in batches that end with each read snapshot: every record comes once, in
-    /// order, with its own bytes. A vote decoded with its texts coded (`CodedVote`, which checks
-    /// each distinct text once) says what decoding it in full says, and refuses what that
-    /// refuses, with the same reason.
-    @Test func batchesCoverEveryRecordOnceAndCodedVotesAgree() throws {
+    /// The audit reads the ledger in segments, each in a read snapshot of its own, however
+    /// large and wherever the run starts: every record comes once, in order, with its own bytes.
+    /// A vote decoded with its texts coded (`CodedVote`, which checks each distinct text once)
+    /// says what decoding it in full says, and refuses what that refuses, with the same reason.
+    @Test func segmentsCoverEveryRecordOnceAndCodedVotesAgree() throws {
         let ledger = try AuditedLedger()
         let reader = try LedgerReader.openReadOnly(path: ledger.path)
         var expected: [(seq: UInt64, bytes: [UInt8])] = []
@@ -100,36 +100,38 @@ struct AuditedLedger {
             return true
         }
         #expect(voteCount >= 60 && voteTexts.count >= 3)
-        for (batch, chunk) in [(1, 1), (7, 10), (16, 16), (1024, 65_536)] {
+        let last = try reader.size()
+        for (size, start) in [(1, 1), (8, 1), (16, 1), (1024, 1), (16, 5), (8, last), (8, last + 1)] {
+            let layout = Audit.SegmentLayout(start: start, last: last, size: size)
             var seen: [UInt64] = []
             var codes = Audit.TextCodes()
             var texts: [String] = []
             var votes = 0
-            try reader.scanBatches(batch: batch, chunk: chunk) { records, _ in
-                #expect(records.count <= batch)
-                for (seq, bytes) in records {
-                    let i = seen.count
-                    seen.append(seq)
-                    #expect(Array(bytes) == expected[i].bytes, "batch \(batch), chunk \(chunk): event \(seq)")
-                    let full = try RecordCodec.decode(bytes, seq: seq)
-                    let coded = try Audit.CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: 7)
-                    texts += codes.takeNew()
-                    guard case .voteCast(let v) = full.event else {
-                        #expect(coded == nil, "event \(seq)")
-                        continue
+            for i in 0..<layout.count {
+                try reader.readSegment(from: layout.first(i), to: layout.end(i)) { records, _ in
+                    #expect(i == layout.count - 1 || records.count <= size, "segment \(i) of \(size) from \(start)")
+                    for (seq, bytes) in records {
+                        seen.append(seq)
+                        #expect(Array(bytes) == expected[Int(seq - 1)].bytes, "segments of \(size) from \(start): event \(seq)")
+                        let full = try RecordCodec.decode(bytes, seq: seq)
+                        let coded = try Audit.CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: 7)
+                        texts += codes.takeNew()
+                        guard case .voteCast(let v) = full.event else {
+                            #expect(coded == nil, "event \(seq)")
+                            continue
+                        }
+                        votes += 1
+                        let c = try #require(coded)
+                        var key = full.idempotencyKey
+                        let keyHash = key.withUTF8 { Audit.KeyCheck.hash(UnsafeRawBufferPointer($0), seed: 7) }
+                        #expect(texts[Int(c.election)] == v.election.value && texts[Int(c.nominee)] == v.nominee.value
+                                && texts[Int(c.channel)] == v.channel && c.voter == v.voter.digest.prefix && c.castAt == v.castAt
+                                && c.timestamp == full.timestamp && c.seq == seq && c.keyHash == (key.isEmpty ? nil : keyHash))
                     }
-                    votes += 1
-                    let c = try #require(coded)
-                    var key = full.idempotencyKey
-                    let keyHash = key.withUTF8 { Audit.KeyCheck.hash(UnsafeRawBufferPointer($0), seed: 7) }
-                    #expect(texts[Int(c.election)] == v.election.value && texts[Int(c.nominee)] == v.nominee.value
-                            && texts[Int(c.channel)] == v.channel && c.voter == v.voter.digest.prefix && c.castAt == v.castAt
-                            && c.timestamp == full.timestamp && c.seq == seq && c.keyHash == (key.isEmpty ? nil : keyHash))
                 }
-                return true
             }
-            #expect(seen == expected.map(\.seq), "batch \(batch), chunk \(chunk)")
-            #expect(votes == voteCount && Set(texts) == voteTexts && texts.count == voteTexts.count)
+            #expect(seen == expected.map(\.seq).filter { $0 >= start }, "segments of \(size) from \(start)")
+            if start == 1 { #expect(votes == voteCount && Set(texts) == voteTexts && texts.count == voteTexts.count) }
         }
 
         // Spoilt copies of a vote: a nominee id that is not an identifier, a channel that is not
@@ -292,9 +294,8 @@ struct AuditedLedger {
     }
 
     /// A key that is not 8 bytes in 'events' throws, naming the event it follows, once every
-    /// record before it has been handed over, however the scan is cut into runs and snapshots
-    /// (a snapshot that ended on the event before it once skipped it); a scan that stops before
-    /// reaching it does not throw.
+    /// record before it has been read, however the ledger is cut into segments (a snapshot that
+    /// ended on the event before it once skipped it), and so does an audit.
     @Test func aKeyThatIsNotEightBytesEndsTheScanWhereItIs() throws {
         let ledger = try AuditedLedger()
         let k = ledger.voteSeq
@@ -304,24 +305,76 @@ struct AuditedLedger {
             do { try scan() } catch { return "\(error)" }
             return nil
         }
-        for (batch, chunk) in [(1, 1), (7, 10), (16, 16), (Int(k), Int(k)), (1024, 65_536)] {
+        for size in [1, 4, 16, 1024] {
+            let layout = Audit.SegmentLayout(start: 1, last: try reader.size(), size: size)
             var seen: [UInt64] = []
-            let error = failure { try reader.scanBatches(batch: batch, chunk: chunk) { records, _ in
-                seen += records.map(\.seq)
-                return true
-            } }
-            #expect(seen == Array(1...k), "batch \(batch), chunk \(chunk)")
-            #expect(error?.contains("a key of 9 bytes follows event \(k)") == true, "batch \(batch): \(error ?? "no error")")
-            seen = []
-            let stopped = failure { try reader.scanBatches(batch: batch, chunk: chunk) { records, _ in
-                seen += records.map(\.seq)
-                return !seen.contains(k)   // stops with the records just before the stray key
-            } }
-            #expect(stopped == nil && seen.last == k, "batch \(batch), chunk \(chunk)")
+            var error: String?
+            for i in 0..<layout.count where error == nil {
+                error = failure { try reader.readSegment(from: layout.first(i), to: layout.end(i)) { records, _ in seen += records.map(\.seq) } }
+            }
+            #expect(seen == Array(1...k), "segments of \(size)")
+            #expect(error?.contains("a key of 9 bytes follows event \(k)") == true, "segments of \(size): \(error ?? "no error")")
+            for helpers in [0, 1] {
+                let audit = failure { _ = try Audit.verify(reader, segment: size, helpers: helpers) }
+                #expect(audit?.contains("a key of 9 bytes follows event \(k)") == true, "segments of \(size): \(audit ?? "no error")")
+            }
         }
         var one: [UInt64] = []
         let error = failure { try reader.scan { seq, _, _ in one.append(seq); return true } }
         #expect(one == Array(1...k) && error?.contains("a key of 9 bytes follows event \(k)") == true)
+    }
+
+    /// However the ledger is cut into segments, and however many threads check them, an audit
+    /// says the same: intact, and tampered in each of the ways above (in a segment's middle, on
+    /// its boundary, across several).
+    @Test func theVerdictIsTheSameHoweverTheLedgerIsCut() throws {
+        func flip(_ l: AuditedLedger, _ seq: UInt64, at offset: (Int) -> Int, _ change: (inout UInt8) -> Void) throws {
+            var bytes = try l.record(seq)
+            change(&bytes[offset(bytes.count)])
+            try l.tamper { txn, db in try txn.put(LedgerKeys.sequence(seq), bytes, in: db) }
+        }
+        let tamperings: [(String, (AuditedLedger) throws -> Void)] = [
+            ("intact", { _ in }),
+            ("a voter key flipped", { l in try flip(l, l.voteSeq, at: { $0 - 20 }) { $0 ^= 1 } }),
+            ("a record that no longer decodes", { l in try flip(l, l.voteSeq + 11, at: { _ in 1 }) { $0 = 99 } }),
+            ("a deleted record", { l in try l.tamper { txn, db in _ = try txn.delete(LedgerKeys.sequence(l.voteSeq), in: db) } }),
+            ("twenty deleted records", { l in try l.tamper { txn, db in
+                for seq in l.voteSeq..<(l.voteSeq + 20) { _ = try txn.delete(LedgerKeys.sequence(seq), in: db) }
+            } }),
+            ("the last record deleted", { l in try l.tamper { txn, db in
+                _ = try txn.delete(LedgerKeys.sequence(try LedgerReader.openReadOnly(path: l.path).size()), in: db)
+            } }),
+            ("two records swapped", { l in
+                let a = try l.record(l.voteSeq), b = try l.record(l.voteSeq + 9)
+                try l.tamper { txn, db in
+                    try txn.put(LedgerKeys.sequence(l.voteSeq), b, in: db)
+                    try txn.put(LedgerKeys.sequence(l.voteSeq + 9), a, in: db)
+                }
+            }),
+            ("a forged checkpoint signature", { l in try flip(l, l.secondCheckpoint, at: { $0 - 1 }) { $0 ^= 0x80 } }),
+            ("a Merkle node altered", { l in try l.tamper(LedgerKeys.merkle) { txn, db in
+                try txn.put(LedgerKeys.merkleNode(level: 5, index: 2), Array(repeating: 7, count: 32), in: db)
+            } }),
+            ("a projection edited", { l in try l.tamper(LedgerKeys.projections) { txn, db in
+                try txn.put(LedgerKeys.projection(Fixtures.electionID, .tally), Array(#"{"valid_votes":1}"#.utf8), in: db)
+            } }),
+        ]
+        for (name, tamper) in tamperings {
+            let l = try AuditedLedger()
+            try tamper(l)
+            let reader = try LedgerReader.openReadOnly(path: l.path)
+            func summary(_ r: AuditReport) -> String {
+                let tally = r.state.elections.map { String(decoding: Tally($0).json.serialized(), as: UTF8.self) }
+                return "\(r.exitCode) \(r.events) \(r.root.hex) \(r.rootCovers) \(r.stoppedEarly) \(r.checkpoints.map { "\($0.seq):\($0.holds)" }) "
+                    + "\(r.findings.map(\.description)) \(tally)"
+            }
+            let whole = summary(try Audit.verify(reader, segment: 1 << 20, helpers: 0))
+            #expect(name == "intact" ? whole.hasPrefix("0 ") : !whole.hasPrefix("0 "), "\(name): \(whole)")
+            for (segment, helpers) in [(1024, 1), (32, 0), (32, 1), (16, 2), (8, 1), (4, 1), (1, 1)] {
+                let cut = summary(try Audit.verify(reader, segment: segment, helpers: helpers))
+                #expect(cut == whole, "\(name), segments of \(segment), \(helpers) helpers:\n\(cut)\nwhole:\n\(whole)")
+            }
+        }
     }
 
     @Test func aDeletedRecordIsNamed() throws {

@@ -156,6 +156,30 @@ public struct MerkleFrontier: Sendable {
         }
     }
 
+    /// The frontier of a subtree being built from leaf `start` on, alone: its nodes get their
+    /// indices in the whole tree, and once it is whole its root is the only peak. (The audit
+    /// builds a segment's subtree so, on any thread, then adds it with `append(subtree:level:store:)`.)
+    init(emptyAt start: UInt64) {
+        size = start
+    }
+
+    /// Adds a whole subtree of 2^`level` leaves by its root, as appending its leaves would;
+    /// `store` receives each node above it that it completes, in increasing level order. The
+    /// tree's size must be a multiple of 2^`level`.
+    mutating func append(subtree hash: MerkleHash, level: Int,
+                         store: (_ level: Int, _ index: UInt64, _ hash: MerkleHash) throws -> Void) rethrows {
+        precondition(size & ((UInt64(1) << UInt64(level)) - 1) == 0, "a subtree of level \(level) appended at leaf \(size)")
+        let end = size + (UInt64(1) << UInt64(level))
+        var carry = (level: level, hash: hash)
+        while let last = peaks.last, last.level == carry.level {
+            peaks.removeLast()
+            carry = (carry.level + 1, MerkleHash.node(last.hash, carry.hash))
+            try store(carry.level, (end >> UInt64(carry.level)) - 1, carry.hash)
+        }
+        peaks.append(carry)
+        size = end
+    }
+
     /// Adds a leaf; `store` receives each node completed by it (the leaf first), with its level
     /// and index, in increasing level order.
     public mutating func append(_ leaf: MerkleHash,

@@ -1,168 +1,32 @@
 import BallotDomain
 
-// The two halves of `Audit.verify`. Each owns its state while they run, so that each can have a
-// core: the record pass reads the raw records (leaf hashes, decoding, order) and the stored
-// Merkle nodes they complete; the rule pass builds the Merkle tree from the leaves and compares
-// the stored nodes, checks idempotency keys, replays what decodes through the domain rules and
-// checks the checkpoints. The split keeps their CPU time about even.
-// Each pass keeps its own findings; `verify` merges them in event order.
+// The part of `Audit.verify` that must go in order: the segments' records through the domain
+// rules from an empty state, the Merkle tree above the segments, checkpoints, idempotency keys,
+// and the order of events across segment boundaries (AuditSegments.swift has the rest).
 
 extension Audit {
-    /// Reads the stored records themselves: no gaps, each decodes, timestamps never go back; and
-    /// hashes each into its Merkle leaf.
-    struct RecordPass {
-        /// What one snapshot's records give: every record's leaf, those that decoded (votes
-        /// coded, the rest in full), the texts first coded in it, and the stored Merkle nodes
-        /// that its leaves complete.
-        struct Batch: Sendable {
-            var leaves: [MerkleHash] = []
-            var votes: [CodedVote] = []
-            var records: [RecordedEvent] = []
-            var texts: [String] = []
-            /// For each checkpoint among the records, how many of `leaves` come before it.
-            var leavesBefore: [UInt64: Int] = [:]
-            /// In order of level, then index: the order in which `MerkleFrontier` completes them.
-            var storedNodes: [StoredNode] = []
-        }
-
-        /// A stored Merkle node, as read in the batch's snapshot.
-        struct StoredNode: Sendable {
-            enum Found: Sendable {
-                case hash(MerkleHash)
-                case missing
-                case notAHash
-                case unreadable(String)
-            }
-
-            let level: Int
-            let index: UInt64
-            let found: Found
-        }
-
-        let maxFindings: Int
-        /// `KeyCheck`'s seed, to hash each vote's idempotency key as it is decoded.
-        let keySeed: UInt64
-        var codes = TextCodes()
-        /// How many leaves earlier batches had.
-        var leaves: UInt64 = 0
-        var lastTime = Timestamp(microseconds: .min)
-        /// The sequence number expected next.
-        var next: UInt64 = 1
-        var findings: [AuditFinding] = []
-
-        init(maxFindings: Int, keySeed: UInt64) {
-            self.maxFindings = maxFindings
-            self.keySeed = keySeed
-        }
-
-        var full: Bool { findings.count >= maxFindings }
-
-        mutating func note(_ severity: AuditFinding.Severity, _ events: ClosedRange<UInt64>, _ what: String) {
-            findings.append(AuditFinding(severity: severity, events: events, what: what))
-        }
-
-        /// Checks every record from `start`, handing what it gives to `handoff` in batches,
-        /// until the end, `maxFindings`, or the consumer stops taking them.
-        mutating func scan(_ reader: LedgerReader, from start: UInt64, into handoff: Handoff<Batch>) throws {
-            var taken = true
-            try reader.scanBatches(from: start) { stored, storedNode in
-                var batch = Batch()
-                batch.votes.reserveCapacity(stored.count)
-                check(stored, storedNode, into: &batch)
-                taken = handoff.put(batch)
-                return taken && !full
-            }
-        }
-
-        /// Checks a batch of stored records read in one snapshot (`storedNode` reads from it).
-        mutating func check(_ stored: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],
-                            _ storedNode: (Int, UInt64) throws -> MerkleHash??, into batch: inout Batch) {
-            // A slice at a time, hashed then decoded, so that decoding finds the records still in
-            // the nearest cache (hashing the whole batch first left them in the next one).
-            batch.leaves.reserveCapacity(stored.count)
-            for slice in stride(from: 0, to: stored.count, by: Self.slice) {
-                let end = min(slice + Self.slice, stored.count)
-                batch.leaves += MerkleHash.leaves(stored[slice..<end].map(\.bytes))
-                for i in slice..<end { check(stored[i], at: i, into: &batch) }
-            }
-            batch.texts = codes.takeNew()
-            readStoredNodes(completedBy: stored.count, storedNode, into: &batch)
-        }
-
-        /// Records hashed and decoded together: a multiple of the 16 that are hashed at a time.
-        static let slice = 128
-
-        /// The record at position `i` of its batch: in sequence, decoded, in time.
-        private mutating func check(_ stored: (seq: UInt64, bytes: UnsafeRawBufferPointer), at i: Int, into batch: inout Batch) {
-            let (seq, bytes) = stored
-            if seq != next {
-                note(.tampered, next...next, "event \(next) is missing: the next stored event is \(seq)")
-            }
-            next = seq + 1
-            do {
-                if let vote = try CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: keySeed) {
-                    checkTime(vote.timestamp, seq)
-                    batch.votes.append(vote)
-                    return
-                }
-                let record = try RecordCodec.decode(bytes, seq: seq)
-                checkTime(record.timestamp, seq)
-                if case .checkpointSigned = record.event { batch.leavesBefore[seq] = i }
-                batch.records.append(record)
-            } catch {
-                if case .corruptRecord(_, let reason) = error { note(.tampered, seq...seq, reason) } else { note(.tampered, seq...seq, "\(error)") }
-            }
-        }
-
-        /// Timestamps never go back.
-        private mutating func checkTime(_ timestamp: Timestamp, _ seq: UInt64) {
-            if timestamp < lastTime {
-                note(.tampered, seq...seq, "its timestamp \(timestamp) is earlier than the event before it (\(lastTime))")
-            }
-            lastTime = max(lastTime, timestamp)
-        }
-
-        /// The stored nodes (from `LedgerKeys.firstStoredLevel` up) that `count` more leaves
-        /// complete: at each level, those whose last leaf is among them.
-        mutating func readStoredNodes(completedBy count: Int, _ storedNode: (Int, UInt64) throws -> MerkleHash??,
-                                      into batch: inout Batch) {
-            let before = leaves
-            leaves += UInt64(count)
-            var level = LedgerKeys.firstStoredLevel
-            while level < 64 && leaves >> UInt64(level) > before >> UInt64(level) {
-                for index in (before >> UInt64(level))..<(leaves >> UInt64(level)) {
-                    let found: StoredNode.Found
-                    do {
-                        switch try storedNode(level, index) {
-                        case nil: found = .missing
-                        case .some(nil): found = .notAHash
-                        case .some(let hash?): found = .hash(hash)
-                        }
-                    } catch {
-                        found = .unreadable("\(error)")
-                    }
-                    batch.storedNodes.append(StoredNode(level: level, index: index, found: found))
-                }
-                level += 1
-            }
-        }
-    }
-
-    /// Builds the Merkle tree from the record pass's leaves and compares the stored nodes, and
-    /// replays the decoded events through the domain rules from an empty state: every event
-    /// must be one the rules accept against the state before it, every checkpoint must hold,
-    /// and at the end every stored projection must be what the replay gives.
+    /// Takes the checked segments in order: replays their events through the domain rules from
+    /// an empty state (every event must be one the rules accept against the state before it),
+    /// builds the Merkle tree above them and compares the stored nodes there, checks every
+    /// checkpoint, that no idempotency key repeats and that events follow one another across
+    /// segments; at the end every stored projection must be what the replay gives.
     struct RulePass {
         let pinnedKey: Digest32?
         let maxFindings: Int
         var state = LedgerState()
         var keys: KeyCheck
-        var texts = TextsSeen()
+        /// Per segment checker: what its text codes stand for.
+        var texts: [TextsSeen] = []
         var frontier = MerkleFrontier()
-        /// The spans of the Merkle nodes found to disagree.
-        var nodeSpans: [ClosedRange<UInt64>] = []
+        var nodes = NodeCheck()
+        /// What the records themselves show (they do not decode, are missing, or go back in
+        /// time), and what the rules and hashes show: each is kept to `maxFindings`.
+        var recordFindings: [AuditFinding] = []
         var findings: [AuditFinding] = []
         var checkpoints: [(seq: UInt64, checkpoint: Checkpoint, holds: Bool)] = []
+        /// The sequence number expected next, and the latest timestamp so far.
+        var next: UInt64 = 1
+        var lastTime = Timestamp(microseconds: .min)
         let events: UInt64
         /// Whether the ledger holds one election, as far as its stored projections say: a hint
         /// for sizing its voter table, nothing more (see `position(ofElection:)`).
@@ -179,12 +43,18 @@ extension Audit {
             keys = KeyCheck(events: events)
         }
 
+        /// Before a run of segments checked by `checkers` fresh segment checkers (whose codes
+        /// start again).
+        mutating func start(checkers: Int) {
+            texts = Array(repeating: TextsSeen(), count: checkers)
+        }
+
         /// The position of the election coded `code` in the state, nil when it is not defined
         /// (yet). In a ledger of one election (the usual case), when its first vote is met, its
         /// voter table is sized for the rest of the ledger, so that it never grows on the way.
         /// (If the hint is wrong, the table is only larger than it need be, or grows.)
-        mutating func position(ofElection code: Int32) -> Int? {
-            guard let found = texts.election(code, in: state) else { return nil }
+        mutating func position(ofElection code: Int32, worker: Int) -> Int? {
+            guard let found = texts[worker].election(code, in: state) else { return nil }
             if !votersSized {
                 votersSized = true
                 if oneElection && state.elections.count == 1 && events > state.lastSeq {
@@ -194,75 +64,89 @@ extension Audit {
             return found
         }
 
-        var full: Bool { findings.count >= maxFindings }
+        var full: Bool { findings.count >= maxFindings || recordFindings.count >= maxFindings }
 
         mutating func note(_ severity: AuditFinding.Severity, _ events: ClosedRange<UInt64>, _ what: String) {
             findings.append(AuditFinding(severity: severity, events: events, what: what))
         }
 
-        /// Replays a batch from the record pass: its keys first (no idempotency key may be used
-        /// twice), then its events in sequence order, adding its leaves to the Merkle tree (up
-        /// to each checkpoint, to take the root that the checkpoint signs).
-        mutating func replay(_ batch: RecordPass.Batch, _ reader: LedgerReader) {
-            texts.learn(batch.texts)
+        /// Takes the next segment: where it starts (nothing may be missing before it), its keys
+        /// (no idempotency key may be used twice), then its events in sequence order, then its
+        /// leaves into the Merkle tree (up to each checkpoint first, to take the root that the
+        /// checkpoint signs). What stopped its read is thrown after its records.
+        mutating func replay(_ batch: Batch, _ reader: LedgerReader) throws {
+            texts[batch.worker].learn(batch.texts)
+            if let seqs = batch.seqs {
+                if seqs.lowerBound != next {
+                    recordFindings.append(AuditFinding(severity: .tampered, events: next...next,
+                                                       what: "event \(next) is missing: the next stored event is \(seqs.lowerBound)"))
+                }
+                next = seqs.upperBound + 1
+            }
+            recordFindings += batch.findings
             for (seq, what) in keys.repeats(in: batch, reader) { note(.tampered, seq...seq, what) }
-            prefetchVoters(of: batch.votes)
+            prefetchVoters(of: batch.votes, worker: batch.worker)
+            // The stored nodes the segment's leaves complete were read assuming nothing before it
+            // is missing; if something is, they sit elsewhere in the tree: read those instead.
+            let aligned = frontier.size == batch.first - 1
+            let stored = aligned ? batch.storedNodes
+                : StoredNode.completed(by: batch.leaves.count, after: frontier.size) { try reader.storedNode(level: $0, index: $1) }
             var inTree = 0  // how many of the batch's leaves the frontier holds
             var r = 0
             let records = batch.records
             for vote in batch.votes {
                 while r < records.count && records[r].seq < vote.seq {
-                    replay(records[r], of: batch, inTree: &inTree, reader)
+                    replay(records[r], of: batch, stored, inTree: &inTree, reader)
                     r += 1
                 }
-                replay(vote, reader)
+                checkTime(vote.timestamp, vote.seq)
+                replay(vote, worker: batch.worker, reader)
             }
-            for record in records[r...] { replay(record, of: batch, inTree: &inTree, reader) }
-            appendLeaves(batch.leaves[inTree...], batch.storedNodes)
+            for record in records[r...] { replay(record, of: batch, stored, inTree: &inTree, reader) }
+            if aligned, let subtree = batch.subtree {
+                findings += batch.nodeFindings
+                nodes.spans += batch.nodeSpans
+                var completed: [(level: Int, index: UInt64, hash: MerkleHash)] = []
+                frontier.append(subtree: subtree.hash, level: subtree.level) { level, index, hash in
+                    if level >= LedgerKeys.firstStoredLevel { completed.append((level, index, hash)) }
+                }
+                findings += nodes.compare(completed, with: stored)
+            } else {
+                appendLeaves(batch.leaves[inTree...], stored)
+            }
+            if let error = batch.error { throw error }
+        }
+
+        /// Timestamps never go back.
+        private mutating func checkTime(_ timestamp: Timestamp, _ seq: UInt64) {
+            if timestamp < lastTime {
+                recordFindings.append(AuditFinding(severity: .tampered, events: seq...seq,
+                                                   what: "its timestamp \(timestamp) is earlier than the event before it (\(lastTime))"))
+            }
+            lastTime = max(lastTime, timestamp)
         }
 
         /// A record of `batch`; a checkpoint first brings the tree up to the events before it.
-        private mutating func replay(_ record: RecordedEvent, of batch: RecordPass.Batch, inTree: inout Int, _ reader: LedgerReader) {
+        private mutating func replay(_ record: RecordedEvent, of batch: Batch, _ stored: [StoredNode], inTree: inout Int,
+                                     _ reader: LedgerReader) {
+            checkTime(record.timestamp, record.seq)
             var rootBefore: MerkleHash?
             if let before = batch.leavesBefore[record.seq] {
-                appendLeaves(batch.leaves[inTree..<before], batch.storedNodes)
+                appendLeaves(batch.leaves[inTree..<before], stored)
                 inTree = before
                 rootBefore = frontier.root
             }
             replay(record, rootBefore: rootBefore, reader)
         }
 
-        /// Adds the leaves and compares each node they complete with the stored one that the
-        /// record pass read (`stored`, in order of level and index). A node over a span that
-        /// already holds a disagreeing node adds nothing: every node above an altered record
-        /// disagrees, and the lowest one says the most.
-        mutating func appendLeaves(_ leaves: ArraySlice<MerkleHash>, _ stored: [RecordPass.StoredNode]) {
+        /// Adds the leaves and compares each node they complete with the stored one (`stored`,
+        /// in order of level and index).
+        mutating func appendLeaves(_ leaves: ArraySlice<MerkleHash>, _ stored: [StoredNode]) {
             var completed: [(level: Int, index: UInt64, hash: MerkleHash)] = []
             frontier.append(leaves: Array(leaves), storingFrom: LedgerKeys.firstStoredLevel) { level, index, hash in
                 completed.append((level, index, hash))
             }
-            for node in completed {
-                let span = ((node.index << UInt64(node.level)) + 1)...((node.index + 1) << UInt64(node.level))
-                if nodeSpans.contains(where: { span.contains($0.lowerBound) && span.contains($0.upperBound) }) { continue }
-                var lower = 0, upper = stored.count
-                while lower < upper {
-                    let mid = (lower + upper) / 2
-                    if (stored[mid].level, stored[mid].index) < (node.level, node.index) { lower = mid + 1 } else { upper = mid }
-                }
-                guard lower < stored.count, stored[lower].level == node.level, stored[lower].index == node.index else {
-                    preconditionFailure("the record pass did not read the node at level \(node.level), index \(node.index)")
-                }
-                let what: String
-                switch stored[lower].found {
-                case .hash(let hash) where hash == node.hash: continue
-                case .hash: what = "they do not hash to their stored Merkle node (level \(node.level)): one of them, or the node, was altered"
-                case .missing: what = "their Merkle node (level \(node.level)) is missing from 'merkle'"
-                case .notAHash: what = "their stored Merkle node (level \(node.level)) is not 32 bytes"
-                case .unreadable(let error): what = "the Merkle node (level \(node.level)) over them cannot be read: \(error)"
-                }
-                note(.tampered, span, what)
-                nodeSpans.append(span)
-            }
+            findings += nodes.compare(completed, with: stored)
         }
 
         /// A node stored past the last event means events were cut off the end.
@@ -277,13 +161,13 @@ extension Audit {
 
         /// Brings into cache the voter slots the votes will look up, so that their misses
         /// overlap (see `Key128Map.prefetch`); a run of votes for one election at a time.
-        mutating func prefetchVoters(of votes: [CodedVote]) {
+        mutating func prefetchVoters(of votes: [CodedVote], worker: Int) {
             var start = 0
             while start < votes.count {
                 let code = votes[start].election
                 var end = start + 1
                 while end < votes.count && votes[end].election == code { end += 1 }
-                if let election = position(ofElection: code) {
+                if let election = position(ofElection: code, worker: worker) {
                     state.prefetchVoters(votes[start..<end].map(\.voter), inElection: election)
                 }
                 start = end
@@ -293,8 +177,9 @@ extension Audit {
         /// A coded vote: checked and counted by the same rule as any vote, its election and
         /// nominee found by code. One the state does not know is read again and replayed in
         /// full, so that the finding says what `check` says of it.
-        mutating func replay(_ vote: CodedVote, _ reader: LedgerReader) {
-            guard let election = position(ofElection: vote.election), let resolved = texts.resolve(vote, inElection: election, of: state) else {
+        mutating func replay(_ vote: CodedVote, worker: Int, _ reader: LedgerReader) {
+            guard let election = position(ofElection: vote.election, worker: worker),
+                  let resolved = texts[worker].resolve(vote, inElection: election, of: state) else {
                 do {
                     guard let record = try reader.record(vote.seq) else {
                         throw LedgerError.corruptRecord(seq: vote.seq, reason: "it is no longer there")
@@ -385,7 +270,7 @@ extension Audit {
 
         /// Checks the keys of `batch` against every key before them and returns each repeat.
         /// A batch at a time, so that the index's cache misses overlap (`SequenceIndex.prefetch`).
-        mutating func repeats(in batch: RecordPass.Batch, _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
+        mutating func repeats(in batch: Batch, _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
             var keyed: [(seq: UInt64, slot: Key128)] = []
             keyed.reserveCapacity(batch.votes.count + batch.records.count)
             for vote in batch.votes { if let h = vote.keyHash { keyed.append((vote.seq, Key128(a: h, b: 0))) } }
