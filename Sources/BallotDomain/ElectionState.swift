@@ -121,6 +121,10 @@ public struct ElectionState: Sendable {
         @exclusivity(unchecked) var votes: [Int] = []
         var invalidatedVotes = 0
         @exclusivity(unchecked) var series: [Int64: [Int]] = [:]
+        /// The series row the last vote was counted in, and where its bucket starts and ends:
+        /// votes come in runs in one bucket, which then cost no division and no hash. (An index
+        /// of `series` stays valid until a key is added, which clears this.)
+        @exclusivity(unchecked) var lastRow: (row: Dictionary<Int64, [Int]>.Index, start: Int64, end: Int64)?
         var scores: [ScoreSlot: (score: Int32, seq: UInt64)] = [:]
         @exclusivity(unchecked) var lastSeq: UInt64
         /// Who has voted, by the first 128 bits of their key.
@@ -207,20 +211,28 @@ public struct ElectionState: Sendable {
         }
 
         private func count(_ castAt: Timestamp, nominee i: Int, by delta: Int) {
-            let bucket = ElectionDefinition.bucket(of: castAt, origin: bucketOrigin, width: bucketWidth)
-            // One hash, and the row changed where it is: `series[bucket, default: ...]` took
-            // a reference-counted closure per vote.
-            if let row = series.index(forKey: bucket) {
-                // A row made before a (refused, yet replayed) late nomination is short.
-                if i >= series.values[row].count {
-                    series.values[row] += Array(repeating: 0, count: nominees.count - series.values[row].count)
-                }
-                series.values[row][i] += delta
+            let row: Dictionary<Int64, [Int]>.Index
+            if let last = lastRow, castAt.microseconds >= last.start && castAt.microseconds < last.end {
+                row = last.row
             } else {
-                var counts = Array(repeating: 0, count: nominees.count)
-                counts[i] = delta
-                series[bucket] = counts
+                let bucket = ElectionDefinition.bucket(of: castAt, origin: bucketOrigin, width: bucketWidth)
+                // One hash, and the row changed where it is: `series[bucket, default: ...]` took
+                // a reference-counted closure per vote.
+                guard let found = series.index(forKey: bucket) else {
+                    var counts = Array(repeating: 0, count: nominees.count)
+                    counts[i] = delta
+                    series[bucket] = counts
+                    lastRow = nil
+                    return
+                }
+                row = found
+                lastRow = (found, bucket, bucket &+ bucketWidth)
             }
+            // A row made before a (refused, yet replayed) late nomination is short.
+            if i >= series.values[row].count {
+                series.values[row] += Array(repeating: 0, count: nominees.count - series.values[row].count)
+            }
+            series.values[row][i] += delta
         }
     }
 }

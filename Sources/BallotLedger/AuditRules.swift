@@ -309,10 +309,6 @@ extension Audit {
         /// `window` says what may be read around `bytes`, for reading their tail in one load; the
         /// hash does not depend on it.
         static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64, in window: Window = .none) -> UInt64 {
-            func fold(_ a: UInt64, _ b: UInt64) -> UInt64 {
-                let product = a.multipliedFullWidth(by: b)
-                return product.high ^ product.low
-            }
             var h = seed ^ (UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
             var i = 0
             while i + 8 <= bytes.count {
@@ -321,6 +317,27 @@ extension Audit {
             }
             h = fold(h ^ window.word(bytes, i), 0xE703_7ED1_A0B4_28DB)
             return fold(h, 0x8EBC_6AF0_9C88_C6E3)
+        }
+
+        /// The same hash of a text of at most 32 bytes, already read into words.
+        @inline(__always)
+        static func hash(_ text: TextCodes.Bytes, seed: UInt64) -> UInt64 {
+            let (w0, w1, w2, w3) = text.words
+            let whole = text.length / 8
+            var h = seed ^ (UInt64(text.length) &* 0x9E37_79B9_7F4A_7C15)
+            if whole > 0 { h = fold(h ^ w0, 0xA076_1D64_78BD_642F) }
+            if whole > 1 { h = fold(h ^ w1, 0xA076_1D64_78BD_642F) }
+            if whole > 2 { h = fold(h ^ w2, 0xA076_1D64_78BD_642F) }
+            if whole > 3 { h = fold(h ^ w3, 0xA076_1D64_78BD_642F) }
+            let tail = whole == 0 ? w0 : whole == 1 ? w1 : whole == 2 ? w2 : whole == 3 ? w3 : 0
+            h = fold(h ^ tail, 0xE703_7ED1_A0B4_28DB)
+            return fold(h, 0x8EBC_6AF0_9C88_C6E3)
+        }
+
+        @inline(__always)
+        private static func fold(_ a: UInt64, _ b: UInt64) -> UInt64 {
+            let product = a.multipliedFullWidth(by: b)
+            return product.high ^ product.low
         }
     }
 }

@@ -25,7 +25,8 @@ extension Audit {
         /// full would throw.
         static func decode(_ bytes: UnsafeRawBufferPointer, seq: UInt64, codes: inout TextCodes,
                            keySeed: UInt64) throws(LedgerError) -> CodedVote? {
-            try RecordCodec.reading(bytes, seq: seq) { r throws -> CodedVote? in
+            if let vote = common(bytes, seq: seq, codes: &codes, keySeed: keySeed) { return vote }
+            return try RecordCodec.reading(bytes, seq: seq) { r throws -> CodedVote? in
                 let header = try RecordCodec.Header(&r, seq: seq)
                 guard header.kind == .voteCast else { return nil }
                 try header.key.checkUTF8()
@@ -44,6 +45,91 @@ extension Audit {
         }
     }
 
+    /// A vote as nearly every one is: well formed, its idempotency key ASCII and at most 32
+    /// bytes, and each of its texts already coded (and checked). Read at the offsets the record
+    /// layout gives, with no call per field; nil for anything else, which `decode` then reads
+    /// field by field, for the same answer or the reason the record is refused.
+    @inline(__always)
+    private static func common(_ bytes: UnsafeRawBufferPointer, seq: UInt64, codes: inout TextCodes,
+                               keySeed: UInt64) -> CodedVote? {
+        guard bytes.count >= 29 else { return nil }
+        let r = InRecord(bytes), n = bytes.count
+        guard r.u8(0) == RecordCodec.formatVersion, r.u8(1) == EventKind.voteCast.rawValue, r.u64(2) == seq,
+              Actor.Role(rawValue: r.u8(18)) != nil else { return nil }
+        // The idempotency key (25…): ASCII is valid UTF-8.
+        let k = r.u16(23)
+        guard k <= 32, 29 + k <= n else { return nil }
+        let key = r.text(25, k)
+        guard (key.words.0 | key.words.1 | key.words.2 | key.words.3) & 0x8080_8080_8080_8080 == 0 else { return nil }
+        // The payload: its length, then election id, nominee id, voter key, cast_at, channel.
+        var at = 25 + k
+        guard r.u32(at) == n - at - 4, at + 6 <= n else { return nil }
+        let e = r.u16(at + 4)
+        guard e <= 32, at + 6 + e + 2 <= n else { return nil }
+        let election = r.text(at + 6, e)
+        at += 6 + e
+        let m = r.u16(at)
+        guard m <= 32, at + 2 + m + 32 + 8 + 2 <= n else { return nil }
+        let nominee = r.text(at + 2, m)
+        at += 2 + m
+        let voter = Key128(a: r.word(at, 8), b: r.word(at + 8, 8))
+        let castAt = Timestamp(microseconds: Int64(bitPattern: r.u64(at + 32)))
+        at += 40
+        let c = r.u16(at)
+        guard c <= 32, at + 2 + c == n else { return nil }
+        let channel = r.text(at + 2, c)
+        guard let electionCode = codes.known(election, identifier: true),
+              let nomineeCode = codes.known(nominee, identifier: true),
+              let channelCode = codes.known(channel, identifier: false) else { return nil }
+        return CodedVote(seq: seq, timestamp: Timestamp(microseconds: Int64(bitPattern: r.u64(10))), castAt: castAt, voter: voter,
+                         keyHash: k == 0 ? nil : KeyCheck.hash(key, seed: keySeed),
+                         election: electionCode, nominee: nomineeCode, channel: channelCode)
+    }
+}
+
+/// Reads inside one record at offsets already checked against its length.
+private struct InRecord {
+    let base: UnsafeRawPointer
+    let count: Int
+
+    /// `bytes` must be at least 8 long.
+    @inline(__always)
+    init(_ bytes: UnsafeRawBufferPointer) {
+        base = bytes.baseAddress!
+        count = bytes.count
+    }
+
+    @inline(__always)
+    func u8(_ at: Int) -> UInt8 { base.load(fromByteOffset: at, as: UInt8.self) }
+
+    @inline(__always)
+    func u32(_ at: Int) -> Int { Int(UInt32(bigEndian: base.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
+
+    @inline(__always)
+    func u16(_ at: Int) -> Int { Int(UInt16(bigEndian: base.loadUnaligned(fromByteOffset: at, as: UInt16.self))) }
+
+    @inline(__always)
+    func u64(_ at: Int) -> UInt64 { UInt64(bigEndian: base.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+
+    /// `length` (at most 8) bytes from `at`, as `Audit.Window.word` gives them (little-endian,
+    /// zero above), in one load that stays inside the record.
+    @inline(__always)
+    func word(_ at: Int, _ length: Int) -> UInt64 {
+        if length <= 0 { return 0 }
+        let w = at + 8 <= count ? base.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+            : base.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self) >> UInt64(8 * (at + 8 - count))
+        return length >= 8 ? w : w & ((1 << UInt64(8 * length)) &- 1)
+    }
+
+    /// The text of `length` (at most 32) bytes at `at`, in words.
+    @inline(__always)
+    func text(_ at: Int, _ length: Int) -> Audit.TextCodes.Bytes {
+        Audit.TextCodes.Bytes(length: length, words: (word(at, length), word(at + 8, length - 8), word(at + 16, length - 16),
+                                                      word(at + 24, length - 24)))
+    }
+}
+
+extension Audit {
     /// The distinct short texts of the votes met so far, numbered in the order met, each checked
     /// (UTF-8, and identifier where one is wanted) the first time only. The record pass hands
     /// each new text over with the batch that first uses it (`takeNew`).
@@ -52,9 +138,14 @@ extension Audit {
         static let longest = 32
         static let limit = 1 << 16
 
-        private struct Bytes: Hashable {
+        struct Bytes: Hashable {
             var length: Int
             var words: (UInt64, UInt64, UInt64, UInt64)
+
+            init(length: Int, words: (UInt64, UInt64, UInt64, UInt64)) {
+                self.length = length
+                self.words = words
+            }
 
             /// `raw` is at most 32 bytes, read in whole words (`Window.word`) with no call and no
             /// byte loop: a vote has three texts to look up.
@@ -125,6 +216,22 @@ extension Audit {
                 isIdentifier[Int(code)] = true
             }
             return code
+        }
+
+        /// The code of a text already coded, and checked as an identifier if `identifier`, when
+        /// the cache in front of the codes holds it; else nil (`code` then looks further).
+        @inline(__always)
+        func known(_ bytes: Bytes, identifier: Bool) -> Int32? {
+            let slot = bytes.slot & ~1
+            let code: Int32
+            if cache[slot].bytes == bytes {
+                code = cache[slot].code
+            } else if cache[slot + 1].bytes == bytes {
+                code = cache[slot + 1].code
+            } else {
+                return nil
+            }
+            return code >= 0 && (!identifier || isIdentifier[Int(code)]) ? code : nil
         }
 
         /// The texts coded since the last call, in code order.

@@ -98,6 +98,79 @@ import TestSupport
         #expect(try long.withUnsafeBytes { raw in var r = ByteReader(raw); return try codes.code(try r.text("text"), identifier: false) } == nil)
     }
 
+    /// What the audit's vote decoder makes of `bytes` (stored as event `seq`), against what full
+    /// decoding makes of them: the same refusal, the same vote, or nothing (a record that is not
+    /// a vote, or whose texts are not coded, which the audit then decodes in full).
+    func expectCodedAgrees(_ bytes: [UInt8], seq: UInt64, codes: Audit.TextCodes, texts: [String], _ what: String) {
+        var codes = codes
+        let full = Result { try bytes.withUnsafeBytes { try RecordCodec.decode($0, seq: seq) } }
+        let coded = Result { try bytes.withUnsafeBytes { try Audit.CodedVote.decode($0, seq: seq, codes: &codes, keySeed: 11) } }
+        switch (full, coded) {
+        case (_, .success(nil)):
+            return  // not coded: the audit decodes it in full
+        case (.failure(let f), .failure(let c)):
+            #expect("\(f)" == "\(c)", "\(what)")
+        case (.success(let record), .success(let vote)):
+            guard case .voteCast(let v) = record.event else {
+                #expect(vote == nil, "\(what): not a vote, yet coded")
+                return
+            }
+            guard let vote else { return }
+            let all = texts + codes.takeNew()
+            var key = record.idempotencyKey
+            let keyHash = key.withUTF8 { Audit.KeyCheck.hash(UnsafeRawBufferPointer($0), seed: 11) }
+            #expect(all[Int(vote.election)] == v.election.value && all[Int(vote.nominee)] == v.nominee.value
+                    && all[Int(vote.channel)] == v.channel && vote.voter == v.voter.digest.prefix && vote.castAt == v.castAt
+                    && vote.timestamp == record.timestamp && vote.seq == seq && vote.keyHash == (key.isEmpty ? nil : keyHash), "\(what)")
+        default:
+            #expect(Bool(false), "\(what): full decoding gives \(full), the audit's \(coded)")
+        }
+    }
+
+    /// Votes with idempotency keys and texts of every length around the word sizes: read at
+    /// their offsets (texts met before) or field by field (texts new), each says what full
+    /// decoding says. Then every byte of one such vote spoilt in turn, and every cut: the
+    /// audit refuses what full decoding refuses, for the same reason, and codes nothing else.
+    @Test func theAuditsVoteDecoderAgreesWithFullDecoding() throws {
+        let lengths = [1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33]
+        func slug(_ n: Int, _ c: Character) -> NomineeID { Fixtures.slug("a" + String(repeating: c, count: n - 1)) }
+        var codes = Audit.TextCodes()
+        var texts: [String] = []
+        var last: [UInt8] = []
+        for keyLength in 0...40 {
+            for (i, n) in lengths.enumerated() {
+                let vote = VoteCast(election: slug(n, "e"), nominee: slug(lengths[(i + keyLength) % lengths.count], "n"),
+                                    voter: Fixtures.voter(keyLength * 100 + i), castAt: t,
+                                    channel: String(repeating: "c", count: lengths[(i + 3) % lengths.count] - 1))
+                let key = String((0..<keyLength).map { Character(UnicodeScalar(UInt8(48 + ($0 * 7 + i) % 75))) })
+                let bytes = RecordCodec.encode(RecordedEvent(seq: 9, timestamp: t, actor: Fixtures.importer, idempotencyKey: key, event: .voteCast(vote)))
+                for round in ["new texts", "texts met before"] {
+                    expectCodedAgrees(bytes, seq: 9, codes: codes, texts: texts, "key of \(keyLength), election of \(n), \(round)")
+                    _ = try bytes.withUnsafeBytes { try Audit.CodedVote.decode($0, seq: 9, codes: &codes, keySeed: 11) }
+                    texts += codes.takeNew()
+                }
+                last = bytes
+            }
+        }
+        let vote = RecordCodec.encode(RecordedEvent(seq: 9, timestamp: t, actor: Fixtures.importer, idempotencyKey: "row-17",
+                                                    event: .voteCast(VoteCast(election: id, nominee: Fixtures.slug("kinn"), voter: Fixtures.voter(3),
+                                                                              castAt: t, channel: "web"))))
+        for bytes in [vote, last] {
+            _ = try bytes.withUnsafeBytes { try Audit.CodedVote.decode($0, seq: 9, codes: &codes, keySeed: 11) }
+            texts += codes.takeNew()
+            for at in bytes.indices {
+                for value in Set([0, 1, 0x2D, 0x41, 0x7F, 0x80, 0xC3, 0xFF, bytes[at] ^ 1, bytes[at] &+ 1, bytes[at] &- 1]) {
+                    var spoilt = bytes
+                    spoilt[at] = UInt8(value)
+                    expectCodedAgrees(spoilt, seq: 9, codes: codes, texts: texts, "byte \(at) set to \(value)")
+                }
+            }
+            for cut in 0..<bytes.count { expectCodedAgrees(Array(bytes.prefix(cut)), seq: 9, codes: codes, texts: texts, "cut to \(cut) bytes") }
+            expectCodedAgrees(bytes + [0], seq: 9, codes: codes, texts: texts, "a byte left over")
+            expectCodedAgrees(bytes, seq: 10, codes: codes, texts: texts, "stored under another sequence number")
+        }
+    }
+
     @Test func damagedRecordsAreRefusedWithTheirSequenceNumber() {
         var wrongVersion = vote()
         wrongVersion[0] = 2
