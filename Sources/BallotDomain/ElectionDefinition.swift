@@ -85,14 +85,15 @@ public struct ElectionDefinition: Sendable, Equatable {
 
     /// The start of the series bucket that `t` falls in.
     public func bucket(of t: Timestamp) -> Int64 {
-        Self.bucket(of: t, origin: opensAt, width: seriesBucketSeconds * 1_000_000)
+        Self.bucket(of: t, origin: opensAt, width: seriesBucketSeconds * 1_000_000).start
     }
 
-    /// The start of the bucket of `width` microseconds, counted from `origin`, that `t` is in.
-    static func bucket(of t: Timestamp, origin: Timestamp, width: Int64) -> Int64 {
+    /// The bucket of `width` microseconds, counted from `origin`, that `t` is in: its number
+    /// (0 the one starting at `origin`, negative before it) and its start.
+    static func bucket(of t: Timestamp, origin: Timestamp, width: Int64) -> (number: Int64, start: Int64) {
         let offset = t.microseconds - origin.microseconds
         let index = offset >= 0 ? offset / width : (offset - width + 1) / width
-        return origin.microseconds + index * width
+        return (index, origin.microseconds + index * width)
     }
 }
 

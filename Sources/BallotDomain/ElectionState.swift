@@ -121,10 +121,10 @@ public struct ElectionState: Sendable {
         @exclusivity(unchecked) var votes: [Int] = []
         var invalidatedVotes = 0
         @exclusivity(unchecked) var series: [Int64: [Int]] = [:]
-        /// The series row the last vote was counted in, and where its bucket starts and ends:
-        /// votes come in runs in one bucket, which then cost no division and no hash. (An index
-        /// of `series` stays valid until a key is added, which clears this.)
-        @exclusivity(unchecked) var lastRow: (row: Dictionary<Int64, [Int]>.Index, start: Int64, end: Int64)?
+        /// Where the rows of recent buckets are in `series`, by the bucket's number (counted from
+        /// the origin) modulo 256: a vote's row is then found without hashing. An index of
+        /// `series` stays valid until a bucket is added, which clears these.
+        @exclusivity(unchecked) var rows = [(start: Int64, row: Dictionary<Int64, [Int]>.Index?)](repeating: (0, nil), count: 256)
         var scores: [ScoreSlot: (score: Int32, seq: UInt64)] = [:]
         @exclusivity(unchecked) var lastSeq: UInt64
         /// Who has voted, by the first 128 bits of their key.
@@ -211,22 +211,23 @@ public struct ElectionState: Sendable {
         }
 
         private func count(_ castAt: Timestamp, nominee i: Int, by delta: Int) {
+            let (number, bucket) = ElectionDefinition.bucket(of: castAt, origin: bucketOrigin, width: bucketWidth)
+            let cached = Int(truncatingIfNeeded: number) & 255
             let row: Dictionary<Int64, [Int]>.Index
-            if let last = lastRow, castAt.microseconds >= last.start && castAt.microseconds < last.end {
-                row = last.row
+            if rows[cached].start == bucket, let known = rows[cached].row {
+                row = known
             } else {
-                let bucket = ElectionDefinition.bucket(of: castAt, origin: bucketOrigin, width: bucketWidth)
                 // One hash, and the row changed where it is: `series[bucket, default: ...]` took
                 // a reference-counted closure per vote.
                 guard let found = series.index(forKey: bucket) else {
                     var counts = Array(repeating: 0, count: nominees.count)
                     counts[i] = delta
                     series[bucket] = counts
-                    lastRow = nil
+                    for j in rows.indices { rows[j].row = nil }
                     return
                 }
                 row = found
-                lastRow = (found, bucket, bucket &+ bucketWidth)
+                rows[cached] = (bucket, found)
             }
             // A row made before a (refused, yet replayed) late nomination is short.
             if i >= series.values[row].count {

@@ -88,6 +88,37 @@ public struct SequenceIndex: @unchecked Sendable {
         stored += 1
     }
 
+    /// Records that the event `seq` holds `key`, unless an earlier event does: each candidate
+    /// met on the way to the free slot, an event before `seq` that may hold `key` (see
+    /// `firstEvent(holding:lastSeq:where:)`), is asked `holds`, and the first for which it says
+    /// so is returned instead, with nothing recorded. One probe where a look-up and an insert
+    /// take two.
+    @inlinable
+    public mutating func insert(_ key: Key128, seq: UInt64, unlessHeldBy holds: (UInt64) throws -> Bool) rethrows -> UInt64? {
+        if (stored + 1) * 2 > mask + 1 || !isKnownUniquelyReferenced(&storage) {
+            // Make room (and storage of our own) first; `insert(_:seq:)` would, after its look-up.
+            if let earlier = try firstEvent(holding: key, lastSeq: seq - 1, where: holds) { return earlier }
+            insert(key, seq: seq)
+            return nil
+        }
+        let tag = Self.tag(key), mask = mask
+        var i = home(ofTag: tag)
+        while slots[i] != 0 {
+            let slot = slots[i]
+            if slot >> 32 == tag {
+                var candidate = slot & 0xFFFF_FFFF
+                while candidate < seq {
+                    if candidate > 0, try holds(candidate) { return candidate }
+                    candidate += 1 << 32
+                }
+            }
+            i = (i + 1) & mask
+        }
+        slots[i] = tag << 32 | (seq & 0xFFFF_FFFF)
+        stored += 1
+        return nil
+    }
+
     @inlinable
     mutating func place(_ slot: UInt64) {
         let mask = mask
@@ -122,7 +153,7 @@ public struct SequenceIndex: @unchecked Sendable {
     /// cache; the loads do not depend on one another, so their cache misses overlap (see
     /// `Key128Map.prefetch`).
     @inlinable
-    public mutating func prefetch(_ keys: [Key128]) {
+    public mutating func prefetch(_ keys: some Sequence<Key128>) {
         var fold: UInt64 = 0
         for key in keys { fold ^= slots[home(ofTag: Self.tag(key))] }
         prefetched = fold

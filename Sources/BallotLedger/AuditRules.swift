@@ -271,36 +271,38 @@ extension Audit {
         /// Checks the keys of `batch` against every key before them and returns each repeat.
         /// A batch at a time, so that the index's cache misses overlap (`SequenceIndex.prefetch`).
         mutating func repeats(in batch: Batch, _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
-            var keyed: [(seq: UInt64, slot: Key128)] = []
-            keyed.reserveCapacity(batch.votes.count + batch.records.count)
-            for vote in batch.votes { if let h = vote.keyHash { keyed.append((vote.seq, Key128(a: h, b: 0))) } }
+            var repeats: [(seq: UInt64, what: String)] = []
+            keyIndex.prefetch(batch.votes.lazy.compactMap { $0.keyHash.map { Key128(a: $0, b: 0) } })
+            guard batch.records.contains(where: { !$0.idempotencyKey.isEmpty }) else {
+                for vote in batch.votes { if let hash = vote.keyHash { check(hash, of: vote.seq, reader, into: &repeats) } }
+                return repeats
+            }
+            // Other events with keys (rare): every key in sequence order.
+            var keyed = batch.votes.compactMap { vote in vote.keyHash.map { (seq: vote.seq, hash: $0) } }
             for record in batch.records where !record.idempotencyKey.isEmpty {
                 var key = record.idempotencyKey
-                let h = key.withUTF8 { Self.hash(UnsafeRawBufferPointer($0), seed: seed) }
-                keyed.append((record.seq, Key128(a: h, b: 0)))
+                keyed.append((record.seq, key.withUTF8 { Self.hash(UnsafeRawBufferPointer($0), seed: seed) }))
             }
-            if !batch.records.isEmpty { keyed.sort { $0.seq < $1.seq } }
-            keyIndex.prefetch(keyed.map(\.slot))
-            var repeats: [(seq: UInt64, what: String)] = []
-            for k in keyed {
-                // A candidate shares the index's bits: compare the keys themselves, read again.
-                var key: String?
-                let earlier = keyIndex.firstEvent(holding: k.slot, lastSeq: k.seq - 1) { candidate in
-                    do {
-                        if key == nil { key = try reader.record(k.seq)?.idempotencyKey }
-                        return try key != nil && reader.record(candidate)?.idempotencyKey == key
-                    } catch {
-                        repeats.append((k.seq, "cannot tell whether its idempotency key repeats event \(candidate)'s: one of them cannot be read (\(error))"))
-                        return false
-                    }
-                }
-                if let earlier, let key {
-                    repeats.append((k.seq, "idempotency key '\(key)' was already used by event \(earlier)"))
-                } else {
-                    keyIndex.insert(k.slot, seq: k.seq)
-                }
-            }
+            keyed.sort { $0.seq < $1.seq }
+            for k in keyed { check(k.hash, of: k.seq, reader, into: &repeats) }
             return repeats
+        }
+
+        /// The key of event `seq`, hashed: recorded, unless an earlier event holds it. A
+        /// candidate shares the index's bits; the keys themselves are compared, read again.
+        private mutating func check(_ hash: UInt64, of seq: UInt64, _ reader: LedgerReader,
+                                    into repeats: inout [(seq: UInt64, what: String)]) {
+            var key: String?
+            let earlier = keyIndex.insert(Key128(a: hash, b: 0), seq: seq) { candidate in
+                do {
+                    if key == nil { key = try reader.record(seq)?.idempotencyKey }
+                    return try key != nil && reader.record(candidate)?.idempotencyKey == key
+                } catch {
+                    repeats.append((seq, "cannot tell whether its idempotency key repeats event \(candidate)'s: one of them cannot be read (\(error))"))
+                    return false
+                }
+            }
+            if let earlier, let key { repeats.append((seq, "idempotency key '\(key)' was already used by event \(earlier)")) }
         }
 
         /// A seeded 64-bit hash of a short byte string (multiply-and-fold mixing over 8-byte

@@ -147,7 +147,7 @@ extension Audit {
             // the nearest cache (hashing the whole segment first left them in the next one).
             for slice in stride(from: 0, to: stored.count, by: Self.slice) {
                 let end = min(slice + Self.slice, stored.count)
-                batch.leaves += MerkleHash.leaves(stored[slice..<end].map(\.bytes))
+                batch.leaves += MerkleHash.leaves(count: end - slice) { stored[slice + $0].bytes }
                 for i in slice..<end {
                     if i > 0 && stored[i].seq != stored[i - 1].seq + 1 {
                         let missing = stored[i - 1].seq + 1

@@ -44,14 +44,16 @@ extension Audit {
             }
         }
     }
+}
 
+extension Audit.CodedVote {
     /// A vote as nearly every one is: well formed, its idempotency key ASCII and at most 32
     /// bytes, and each of its texts already coded (and checked). Read at the offsets the record
     /// layout gives, with no call per field; nil for anything else, which `decode` then reads
     /// field by field, for the same answer or the reason the record is refused.
     @inline(__always)
-    private static func common(_ bytes: UnsafeRawBufferPointer, seq: UInt64, codes: inout TextCodes,
-                               keySeed: UInt64) -> CodedVote? {
+    static func common(_ bytes: UnsafeRawBufferPointer, seq: UInt64, codes: inout Audit.TextCodes,
+                       keySeed: UInt64) -> Self? {
         guard bytes.count >= 29 else { return nil }
         let r = InRecord(bytes), n = bytes.count
         guard r.u8(0) == RecordCodec.formatVersion, r.u8(1) == EventKind.voteCast.rawValue, r.u64(2) == seq,
@@ -81,9 +83,9 @@ extension Audit {
         guard let electionCode = codes.known(election, identifier: true),
               let nomineeCode = codes.known(nominee, identifier: true),
               let channelCode = codes.known(channel, identifier: false) else { return nil }
-        return CodedVote(seq: seq, timestamp: Timestamp(microseconds: Int64(bitPattern: r.u64(10))), castAt: castAt, voter: voter,
-                         keyHash: k == 0 ? nil : KeyCheck.hash(key, seed: keySeed),
-                         election: electionCode, nominee: nomineeCode, channel: channelCode)
+        return Self(seq: seq, timestamp: Timestamp(microseconds: Int64(bitPattern: r.u64(10))), castAt: castAt, voter: voter,
+                    keyHash: k == 0 ? nil : Audit.KeyCheck.hash(key, seed: keySeed),
+                    election: electionCode, nominee: nomineeCode, channel: channelCode)
     }
 }
 
@@ -116,16 +118,20 @@ private struct InRecord {
     @inline(__always)
     func word(_ at: Int, _ length: Int) -> UInt64 {
         if length <= 0 { return 0 }
-        let w = at + 8 <= count ? base.loadUnaligned(fromByteOffset: at, as: UInt64.self)
-            : base.loadUnaligned(fromByteOffset: count - 8, as: UInt64.self) >> UInt64(8 * (at + 8 - count))
-        return length >= 8 ? w : w & ((1 << UInt64(8 * length)) &- 1)
+        // (Wrapping arithmetic: the callers have checked the offsets against the length.)
+        let w = at &+ 8 <= count ? base.loadUnaligned(fromByteOffset: at, as: UInt64.self)
+            : base.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self) &>> UInt64(truncatingIfNeeded: 8 &* (at &+ 8 &- count))
+        return length >= 8 ? w : w & ((1 &<< UInt64(truncatingIfNeeded: 8 &* length)) &- 1)
     }
 
     /// The text of `length` (at most 32) bytes at `at`, in words.
     @inline(__always)
     func text(_ at: Int, _ length: Int) -> Audit.TextCodes.Bytes {
-        Audit.TextCodes.Bytes(length: length, words: (word(at, length), word(at + 8, length - 8), word(at + 16, length - 16),
-                                                      word(at + 24, length - 24)))
+        if length <= 8 { return Audit.TextCodes.Bytes(length: length, words: (word(at, length), 0, 0, 0)) }
+        let first = base.loadUnaligned(fromByteOffset: at, as: UInt64.self)  // 8 bytes of the text itself
+        if length <= 16 { return Audit.TextCodes.Bytes(length: length, words: (first, word(at &+ 8, length &- 8), 0, 0)) }
+        return Audit.TextCodes.Bytes(length: length, words: (first, base.loadUnaligned(fromByteOffset: at &+ 8, as: UInt64.self),
+                                                             word(at &+ 16, length &- 16), word(at &+ 24, length &- 24)))
     }
 }
 

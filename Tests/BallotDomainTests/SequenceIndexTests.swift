@@ -77,4 +77,29 @@ import Testing
         #expect(copy.firstEvent(holding: all[4_999], lastSeq: 100_000) { $0 == 77_777 } == nil)
         #expect(copy.firstEvent(holding: all[4_999], lastSeq: 100_000) { $0 == 5_000 } == 5_000)
     }
+
+    /// The one-probe insert gives what a look-up then an insert give: the first earlier event
+    /// holding the key (and records nothing), or nil (and records the key), through doublings,
+    /// and on a copy that shares its storage.
+    @Test func insertingUnlessHeldNamesTheFirstHolder() {
+        let distinct = keys(40_000, seed: 4)
+        var holder: [Key128] = [Key128(a: 0, b: 0)]  // holder[seq]: the key event seq holds
+        var first: [Key128: UInt64] = [:]
+        var index = SequenceIndex()
+        var shared = index
+        var sharedCount = 0
+        for (i, key) in distinct.enumerated() {
+            let held = i % 10 == 9 ? holder[i / 2 + 1] : key  // every tenth event repeats an earlier one's key
+            let seq = UInt64(holder.count)
+            holder.append(held)
+            if i == 20_000 {
+                shared = index
+                sharedCount = first.count
+            }
+            let earlier = index.insert(held, seq: seq) { holder[Int($0)] == held }
+            #expect(earlier == first[held], "event \(seq)")
+            if first[held] == nil { first[held] = seq }
+        }
+        #expect(index.count == first.count && first.count == 36_000 && shared.count == sharedCount)
+    }
 }

@@ -149,6 +149,10 @@ import TestSupport
                     _ = try bytes.withUnsafeBytes { try Audit.CodedVote.decode($0, seq: 9, codes: &codes, keySeed: 11) }
                     texts += codes.takeNew()
                 }
+                // Once its texts are coded, such a vote is read at its offsets (unless a text is too long to code).
+                let common = bytes.withUnsafeBytes { Audit.CodedVote.common($0, seq: 9, codes: &codes, keySeed: 11) }
+                #expect((common != nil) == (keyLength <= 32 && n <= 32 && lengths[(i + keyLength) % lengths.count] <= 32),
+                        "key of \(keyLength), election of \(n)")
                 last = bytes
             }
         }

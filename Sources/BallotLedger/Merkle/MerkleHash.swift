@@ -34,6 +34,11 @@ extension MerkleHash {
         hashed(records.count, prefix: 0x00, lanes: lanes) { records[$0] }
     }
 
+    /// The leaf hash of records 0..<`count`, in order, `record(i)` giving each one's bytes.
+    static func leaves(count: Int, _ record: (Int) -> UnsafeRawBufferPointer) -> [MerkleHash] {
+        hashed(count, prefix: 0x00, lanes: lanes, record)
+    }
+
     /// SHA-256(0x01 || children[2i] || children[2i+1]) for each i: the parents of sibling pairs.
     static func parents(of children: [MerkleHash], lanes: Int = lanes) -> [MerkleHash] {
         precondition(children.count % 2 == 0, "\(children.count) nodes do not make pairs")
