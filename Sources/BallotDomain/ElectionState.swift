@@ -77,20 +77,24 @@ public struct ElectionState: Sendable {
         storage.apply(record)
     }
 
-    /// See `LedgerState.replay(_:seq:at:)`: `checkVote`, then `apply`, with one lookup of the
-    /// voter (adding them says whether they had voted).
-    mutating func replay(_ vote: ResolvedVote, seq: UInt64, at time: Timestamp) -> DomainError? {
+    /// See `LedgerState.replay(_:inElection:refused:)`: `checkVote`, then `apply`, with one
+    /// lookup of each voter (adding them says whether they had voted).
+    mutating func replay(_ run: [RecordedVote], refused: (Int, DomainError) -> Void) {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        let isNew = storage.voters.insert(vote.voter, ())
-        var refusal: DomainError?
-        do {
-            try checkVote(vote, at: time, alreadyVoted: !isNew)
-        } catch {
-            refusal = error
+        // Every slot first, so that the misses overlap (see `Key128Map.prefetch`): a load a few
+        // votes ahead, in the loop below, was slower (its result must land before it retires).
+        storage.voters.prefetch(run.lazy.map(\.vote.voter))
+        for i in run.indices {
+            let vote = run[i].vote
+            let isNew = storage.voters.insert(vote.voter, ())
+            do {
+                try checkVote(vote, at: run[i].recordedAt, alreadyVoted: !isNew)
+            } catch {
+                refused(i, error)
+            }
+            storage.count(nominee: vote.nominee, castAt: vote.castAt)
         }
-        storage.lastSeq = seq
-        storage.count(nominee: vote.nominee, castAt: vote.castAt)
-        return refusal
+        storage.lastSeq = run[run.count - 1].seq
     }
 
     /// The fields, in one object so that copying the state is cheap; mutated only when unique.

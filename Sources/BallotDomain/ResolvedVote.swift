@@ -21,3 +21,18 @@ public struct ResolvedVote: Sendable {
         self.channelBytes = channelBytes
     }
 }
+
+/// A resolved vote with the event that recorded it: what replay checks and counts, a run of
+/// them at a time (`LedgerState.replay(_:inElection:refused:)`).
+public struct RecordedVote: Sendable {
+    public var vote: ResolvedVote
+    /// The event's sequence number and timestamp (the rule's "now").
+    public var seq: UInt64
+    public var recordedAt: Timestamp
+
+    public init(_ vote: ResolvedVote, seq: UInt64, recordedAt: Timestamp) {
+        self.vote = vote
+        self.seq = seq
+        self.recordedAt = recordedAt
+    }
+}

@@ -33,6 +33,8 @@ extension Audit {
         let oneElection: Bool
         /// Whether the voter table has been sized.
         var votersSized = false
+        /// The run of votes being gathered for the rules (kept to keep its storage).
+        private var run: [RecordedVote] = []
 
         /// `events`, the ledger's size when the audit starts, sizes the key table once.
         init(pinnedKey: Digest32?, maxFindings: Int, events: UInt64, oneElection: Bool) {
@@ -85,7 +87,6 @@ extension Audit {
             }
             recordFindings += batch.findings
             for (seq, what) in keys.repeats(in: batch, reader) { note(.tampered, seq...seq, what) }
-            prefetchVoters(of: batch.votes, worker: batch.worker)
             // The stored nodes the segment's leaves complete were read assuming nothing before it
             // is missing; if something is, they sit elsewhere in the tree: read those instead.
             let aligned = frontier.size == batch.first - 1
@@ -94,14 +95,30 @@ extension Audit {
             var inTree = 0  // how many of the batch's leaves the frontier holds
             var r = 0
             let records = batch.records
+            // Votes go to the rules a run at a time: those of one election with no other event
+            // between them (nearly always the whole segment).
+            run.removeAll(keepingCapacity: true)
+            var runElection = -1
             for vote in batch.votes {
                 while r < records.count && records[r].seq < vote.seq {
+                    replayRun(inElection: runElection)
                     replay(records[r], of: batch, stored, inTree: &inTree, reader)
                     r += 1
                 }
                 checkTime(vote.timestamp, vote.seq)
-                replay(vote, worker: batch.worker, reader)
+                guard let election = position(ofElection: vote.election, worker: batch.worker),
+                      let resolved = texts[batch.worker].resolve(vote, inElection: election, of: state) else {
+                    replayRun(inElection: runElection)
+                    replayInFull(vote, reader)
+                    continue
+                }
+                if election != runElection {
+                    replayRun(inElection: runElection)
+                    runElection = election
+                }
+                run.append(RecordedVote(resolved, seq: vote.seq, recordedAt: vote.timestamp))
             }
+            replayRun(inElection: runElection)
             for record in records[r...] { replay(record, of: batch, stored, inTree: &inTree, reader) }
             if aligned, let subtree = batch.subtree {
                 findings += batch.nodeFindings
@@ -159,39 +176,28 @@ extension Audit {
             }
         }
 
-        /// Brings into cache the voter slots the votes will look up, so that their misses
-        /// overlap (see `Key128Map.prefetch`); a run of votes for one election at a time.
-        mutating func prefetchVoters(of votes: [CodedVote], worker: Int) {
-            var start = 0
-            while start < votes.count {
-                let code = votes[start].election
-                var end = start + 1
-                while end < votes.count && votes[end].election == code { end += 1 }
-                if let election = position(ofElection: code, worker: worker) {
-                    state.prefetchVoters(votes[start..<end].map(\.voter), inElection: election)
-                }
-                start = end
+        /// Checks and counts the votes in `run` (all of the election at `election`) by the same
+        /// rule as any vote, and empties it.
+        private mutating func replayRun(inElection election: Int) {
+            guard !run.isEmpty else { return }
+            var refused: [(seq: UInt64, refusal: DomainError)] = []
+            state.replay(run, inElection: election) { i, refusal in refused.append((run[i].seq, refusal)) }
+            for (seq, refusal) in refused {
+                note(.tampered, seq...seq, "the rules refuse this \(EventKind.voteCast) event: \(refusal.message)")
             }
+            run.removeAll(keepingCapacity: true)
         }
 
-        /// A coded vote: checked and counted by the same rule as any vote, its election and
-        /// nominee found by code. One the state does not know is read again and replayed in
-        /// full, so that the finding says what `check` says of it.
-        mutating func replay(_ vote: CodedVote, worker: Int, _ reader: LedgerReader) {
-            guard let election = position(ofElection: vote.election, worker: worker),
-                  let resolved = texts[worker].resolve(vote, inElection: election, of: state) else {
-                do {
-                    guard let record = try reader.record(vote.seq) else {
-                        throw LedgerError.corruptRecord(seq: vote.seq, reason: "it is no longer there")
-                    }
-                    replay(record, rootBefore: nil, reader)
-                } catch {
-                    note(.tampered, vote.seq...vote.seq, "the event cannot be read again: \(error)")
+        /// A coded vote whose election or nominee the state does not know: read again and
+        /// replayed in full, so that the finding says what `check` says of it.
+        private mutating func replayInFull(_ vote: CodedVote, _ reader: LedgerReader) {
+            do {
+                guard let record = try reader.record(vote.seq) else {
+                    throw LedgerError.corruptRecord(seq: vote.seq, reason: "it is no longer there")
                 }
-                return
-            }
-            if let refusal = state.replay(resolved, seq: vote.seq, at: vote.timestamp) {
-                note(.tampered, vote.seq...vote.seq, "the rules refuse this \(EventKind.voteCast) event: \(refusal.message)")
+                replay(record, rootBefore: nil, reader)
+            } catch {
+                note(.tampered, vote.seq...vote.seq, "the event cannot be read again: \(error)")
             }
         }
 

@@ -315,4 +315,49 @@ import TestSupport
         #expect(!Command.castVote(election: id, nominee: slug("kinn"), voter: Fixtures.voter(1), castAt: Fixtures.time("2022-11-03T00:00:00Z"), channel: "web").matches(.voteCast(v)))
         #expect(!live.matches(.juryClosed(election: id)))
     }
+
+    /// Replay's bulk path for votes (a run of resolved votes) refuses what `check` refuses, for
+    /// the same reason, and leaves the state `apply` leaves: a second vote by a voter, votes
+    /// cast before the window, after it and in the ledger's future, a channel too long, and
+    /// votes spread over many buckets of the series, in and out of order.
+    @Test func aRunOfVotesIsReplayedAsEachWouldBe() throws {
+        let election = try #require(state.ordinal(ofElection: id))
+        let definition = Fixtures.definition()
+        let nominees = ["bodo", "kinn", "haugesund"]
+        var votes: [(vote: VoteCast, recordedAt: Timestamp)] = []
+        for i in 0..<600 {
+            let hour = Int64((i * 37) % 240) * 3_600_000_000
+            var castAt = Timestamp(microseconds: definition.opensAt.microseconds + hour + Int64(i))
+            var channel = "web"
+            var voter = Fixtures.voter(i % 500)  // the last 100 vote a second time
+            switch i % 97 {
+            case 1: castAt = Timestamp(microseconds: definition.opensAt.microseconds - 1)
+            case 2: castAt = Timestamp(microseconds: definition.closesAt.microseconds + 5)
+            case 3: channel = String(repeating: "c", count: Limits.channel + 1)
+            case 4: voter = Fixtures.voter(7)
+            default: break
+            }
+            let recordedAt = i % 97 == 5 ? Timestamp(microseconds: castAt.microseconds - 1) : castAt
+            votes.append((VoteCast(election: id, nominee: slug(nominees[i % 3]), voter: voter, castAt: castAt, channel: channel), recordedAt))
+        }
+        var oneByOne = state
+        var expected: [Int: String] = [:]
+        for (i, (vote, recordedAt)) in votes.enumerated() {
+            let record = RecordedEvent(seq: seq + 1 + UInt64(i), timestamp: recordedAt, actor: Fixtures.importer, event: .voteCast(vote))
+            if let refusal = try oneByOne.check(record, lookupVote: { _ in nil }) { expected[i] = refusal.message }
+            oneByOne.apply(record)
+        }
+        #expect(expected.count > 100)
+        var run = state
+        var refused: [Int: String] = [:]
+        run.replay(votes.enumerated().map { i, v in
+            RecordedVote(ResolvedVote(election: election, nominee: state.ordinal(ofNominee: v.vote.nominee, inElection: election)!, voter: v.vote.voter.prefix,
+                                      castAt: v.vote.castAt, channelBytes: v.vote.channel.utf8.count),
+                         seq: seq + 1 + UInt64(i), recordedAt: v.recordedAt)
+        }, inElection: election) { i, refusal in refused[i] = refusal.message }
+        #expect(refused == expected)
+        let a = try #require(run[id]), b = try #require(oneByOne[id])
+        #expect(a.votes == b.votes && a.series == b.series && a.votesCast == b.votesCast && a.lastSeq == b.lastSeq)
+        #expect(run.lastSeq == oneByOne.lastSeq)
+    }
 }
