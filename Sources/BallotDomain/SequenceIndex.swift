@@ -88,35 +88,61 @@ public struct SequenceIndex: @unchecked Sendable {
         stored += 1
     }
 
-    /// Records that the event `seq` holds `key`, unless an earlier event does: each candidate
-    /// met on the way to the free slot, an event before `seq` that may hold `key` (see
-    /// `firstEvent(holding:lastSeq:where:)`), is asked `holds`, and the first for which it says
-    /// so is returned instead, with nothing recorded. One probe where a look-up and an insert
-    /// take two.
+    /// Records, in order, that each event `keys[i].seq` holds `keys[i].key`, unless an earlier
+    /// event does: each candidate met on the way to the key's free slot, an event before it
+    /// that may hold the key (see `firstEvent(holding:lastSeq:where:)`), is asked
+    /// `holds(i, candidate)`, and the first for which it says so is returned with `i`, and that
+    /// key is not recorded. One probe a key, where a look-up and an insert take two, and every
+    /// key's home slot is read first, so that their cache misses overlap (see `prefetch`).
     @inlinable
-    public mutating func insert(_ key: Key128, seq: UInt64, unlessHeldBy holds: (UInt64) throws -> Bool) rethrows -> UInt64? {
-        if (stored + 1) * 2 > mask + 1 || !isKnownUniquelyReferenced(&storage) {
-            // Make room (and storage of our own) first; `insert(_:seq:)` would, after its look-up.
-            if let earlier = try firstEvent(holding: key, lastSeq: seq - 1, where: holds) { return earlier }
-            insert(key, seq: seq)
-            return nil
-        }
-        let tag = Self.tag(key), mask = mask
-        var i = home(ofTag: tag)
-        while slots[i] != 0 {
-            let slot = slots[i]
-            if slot >> 32 == tag {
-                var candidate = slot & 0xFFFF_FFFF
-                while candidate < seq {
-                    if candidate > 0, try holds(candidate) { return candidate }
-                    candidate += 1 << 32
+    public mutating func insert(_ keys: [(key: Key128, seq: UInt64)],
+                                unlessHeldBy holds: (Int, UInt64) throws -> Bool) rethrows -> [(index: Int, earlier: UInt64)] {
+        makeRoom(for: keys.count)
+        prefetch(keys.lazy.map(\.key))
+        var held: [(index: Int, earlier: UInt64)] = []
+        let slots = slots, mask = mask, shift = UInt64(homeShift)
+        for n in keys.indices {
+            let (key, seq) = keys[n]
+            let tag = Self.tag(key)
+            var i = Int(truncatingIfNeeded: tag >> shift)
+            var earlier: UInt64?
+            probe: while slots[i] != 0 {
+                let slot = slots[i]
+                if slot >> 32 == tag {
+                    var candidate = slot & 0xFFFF_FFFF
+                    while candidate < seq {
+                        if candidate > 0, try holds(n, candidate) {
+                            earlier = candidate
+                            break probe
+                        }
+                        candidate += 1 << 32
+                    }
                 }
+                i = (i + 1) & mask
             }
-            i = (i + 1) & mask
+            if let earlier {
+                held.append((n, earlier))
+            } else {
+                slots[i] = tag << 32 | (seq & 0xFFFF_FFFF)
+                stored += 1
+            }
         }
-        slots[i] = tag << 32 | (seq & 0xFFFF_FFFF)
-        stored += 1
-        return nil
+        return held
+    }
+
+    /// Grows the table (and unshares it) so that `count` more entries fit without growing.
+    @usableFromInline
+    mutating func makeRoom(for count: Int) {
+        while (stored + count) * 2 > mask + 1 {
+            precondition(homeShift > 1, "a sequence index holds at most 2^30 entries")
+            if isKnownUniquelyReferenced(&storage) {
+                storage.double()
+                rehashAfterDoubling()
+            } else {
+                copy(doubling: true)
+            }
+        }
+        if !isKnownUniquelyReferenced(&storage) { copy(doubling: false) }
     }
 
     @inlinable

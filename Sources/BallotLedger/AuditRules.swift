@@ -29,7 +29,7 @@ extension Audit {
         var lastTime = Timestamp(microseconds: .min)
         let events: UInt64
         /// Whether the ledger holds one election, as far as its stored projections say: a hint
-        /// for sizing its voter table, nothing more (see `position(ofElection:)`).
+        /// for sizing its voter table, nothing more (see `position(ofElection:in:)`).
         let oneElection: Bool
         /// Whether the voter table has been sized.
         var votersSized = false
@@ -55,8 +55,8 @@ extension Audit {
         /// (yet). In a ledger of one election (the usual case), when its first vote is met, its
         /// voter table is sized for the rest of the ledger, so that it never grows on the way.
         /// (If the hint is wrong, the table is only larger than it need be, or grows.)
-        mutating func position(ofElection code: Int32, worker: Int) -> Int? {
-            guard let found = texts[worker].election(code, in: state) else { return nil }
+        mutating func position(ofElection code: Int32, in seen: inout TextsSeen) -> Int? {
+            guard let found = seen.election(code, in: state) else { return nil }
             if !votersSized {
                 votersSized = true
                 if oneElection && state.elections.count == 1 && events > state.lastSeq {
@@ -77,7 +77,11 @@ extension Audit {
         /// leaves into the Merkle tree (up to each checkpoint first, to take the root that the
         /// checkpoint signs). What stopped its read is thrown after its records.
         mutating func replay(_ batch: Batch, _ reader: LedgerReader) throws {
-            texts[batch.worker].learn(batch.texts)
+            // The texts of the checker that coded the segment's votes, out of the array while in use.
+            var seen = TextsSeen()
+            swap(&seen, &texts[batch.worker])
+            defer { swap(&seen, &texts[batch.worker]) }
+            seen.learn(batch.texts)
             if let seqs = batch.seqs {
                 if seqs.lowerBound != next {
                     recordFindings.append(AuditFinding(severity: .tampered, events: next...next,
@@ -91,7 +95,7 @@ extension Audit {
             // is missing; if something is, they sit elsewhere in the tree: read those instead.
             let aligned = frontier.size == batch.first - 1
             let stored = aligned ? batch.storedNodes
-                : StoredNode.completed(by: batch.leaves.count, after: frontier.size) { try reader.storedNode(level: $0, index: $1) }
+                : StoredNodes.over(batch.leaves.count, after: frontier.size) { try reader.storedNodes(lastLeaves: $0) }
             var inTree = 0  // how many of the batch's leaves the frontier holds
             var r = 0
             let records = batch.records
@@ -106,8 +110,8 @@ extension Audit {
                     r += 1
                 }
                 checkTime(vote.timestamp, vote.seq)
-                guard let election = position(ofElection: vote.election, worker: batch.worker),
-                      let resolved = texts[batch.worker].resolve(vote, inElection: election, of: state) else {
+                guard let election = position(ofElection: vote.election, in: &seen),
+                      let resolved = seen.resolve(vote, inElection: election, of: state) else {
                     replayRun(inElection: runElection)
                     replayInFull(vote, reader)
                     continue
@@ -144,7 +148,7 @@ extension Audit {
         }
 
         /// A record of `batch`; a checkpoint first brings the tree up to the events before it.
-        private mutating func replay(_ record: RecordedEvent, of batch: Batch, _ stored: [StoredNode], inTree: inout Int,
+        private mutating func replay(_ record: RecordedEvent, of batch: Batch, _ stored: StoredNodes, inTree: inout Int,
                                      _ reader: LedgerReader) {
             checkTime(record.timestamp, record.seq)
             var rootBefore: MerkleHash?
@@ -158,7 +162,7 @@ extension Audit {
 
         /// Adds the leaves and compares each node they complete with the stored one (`stored`,
         /// in order of level and index).
-        mutating func appendLeaves(_ leaves: ArraySlice<MerkleHash>, _ stored: [StoredNode]) {
+        mutating func appendLeaves(_ leaves: ArraySlice<MerkleHash>, _ stored: StoredNodes) {
             var completed: [(level: Int, index: UInt64, hash: MerkleHash)] = []
             frontier.append(leaves: Array(leaves), storingFrom: LedgerKeys.firstStoredLevel) { level, index, hash in
                 completed.append((level, index, hash))
@@ -275,40 +279,32 @@ extension Audit {
         }
 
         /// Checks the keys of `batch` against every key before them and returns each repeat.
-        /// A batch at a time, so that the index's cache misses overlap (`SequenceIndex.prefetch`).
         mutating func repeats(in batch: Batch, _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
+            var keyed = batch.votes.compactMap { vote in vote.keyHash.map { (key: Key128(a: $0, b: 0), seq: vote.seq) } }
+            if batch.records.contains(where: { !$0.idempotencyKey.isEmpty }) {
+                // Other events with keys (rare): every key in sequence order.
+                for record in batch.records where !record.idempotencyKey.isEmpty {
+                    var key = record.idempotencyKey
+                    keyed.append((Key128(a: key.withUTF8 { Self.hash(UnsafeRawBufferPointer($0), seed: seed) }, b: 0), record.seq))
+                }
+                keyed.sort { $0.seq < $1.seq }
+            }
+            // A candidate shares the index's bits: the keys themselves are compared, read again.
             var repeats: [(seq: UInt64, what: String)] = []
-            keyIndex.prefetch(batch.votes.lazy.compactMap { $0.keyHash.map { Key128(a: $0, b: 0) } })
-            guard batch.records.contains(where: { !$0.idempotencyKey.isEmpty }) else {
-                for vote in batch.votes { if let hash = vote.keyHash { check(hash, of: vote.seq, reader, into: &repeats) } }
-                return repeats
-            }
-            // Other events with keys (rare): every key in sequence order.
-            var keyed = batch.votes.compactMap { vote in vote.keyHash.map { (seq: vote.seq, hash: $0) } }
-            for record in batch.records where !record.idempotencyKey.isEmpty {
-                var key = record.idempotencyKey
-                keyed.append((record.seq, key.withUTF8 { Self.hash(UnsafeRawBufferPointer($0), seed: seed) }))
-            }
-            keyed.sort { $0.seq < $1.seq }
-            for k in keyed { check(k.hash, of: k.seq, reader, into: &repeats) }
-            return repeats
-        }
-
-        /// The key of event `seq`, hashed: recorded, unless an earlier event holds it. A
-        /// candidate shares the index's bits; the keys themselves are compared, read again.
-        private mutating func check(_ hash: UInt64, of seq: UInt64, _ reader: LedgerReader,
-                                    into repeats: inout [(seq: UInt64, what: String)]) {
-            var key: String?
-            let earlier = keyIndex.insert(Key128(a: hash, b: 0), seq: seq) { candidate in
+            let held = keyIndex.insert(keyed) { i, candidate in
                 do {
-                    if key == nil { key = try reader.record(seq)?.idempotencyKey }
-                    return try key != nil && reader.record(candidate)?.idempotencyKey == key
+                    guard let key = try reader.record(keyed[i].seq)?.idempotencyKey else { return false }
+                    return try reader.record(candidate)?.idempotencyKey == key
                 } catch {
-                    repeats.append((seq, "cannot tell whether its idempotency key repeats event \(candidate)'s: one of them cannot be read (\(error))"))
+                    repeats.append((keyed[i].seq, "cannot tell whether its idempotency key repeats event \(candidate)'s: one of them cannot be read (\(error))"))
                     return false
                 }
             }
-            if let earlier, let key { repeats.append((seq, "idempotency key '\(key)' was already used by event \(earlier)")) }
+            for (i, earlier) in held {
+                let key = (try? reader.record(keyed[i].seq)?.idempotencyKey) ?? "?"
+                repeats.append((keyed[i].seq, "idempotency key '\(key)' was already used by event \(earlier)"))
+            }
+            return repeats.sorted { $0.seq < $1.seq }
         }
 
         /// A seeded 64-bit hash of a short byte string (multiply-and-fold mixing over 8-byte

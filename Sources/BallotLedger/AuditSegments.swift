@@ -48,9 +48,8 @@ extension Audit {
         var texts: [String] = []
         /// For each checkpoint among the records, how many of `leaves` come before it.
         var leavesBefore: [UInt64: Int] = [:]
-        /// The stored Merkle nodes that its leaves complete, read in its snapshot, in order of
-        /// level, then index: the order in which `MerkleFrontier` completes them.
-        var storedNodes: [StoredNode] = []
+        /// The stored Merkle nodes that its leaves complete, read in its snapshot.
+        var storedNodes = StoredNodes()
         /// When its leaves are a whole aligned subtree (a full segment, nothing missing, no
         /// checkpoint among them): the subtree's root, its nodes already compared with the
         /// stored ones (`nodeFindings`, over `nodeSpans`).
@@ -69,43 +68,43 @@ extension Audit {
         }
     }
 
-    /// A stored Merkle node, as read in a segment's snapshot.
-    struct StoredNode: Sendable {
-        enum Found: Sendable {
+    /// The stored Merkle nodes over some leaves, as read in one snapshot: those whose last leaf
+    /// is among them, which are the nodes those leaves complete, and lie together in 'merkle'.
+    struct StoredNodes: Sendable {
+        /// In key order: last leaf, then level. The hash is nil when the value is not 32 bytes.
+        var nodes: [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)] = []
+        /// Why they could not be read, if they could not.
+        var unreadable: String?
+
+        enum Found {
             case hash(MerkleHash)
             case missing
             case notAHash
             case unreadable(String)
         }
 
-        let level: Int
-        let index: UInt64
-        let found: Found
-
-        /// The stored nodes (from `LedgerKeys.firstStoredLevel` up) that `count` leaves after the
-        /// first `before` complete: at each level, those whose last leaf is among them.
-        static func completed(by count: Int, after before: UInt64,
-                              _ storedNode: (Int, UInt64) throws -> MerkleHash??) -> [StoredNode] {
-            var nodes: [StoredNode] = []
-            let after = before + UInt64(count)
-            var level = LedgerKeys.firstStoredLevel
-            while level < 64 && after >> UInt64(level) > before >> UInt64(level) {
-                for index in (before >> UInt64(level))..<(after >> UInt64(level)) {
-                    let found: Found
-                    do {
-                        switch try storedNode(level, index) {
-                        case nil: found = .missing
-                        case .some(nil): found = .notAHash
-                        case .some(let hash?): found = .hash(hash)
-                        }
-                    } catch {
-                        found = .unreadable("\(error)")
-                    }
-                    nodes.append(StoredNode(level: level, index: index, found: found))
-                }
-                level += 1
+        /// The nodes over the `count` leaves after the first `before`, by `read` (which gives
+        /// those whose last leaf is in a range, in key order).
+        static func over(_ count: Int, after before: UInt64,
+                         _ read: (Range<UInt64>) throws -> [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) -> StoredNodes {
+            do {
+                return StoredNodes(nodes: try read(before..<(before + UInt64(count))))
+            } catch {
+                return StoredNodes(unreadable: "\(error)")
             }
-            return nodes
+        }
+
+        /// What is stored for node (`level`, `index`), which must be one of those covered.
+        func find(level: Int, index: UInt64) -> Found {
+            if let unreadable { return .unreadable(unreadable) }
+            let lastLeaf = ((index + 1) << UInt64(level)) &- 1
+            var lower = 0, upper = nodes.count
+            while lower < upper {
+                let mid = (lower + upper) / 2
+                if (nodes[mid].lastLeaf, nodes[mid].level) < (lastLeaf, level) { lower = mid + 1 } else { upper = mid }
+            }
+            guard lower < nodes.count, nodes[lower].lastLeaf == lastLeaf, nodes[lower].level == level else { return .missing }
+            return nodes[lower].hash.map { .hash($0) } ?? .notAHash
         }
     }
 
@@ -127,8 +126,8 @@ extension Audit {
         mutating func check(_ i: Int, _ reader: LedgerReader) -> Batch {
             var batch = Batch(worker: worker, first: layout.first(i))
             do {
-                try reader.readSegment(from: layout.first(i), to: layout.end(i)) { stored, storedNode in
-                    check(stored, storedNode, into: &batch)
+                try reader.readSegment(from: layout.first(i), to: layout.end(i)) { stored, storedNodes in
+                    check(stored, storedNodes, into: &batch)
                 }
             } catch {
                 batch.error = error
@@ -136,9 +135,10 @@ extension Audit {
             return batch
         }
 
-        /// Checks a segment's records (`storedNode` reads from their snapshot).
+        /// Checks a segment's records (`storedNodes` reads from their snapshot).
         mutating func check(_ stored: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],
-                            _ storedNode: (Int, UInt64) throws -> MerkleHash??, into batch: inout Batch) {
+                            _ storedNodes: (Range<UInt64>) throws -> [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)],
+                            into batch: inout Batch) {
             guard let firstSeq = stored.first?.seq, let lastSeq = stored.last?.seq else { return }
             batch.seqs = firstSeq...lastSeq
             batch.votes.reserveCapacity(stored.count)
@@ -158,7 +158,7 @@ extension Audit {
                 }
             }
             batch.texts = codes.takeNew()
-            batch.storedNodes = StoredNode.completed(by: stored.count, after: batch.first - 1, storedNode)
+            batch.storedNodes = StoredNodes.over(stored.count, after: batch.first - 1, storedNodes)
             buildSubtree(of: &batch)
         }
 
@@ -209,23 +209,15 @@ extension Audit {
         var spans: [ClosedRange<UInt64>] = []
 
         /// The findings for `completed` (as `MerkleFrontier` completes them), each looked up in
-        /// `stored` (in order of level and index, holding every one of them).
+        /// `stored`, which covers them.
         mutating func compare(_ completed: [(level: Int, index: UInt64, hash: MerkleHash)],
-                              with stored: [StoredNode]) -> [AuditFinding] {
+                              with stored: StoredNodes) -> [AuditFinding] {
             var findings: [AuditFinding] = []
             for node in completed {
                 let span = ((node.index << UInt64(node.level)) + 1)...((node.index + 1) << UInt64(node.level))
                 if spans.contains(where: { span.contains($0.lowerBound) && span.contains($0.upperBound) }) { continue }
-                var lower = 0, upper = stored.count
-                while lower < upper {
-                    let mid = (lower + upper) / 2
-                    if (stored[mid].level, stored[mid].index) < (node.level, node.index) { lower = mid + 1 } else { upper = mid }
-                }
-                guard lower < stored.count, stored[lower].level == node.level, stored[lower].index == node.index else {
-                    preconditionFailure("the stored node at level \(node.level), index \(node.index) was not read")
-                }
                 let what: String
-                switch stored[lower].found {
+                switch stored.find(level: node.level, index: node.index) {
                 case .hash(let hash) where hash == node.hash: continue
                 case .hash: what = "they do not hash to their stored Merkle node (level \(node.level)): one of them, or the node, was altered"
                 case .missing: what = "their Merkle node (level \(node.level)) is missing from 'merkle'"

@@ -50,8 +50,9 @@ extension Audit.CodedVote {
     /// A vote as nearly every one is: well formed, its idempotency key ASCII and at most 32
     /// bytes, and each of its texts already coded (and checked). Read at the offsets the record
     /// layout gives, with no call per field; nil for anything else, which `decode` then reads
-    /// field by field, for the same answer or the reason the record is refused.
-    @inline(__always)
+    /// field by field, for the same answer or the reason the record is refused. (Not inlined
+    /// into `decode`, whose general path would make it keep its values in memory.)
+    @inline(never)
     static func common(_ bytes: UnsafeRawBufferPointer, seq: UInt64, codes: inout Audit.TextCodes,
                        keySeed: UInt64) -> Self? {
         guard bytes.count >= 29 else { return nil }
@@ -63,29 +64,24 @@ extension Audit.CodedVote {
         guard k <= 32, 29 + k <= n else { return nil }
         let key = r.text(25, k)
         guard (key.words.0 | key.words.1 | key.words.2 | key.words.3) & 0x8080_8080_8080_8080 == 0 else { return nil }
-        // The payload: its length, then election id, nominee id, voter key, cast_at, channel.
+        let keyHash = k == 0 ? nil : Audit.KeyCheck.hash(key, seed: keySeed)
+        // The payload: its length, then election id, nominee id, voter key, cast_at, channel,
+        // each text looked up as soon as it is read.
         var at = 25 + k
         guard r.u32(at) == n - at - 4, at + 6 <= n else { return nil }
         let e = r.u16(at + 4)
-        guard e <= 32, at + 6 + e + 2 <= n else { return nil }
-        let election = r.text(at + 6, e)
+        guard e <= 32, at + 6 + e + 2 <= n, let election = codes.known(r.text(at + 6, e), identifier: true) else { return nil }
         at += 6 + e
         let m = r.u16(at)
-        guard m <= 32, at + 2 + m + 32 + 8 + 2 <= n else { return nil }
-        let nominee = r.text(at + 2, m)
+        guard m <= 32, at + 2 + m + 32 + 8 + 2 <= n, let nominee = codes.known(r.text(at + 2, m), identifier: true) else { return nil }
         at += 2 + m
         let voter = Key128(a: r.word(at, 8), b: r.word(at + 8, 8))
         let castAt = Timestamp(microseconds: Int64(bitPattern: r.u64(at + 32)))
         at += 40
         let c = r.u16(at)
-        guard c <= 32, at + 2 + c == n else { return nil }
-        let channel = r.text(at + 2, c)
-        guard let electionCode = codes.known(election, identifier: true),
-              let nomineeCode = codes.known(nominee, identifier: true),
-              let channelCode = codes.known(channel, identifier: false) else { return nil }
+        guard c <= 32, at + 2 + c == n, let channel = codes.known(r.text(at + 2, c), identifier: false) else { return nil }
         return Self(seq: seq, timestamp: Timestamp(microseconds: Int64(bitPattern: r.u64(10))), castAt: castAt, voter: voter,
-                    keyHash: k == 0 ? nil : Audit.KeyCheck.hash(key, seed: keySeed),
-                    election: electionCode, nominee: nomineeCode, channel: channelCode)
+                    keyHash: keyHash, election: election, nominee: nominee, channel: channel)
     }
 }
 

@@ -78,9 +78,10 @@ import Testing
         #expect(copy.firstEvent(holding: all[4_999], lastSeq: 100_000) { $0 == 5_000 } == 5_000)
     }
 
-    /// The one-probe insert gives what a look-up then an insert give: the first earlier event
-    /// holding the key (and records nothing), or nil (and records the key), through doublings,
-    /// and on a copy that shares its storage.
+    /// Inserting keys unless held gives what a look-up then an insert give, key by key: the
+    /// first earlier event holding the key (and records nothing), or nil (and records the key),
+    /// whether the earlier one came in the same call or before, through doublings, and on a copy
+    /// that shares its storage.
     @Test func insertingUnlessHeldNamesTheFirstHolder() {
         let distinct = keys(40_000, seed: 4)
         var holder: [Key128] = [Key128(a: 0, b: 0)]  // holder[seq]: the key event seq holds
@@ -88,18 +89,25 @@ import Testing
         var index = SequenceIndex()
         var shared = index
         var sharedCount = 0
-        for (i, key) in distinct.enumerated() {
-            let held = i % 10 == 9 ? holder[i / 2 + 1] : key  // every tenth event repeats an earlier one's key
-            let seq = UInt64(holder.count)
-            holder.append(held)
-            if i == 20_000 {
-                shared = index
-                sharedCount = first.count
+        var i = 0
+        for size in [1, 1, 7, 100, 3, 1_000, 5_000, 33_888] {
+            var batch: [(key: Key128, seq: UInt64)] = []
+            var expected: [(index: Int, earlier: UInt64)] = []
+            for _ in 0..<size {
+                let held = i % 10 == 9 ? holder[i / 2 + 1] : distinct[i]  // every tenth event repeats an earlier one's key
+                let seq = UInt64(holder.count)
+                holder.append(held)
+                if let earlier = first[held] { expected.append((batch.count, earlier)) } else { first[held] = seq }
+                batch.append((held, seq))
+                i += 1
             }
-            let earlier = index.insert(held, seq: seq) { holder[Int($0)] == held }
-            #expect(earlier == first[held], "event \(seq)")
-            if first[held] == nil { first[held] = seq }
+            if size == 5_000 {
+                shared = index
+                sharedCount = index.count
+            }
+            let got = index.insert(batch) { n, candidate in holder[Int(candidate)] == batch[n].key }
+            #expect(got.map(\.index) == expected.map(\.index) && got.map(\.earlier) == expected.map(\.earlier), "a batch of \(size)")
         }
-        #expect(index.count == first.count && first.count == 36_000 && shared.count == sharedCount)
+        #expect(i == 40_000 && index.count == first.count && first.count == 36_000 && shared.count == sharedCount)
     }
 }
