@@ -58,7 +58,7 @@ extension Audit.CodedVote {
         guard bytes.count >= 29 else { return nil }
         let r = InRecord(bytes), n = bytes.count
         guard r.u8(0) == RecordCodec.formatVersion, r.u8(1) == EventKind.voteCast.rawValue, r.u64(2) == seq,
-              Actor.Role(rawValue: r.u8(18)) != nil else { return nil }
+              r.u8(18) < 64, validRoles & (1 << UInt64(r.u8(18))) != 0 else { return nil }
         // The idempotency key (25…): ASCII is valid UTF-8.
         let k = r.u16(23)
         guard k <= 32, 29 + k <= n else { return nil }
@@ -70,19 +70,23 @@ extension Audit.CodedVote {
         var at = 25 + k
         guard r.u32(at) == n - at - 4, at + 6 <= n else { return nil }
         let e = r.u16(at + 4)
-        guard e <= 32, at + 6 + e + 2 <= n, let election = codes.known(r.text(at + 6, e), identifier: true) else { return nil }
+        guard e <= 32, at + 6 + e + 2 <= n, let election = codes.known(r.text(at + 6, e), as: .election) else { return nil }
         at += 6 + e
         let m = r.u16(at)
-        guard m <= 32, at + 2 + m + 32 + 8 + 2 <= n, let nominee = codes.known(r.text(at + 2, m), identifier: true) else { return nil }
+        guard m <= 32, at + 2 + m + 32 + 8 + 2 <= n, let nominee = codes.known(r.text(at + 2, m), as: .nominee) else { return nil }
         at += 2 + m
         let voter = Key128(a: r.word(at, 8), b: r.word(at + 8, 8))
         let castAt = Timestamp(microseconds: Int64(bitPattern: r.u64(at + 32)))
         at += 40
         let c = r.u16(at)
-        guard c <= 32, at + 2 + c == n, let channel = codes.known(r.text(at + 2, c), identifier: false) else { return nil }
+        guard c <= 32, at + 2 + c == n, let channel = codes.known(r.text(at + 2, c), as: .channel) else { return nil }
         return Self(seq: seq, timestamp: Timestamp(microseconds: Int64(bitPattern: r.u64(10))), castAt: castAt, voter: voter,
                     keyHash: keyHash, election: election, nominee: nominee, channel: channel)
     }
+
+    /// Bit b set when b is an actor role's byte: `Actor.Role(rawValue:)` without a call per
+    /// vote (a test checks it against the roles there are).
+    static let validRoles: UInt64 = 0b1_1111
 }
 
 /// Reads inside one record at offsets already checked against its length.
@@ -185,6 +189,9 @@ extension Audit {
         private var cache = [(bytes: Bytes, code: Int32)](repeating: (Bytes(UnsafeRawBufferPointer(start: nil, count: 0)), -1),
                                                           count: 1 << cacheBits)
         private var new: [String] = []
+        /// What `known` found last, for the election (0), the channel (1) and nominees (2…9):
+        /// only codes that hold for that field.
+        private var recent = [(bytes: Bytes, code: Int32)](repeating: (Bytes(length: -1, words: (0, 0, 0, 0)), -1), count: 10)
 
         /// The code of `text`, checking it first if it is new (or new as an identifier); nil
         /// when it is not to be coded.
@@ -220,10 +227,19 @@ extension Audit {
             return code
         }
 
-        /// The code of a text already coded, and checked as an identifier if `identifier`, when
-        /// the cache in front of the codes holds it; else nil (`code` then looks further).
+        /// The field of a vote a text is read for: what `known` remembers it by.
+        enum Field {
+            case election, nominee, channel
+        }
+
+        /// The code of a text already coded (and checked as an identifier, where `field` is
+        /// one), when the last texts found for `field` or the cache in front of the codes hold
+        /// it; else nil (`code` then looks further).
         @inline(__always)
-        func known(_ bytes: Bytes, identifier: Bool) -> Int32? {
+        mutating func known(_ bytes: Bytes, as field: Field) -> Int32? {
+            // Votes repeat a handful of texts: one election and channel, a few nominees.
+            let memo = field == .election ? 0 : field == .channel ? 1 : 2 + Int(truncatingIfNeeded: (bytes.words.0 &* 0x9E37_79B9_7F4A_7C15) >> 61)
+            if recent[memo].bytes == bytes { return recent[memo].code }
             let slot = bytes.slot & ~1
             let code: Int32
             if cache[slot].bytes == bytes {
@@ -233,7 +249,9 @@ extension Audit {
             } else {
                 return nil
             }
-            return code >= 0 && (!identifier || isIdentifier[Int(code)]) ? code : nil
+            guard code >= 0 && (field == .channel || isIdentifier[Int(code)]) else { return nil }
+            recent[memo] = (bytes, code)
+            return code
         }
 
         /// The texts coded since the last call, in code order.

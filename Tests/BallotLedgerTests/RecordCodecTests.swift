@@ -156,6 +156,7 @@ import TestSupport
                 last = bytes
             }
         }
+        #expect(Audit.CodedVote.validRoles == Actor.Role.allCases.reduce(0) { $0 | 1 << UInt64($1.rawValue) })
         let vote = RecordCodec.encode(RecordedEvent(seq: 9, timestamp: t, actor: Fixtures.importer, idempotencyKey: "row-17",
                                                     event: .voteCast(VoteCast(election: id, nominee: Fixtures.slug("kinn"), voter: Fixtures.voter(3),
                                                                               castAt: t, channel: "web"))))
