@@ -136,7 +136,7 @@ public enum Audit {
             done.enter()
             let thread = Thread {
                 var checker = SegmentChecker(worker: worker, layout: layout, keySeed: seed)
-                while let i = queue.claim() { queue.publish(i, checker.check(i, reader)) }
+                while let i = queue.claim() { queue.publish(i, checker.check(i, reader, reusing: queue.reusable())) }
                 done.leave()
             }
             thread.stackSize = 1 << 20
@@ -154,8 +154,9 @@ public enum Audit {
                 i += 1
                 try rules.replay(batch, reader)
                 if rules.full { return }
+                queue.recycle(batch)
             } else if let other = queue.tryClaim() {
-                queue.publish(other, mine.check(other, reader))
+                queue.publish(other, mine.check(other, reader, reusing: queue.reusable()))
             } else {
                 queue.wait(for: i)
             }

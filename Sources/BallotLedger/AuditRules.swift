@@ -95,7 +95,7 @@ extension Audit {
             // is missing; if something is, they sit elsewhere in the tree: read those instead.
             let aligned = frontier.size == batch.first - 1
             let stored = aligned ? batch.storedNodes
-                : StoredNodes.over(batch.leaves.count, after: frontier.size) { try reader.storedNodes(lastLeaves: $0) }
+                : StoredNodes.over(batch.leaves.count, after: frontier.size) { try reader.storedNodes(lastLeaves: $0, into: &$1) }
             var inTree = 0  // how many of the batch's leaves the frontier holds
             var r = 0
             let records = batch.records

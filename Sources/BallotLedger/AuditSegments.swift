@@ -66,6 +66,25 @@ extension Audit {
             self.worker = worker
             self.first = first
         }
+
+        /// Emptied for another segment, keeping the storage of its larger parts.
+        mutating func reset(worker: Int, first: UInt64) {
+            self.worker = worker
+            self.first = first
+            seqs = nil
+            leaves.removeAll(keepingCapacity: true)
+            votes.removeAll(keepingCapacity: true)
+            storedNodes.nodes.removeAll(keepingCapacity: true)
+            storedNodes.unreadable = nil
+            records = []
+            texts = []
+            leavesBefore = [:]
+            subtree = nil
+            nodeFindings = []
+            nodeSpans = []
+            findings = []
+            error = nil
+        }
     }
 
     /// The stored Merkle nodes over some leaves, as read in one snapshot: those whose last leaf
@@ -84,13 +103,24 @@ extension Audit {
         }
 
         /// The nodes over the `count` leaves after the first `before`, by `read` (which gives
-        /// those whose last leaf is in a range, in key order).
+        /// those whose last leaf is in a range, in key order, appending them to its array).
         static func over(_ count: Int, after before: UInt64,
-                         _ read: (Range<UInt64>) throws -> [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) -> StoredNodes {
+                         _ read: (Range<UInt64>, inout [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws -> Void) -> StoredNodes {
+            var nodes = StoredNodes()
+            nodes.read(over: count, after: before, read)
+            return nodes
+        }
+
+        /// `over(_:after:_:)`, into these (emptied first).
+        mutating func read(over count: Int, after before: UInt64,
+                           _ read: (Range<UInt64>, inout [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws -> Void) {
+            nodes.removeAll(keepingCapacity: true)
+            unreadable = nil
             do {
-                return StoredNodes(nodes: try read(before..<(before + UInt64(count))))
+                try read(before..<(before + UInt64(count)), &nodes)
             } catch {
-                return StoredNodes(unreadable: "\(error)")
+                nodes.removeAll()
+                unreadable = "\(error)"
             }
         }
 
@@ -122,9 +152,10 @@ extension Audit {
             self.keySeed = keySeed
         }
 
-        /// Reads segment `i` in one snapshot and checks it.
-        mutating func check(_ i: Int, _ reader: LedgerReader) -> Batch {
-            var batch = Batch(worker: worker, first: layout.first(i))
+        /// Reads segment `i` in one snapshot and checks it, into `reuse` when given.
+        mutating func check(_ i: Int, _ reader: LedgerReader, reusing reuse: Batch? = nil) -> Batch {
+            var batch = reuse ?? Batch(worker: worker, first: layout.first(i))
+            batch.reset(worker: worker, first: layout.first(i))
             do {
                 try reader.readSegment(from: layout.first(i), to: layout.end(i)) { stored, storedNodes in
                     check(stored, storedNodes, into: &batch)
@@ -137,7 +168,7 @@ extension Audit {
 
         /// Checks a segment's records (`storedNodes` reads from their snapshot).
         mutating func check(_ stored: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],
-                            _ storedNodes: (Range<UInt64>) throws -> [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)],
+                            _ storedNodes: (Range<UInt64>, inout [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws -> Void,
                             into batch: inout Batch) {
             guard let firstSeq = stored.first?.seq, let lastSeq = stored.last?.seq else { return }
             batch.seqs = firstSeq...lastSeq
@@ -147,7 +178,7 @@ extension Audit {
             // the nearest cache (hashing the whole segment first left them in the next one).
             for slice in stride(from: 0, to: stored.count, by: Self.slice) {
                 let end = min(slice + Self.slice, stored.count)
-                batch.leaves += MerkleHash.leaves(count: end - slice) { stored[slice + $0].bytes }
+                MerkleHash.appendLeaves(count: end - slice, to: &batch.leaves) { stored[slice + $0].bytes }
                 for i in slice..<end {
                     if i > 0 && stored[i].seq != stored[i - 1].seq + 1 {
                         let missing = stored[i - 1].seq + 1
@@ -158,7 +189,7 @@ extension Audit {
                 }
             }
             batch.texts = codes.takeNew()
-            batch.storedNodes = StoredNodes.over(stored.count, after: batch.first - 1, storedNodes)
+            batch.storedNodes.read(over: stored.count, after: batch.first - 1, storedNodes)
             buildSubtree(of: &batch)
         }
 

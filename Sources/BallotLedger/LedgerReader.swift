@@ -209,7 +209,7 @@ public struct LedgerReader: Sendable {
     /// throws, after `body` has had the records before it.
     public func readSegment(from first: UInt64, to end: UInt64?,
                             _ body: (_ records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],
-                                     _ storedNodes: (_ lastLeaves: Range<UInt64>) throws -> [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws -> Void) throws {
+                                     _ storedNodes: (_ lastLeaves: Range<UInt64>, _ into: inout [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws -> Void) throws -> Void) throws {
         try env.read { txn in
             var records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)] = []
             if let end, end > first { records.reserveCapacity(Int(min(end - first, 1 << 16))) }
@@ -227,24 +227,23 @@ public struct LedgerReader: Sendable {
                 }
                 return true
             }
-            try body(records, { try Self.storedNodes(lastLeaves: $0, in: txn, dbs) })
+            try body(records, { try Self.storedNodes(lastLeaves: $0, in: txn, dbs, into: &$1) })
             if let stray { throw Self.badKey(stray, after: records.last?.seq ?? first - 1) }
         }
     }
 
     /// The stored Merkle nodes whose last leaf is in `lastLeaves`, in a read transaction of
-    /// their own (see `storedNodes(lastLeaves:in:_:)`).
-    func storedNodes(lastLeaves: Range<UInt64>) throws -> [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)] {
-        try env.read { txn in try Self.storedNodes(lastLeaves: lastLeaves, in: txn, dbs) }
+    /// their own, appended to `nodes` (see `storedNodes(lastLeaves:in:_:into:)`).
+    func storedNodes(lastLeaves: Range<UInt64>, into nodes: inout [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws {
+        try env.read { txn in try Self.storedNodes(lastLeaves: lastLeaves, in: txn, dbs, into: &nodes) }
     }
 
-    /// The stored Merkle nodes whose last leaf is in `lastLeaves`, in key order (last leaf, then
-    /// level), with their hashes (nil when a value is not 32 bytes): the nodes that those leaves
+    /// The stored Merkle nodes whose last leaf is in `lastLeaves`, appended to `nodes` in key
+    /// order (last leaf, then level), with their hashes (nil when a value is not 32 bytes): the nodes that those leaves
     /// complete, one cursor walk where a look-up each would descend the tree each time. Keys
     /// that are not 9 bytes are no node's and are passed over.
-    private static func storedNodes(lastLeaves: Range<UInt64>, in txn: borrowing ReadTransaction,
-                                    _ dbs: LedgerDatabases) throws -> [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)] {
-        var nodes: [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)] = []
+    private static func storedNodes(lastLeaves: Range<UInt64>, in txn: borrowing ReadTransaction, _ dbs: LedgerDatabases,
+                                    into nodes: inout [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws {
         try txn.forEach(in: dbs.merkle, from: LedgerKeys.sequence(lastLeaves.lowerBound)) { key, value in
             guard key.count >= 8 else { return true }
             let lastLeaf = UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
@@ -252,7 +251,6 @@ public struct LedgerReader: Sendable {
             if key.count == 9 { nodes.append((lastLeaf, Int(key[8]), value.count == 32 ? MerkleHash(value) : nil)) }
             return true
         }
-        return nodes
     }
 
     private static func storedNode(_ level: Int, _ index: UInt64, in txn: borrowing ReadTransaction,

@@ -9,7 +9,9 @@ import Synchronization
 /// rather than wait, so that whichever thread is ahead does the work that can run in parallel
 /// and every core stays busy however the work divides on a given machine. At most `window`
 /// pieces are claimed past the last one taken, so that a consumer that falls behind holds a
-/// bounded number of results.
+/// bounded number of results. A result the consumer is done with can be handed back
+/// (`recycle`) for a worker to fill again (`reusable`), so that its storage is not freed on one
+/// thread and allocated again on another for every piece.
 final class SegmentQueue<Result: Sendable>: @unchecked Sendable {
     /// How many times `wait(for:)` looks for the result before it sleeps: some tens of
     /// microseconds. The result is usually that close, and a sleeping consumer costs both
@@ -24,6 +26,8 @@ final class SegmentQueue<Result: Sendable>: @unchecked Sendable {
     /// Results published and not yet taken, piece k in slot k % window.
     private var results: [Result?]
     private var cancelled = false
+    /// Results handed back, to be filled again.
+    private var spare: [Result] = []
     /// Bumped by every `publish`: what a spinning `wait(for:)` watches (the lock's state decides).
     private let published = Atomic<Int>(0)
 
@@ -86,6 +90,20 @@ final class SegmentQueue<Result: Sendable>: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         while results[k % window] == nil && !cancelled { condition.wait() }
+    }
+
+    /// A result the consumer is done with, for `reusable` to give out again.
+    func recycle(_ result: consuming Result) {
+        condition.lock()
+        defer { condition.unlock() }
+        if spare.count < window { spare.append(result) }
+    }
+
+    /// A result handed back by `recycle`, if there is one.
+    func reusable() -> Result? {
+        condition.lock()
+        defer { condition.unlock() }
+        return spare.popLast()
     }
 
     /// The consumer stops: results not yet taken are dropped, and helpers get no more pieces.

@@ -34,9 +34,13 @@ extension MerkleHash {
         hashed(records.count, prefix: 0x00, lanes: lanes) { records[$0] }
     }
 
-    /// The leaf hash of records 0..<`count`, in order, `record(i)` giving each one's bytes.
-    static func leaves(count: Int, _ record: (Int) -> UnsafeRawBufferPointer) -> [MerkleHash] {
-        hashed(count, prefix: 0x00, lanes: lanes, record)
+    /// Appends to `leaves` the leaf hash of records 0..<`count`, in order, `record(i)` giving
+    /// each one's bytes.
+    static func appendLeaves(count: Int, to leaves: inout [MerkleHash], _ record: (Int) -> UnsafeRawBufferPointer) {
+        withUnsafeTemporaryAllocation(of: MerkleHash.self, capacity: count) { out in
+            hashed(count, prefix: 0x00, lanes: lanes, into: UnsafeMutableRawPointer(out.baseAddress!), record)
+            leaves.append(contentsOf: UnsafeBufferPointer(out))  // (initialised by `hashed`)
+        }
     }
 
     /// SHA-256(0x01 || children[2i] || children[2i+1]) for each i: the parents of sibling pairs.
@@ -50,49 +54,54 @@ extension MerkleHash {
     /// SHA-256(prefix || message(i)) for i in 0..<count, `lanes` (16, 2 or 1) at a time.
     private static func hashed(_ count: Int, prefix: UInt8, lanes: Int,
                                _ message: (Int) -> UnsafeRawBufferPointer) -> [MerkleHash] {
+        [MerkleHash](unsafeUninitializedCapacity: count) { out, initialized in
+            if count > 0 { hashed(count, prefix: prefix, lanes: lanes, into: UnsafeMutableRawPointer(out.baseAddress!), message) }
+            initialized = count
+        }
+    }
+
+    /// `hashed`, into `count` hashes' room at `raw` (which it initialises).
+    private static func hashed(_ count: Int, prefix: UInt8, lanes: Int, into raw: UnsafeMutableRawPointer,
+                               _ message: (Int) -> UnsafeRawBufferPointer) {
         precondition(lanes != 16 || Self.lanes == 16, "16 at a time needs AVX-512, which this processor lacks")
-        return [MerkleHash](unsafeUninitializedCapacity: count) { out, initialized in
-            let raw = UnsafeMutableRawPointer(out.baseAddress)
-            func at(_ i: Int) -> UnsafeMutablePointer<UInt8>? {
-                (raw! + i * MemoryLayout<MerkleHash>.stride).assumingMemoryBound(to: UInt8.self)
-            }
-            var i = 0
-            if lanes == 16 && count >= 16 {
-                withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: 16) { messages in
-                    withUnsafeTemporaryAllocation(of: Int.self, capacity: 16) { lengths in
-                        while i + 16 <= count {
-                            for lane in 0..<16 {
-                                let m = message(i + lane)
-                                messages[lane] = m.baseAddress
-                                lengths[lane] = m.count
-                            }
-                            ballot_sha256_x16(prefix, messages.baseAddress, lengths.baseAddress, at(i))
-                            i += 16
+        func at(_ i: Int) -> UnsafeMutablePointer<UInt8>? {
+            (raw + i * MemoryLayout<MerkleHash>.stride).assumingMemoryBound(to: UInt8.self)
+        }
+        var i = 0
+        if lanes == 16 && count >= 16 {
+            withUnsafeTemporaryAllocation(of: UnsafeRawPointer?.self, capacity: 16) { messages in
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: 16) { lengths in
+                    while i + 16 <= count {
+                        for lane in 0..<16 {
+                            let m = message(i + lane)
+                            messages[lane] = m.baseAddress
+                            lengths[lane] = m.count
                         }
+                        ballot_sha256_x16(prefix, messages.baseAddress, lengths.baseAddress, at(i))
+                        i += 16
                     }
                 }
             }
-            // What is left over (fewer than 16), two at a time where the SHA extensions are.
-            if lanes >= 2 && hasPairs {
-                while i + 1 < count {
-                    let a = message(i), b = message(i + 1)
-                    ballot_sha256_pair(prefix, a.baseAddress, a.count, at(i), b.baseAddress, b.count, at(i + 1))
-                    i += 2
-                }
-                if i < count {
-                    let a = message(i)
-                    ballot_sha256_one(prefix, a.baseAddress, a.count, at(i))
-                    i += 1
-                }
+        }
+        // What is left over (fewer than 16), two at a time where the SHA extensions are.
+        if lanes >= 2 && hasPairs {
+            while i + 1 < count {
+                let a = message(i), b = message(i + 1)
+                ballot_sha256_pair(prefix, a.baseAddress, a.count, at(i), b.baseAddress, b.count, at(i + 1))
+                i += 2
             }
-            while i < count {
-                var d = SHA256Digester()
-                d.update(prefix)
-                d.update(message(i))
-                out.initializeElement(at: i, to: d.finalize())
+            if i < count {
+                let a = message(i)
+                ballot_sha256_one(prefix, a.baseAddress, a.count, at(i))
                 i += 1
             }
-            initialized = count
+        }
+        while i < count {
+            var d = SHA256Digester()
+            d.update(prefix)
+            d.update(message(i))
+            (raw + i * MemoryLayout<MerkleHash>.stride).initializeMemory(as: MerkleHash.self, to: d.finalize())
+            i += 1
         }
     }
 
