@@ -1,7 +1,7 @@
 import BallotDomain
 
 // How the audit carries votes, nearly every event, from its record pass to its rule pass:
-// as plain numbers, with a code for each text (election id, nominee id, channel), so that a
+// as plain numbers, with a code for each id (election, nominee), so that a
 // million votes cost no String and no reference counting on their way (docs/performance.md,
 // "Auditing"). Every other event, and a vote whose texts cannot be coded, travels decoded.
 
@@ -18,7 +18,9 @@ extension Audit {
         var keyHash: UInt64?
         var election: Int32
         var nominee: Int32
-        var channel: Int32
+        /// The channel's length in UTF-8 bytes: all the rules read of it (its bytes are checked
+        /// as full decoding checks them).
+        var channelBytes: Int
 
         /// The vote stored as event `seq`, or nil when the record is not a vote or one of its
         /// texts cannot be coded (the caller then decodes it in full). Throws what decoding it in
@@ -34,13 +36,13 @@ extension Audit {
                 // The texts are checked before the end, in the order full decoding checks them,
                 // so that a record with two faults is refused for the same one.
                 guard let election = try codes.code(fields.election, identifier: true),
-                      let nominee = try codes.code(fields.nominee, identifier: true),
-                      let channel = try codes.code(fields.channel, identifier: false) else { return nil }
+                      let nominee = try codes.code(fields.nominee, identifier: true) else { return nil }
+                try fields.channel.checkUTF8()
                 try header.checkEnd(r, seq: seq)
                 let key = header.key.raw
                 return CodedVote(seq: seq, timestamp: header.timestamp, castAt: fields.castAt, voter: Digest32(fields.voter).prefix,
                                  keyHash: key.isEmpty ? nil : KeyCheck.hash(key, seed: keySeed, in: Window(header.key)),
-                                 election: election, nominee: nominee, channel: channel)
+                                 election: election, nominee: nominee, channelBytes: fields.channel.raw.count)
             }
         }
     }
@@ -79,9 +81,11 @@ extension Audit.CodedVote {
         let castAt = Timestamp(microseconds: Int64(bitPattern: r.u64(at + 32)))
         at += 40
         let c = r.u16(at)
-        guard c <= 32, at + 2 + c == n, let channel = codes.known(r.text(at + 2, c), as: .channel) else { return nil }
+        guard c <= 32, at + 2 + c == n else { return nil }
+        let channel = r.text(at + 2, c)
+        guard (channel.words.0 | channel.words.1 | channel.words.2 | channel.words.3) & 0x8080_8080_8080_8080 == 0 else { return nil }
         return Self(seq: seq, timestamp: Timestamp(microseconds: Int64(bitPattern: r.u64(10))), castAt: castAt, voter: voter,
-                    keyHash: keyHash, election: election, nominee: nominee, channel: channel)
+                    keyHash: keyHash, election: election, nominee: nominee, channelBytes: c)
     }
 
     /// Bit b set when b is an actor role's byte: `Actor.Role(rawValue:)` without a call per
@@ -189,9 +193,9 @@ extension Audit {
         private var cache = [(bytes: Bytes, code: Int32)](repeating: (Bytes(UnsafeRawBufferPointer(start: nil, count: 0)), -1),
                                                           count: 1 << cacheBits)
         private var new: [String] = []
-        /// What `known` found last, for the election (0), the channel (1) and nominees (2…9):
-        /// only codes that hold for that field.
-        private var recent = [(bytes: Bytes, code: Int32)](repeating: (Bytes(length: -1, words: (0, 0, 0, 0)), -1), count: 10)
+        /// What `known` found last, for the election (0) and nominees (1…8): only codes that
+        /// are identifiers.
+        private var recent = [(bytes: Bytes, code: Int32)](repeating: (Bytes(length: -1, words: (0, 0, 0, 0)), -1), count: 9)
 
         /// The code of `text`, checking it first if it is new (or new as an identifier); nil
         /// when it is not to be coded.
@@ -229,7 +233,7 @@ extension Audit {
 
         /// The field of a vote a text is read for: what `known` remembers it by.
         enum Field {
-            case election, nominee, channel
+            case election, nominee
         }
 
         /// The code of a text already coded (and checked as an identifier, where `field` is
@@ -237,8 +241,8 @@ extension Audit {
         /// it; else nil (`code` then looks further).
         @inline(__always)
         mutating func known(_ bytes: Bytes, as field: Field) -> Int32? {
-            // Votes repeat a handful of texts: one election and channel, a few nominees.
-            let memo = field == .election ? 0 : field == .channel ? 1 : 2 + Int(truncatingIfNeeded: (bytes.words.0 &* 0x9E37_79B9_7F4A_7C15) >> 61)
+            // Votes repeat a handful of ids: one election, a few nominees.
+            let memo = field == .election ? 0 : 1 + Int(truncatingIfNeeded: (bytes.words.0 &* 0x9E37_79B9_7F4A_7C15) >> 61)
             if recent[memo].bytes == bytes { return recent[memo].code }
             let slot = bytes.slot & ~1
             let code: Int32
@@ -249,7 +253,7 @@ extension Audit {
             } else {
                 return nil
             }
-            guard code >= 0 && (field == .channel || isIdentifier[Int(code)]) else { return nil }
+            guard code >= 0 && isIdentifier[Int(code)] else { return nil }
             recent[memo] = (bytes, code)
             return code
         }
@@ -300,7 +304,6 @@ extension Audit {
     /// state. A resolution is kept once found: positions in the state never change.
     struct TextsSeen {
         private var texts: [String] = []
-        private var channelBytes: [Int] = []
         /// Per code: the election at that position in the state, or -1 (not yet found).
         private var elections: [Int32] = []
         /// Per code: the election and nominee positions it was last found at, or -1.
@@ -309,7 +312,6 @@ extension Audit {
         mutating func learn(_ new: [String]) {
             for text in new {
                 texts.append(text)
-                channelBytes.append(text.utf8.count)
                 elections.append(-1)
                 nominees.append((-1, -1))
             }
@@ -318,6 +320,7 @@ extension Audit {
         /// The vote, in the election at position `election` of `state`, with its nominee found
         /// there; nil when it is not (the rules refuse the vote: the caller replays the record
         /// in full to say why).
+        @inline(__always)  // (returned through memory, its fields were read back before the stores had landed)
         mutating func resolve(_ vote: CodedVote, inElection election: Int, of state: LedgerState) -> ResolvedVote? {
             let n = Int(vote.nominee)
             var nominee = Int(nominees[n].nominee)
@@ -327,7 +330,7 @@ extension Audit {
                 nominee = found
             }
             return ResolvedVote(election: election, nominee: nominee, voter: vote.voter, castAt: vote.castAt,
-                                channelBytes: channelBytes[Int(vote.channel)])
+                                channelBytes: vote.channelBytes)
         }
 
         /// The position of the election coded `code`, or nil when it is not defined (yet).

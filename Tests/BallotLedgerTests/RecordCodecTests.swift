@@ -120,7 +120,7 @@ import TestSupport
             var key = record.idempotencyKey
             let keyHash = key.withUTF8 { Audit.KeyCheck.hash(UnsafeRawBufferPointer($0), seed: 11) }
             #expect(all[Int(vote.election)] == v.election.value && all[Int(vote.nominee)] == v.nominee.value
-                    && all[Int(vote.channel)] == v.channel && vote.voter == v.voter.digest.prefix && vote.castAt == v.castAt
+                    && vote.channelBytes == v.channel.utf8.count && vote.voter == v.voter.digest.prefix && vote.castAt == v.castAt
                     && vote.timestamp == record.timestamp && vote.seq == seq && vote.keyHash == (key.isEmpty ? nil : keyHash), "\(what)")
         default:
             #expect(Bool(false), "\(what): full decoding gives \(full), the audit's \(coded)")

@@ -94,7 +94,7 @@ struct AuditedLedger {
         try reader.forEachRecord { record, bytes, _ in
             expected.append((record.seq, Array(bytes)))
             if case .voteCast(let v) = record.event {
-                voteTexts.formUnion([v.election.value, v.nominee.value, v.channel])
+                voteTexts.formUnion([v.election.value, v.nominee.value])
                 voteCount += 1
             }
             return true
@@ -125,7 +125,7 @@ struct AuditedLedger {
                         var key = full.idempotencyKey
                         let keyHash = key.withUTF8 { Audit.KeyCheck.hash(UnsafeRawBufferPointer($0), seed: 7) }
                         #expect(texts[Int(c.election)] == v.election.value && texts[Int(c.nominee)] == v.nominee.value
-                                && texts[Int(c.channel)] == v.channel && c.voter == v.voter.digest.prefix && c.castAt == v.castAt
+                                && c.channelBytes == v.channel.utf8.count && c.voter == v.voter.digest.prefix && c.castAt == v.castAt
                                 && c.timestamp == full.timestamp && c.seq == seq && c.keyHash == (key.isEmpty ? nil : keyHash))
                     }
                 }
