@@ -351,6 +351,15 @@ struct AuditedLedger {
                     try txn.put(LedgerKeys.sequence(l.voteSeq + 9), a, in: db)
                 }
             }),
+            ("an idempotency key used twice", says: "idempotency key 'row-3' was already used by event 1", { l in
+                for seq in [l.voteSeq + 1, l.voteSeq + 30] {
+                    let original = try l.record(seq).withUnsafeBytes { try RecordCodec.decode($0, seq: seq) }
+                    var forged = ByteWriter(capacity: 256)
+                    RecordCodec.encode(RecordedEvent(seq: seq, timestamp: original.timestamp, actor: original.actor,
+                                                     idempotencyKey: "row-3", event: original.event), into: &forged)
+                    try l.tamper { txn, db in try txn.put(LedgerKeys.sequence(seq), forged.bytes, in: db) }
+                }
+            }),
             ("a forged checkpoint signature", says: "signature", { l in try flip(l, l.secondCheckpoint, at: { $0 - 1 }) { $0 ^= 0x80 } }),
             ("a Merkle node altered", says: "level 5", { l in try l.tamper(LedgerKeys.merkle) { txn, db in
                 try txn.put(LedgerKeys.merkleNode(level: 5, index: 2), Array(repeating: 7, count: 32), in: db)
@@ -370,7 +379,7 @@ struct AuditedLedger {
             func summary(_ r: AuditReport) -> String {
                 let tally = r.state.elections.map { String(decoding: Tally($0).json.serialized(), as: UTF8.self) }
                 return "\(r.exitCode) \(r.events) \(r.root.hex) \(r.rootCovers) \(r.stoppedEarly) \(r.checkpoints.map { "\($0.seq):\($0.holds)" }) "
-                    + "\(r.findings.map(\.description)) \(tally)"
+                    + r.findings.map(\.description).joined(separator: " | ") + " \(tally)"
             }
             let report = try Audit.verify(reader, segment: 1 << 20, helpers: 0)
             let whole = summary(report)
