@@ -73,17 +73,7 @@ public struct SequenceIndex: @unchecked Sendable {
     /// has, with `firstEvent(holding:lastSeq:where:)`.
     @inlinable
     public mutating func insert(_ key: Key128, seq: UInt64) {
-        if (stored + 1) * 2 > mask + 1 {
-            precondition(homeShift > 1, "a sequence index holds at most 2^30 entries")
-            if isKnownUniquelyReferenced(&storage) {
-                storage.double()
-                rehashAfterDoubling()
-            } else {
-                copy(doubling: true)
-            }
-        } else if !isKnownUniquelyReferenced(&storage) {
-            copy(doubling: false)
-        }
+        makeRoom(for: 1)
         place(Self.tag(key) << 32 | (seq & 0xFFFF_FFFF))
         stored += 1
     }
@@ -130,7 +120,8 @@ public struct SequenceIndex: @unchecked Sendable {
         return held
     }
 
-    /// Grows the table (and unshares it) so that `count` more entries fit without growing.
+    /// Grows the table (and unshares it) so that `count` more entries fit without growing:
+    /// in place when it holds its storage alone, else into a copy of its own.
     @usableFromInline
     mutating func makeRoom(for count: Int) {
         while (stored + count) * 2 > mask + 1 {
