@@ -81,13 +81,12 @@ public struct ElectionState: Sendable {
     /// lookup of each voter (adding them says whether they had voted).
     mutating func replay(_ run: [RecordedVote], refused: (Int, DomainError) -> Void) {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        // Every slot first, so that the misses overlap (see `Key128Map.prefetch`): a load a few
-        // votes ahead, in the loop below, was slower (its result must land before it retires).
-        storage.voters.prefetch(run.lazy.map(\.vote.voter))
-        for i in run.indices {
+        // Every voter added in one call, which reads all their slots first so that the misses
+        // overlap (see `Key128Map.prefetch`): a load a few votes ahead, in a loop over the
+        // votes, was slower (its result must land before it retires).
+        storage.voters.insert(run.lazy.map(\.vote.voter), ()) { i, isNew in
             let vote = run[i].vote
-            let isNew = storage.voters.insert(vote.voter, ())
-            do {
+            do throws(DomainError) {
                 try checkVote(vote, at: run[i].recordedAt, alreadyVoted: !isNew)
             } catch {
                 refused(i, error)

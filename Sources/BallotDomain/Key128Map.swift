@@ -152,6 +152,60 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
         return true
     }
 
+    /// Adds each of `keys` with `value`, in order, as `insert(_:_:)` would, and tells `added`
+    /// for each (its position, and whether it was new): the table is grown for all of them
+    /// first and their slots read first (see `prefetch`), so that the loop that adds them does
+    /// no more than probe and store.
+    @inlinable
+    public mutating func insert(_ keys: some Collection<Key128>, _ value: Value, added: (Int, Bool) -> Void) {
+        makeRoom(for: keys.count)
+        prefetch(keys)
+        let slots = self.keys, values = self.values, mask = mask
+        var n = 0
+        for key in keys {
+            defer { n += 1 }
+            if key.a == 0 && key.b == 0 {
+                added(n, zeroValue == nil)
+                if zeroValue == nil {
+                    zeroValue = value
+                    stored += 1
+                }
+                continue
+            }
+            var i = Int(truncatingIfNeeded: key.a) & mask
+            var isNew = false
+            while true {
+                let a = slots[2 * i], b = slots[2 * i + 1]
+                if a == key.a && b == key.b { break }
+                if a == 0 && b == 0 {
+                    slots[2 * i] = key.a
+                    slots[2 * i + 1] = key.b
+                    values[i] = value
+                    stored += 1
+                    isNew = true
+                    break
+                }
+                i = (i + 1) & mask
+            }
+            added(n, isNew)
+        }
+    }
+
+    /// Grows the table (and unshares it) so that `count` more keys fit without growing, in
+    /// place when it holds its storage alone.
+    @usableFromInline
+    mutating func makeRoom(for count: Int) {
+        while (stored + count) * 2 > mask + 1 {
+            if isKnownUniquelyReferenced(&storage) {
+                storage.double()
+                rehashAfterDoubling()
+            } else {
+                resize(to: (mask + 1) * 2)
+            }
+        }
+        if !isKnownUniquelyReferenced(&storage) { resize(to: mask + 1) }
+    }
+
     /// Reads the first slot each key would probe, so that lookups of those keys soon after find
     /// it in cache. These loads do not depend on one another, so the processor overlaps their
     /// cache misses instead of taking them one at a time as lookups in turn would; on a table

@@ -25,6 +25,34 @@ import Testing
         #expect(!map.contains(key(1, 2)))
     }
 
+    /// Many keys added in one call say, each, what one `insert` would have said, in order:
+    /// repeats inside the call and of earlier keys, colliding first words and the zero key,
+    /// through growth, and on a copy that shares the table (which keeps its own keys).
+    @Test func manyAtOnceSayWhatOneAtATimeSays() {
+        var x: UInt64 = 99
+        var keys: [Key128] = []
+        for i in 0..<20_000 {
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            keys.append(i % 9 == 8 ? keys[i / 3] : i % 101 == 5 ? key(x & 0xFF, 7) : i == 77 ? key(0, 0) : key(x, x >> 5))
+        }
+        var one = Key128Map<Int>(capacity: 4), many = Key128Map<Int>(capacity: 4)
+        var shared = many
+        var start = 0
+        for size in [1, 2, 30, 500, 3_000, 16_467] {
+            let batch = Array(keys[start..<(start + size)])
+            var said: [Bool] = []
+            many.insert(batch, 1) { n, isNew in
+                #expect(n == said.count)
+                said.append(isNew)
+            }
+            #expect(said == batch.map { one.insert($0, 1) }, "a batch of \(size) from \(start)")
+            if size == 500 { shared = many }
+            start += size
+        }
+        #expect(start == keys.count && many.count == one.count && keys.allSatisfy { many.contains($0) })
+        #expect(shared.count == Set(keys[0..<533]).count && !shared.contains(keys[19_999]))
+    }
+
     @Test func collidingFirstWordsAndTheZeroKey() {
         var set = Key128Map<Void>()
         let first = set.insert(key(7, 1), ())
