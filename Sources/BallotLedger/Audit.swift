@@ -94,18 +94,18 @@ public enum Audit {
         let size = try reader.size()
         var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings, events: size, oneElection: tallies == 1)
         try run(reader, from: 1, through: size, segment: segment, helpers: helpers, &rules)
-        // (After the audit stops at its limit, the tree stops short of the end: every stored node
-        // past it would look like a trailing one.)
-        if !rules.full { try rules.checkTrailingNodes(reader) }
-        // A daemon may be appending while we read: compare the projections stored with the
-        // events they reflect, catching up on those first.
+        // A daemon may be appending while we read: compare what the ledger holds at its end (the
+        // projections, the last Merkle node) with the events up to that end, catching up on
+        // those first. (After the audit stops at its limit, the tree stops short of the end:
+        // every stored node past it would look like a trailing one.)
         for _ in 0..<10 where !rules.full {
-            let (size, stored) = try reader.storedProjectionsWithSize()
-            if size > rules.next - 1 {
-                try run(reader, from: rules.next, through: size, segment: segment, helpers: helpers, &rules)
+            let end = try reader.storedEnd()
+            if end.size > rules.next - 1 {
+                try run(reader, from: rules.next, through: end.size, segment: segment, helpers: helpers, &rules)
                 continue
             }
-            rules.compare(stored, through: rules.next - 1)
+            rules.checkTrailingNodes(end.lastNode)
+            rules.compare(end.projections, through: rules.next - 1)
             break
         }
         // The limit is checked between segments, so more may have been noted; keep the

@@ -171,8 +171,9 @@ extension Audit {
         }
 
         /// A node stored past the last event means events were cut off the end.
-        mutating func checkTrailingNodes(_ reader: LedgerReader) throws {
-            guard let last = try reader.lastStoredNode() else { return }
+        /// `last` is the key of the last stored node, read with the ledger's end.
+        mutating func checkTrailingNodes(_ last: (lastLeaf: UInt64, level: Int)?) {
+            guard let last else { return }
             let leaves = frontier.size
             if last.level < 0 || last.lastLeaf >= leaves {
                 let seq = leaves + 1

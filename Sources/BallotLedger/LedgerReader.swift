@@ -140,8 +140,16 @@ public struct LedgerReader: Sendable {
 
     /// The stored projections and the number of events they reflect, from one snapshot.
     public func storedProjectionsWithSize() throws -> (size: UInt64, projections: [String: [[UInt8]: [UInt8]]]) {
+        let stored = try storedEnd()
+        return (stored.size, stored.projections)
+    }
+
+    /// What a ledger holds at its end, from one snapshot: the number of events, the stored
+    /// projections (as `storedProjections`) and the key of the last stored Merkle node (as
+    /// `lastStoredNode`), for an audit to compare with what it replayed up to that size.
+    func storedEnd() throws -> (size: UInt64, projections: [String: [[UInt8]: [UInt8]]], lastNode: (lastLeaf: UInt64, level: Int)?) {
         var out: [String: [[UInt8]: [UInt8]]] = [:]
-        let size = try env.read { txn in
+        let (size, lastNode) = try env.read { txn in
             let size = try Self.size(in: txn, dbs)
             for db in [dbs.projections, dbs.series] {
                 var entries: [[UInt8]: [UInt8]] = [:]
@@ -151,9 +159,9 @@ public struct LedgerReader: Sendable {
                 }
                 out[db.name] = entries
             }
-            return size
+            return (size, try Self.lastStoredNode(in: txn, dbs))
         }
-        return (size, out)
+        return (size, out, lastNode)
     }
 
     /// The projection documents `state` gives, keyed like `storedProjections`.
@@ -306,10 +314,12 @@ public struct LedgerReader: Sendable {
 
     /// The key of the last stored Merkle node as (last leaf index, level), or nil if none.
     public func lastStoredNode() throws -> (lastLeaf: UInt64, level: Int)? {
-        try env.read { txn in
-            try txn.withLastEntry(in: dbs.merkle) { key, _ in
-                key.count == 9 ? (UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)), Int(key[8])) : (UInt64.max, -1)
-            }
+        try env.read { txn in try Self.lastStoredNode(in: txn, dbs) }
+    }
+
+    private static func lastStoredNode(in txn: borrowing ReadTransaction, _ dbs: LedgerDatabases) throws -> (lastLeaf: UInt64, level: Int)? {
+        try txn.withLastEntry(in: dbs.merkle) { key, _ in
+            key.count == 9 ? (UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)), Int(key[8])) : (UInt64.max, -1)
         }
     }
 

@@ -482,6 +482,38 @@ struct AuditedLedger {
         #expect(try l.replay("verify").status == 64)
     }
 
+    /// A ledger a writer keeps appending to while it is audited: each audit reads it as it
+    /// stands when it ends (catching up on what came meanwhile) and finds nothing wrong, in
+    /// particular no stored node past its end, however it is cut.
+    @Test func aLedgerBeingAppendedToVerifiesWhileItGrows() throws {
+        let l = try AuditedLedger()
+        let writer = try Ledger(path: l.path, options: Fixtures.options(), clock: ManualClock(Fixtures.now), checkpointKey: l.key)
+        defer { writer.close() }
+        let live = Fixtures.slug("award-live")
+        _ = try writer.submit(Fixtures.setUpCommands(live).map { Submission($0, by: Fixtures.admin) })
+        let done = DispatchSemaphore(value: 0)
+        // The writer is used by that thread alone until `done`.
+        struct Writer: @unchecked Sendable { let ledger: Ledger }
+        let appending = Writer(ledger: writer)
+        Thread {
+            for batch in 0..<60 {
+                let votes = Fixtures.votes((batch * 40)..<(batch * 40 + 40), election: live, seed: 7)
+                _ = try? appending.ledger.submit(votes.map { Submission($0, by: Fixtures.importer) })
+            }
+            done.signal()
+        }.start()
+        let reader = try LedgerReader.openReadOnly(path: l.path)
+        var audits = 0
+        while done.wait(timeout: .now()) == .timedOut || audits < 2 {
+            for (segment, helpers) in [(4, 1), (16, 2), (1024, 1)] {
+                let report = try Audit.verify(reader, segment: segment, helpers: helpers)
+                #expect(report.exitCode == 0 && report.rootCovers == report.events, "audit \(audits): \(report.findings)")
+                audits += 1
+            }
+        }
+        #expect(try Audit.verify(reader).events == writer.size)
+    }
+
     @Test func aLedgerOpenForWritingIsReadAsItStands() throws {
         let l = try AuditedLedger()
         let writer = try Ledger(path: l.path, options: Fixtures.options(), clock: ManualClock(Fixtures.now), checkpointKey: l.key)
