@@ -8,9 +8,9 @@ import BallotDomain
 
 extension Audit {
     /// How a run of the audit cuts the ledger from `start`: segment i holds the keys from that
-    /// of `first(i)` to that of `first(i + 1)`, the last one every key after. Inside the first,
-    /// the bounds are multiples of `size` (plus one), so that an intact ledger's full segment
-    /// is one whole Merkle subtree.
+    /// of `first(i)` to that of `first(i + 1)`, the last one every key after (and the first of
+    /// a run from event 1 every key before). After the first, the bounds are multiples of
+    /// `size` (plus one), so that an intact ledger's full segment is one whole Merkle subtree.
     struct SegmentLayout: Sendable {
         let start: UInt64
         /// A power of two: the records of a full segment.
@@ -30,6 +30,10 @@ extension Audit {
         func first(_ i: Int) -> UInt64 { i == 0 ? start : ((start - 1) / size + UInt64(i)) * size + 1 }
         /// Where segment `i` ends (the first sequence number of the next), nil for the last.
         func end(_ i: Int) -> UInt64? { i == count - 1 ? nil : first(i + 1) }
+
+        /// Whether segment `i` starts at the very first key: the first of a run from event 1,
+        /// so that a key sorting before event 1's is met too.
+        func fromTheFirstKey(_ i: Int) -> Bool { i == 0 && start == 1 }
     }
 
     /// What checking one segment gives the rule pass.
@@ -157,7 +161,7 @@ extension Audit {
             var batch = reuse ?? Batch(worker: worker, first: layout.first(i))
             batch.reset(worker: worker, first: layout.first(i))
             do {
-                try reader.readSegment(from: layout.first(i), to: layout.end(i)) { stored, storedNodes in
+                try reader.readSegment(from: layout.first(i), to: layout.end(i), fromTheFirstKey: layout.fromTheFirstKey(i)) { stored, storedNodes in
                     check(stored, storedNodes, into: &batch)
                 }
             } catch {

@@ -213,30 +213,36 @@ public struct LedgerReader: Sendable {
     /// the last key when `end` is nil), in key order. `body` gets them once (sequence number and
     /// bytes, valid until it returns) with the stored-node lookup of the same snapshot. Every key
     /// lies in exactly one of a row of segments that share their bounds, so an audit can read
-    /// them on several threads and still meet every record once. A key that is not 8 bytes
-    /// throws, after `body` has had the records before it.
-    public func readSegment(from first: UInt64, to end: UInt64?,
+    /// them on several threads and still meet every record once; the first of the row reads
+    /// from the very first key when `fromTheFirstKey`, so that no key sorts before them all. A
+    /// key that is not 8 bytes, or one under a sequence number before `first`, throws, after
+    /// `body` has had the records before it.
+    public func readSegment(from first: UInt64, to end: UInt64?, fromTheFirstKey: Bool = false,
                             _ body: (_ records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)],
                                      _ storedNodes: (_ lastLeaves: Range<UInt64>, _ into: inout [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws -> Void) throws -> Void) throws {
         try env.read { txn in
             var records: [(seq: UInt64, bytes: UnsafeRawBufferPointer)] = []
             if let end, end > first { records.reserveCapacity(Int(min(end - first, 1 << 16))) }
-            var stray: UnsafeRawBufferPointer?
-            try txn.forEachRun(in: dbs.events, from: LedgerKeys.sequence(first), run: 256) { entries in
+            var stray: LedgerError?
+            try txn.forEachRun(in: dbs.events, from: fromTheFirstKey ? nil : LedgerKeys.sequence(first), run: 256) { entries in
                 for (key, value) in entries {
                     guard key.count == 8 else {
                         if let end, !LedgerKeys.precedes(key, end) { return false }
-                        stray = key
+                        stray = Self.badKey(key, after: records.last?.seq ?? first - 1)
                         return false
                     }
                     let seq = LedgerKeys.sequence(unchecked: key)
                     if let end, seq >= end { return false }
+                    guard seq >= first else {
+                        stray = .corruptRecord(seq: seq, reason: "a record is stored under sequence number \(seq) in 'events', before event \(first); sequence numbers start at 1")
+                        return false
+                    }
                     records.append((seq, value))
                 }
                 return true
             }
             try body(records, { try Self.storedNodes(lastLeaves: $0, in: txn, dbs, into: &$1) })
-            if let stray { throw Self.badKey(stray, after: records.last?.seq ?? first - 1) }
+            if let stray { throw stray }
         }
     }
 
@@ -309,7 +315,8 @@ public struct LedgerReader: Sendable {
     }
 
     private static func badKey(_ key: UnsafeRawBufferPointer, after seq: UInt64) -> LedgerError {
-        .corruptRecord(seq: seq + 1, reason: "a key of \(key.count) bytes follows event \(seq) in 'events'; keys are 8 bytes")
+        .corruptRecord(seq: seq + 1, reason: seq == 0 ? "a key of \(key.count) bytes comes before event 1 in 'events'; keys are 8 bytes"
+                                                      : "a key of \(key.count) bytes follows event \(seq) in 'events'; keys are 8 bytes")
     }
 
     /// The key of the last stored Merkle node as (last leaf index, level), or nil if none.

@@ -324,6 +324,26 @@ struct AuditedLedger {
         #expect(one == Array(1...k) && error?.contains("a key of 9 bytes follows event \(k)") == true)
     }
 
+    /// Keys that sort before event 1's, a short one or a record under sequence number 0, are
+    /// met by the first segment and named, however the ledger is cut.
+    @Test func keysBeforeEventOneAreMet() throws {
+        for (key, says) in [([UInt8(0)], "a key of 1 bytes comes before event 1"),
+                            (LedgerKeys.sequence(0), "a record is stored under sequence number 0")] {
+            let l = try AuditedLedger()
+            let first = try l.record(1)
+            try l.tamper { txn, db in try txn.put(key, first, in: db) }
+            let reader = try LedgerReader.openReadOnly(path: l.path)
+            for (segment, helpers) in [(1024, 1), (4, 0), (1, 2)] {
+                do {
+                    let report = try Audit.verify(reader, segment: segment, helpers: helpers)
+                    Issue.record("verified despite the key \(key): \(report.findings)")
+                } catch {
+                    #expect("\(error)".contains(says), "segments of \(segment): \(error)")
+                }
+            }
+        }
+    }
+
     /// However the ledger is cut into segments, and however many threads check them, an audit
     /// says the same: intact, and tampered in each of the ways above (in a segment's middle, on
     /// its boundary, across several).
