@@ -104,7 +104,9 @@ public struct ElectionState: Sendable {
     /// are otherwise checked for overlapping access at run time, on every access, which was
     /// about 4 % of an audit's time. Nothing here can overlap: the storage is changed only by
     /// `ElectionState`'s mutating methods, on a state that holds it alone, and no access to
-    /// one field runs code touching another.
+    /// one field runs code touching the same field. (`replay(_:refused:)` checks and counts
+    /// votes inside its access to `voters`, so neither the rule nor the counting may read
+    /// `voters`.)
     private final class Storage: @unchecked Sendable {
         let definition: ElectionDefinition
         let definedAt: UInt64

@@ -155,7 +155,8 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
     /// Adds each of `keys` with `value`, in order, as `insert(_:_:)` would, and tells `added`
     /// for each (its position, and whether it was new): the table is grown for all of them
     /// first and their slots read first (see `prefetch`), so that the loop that adds them does
-    /// no more than probe and store.
+    /// no more than probe and store. `added` runs inside the access to this map: it must not
+    /// touch the map.
     @inlinable
     public mutating func insert(_ keys: some Collection<Key128>, _ value: Value, added: (Int, Bool) -> Void) {
         makeRoom(for: keys.count)

@@ -80,13 +80,19 @@ public enum Audit {
     /// finding (up to `maxFindings` of the records' own and as many of the rest), so that the
     /// report can say where the damage is.
     ///
-    /// The ledger is read in segments of `segment` records, each in a read transaction of its
-    /// own, checked on every core (see `SegmentChecker`) and taken in order by the rule pass
+    /// The ledger is read in segments of 1,024 records, each in a read transaction of its own,
+    /// checked on every core (see `SegmentChecker`) and taken in order by the rule pass
     /// (`RulePass`) on this thread, which checks segments too while the next is not ready.
-    /// `helpers` is the number of other threads (by default one per other core).
-    public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
-                              segment: Int = 1024, helpers: Int? = nil) throws -> AuditReport {
-        let helpers = helpers ?? max(0, ProcessInfo.processInfo.activeProcessorCount - 1)
+    public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32) throws -> AuditReport {
+        try verify(reader, pinnedKey: pinnedKey, maxFindings: maxFindings, segment: 1024,
+                   helpers: ProcessInfo.processInfo.activeProcessorCount - 1)
+    }
+
+    /// `verify`, in segments of `segment` records (a power of two), with `helpers` threads
+    /// besides this one (tests cut the ledger every way they like).
+    static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
+                       segment: Int, helpers: Int) throws -> AuditReport {
+        let helpers = max(0, helpers)
         // How many elections the stored projections name (a tally each): untrusted, and only a
         // hint for sizing the voter table.
         let projections = try reader.storedProjections()[LedgerKeys.projections] ?? [:]

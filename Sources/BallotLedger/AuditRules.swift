@@ -292,9 +292,11 @@ extension Audit {
             }
             // A candidate shares the index's bits: the keys themselves are compared, read again.
             var repeats: [(seq: UInt64, what: String)] = []
+            var read: [Int: String] = [:]  // the keys read back, by position in `keyed`
             let held = keyIndex.insert(keyed) { i, candidate in
                 do {
-                    guard let key = try reader.record(keyed[i].seq)?.idempotencyKey else { return false }
+                    guard let key = try read[i] ?? reader.record(keyed[i].seq)?.idempotencyKey else { return false }
+                    read[i] = key
                     return try reader.record(candidate)?.idempotencyKey == key
                 } catch {
                     repeats.append((keyed[i].seq, "cannot tell whether its idempotency key repeats event \(candidate)'s: one of them cannot be read (\(error))"))
@@ -302,8 +304,7 @@ extension Audit {
                 }
             }
             for (i, earlier) in held {
-                let key = (try? reader.record(keyed[i].seq)?.idempotencyKey) ?? "?"
-                repeats.append((keyed[i].seq, "idempotency key '\(key)' was already used by event \(earlier)"))
+                repeats.append((keyed[i].seq, "idempotency key '\(read[i] ?? "")' was already used by event \(earlier)"))
             }
             return repeats.sorted { $0.seq < $1.seq }
         }

@@ -1,13 +1,13 @@
 import BallotDomain
 
-// How the audit carries votes, nearly every event, from its record pass to its rule pass:
+// How the audit carries votes, nearly every event, from its segment checkers to its rule pass:
 // as plain numbers, with a code for each id (election, nominee), so that a
 // million votes cost no String and no reference counting on their way (docs/performance.md,
 // "Auditing"). Every other event, and a vote whose texts cannot be coded, travels decoded.
 
 extension Audit {
     /// A `vote.cast` record, decoded and checked as `RecordCodec.decode` would, its texts
-    /// replaced by their codes in the record pass's `TextCodes`.
+    /// replaced by their codes in the segment checker's `TextCodes`.
     struct CodedVote {
         var seq: UInt64
         var timestamp: Timestamp
@@ -141,7 +141,7 @@ private struct InRecord {
 
 extension Audit {
     /// The distinct short texts of the votes met so far, numbered in the order met, each checked
-    /// (UTF-8, and identifier where one is wanted) the first time only. The record pass hands
+    /// (UTF-8, and identifier where one is wanted) the first time only. The checker hands
     /// each new text over with the batch that first uses it (`takeNew`).
     struct TextCodes {
         /// Longer texts, and texts past `limit`, are not coded: their votes travel decoded.

@@ -85,4 +85,27 @@ import Synchronization
         queue.publish(0, 42)
         #expect(queue.take(0) == nil && queue.claim() == nil)
     }
+
+    /// No piece is claimed `window` or more past the last one taken: a helper waits until the
+    /// consumer takes one.
+    @Test func claimsStayWithinTheWindow() {
+        let queue = SegmentQueue<Int>(count: 10, window: 2)
+        #expect(queue.claim() == 0 && queue.claim() == 1)
+        let third = Atomic<Int>(-1)
+        let helper = onThread { third.store(queue.claim() ?? -2, ordering: .releasing) }
+        usleep(20_000)
+        #expect(third.load(ordering: .acquiring) == -1)  // still waiting
+        queue.publish(0, 100)
+        #expect(queue.take(0) == 100)
+        #expect(helper.wait(timeout: .now() + 10) == .success && third.load(ordering: .acquiring) == 2)
+    }
+
+    /// A result handed back is given out again, up to a window's worth; none is made up.
+    @Test func resultsHandedBackAreGivenOutAgain() {
+        let queue = SegmentQueue<[Int]>(count: 4, window: 2)
+        #expect(queue.reusable() == nil)
+        for n in 1...3 { queue.recycle(Array(repeating: n, count: n)) }
+        let first = queue.reusable(), second = queue.reusable()
+        #expect(Set([first, second].compactMap { $0?.count }) == [1, 2] && queue.reusable() == nil)
+    }
 }

@@ -409,6 +409,11 @@ struct AuditedLedger {
             for (segment, helpers) in [(1024, 1), (32, 0), (32, 1), (16, 2), (8, 1), (4, 1), (1, 1)] {
                 let cut = summary(try Audit.verify(reader, segment: segment, helpers: helpers))
                 #expect(cut == whole, "\(name), segments of \(segment), \(helpers) helpers:\n\(cut)\nwhole:\n\(whole)")
+                // Stopped at a limit of one finding (between segments, so how far it got depends
+                // on the cut), an audit still gives the same exit code, and says it stopped.
+                let stopped = try Audit.verify(reader, maxFindings: 1, segment: segment, helpers: helpers)
+                #expect(stopped.exitCode == report.exitCode && stopped.stoppedEarly == !report.findings.isEmpty,
+                        "\(name), segments of \(segment), stopped at one finding: \(stopped.findings)")
             }
         }
     }
