@@ -127,21 +127,18 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
     /// Adds `key` with `value`; returns false (and changes nothing) if it was already there.
     @inlinable @discardableResult
     public mutating func insert(_ key: Key128, _ value: Value) -> Bool {
+        if key.a != 0 || key.b != 0 { makeRoom(for: 1) }
+        return insertInRoom(key, value)
+    }
+
+    /// `insert(_:_:)` into a table that has room and holds its storage alone.
+    @inlinable
+    mutating func insertInRoom(_ key: Key128, _ value: Value) -> Bool {
         if key.a == 0 && key.b == 0 {
             guard zeroValue == nil else { return false }
             zeroValue = value
             stored += 1
             return true
-        }
-        if (count + 1) * 2 > mask + 1 {
-            if isKnownUniquelyReferenced(&storage) {
-                storage.double()
-                rehashAfterDoubling()
-            } else {
-                resize(to: (mask + 1) * 2)
-            }
-        } else if !isKnownUniquelyReferenced(&storage) {
-            resize(to: mask + 1)
         }
         let i = find(key)
         guard isEmpty(i) else { return false }
@@ -161,35 +158,7 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
     public mutating func insert(_ keys: some Collection<Key128>, _ value: Value, added: (Int, Bool) -> Void) {
         makeRoom(for: keys.count)
         prefetch(keys)
-        let slots = self.keys, values = self.values, mask = mask
-        var n = 0
-        for key in keys {
-            defer { n += 1 }
-            if key.a == 0 && key.b == 0 {
-                added(n, zeroValue == nil)
-                if zeroValue == nil {
-                    zeroValue = value
-                    stored += 1
-                }
-                continue
-            }
-            var i = Int(truncatingIfNeeded: key.a) & mask
-            var isNew = false
-            while true {
-                let a = slots[2 * i], b = slots[2 * i + 1]
-                if a == key.a && b == key.b { break }
-                if a == 0 && b == 0 {
-                    slots[2 * i] = key.a
-                    slots[2 * i + 1] = key.b
-                    values[i] = value
-                    stored += 1
-                    isNew = true
-                    break
-                }
-                i = (i + 1) & mask
-            }
-            added(n, isNew)
-        }
+        for (n, key) in keys.enumerated() { added(n, insertInRoom(key, value)) }
     }
 
     /// Grows the table (and unshares it) so that `count` more keys fit without growing, in

@@ -202,14 +202,11 @@ extension Audit {
         mutating func code(_ text: ByteReader.Text, identifier: Bool) throws(ByteReader.Failure) -> Int32? {
             guard text.raw.count <= Self.longest else { return nil }
             let bytes = Bytes(text.raw, in: Window(text))
-            let slot = bytes.slot & ~1  // two ways: texts whose slots collide both stay
             var code: Int32
-            if cache[slot].code >= 0 && cache[slot].bytes == bytes {
-                code = cache[slot].code
-            } else if cache[slot + 1].code >= 0 && cache[slot + 1].bytes == bytes {
-                code = cache[slot + 1].code
-                cache.swapAt(slot, slot + 1)
+            if let cached = cached(bytes) {
+                code = cached
             } else {
+                let slot = bytes.slot & ~1
                 cache[slot + 1] = cache[slot]
                 if let known = codes[bytes] {
                     code = known
@@ -244,18 +241,20 @@ extension Audit {
             // Votes repeat a handful of ids: one election, a few nominees.
             let memo = field == .election ? 0 : 1 + Int(truncatingIfNeeded: (bytes.words.0 &* 0x9E37_79B9_7F4A_7C15) >> 61)
             if recent[memo].bytes == bytes { return recent[memo].code }
-            let slot = bytes.slot & ~1
-            let code: Int32
-            if cache[slot].bytes == bytes {
-                code = cache[slot].code
-            } else if cache[slot + 1].bytes == bytes {
-                code = cache[slot + 1].code
-            } else {
-                return nil
-            }
-            guard code >= 0 && isIdentifier[Int(code)] else { return nil }
+            guard let code = cached(bytes), isIdentifier[Int(code)] else { return nil }
             recent[memo] = (bytes, code)
             return code
+        }
+
+        /// The code of `bytes` if the cache in front of the codes holds it. Two ways: texts whose
+        /// slots collide both stay, the one found last in front.
+        @inline(__always)
+        private mutating func cached(_ bytes: Bytes) -> Int32? {
+            let slot = bytes.slot & ~1
+            if cache[slot].code >= 0 && cache[slot].bytes == bytes { return cache[slot].code }
+            guard cache[slot + 1].code >= 0 && cache[slot + 1].bytes == bytes else { return nil }
+            cache.swapAt(slot, slot + 1)
+            return cache[slot].code
         }
 
         /// The texts coded since the last call, in code order.

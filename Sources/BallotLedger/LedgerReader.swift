@@ -253,9 +253,9 @@ public struct LedgerReader: Sendable {
     }
 
     /// The stored Merkle nodes whose last leaf is in `lastLeaves`, appended to `nodes` in key
-    /// order (last leaf, then level), with their hashes (nil when a value is not 32 bytes): the nodes that those leaves
-    /// complete, one cursor walk where a look-up each would descend the tree each time. Keys
-    /// that are not 9 bytes are no node's and are passed over.
+    /// order (last leaf, then level), with their hashes (nil when a value is not 32 bytes): the
+    /// nodes that those leaves complete, in one cursor walk where a look-up each would descend
+    /// the tree each time. Keys that are not 9 bytes are no node's and are passed over.
     private static func storedNodes(lastLeaves: Range<UInt64>, in txn: borrowing ReadTransaction, _ dbs: LedgerDatabases,
                                     into nodes: inout [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws {
         try txn.forEach(in: dbs.merkle, from: LedgerKeys.sequence(lastLeaves.lowerBound)) { key, value in
