@@ -55,8 +55,9 @@ extension Audit {
         /// (yet). In a ledger of one election (the usual case), when its first vote is met, its
         /// voter table is sized for the rest of the ledger, so that it never grows on the way.
         /// (If the hint is wrong, the table is only larger than it need be, or grows.)
+        @inline(__always)
         mutating func position(ofElection code: Int32, in seen: inout TextsSeen) -> Int? {
-            guard let found = seen.election(code, in: state) else { return nil }
+            guard let found = seen.election(code, find: { state.ordinal(ofElection: $0) }) else { return nil }
             if !votersSized {
                 votersSized = true
                 if oneElection && state.elections.count == 1 && events > state.lastSeq {
@@ -111,7 +112,7 @@ extension Audit {
                 }
                 checkTime(vote.timestamp, vote.seq)
                 guard let election = position(ofElection: vote.election, in: &seen),
-                      let resolved = seen.resolve(vote, inElection: election, of: state) else {
+                      let resolved = seen.resolve(vote, inElection: election, find: { state.ordinal(ofNominee: $0, inElection: election) }) else {
                     replayRun(inElection: runElection)
                     replayInFull(vote, reader)
                     continue
@@ -139,12 +140,15 @@ extension Audit {
         }
 
         /// Timestamps never go back.
+        @inline(__always)
         private mutating func checkTime(_ timestamp: Timestamp, _ seq: UInt64) {
-            if timestamp < lastTime {
-                recordFindings.append(AuditFinding(severity: .tampered, events: seq...seq,
-                                                   what: "its timestamp \(timestamp) is earlier than the event before it (\(lastTime))"))
-            }
+            if timestamp < lastTime { noteTimeGoesBack(timestamp, seq) }
             lastTime = max(lastTime, timestamp)
+        }
+
+        private mutating func noteTimeGoesBack(_ timestamp: Timestamp, _ seq: UInt64) {
+            recordFindings.append(AuditFinding(severity: .tampered, events: seq...seq,
+                                               what: "its timestamp \(timestamp) is earlier than the event before it (\(lastTime))"))
         }
 
         /// A record of `batch`; a checkpoint first brings the tree up to the events before it.
@@ -272,6 +276,8 @@ extension Audit {
     /// that is not one costs a read, once in 2,000 keys at a million.
     struct KeyCheck {
         private var keyIndex: SequenceIndex
+        /// A segment's keys, in sequence order (kept to keep its storage).
+        private var keyBuffer: [(key: Key128, seq: UInt64)] = []
         let seed = UInt64.random(in: 1...UInt64.max)
 
         /// `events` sizes the index once, up to 2^26 keys; past that it doubles as it fills.
@@ -281,7 +287,13 @@ extension Audit {
 
         /// Checks the keys of `batch` against every key before them and returns each repeat.
         mutating func repeats(in batch: Batch, _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
-            var keyed = batch.votes.compactMap { vote in vote.keyHash.map { (key: Key128(a: $0, b: 0), seq: vote.seq) } }
+            var keyed: [(key: Key128, seq: UInt64)] = []
+            swap(&keyed, &keyBuffer)  // (a copy would share the storage, and emptying it reallocate)
+            defer { keyBuffer = keyed }
+            keyed.removeAll(keepingCapacity: true)
+            for vote in batch.votes {
+                if let hash = vote.keyHash { keyed.append((Key128(a: hash, b: 0), vote.seq)) }
+            }
             if batch.records.contains(where: { !$0.idempotencyKey.isEmpty }) {
                 // Other events with keys (rare): every key in sequence order.
                 for record in batch.records where !record.idempotencyKey.isEmpty {

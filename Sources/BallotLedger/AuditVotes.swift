@@ -316,15 +316,18 @@ extension Audit {
             }
         }
 
-        /// The vote, in the election at position `election` of `state`, with its nominee found
-        /// there; nil when it is not (the rules refuse the vote: the caller replays the record
-        /// in full to say why).
+        /// The vote, in the election at position `election`, with its nominee found there by
+        /// `find` (given the nominee's id, called once per code and election); nil when it is
+        /// not (the rules refuse the vote: the caller replays the record in full to say why).
+        ///
+        /// The state is reached through `find`, only on that slow path: a call that took the
+        /// state itself copied it (144 bytes) for every vote.
         @inline(__always)  // (returned through memory, its fields were read back before the stores had landed)
-        mutating func resolve(_ vote: CodedVote, inElection election: Int, of state: LedgerState) -> ResolvedVote? {
+        mutating func resolve(_ vote: CodedVote, inElection election: Int, find: (NomineeID) -> Int?) -> ResolvedVote? {
             let n = Int(vote.nominee)
             var nominee = Int(nominees[n].nominee)
             if nominees[n].election != Int32(election) {
-                guard let found = state.ordinal(ofNominee: NomineeID(unchecked: texts[n]), inElection: election) else { return nil }
+                guard let found = find(NomineeID(unchecked: texts[n])) else { return nil }
                 nominees[n] = (Int32(election), Int32(found))
                 nominee = found
             }
@@ -332,11 +335,13 @@ extension Audit {
                                 channelBytes: vote.channelBytes)
         }
 
-        /// The position of the election coded `code`, or nil when it is not defined (yet).
-        mutating func election(_ code: Int32, in state: LedgerState) -> Int? {
+        /// The position of the election coded `code`, found by `find` (given its id, called
+        /// until it finds it), or nil when it is not defined (yet).
+        @inline(__always)
+        mutating func election(_ code: Int32, find: (ElectionID) -> Int?) -> Int? {
             let c = Int(code)
             if elections[c] >= 0 { return Int(elections[c]) }
-            guard let found = state.ordinal(ofElection: ElectionID(unchecked: texts[c])) else { return nil }
+            guard let found = find(ElectionID(unchecked: texts[c])) else { return nil }
             elections[c] = Int32(found)
             return found
         }
