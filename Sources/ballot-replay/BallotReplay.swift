@@ -80,6 +80,7 @@ func readPublicKey(_ path: String?) -> Digest32? {
 
 struct Verify: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "verify",
         abstract: "Check every record, the Merkle tree, every checkpoint and every stored projection by a replay from scratch.")
     @OptionGroup var ledger: LedgerOption
     @Option(help: "The daemon's checkpoint public key (64 hex digits, e.g. checkpoint.key.pub); checkpoints signed by any other key fail.")
@@ -157,7 +158,7 @@ struct RankingCommand: ParsableCommand {
 }
 
 struct Export: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Every event decoded, one JSON object per line, with its leaf hash.")
+    static let configuration = CommandConfiguration(commandName: "export", abstract: "Every event decoded, one JSON object per line, with its leaf hash.")
     @OptionGroup var ledger: LedgerOption
     @Option(help: "Output format (only ndjson).") var format = "ndjson"
     @Option(name: .customLong("from-seq"), help: "The first event to export.") var fromSeq: UInt64 = 1

@@ -30,6 +30,7 @@ func checkedCheckpoint(_ reader: LedgerReader, at seq: UInt64, pinnedKey: Digest
 
 struct Diff: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "diff",
         abstract: "What happened between two checkpoints, and the proof that the later ledger extends the earlier one.")
     @OptionGroup var ledger: LedgerOption
     @Option(help: "The sequence number of the earlier checkpoint event.") var from: UInt64
@@ -114,6 +115,7 @@ struct ReceiptCommand: ParsableCommand {
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "report",
         abstract: "A self-contained HTML page of one election's result, its inputs, and the verification verdict.")
     @OptionGroup var ledger: LedgerOption
     @Option(help: "The election id.") var election: String
