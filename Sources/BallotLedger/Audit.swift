@@ -1,5 +1,5 @@
 public import BallotDomain
-import Foundation
+import FoundationEssentials  // ProcessInfo
 
 /// Something an audit found wrong, and the events it concerns.
 public struct AuditFinding: Sendable, CustomStringConvertible {
@@ -137,20 +137,15 @@ public enum Audit {
         let layout = SegmentLayout(start: start, last: last, size: segment)
         let queue = SegmentQueue<Batch>(count: layout.count, window: 8 * (helpers + 1))
         let seed = rules.keys.seed
-        let done = DispatchGroup()
-        for worker in 1..<(helpers + 1) {
-            done.enter()
-            let thread = Thread {
+        let threads = (1..<(helpers + 1)).map { worker in
+            HelperThread(stackSize: 1 << 20) {
                 var checker = SegmentChecker(worker: worker, layout: layout, keySeed: seed)
                 while let i = queue.claim() { queue.publish(i, checker.check(i, reader, reusing: queue.reusable())) }
-                done.leave()
             }
-            thread.stackSize = 1 << 20
-            thread.start()
         }
         defer {
             queue.cancel()
-            done.wait()
+            for thread in threads { thread.join() }
         }
         rules.start(checkers: helpers + 1)
         var mine = SegmentChecker(worker: 0, layout: layout, keySeed: seed)

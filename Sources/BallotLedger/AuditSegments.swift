@@ -204,6 +204,11 @@ extension Audit {
         /// other event in full.
         private mutating func decode(_ stored: (seq: UInt64, bytes: UnsafeRawBufferPointer), at i: Int, into batch: inout Batch) {
             let (seq, bytes) = stored
+            // Nearly every record: read at fixed offsets, with no general path around it.
+            if let vote = CodedVote.common(bytes, seq: seq, codes: &codes, keySeed: keySeed) {
+                batch.votes.append(vote)
+                return
+            }
             do {
                 if let vote = try CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: keySeed) {
                     batch.votes.append(vote)

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import BallotStore
 
 /// A hot backup: a consistent, compacted copy of the ledger taken while it keeps serving

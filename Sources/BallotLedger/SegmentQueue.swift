@@ -1,4 +1,3 @@
-import Foundation
 import Synchronization
 
 /// Shares out numbered pieces of work (an audit's segments, 0..<count) among threads, and hands
@@ -20,7 +19,7 @@ final class SegmentQueue<Result: Sendable>: @unchecked Sendable {
 
     let count: Int
     let window: Int
-    private let condition = NSCondition()
+    private let condition = Condition()
     private var claimed = 0
     private var taken = 0
     /// Results published and not yet taken, piece k in slot k % window.

@@ -1,5 +1,8 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials  // (not Foundation: it would load ICU and cost every start milliseconds)
+#if canImport(Glibc)
+import Glibc
+#endif
 import BallotDomain
 import BallotLedger
 import BallotReport
@@ -30,8 +33,8 @@ struct LedgerOption: ParsableArguments {
 
     /// Opens the ledger read-only, or exits 66 with what is wrong.
     func open() throws -> LedgerReader {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: ledger, isDirectory: &isDirectory), isDirectory.boolValue else {
+        var info = stat()
+        guard stat(ledger, &info) == 0, info.st_mode & S_IFMT == S_IFDIR else {
             fail(Exit.unreadable, "there is no ledger directory at \(ledger)")
         }
         guard FileManager.default.fileExists(atPath: "\(ledger)/data.mdb") else {
@@ -47,8 +50,20 @@ struct LedgerOption: ParsableArguments {
 
 /// Prints `message` to standard error and exits with `code`.
 func fail(_ code: Int32, _ message: String) -> Never {
-    FileHandle.standardError.write(Data("ballot-replay: \(message)\n".utf8))
-    Foundation.exit(code)
+    writeAll(STDERR_FILENO, Array("ballot-replay: \(message)\n".utf8))
+    exit(code)
+}
+
+/// Writes every byte to the file descriptor, going on after short writes and interruptions; a
+/// failed write (a closed pipe) ends the command with 74.
+func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    var done = 0
+    while done < bytes.count {
+        let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
+        if n < 0 && errno == EINTR { continue }
+        guard n > 0 else { exit(74) }
+        done += n
+    }
 }
 
 /// Runs a read that decodes records; a record that does not decode ends the command with 2 (and
@@ -72,7 +87,8 @@ func readPublicKey(_ path: String?) -> Digest32? {
     guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
         fail(64, "cannot read the public key file \(path)")
     }
-    guard let key = Digest32(hex: text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+    let words = text.split(whereSeparator: \.isWhitespace)  // the key, and perhaps a newline around it
+    guard words.count == 1, let key = Digest32(hex: String(words[0])) else {
         fail(64, "\(path) does not hold an Ed25519 public key as 64 hex digits")
     }
     return key
@@ -169,7 +185,6 @@ struct Export: ParsableCommand {
 
     func run() throws {
         let reader = try ledger.open()
-        let out = FileHandle.standardOutput
         var buffer: [UInt8] = []
         buffer.reserveCapacity(1 << 16)
         reading {
@@ -177,12 +192,12 @@ struct Export: ParsableCommand {
                 buffer.append(contentsOf: EventJSON.render(record, leafHash: MerkleHash.leaf(bytes)).serialized())
                 buffer.append(0x0A)
                 if buffer.count >= 1 << 16 {
-                    out.write(Data(buffer))
+                    writeAll(STDOUT_FILENO, buffer)
                     buffer.removeAll(keepingCapacity: true)
                 }
                 return true
             }
         }
-        out.write(Data(buffer))
+        writeAll(STDOUT_FILENO, buffer)
     }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
 import BallotDomain
 import BallotLedger
 import BallotReport
@@ -138,7 +138,7 @@ struct Report: ParsableCommand {
         do {
             try Data(page.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
         } catch {
-            fail(73, "cannot write \(out): \(error.localizedDescription)")
+            fail(73, "cannot write \(out): \(error)")
         }
         print("wrote \(out): \(e.id) — \(Verdict.headline(audit))")
         if audit.exitCode != 0 { throw ExitCode(audit.exitCode) }
