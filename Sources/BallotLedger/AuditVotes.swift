@@ -52,9 +52,9 @@ extension Audit.CodedVote {
     /// A vote as nearly every one is: well formed, its idempotency key ASCII and at most 32
     /// bytes, and each of its texts already coded (and checked). Read at the offsets the record
     /// layout gives, with no call per field; nil for anything else, which `decode` then reads
-    /// field by field, for the same answer or the reason the record is refused. (Not inlined
-    /// into `decode`, whose general path would make it keep its values in memory.)
-    @inline(never)
+    /// field by field, for the same answer or the reason the record is refused. (Inlined into
+    /// the segment checker's loop, which keeps the general path out of line.)
+    @inline(__always)
     static func common(_ bytes: UnsafeRawBufferPointer, seq: UInt64, codes: inout Audit.TextCodes,
                        keySeed: UInt64) -> Self? {
         guard bytes.count >= 29 else { return nil }
