@@ -26,8 +26,13 @@ public struct ElectionState: Sendable {
     /// Valid votes per nominee ordinal.
     public var votes: [Int] { storage.votes }
     public var invalidatedVotes: Int { storage.invalidatedVotes }
-    /// Valid votes per series bucket start (microseconds) and nominee ordinal.
+    /// Valid votes per series bucket start (microseconds) and nominee ordinal: a row for every
+    /// bucket a vote was counted in, as long as `nominees`. Built on each call (see `seriesRow`
+    /// for one bucket).
     public var series: [Int64: [Int]] { storage.series }
+
+    /// The row of `series` for the bucket starting at `bucket`, nil when no vote was counted in it.
+    public func seriesRow(_ bucket: Int64) -> [Int]? { storage.seriesRow(bucket) }
     /// The current score per (juror, nominee, criterion) and the event that set it.
     public var scores: [ScoreSlot: (score: Int32, seq: UInt64)] { storage.scores }
     /// The last event that changed this election.
@@ -125,11 +130,20 @@ public struct ElectionState: Sendable {
         var certified: CertifiedResult?
         @exclusivity(unchecked) var votes: [Int] = []
         var invalidatedVotes = 0
-        @exclusivity(unchecked) var series: [Int64: [Int]] = [:]
-        /// Where the rows of recent buckets are in `series`, by the bucket's number (counted from
-        /// the origin) modulo 256: a vote's row is then found without hashing. An index of
-        /// `series` stays valid until a bucket is added, which clears these.
-        @exclusivity(unchecked) var rows = [(start: Int64, row: Dictionary<Int64, [Int]>.Index?)](repeating: (0, nil), count: 256)
+        /// The series. The buckets numbered 0, 1, 2… from the origin, nearly every vote's, are
+        /// rows of `dense` (bucket n's count for nominee i at n * rowStride + i), which a vote
+        /// finds by its number with no hashing and no array of its own; `hasRow[n]` says
+        /// whether bucket n has one. Buckets before the origin or past `denseBuckets` have
+        /// their rows in `sparse`. The dense rows grow to the furthest bucket met, up to 2^20
+        /// counts (8 MB).
+        @exclusivity(unchecked) var dense: [Int] = []
+        /// Room for counts in a dense row: at least `nominees.count`, doubled when a nomination
+        /// needs more, so that nominations after votes lay the rows out again only a few times.
+        @exclusivity(unchecked) var rowStride = 0
+        /// How many buckets may be dense rows, with `rowStride` counts each.
+        @exclusivity(unchecked) var denseBuckets: Int64 = 1 << 20
+        @exclusivity(unchecked) var hasRow: [Bool] = []
+        @exclusivity(unchecked) var sparse: [Int64: [Int]] = [:]
         var scores: [ScoreSlot: (score: Int32, seq: UInt64)] = [:]
         @exclusivity(unchecked) var lastSeq: UInt64
         /// Who has voted, by the first 128 bits of their key.
@@ -159,7 +173,11 @@ public struct ElectionState: Sendable {
             c.certified = certified
             c.votes = votes
             c.invalidatedVotes = invalidatedVotes
-            c.series = series
+            c.dense = dense
+            c.rowStride = rowStride
+            c.denseBuckets = denseBuckets
+            c.hasRow = hasRow
+            c.sparse = sparse
             c.scores = scores
             c.lastSeq = lastSeq
             c.voters = voters
@@ -178,6 +196,7 @@ public struct ElectionState: Sendable {
                 nomineeIndex.append(n.id)
                 nominees.append(n)
                 votes.append(0)
+                if nominees.count > rowStride { widenDense(to: max(2 * rowStride, 8)) }
             case .votingOpened:
                 votingOpenedAt = record.timestamp
                 window.opens = definition.effectiveOpensAt(openedAt: record.timestamp)
@@ -217,28 +236,74 @@ public struct ElectionState: Sendable {
 
         private func count(_ castAt: Timestamp, nominee i: Int, by delta: Int) {
             let (number, bucket) = ElectionDefinition.bucket(of: castAt, origin: bucketOrigin, width: bucketWidth)
-            let cached = Int(truncatingIfNeeded: number) & 255
-            let row: Dictionary<Int64, [Int]>.Index
-            if rows[cached].start == bucket, let known = rows[cached].row {
-                row = known
+            if number >= 0 && number < denseBuckets {
+                let n = Int(number)
+                if n >= hasRow.count { growDense(toHold: n) }
+                if !hasRow[n] { hasRow[n] = true }  // (a read, where a write checks the array is unshared)
+                dense[n * rowStride + i] += delta
             } else {
-                // One hash, and the row changed where it is: `series[bucket, default: ...]` took
-                // a reference-counted closure per vote.
-                guard let found = series.index(forKey: bucket) else {
-                    var counts = Array(repeating: 0, count: nominees.count)
-                    counts[i] = delta
-                    series[bucket] = counts
-                    for j in rows.indices { rows[j].row = nil }
-                    return
+                var row = sparse[bucket] ?? []
+                if row.count < nominees.count { row += Array(repeating: 0, count: nominees.count - row.count) }
+                row[i] += delta
+                sparse[bucket] = row
+            }
+        }
+
+
+        /// Makes room for dense rows up to bucket `n` (below `denseBuckets`), doubling.
+        private func growDense(toHold n: Int) {
+            let rows = min(max(n + 1, 2 * hasRow.count, 64), Int(denseBuckets))
+            hasRow += Array(repeating: false, count: rows - hasRow.count)
+            dense += Array(repeating: 0, count: rows * rowStride - dense.count)
+        }
+
+        /// The dense rows by bucket number, each as long as `nominees`.
+        private func denseRows() -> [(number: Int, row: ArraySlice<Int>)] {
+            let stride = rowStride, width = nominees.count
+            return hasRow.indices.filter { hasRow[$0] }.map { ($0, dense[$0 * stride..<$0 * stride + width]) }
+        }
+
+        /// Lays the dense rows out again with room for `stride` counts each; a row past the
+        /// buckets that leaves room for moves to `sparse`.
+        private func widenDense(to stride: Int) {
+            let old = rowStride, oldRows = hasRow, oldDense = dense
+            rowStride = stride
+            denseBuckets = Int64((1 << 20) / stride)
+            let kept = min(oldRows.count, Int(denseBuckets))
+            hasRow = Array(repeating: false, count: kept)
+            dense = Array(repeating: 0, count: kept * stride)
+            for n in oldRows.indices where oldRows[n] {
+                let row = oldDense[n * old..<(n + 1) * old]
+                if n < kept {
+                    hasRow[n] = true
+                    dense.replaceSubrange(n * stride..<n * stride + old, with: row)
+                } else {
+                    sparse[start(ofBucket: n)] = Array(row)
                 }
-                row = found
-                rows[cached] = (bucket, found)
             }
-            // A row made before a (refused, yet replayed) late nomination is short.
-            if i >= series.values[row].count {
-                series.values[row] += Array(repeating: 0, count: nominees.count - series.values[row].count)
+        }
+
+        private func start(ofBucket n: Int) -> Int64 { bucketOrigin.microseconds + Int64(n) * bucketWidth }
+
+        var series: [Int64: [Int]] {
+            var all = sparse.mapValues { $0 + Array(repeating: 0, count: max(0, nominees.count - $0.count)) }
+            for (n, row) in denseRows() { all[start(ofBucket: n)] = Array(row) }
+            return all
+        }
+
+        func seriesRow(_ bucket: Int64) -> [Int]? {
+            let offset = bucket - bucketOrigin.microseconds
+            if offset >= 0 && offset % bucketWidth == 0 {
+                let n = offset / bucketWidth
+                guard n < Int64(hasRow.count) else { return n < denseBuckets ? nil : sparseRow(bucket) }
+                guard hasRow[Int(n)] else { return nil }
+                return Array(dense[Int(n) * rowStride..<Int(n) * rowStride + nominees.count])
             }
-            series.values[row][i] += delta
+            return sparseRow(bucket)
+        }
+
+        private func sparseRow(_ bucket: Int64) -> [Int]? {
+            sparse[bucket].map { $0 + Array(repeating: 0, count: max(0, nominees.count - $0.count)) }
         }
     }
 }

@@ -109,13 +109,14 @@ public struct HTMLReport {
     /// Valid votes per bucket as columns on a time axis, with the voting window shaded.
     func timeChart() -> String {
         let d = election.definition
-        let buckets = election.series.keys.sorted()
+        let series = election.series
+        let buckets = series.keys.sorted()
         let widthUS = d.seriesBucketSeconds * 1_000_000
         let start = min(d.opensAt.microseconds, buckets.first ?? d.opensAt.microseconds)
         let end = max(election.effectiveClosesAt.microseconds, (buckets.last ?? 0) + widthUS, start + 1)
         let w = 700.0, h = 180.0, top = 10.0
         func x(_ t: Int64) -> Double { 40 + w * Double(t - start) / Double(end - start) }
-        let totals = buckets.map { b in election.series[b]!.reduce(0, +) }
+        let totals = buckets.map { b in series[b]!.reduce(0, +) }
         let most = max(totals.max() ?? 0, 1)
         var svg = "<svg id=\"time-chart\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w + 60))\" height=\"\(Int(h + 40))\" role=\"img\" aria-label=\"Valid votes over time\">"
         let open = x(election.effectiveOpensAt.microseconds), close = x(election.effectiveClosesAt.microseconds)

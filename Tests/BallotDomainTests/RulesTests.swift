@@ -379,4 +379,72 @@ import TestSupport
         #expect(a.series == byHand && c.series == byHandAfterFirstRun && c.votesCast < a.votesCast)
         #expect(runs.lastSeq == oneByOne.lastSeq)
     }
+
+    /// The series keeps a row for every bucket a vote was counted in, however the rows are laid
+    /// out inside: buckets of the window and after it (rows by bucket number), before the
+    /// origin and far past it (rows apart), through late nominations, which lay the rows out
+    /// again and, with thousands of nominees, leave room for fewer rows by number, and through
+    /// invalidations. Checked against counts kept by hand, bucket by bucket through `seriesRow`,
+    /// and on a copy taken half way, which keeps its own numbers.
+    @Test func theSeriesHoldsEveryBucketAVoteWasCountedIn() throws {
+        let definition = Fixtures.definition()
+        let hour: Int64 = 3_600_000_000, origin = definition.opensAt.microseconds
+        var state = LedgerState()
+        var seq: UInt64 = 0
+        var nominees: [String] = []
+        var byHand: [Int64: [Int]] = [:]
+        func record(_ event: Event) {
+            seq += 1
+            state.apply(RecordedEvent(seq: seq, timestamp: definition.opensAt, actor: Fixtures.admin, event: event))
+        }
+        func nominate(_ name: String) {
+            nominees.append(name)
+            record(.nomineeAdded(election: id, nomination: Fixtures.nomination(name)))
+        }
+        func vote(_ nominee: Int, inBucket n: Int64, by delta: Int = 1) {
+            let castAt = Timestamp(microseconds: origin + n * hour + Int64(seq % 1000))
+            if delta > 0 {
+                record(.voteCast(VoteCast(election: id, nominee: slug(nominees[nominee]), voter: Fixtures.voter(Int(seq)),
+                                          castAt: castAt, channel: "web")))
+            } else {
+                record(.voteInvalidated(VoteInvalidation(election: id, vote: 1, nominee: slug(nominees[nominee]), castAt: castAt,
+                                                         reason: "test")))
+            }
+            var row = byHand[origin + n * hour] ?? []
+            row += Array(repeating: 0, count: max(0, nominee + 1 - row.count))
+            row[nominee] += delta
+            byHand[origin + n * hour] = row
+        }
+        func expectSeries(_ e: ElectionState, _ expected: [Int64: [Int]], _ count: Int) {
+            let padded = expected.mapValues { $0 + Array(repeating: 0, count: count - $0.count) }
+            #expect(e.series == padded)
+            for (bucket, row) in padded { #expect(e.seriesRow(bucket) == row) }
+            for empty in [origin + 260 * hour, origin - 5 * hour, origin + 900_000 * hour, origin + 3 * hour + 1] {
+                #expect(e.seriesRow(empty) == nil)
+            }
+        }
+        record(.electionDefined(definition))
+        nominate("bodo")
+        nominate("kinn")
+        for k in 0..<400 { vote(k % 2, inBucket: Int64((k * 37) % 240 + (k % 7 == 0 ? 0 : 10)) ) }
+        for n: Int64 in [-1, -30, 600_000, 2_000_000, 250, 239] { vote(1, inBucket: n) }
+        vote(0, inBucket: 13, by: -1)
+        vote(1, inBucket: 600_000, by: -1)
+        #expect(byHand[origin + 260 * hour] == nil)
+        expectSeries(try #require(state[id]), byHand, 2)
+        // A late nomination lays the rows out again, one count longer.
+        nominate("haugesund")
+        let copied = state
+        let atCopy = byHand
+        for k in 0..<50 { vote(k % 3, inBucket: Int64(k * 5 % 240)) }
+        expectSeries(try #require(state[id]), byHand, 3)
+        expectSeries(try #require(copied[id]), atCopy, 3)
+        // Six thousand nominees (rows with room for 8,192 counts) leave room for 128 rows by
+        // number: the rows past it move apart, and votes there stay apart.
+        for k in 0..<6_000 { nominate("n\(k)") }
+        for k in 0..<60 { vote(k % 2 == 0 ? 2 : 5_000, inBucket: k % 2 == 0 ? 200 : 100) }
+        vote(4_321, inBucket: 127)
+        vote(4_322, inBucket: 128)
+        expectSeries(try #require(state[id]), byHand, nominees.count)
+    }
 }

@@ -10,7 +10,7 @@ public struct VotesOverTimeBucket: Sendable {
         election = e.id
         start = Timestamp(microseconds: bucket)
         widthSeconds = e.definition.seriesBucketSeconds
-        let counts = e.series[bucket] ?? []
+        let counts = e.seriesRow(bucket) ?? []
         nominees = e.nominees.enumerated().map { i, n in (n.id, i < counts.count ? counts[i] : 0) }
     }
 
