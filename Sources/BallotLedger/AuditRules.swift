@@ -276,8 +276,6 @@ extension Audit {
     /// that is not one costs a read, once in 2,000 keys at a million.
     struct KeyCheck {
         private var keyIndex: SequenceIndex
-        /// A segment's keys, in sequence order (kept to keep its storage).
-        private var keyBuffer: [(key: Key128, seq: UInt64)] = []
         let seed = UInt64.random(in: 1...UInt64.max)
 
         /// `events` sizes the index once, up to 2^26 keys; past that it doubles as it fills.
@@ -287,12 +285,13 @@ extension Audit {
 
         /// Checks the keys of `batch` against every key before them and returns each repeat.
         mutating func repeats(in batch: Batch, _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
-            var keyed: [(key: Key128, seq: UInt64)] = []
-            swap(&keyed, &keyBuffer)  // (a copy would share the storage, and emptying it reallocate)
-            defer { keyBuffer = keyed }
-            keyed.removeAll(keepingCapacity: true)
-            for vote in batch.votes {
-                if let hash = vote.keyHash { keyed.append((Key128(a: hash, b: 0), vote.seq)) }
+            // Written in place: an append checks the array is unshared, for every key.
+            var keyed = [(key: Key128, seq: UInt64)](unsafeUninitializedCapacity: batch.votes.count) { keys, made in
+                for vote in batch.votes {
+                    guard let hash = vote.keyHash else { continue }
+                    (keys.baseAddress! + made).initialize(to: (Key128(a: hash, b: 0), vote.seq))
+                    made += 1
+                }
             }
             if batch.records.contains(where: { !$0.idempotencyKey.isEmpty }) {
                 // Other events with keys (rare): every key in sequence order.
