@@ -27,9 +27,16 @@ public struct ElectionState: Sendable {
     public var votes: [Int] { storage.votes }
     public var invalidatedVotes: Int { storage.invalidatedVotes }
     /// Valid votes per series bucket start (microseconds) and nominee ordinal: a row for every
-    /// bucket a vote was counted in, as long as `nominees`. Built on each call (see `seriesRow`
-    /// for one bucket).
+    /// bucket a vote was counted or invalidated in, as long as `nominees`. Built on each call
+    /// (see `seriesRow` for one bucket, `seriesBuckets` for their starts).
     public var series: [Int64: [Int]] { storage.series }
+
+    /// The starts of the buckets `series` has rows for, in no particular order.
+    public var seriesBuckets: [Int64] { storage.seriesBuckets }
+
+    /// How many buckets the series' rows by number cover, and the room for counts in each (tests).
+    var seriesDenseBuckets: Int { storage.hasRow.count }
+    var seriesRowStride: Int { storage.rowStride }
 
     /// The row of `series` for the bucket starting at `bucket`, nil when no vote was counted in it.
     public func seriesRow(_ bucket: Int64) -> [Int]? { storage.seriesRow(bucket) }
@@ -130,20 +137,24 @@ public struct ElectionState: Sendable {
         var certified: CertifiedResult?
         @exclusivity(unchecked) var votes: [Int] = []
         var invalidatedVotes = 0
-        /// The series. The buckets numbered 0, 1, 2… from the origin, nearly every vote's, are
-        /// rows of `dense` (bucket n's count for nominee i at n * rowStride + i), which a vote
-        /// finds by its number with no hashing and no array of its own; `hasRow[n]` says
-        /// whether bucket n has one. Buckets before the origin or past `denseBuckets` have
-        /// their rows in `sparse`. The dense rows grow to the furthest bucket met, up to 2^20
-        /// counts (8 MB).
+        /// The series. The buckets numbered 0..<hasRow.count from the origin, nearly every
+        /// vote's, are rows of `dense` (bucket n's count for nominee i at n * rowStride + i),
+        /// which a vote finds by its number with no hashing and no array of its own;
+        /// `hasRow[n]` says whether bucket n has one. Every other bucket's row is in `sparse`.
+        /// The dense range grows (doubling) to take a bucket past it only while the rows fill
+        /// about half of it, and to at most 2^20 counts (8 MB), so that a few far buckets (a
+        /// ledger can hold votes cast at any time, counted all the same) stay in the dictionary
+        /// instead of making megabytes of empty rows.
         @exclusivity(unchecked) var dense: [Int] = []
+        @exclusivity(unchecked) var hasRow: [Bool] = []
+        /// How many of `hasRow` are set.
+        @exclusivity(unchecked) var denseRowCount = 0
+        @exclusivity(unchecked) var sparse: [Int64: [Int]] = [:]
         /// Room for counts in a dense row: at least `nominees.count`, doubled when a nomination
         /// needs more, so that nominations after votes lay the rows out again only a few times.
         @exclusivity(unchecked) var rowStride = 0
-        /// How many buckets may be dense rows, with `rowStride` counts each.
+        /// How many buckets the dense rows may cover, with `rowStride` counts each.
         @exclusivity(unchecked) var denseBuckets: Int64 = 1 << 20
-        @exclusivity(unchecked) var hasRow: [Bool] = []
-        @exclusivity(unchecked) var sparse: [Int64: [Int]] = [:]
         var scores: [ScoreSlot: (score: Int32, seq: UInt64)] = [:]
         @exclusivity(unchecked) var lastSeq: UInt64
         /// Who has voted, by the first 128 bits of their key.
@@ -177,6 +188,7 @@ public struct ElectionState: Sendable {
             c.rowStride = rowStride
             c.denseBuckets = denseBuckets
             c.hasRow = hasRow
+            c.denseRowCount = denseRowCount
             c.sparse = sparse
             c.scores = scores
             c.lastSeq = lastSeq
@@ -236,31 +248,41 @@ public struct ElectionState: Sendable {
 
         private func count(_ castAt: Timestamp, nominee i: Int, by delta: Int) {
             let (number, bucket) = ElectionDefinition.bucket(of: castAt, origin: bucketOrigin, width: bucketWidth)
-            if number >= 0 && number < denseBuckets {
+            if number >= Int64(hasRow.count) && number < denseBuckets && number < 2 * Int64(denseRowCount + sparse.count) + 64 {
+                growDense(toHold: Int(number))
+            }
+            if number >= 0 && number < Int64(hasRow.count) {
                 let n = Int(number)
-                if n >= hasRow.count { growDense(toHold: n) }
-                if !hasRow[n] { hasRow[n] = true }  // (a read, where a write checks the array is unshared)
+                if !hasRow[n] {  // (a read, where a write checks the array is unshared)
+                    hasRow[n] = true
+                    denseRowCount += 1
+                }
                 dense[n * rowStride + i] += delta
+            } else if let row = sparse.index(forKey: bucket) {
+                pad(&sparse.values[row])
+                sparse.values[row][i] += delta
             } else {
-                var row = sparse[bucket] ?? []
-                if row.count < nominees.count { row += Array(repeating: 0, count: nominees.count - row.count) }
-                row[i] += delta
+                var row = Array(repeating: 0, count: nominees.count)
+                row[i] = delta
                 sparse[bucket] = row
             }
         }
 
-
-        /// Makes room for dense rows up to bucket `n` (below `denseBuckets`), doubling.
+        /// Extends the dense rows to take bucket `n` (below `denseBuckets`), doubling, and moves
+        /// there the rows of `sparse` that the new range covers.
         private func growDense(toHold n: Int) {
-            let rows = min(max(n + 1, 2 * hasRow.count, 64), Int(denseBuckets))
-            hasRow += Array(repeating: false, count: rows - hasRow.count)
+            let old = hasRow.count
+            let rows = min(max(n + 1, 2 * old, 64), Int(denseBuckets))
+            hasRow += Array(repeating: false, count: rows - old)
             dense += Array(repeating: 0, count: rows * rowStride - dense.count)
-        }
-
-        /// The dense rows by bucket number, each as long as `nominees`.
-        private func denseRows() -> [(number: Int, row: ArraySlice<Int>)] {
-            let stride = rowStride, width = nominees.count
-            return hasRow.indices.filter { hasRow[$0] }.map { ($0, dense[$0 * stride..<$0 * stride + width]) }
+            for (bucket, row) in sparse {
+                guard let m = number(ofBucket: bucket), m >= old, m < rows else { continue }
+                let padded = padded(row)
+                dense.replaceSubrange(m * rowStride..<m * rowStride + padded.count, with: padded)
+                hasRow[m] = true
+                denseRowCount += 1
+                sparse[bucket] = nil
+            }
         }
 
         /// Lays the dense rows out again with room for `stride` counts each; a row past the
@@ -272,10 +294,12 @@ public struct ElectionState: Sendable {
             let kept = min(oldRows.count, Int(denseBuckets))
             hasRow = Array(repeating: false, count: kept)
             dense = Array(repeating: 0, count: kept * stride)
+            denseRowCount = 0
             for n in oldRows.indices where oldRows[n] {
                 let row = oldDense[n * old..<(n + 1) * old]
                 if n < kept {
                     hasRow[n] = true
+                    denseRowCount += 1
                     dense.replaceSubrange(n * stride..<n * stride + old, with: row)
                 } else {
                     sparse[start(ofBucket: n)] = Array(row)
@@ -285,25 +309,44 @@ public struct ElectionState: Sendable {
 
         private func start(ofBucket n: Int) -> Int64 { bucketOrigin.microseconds + Int64(n) * bucketWidth }
 
+        /// The number of the bucket starting at `bucket`, if that is a bucket start at or after
+        /// the origin.
+        private func number(ofBucket bucket: Int64) -> Int? {
+            let offset = bucket - bucketOrigin.microseconds
+            guard offset >= 0 && offset % bucketWidth == 0 else { return nil }
+            return Int(exactly: offset / bucketWidth)
+        }
+
+        /// A row as long as `nominees` (a row of `sparse` made before a late nomination is short).
+        private func pad(_ row: inout [Int]) {
+            if row.count < nominees.count { row += Array(repeating: 0, count: nominees.count - row.count) }
+        }
+
+        private func padded(_ row: [Int]) -> [Int] {
+            var row = row
+            pad(&row)
+            return row
+        }
+
+        /// The dense row of bucket `n`, if it has one.
+        private func denseRow(_ n: Int) -> [Int]? {
+            guard n < hasRow.count, hasRow[n] else { return nil }
+            return Array(dense[n * rowStride..<n * rowStride + nominees.count])
+        }
+
+        var seriesBuckets: [Int64] {
+            Array(sparse.keys) + hasRow.indices.filter { hasRow[$0] }.map(start(ofBucket:))
+        }
+
         var series: [Int64: [Int]] {
-            var all = sparse.mapValues { $0 + Array(repeating: 0, count: max(0, nominees.count - $0.count)) }
-            for (n, row) in denseRows() { all[start(ofBucket: n)] = Array(row) }
+            var all = sparse.mapValues(padded)
+            for n in hasRow.indices { if let row = denseRow(n) { all[start(ofBucket: n)] = row } }
             return all
         }
 
         func seriesRow(_ bucket: Int64) -> [Int]? {
-            let offset = bucket - bucketOrigin.microseconds
-            if offset >= 0 && offset % bucketWidth == 0 {
-                let n = offset / bucketWidth
-                guard n < Int64(hasRow.count) else { return n < denseBuckets ? nil : sparseRow(bucket) }
-                guard hasRow[Int(n)] else { return nil }
-                return Array(dense[Int(n) * rowStride..<Int(n) * rowStride + nominees.count])
-            }
-            return sparseRow(bucket)
-        }
-
-        private func sparseRow(_ bucket: Int64) -> [Int]? {
-            sparse[bucket].map { $0 + Array(repeating: 0, count: max(0, nominees.count - $0.count)) }
+            if let n = number(ofBucket: bucket), n < hasRow.count { return denseRow(n) }
+            return sparse[bucket].map(padded)
         }
     }
 }

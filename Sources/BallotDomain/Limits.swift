@@ -22,6 +22,7 @@ public enum Limits {
         if n <= 0 || n > max { throw refusal(bytes: n, what, max: max) }
     }
 
+    @inline(never)
     private static func refusal(bytes n: Int, _ what: String, max: Int) -> DomainError {
         n <= 0 ? DomainError(.badRequest, "\(what) is empty") : DomainError(.badRequest, "\(what) is \(n) bytes long; at most \(max)")
     }

@@ -146,6 +146,7 @@ extension Audit {
             lastTime = max(lastTime, timestamp)
         }
 
+        @inline(never)
         private mutating func noteTimeGoesBack(_ timestamp: Timestamp, _ seq: UInt64) {
             recordFindings.append(AuditFinding(severity: .tampered, events: seq...seq,
                                                what: "its timestamp \(timestamp) is earlier than the event before it (\(lastTime))"))

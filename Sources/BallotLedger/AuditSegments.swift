@@ -219,7 +219,7 @@ extension Audit {
         private mutating func decodeInFull(_ stored: (seq: UInt64, bytes: UnsafeRawBufferPointer), at i: Int, into batch: inout Batch) {
             let (seq, bytes) = stored
             do {
-                if let vote = try CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: keySeed) {
+                if let vote = try CodedVote.fieldByField(bytes, seq: seq, codes: &codes, keySeed: keySeed) {
                     batch.votes.append(vote)
                     return
                 }

@@ -28,7 +28,13 @@ extension Audit {
         static func decode(_ bytes: UnsafeRawBufferPointer, seq: UInt64, codes: inout TextCodes,
                            keySeed: UInt64) throws(LedgerError) -> CodedVote? {
             if let vote = common(bytes, seq: seq, codes: &codes, keySeed: keySeed) { return vote }
-            return try RecordCodec.reading(bytes, seq: seq) { r throws -> CodedVote? in
+            return try fieldByField(bytes, seq: seq, codes: &codes, keySeed: keySeed)
+        }
+
+        /// `decode` for what `common` leaves: the record read a field at a time.
+        static func fieldByField(_ bytes: UnsafeRawBufferPointer, seq: UInt64, codes: inout TextCodes,
+                                 keySeed: UInt64) throws(LedgerError) -> CodedVote? {
+            try RecordCodec.reading(bytes, seq: seq) { r throws -> CodedVote? in
                 let header = try RecordCodec.Header(&r, seq: seq)
                 guard header.kind == .voteCast else { return nil }
                 try header.key.checkUTF8()
@@ -317,8 +323,9 @@ extension Audit {
         }
 
         /// The vote, in the election at position `election`, with its nominee found there by
-        /// `find` (given the nominee's id, called once per code and election); nil when it is
-        /// not (the rules refuse the vote: the caller replays the record in full to say why).
+        /// `find` (given the nominee's id; called when the code was last found in another
+        /// election, or never); nil when it is not (the rules refuse the vote: the caller replays
+        /// the record in full to say why).
         ///
         /// The state is reached through `find`, only on that slow path: a call that took the
         /// state itself copied it (144 bytes) for every vote.

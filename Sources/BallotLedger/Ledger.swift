@@ -155,7 +155,7 @@ public final class Ledger {
         var everything = ProjectionChanges()
         for election in state.elections {
             everything.note(election.id)
-            for start in election.series.keys { everything.note(election.id, bucket: start) }
+            for start in election.seriesBuckets { everything.note(election.id, bucket: start) }
         }
         do {
             try env.write("rebuilding the projections") { txn in

@@ -172,7 +172,7 @@ public struct LedgerReader: Sendable {
             projections[LedgerKeys.projection(e.id, .tally)] = Tally(e).json.serialized()
             projections[LedgerKeys.projection(e.id, .jury)] = JuryTable(e).json.serialized()
             projections[LedgerKeys.projection(e.id, .ranking)] = Ranking(e).json.serialized()
-            for start in e.series.keys {
+            for start in e.seriesBuckets {
                 series[LedgerKeys.seriesBucket(e.id, start)] = VotesOverTimeBucket(e, bucket: start).json.serialized()
             }
         }

@@ -1,20 +1,25 @@
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 
 // The audit's threads and the lock they share, on POSIX threads directly: Foundation's `Thread`
 // and `NSCondition` would load Foundation (and ICU) into the auditor's tool for these alone,
 // which costs every start of it several milliseconds.
 
-/// A thread running `body`, with a stack of `stackSize` bytes; `join` waits for it to end.
+/// A thread running `body`, with a stack of `stackSize` bytes; `join` waits for it to end, and
+/// must be called once (a thread never joined would keep its resources to the end).
 final class HelperThread {
     private var thread = pthread_t()
+    private var joined = false
 
     init(stackSize: Int, _ body: @escaping @Sendable () -> Void) {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
-        pthread_attr_setstacksize(&attributes, stackSize)
+        let sized = pthread_attr_setstacksize(&attributes, stackSize)
+        precondition(sized == 0, "a thread stack of \(stackSize) bytes (error \(sized))")
         let context = Unmanaged.passRetained(Body(body)).toOpaque()
         let started = pthread_create(&thread, &attributes, { context in
             let body = Unmanaged<Body>.fromOpaque(context!).takeRetainedValue()
@@ -25,8 +30,12 @@ final class HelperThread {
     }
 
     func join() {
+        precondition(!joined, "a thread joined twice")
         pthread_join(thread, nil)
+        joined = true
     }
+
+    deinit { assert(joined, "a helper thread dropped without being joined") }
 
     private final class Body {
         let run: @Sendable () -> Void

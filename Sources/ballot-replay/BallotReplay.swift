@@ -2,6 +2,8 @@ import ArgumentParser
 import FoundationEssentials  // (not Foundation: it would load ICU and cost every start milliseconds)
 #if canImport(Glibc)
 import Glibc
+#elseif canImport(Musl)
+import Musl
 #endif
 import BallotDomain
 import BallotLedger
@@ -17,7 +19,8 @@ struct BallotReplay: ParsableCommand {
         discussion: """
             Exit codes of verify: 0 verified; 1 the ledger is intact but a stored projection or \
             checkpoint disagrees with the replay; 2 tampering or corruption found (the first bad \
-            sequence number is printed); 64 usage error; 66 ledger not found or unreadable.
+            sequence number is printed); 64 usage error; 66 ledger not found or unreadable. Any \
+            command: 73 report cannot write its page; 74 standard output cannot be written.
             """,
         subcommands: [Verify.self, TallyCommand.self, RankingCommand.self, Diff.self, Export.self, ReceiptCommand.self, Report.self])
 }
@@ -50,20 +53,47 @@ struct LedgerOption: ParsableArguments {
 
 /// Prints `message` to standard error and exits with `code`.
 func fail(_ code: Int32, _ message: String) -> Never {
-    writeAll(STDERR_FILENO, Array("ballot-replay: \(message)\n".utf8))
+    _ = writeFully(STDERR_FILENO, Array("ballot-replay: \(message)\n".utf8))  // (exits with `code` even if that fails)
     exit(code)
 }
 
-/// Writes every byte to the file descriptor, going on after short writes and interruptions; a
-/// failed write (a closed pipe) ends the command with 74.
-func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+/// Writes every byte of `bytes` to the file descriptor, going on after short writes and
+/// interruptions; nil when done, else the `errno` of the write that failed.
+func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
     var done = 0
     while done < bytes.count {
         let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, $0.count - done) }
         if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { exit(74) }
+        guard n > 0 else { return n < 0 ? errno : EIO }
         done += n
     }
+    return nil
+}
+
+/// Writes to standard output; a write that fails ends the command with 74 (I/O error). (A
+/// closed pipe ends it first with SIGPIPE, as it does any tool that writes to one.)
+func writeOut(_ bytes: [UInt8]) {
+    if let error = writeFully(STDOUT_FILENO, bytes) { fail(74, "cannot write to standard output: \(String(cString: strerror(error)))") }
+}
+
+/// Writes `bytes` to the file at `path` in full or not at all (a file beside it, renamed over
+/// it); nil when done, else what failed and why.
+func writeFileAtomically(_ path: String, _ bytes: [UInt8]) -> String? {
+    let temporary = "\(path).\(getpid()).tmp"
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { return String(cString: strerror(errno)) }
+    let failed = writeFully(fd, bytes)
+    close(fd)
+    if let failed {
+        unlink(temporary)
+        return String(cString: strerror(failed))
+    }
+    guard rename(temporary, path) == 0 else {
+        let error = errno
+        unlink(temporary)
+        return String(cString: strerror(error))
+    }
+    return nil
 }
 
 /// Runs a read that decodes records; a record that does not decode ends the command with 2 (and
@@ -192,12 +222,12 @@ struct Export: ParsableCommand {
                 buffer.append(contentsOf: EventJSON.render(record, leafHash: MerkleHash.leaf(bytes)).serialized())
                 buffer.append(0x0A)
                 if buffer.count >= 1 << 16 {
-                    writeAll(STDOUT_FILENO, buffer)
+                    writeOut(buffer)
                     buffer.removeAll(keepingCapacity: true)
                 }
                 return true
             }
         }
-        writeAll(STDOUT_FILENO, buffer)
+        writeOut(buffer)
     }
 }

@@ -135,11 +135,7 @@ struct Report: ParsableCommand {
             }
         }
         let page = HTMLReport(election: e, audit: audit, imports: imports, ledgerPath: ledger.ledger).render()
-        do {
-            try Data(page.utf8).write(to: URL(fileURLWithPath: out), options: .atomic)
-        } catch {
-            fail(73, "cannot write \(out): \(error)")
-        }
+        if let error = writeFileAtomically(out, Array(page.utf8)) { fail(73, "cannot write \(out): \(error)") }
         print("wrote \(out): \(e.id) — \(Verdict.headline(audit))")
         if audit.exitCode != 0 { throw ExitCode(audit.exitCode) }
     }

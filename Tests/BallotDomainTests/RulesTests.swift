@@ -320,8 +320,8 @@ import TestSupport
     /// the same reason, and leaves the state `apply` leaves: a second vote by a voter, votes
     /// cast before the window, after it and in the ledger's future, a channel too long, and
     /// votes spread over many buckets of the series, in and out of order, some 256 buckets
-    /// apart (where the replay's cache of rows collides). The series is also counted here by
-    /// hand, and a state copied between runs keeps its own numbers.
+    /// apart. The series is also counted here by hand, and a state copied between runs keeps
+    /// its own numbers.
     @Test func runsOfVotesAreReplayedAsEachWouldBe() throws {
         let election = try #require(state.ordinal(ofElection: id))
         let definition = Fixtures.definition()
@@ -432,13 +432,14 @@ import TestSupport
         vote(1, inBucket: 600_000, by: -1)
         #expect(byHand[origin + 260 * hour] == nil)
         expectSeries(try #require(state[id]), byHand, 2)
-        // A late nomination lays the rows out again, one count longer.
-        nominate("haugesund")
+        // Late nominations: the ninth lays the rows out again with room for 16 counts.
+        for name in ["haugesund", "raelingen", "vennesla", "n-a", "n-b", "n-c", "n-d"] { nominate(name) }
+        #expect(try #require(state[id]).seriesRowStride == 16)
         let copied = state
         let atCopy = byHand
-        for k in 0..<50 { vote(k % 3, inBucket: Int64(k * 5 % 240)) }
-        expectSeries(try #require(state[id]), byHand, 3)
-        expectSeries(try #require(copied[id]), atCopy, 3)
+        for k in 0..<50 { vote(k % 9, inBucket: Int64(k * 5 % 240)) }
+        expectSeries(try #require(state[id]), byHand, 9)
+        expectSeries(try #require(copied[id]), atCopy, 9)
         // Six thousand nominees (rows with room for 8,192 counts) leave room for 128 rows by
         // number: the rows past it move apart, and votes there stay apart.
         for k in 0..<6_000 { nominate("n\(k)") }
@@ -446,5 +447,43 @@ import TestSupport
         vote(4_321, inBucket: 127)
         vote(4_322, inBucket: 128)
         expectSeries(try #require(state[id]), byHand, nominees.count)
+    }
+
+    /// A vote cast far from the others (any time at all is counted) keeps its row apart: the
+    /// rows by number grow only while the buckets they cover are about half used, so it does
+    /// not make a row for every bucket before it (a hostile ledger of many elections, one such
+    /// vote each, would otherwise take megabytes an election). Once the buckets near the
+    /// origin fill, the rows by number take them, the far one staying apart.
+    @Test func aFarVoteDoesNotMakeRowsForEveryBucketBeforeIt() throws {
+        let definition = Fixtures.definition()
+        let hour: Int64 = 3_600_000_000, origin = definition.opensAt.microseconds
+        var state = LedgerState()
+        var seq: UInt64 = 0
+        func record(_ event: Event) {
+            seq += 1
+            state.apply(RecordedEvent(seq: seq, timestamp: definition.opensAt, actor: Fixtures.admin, event: event))
+        }
+        func vote(inBucket n: Int64) {
+            record(.voteCast(VoteCast(election: id, nominee: slug("bodo"), voter: Fixtures.voter(Int(seq)),
+                                      castAt: Timestamp(microseconds: origin + n * hour), channel: "")))
+        }
+        record(.electionDefined(definition))
+        record(.nomineeAdded(election: id, nomination: Fixtures.nomination("bodo")))
+        vote(inBucket: 100_000)
+        #expect(try #require(state[id]).seriesDenseBuckets == 0)
+        // From the last bucket down: the first rows stay apart until enough have come.
+        for n: Int64 in (0..<300).reversed() { vote(inBucket: n) }
+        let before = try #require(state[id]).seriesDenseBuckets
+        #expect(before > 0 && before < 300)
+        // A vote past the rows by number makes them grow, taking over the rows kept apart.
+        vote(inBucket: 250)
+        let e = try #require(state[id])
+        #expect(e.seriesDenseBuckets >= 300 && e.seriesDenseBuckets <= 1_024)
+        var expected = Dictionary(uniqueKeysWithValues: (0..<300).map { (origin + $0 * hour, [1]) })
+        expected[origin + 250 * hour] = [2]
+        expected[origin + 100_000 * hour] = [1]
+        #expect(e.series == expected)
+        #expect(e.seriesRow(origin + 100_000 * hour) == [1] && e.seriesRow(origin + 300 * hour) == nil)
+        #expect(Set(e.seriesBuckets) == Set(expected.keys) && e.seriesBuckets.count == expected.count)
     }
 }

@@ -564,6 +564,19 @@ struct AuditedLedger {
         #expect((python["checkpoints"] as? [[String: Any]])?.allSatisfy { $0["signature_checked"] as? Bool == true } == true)
     }
 
+    /// A page that cannot be written ends `report` with 73 and the reason, and leaves no file
+    /// half written beside where it was to go.
+    @Test func aReportThatCannotBeWrittenSaysWhy() throws {
+        let l = try AuditedLedger()
+        let missing = l.dir.sub("no-such-directory/report.html")
+        let made = try l.replay("report", "--ledger", l.path, "--election", Fixtures.electionID.value, "--out", missing)
+        #expect(made.status == 73)
+        #expect(made.stderr.contains("cannot write \(missing): No such file or directory"))
+        let page = l.dir.sub("report.html")
+        #expect(try l.replay("report", "--ledger", l.path, "--election", Fixtures.electionID.value, "--out", page).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: l.dir.path).filter { $0.hasPrefix("report.html.") }.isEmpty)
+    }
+
     /// The page as a browser renders it: the probe runs inside Chromium after layout and reads
     /// what is on screen (the bars' drawn widths, the shaded window, the visible verdict).
     @Test func theReportRendersInChromium() throws {
