@@ -38,7 +38,7 @@ public struct ElectionState: Sendable {
     var seriesDenseBuckets: Int { storage.hasRow.count }
     var seriesRowStride: Int { storage.rowStride }
 
-    /// The row of `series` for the bucket starting at `bucket`, nil when no vote was counted in it.
+    /// The row of `series` for the bucket starting at `bucket`, nil when it has none.
     public func seriesRow(_ bucket: Int64) -> [Int]? { storage.seriesRow(bucket) }
     /// The current score per (juror, nominee, criterion) and the event that set it.
     public var scores: [ScoreSlot: (score: Int32, seq: UInt64)] { storage.scores }
@@ -275,13 +275,12 @@ public struct ElectionState: Sendable {
             let rows = min(max(n + 1, 2 * old, 64), Int(denseBuckets))
             hasRow += Array(repeating: false, count: rows - old)
             dense += Array(repeating: 0, count: rows * rowStride - dense.count)
-            for (bucket, row) in sparse {
-                guard let m = number(ofBucket: bucket), m >= old, m < rows else { continue }
-                let padded = padded(row)
-                dense.replaceSubrange(m * rowStride..<m * rowStride + padded.count, with: padded)
+            let covered = sparse.keys.compactMap { bucket in number(ofBucket: bucket).map { (bucket, $0) } }.filter { $0.1 >= old && $0.1 < rows }
+            for (bucket, m) in covered {
+                let row = padded(sparse.removeValue(forKey: bucket)!)
+                dense.replaceSubrange(m * rowStride..<m * rowStride + row.count, with: row)
                 hasRow[m] = true
                 denseRowCount += 1
-                sparse[bucket] = nil
             }
         }
 
