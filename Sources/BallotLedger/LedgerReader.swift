@@ -135,13 +135,7 @@ public struct LedgerReader: Sendable {
     /// Every stored projection and series entry, keyed by database name and key: what a rebuild
     /// must reproduce byte for byte.
     public func storedProjections() throws -> [String: [[UInt8]: [UInt8]]] {
-        try storedProjectionsWithSize().projections
-    }
-
-    /// The stored projections and the number of events they reflect, from one snapshot.
-    public func storedProjectionsWithSize() throws -> (size: UInt64, projections: [String: [[UInt8]: [UInt8]]]) {
-        let stored = try storedEnd()
-        return (stored.size, stored.projections)
+        try storedEnd().projections
     }
 
     /// What a ledger holds at its end, from one snapshot: the number of events, the stored
@@ -320,10 +314,6 @@ public struct LedgerReader: Sendable {
     }
 
     /// The key of the last stored Merkle node as (last leaf index, level), or nil if none.
-    public func lastStoredNode() throws -> (lastLeaf: UInt64, level: Int)? {
-        try env.read { txn in try Self.lastStoredNode(in: txn, dbs) }
-    }
-
     private static func lastStoredNode(in txn: borrowing ReadTransaction, _ dbs: LedgerDatabases) throws -> (lastLeaf: UInt64, level: Int)? {
         try txn.withLastEntry(in: dbs.merkle) { key, _ in
             key.count == 9 ? (UInt64(bigEndian: key.loadUnaligned(as: UInt64.self)), Int(key[8])) : (UInt64.max, -1)

@@ -184,16 +184,8 @@ public struct MerkleFrontier: Sendable {
     /// and index, in increasing level order.
     public mutating func append(_ leaf: MerkleHash,
                                 store: (_ level: Int, _ index: UInt64, _ hash: MerkleHash) throws -> Void) rethrows {
-        let leafIndex = size
-        try store(0, leafIndex, leaf)
-        var carry = (level: 0, hash: leaf)
-        while let last = peaks.last, last.level == carry.level {
-            peaks.removeLast()
-            carry = (carry.level + 1, MerkleHash.node(last.hash, carry.hash))
-            try store(carry.level, leafIndex >> UInt64(carry.level), carry.hash)
-        }
-        peaks.append(carry)
-        size += 1
+        try store(0, size, leaf)
+        try append(subtree: leaf, level: 0, store: store)  // a leaf is a subtree of one
     }
 
     /// Adds `leaves` in order, as many `append(_:store:)` calls would, but a level at a time, so
