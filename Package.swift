@@ -93,9 +93,10 @@ let package = Package(
         .target(
             name: "BallotDaemon",
             dependencies: [
-                "BallotDomain", "BallotLedger", "BallotProtocol", "BallotConfig", "BallotImport",
+                "BallotDomain", "BallotStore", "BallotLedger", "BallotProtocol", "BallotConfig", "BallotImport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Configuration", package: "swift-configuration"),

@@ -2,6 +2,7 @@ import Foundation
 public import Logging
 import NIOCore
 import NIOPosix
+import NIOHTTP1
 public import ServiceLifecycle
 import BallotDomain
 import BallotLedger
@@ -28,21 +29,15 @@ public struct BallotDaemon: Service {
         defer { instance.release() }
         try InstanceGuard.claimSocketPath(config.socketPath)
 
-        let secret: [UInt8]
-        do {
-            secret = Array(try Data(contentsOf: URL(fileURLWithPath: config.secretFile)))
-        } catch {
-            throw DaemonError.setup("cannot read the voter secret file \(config.secretFile): \(error.localizedDescription)")
-        }
-        let hasher = try VoterHasher(secret: secret)
+        let hasher = try VoterHasher(secret: VoterSecretFile.load(config.secretFile))
         let checkpointKey = try CheckpointKeyFile.loadOrCreate(config.checkpointKeyFile, logger: logger)
+        let metrics = DaemonMetrics()
         let ledger = try Ledger(path: "\(config.dataDirectory)/ledger",
-                                options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize),
+                                options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize, observer: metrics),
                                                         verifyOnOpen: config.verifyOnOpen),
                                 checkpointKey: checkpointKey)
         logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.verified": "\(config.verifyOnOpen)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)",
                                               "checkpoint.public_key": "\(checkpointKey.publicKey.hex)"])
-        let metrics = DaemonMetrics()
         let writer = GroupCommitWriter(ledger: ledger, maxBatch: config.maxBatch,
                                        checkpointIntervalSeconds: config.checkpointIntervalSeconds > 0 ? config.checkpointIntervalSeconds : nil,
                                        metrics: metrics)
@@ -93,6 +88,18 @@ public struct BallotDaemon: Service {
             await stopWithoutServing()
             throw DaemonError.setup("cannot set the mode of \(config.socketPath): \(reason)")
         }
+        var metricsServer: (any Channel)?
+        if let address = config.metricsListen {
+            do {
+                metricsServer = try await Self.serveMetrics(on: address, loops: loops, render: config.renderMetrics)
+            } catch {
+                try? await server.close()
+                unlink(config.socketPath)
+                await stopWithoutServing()
+                throw DaemonError.setup("cannot listen for metrics on \(address): \(error)")
+            }
+            logger.info("serving metrics", metadata: ["metrics.address": "\(address)"])
+        }
         logger.info("serving", metadata: ["socket.path": "\(config.socketPath)", "socket.mode": "\(String(config.socketMode, radix: 8))",
                                           "event_loops": "\(config.eventLoops)"])
         SystemdNotify.ready()
@@ -101,6 +108,7 @@ public struct BallotDaemon: Service {
         try? await gracefulShutdown()
         logger.info("shutting down: no new connections")
         try? await server.close()
+        try? await metricsServer?.close()
         // Each connection answers the request in hand and closes; subscriptions end.
         writer.commits.close()
         await connections.closeAll()
@@ -111,6 +119,19 @@ public struct BallotDaemon: Service {
         ledger.close()
         unlink(config.socketPath)
         logger.info("stopped", metadata: ["ledger.size": "\(writer.head.size)"])
+    }
+
+    /// Serves `GET /metrics` over HTTP/1.1 on `address` (see `MetricsHTTPHandler`).
+    static func serveMetrics(on address: ListenAddress, loops: any EventLoopGroup, render: @escaping @Sendable () -> [UInt8]) async throws -> any Channel {
+        try await ServerBootstrap(group: loops)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: render))
+                }
+            }
+            .bind(host: address.host, port: address.port).get()
     }
 
     /// Each client is a file descriptor: lift the soft limit to the hard one, so that a

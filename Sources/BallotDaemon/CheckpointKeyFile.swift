@@ -31,7 +31,8 @@ enum CheckpointKeyFile {
         return try seed.withBytes { try CheckpointKey(seed: Array($0)) }
     }
 
-    private static func create(_ path: String, logger: Logger) throws -> CheckpointKey {
+    /// Makes a new key at `path`, which must not exist (`ballotd init`, or a first start).
+    static func create(_ path: String, logger: Logger) throws -> CheckpointKey {
         let key = CheckpointKey()
         let seedHex = key.seed.withUnsafeBytes { hexString($0) }
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)

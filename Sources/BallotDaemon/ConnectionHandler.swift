@@ -60,7 +60,9 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         service.metrics.connections.decrement()
+        if subscription != nil { service.metrics.subscribers.decrement() }
         pending.removeAll()
+        if importing != nil { service.metrics.importsInProgress.decrement() }
         importing = nil
         context.fireChannelInactive()
     }
@@ -181,6 +183,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .subscribe(let from):
             reply(Reply.ok(id: id, result: .object([("from", .uint(from))])), context)
             subscription = from
+            service.metrics.subscribers.increment()
             stream(context)
         case .importFile(let request):
             busy = true
@@ -190,6 +193,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 handler.reply(line, context)
             }
             importing = session
+            service.metrics.importsInProgress.increment()
             importCompleting = false
             bulk.remaining = request.size
             reply(session.goAhead, context)
@@ -218,6 +222,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         session.complete(on: context.eventLoop) {
             let (handler, context) = bound.value
+            if handler.importing != nil { handler.service.metrics.importsInProgress.decrement() }
             handler.importing = nil
             handler.busy = false
             handler.drain(context)

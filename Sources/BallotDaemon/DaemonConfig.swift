@@ -29,6 +29,8 @@ public struct DaemonConfig: Sendable {
     /// is closed; subscribers and clients awaiting a reply are not.
     public var idleTimeoutSeconds = 300
     public var access: AccessRules
+    /// Where to serve `GET /metrics` over HTTP for Prometheus; nil (the default) for nowhere.
+    public var metricsListen: ListenAddress?
     /// Renders the metrics for the `metrics` op in the Prometheus text format; `main` sets it
     /// when it bootstraps the metrics backend.
     public var renderMetrics: @Sendable () -> [UInt8] = { Array("# no metrics backend\n".utf8) }
@@ -70,4 +72,21 @@ public struct AccessRules: Sendable {
         if observerGroups.contains(gid) { return .observer }
         return nil
     }
+}
+
+/// A TCP address to listen on, written HOST:PORT (`127.0.0.1:9464`, `[::1]:9464`).
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty, !host.contains(" ") else { return nil }
+        self.host = host
+        self.port = port
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }

@@ -91,6 +91,13 @@ public enum DaemonConfigLoader {
         config.eventLoops = try number("event_loops", config.eventLoops)
         config.verifyOnOpen = try flag("verify_on_open", true)
         config.idleTimeoutSeconds = try number("idle_timeout", config.idleTimeoutSeconds)
+        let metricsListen = text("metrics_listen", "")
+        if !metricsListen.isEmpty {
+            guard let address = ListenAddress(metricsListen) else {
+                throw DaemonError.setup("metrics_listen is '\(metricsListen)'; write HOST:PORT, for example 127.0.0.1:9464 or [::1]:9464")
+            }
+            config.metricsListen = address
+        }
         let logLevel = text("log_level", "info")
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw DaemonError.setup("log_level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")

@@ -1,21 +1,69 @@
+import BallotDomain
+import BallotStore
 import Metrics
 
 /// What the daemon counts and times, through swift-metrics: `main` chooses the backend
-/// (Prometheus in `ballotd`), this code only records. Names follow Prometheus conventions.
+/// (Prometheus in `ballotd`), this code only records. Names follow Prometheus's conventions:
+/// a unit suffix (`_seconds`, `_bytes`), `_total` on counters, a timestamp rather than an age.
+/// docs/protocol.md ("metrics") lists each with what an operator reads from it.
 struct DaemonMetrics: Sendable {
+    // Writes.
     let appended = Counter(label: "ballotd_appended_events_total")
+    /// `vote.cast` events appended and acknowledged (live and imported): rate() is votes/s.
+    let votesAccepted = Counter(label: "ballotd_votes_accepted_total")
     let repeated = Counter(label: "ballotd_repeated_requests_total")
+    /// A batch from its first command taken off the queue to durable (decide, write, commit).
     let commitLatency = Timer(label: "ballotd_commit_duration_seconds")
+    /// LMDB's `mdb_txn_commit` alone: page writes and its two fsyncs, what the disk sets.
+    let syncLatency = Timer(label: "ballotd_sync_duration_seconds")
+    let failedCommits = Counter(label: "ballotd_failed_commits_total")
     let batchSize = Recorder(label: "ballotd_batch_commands", aggregate: true)
-    let connections = Meter(label: "ballotd_connections")
-    let connectionsOpened = Counter(label: "ballotd_connections_opened_total")
-    let sealedPeeks = Counter(label: "ballotd_sealed_peeks_total")
+    /// Commands waiting for the writer.
+    let queueDepth = Gauge(label: "ballotd_writer_queue_commands")
+    /// How long a write was held up by a growth of the map (the writer's stall).
+    let mapGrowthStall = Timer(label: "ballotd_map_growth_stall_seconds")
+    // The ledger.
     let ledgerEvents = Gauge(label: "ballotd_ledger_events")
     let mapBytes = Gauge(label: "ballotd_map_size_bytes")
     let mapUsedBytes = Gauge(label: "ballotd_map_used_bytes")
+    let lastCheckpointTime = Gauge(label: "ballotd_last_checkpoint_timestamp_seconds")
+    let lastCheckpointSeq = Gauge(label: "ballotd_last_checkpoint_seq")
+    // Clients.
+    let connections = Meter(label: "ballotd_connections")
+    let connectionsOpened = Counter(label: "ballotd_connections_opened_total")
+    let subscribers = Meter(label: "ballotd_subscribers")
+    let sealedPeeks = Counter(label: "ballotd_sealed_peeks_total")
+    // Imports.
+    let importsInProgress = Meter(label: "ballotd_imports_in_progress")
+    let importBytes = Counter(label: "ballotd_import_bytes_total")
+
+    /// Every labelled series starts at zero, so that a rate() or a dashboard panel has a series
+    /// to read before the first refusal or import.
+    init() {
+        for code in ErrorCode.allCases { Counter(label: "ballotd_refusals_total", dimensions: [("code", code.rawValue)]).increment(by: 0) }
+        for outcome in ImportRowOutcome.allCases { importRows(outcome, 0) }
+    }
 
     /// One counter per refusal code.
     func refused(_ code: String) {
         Counter(label: "ballotd_refusals_total", dimensions: [("code", code)]).increment()
+    }
+
+    enum ImportRowOutcome: String, CaseIterable { case accepted, alreadyPresent = "already_present", refused }
+
+    /// Rows of vote files read, by what became of them.
+    func importRows(_ outcome: ImportRowOutcome, _ count: Int = 1) {
+        Counter(label: "ballotd_import_rows_total", dimensions: [("outcome", outcome.rawValue)]).increment(by: count)
+    }
+}
+
+extension DaemonMetrics: EnvironmentObserver {
+    func committed(nanoseconds: UInt64, ok: Bool) {
+        if ok { syncLatency.recordNanoseconds(Int64(clamping: nanoseconds)) } else { failedCommits.increment() }
+    }
+
+    func grewMap(to mapSize: Int, stalledNanoseconds: UInt64) {
+        mapGrowthStall.recordNanoseconds(Int64(clamping: stalledNanoseconds))
+        mapBytes.record(Double(mapSize))
     }
 }

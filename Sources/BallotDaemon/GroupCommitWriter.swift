@@ -26,6 +26,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         var trial = Trial()
     }
     private var waiting: [Job] = []
+    /// The commands in `waiting`, for the queue-depth gauge.
+    private var waitingCommands = 0
     private var stopping = false
     private var stopped = false
     /// Resumed by the thread when it has written everything queued and ended.
@@ -57,6 +59,12 @@ final class GroupCommitWriter: @unchecked Sendable {
             statuses[e.id] = e.status
             standings[e.id] = storedStandings(e.id)
         }
+        metrics.ledgerEvents.record(Double(ledger.size))
+        if let info = try? ledger.storageInfo() {
+            metrics.mapBytes.record(Double(info.mapSize))
+            metrics.mapUsedBytes.record(Double(info.usedBytes))
+        }
+        recordCheckpoint(publishedCheckpoint)
     }
 
     /// Starts the writer thread.
@@ -86,6 +94,8 @@ final class GroupCommitWriter: @unchecked Sendable {
             return
         }
         waiting.append(job)
+        waitingCommands += job.submissions.count
+        metrics.queueDepth.record(waitingCommands)
         condition.signal()
         condition.unlock()
     }
@@ -173,6 +183,8 @@ final class GroupCommitWriter: @unchecked Sendable {
             }
             if let box = waiting.first?.trial {
                 let job = waiting.removeFirst()
+                waitingCommands -= job.submissions.count
+                metrics.queueDepth.record(waitingCommands)
                 condition.unlock()
                 answer([(job, Result { try ledger.trial(job.submissions, &box.trial) })])
                 continue
@@ -184,6 +196,8 @@ final class GroupCommitWriter: @unchecked Sendable {
                 count += job.submissions.count
                 waiting.removeFirst()
             }
+            waitingCommands -= count
+            metrics.queueDepth.record(waitingCommands)
             condition.unlock()
             // An import's job is a whole batch already: no copy of it.
             let batch = jobs.count == 1 ? jobs[0].submissions : jobs.flatMap(\.submissions)
@@ -193,7 +207,7 @@ final class GroupCommitWriter: @unchecked Sendable {
                 let elapsed = ContinuousClock.now - started
                 metrics.commitLatency.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
                 metrics.batchSize.record(batch.count)
-                record(outcomes)
+                record(batch, outcomes)
                 publish(changed: Self.elections(appendedBy: batch, outcomes))
                 var offset = 0
                 var answers: [(Job, Result<[Outcome], any Error>)] = []
@@ -237,11 +251,12 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     private func takeIntervalCheckpoint() {
         do {
-            let outcomes = try ledger.submit([Submission(.takeCheckpoint(.interval), by: .system)])
+            let batch = [Submission(.takeCheckpoint(.interval), by: .system)]
+            let outcomes = try ledger.submit(batch)
             if case .refused = outcomes[0] {
                 retryIntervalCheckpointAt = Timestamp(microseconds: SystemClock().now().microseconds + 60_000_000)
             }
-            record(outcomes)
+            record(batch, outcomes)
             publish(changed: [])
         } catch {
             metrics.refused("internal")
@@ -260,16 +275,20 @@ final class GroupCommitWriter: @unchecked Sendable {
         }
     }
 
-    private func record(_ outcomes: [Outcome]) {
+    private func record(_ batch: [Submission], _ outcomes: [Outcome]) {
         var appended = 0
-        for outcome in outcomes {
+        var votes = 0
+        for (submission, outcome) in zip(batch, outcomes) {
             switch outcome {
-            case .appended: appended += 1
+            case .appended:
+                appended += 1
+                if case .castVote = submission.command { votes += 1 }
             case .repeated: metrics.repeated.increment()
             case .refused(let e): metrics.refused(e.code.rawValue)
             }
         }
         metrics.appended.increment(by: appended)
+        metrics.votesAccepted.increment(by: votes)
         metrics.ledgerEvents.record(Double(ledger.size))
         if let info = try? ledger.storageInfo() {
             metrics.mapBytes.record(Double(info.mapSize))
@@ -302,6 +321,13 @@ final class GroupCommitWriter: @unchecked Sendable {
         publishedCheckpoint = checkpoint
         condition.unlock()
         commits.announce(size: head.0)
+        recordCheckpoint(checkpoint)
+    }
+
+    private func recordCheckpoint(_ checkpoint: (seq: UInt64, checkpoint: Checkpoint)?) {
+        guard let checkpoint else { return }
+        metrics.lastCheckpointSeq.record(Double(checkpoint.seq))
+        metrics.lastCheckpointTime.record(Double(checkpoint.checkpoint.takenAt.microseconds) / 1e6)
     }
 
     /// Wakes subscribers when a batch commits.

@@ -71,6 +71,7 @@ final class ImportSession {
         buffer.withUnsafeReadableBytes { raw in
             digest.update(raw)
             received += UInt64(raw.count)
+            writer.metrics.importBytes.increment(by: raw.count)
             guard failure == nil else { return }
             do {
                 try reader.feed(raw) { take($0) }
@@ -95,6 +96,7 @@ final class ImportSession {
 
     private func refuse(line: Int, voteID: String, _ refusal: ImportRefusal) {
         refused[refusal.reason, default: 0] += 1
+        if trialBox == nil { writer.metrics.importRows(.refused) }
         send(Reply.line(id: id, key: "refused", .object([
             ("line", .int(Int64(line))), ("vote_id", .string(voteID)),
             ("reason", .string(refusal.reason)), ("message", .string(refusal.message)),
@@ -130,6 +132,13 @@ final class ImportSession {
                 failure = ProtocolError(code, "import: \(request.file): stopped after \(accepted) accepted rows: \(error); run the import again to add the rest")
             }
         case .success(let outcomes):
+            let before = (accepted, alreadyPresent)
+            defer {
+                if trialBox == nil {
+                    writer.metrics.importRows(.accepted, Int(accepted - before.0))
+                    writer.metrics.importRows(.alreadyPresent, Int(alreadyPresent - before.1))
+                }
+            }
             for (outcome, row) in zip(outcomes, rowsSent) {
                 switch outcome {
                 case .appended(let receipt):

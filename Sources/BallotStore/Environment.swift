@@ -123,7 +123,13 @@ public final class Environment: @unchecked Sendable {
         _ body: (borrowing WriteTransaction) throws -> R
     ) throws -> R {
         try writerLock.withExclusive {
-            try growIfNearlyFull(context())
+            let started = ContinuousClock.now
+            var grew = try growIfNearlyFull(context())
+            defer {
+                if grew, let observer = options.observer, let size = try? info().mapSize {
+                    observer.grewMap(to: size, stalledNanoseconds: nanoseconds(since: started))
+                }
+            }
             while true {
                 do {
                     return try rawTransaction(readOnly: false, context: context()) { txn in
@@ -131,6 +137,7 @@ public final class Environment: @unchecked Sendable {
                     }
                 } catch let error as StoreError where error.kind == .mapFull {
                     try grow(because: error, context())
+                    grew = true
                     try beforeRetry()
                 }
             }
@@ -158,6 +165,11 @@ public final class Environment: @unchecked Sendable {
                 }
                 if readOnly && !commit {
                     mdb_txn_abort(txn)
+                } else if let observer = options.observer, !readOnly {
+                    let started = ContinuousClock.now
+                    let code = mdb_txn_commit(txn)
+                    observer.committed(nanoseconds: nanoseconds(since: started), ok: code == MDB_SUCCESS)
+                    try check(code, "mdb_txn_commit", context())
                 } else {
                     try check(mdb_txn_commit(txn), "mdb_txn_commit", context())
                 }
@@ -169,6 +181,11 @@ public final class Environment: @unchecked Sendable {
                 try check(mdb_env_set_mapsize(env, 0), "mdb_env_set_mapsize", "adopting the map size another process set for \(path)")
             }
         }
+    }
+
+    private func nanoseconds(since start: ContinuousClock.Instant) -> UInt64 {
+        let elapsed = ContinuousClock.now - start
+        return UInt64(elapsed.components.seconds) * 1_000_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000)
     }
 
     // MARK: Map size
@@ -191,11 +208,12 @@ public final class Environment: @unchecked Sendable {
             readers: Int(info.me_numreaders), maxReaders: Int(info.me_maxreaders))
     }
 
-    private func growIfNearlyFull(_ context: @autoclosure () -> String) throws {
+    /// Grows the map ahead of a write once `growAtUse` of it is used; true if it did.
+    private func growIfNearlyFull(_ context: @autoclosure () -> String) throws -> Bool {
         let now = try info()
-        if Double(now.usedBytes) >= Double(now.mapSize) * options.growAtUse, now.mapSize < options.maxMapSize {
-            try setMapSize(min(now.mapSize * 2, options.maxMapSize), context())
-        }
+        guard Double(now.usedBytes) >= Double(now.mapSize) * options.growAtUse, now.mapSize < options.maxMapSize else { return false }
+        try setMapSize(min(now.mapSize * 2, options.maxMapSize), context())
+        return true
     }
 
     private func grow(because error: StoreError, _ context: @autoclosure () -> String) throws {

@@ -16,6 +16,8 @@ public struct EnvironmentOptions: Sendable {
     public var durable: Bool
     /// Permissions for the files LMDB creates.
     public var fileMode: UInt32
+    /// Told the cost of each commit and of each map growth, for metrics; nil for no one.
+    public var observer: (any EnvironmentObserver)?
 
     public init(
         mapSize: Int = 1 << 30,
@@ -25,7 +27,8 @@ public struct EnvironmentOptions: Sendable {
         maxReaders: Int = 126,
         readOnly: Bool = false,
         durable: Bool = true,
-        fileMode: UInt32 = 0o600
+        fileMode: UInt32 = 0o600,
+        observer: (any EnvironmentObserver)? = nil
     ) {
         self.mapSize = mapSize
         self.maxMapSize = max(mapSize, maxMapSize)
@@ -35,7 +38,18 @@ public struct EnvironmentOptions: Sendable {
         self.readOnly = readOnly
         self.durable = durable
         self.fileMode = fileMode
+        self.observer = observer
     }
+}
+
+/// Hears what writes cost, on the writing thread, right after the fact: keep it quick.
+public protocol EnvironmentObserver: Sendable {
+    /// A write transaction's `mdb_txn_commit` returned `ok` after `nanoseconds`: its page writes
+    /// and LMDB's two fsyncs (data pages, then the meta page), the part of a commit the disk sets.
+    func committed(nanoseconds: UInt64, ok: Bool)
+    /// A write was held up `nanoseconds` by growing the map to `mapSize` bytes: the growth itself
+    /// and, when the map filled mid-transaction, the aborted attempt and the redo.
+    func grewMap(to mapSize: Int, stalledNanoseconds: UInt64)
 }
 
 /// A snapshot of `mdb_env_info` and `mdb_env_stat`.

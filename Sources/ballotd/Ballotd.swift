@@ -15,9 +15,15 @@ struct Ballotd: AsyncParsableCommand {
         discussion: """
             Settings come from the command line, then BALLOTD_* environment variables, then the \
             configuration file (--config, else /etc/ballotledger/ballotd.yaml if it exists), then \
-            defaults. See config/ballotd.yaml for every key.
-            """)
+            defaults. See config/ballotd.yaml for every key. A first start: `ballotd init`, then \
+            `ballotd`.
+            """,
+        subcommands: [Serve.self, Init.self],
+        defaultSubcommand: Serve.self)
+}
 
+/// Where the daemon's files are: what both `serve` and `init` need.
+struct Locations: ParsableArguments {
     @Option(name: .customLong("config"), help: "The YAML configuration file.")
     var configFile: String?
 
@@ -30,11 +36,47 @@ struct Ballotd: AsyncParsableCommand {
     @Option(name: .customLong("secret-file"), help: "File holding the HMAC secret for voter identifiers (16 bytes or more). Key: secret_file.")
     var secretFile: String?
 
-    @Option(name: .customLong("checkpoint-key-file"), help: "The Ed25519 checkpoint signing key, created if missing. Key: checkpoint_key_file.")
+    @Option(name: .customLong("checkpoint-key-file"), help: "The Ed25519 checkpoint signing key. Key: checkpoint_key_file.")
     var checkpointKeyFile: String?
+
+    /// These options as they were given, to repeat them.
+    var arguments: [String] {
+        [("--config", configFile), ("--data-dir", dataDirectory), ("--socket", socketPath), ("--secret-file", secretFile),
+         ("--checkpoint-key-file", checkpointKeyFile)].flatMap { flag, value in value.map { [flag, $0] } ?? [] }
+    }
+
+    var flags: [String: String] {
+        var flags: [String: String] = [:]
+        flags["data_dir"] = dataDirectory
+        flags["socket"] = socketPath
+        flags["secret_file"] = secretFile
+        flags["checkpoint_key_file"] = checkpointKeyFile
+        return flags
+    }
+
+    /// The settings these flags and the rest of the command line give; a bad one exits 64.
+    func load(flags more: [String: String] = [:], lists: [String: [String]] = [:]) async throws -> (config: DaemonConfig, logLevel: String) {
+        do {
+            return try await DaemonConfigLoader.load(configFile: configFile, commandLine: flags.merging(more) { _, new in new },
+                                                     commandLineLists: lists, daemonUID: getuid())
+        } catch {
+            FileHandle.standardError.write(Data("ballotd: \(error)\n".utf8))
+            throw ExitCode(64)
+        }
+    }
+}
+
+/// `ballotd [serve]`: run the daemon.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the daemon (the default).")
+
+    @OptionGroup var locations: Locations
 
     @Option(name: .customLong("socket-mode"), help: "Octal permissions of the socket file. Key: socket_mode.")
     var socketMode: String?
+
+    @Option(name: .customLong("metrics-listen"), help: "HOST:PORT to serve GET /metrics over HTTP, for Prometheus (off unless set). Key: metrics_listen.")
+    var metricsListen: String?
 
     @Option(name: .customLong("admin-uid"), help: "A uid granted the admin role (repeatable). Key: access.admin_uids.")
     var adminUIDs: [UInt32] = []
@@ -60,11 +102,8 @@ struct Ballotd: AsyncParsableCommand {
 
     func run() async throws {
         var flags: [String: String] = [:]
-        flags["data_dir"] = dataDirectory
-        flags["socket"] = socketPath
-        flags["secret_file"] = secretFile
         flags["socket_mode"] = socketMode
-        flags["checkpoint_key_file"] = checkpointKeyFile
+        flags["metrics_listen"] = metricsListen
         flags["log_level"] = logLevel
         if noVerify { flags["verify_on_open"] = "false" }
         var lists: [String: [String]] = [:]
@@ -72,19 +111,13 @@ struct Ballotd: AsyncParsableCommand {
         if !importerUIDs.isEmpty { lists["access.importer_uids"] = importerUIDs.map(String.init) }
         if !observerUIDs.isEmpty { lists["access.observer_uids"] = observerUIDs.map(String.init) }
         if !jurors.isEmpty { lists["access.jurors"] = jurors }
+        let loaded = try await locations.load(flags: flags, lists: lists)
 
-        let loaded: (config: DaemonConfig, logLevel: String)
-        do {
-            loaded = try await DaemonConfigLoader.load(configFile: configFile, commandLine: flags, commandLineLists: lists, daemonUID: getuid())
-        } catch {
-            FileHandle.standardError.write(Data("ballotd: \(error)\n".utf8))
-            throw ExitCode(64)
-        }
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
-        // Commit latency buckets, 200 µs to 1 s.
-        factory.defaultDurationHistogramBuckets = [200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 500_000, 1_000_000].map { .microseconds($0) }
+        // Latency buckets, 100 µs to 2 s: an fsync on a good disk takes a few hundred µs.
+        factory.defaultDurationHistogramBuckets = [100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000, 500_000, 1_000_000, 2_000_000].map { .microseconds($0) }
         factory.defaultValueHistogramBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 10_000]
         MetricsSystem.bootstrap(factory)
         var config = loaded.config
@@ -99,6 +132,34 @@ struct Ballotd: AsyncParsableCommand {
         } catch {
             FileHandle.standardError.write(Data("ballotd: \(error)\n".utf8))
             throw ExitCode(1)
+        }
+    }
+}
+
+/// `ballotd init`: make the data directory, the voter secret and the checkpoint key.
+struct Init: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Make the data directory, the voter secret and the checkpoint key for a first start.",
+        discussion: """
+            Reads the same settings as the daemon (--config, BALLOTD_*, flags) and creates what they \
+            name: the data directory, the voter secret (32 random bytes, mode 0600), the Ed25519 \
+            checkpoint key (mode 0600, its public key in FILE.pub) and the socket's directory. \
+            Refuses, changing nothing, if the secret, the key or a ledger exists already. Prints \
+            what it made and what to back up. Exits 0 when done, 64 on a bad setting, 73 when it \
+            refuses or cannot create a file.
+            """)
+
+    @OptionGroup var locations: Locations
+
+    func run() async throws {
+        let config = try await locations.load().config
+        do {
+            let report = try DaemonInit.run(config)
+            print(DaemonInit.describe(report, config: config, startCommand: (["ballotd"] + locations.arguments).joined(separator: " ")))
+        } catch {
+            FileHandle.standardError.write(Data("ballotd: \(error)\n".utf8))
+            throw ExitCode(73)
         }
     }
 }
