@@ -25,6 +25,9 @@ public final class DaemonProcess: @unchecked Sendable {
         return url.appendingPathComponent("ballotd").path
     }
 
+    /// The directory of the built executables (`ballotd`, `ballotctl`, `ballot-replay`).
+    public static var binaryDirectory: String { URL(fileURLWithPath: binary).deletingLastPathComponent().path }
+
     /// Starts a daemon; `arguments` are added to the data directory, socket and secret.
     public init(directory: TemporaryDirectory = TemporaryDirectory("ballotd"), arguments: [String] = [],
                 environment: [String: String] = [:], waitForSocket: Bool = true) throws {
@@ -100,7 +103,7 @@ public struct DaemonTestError: Error, CustomStringConvertible {
 /// Runs a built executable from the same directory as `ballotd` (`ballotctl`, say) to completion.
 public func runTool(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: DaemonProcess.binary).deletingLastPathComponent().appendingPathComponent(name)
+    p.executableURL = URL(fileURLWithPath: DaemonProcess.binaryDirectory).appendingPathComponent(name)
     p.arguments = arguments
     p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
     let out = Pipe()
