@@ -47,7 +47,9 @@ public struct ElectionDefinition: Sendable, Equatable {
         var seen = Set<CriterionID>()
         for c in criteria {
             guard seen.insert(c.id).inserted else { throw bad("criterion '\(c.id)' is listed twice") }
-            guard c.weight.isFinite, c.weight > 0 else { throw bad("criterion '\(c.id)' has weight \(c.weight); weights must be positive") }
+            guard c.weight.isFinite, c.weight > 0, c.weight <= Limits.criterionWeight else {
+                throw bad("criterion '\(c.id)' has weight \(c.weight); weights must be positive and at most \(Int(Limits.criterionWeight))")
+            }
             guard !c.title.isEmpty, c.title.utf8.count <= Limits.name else {
                 throw bad("criterion '\(c.id)' title must be 1 to \(Limits.name) bytes")
             }

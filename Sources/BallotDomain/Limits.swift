@@ -10,7 +10,13 @@ public enum Limits {
     public static let criteria = 64
     public static let nominees = 1000
     public static let jurors = 1000
-    public static let elections = 100_000
+    /// A checkpoint lists every election's digests under a 16-bit count (docs/ledger-format.md).
+    public static let elections = 65_535
+    /// The largest weight a criterion may have. Weights are relative, so this costs no
+    /// expressiveness; it keeps the jury's weighted sums finite (64 criteria × 10⁶ × scores of
+    /// at most 10⁶ in size), where a weight such as 1e308 overflowed to infinity, which JSON
+    /// cannot represent.
+    public static let criterionWeight = 1_000_000.0
 
     static func check(_ value: String, _ what: String, max: Int) throws(DomainError) {
         try check(bytes: value.utf8.count, what, max: max)

@@ -69,6 +69,53 @@ import TestSupport
         #expect(refuse(.defineElection(d))?.message.contains("listed twice") == true)
     }
 
+    /// A weight of 1e308 made the jury's weighted sum infinite, which JSON cannot hold: the
+    /// daemon died on the first score, and again on every restart. Weights are bounded at the
+    /// door, and the largest allowed values still give finite projections.
+    @Test mutating func criterionWeightsAreBoundedAndTheLargestStayFinite() throws {
+        var d = Fixtures.definition(slug("heavy"))
+        d.criteria[0].weight = 1e308
+        let refusal = refuse(.defineElection(d))
+        #expect(refusal?.code == .badRequest)
+        #expect(refusal?.message.contains("criterion 'results' has weight 1e+308") == true, "\(refusal?.message ?? "")")
+
+        // The extremes that pass: 64 criteria at the largest weight, the widest scale, every
+        // score at either end.
+        d = Fixtures.definition(slug("extreme"))
+        d.scale = ScoreScale(min: -1_000_000, max: 1_000_000)
+        d.criteria = (0..<Limits.criteria).map { Criterion(id: slug("c\($0)"), title: "C\($0)", weight: Limits.criterionWeight) }
+        try accept(.defineElection(d), at: inWindow)
+        for n in ["a", "b"] { try accept(.addNominee(election: d.id, nomination: Fixtures.nomination(n)), at: inWindow) }
+        try accept(.addJuror(election: d.id, juror: slug("j"), name: "J"), at: inWindow)
+        for c in d.criteria {
+            try accept(.scoreJury(election: d.id, juror: slug("j"), nominee: slug("a"), criterion: c.id, score: 1_000_000), at: inWindow)
+            try accept(.scoreJury(election: d.id, juror: slug("j"), nominee: slug("b"), criterion: c.id, score: -1_000_000), at: inWindow)
+        }
+        let election = try #require(state[d.id])
+        for document in [JuryTable(election).json, Ranking(election).json, Tally(election).json] {
+            #expect(!document.serialized().isEmpty)
+        }
+        #expect(JuryTable(election).row(slug("a"))?.normalized == 1)
+        #expect(JuryTable(election).row(slug("b"))?.normalized == 0)
+    }
+
+    /// A checkpoint counts the elections in 16 bits: the 65,536th election crashed every
+    /// checkpoint. The rules stop at the count the format can hold.
+    @Test func theElectionCountStopsWhereTheCheckpointFormatDoes() throws {
+        #expect(Limits.elections <= Int(UInt16.max))
+        var many = LedgerState()
+        var seq: UInt64 = 0
+        for i in 0..<Limits.elections {
+            let event = try many.decide(.defineElection(Fixtures.definition(slug("e\(i)"))), at: inWindow, lookupVote: lookup)
+            seq += 1
+            many.apply(RecordedEvent(seq: seq, timestamp: inWindow, actor: Fixtures.admin, event: event))
+        }
+        #expect(many.elections.count == Int(UInt16.max))
+        #expect(throws: DomainError.self) {
+            try many.decide(.defineElection(Fixtures.definition(slug("one-too-many"))), at: inWindow, lookupVote: lookup)
+        }
+    }
+
     @Test func oversizedTextIsRefusedNotWritten() {
         let long = String(repeating: "ø", count: 40_000)   // 80,000 UTF-8 bytes: past the format's 16-bit lengths
         #expect(refuse(.addJuror(election: id, juror: slug("jury-z"), name: long))?.message.contains("at most 256") == true)

@@ -42,6 +42,29 @@ import TestSupport
         }
     }
 
+    /// Every count the format stores in 16 bits holds the most the rules let through: a
+    /// checkpoint of `Limits.elections` elections, a definition of `Limits.criteria` criteria,
+    /// a certified ranking of `Limits.nominees` nominees, each round-trips (the 65,536th
+    /// election once trapped in the encoder on every checkpoint).
+    @Test func theLargestCountsTheRulesAllowFitTheFormat() throws {
+        #expect([Limits.elections, Limits.criteria, Limits.nominees].allSatisfy { $0 <= Int(UInt16.max) })
+        let digests = Checkpoint.ElectionDigests(election: id, tally: Fixtures.voter(1).digest, jury: Fixtures.voter(2).digest, ranking: Fixtures.voter(3).digest)
+        var definition = Fixtures.definition()
+        definition.criteria = (0..<Limits.criteria).map { Criterion(id: Fixtures.slug("c\($0)"), title: "C", weight: Limits.criterionWeight) }
+        let largest: [Event] = [
+            .checkpointSigned(Checkpoint(size: 70_000, root: Fixtures.voter(4).digest, takenAt: t, reason: .interval,
+                                         elections: Array(repeating: digests, count: Limits.elections),
+                                         publicKey: Fixtures.voter(5).digest, signature: Array(repeating: 7, count: Checkpoint.signatureBytes))),
+            .electionDefined(definition),
+            .resultCertified(CertifiedResult(election: id, winner: Fixtures.slug("n0"), ranking: (0..<Limits.nominees).map { Fixtures.slug("n\($0)") })),
+        ]
+        for (i, event) in largest.enumerated() {
+            let record = RecordedEvent(seq: UInt64(70_001 + i), timestamp: t, actor: Fixtures.admin, event: event)
+            let bytes = RecordCodec.encode(record)
+            #expect(try bytes.withUnsafeBytes { try RecordCodec.decode($0, seq: record.seq) } == record)
+        }
+    }
+
     func decode(_ bytes: [UInt8], seq: UInt64 = 5) -> LedgerError? {
         do {
             _ = try bytes.withUnsafeBytes { try RecordCodec.decode($0, seq: seq) }
