@@ -285,11 +285,17 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         }.whenComplete { result in
             let (handler, context) = bound.value
-            handler.busy = false
-            guard case .success(let lines) = result else { return context.close(promise: nil) }
+            guard case .success(let lines) = result else {
+                handler.busy = false
+                return context.close(promise: nil)
+            }
+            // The position moves before the lines go out, and the stream stays busy while they
+            // do: a flush can turn the channel writable again and call `stream` from inside it,
+            // which used to read this chunk a second time from the old position.
+            handler.subscription = next + UInt64(lines.count)
             for line in lines { context.write(handler.wrapOutboundOut(ByteBuffer(bytes: line)), promise: nil) }
             context.flush()
-            handler.subscription = next + UInt64(lines.count)
+            handler.busy = false
             if lines.isEmpty {
                 let loop = context.eventLoop
                 handler.service.writer.commits.notify(whenMoreThan: next - 1) { more in

@@ -125,6 +125,52 @@ import BallotDomain
     }
 }
 
+extension StreamingAndProofTests {
+    /// A subscriber that reads slowly while an import appends 100,000 votes sees every sequence
+    /// number exactly once, in order. Before the fix a flush that made the channel writable
+    /// again re-entered the stream and sent chunks of 256 events twice (1–512, 257–768, …).
+    @Test func aSlowSubscriberSeesEveryEventOnceAndInOrder() throws {
+        let daemon = try DaemonProcess()
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        let file = daemon.directory.sub("votes.csv")
+        let generated = try runTool("ballotctl", ["generate", "--election-file", Fixtures.electionFile("imdi-2022"), "--rows", "100000",
+                                                  "--duplicates", "0", "--malformed", "0", "--out", file])
+        #expect(generated.status == 0, "\(generated.stderr)")
+
+        let sub = try BallotClient(socketPath: daemon.socketPath, timeout: 30)
+        #expect(try sub.call(["id": "s", "op": "subscribe", "from": 1]).isOK)
+        final class Done: @unchecked Sendable { var status: Int32 = -1 }
+        let done = Done()
+        let imported = DispatchSemaphore(value: 0)
+        let socket = daemon.socketPath
+        Thread.detachNewThread {
+            done.status = (try? runTool("ballotctl", ["--socket", socket, "import", file]))?.status ?? -2
+            imported.signal()
+        }
+        var seen: [Int] = []
+        var finalSize: Int?
+        while finalSize == nil || seen.last! < finalSize! {
+            guard let event = try sub.readReply(), let seq = event["seq"] as? Int else { break }
+            seen.append(seq)
+            // Slow at first, so that the daemon's writes back up and the channel's writability
+            // goes off and on while the import appends.
+            if seen.count < 40_000 && seen.count % 32 == 0 { usleep(300) }
+            // The import's record is its last event: the ledger's size once ballotctl is done.
+            if event["type"] as? String == "import.recorded" {
+                imported.wait()
+                finalSize = try c.call(["op": "status"]).result?["ledger_size"] as? Int
+            }
+        }
+        #expect(done.status == 0)
+        let size = try #require(finalSize)
+        #expect(size > 100_000)
+        #expect(seen.count == size, "\(seen.count) lines for \(size) events")
+        #expect(seen.elementsEqual(1...size), "first out of order: \(zip(seen, 1...).first { $0.0 != $0.1 }.map { "\($0.0) where \($0.1) was due" } ?? "none")")
+        #expect(daemon.terminate() == 0)
+    }
+}
+
 @Suite(.serialized, .timeLimit(.minutes(2))) struct MetricsTests {
     @Test func metricsCountAppendsRefusalsAndSealedPeeks() throws {
         let daemon = try DaemonProcess()
