@@ -1,11 +1,13 @@
 /// Splits CSV bytes into rows of fields as they stream in (RFC 4180: `,` between fields, `"`
-/// around a field that holds `,`, `"` (doubled) or a line break; LF or CRLF between rows; a
-/// UTF-8 byte-order mark at the start is dropped). Memory is bounded by `maxRowBytes` plus one
-/// chunk, however large the file.
+/// around a field that holds `,` or `"` (doubled); LF or CRLF between rows; a UTF-8 byte-order
+/// mark at the start is dropped). Memory is bounded by `maxRowBytes` plus one chunk, however
+/// large the file.
 ///
-/// A malformed row is reported with its line and skipped; it never swallows the rest of the
-/// file. A quoted field left open is reported at the line where it opened, and scanning resumes
-/// on the next line, so the rows after it are still read.
+/// One line is one row: unlike RFC 4180, a quoted field may not hold a line break, since no
+/// field of a vote does, and a stray quote must not join the lines after it into one row.
+/// A malformed line is reported with its own line number and skipped, and the next line is
+/// read as usual, so every line of a file is accounted for. A carriage return that does not
+/// end a line (a file with classic Mac line endings) is refused in the same way.
 ///
 /// Written by hand rather than with CSV.swift: that library read 265,000 rows/s here, half the
 /// import's end-to-end target on its own (docs/import.md has the measurement).
@@ -152,6 +154,9 @@ public struct CSVScanner {
                         return .needMore(inQuotes: true)
                     }
                     let c = b[i]
+                    if c == lf {
+                        return .bad("the quoted field \(fieldEnds.count + 1) is not closed on its line (a field cannot span lines)", resumeAt: i + 1)
+                    }
                     if c == quote {
                         if i + 1 < b.count && b[i + 1] == quote {
                             fieldBytes.append(quote)
@@ -181,6 +186,12 @@ public struct CSVScanner {
                 let c = b[i]
                 if c == comma || c == lf { break }
                 if c == quote { return .bad("a quote inside unquoted field \(fieldEnds.count + 1)", resumeAt: restOfLine(i)) }
+                if c == cr {
+                    if i + 1 == b.count { if atEnd { break } else { return .needMore(inQuotes: false) } }
+                    if b[i + 1] != lf {
+                        return .bad("a carriage return that does not end the line: lines must end in LF or CRLF (is this a file with classic Mac line endings? convert it first)", resumeAt: restOfLine(i))
+                    }
+                }
                 i += 1
             }
             guard i < b.count || atEnd else { return .needMore(inQuotes: false) }
