@@ -104,10 +104,19 @@ final class ConnectionHandler: ChannelInboundHandler {
             if !busy || subscription != nil || importing != nil { context.close(promise: nil) }
         case ChannelEvent.inputClosed:
             inputClosed = true
+            if let session = importing, !session.allReceived {
+                session.stopReceiving(because: "the client closed its sending side")
+                return importProgress(context)
+            }
             drain(context)
         case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
             // Nothing arrived for the idle timeout: a half-sent line, or a forgotten client.
             if subscription == nil && !busy && pending.isEmpty { context.close(promise: nil) }
+            // An import whose file stopped arriving (not one paused while its batches commit).
+            if let session = importing, !session.allReceived, !session.wantsPause {
+                session.stopReceiving(because: "nothing arrived for the idle timeout")
+                importProgress(context)
+            }
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -223,8 +232,11 @@ final class ConnectionHandler: ChannelInboundHandler {
         session.complete(on: context.eventLoop) {
             let (handler, context) = bound.value
             if handler.importing != nil { handler.service.metrics.importsInProgress.decrement() }
+            let cutShort = handler.importing?.cutShort == true
             handler.importing = nil
             handler.busy = false
+            // The rest of a file cut short may still come; it must not be read as requests.
+            if cutShort { return context.close(promise: nil) }
             handler.drain(context)
         }
     }

@@ -64,7 +64,23 @@ final class ImportSession {
     var allReceived: Bool { received == request.size }
     /// Whether the connection should stop reading until a batch comes back.
     var wantsPause: Bool { inFlight >= Self.maxInFlight }
-    var finished: Bool { allReceived && inFlight == 0 && batch.isEmpty }
+    var finished: Bool { (allReceived || cutShort) && inFlight == 0 && (batch.isEmpty || cutShort) }
+    /// The file stopped arriving before `request.size` bytes (see `cutShort(_:)`).
+    private(set) var cutShort = false
+
+    /// The client will send no more of the file (it closed its sending side, or sent nothing
+    /// for the idle timeout): the rows not yet sent to the writer are dropped, no import is
+    /// recorded, and the reply is an error naming the bytes received. Batches already committed
+    /// stay; running the import again finds them already present and adds the rest.
+    func stopReceiving(because why: String) {
+        guard !allReceived, !cutShort else { return }
+        cutShort = true
+        batch.removeAll()
+        lines.removeAll()
+        if failure == nil {
+            failure = ProtocolError(.badRequest, "import: \(request.file): \(why) after \(received) of the \(request.size) bytes announced; the import was not recorded, and run again it adds what is missing")
+        }
+    }
 
     /// Takes the next bytes of the file. `loop` and `done` are for the writer's answers.
     func receive(_ buffer: ByteBuffer, on loop: any EventLoop, done: @escaping @Sendable () -> Void) {

@@ -138,6 +138,41 @@ import Glibc
         s.daemon.terminate()
     }
 
+    /// An import whose file stops short of its announced size ends with an error that names the
+    /// bytes received, records nothing, and closes the connection, whether the client shuts its
+    /// sending side or just stops sending (issue 18, defect 3: neither was ever answered).
+    @Test(arguments: ["half-close", "stall"]) func anImportCutShortEndsWithItsBytesNamed(how: String) throws {
+        let dir = TemporaryDirectory("import-short")
+        let daemon = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"], environment: ["BALLOTD_IDLE_TIMEOUT": "2"])
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        let before = try #require(try c.call(["op": "status"]).result?["ledger_size"] as? Int)
+
+        let body = Array("vote_id,election,voter,nominee,cast_at,channel\ns1,imdi-2022,a@x.no,kinn,2022-11-05T12:00:00Z,web\ns2,imdi-2022,b@x.no,kinn,2022-11-05T12:00:00Z,web\n".utf8)
+        let importer = try BallotClient(socketPath: daemon.socketPath, timeout: 20)
+        let goAhead = try importer.call(["id": 7, "op": "import", "file": "short.csv", "size": body.count + 500])
+        #expect(goAhead.result?["send"] as? Int == body.count + 500)
+        try importer.send(raw: body)
+        if how == "half-close" { importer.finishSending() }
+        let started = Date()
+        var reply: [String: Any]?
+        while let line = try importer.readReply() {
+            if line["ok"] != nil { reply = line; break }   // interim lines have no "ok"
+        }
+        let answer = try #require(reply, "no reply: the connection closed without one")
+        #expect(answer["id"] as? Int == 7)
+        #expect(answer.errorCode == "bad_request")
+        let message = (answer["error"] as? [String: Any])?["message"] as? String ?? ""
+        #expect(message.contains("after \(body.count) of the \(body.count + 500) bytes announced"), "\(message)")
+        #expect(message.contains(how == "half-close" ? "closed its sending side" : "idle timeout"), "\(message)")
+        if how == "stall" { #expect(Date().timeIntervalSince(started) < 15) }
+        // The connection is closed after the reply, and nothing was recorded.
+        #expect(try importer.readReply() == nil)
+        // (A new connection: the first one has been idle for longer than the timeout.)
+        #expect(try BallotClient(socketPath: daemon.socketPath).call(["op": "status"]).result?["ledger_size"] as? Int == before)
+        #expect(daemon.terminate() == 0)
+    }
+
     private func waitForSomeVotes(_ s: Setup) throws {
         for _ in 0..<400 {
             if (try s.json(["election", "get", "imdi-2022"])["votes_cast"] as? Int ?? 0) > 0 { return }
