@@ -80,6 +80,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
     }
 
     /// `2022-11-11T23:00:00Z`, with `.ffffff` (trailing zeros dropped) when there is a fraction.
+    /// RFC 3339 has years 0000 to 9999; one outside them gets its sign or fifth digit.
     public var rfc3339: String {
         let secs = seconds
         let micros = Int(microseconds - secs * 1_000_000)
@@ -93,7 +94,10 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
             if s.count < width { out += String(repeating: "0", count: width - s.count) }
             out += s
         }
-        pad(y, 4); out += "-"; pad(m, 2); out += "-"; pad(d, 2); out += "T"
+        // A year before 0 (only a series bucket can start there, from a window in year 0) is
+        // written as ISO 8601's expanded years do, with its sign: -0001, not 00-1.
+        if y < 0 { out += "-" }
+        pad(abs(y), 4); out += "-"; pad(m, 2); out += "-"; pad(d, 2); out += "T"
         pad(rem / 3600, 2); out += ":"; pad(rem / 60 % 60, 2); out += ":"; pad(rem % 60, 2)
         if micros != 0 {
             var frac = String(micros)

@@ -6,8 +6,9 @@ public import BallotDomain
 /// `JSONValue` took 12 µs for a `vote.cast` line (each scalar was found by trying, and failing,
 /// the other kinds first); `JSONSerialization` took 2.2 µs but cannot tell `true` from `1` on
 /// Linux. This takes well under that (docs/performance.md). It refuses invalid UTF-8, control
-/// characters in strings, leading zeros, trailing commas and anything after the value, and
-/// nests at most 64 deep.
+/// characters in strings, leading zeros, trailing commas, anything after the value, and a
+/// member name used twice in one object (RFC 8259 leaves what that means to each reader: one
+/// took the first, another the last, so neither is taken), and nests at most 64 deep.
 public enum JSONParser {
     public struct Failure: Error, Sendable, CustomStringConvertible {
         public let offset: Int
@@ -15,8 +16,10 @@ public enum JSONParser {
         public var description: String { "\(reason) at byte \(offset)" }
     }
 
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(Failure) -> JSONValue {
-        var p = Cursor(bytes: bytes)
+    /// `verbatim`: a member of the top-level object whose value, if a number, is kept as its own
+    /// text (`.raw`), so that a request's `id` of 100 digits is echoed as written, not as 1e+100.
+    public static func parse(_ bytes: UnsafeRawBufferPointer, verbatim: String? = nil) throws(Failure) -> JSONValue {
+        var p = Cursor(bytes: bytes, verbatim: verbatim)
         p.skipSpace()
         let value = try p.value(depth: 0)
         p.skipSpace()
@@ -32,6 +35,7 @@ public enum JSONParser {
 
     private struct Cursor {
         let bytes: UnsafeRawBufferPointer
+        let verbatim: String?
         var i = 0
 
         func fail(_ reason: String) -> Failure { Failure(offset: i, reason: reason) }
@@ -67,6 +71,9 @@ public enum JSONParser {
         mutating func object(depth: Int) throws(Failure) -> JSONValue {
             i += 1
             var members: [(String, JSONValue)] = []
+            // Names seen, once the object is large enough that scanning them would cost more:
+            // a hostile line of many members then costs linear time, not quadratic.
+            var names: Set<String>?
             skipSpace()
             if peek == UInt8(ascii: "}") { i += 1; return .object(members) }
             while true {
@@ -77,7 +84,16 @@ public enum JSONParser {
                 guard peek == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 i += 1
                 skipSpace()
-                members.append((key, try value(depth: depth + 1)))
+                let keyAt = i
+                if names == nil && members.count >= 16 { names = Set(members.map(\.0)) }
+                let repeated = names != nil ? !names!.insert(key).inserted : members.contains { $0.0 == key }
+                if repeated { throw Failure(offset: keyAt, reason: "the member name '\(key.prefix(64))' is used twice in one object") }
+                if depth == 0, key == verbatim, let c = peek, c == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) {
+                    _ = try number()
+                    members.append((key, .raw(Array(UnsafeRawBufferPointer(rebasing: bytes[keyAt..<i])))))
+                } else {
+                    members.append((key, try value(depth: depth + 1)))
+                }
                 skipSpace()
                 switch peek {
                 case UInt8(ascii: ","): i += 1

@@ -110,6 +110,7 @@ public enum Op: Sendable {
             let size = try f.size("size")
             let name = try f.string("file")
             guard !name.isEmpty else { throw f.bad("'file' must name the file") }
+            guard !name.utf8.contains(0) else { throw f.bad("'file' holds a NUL character, which no file name can contain") }
             let format: String? = try f.optionalString("format")
             guard format == nil || ["csv", "ndjson"].contains(format!) else { throw f.bad("'format' must be \"csv\" or \"ndjson\"") }
             self = .importFile(ImportRequest(file: name, size: size, format: format, election: f.has("election") ? try f.slug("election") : nil,
@@ -117,6 +118,9 @@ public enum Op: Sendable {
         case "backup":
             let directory = try f.string("directory")
             guard directory.hasPrefix("/") else { throw f.bad("'directory' must be an absolute path on the daemon's machine") }
+            // A path is a C string to the file system: a NUL would cut it short, and the copy
+            // would land, unmanifested, at the part before it.
+            guard !directory.utf8.contains(0) else { throw f.bad("'directory' holds a NUL character, which no path can contain") }
             self = .backup(directory: directory)
         default:
             throw ProtocolError(.unknownOp, "unknown op '\(request.op)'; known ops: \(Op.names.joined(separator: ", "))")

@@ -12,14 +12,14 @@ public struct Request: Sendable {
     public static func parse(_ line: ByteBuffer) -> Result<Request, RequestFailure> {
         let value: JSONValue
         do {
-            value = try line.withUnsafeReadableBytes { bytes in Result { () throws(JSONParser.Failure) -> JSONValue in try JSONParser.parse(bytes) } }.get()
+            value = try line.withUnsafeReadableBytes { bytes in Result { () throws(JSONParser.Failure) -> JSONValue in try JSONParser.parse(bytes, verbatim: "id") } }.get()
         } catch {
             return .failure(RequestFailure(id: .null, error: ProtocolError(.badRequest, "the line is not valid JSON (UTF-8, one object per line): \(error)")))
         }
         guard case .object(let members) = value else {
             return .failure(RequestFailure(id: .null, error: ProtocolError(.badRequest, "a request is a JSON object, like {\"id\": 1, \"op\": \"hello\"}")))
         }
-        var fields = Dictionary(members, uniquingKeysWith: { _, last in last })
+        var fields = Dictionary(members, uniquingKeysWith: { first, _ in first })   // the parser refuses repeated names
         let id = fields.removeValue(forKey: "id") ?? .null
         guard let opValue = fields.removeValue(forKey: "op") else {
             return .failure(RequestFailure(id: id, error: ProtocolError(.badRequest, "the request has no 'op' field")))

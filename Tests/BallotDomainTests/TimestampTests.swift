@@ -30,6 +30,10 @@ import Testing
         #expect(Timestamp(microseconds: 0).rfc3339 == "1970-01-01T00:00:00Z")
         #expect(Timestamp(microseconds: 1_709_208_000_500_000).rfc3339 == "2024-02-29T12:00:00.5Z")
         #expect(Timestamp(microseconds: -1).rfc3339 == "1969-12-31T23:59:59.999999Z")
+        // Before year 0 (a weekly series bucket of a window opening on 0000-01-01): a sign, not "00-1".
+        let yearZero = Timestamp(rfc3339: "0000-01-01T00:00:00Z")!
+        #expect(yearZero.rfc3339 == "0000-01-01T00:00:00Z")
+        #expect(Timestamp(microseconds: yearZero.microseconds - 86_400_000_000).rfc3339 == "-0001-12-31T00:00:00Z")
         var x: Int64 = 12_345
         for _ in 0..<2000 {
             x = (x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407) % 8_000_000_000_000_000

@@ -198,12 +198,13 @@ import BallotLedger
         {"vote_id":7,"election":"award-2022","voter":"v2","nominee":"bodo","cast_at":"2022-11-03T10:00:00Z"}
         {"vote_id":"c","election":"award-2022","voter":"v3","nominee":"kinn"}
         {"vote_id":"d","election":"award-2022","voter":["x"],"nominee":"kinn","cast_at":"2022-11-03T10:00:00Z"}
+        {"vote_id":"e","election":"award-2022","voter":"v4","nominee":"kinn","nominee":"bodo","cast_at":"2022-11-03T10:00:00Z"}
         """
         let r = try read(text, .ndjson)
         #expect(r.votes.map(\.id) == ["a", "7"])
         #expect(r.votes.map(\.line) == [1, 5])
-        #expect(r.refused.map(\.line) == [2, 4, 6, 7])
-        #expect(r.refused.map(\.reason) == ["bad_json", "bad_json", "missing_value", "bad_json"])
+        #expect(r.refused.map(\.line) == [2, 4, 6, 7, 8])
+        #expect(r.refused.map(\.reason) == ["bad_json", "bad_json", "missing_value", "bad_json", "bad_json"])
     }
 
     @Test func theFormatFollowsTheName() {

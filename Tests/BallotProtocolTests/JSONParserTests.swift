@@ -41,6 +41,18 @@ import BallotDomain
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(text) }
     }
 
+    /// One rule for a repeated member name, wherever JSON is read (the socket took the last,
+    /// the NDJSON import the first): it is refused, in small objects and in large ones.
+    @Test func refusesAMemberNameUsedTwice() throws {
+        for text in [#"{"a":1,"a":2}"#, #"{"x":{"b":true,"c":1,"b":false}}"#,
+                     "{" + (0..<40).map { "\"k\($0)\":\($0)" }.joined(separator: ",") + ",\"k39\":0}"] {
+            let failure = #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(text) }
+            #expect(failure?.reason.contains("used twice") == true)
+        }
+        // The same name in sibling objects is fine.
+        #expect(try JSONParser.parse(#"[{"a":1},{"a":2}]"#) == .array([.object([("a", .int(1))]), .object([("a", .int(2))])]))
+    }
+
     @Test func refusesInvalidUTF8() {
         for bytes: [UInt8] in [[0x22, 0xFF, 0x22], [0x22, 0xC3, 0x28, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22]] {
             #expect(throws: JSONParser.Failure.self) { try bytes.withUnsafeBytes { try JSONParser.parse($0) } }

@@ -46,6 +46,22 @@ import BallotDomain
         #expect(refusal(#"{"op": "vote.cast", "election": "e", "nominee": "n", "voter": "v", "cast_at": "soon"}"#)?.message.contains("RFC 3339") == true)
         #expect(refusal(#"{"op": "jury.score", "election": "e", "nominee": "n", "criterion": "c", "score": 1.5}"#)?.message.contains("integer") == true)
         #expect(refusal(#"{"op": "election.define", "election": {"id": "x"}}"#)?.message.contains("missing field 'title'") == true)
+        // A NUL would cut the path short in the file system (the copy once landed at "/tmp/b").
+        #expect(refusal(#"{"op": "backup", "directory": "/tmp/b\u0000ackup"}"#)?.message.contains("NUL") == true)
+        #expect(refusal(#"{"op": "import", "file": "a\u0000b.csv", "size": 5}"#)?.message.contains("NUL") == true)
+    }
+
+    /// A numeric id comes back as it was written: 100 digits, not 1e+100; 1.50, not 1.5.
+    @Test func aNumericIDIsEchoedAsWritten() throws {
+        let digits = String(repeating: "9", count: 100)
+        for id in [digits, "1.50", "-0", "7"] {
+            let request = try parse(#"{"id": \#(id), "op": "hello"}"#).get()
+            #expect(String(decoding: Reply.ok(id: request.id, result: .null), as: UTF8.self) == "{\"id\":\(id),\"ok\":true,\"result\":null}\n")
+        }
+        // Also when the request is refused.
+        guard case .failure(let f) = parse(#"{"id": \#(digits), "nop": 1}"#) else { Issue.record("no op accepted"); return }
+        #expect(String(decoding: Reply.error(id: f.id, f.error), as: UTF8.self).hasPrefix("{\"id\":\(digits),"))
+        #expect(refusal(#"{"id": 1, "op": "hello", "op": "status"}"#)?.message.contains("'op' is used twice") == true)
     }
 
     @Test func invalidUTF8IsABadRequest() {
