@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """Independent verifier for a BallotLedger ledger (format version 1).
 
-Written from docs/ledger-format.md alone. Usage: verify-ledger.py LEDGER_DIR [--json]
+Written from docs/ledger-format.md alone.
+Usage: verify-ledger.py LEDGER_DIR [--pubkey FILE|HEX] [--json]
 Exit 0: the ledger verifies; 2: it does not (FAIL at seq N); 66: not a ledger; 64: usage.
 Needs PyPI `lmdb`; checks Ed25519 checkpoint signatures when `cryptography` is importable.
+
+Anyone who rewrites a ledger can re-sign every checkpoint with a key of their own, so without
+--pubkey (the daemon's checkpoint.key.pub, or its 64 hex digits) a pass shows integrity only,
+not who signed; a checkpoint signed by another key than the first one's fails either way.
 """
 import hashlib
 import json
@@ -283,14 +288,48 @@ def open_env(path):
         raise NotALedger(f"{path}: cannot open as LMDB ({e})") from None
 
 
+def check_signers(cps, pinned):
+    """Every checkpoint by the pinned key, or, with none pinned, by the first checkpoint's key."""
+    for c in cps:
+        if pinned is not None and c["public_key"] != pinned:
+            e = Corrupt(f"checkpoint signed by key {c['public_key']}, not the key given ({pinned})")
+        elif pinned is None and c["public_key"] != cps[0]["public_key"]:
+            e = Corrupt(f"checkpoint signed by key {c['public_key']}, but the first checkpoint (seq {cps[0]['seq']}) "
+                        f"by key {cps[0]['public_key']}: the signing key changed within the ledger")
+        else:
+            continue
+        e.seq = c["seq"]
+        raise e
+
+
+def read_pubkey(text):
+    """A key file (64 hex digits, as ballotd writes checkpoint.key.pub) or the hex itself."""
+    if os.path.isfile(text):
+        with open(text) as f:
+            text = f.read()
+    text = text.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        return None
+    return text
+
+
 def main(argv):
     args = [a for a in argv if a != "--json"]
     as_json = len(args) != len(argv)
+    pinned = None
+    if "--pubkey" in args:
+        at = args.index("--pubkey")
+        pinned = read_pubkey(args[at + 1]) if at + 1 < len(args) else None
+        if pinned is None:
+            print("verify-ledger.py: --pubkey needs a key file or 64 hex digits", file=sys.stderr)
+            return 64
+        del args[at:at + 2]
     if len(args) != 1 or args[0].startswith("-"):
-        print("usage: verify-ledger.py LEDGER_DIR [--json]", file=sys.stderr)
+        print("usage: verify-ledger.py LEDGER_DIR [--pubkey FILE|HEX] [--json]", file=sys.stderr)
         return 64
     try:
         n, root, cps = verify(args[0])
+        check_signers(cps, pinned)
     except NotALedger as e:
         print(json.dumps({"ok": False, "error": str(e)}) if as_json else str(e))
         return 66
@@ -302,9 +341,11 @@ def main(argv):
         for c in cps:
             del c["public_key"]
         print(json.dumps({"format": 1, "events": n, "root": root.hex(), "checkpoints": cps,
-                          "ok": True}))
+                          "key_pinned": pinned is not None, "ok": True}))
         return 0
-    print(f"OK: format 1, {n} events, Merkle root {root.hex()}")
+    caveat = ("" if pinned is not None or not cps else
+              "; no key was pinned, so this proves integrity, not authorship (pass --pubkey)")
+    print(f"OK: format 1, {n} events, Merkle root {root.hex()}{caveat}")
     keys = sorted({c["public_key"] for c in cps})
     sig = ("signatures verified" if Ed25519PublicKey else
            "signatures NOT checked (install the 'cryptography' package)")

@@ -226,6 +226,11 @@ extension Audit {
                 note(.tampered, seq...seq, "the event it refers to cannot be read: \(error)")
             }
             if case .checkpointSigned(let checkpoint) = record.event, let root = rootBefore {
+                // Unpinned, the first checkpoint's key stands for the ledger's signer: another
+                // key later is a finding (with a key pinned, each is checked against it).
+                if pinnedKey == nil, let first = checkpoints.first, first.checkpoint.publicKey != checkpoint.publicKey {
+                    note(.tampered, seq...seq, "checkpoint: it is signed by key \(checkpoint.publicKey.hex), but the first checkpoint (event \(first.seq)) by key \(first.checkpoint.publicKey.hex): the signing key changed within the ledger; pass --pubkey with the daemon's key to tell which is genuine")
+                }
                 let finding = checkpoint.finding(root: root, state: state, pinnedKey: pinnedKey)
                 switch finding {
                 case .badSignature(let what)?: note(.tampered, seq...seq, "checkpoint: \(what)")

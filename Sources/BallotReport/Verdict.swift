@@ -6,7 +6,12 @@ public enum Verdict {
     /// One line: what an auditor would say first.
     public static func headline(_ report: AuditReport) -> String {
         switch report.exitCode {
-        case 0: return "VERIFIED: \(report.events) events intact, every checkpoint and projection agrees with the replay"
+        case 0:
+            let verified = "VERIFIED: \(report.events) events intact, every checkpoint and projection agrees with the replay"
+            // Anyone can re-sign a rewritten ledger with a key of their own: only a pinned key
+            // shows who signed.
+            return report.keyPinned || report.checkpoints.isEmpty ? verified
+                : verified + "; no key was pinned, so this proves integrity, not authorship (pass --pubkey with the daemon's key)"
         case 2:
             let first = report.firstBad.map { "\($0)" } ?? "?"
             return "TAMPERED: the first bad sequence number is \(report.firstBad?.events.lowerBound ?? 0) — \(first)"

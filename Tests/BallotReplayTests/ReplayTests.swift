@@ -82,6 +82,48 @@ struct AuditedLedger {
         #expect(wrong == 2 && refused["first_bad_seq"] as? Int == Int(l.firstCheckpoint))
     }
 
+    /// Anyone who rewrites a ledger can re-sign it with a key of their own (issue 18, defect 8).
+    /// Unpinned, a pass says it proves integrity, not authorship, and a checkpoint signed by
+    /// another key than the first one's is a finding; pinned, that checkpoint fails. The Python
+    /// verifier says and does the same.
+    @Test func aSecondSigningKeyIsAFindingAndAnUnpinnedPassClaimsIntegrityOnly() throws {
+        let l = try AuditedLedger()
+        func python(_ extra: [String]) throws -> (status: Int32, stdout: String) {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", "\(Fixtures.repositoryRoot)/scripts/verify-ledger.py", l.path] + extra
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
+        let unpinned = try l.replay("verify", "--ledger", l.path)
+        #expect(unpinned.status == 0)
+        #expect(unpinned.stdout.contains("VERIFIED") && unpinned.stdout.contains("proves integrity, not authorship"), "\(unpinned.stdout)")
+        #expect(!(try l.replay("verify", "--ledger", l.path, "--pubkey", l.pubkeyFile)).stdout.contains("not authorship"))
+        #expect(try python([]).stdout.contains("proves integrity, not authorship"))
+        #expect(try python(["--pubkey", l.pubkeyFile]).status == 0)
+
+        // Another key signs a later checkpoint, as a forger's or a replaced key would.
+        let forger = CheckpointKey()
+        let ledger = try Ledger(path: l.path, options: Fixtures.options(), clock: ManualClock(Fixtures.now), checkpointKey: forger)
+        _ = try ledger.submit(Fixtures.votes(100..<101).map { Submission($0, by: Fixtures.importer) })
+        let third = try #require(try ledger.submit(Submission(.takeCheckpoint(.request), by: Fixtures.admin)).receipt?.seq)
+        ledger.close()
+
+        let (status, verdict) = try l.verify()
+        #expect(status == 2 && verdict["first_bad_seq"] as? Int == Int(third))
+        let what = (verdict["first_bad"] as? [String: Any])?["what"] as? String ?? ""
+        #expect(what.contains("the signing key changed within the ledger") && what.contains(forger.publicKey.hex), "\(what)")
+        let (pinned, refused) = try l.verify(["--pubkey", l.pubkeyFile])
+        #expect(pinned == 2 && refused["first_bad_seq"] as? Int == Int(third))
+        let py = try python(["--json"])
+        #expect(py.status == 2 && py.stdout.contains("the signing key changed within the ledger"), "\(py.stdout)")
+        #expect(try python(["--pubkey", l.pubkeyFile]).status == 2)
+    }
+
     /// The audit reads the ledger in segments, each in a read snapshot of its own, however
     /// large and wherever the run starts: every record comes once, in order, with its own bytes.
     /// A vote decoded with its texts coded (`CodedVote`, which checks each distinct text once)
