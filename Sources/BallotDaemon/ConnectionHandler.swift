@@ -259,9 +259,10 @@ final class ConnectionHandler: ChannelInboundHandler {
             // Refusals from the ledger are counted by the writer; count the rest here.
             if case .read = kind { service.metrics.refused(error.code.rawValue) }
             return Reply.error(id: id, error)
-        case .failure(let error as LedgerError) where error.isLedgerFull:
-            service.metrics.refused(ErrorCode.ledgerFull.rawValue)
-            return Reply.error(id: id, code: .ledgerFull, message: error.description)
+        case .failure(let error as LedgerError) where error.fullCode != nil:
+            let code = error.fullCode!
+            service.metrics.refused(code.rawValue)
+            return Reply.error(id: id, code: code, message: error.description)
         case .failure(DaemonError.shuttingDown):
             return Reply.error(id: id, code: .internal, message: "\(op): the daemon is shutting down; nothing was written")
         case .failure(let error):

@@ -144,7 +144,7 @@ final class ImportSession {
         switch result {
         case .failure(let error):
             if failure == nil {
-                let code: ErrorCode = (error as? LedgerError)?.isLedgerFull == true ? .ledgerFull : .internal
+                let code: ErrorCode = (error as? LedgerError)?.fullCode ?? .internal
                 failure = ProtocolError(code, "import: \(request.file): stopped after \(accepted) accepted rows: \(error); run the import again to add the rest")
             }
         case .success(let outcomes):

@@ -27,6 +27,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case sealed
     case conflict
     case ledgerFull = "ledger_full"
+    /// The disk holding the ledger is full: nothing written; writes go on once there is room.
+    case storageFull = "storage_full"
     case `internal`
 
     case electionExists = "election_exists"

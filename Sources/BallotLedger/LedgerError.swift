@@ -1,4 +1,5 @@
 public import BallotStore
+public import BallotDomain
 
 /// Why a ledger operation failed, with where: the sequence number, the file, the field.
 public enum LedgerError: Error, CustomStringConvertible, Sendable {
@@ -35,4 +36,14 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
         if case .store(let e) = self { return e.kind == .ledgerFull }
         return false
     }
+
+    /// True when the disk holding the ledger is full: the `storage_full` refusal.
+    public var isStorageFull: Bool {
+        if case .store(let e) = self { return e.kind == .storageFull }
+        return false
+    }
+
+    /// The refusal a client gets when a write fails this way, if it is one of the two a client
+    /// can act on (an operator frees space or raises `max_map_size`); nil for `internal`.
+    public var fullCode: ErrorCode? { isLedgerFull ? .ledgerFull : isStorageFull ? .storageFull : nil }
 }

@@ -165,13 +165,12 @@ public final class Environment: @unchecked Sendable {
                 }
                 if readOnly && !commit {
                     mdb_txn_abort(txn)
-                } else if let observer = options.observer, !readOnly {
+                } else {
                     let started = ContinuousClock.now
                     let code = mdb_txn_commit(txn)
-                    observer.committed(nanoseconds: nanoseconds(since: started), ok: code == MDB_SUCCESS)
+                    if !readOnly { options.observer?.committed(nanoseconds: nanoseconds(since: started), ok: code == MDB_SUCCESS) }
+                    if code != MDB_SUCCESS, !readOnly, let full = storageFull(code, context()) { throw full }
                     try check(code, "mdb_txn_commit", context())
-                } else {
-                    try check(mdb_txn_commit(txn), "mdb_txn_commit", context())
                 }
                 return result
             }
@@ -187,6 +186,24 @@ public final class Environment: @unchecked Sendable {
         let elapsed = ContinuousClock.now - start
         return UInt64(elapsed.components.seconds) * 1_000_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000)
     }
+
+    /// A failed commit on a file system with no room left. LMDB passes ENOSPC or EDQUOT
+    /// through, but reports a short write as EIO; an EIO is a full disk only while the free
+    /// space is below what a commit may need, else it is an I/O error as it says.
+    private func storageFull(_ code: Int32, _ context: @autoclosure () -> String) -> StoreError? {
+        guard code == ENOSPC || code == EDQUOT || code == EIO else { return nil }
+        var fs = statvfs()
+        guard statvfs(path, &fs) == 0 else { return nil }
+        let free = UInt64(fs.f_bavail) * UInt64(fs.f_frsize)
+        let size = UInt64(fs.f_blocks) * UInt64(fs.f_frsize)
+        guard code != EIO || free < max(Self.fullBelow, size / 100) else { return nil }
+        return StoreError(kind: .storageFull, call: "mdb_txn_commit", code: code, reason: String(cString: strerror(code)),
+                          context: "\(context()): the file system holding \(path) is full (\(free) of \(size) bytes free); nothing from this transaction was written")
+    }
+
+    /// Free space under which a failed commit is taken for a full disk: more than a batch of
+    /// the daemon's ever writes.
+    static let fullBelow: UInt64 = 64 << 20
 
     // MARK: Map size
 

@@ -9,6 +9,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case mapFull
         /// The map has reached its configured maximum: the transaction was aborted, nothing written.
         case ledgerFull
+        /// The file system holding the environment has no room left: the commit failed (LMDB
+        /// reports a short write as EIO), the transaction was aborted, nothing written.
+        case storageFull
         case keyExists
         case notFound
         case corrupted
