@@ -311,7 +311,9 @@ final class GroupCommitWriter: @unchecked Sendable {
 
     private func publish(changed: Set<ElectionID>) {
         let fresh = changed.compactMap { ledger.state[$0]?.status }
-        let documents = changed.map { ($0, storedStandings($0)) }
+        // The documents the batch just stored, as it stored them (read back only if missing).
+        let written = ledger.standingsWritten
+        let documents = changed.map { id in (id, written[id] ?? storedStandings(id)) }
         let head = (ledger.size, ledger.root)
         let checkpoint = ledger.state.lastCheckpoint
         condition.lock()

@@ -112,6 +112,10 @@ public final class Ledger {
     /// The map's size and use.
     public func storageInfo() throws -> EnvironmentInfo { try env.info() }
 
+    /// The tally and ranking documents (canonical JSON, as stored) of each election the last
+    /// successful `submit` changed.
+    public var standingsWritten: [ElectionID: (tally: [UInt8], ranking: [UInt8])] { writer.standingsWritten }
+
     // MARK: Appending
 
     /// Decides and appends one command.

@@ -10,6 +10,9 @@ struct WriterState {
     var frontier = MerkleFrontier()
     var idempotency = IdempotencyIndex()
     var lastTimestamp = Timestamp(microseconds: 0)
+    /// The tally and ranking documents the last batch wrote, by election: what the daemon
+    /// publishes once the batch commits, without reading them back.
+    var standingsWritten: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
 
     /// Replays every stored event: folds it in and indexes its idempotency key. With `verify`,
     /// also re-decides it through the rules, and rebuilds the Merkle tree from the records,
@@ -69,6 +72,7 @@ struct WriterState {
         outcomes.reserveCapacity(batch.count)
         var changed = ProjectionChanges()
         var writer = ByteWriter(capacity: 256)
+        standingsWritten.removeAll(keepingCapacity: true)
         for (i, submission) in batch.enumerated() {
             if i % Self.prefetchRun == 0 { prefetch(batch[i..<min(i + Self.prefetchRun, batch.count)]) }
             let outcome = try append(submission, at: now, key: key, in: txn, dbs, changed: &changed, writer: &writer)
@@ -183,22 +187,25 @@ struct WriterState {
     // MARK: Projections
 
     /// Writes the tally, jury table and ranking of each changed election, and each changed
-    /// votes-over-time bucket.
-    func writeProjections(_ changed: ProjectionChanges, in txn: borrowing WriteTransaction, _ dbs: LedgerDatabases) throws {
+    /// votes-over-time bucket. (Every document carries the election's `last_seq`, so a vote
+    /// changes the jury table's bytes too.)
+    mutating func writeProjections(_ changed: ProjectionChanges, in txn: borrowing WriteTransaction, _ dbs: LedgerDatabases) throws {
         for id in changed.elections {
             guard let election = state[id] else { continue }
-            try put(Tally(election).json, LedgerKeys.projection(id, .tally), dbs.projections, txn)
-            try put(JuryTable(election).json, LedgerKeys.projection(id, .jury), dbs.projections, txn)
-            try put(Ranking(election).json, LedgerKeys.projection(id, .ranking), dbs.projections, txn)
+            let tally = Tally(election).json.serialized(), ranking = Ranking(election).json.serialized()
+            try put(tally, LedgerKeys.projection(id, .tally), dbs.projections, txn)
+            try put(JuryTable(election).json.serialized(), LedgerKeys.projection(id, .jury), dbs.projections, txn)
+            try put(ranking, LedgerKeys.projection(id, .ranking), dbs.projections, txn)
+            standingsWritten[id] = (tally, ranking)
         }
         for bucket in changed.buckets {
             guard let election = state[bucket.election] else { continue }
-            try put(VotesOverTimeBucket(election, bucket: bucket.start).json,
+            try put(VotesOverTimeBucket(election, bucket: bucket.start).json.serialized(),
                     LedgerKeys.seriesBucket(bucket.election, bucket.start), dbs.series, txn)
         }
     }
 
-    private func put(_ doc: JSONValue, _ key: [UInt8], _ db: Database, _ txn: borrowing WriteTransaction) throws {
-        try txn.put(key, doc.serialized(), in: db, "writing projection \(String(decoding: key.map { $0 == 0 ? 0x2F : $0 }, as: UTF8.self)) to \(db)")
+    private func put(_ doc: [UInt8], _ key: [UInt8], _ db: Database, _ txn: borrowing WriteTransaction) throws {
+        try txn.put(key, doc, in: db, "writing projection \(String(decoding: key.map { $0 == 0 ? 0x2F : $0 }, as: UTF8.self)) to \(db)")
     }
 }

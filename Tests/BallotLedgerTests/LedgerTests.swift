@@ -26,6 +26,10 @@ import BallotStore
         let tally = try #require(try ledger.reader.projection(id, .tally))
         #expect(tally == Tally(ledger.state[id]!).json.serialized())
         #expect(String(decoding: tally, as: UTF8.self).contains("\"valid_votes\":10"))
+        // What the daemon publishes without reading back is what was stored.
+        #expect(ledger.standingsWritten[id]?.tally == tally)
+        #expect(ledger.standingsWritten[id]?.ranking == (try ledger.reader.projection(id, .ranking)))
+        #expect(ledger.standingsWritten.count == 1)
         #expect(try ledger.reader.root().root == ledger.root)
         #expect(try ledger.reader.series(id).count >= 1)
     }
