@@ -128,6 +128,11 @@ extension ElectionState {
 
         case .closeJury(let id):
             try requireOpenJury()
+            // A result needs every score, and a closed jury takes no more: closing with a gap
+            // would leave an election that can never be certified.
+            if let gap = JuryTable(self).firstMissing {
+                throw DomainError(.juryIncomplete, "'\(gap.nominee)' has no jury score on criterion '\(gap.criterion)' yet; the jury of '\(id)' closes only once every nominee is scored on every criterion")
+            }
             return .juryClosed(election: id)
 
         case .certifyResult(let id):
