@@ -194,10 +194,10 @@ def verify(path):
                 if prev_ts is not None and h["ts"] < prev_ts:  # §2 timestamps never decrease
                     raise Corrupt(f"timestamp {h['ts']} is before previous {prev_ts}")
                 prev_ts = h["ts"]
-                if h["key"]:  # §2: non-empty idempotency keys are unique
-                    if h["key"] in seen_keys:
-                        raise Corrupt(f"idempotency key {h['key']!r} used twice")
-                    seen_keys.add(h["key"])
+                if h["key"]:  # §2: a non-empty idempotency key is unique within its event type
+                    if (h["type"], h["key"]) in seen_keys:
+                        raise Corrupt(f"idempotency key {h['key']!r} used twice by {EVENTS[h['type']][0]} events")
+                    seen_keys.add((h["type"], h["key"]))
                 t = h["type"]
                 if t == 1:
                     elections.append(f["election"])

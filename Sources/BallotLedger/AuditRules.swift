@@ -300,28 +300,32 @@ extension Audit {
                 }
             }
             if batch.records.contains(where: { !$0.idempotencyKey.isEmpty }) {
-                // Other events with keys (rare): every key in sequence order.
+                // Other events with keys (rare): every key in sequence order, hashed after its
+                // scope's name (`IdempotencyScope`: another kind's key is another key).
                 for record in batch.records where !record.idempotencyKey.isEmpty {
-                    var key = record.idempotencyKey
+                    guard case .command(let op) = IdempotencyScope(record.event) else { continue }
+                    var key = op + "\u{0}" + record.idempotencyKey
                     keyed.append((Key128(a: key.withUTF8 { Self.hash(UnsafeRawBufferPointer($0), seed: seed) }, b: 0), record.seq))
                 }
                 keyed.sort { $0.seq < $1.seq }
             }
-            // A candidate shares the index's bits: the keys themselves are compared, read again.
+            // A candidate shares the index's bits: the keys themselves, and their scopes, are
+            // compared, read again.
             var repeats: [(seq: UInt64, what: String)] = []
-            var read: [Int: String] = [:]  // the keys read back, by position in `keyed`
+            var read: [Int: (key: String, scope: IdempotencyScope)] = [:]  // read back, by position in `keyed`
             let held = keyIndex.insert(keyed) { i, candidate in
                 do {
-                    guard let key = try read[i] ?? reader.record(keyed[i].seq)?.idempotencyKey else { return false }
-                    read[i] = key
-                    return try reader.record(candidate)?.idempotencyKey == key
+                    guard let this = try read[i] ?? reader.record(keyed[i].seq).map({ ($0.idempotencyKey, IdempotencyScope($0.event)) }) else { return false }
+                    read[i] = this
+                    guard let other = try reader.record(candidate) else { return false }
+                    return other.idempotencyKey == this.key && IdempotencyScope(other.event) == this.scope
                 } catch {
                     repeats.append((keyed[i].seq, "cannot tell whether its idempotency key repeats event \(candidate)'s: one of them cannot be read (\(error))"))
                     return false
                 }
             }
             for (i, earlier) in held {
-                repeats.append((keyed[i].seq, "idempotency key '\(read[i] ?? "")' was already used by event \(earlier)"))
+                repeats.append((keyed[i].seq, "idempotency key '\(read[i]?.key ?? "")' was already used by event \(earlier)"))
             }
             return repeats.sorted { $0.seq < $1.seq }
         }

@@ -1,12 +1,40 @@
 import BallotDomain
 
 /// Where an idempotency key lives in the index: the first 128 bits of its SHA-256, fixed in size
-/// however long the key. Keys are global to the ledger: one key names one command, whatever
-/// election it is for, so a `vote_id` sent again with another election is a `conflict`.
+/// however long the key.
 enum IdempotencySlot {
     static func key(_ key: String) -> Key128 {
         var key = key
         return key.withUTF8 { SHA256Digester.hash(UnsafeRawBufferPointer($0)) }.prefix
+    }
+}
+
+/// Which commands share a space of idempotency keys (docs/ledger-format.md, §2). Votes, live
+/// and imported, share one: an import's `vote_id` sent again, or with another election, is the
+/// same vote, or a `conflict`. Every other kind of command has a space of its own, so that a key
+/// sent with one kind never meets a key of another: a juror who sends `jury.score` with an
+/// import row's `vote_id` as its key makes a score's key, and the row still lands.
+enum IdempotencyScope: Hashable, Sendable {
+    case votes
+    /// The op name of the command (`jury.score`, `vote.invalidate`, ...).
+    case command(String)
+
+    init(_ command: Command) {
+        if case .castVote = command { self = .votes } else { self = .command(command.name) }
+    }
+
+    /// The scope of the command that produced `event`.
+    init(_ event: Event) {
+        if case .voteCast = event { self = .votes } else { self.init(Command(reconstructing: event)) }
+    }
+
+    /// The key's slot in the index: a vote's key alone (votes are nearly every keyed event),
+    /// any other's after its op name and a NUL, so that the spaces spread apart.
+    func slot(_ key: String) -> Key128 {
+        switch self {
+        case .votes: IdempotencySlot.key(key)
+        case .command(let op): IdempotencySlot.key(op + "\u{0}" + key)
+        }
     }
 }
 
@@ -26,15 +54,16 @@ struct IdempotencyIndex {
         keyIndex.prefetch(slots)
     }
 
-    /// The event that used `key` (at `slot`), read with `record`; nil for a key not seen before.
-    func original(of key: String, slot: Key128, lastSeq: UInt64,
+    /// The event that used `key` in `scope` (at `slot`), read with `record`; nil for a key not
+    /// seen before there.
+    func original(of key: String, in scope: IdempotencyScope, slot: Key128, lastSeq: UInt64,
                   record: (UInt64) throws -> RecordedEvent?) throws -> RecordedEvent? {
         var original: RecordedEvent?
         _ = try keyIndex.firstEvent(holding: slot, lastSeq: lastSeq) { seq in
             guard let candidate = try record(seq) else {
                 throw LedgerError.corruptRecord(seq: seq, reason: "event \(seq) is missing (the idempotency index names it, for key '\(key)')")
             }
-            guard candidate.idempotencyKey == key else { return false }
+            guard candidate.idempotencyKey == key, IdempotencyScope(candidate.event) == scope else { return false }
             original = candidate
             return true
         }

@@ -5,7 +5,7 @@ public import BallotDomain
 public struct Submission: Sendable {
     public var command: Command
     public var actor: Actor
-    /// Empty for none. Keys are global to the ledger: the same key with the same content returns
+    /// Empty for none. Within its `IdempotencyScope`, the same key with the same content returns
     /// the original event; with different content (another election included) it is a `conflict`.
     public let idempotencyKey: String
     /// Where the key lives in the writer's index; hashed here, on whichever thread makes the
@@ -16,7 +16,7 @@ public struct Submission: Sendable {
         self.command = command
         self.actor = actor
         self.idempotencyKey = idempotencyKey
-        idempotencySlot = idempotencyKey.isEmpty ? nil : IdempotencySlot.key(idempotencyKey)
+        idempotencySlot = idempotencyKey.isEmpty ? nil : IdempotencyScope(command).slot(idempotencyKey)
     }
 }
 

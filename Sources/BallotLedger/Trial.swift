@@ -25,7 +25,8 @@ extension Ledger {
             var used: (slot: Key128, content: Key128)?
             if let slot = submission.idempotencySlot {
                 let content = IdempotencySlot.key(String(describing: submission.command))
-                if let original = try writer.idempotency.original(of: key, slot: slot, lastSeq: writer.state.lastSeq,
+                if let original = try writer.idempotency.original(of: key, in: IdempotencyScope(submission.command), slot: slot,
+                                                                  lastSeq: writer.state.lastSeq,
                                                                   record: { try reader.record($0) }) {
                     guard submission.command.matches(original.event) else {
                         return .refused(DomainError(.conflict, "idempotency key '\(key)' was already used for event \(original.seq) (\(original.event.kind) in '\(original.event.election?.value ?? "")') with different content"))

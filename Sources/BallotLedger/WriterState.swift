@@ -43,7 +43,7 @@ struct WriterState {
                 loaded.lastTimestamp = record.timestamp
                 loaded.state.apply(record)
                 if !record.idempotencyKey.isEmpty {
-                    loaded.idempotency.insert(IdempotencySlot.key(record.idempotencyKey), seq: record.seq)
+                    loaded.idempotency.insert(IdempotencyScope(record.event).slot(record.idempotencyKey), seq: record.seq)
                 }
                 return true
             }
@@ -134,7 +134,7 @@ struct WriterState {
             guard key.utf8.count <= RecordCodec.maxIdempotencyKeyBytes else {
                 return .refused(DomainError(.badRequest, "idempotency key is \(key.utf8.count) bytes; at most \(RecordCodec.maxIdempotencyKeyBytes)"))
             }
-            if let original = try idempotency.original(of: key, slot: slot, lastSeq: state.lastSeq, record: {
+            if let original = try idempotency.original(of: key, in: IdempotencyScope(command), slot: slot, lastSeq: state.lastSeq, record: {
                 try LedgerReader.record($0, in: txn, dbs)
             }) {
                 return try repeated(submission, original: original, in: txn, dbs)

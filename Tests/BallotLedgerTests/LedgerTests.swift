@@ -80,6 +80,29 @@ import BallotStore
         #expect(try reopened.submit(cast(1, key: "vote-1", castAt: Fixtures.time("2022-11-03T10:00:00Z"))) == .repeated(first.receipt!))
     }
 
+    /// Keys are scoped by the kind of command (issue 18, defect 6): a juror who sends a score
+    /// with an import row's predictable `vote_id` as its key no longer vetoes that row. Within
+    /// votes a key is still one vote. Open and the audit rebuild the same scopes.
+    @Test func aKeyOfAnotherKindOfCommandCannotVetoAVote() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir)
+        let score = Submission(.scoreJury(election: id, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug("kinn"),
+                                          criterion: Fixtures.slug("results"), score: 5), by: Fixtures.juror, idempotencyKey: "web-5-1")
+        guard case .appended = try ledger.submit(score) else { Issue.record("the score was not appended"); return }
+        guard case .appended(let vote) = try ledger.submit(cast(1, key: "web-5-1")) else { Issue.record("the vote was vetoed"); return }
+        guard case .repeated = try ledger.submit(cast(1, key: "web-5-1")) else { Issue.record("the vote was not a repeat"); return }
+        guard case .refused(let conflict) = try ledger.submit(cast(2, key: "web-5-1")) else { Issue.record("no conflict"); return }
+        #expect(conflict.code == .conflict)
+        guard case .repeated = try ledger.submit(score) else { Issue.record("the score was not a repeat"); return }
+        ledger.close()
+        // Reopened (the index rebuilt from the records), the scopes are the same.
+        let reopened = try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock(Fixtures.now))
+        guard case .repeated(let receipt) = try reopened.submit(cast(1, key: "web-5-1")) else { Issue.record("not a repeat after reopening"); return }
+        #expect(receipt.seq == vote.seq)
+        #expect(try Audit.verify(reopened.reader).exitCode == 0)
+        reopened.close()
+    }
+
     @Test func theSameKeyWithOtherContentIsAConflict() throws {
         let dir = TemporaryDirectory()
         let ledger = try Fixtures.ledgerWithElection(in: dir)
