@@ -53,7 +53,7 @@ enum SocketLoad {
         func ms(_ values: [UInt64], _ p: Double) -> Double {
             values.isEmpty ? 0 : Double(values[min(values.count - 1, Int(Double(values.count) * p))]) / 1e6
         }
-        print("{\"impl\":\"ballotd\",\"clients\":\(o.clients),\"readers\":\(o.readers),\"reader_interval_ms\":\(o.readerIntervalMs),\"acked_votes\":\(w.count),\"failures\":\(failures),\"seconds\":\(elapsed),\"acked_votes_per_second\":\(Double(w.count) / elapsed),\"vote_p50_ms\":\(ms(w, 0.5)),\"vote_p99_ms\":\(ms(w, 0.99)),\"tally_queries\":\(r.count),\"tally_p50_ms\":\(ms(r, 0.5)),\"tally_p99_ms\":\(ms(r, 0.99))}")
+        print("{\"impl\":\"ballotd\",\"clients\":\(o.clients),\"readers\":\(o.readers),\"reader_interval_ms\":\(o.readerIntervalMs),\"acked_votes\":\(w.count),\"failures\":\(failures),\"seconds\":\(elapsed),\"acked_votes_per_second\":\(Double(w.count) / elapsed),\"vote_p50_ms\":\(ms(w, 0.5)),\"vote_p99_ms\":\(ms(w, 0.99)),\"vote_p999_ms\":\(ms(w, 0.999)),\"tally_queries\":\(r.count),\"tally_p50_ms\":\(ms(r, 0.5)),\"tally_p99_ms\":\(ms(r, 0.99)),\"tally_p999_ms\":\(ms(r, 0.999))}")
     }
 }
 
