@@ -323,6 +323,10 @@ def main(argv):
         if pinned is None:
             print("verify-ledger.py: --pubkey needs a key file or 64 hex digits", file=sys.stderr)
             return 64
+        if Ed25519PublicKey is None:
+            # Without signature checks a pinned key would only be compared with a field anyone can write.
+            print("verify-ledger.py: --pubkey needs the 'cryptography' package to check signatures", file=sys.stderr)
+            return 64
         del args[at:at + 2]
     if len(args) != 1 or args[0].startswith("-"):
         print("usage: verify-ledger.py LEDGER_DIR [--pubkey FILE|HEX] [--json]", file=sys.stderr)

@@ -30,12 +30,19 @@ public struct BallotDaemon: Service {
         try InstanceGuard.claimSocketPath(config.socketPath)
 
         let hasher = try VoterHasher(secret: VoterSecretFile.load(config.secretFile))
-        let checkpointKey = try CheckpointKeyFile.loadOrCreate(config.checkpointKeyFile, logger: logger)
+        let (checkpointKey, keyCreated) = try CheckpointKeyFile.loadOrCreate(config.checkpointKeyFile, logger: logger)
         let metrics = DaemonMetrics()
         let ledger = try Ledger(path: "\(config.dataDirectory)/ledger",
                                 options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize, observer: metrics),
                                                         verifyOnOpen: config.verifyOnOpen),
                                 checkpointKey: checkpointKey)
+        do {
+            try CheckpointKeyFile.requireLedgersKey(checkpointKey, path: config.checkpointKeyFile, created: keyCreated,
+                                                    signedBy: ledger.state.lastCheckpoint?.checkpoint.publicKey)
+        } catch {
+            ledger.close()
+            throw error
+        }
         logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.verified": "\(config.verifyOnOpen)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)",
                                               "checkpoint.public_key": "\(checkpointKey.publicKey.hex)"])
         let writer = GroupCommitWriter(ledger: ledger, maxBatch: config.maxBatch,
@@ -123,10 +130,13 @@ public struct BallotDaemon: Service {
 
     /// Serves `GET /metrics` over HTTP/1.1 on `address` (see `MetricsHTTPHandler`).
     static func serveMetrics(on address: ListenAddress, loops: any EventLoopGroup, render: @escaping @Sendable () -> [UInt8]) async throws -> any Channel {
-        try await ServerBootstrap(group: loops)
+        let connections = MetricsConnections()
+        return try await ServerBootstrap(group: loops)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard connections.admit(channel) else { return channel.close() }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: MetricsConnections.idleTimeout))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: render))
                 }

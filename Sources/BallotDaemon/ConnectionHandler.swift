@@ -112,8 +112,9 @@ final class ConnectionHandler: ChannelInboundHandler {
         case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
             // Nothing arrived for the idle timeout: a half-sent line, or a forgotten client.
             if subscription == nil && !busy && pending.isEmpty { context.close(promise: nil) }
-            // An import whose file stopped arriving (not one paused while its batches commit).
-            if let session = importing, !session.allReceived, !session.wantsPause {
+            // An import whose file stopped arriving while the daemon was reading (not one it
+            // paused itself, for its batches to commit or its client to read the refusals).
+            if let session = importing, !session.allReceived, reading {
                 session.stopReceiving(because: "nothing arrived for the idle timeout")
                 importProgress(context)
             }
@@ -260,7 +261,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             if case .read = kind { service.metrics.refused(error.code.rawValue) }
             return Reply.error(id: id, error)
         case .failure(let error as LedgerError) where error.fullCode != nil:
-            let code = error.fullCode!
+            let code = error.fullCode ?? .internal
             service.metrics.refused(code.rawValue)
             return Reply.error(id: id, code: code, message: error.description)
         case .failure(DaemonError.shuttingDown):
@@ -304,7 +305,7 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
             // The position moves before the lines go out, and the stream stays busy while they
             // do: a flush can turn the channel writable again and call `stream` from inside it,
-            // which used to read this chunk a second time from the old position.
+            // which must then start from the next chunk.
             handler.subscription = next + UInt64(lines.count)
             for line in lines { context.write(handler.wrapOutboundOut(ByteBuffer(bytes: line)), promise: nil) }
             context.flush()

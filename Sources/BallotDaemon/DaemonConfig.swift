@@ -26,7 +26,8 @@ public struct DaemonConfig: Sendable {
     /// it (measured in docs/performance.md: 2 cores, 3 loops).
     public var eventLoops = System.coreCount + 1
     /// A connection that sends nothing for this long (a half-sent line, a forgotten client)
-    /// is closed; subscribers and clients awaiting a reply are not.
+    /// is closed, and an import whose file stops arriving for as long is ended; subscribers
+    /// and clients awaiting a reply are not.
     public var idleTimeoutSeconds = 300
     public var access: AccessRules
     /// Where to serve `GET /metrics` over HTTP for Prometheus; nil (the default) for nowhere.

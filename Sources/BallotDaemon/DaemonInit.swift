@@ -37,7 +37,9 @@ public enum DaemonInit {
         if try makeDirectory(config.dataDirectory, mode: 0o750) {
             report.made.append(("data directory", config.dataDirectory, "mode 0750; the ledger will be \(ledgerDirectory)"))
         }
-        for directory in Set([parent(of: config.secretFile), parent(of: config.checkpointKeyFile)]) where try makeDirectory(directory, mode: 0o700) {
+        let keyDirectories = [parent(of: config.secretFile), parent(of: config.checkpointKeyFile)]
+        for directory in keyDirectories.enumerated().filter({ keyDirectories.firstIndex(of: $0.element) == $0.offset }).map(\.element)
+        where try makeDirectory(directory, mode: 0o700) {
             report.made.append(("key directory", directory, "mode 0700"))
         }
         let socketDirectory = parent(of: config.socketPath)
@@ -50,9 +52,14 @@ public enum DaemonInit {
         try writeNew(config.secretFile, bytes: secret, what: "the voter secret")
         report.made.append(("voter secret", config.secretFile, "\(secretLength) random bytes, mode 0600"))
 
-        var quiet = Logger(label: "ballotd-init")
-        quiet.logLevel = .error   // the report below says what was made
-        let key = try CheckpointKeyFile.create(config.checkpointKeyFile, logger: quiet)
+        let key: CheckpointKey
+        do {
+            // The report below says what was made; a .pub that cannot be written is an error.
+            key = try CheckpointKeyFile.create(config.checkpointKeyFile, logger: Logger(label: "ballotd-init"), requirePublicKeyFile: true)
+        } catch {
+            unlink(config.secretFile)   // all or nothing: a second init must not find half a set-up
+            throw error
+        }
         report.checkpointPublicKey = key.publicKey.hex
         report.made.append(("checkpoint key", config.checkpointKeyFile, "Ed25519 seed, mode 0600; public key in \(config.checkpointKeyFile).pub"))
         return report
@@ -110,11 +117,12 @@ public enum DaemonInit {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
         guard fd >= 0 else { throw DaemonError.setup("init: cannot create \(what) \(path): \(String(cString: strerror(errno)))") }
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd) == 0
+        // errno is read right after the call that failed, before close and unlink change it.
+        let reason = written == bytes.count ? (fsync(fd) == 0 ? nil : String(cString: strerror(errno))) : String(cString: strerror(errno))
         close(fd)
-        guard written == bytes.count, synced else {
+        if let reason {
             unlink(path)
-            throw DaemonError.setup("init: cannot write \(what) \(path): \(String(cString: strerror(errno)))")
+            throw DaemonError.setup("init: cannot write \(what) \(path): \(reason)")
         }
     }
 }

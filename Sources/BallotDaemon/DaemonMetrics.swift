@@ -5,7 +5,7 @@ import Metrics
 /// What the daemon counts and times, through swift-metrics: `main` chooses the backend
 /// (Prometheus in `ballotd`), this code only records. Names follow Prometheus's conventions:
 /// a unit suffix (`_seconds`, `_bytes`), `_total` on counters, a timestamp rather than an age.
-/// docs/protocol.md ("metrics") lists each with what an operator reads from it.
+/// docs/operations.md lists each with what an operator reads from it.
 struct DaemonMetrics: Sendable {
     // Writes.
     let appended = Counter(label: "ballotd_appended_events_total")

@@ -145,6 +145,7 @@ final class ImportSession {
         case .failure(let error):
             if failure == nil {
                 let code: ErrorCode = (error as? LedgerError)?.fullCode ?? .internal
+                writer.metrics.refused(code.rawValue)   // a failed write is counted where it is answered
                 failure = ProtocolError(code, "import: \(request.file): stopped after \(accepted) accepted rows: \(error); run the import again to add the rest")
             }
         case .success(let outcomes):

@@ -1,9 +1,13 @@
 import NIOCore
 import NIOHTTP1
+import Synchronization
 
 /// Answers Prometheus's scrapes: `GET /metrics` (and `HEAD`) with the text exposition format.
 /// Anything else gets 404 or 405. Each request is answered whole as it ends; the connection is
-/// kept open between scrapes when the client asks for that.
+/// kept open between scrapes when the client asks for that. It shares the event loops with the
+/// ballot socket, so a client cannot make it work or buffer for nothing: reading stops while a
+/// client does not read its answers, an idle connection is closed, and there are at most
+/// `MetricsConnections.limit` at once.
 final class MetricsHTTPHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
@@ -14,6 +18,16 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     private var head: HTTPRequestHead?
 
     init(render: @escaping @Sendable () -> [UInt8]) { self.render = render }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in } }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent { return context.close(promise: nil) }
+        context.fireUserInboundEventTriggered(event)
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -53,9 +67,30 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         if !body.isEmpty { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil) }
         let sent = context.eventLoop.makePromise(of: Void.self)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: sent)
+        // Pipelined requests wait in the socket until the client has read this answer.
+        if !context.channel.isWritable { context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in } }
         if !keepAlive {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             sent.futureResult.whenComplete { _ in bound.value.close(promise: nil) }
         }
+    }
+}
+
+/// How many HTTP connections are open, so that a client cannot take the descriptors the ballot
+/// socket needs: past `limit`, a new connection is closed at once.
+final class MetricsConnections: Sendable {
+    static let limit = 64
+    /// An idle connection (no request for this long) is closed; Prometheus scrapes far more often.
+    static let idleTimeout: TimeAmount = .seconds(120)
+    private let open = Atomic<Int>(0)
+
+    /// Counts `channel` while it is open; false (and nothing counted) when the limit is reached.
+    func admit(_ channel: any Channel) -> Bool {
+        guard open.add(1, ordering: .relaxed).newValue <= Self.limit else {
+            open.subtract(1, ordering: .relaxed)
+            return false
+        }
+        channel.closeFuture.whenComplete { [self] _ in open.subtract(1, ordering: .relaxed) }
+        return true
     }
 }

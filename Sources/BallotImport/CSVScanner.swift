@@ -75,6 +75,8 @@ public struct CSVScanner {
         pending.removeAll()
     }
 
+    static let bareCR = "a carriage return that does not end the line: lines must end in LF or CRLF (is this a file with classic Mac line endings? convert it first)"
+
     /// `resumeAt` nil: the bad line goes on past the bytes at hand; skip it to its line break.
     private enum Step { case row(end: Int), needMore(inQuotes: Bool), bad(String, resumeAt: Int?) }
 
@@ -157,6 +159,10 @@ public struct CSVScanner {
                     if c == lf {
                         return .bad("the quoted field \(fieldEnds.count + 1) is not closed on its line (a field cannot span lines)", resumeAt: i + 1)
                     }
+                    if c == cr {
+                        if i + 1 == b.count && !atEnd { return .needMore(inQuotes: true) }
+                        if i + 1 == b.count || b[i + 1] != lf { return .bad(Self.bareCR, resumeAt: restOfLine(i)) }
+                    }
                     if c == quote {
                         if i + 1 < b.count && b[i + 1] == quote {
                             fieldBytes.append(quote)
@@ -177,6 +183,7 @@ public struct CSVScanner {
                 case lf: return .row(end: i + 1)
                 case cr where i + 1 < b.count && b[i + 1] == lf: return .row(end: i + 2)
                 case cr where i + 1 == b.count: return atEnd ? .row(end: i + 1) : .needMore(inQuotes: false)
+                case cr: return .bad(Self.bareCR, resumeAt: restOfLine(i))
                 default: return .bad("text after the closing quote of field \(fieldEnds.count)", resumeAt: restOfLine(i))
                 }
             }
@@ -188,9 +195,7 @@ public struct CSVScanner {
                 if c == quote { return .bad("a quote inside unquoted field \(fieldEnds.count + 1)", resumeAt: restOfLine(i)) }
                 if c == cr {
                     if i + 1 == b.count { if atEnd { break } else { return .needMore(inQuotes: false) } }
-                    if b[i + 1] != lf {
-                        return .bad("a carriage return that does not end the line: lines must end in LF or CRLF (is this a file with classic Mac line endings? convert it first)", resumeAt: restOfLine(i))
-                    }
+                    if b[i + 1] != lf { return .bad(Self.bareCR, resumeAt: restOfLine(i)) }
                 }
                 i += 1
             }

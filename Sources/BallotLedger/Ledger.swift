@@ -167,6 +167,7 @@ public final class Ledger {
                 try txn.removeAll(in: dbs.series)
                 try writer.writeProjections(everything, in: txn, dbs)
             }
+            writer.standingsWritten = [:]   // publishing is for what a submit changed
         } catch let error as StoreError {
             throw LedgerError.store(error)
         }

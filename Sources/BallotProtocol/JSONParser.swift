@@ -79,18 +79,26 @@ public enum JSONParser {
             while true {
                 skipSpace()
                 guard peek == UInt8(ascii: "\"") else { throw fail("expected a member name") }
+                let keyAt = i
                 let key = try string()
                 skipSpace()
                 guard peek == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 i += 1
                 skipSpace()
-                let keyAt = i
                 if names == nil && members.count >= 16 { names = Set(members.map(\.0)) }
-                let repeated = names != nil ? !names!.insert(key).inserted : members.contains { $0.0 == key }
+                let repeated: Bool
+                if var seen = names {
+                    names = nil   // (unshared while it grows)
+                    repeated = !seen.insert(key).inserted
+                    names = seen
+                } else {
+                    repeated = members.contains { $0.0 == key }
+                }
                 if repeated { throw Failure(offset: keyAt, reason: "the member name '\(key.prefix(64))' is used twice in one object") }
+                let valueAt = i
                 if depth == 0, key == verbatim, let c = peek, c == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(c) {
                     _ = try number()
-                    members.append((key, .raw(Array(UnsafeRawBufferPointer(rebasing: bytes[keyAt..<i])))))
+                    members.append((key, .raw(Array(UnsafeRawBufferPointer(rebasing: bytes[valueAt..<i])))))
                 } else {
                     members.append((key, try value(depth: depth + 1)))
                 }

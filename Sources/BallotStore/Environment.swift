@@ -123,14 +123,19 @@ public final class Environment: @unchecked Sendable {
         _ body: (borrowing WriteTransaction) throws -> R
     ) throws -> R {
         try writerLock.withExclusive {
+            // The stall: from the write's start to the start of the attempt that succeeds (the
+            // growth, and any aborted attempt and the caller's redo before it).
             let started = ContinuousClock.now
             var grew = try growIfNearlyFull(context())
+            var attemptStarted = ContinuousClock.now
             defer {
                 if grew, let observer = options.observer, let size = try? info().mapSize {
-                    observer.grewMap(to: size, stalledNanoseconds: nanoseconds(since: started))
+                    let stall = attemptStarted - started
+                    observer.grewMap(to: size, stalledNanoseconds: UInt64(stall.components.seconds) * 1_000_000_000 + UInt64(stall.components.attoseconds / 1_000_000_000))
                 }
             }
             while true {
+                attemptStarted = ContinuousClock.now
                 do {
                     return try rawTransaction(readOnly: false, context: context()) { txn in
                         try body(WriteTransaction(txn: txn))

@@ -36,7 +36,7 @@ struct Locations: ParsableArguments {
     @Option(name: .customLong("secret-file"), help: "File holding the HMAC secret for voter identifiers (16 bytes or more). Key: secret_file.")
     var secretFile: String?
 
-    @Option(name: .customLong("checkpoint-key-file"), help: "The Ed25519 checkpoint signing key. Key: checkpoint_key_file.")
+    @Option(name: .customLong("checkpoint-key-file"), help: "The Ed25519 checkpoint signing key (made by init, or on a first start; it must stay the ledger's). Key: checkpoint_key_file.")
     var checkpointKeyFile: String?
 
     /// These options as they were given, to repeat them.

@@ -1,6 +1,9 @@
 import Testing
 import Foundation
 import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `ballotd init`: a first start in one command, that never overwrites.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct InitTests {
@@ -74,5 +77,42 @@ import TestSupport
         #expect(short.status != 0)
         #expect(short.output.contains("\(dir.sub("short")) holds 5 bytes"))
         #expect(short.output.contains("ballotd init"))
+    }
+
+    /// A ledger is signed by one key for its life. A lost or mistyped key file would sign the
+    /// next checkpoint with a new key, which every auditor's verify then calls tampering; so
+    /// the start stops, names both keys, and takes back a key it made just then.
+    @Test func aStartWithAnotherCheckpointKeyThanTheLedgersStops() throws {
+        let daemon = try DaemonProcess()
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        let signed = try #require(try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])
+        let ledgerKey = try #require(signed["public_key"] as? String)
+        #expect(daemon.terminate() == 0)
+
+        let keyFile = daemon.directory.sub("data/checkpoint.key")
+        let kept = try Data(contentsOf: URL(fileURLWithPath: keyFile))
+        try FileManager.default.removeItem(atPath: keyFile)
+        let common = ["--data-dir", daemon.dataDirectory, "--socket", daemon.socketPath, "--secret-file", daemon.directory.sub("secret")]
+        let missing = try DaemonProcess.runToExit(common, log: daemon.directory.sub("missing.log"))
+        #expect(missing.status != 0)
+        #expect(missing.output.contains("signed by key \(ledgerKey)") && missing.output.contains("there was no key file \(keyFile)"), "\(missing.output)")
+        #expect(!FileManager.default.fileExists(atPath: keyFile))   // the key made on that start is gone again
+
+        let other = daemon.directory.sub("other.key")
+        let made = try DaemonProcess.runToExit(["init", "--data-dir", daemon.directory.sub("elsewhere"), "--secret-file", daemon.directory.sub("s2"),
+                                                "--checkpoint-key-file", other, "--socket", daemon.directory.sub("x.sock")], log: daemon.directory.sub("init.log"))
+        #expect(made.status == 0)
+        let wrong = try DaemonProcess.runToExit(common + ["--checkpoint-key-file", other], log: daemon.directory.sub("wrong.log"))
+        #expect(wrong.status != 0)
+        #expect(wrong.output.contains("the key file \(other) holds key"), "\(wrong.output)")
+        #expect(FileManager.default.fileExists(atPath: other))   // a key the operator made is never removed
+
+        // The right key back: the daemon serves again.
+        try kept.write(to: URL(fileURLWithPath: keyFile))
+        chmod(keyFile, 0o600)
+        let again = try DaemonProcess(directory: daemon.directory)
+        #expect(try BallotClient(socketPath: again.socketPath).call(["op": "hello"]).result?["checkpoint_public_key"] as? String == ledgerKey)
+        #expect(again.terminate() == 0)
     }
 }

@@ -92,6 +92,15 @@ import BallotLedger
         try reader.finish { if case .refused(_, _, let refusal) = $0 { messages.append(refusal.message) } }
         #expect(messages.count == 1)
         #expect(messages.first?.contains("carriage return") == true)
+        // With quoted fields too: after a closing quote, and inside one.
+        for text in ["vote_id,election,voter,nominee,cast_at,channel\n\"a\",\"award-2022\",\"v1\",\"kinn\",\"2022-11-03T10:00:00Z\",\"web\"\r\"b\",\"award-2022\"\n",
+                     "vote_id,election,voter,nominee,cast_at,channel\na,award-2022,\"v\r1\",kinn,2022-11-03T10:00:00Z,web\n"] {
+            var quoted = VoteFileReader(format: .csv, election: nil, hasher: Fixtures.hasher, actor: Fixtures.importer)
+            var said: [String] = []
+            try Array(text.utf8).withUnsafeBytes { try quoted.feed($0) { if case .refused(_, _, let refusal) = $0 { said.append(refusal.message) } } }
+            try quoted.finish { if case .refused(_, _, let refusal) = $0 { said.append(refusal.message) } }
+            #expect(said.count == 1 && said[0].contains("carriage return"), "\(said)")
+        }
         // A CRLF file reads as usual, whatever the chunking.
         let crlf = try read(header.replacingOccurrences(of: "\n", with: "\r\n") + "a,award-2022,v1,kinn,2022-11-03T10:00:00Z,web\r\nb,award-2022,v2,kinn,2022-11-03T10:00:00Z,web\r\n", chunk: 1)
         #expect(crlf.votes.map(\.id) == ["a", "b"])
