@@ -118,7 +118,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ballot-bench",
-            dependencies: ["BallotLedger", "BallotDomain", "BallotStore", "CEpoll"],
+            dependencies: ["BallotLedger", "BallotDomain", "BallotStore", "BallotClient", "CEpoll"],
             swiftSettings: strictSettings
         ),
         .target(

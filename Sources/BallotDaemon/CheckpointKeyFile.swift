@@ -51,14 +51,7 @@ enum CheckpointKeyFile {
     static func create(_ path: String, logger: Logger, requirePublicKeyFile: Bool = false) throws -> CheckpointKey {
         let key = CheckpointKey()
         let seedHex = key.seed.withUnsafeBytes { hexString($0) }
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw DaemonError.setup("cannot create the checkpoint key \(path): \(String(cString: strerror(errno)))") }
-        let line = Array("\(seedHex)\n".utf8)
-        let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        let reason = written == line.count ? (fsync(fd) == 0 ? nil : String(cString: strerror(errno))) : String(cString: strerror(errno))
-        close(fd)
-        if let reason {
-            unlink(path)
+        if let reason = SecretFile.writeNew(path, Array("\(seedHex)\n".utf8)) {
             throw DaemonError.setup("cannot write the checkpoint key \(path): \(reason)")
         }
         do {

@@ -112,17 +112,23 @@ public enum DaemonInit {
         return true
     }
 
-    /// Writes a file that must not exist yet (`O_EXCL`), mode 0600, and makes it durable.
     private static func writeNew(_ path: String, bytes: [UInt8], what: String) throws {
+        if let reason = SecretFile.writeNew(path, bytes) { throw DaemonError.setup("init: cannot write \(what) \(path): \(reason)") }
+    }
+}
+
+/// A file only its owner may read, made where none was (the voter secret, the checkpoint key).
+enum SecretFile {
+    /// Writes `bytes` to a new file (`O_EXCL`), mode 0600, and makes it durable; on failure
+    /// removes what it made and returns why.
+    static func writeNew(_ path: String, _ bytes: [UInt8]) -> String? {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0o600)
-        guard fd >= 0 else { throw DaemonError.setup("init: cannot create \(what) \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { return String(cString: strerror(errno)) }
         let written = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
         // errno is read right after the call that failed, before close and unlink change it.
         let reason = written == bytes.count ? (fsync(fd) == 0 ? nil : String(cString: strerror(errno))) : String(cString: strerror(errno))
         close(fd)
-        if let reason {
-            unlink(path)
-            throw DaemonError.setup("init: cannot write \(what) \(path): \(reason)")
-        }
+        if reason != nil { unlink(path) }
+        return reason
     }
 }

@@ -1,3 +1,4 @@
+import BallotClient
 import BallotDomain
 import BallotLedger
 import Foundation
@@ -27,7 +28,7 @@ struct Workload: Sendable {
     let importer = Actor(role: .importer, uid: 1000)
 
     init(votes: Int, keys: Bool) throws {
-        var rng = SplitMix(state: 42)
+        var rng = SplitMix64(seed: 42)   // cheap and deterministic: the input costs little
         let window = Workload.definition.closesAt.microseconds - Workload.opens.microseconds
         rows = (0..<votes).map { i in
             Row(voter: "voter-\(i)@example.no", nominee: Int.random(in: 0..<5, using: &rng),
@@ -54,18 +55,6 @@ struct Workload: Sendable {
                                         castAt: row.castAt, channel: "web"),
                               by: importer, idempotencyKey: keys ? row.voteID : "")
         }
-    }
-}
-
-/// splitmix64: cheap and deterministic, so that generating the input costs little.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 
