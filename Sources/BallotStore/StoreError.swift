@@ -17,6 +17,9 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case corrupted
         case versionMismatch
         case readersFull
+        /// `MDB_PANIC`: an earlier failure (a meta-page write that did not land) left the
+        /// environment unusable; nothing more can be read or written until it is reopened.
+        case mustReopen
         case mapResized
         case other
     }
@@ -52,13 +55,15 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         case MDB_CORRUPTED, MDB_PAGE_NOTFOUND: .corrupted
         case MDB_VERSION_MISMATCH, MDB_INVALID: .versionMismatch
         case MDB_READERS_FULL: .readersFull
+        case MDB_PANIC: .mustReopen
         case MDB_MAP_RESIZED: .mapResized
         default: .other
         }
     }
 
     public var description: String {
-        "\(context): \(call) failed: \(reason) (code \(code))"
+        let what = "\(context): \(call) failed: \(reason) (code \(code))"
+        return kind == .mustReopen ? what + "; LMDB stopped after an earlier failed write: restart ballotd to reopen the ledger (what was acknowledged is stored)" : what
     }
 }
 
