@@ -64,8 +64,8 @@ final class ImportSession {
     var allReceived: Bool { received == request.size }
     /// Whether the connection should stop reading until a batch comes back.
     var wantsPause: Bool { inFlight >= Self.maxInFlight }
-    var finished: Bool { (allReceived || cutShort) && inFlight == 0 && (batch.isEmpty || cutShort) }
-    /// The file stopped arriving before `request.size` bytes (see `cutShort(_:)`).
+    var finished: Bool { (allReceived || cutShort) && inFlight == 0 && batch.isEmpty }
+    /// The file stopped arriving before `request.size` bytes (see `stopReceiving(because:)`).
     private(set) var cutShort = false
 
     /// The client will send no more of the file (it closed its sending side, or sent nothing

@@ -130,8 +130,7 @@ public final class Environment: @unchecked Sendable {
             var attemptStarted = ContinuousClock.now
             defer {
                 if grew, let observer = options.observer, let size = try? info().mapSize {
-                    let stall = attemptStarted - started
-                    observer.grewMap(to: size, stalledNanoseconds: UInt64(stall.components.seconds) * 1_000_000_000 + UInt64(stall.components.attoseconds / 1_000_000_000))
+                    observer.grewMap(to: size, stalledNanoseconds: Self.nanoseconds(attemptStarted - started))
                 }
             }
             while true {
@@ -173,7 +172,7 @@ public final class Environment: @unchecked Sendable {
                 } else {
                     let started = ContinuousClock.now
                     let code = mdb_txn_commit(txn)
-                    if !readOnly { options.observer?.committed(nanoseconds: nanoseconds(since: started), ok: code == MDB_SUCCESS) }
+                    if !readOnly { options.observer?.committed(nanoseconds: Self.nanoseconds(ContinuousClock.now - started), ok: code == MDB_SUCCESS) }
                     if code != MDB_SUCCESS, !readOnly, let full = storageFull(code, context()) { throw full }
                     try check(code, "mdb_txn_commit", context())
                 }
@@ -187,9 +186,8 @@ public final class Environment: @unchecked Sendable {
         }
     }
 
-    private func nanoseconds(since start: ContinuousClock.Instant) -> UInt64 {
-        let elapsed = ContinuousClock.now - start
-        return UInt64(elapsed.components.seconds) * 1_000_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000)
+    private static func nanoseconds(_ elapsed: Duration) -> UInt64 {
+        UInt64(elapsed.components.seconds) * 1_000_000_000 + UInt64(elapsed.components.attoseconds / 1_000_000_000)
     }
 
     /// A failed commit on a file system with no room left. LMDB passes ENOSPC or EDQUOT
