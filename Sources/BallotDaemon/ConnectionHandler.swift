@@ -24,27 +24,19 @@ struct ShutdownRequested: Sendable {}
 /// on the event loop (voter ids hashed there too), ledger reads run on the read pool, writes
 /// go to the writer thread, and each reply is written back on the event loop. Reading from the
 /// socket pauses while requests queue up or while the client is not reading its replies, so
-/// a client cannot make the daemon buffer without bound.
+/// a client cannot make the daemon buffer without bound. What the connection is doing lives in
+/// a `ConnectionStateMachine`; this class performs its actions.
 final class ConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = LineFrameDecoder.Frame
     typealias OutboundOut = ByteBuffer
 
     private let service: RequestService
     private let peer: Peer
-    private var pending = CircularBuffer<LineFrameDecoder.Frame>()
-    private var busy = false
-    /// Graceful shutdown: finish the request in hand, start no other, close.
-    private var stopping = false
-    /// The client has closed its sending side: answer what it sent, then close.
-    private var inputClosed = false
-    private var reading = true
-    /// The next event to send, once the connection has subscribed.
-    private var subscription: UInt64?
-    /// The import whose file is arriving, and the decoder's count of its bytes still to come.
+    private var machine = ConnectionStateMachine()
+    /// The import whose file is arriving (while the machine is `importing`).
     private var importing: ImportSession?
-    private var importCompleting = false
+    /// The decoder's count of an import's bytes still to come.
     private let bulk: LineFrameDecoder.Bulk
-    private static let maxPending = 32
 
     init(service: RequestService, peer: Peer, bulk: LineFrameDecoder.Bulk) {
         self.service = service
@@ -60,34 +52,28 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         service.metrics.connections.decrement()
-        if subscription != nil { service.metrics.subscribers.decrement() }
-        pending.removeAll()
+        if machine.isSubscribed { service.metrics.subscribers.decrement() }
         if importing != nil { service.metrics.importsInProgress.decrement() }
         importing = nil
+        machine.channelClosed()
         context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        // A subscribed connection only listens (docs/protocol.md); requests go on another.
-        guard subscription == nil, !stopping else { return }
         let frame = unwrapInboundIn(data)
         if case .bytes(let bytes) = frame {
-            guard let session = importing else { return }
+            guard let session = importing, machine.isImporting else { return }
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             session.receive(bytes, on: context.eventLoop) { bound.value.0.importProgress(bound.value.1) }
             return importProgress(context)
         }
-        pending.append(frame)
-        if pending.count >= Self.maxPending && reading {
-            reading = false
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-        }
+        perform(machine.lineArrived(frame), context)
         drain(context)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
-            if subscription != nil { stream(context) } else if importing != nil { importProgress(context) } else { drain(context) }
+            if machine.isSubscribed { stream(context) } else if machine.isImporting { importProgress(context) } else { drain(context) }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -95,29 +81,14 @@ final class ConnectionHandler: ChannelInboundHandler {
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         switch event {
         case is ShutdownRequested:
-            // Answer the request in hand (its write may already be committing), refuse nothing
-            // new: queued requests that were not started are dropped unanswered.
-            stopping = true
-            pending.removeAll()
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-            // An import is cut off: what it committed stays, and running it again adds the rest.
-            if !busy || subscription != nil || importing != nil { context.close(promise: nil) }
+            // Answer the request in hand (its write may already be committing), start nothing
+            // new; an import is cut off: what it committed stays, and run again it adds the rest.
+            for action in machine.shutdownRequested() { perform(action, context) }
         case ChannelEvent.inputClosed:
-            inputClosed = true
-            if let session = importing, !session.allReceived {
-                session.stopReceiving(because: "the client closed its sending side")
-                return importProgress(context)
-            }
+            perform(machine.inputWasClosed(importWaitsForBytes: importing.map { !$0.allReceived } ?? false), context)
             drain(context)
         case let idle as IdleStateHandler.IdleStateEvent where idle == .read:
-            // Nothing arrived for the idle timeout: a half-sent line, or a forgotten client.
-            if subscription == nil && !busy && pending.isEmpty { context.close(promise: nil) }
-            // An import whose file stopped arriving while the daemon was reading (not one it
-            // paused itself, for its batches to commit or its client to read the refusals).
-            if let session = importing, !session.allReceived, reading {
-                session.stopReceiving(because: "nothing arrived for the idle timeout")
-                importProgress(context)
-            }
+            perform(machine.idleTimedOut(importWaitsForBytes: importing.map { !$0.allReceived } ?? false), context)
         default:
             context.fireUserInboundEventTriggered(event)
         }
@@ -128,20 +99,33 @@ final class ConnectionHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    // MARK: Requests
-
-    /// Answers queued requests while nothing is in flight and the client reads its replies.
-    private func drain(_ context: ChannelHandlerContext) {
-        while !busy, subscription == nil, context.channel.isActive, context.channel.isWritable, let frame = pending.popFirst() {
-            handle(frame, context)
-        }
-        guard !busy, pending.isEmpty, subscription == nil else { return }
-        if stopping || inputClosed {
-            context.close(promise: nil)
-        } else if !reading {
-            reading = true
+    /// Carries out one action of the machine.
+    private func perform(_ action: ConnectionStateMachine.Action, _ context: ChannelHandlerContext) {
+        switch action {
+        case .none: break
+        case .handle(let frame): handle(frame, context)
+        case .pauseReading:
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        case .resumeReading:
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
             context.read()
+        case .sendEvents(let from): sendEvents(from: from, context)
+        case .cutImport(let why):
+            importing?.stopReceiving(because: why)
+            importProgress(context)
+        case .close: context.close(promise: nil)
+        }
+    }
+
+    // MARK: Requests
+
+    /// Answers queued requests while nothing is in flight and the client reads its replies,
+    /// then closes or reads again, as the machine says.
+    private func drain(_ context: ChannelHandlerContext) {
+        while context.channel.isActive {
+            let action = machine.next(writable: context.channel.isWritable)
+            if action == .none { return }
+            perform(action, context)
         }
     }
 
@@ -174,17 +158,17 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .reply(let result):
             reply(Reply.ok(id: id, result: result), context)
         case .read(let work):
-            busy = true
+            machine.startedAnswering()
             service.readPool.runIfActive(eventLoop: context.eventLoop) { try work() }.whenComplete { result in
                 bound.value.0.finish(id: id, op: request.op, .read, result, bound.value.1)
             }
         case .write(let submissions, let combine):
-            busy = true
+            machine.startedAnswering()
             service.writer.submit(submissions, on: context.eventLoop) { outcomes in
                 bound.value.0.finish(id: id, op: request.op, .write, Result { try combine(try outcomes.get()) }, bound.value.1)
             }
         case .writeThenRead(let submissions, let then):
-            busy = true
+            machine.startedAnswering()
             service.writer.submit(submissions, on: context.eventLoop) { outcomes in
                 bound.value.0.service.readPool.runIfActive(eventLoop: bound.value.1.eventLoop) { try then(try outcomes.get()) }.whenComplete { result in
                     bound.value.0.finish(id: id, op: request.op, .write, result, bound.value.1)
@@ -192,11 +176,11 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         case .subscribe(let from):
             reply(Reply.ok(id: id, result: .object([("from", .uint(from))])), context)
-            subscription = from
+            machine.subscribed(from: from)
             service.metrics.subscribers.increment()
             stream(context)
         case .importFile(let request):
-            busy = true
+            machine.startedImport()
             let session = ImportSession(id: id, request: request, peer: peer, writer: service.writer,
                                         hasher: service.operations.hasher) { line in
                 let (handler, context) = bound.value
@@ -204,7 +188,6 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
             importing = session
             service.metrics.importsInProgress.increment()
-            importCompleting = false
             bulk.remaining = request.size
             reply(session.goAhead, context)
             if request.size == 0 {
@@ -214,30 +197,19 @@ final class ConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    /// Paces an import: stops reading while its batches are in flight or the client is not
-    /// reading the refusals, and completes it once every byte is in and decided.
+    /// Pauses or resumes reading as the import's batches and the client allow, and completes
+    /// the import once every byte is in and every batch decided.
     private func importProgress(_ context: ChannelHandlerContext) {
         guard let session = importing else { return }
-        let pause = session.wantsPause || !context.channel.isWritable
-        if pause && reading {
-            reading = false
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
-        } else if !pause && !reading && !session.allReceived {
-            reading = true
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
-            context.read()
-        }
-        guard session.finished, !importCompleting else { return }
-        importCompleting = true
+        perform(machine.importFlow(wantsPause: session.wantsPause, writable: context.channel.isWritable, allReceived: session.allReceived), context)
+        guard machine.importCanComplete(finished: session.finished) else { return }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         session.complete(on: context.eventLoop) {
             let (handler, context) = bound.value
             if handler.importing != nil { handler.service.metrics.importsInProgress.decrement() }
             let cutShort = handler.importing?.cutShort == true
             handler.importing = nil
-            handler.busy = false
-            // The rest of a file cut short may still come; it must not be read as requests.
-            if cutShort { return context.close(promise: nil) }
+            handler.perform(handler.machine.importEnded(cutShort: cutShort), context)
             handler.drain(context)
         }
     }
@@ -247,7 +219,7 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     /// Answers the request in hand and goes on to the next line waiting.
     private func finish(id: JSONValue, op: String, _ kind: Kind, _ result: Result<JSONValue, any Error>, _ context: ChannelHandlerContext) {
-        busy = false
+        machine.finishedAnswering()
         reply(render(id: id, op: op, kind, result), context)
         drain(context)
     }
@@ -280,12 +252,15 @@ final class ConnectionHandler: ChannelInboundHandler {
 
     // MARK: Subscription
 
-    /// Sends the events from `subscription` on, a chunk at a time while the client reads, and
-    /// waits for the next commit once caught up.
+    /// Sends the next chunk of events if the machine says so.
     private func stream(_ context: ChannelHandlerContext) {
-        guard let next = subscription, !busy, context.channel.isActive, context.channel.isWritable else { return }
-        if stopping { return context.close(promise: nil) }
-        busy = true
+        guard context.channel.isActive else { return }
+        perform(machine.streamCanSend(writable: context.channel.isWritable), context)
+    }
+
+    /// Sends the events from `next` on, a chunk at a time while the client reads, and waits for
+    /// the next commit once caught up.
+    private func sendEvents(from next: UInt64, _ context: ChannelHandlerContext) {
         let reader = service.operations.reader
         // Which elections are sealed is decided per chunk: a stream that starts while voting is
         // open shows nominees once it has closed.
@@ -299,17 +274,11 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         }.whenComplete { result in
             let (handler, context) = bound.value
-            guard case .success(let lines) = result else {
-                handler.busy = false
-                return context.close(promise: nil)
-            }
-            // The position moves before the lines go out, and the stream stays busy while they
-            // do: a flush can turn the channel writable again and call `stream` from inside it,
-            // which must then start from the next chunk.
-            handler.subscription = next + UInt64(lines.count)
+            guard case .success(let lines) = result else { return context.close(promise: nil) }
+            handler.machine.chunkRead(count: lines.count)
             for line in lines { context.write(handler.wrapOutboundOut(ByteBuffer(bytes: line)), promise: nil) }
             context.flush()
-            handler.busy = false
+            handler.machine.chunkWritten()
             if lines.isEmpty {
                 let loop = context.eventLoop
                 handler.service.writer.commits.notify(whenMoreThan: next - 1) { more in
