@@ -178,7 +178,13 @@ let package = Package(
         ),
         .testTarget(
             name: "BallotDaemonTests",
-            dependencies: ["BallotDaemon", "BallotDomain", "TestSupport"],
+            dependencies: [
+                "BallotDaemon", "BallotDomain", "BallotLedger", "BallotProtocol", "TestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(
