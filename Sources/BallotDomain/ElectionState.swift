@@ -89,6 +89,27 @@ public struct ElectionState: Sendable {
         storage.apply(record)
     }
 
+    /// This state without its voter table: what a batch keeps before it first changes the
+    /// election, so that a failed transaction can put it back (`restore(_:takingBack:)`). The
+    /// voter table, which may hold millions, is not kept: the voters added are taken back.
+    struct Saved: @unchecked Sendable {
+        private let storage: Storage
+        fileprivate init(_ storage: Storage) { self.storage = storage }
+        fileprivate func restored(with voters: Key128Map<Void>) -> Storage { storage.copy(voters: voters) }
+    }
+
+    func saved() -> Saved { Saved(storage.copy(voters: Key128Map(capacity: 0))) }
+
+    /// Puts back the state `saved` held, with the voter table as it is less the voters `added`
+    /// since (taken back last first).
+    mutating func restore(_ saved: Saved, takingBack added: [Key128]) {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        var voters = storage.voters
+        storage.voters = Key128Map(capacity: 0)   // so that `voters` holds its table alone
+        for key in added.reversed() { voters.remove(key) }
+        storage = saved.restored(with: voters)
+    }
+
     /// See `LedgerState.replay(_:inElection:refused:)`: `checkVote`, then `apply`, with one
     /// lookup of each voter (adding them says whether they had voted).
     mutating func replay(_ run: [RecordedVote], refused: (Int, DomainError) -> Void) {
@@ -119,7 +140,7 @@ public struct ElectionState: Sendable {
     /// one field runs code touching the same field. (`replay(_:refused:)` checks and counts
     /// votes inside its access to `voters`, so neither the rule nor the counting may read
     /// `voters`.)
-    private final class Storage: @unchecked Sendable {
+    fileprivate final class Storage: @unchecked Sendable {
         let definition: ElectionDefinition
         let definedAt: UInt64
         /// The effective window, half-open (see `ElectionState.effectiveOpensAt`).
@@ -170,7 +191,9 @@ public struct ElectionState: Sendable {
             bucketWidth = definition.seriesBucketSeconds * 1_000_000
         }
 
-        func copy() -> Storage {
+        /// A copy that shares every collection until one side changes it; with `voters`, that
+        /// table in place of this one's.
+        func copy(voters: Key128Map<Void>? = nil) -> Storage {
             let c = Storage(definition: definition, seq: definedAt)
             c.nominees = nominees
             c.nomineeIndex = nomineeIndex
@@ -192,7 +215,7 @@ public struct ElectionState: Sendable {
             c.sparse = sparse
             c.scores = scores
             c.lastSeq = lastSeq
-            c.voters = voters
+            c.voters = voters ?? self.voters
             c.invalidated = invalidated
             return c
         }

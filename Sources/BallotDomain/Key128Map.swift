@@ -149,6 +149,38 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
         return true
     }
 
+    /// Removes `key`; returns false if it was not there. (How a batch whose transaction failed
+    /// takes back the voters it added: see `removeShiftingBack`.)
+    @discardableResult
+    public mutating func remove(_ key: Key128) -> Bool {
+        if key.a == 0 && key.b == 0 {
+            guard zeroValue != nil else { return false }
+            zeroValue = nil
+            stored -= 1
+            return true
+        }
+        makeRoom(for: 0)   // unshares the storage
+        let slot = find(key)
+        guard !isEmpty(slot) else { return false }
+        let keys = keys, values = values, mask = mask
+        BallotDomain.removeShiftingBack(
+            slot: slot, slots: mask + 1, isEmpty: { keys[2 * $0] == 0 && keys[2 * $0 + 1] == 0 },
+            home: { Int(truncatingIfNeeded: keys[2 * $0]) & mask },
+            move: { i, j in
+                keys[2 * j] = keys[2 * i]
+                keys[2 * j + 1] = keys[2 * i + 1]
+                values[j] = values[i]
+                keys[2 * i] = 0
+                keys[2 * i + 1] = 0
+            },
+            clear: { i in
+                keys[2 * i] = 0
+                keys[2 * i + 1] = 0
+            })
+        stored -= 1
+        return true
+    }
+
     /// Adds each of `keys` with `value`, in order, as `insert(_:_:)` would, and tells `added`
     /// for each (its position, and whether it was new): the table is grown for all of them
     /// first and their slots read first (see `prefetch`), so that the loop that adds them does

@@ -38,6 +38,48 @@ public struct LedgerState: Sendable {
         }
     }
 
+    /// What a batch of events changed, kept so that a failed transaction can take it back
+    /// without a replay (`apply(_:journal:)`, `takeBack(_:)`): the ledger's own fields, each
+    /// election's state as it was before the batch first changed it (without its voter table),
+    /// and the voters the batch added. Elections defined by the batch are simply dropped.
+    public struct Journal: Sendable {
+        fileprivate let elections: Int
+        fileprivate let index: OrdinalIndex
+        fileprivate let lastSeq: UInt64
+        fileprivate let lastCheckpoint: (seq: UInt64, checkpoint: Checkpoint)?
+        fileprivate var saved: [ElectionState.Saved?]
+        fileprivate var voters: [(election: Int, key: Key128)] = []
+    }
+
+    /// A journal of what the events applied from now on change.
+    public func journal() -> Journal {
+        Journal(elections: electionList.count, index: index, lastSeq: lastSeq, lastCheckpoint: lastCheckpoint,
+                saved: Array(repeating: nil, count: electionList.count))
+    }
+
+    /// `apply`, noting in `journal` what it changes.
+    public mutating func apply(_ record: RecordedEvent, journal: inout Journal) {
+        if let election = record.event.election, let i = ordinal(of: election), i < journal.elections {
+            if journal.saved[i] == nil { journal.saved[i] = electionList[i].saved() }
+            if case .voteCast(let vote) = record.event { journal.voters.append((i, vote.voter.prefix)) }
+        }
+        apply(record)
+    }
+
+    /// Takes back every event applied since `journal` was made: the state is then what it was.
+    public mutating func takeBack(_ journal: Journal) {
+        electionList.removeLast(electionList.count - journal.elections)
+        index = journal.index
+        lastSeq = journal.lastSeq
+        lastCheckpoint = journal.lastCheckpoint
+        var added = Array(repeating: [Key128](), count: journal.elections)
+        for (election, key) in journal.voters { added[election].append(key) }
+        for (i, saved) in journal.saved.enumerated() {
+            guard let saved else { continue }
+            electionList[i].restore(saved, takingBack: added[i])
+        }
+    }
+
     /// Brings into cache the slots of an election's voter table that these voters (the first
     /// 128 bits of their keys) will look up, before their votes are checked and applied one at
     /// a time: in batches of thousands, the table misses then overlap (see

@@ -78,6 +78,28 @@ public struct SequenceIndex: @unchecked Sendable {
         stored += 1
     }
 
+    /// Removes the record that event `seq` holds `key`; returns false if there is none. (How a
+    /// batch whose transaction failed takes back the keys it added: see `removeShiftingBack`.)
+    @discardableResult
+    public mutating func remove(_ key: Key128, seq: UInt64) -> Bool {
+        makeRoom(for: 0)   // unshares the storage
+        let wanted = Self.tag(key) << 32 | (seq & 0xFFFF_FFFF), mask = mask
+        var i = home(ofTag: Self.tag(key))
+        while slots[i] != 0 && slots[i] != wanted { i = (i + 1) & mask }
+        guard slots[i] == wanted else { return false }
+        let slots = slots, shift = UInt64(homeShift)
+        BallotDomain.removeShiftingBack(
+            slot: i, slots: mask + 1, isEmpty: { slots[$0] == 0 },
+            home: { Int(truncatingIfNeeded: slots[$0] >> (32 + shift)) },
+            move: { i, j in
+                slots[j] = slots[i]
+                slots[i] = 0
+            },
+            clear: { slots[$0] = 0 })
+        stored -= 1
+        return true
+    }
+
     /// Records, in order, that each event `keys[i].seq` holds `keys[i].key`, unless an earlier
     /// event does: each candidate met on the way to the key's free slot, an event before it
     /// that may hold the key (see `firstEvent(holding:lastSeq:where:)`), is asked

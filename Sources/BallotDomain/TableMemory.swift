@@ -99,3 +99,28 @@ func rehashAfterDoubling(oldSlots: Int, isEmpty: (Int) -> Bool, home: (Int) -> I
         }
     }
 }
+
+/// Empties slot `slot` of a linear-probing table of `slots` slots (a power of two) without
+/// leaving a hole in any probe path: each entry after it, up to the next empty slot, whose
+/// home does not lie cyclically in (hole, entry] is moved back into the hole, which moves on to
+/// where that entry was (Knuth's algorithm R). No tombstones, so a table that takes back a
+/// batch's additions is the table it was, as far as any lookup can tell. `move` moves an entry
+/// to an empty slot and empties the one it left; `clear` empties a slot.
+@inlinable
+func removeShiftingBack(slot: Int, slots: Int, isEmpty: (Int) -> Bool, home: (Int) -> Int,
+                        move: (_ from: Int, _ to: Int) -> Void, clear: (Int) -> Void) {
+    let mask = slots - 1
+    var hole = slot
+    clear(hole)
+    var j = (hole + 1) & mask
+    while !isEmpty(j) {
+        let h = home(j)
+        // Whether the entry at j may stay: its home lies after the hole, up to j itself.
+        let stays = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j)
+        if !stays {
+            move(j, hole)
+            hole = j
+        }
+        j = (j + 1) & mask
+    }
+}

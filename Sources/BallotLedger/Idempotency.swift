@@ -49,6 +49,13 @@ struct IdempotencyIndex {
         keyIndex.insert(slot, seq: seq)
     }
 
+    /// Takes back `insert(slot, seq:)`.
+    mutating func remove(_ slot: Key128, seq: UInt64) {
+        keyIndex.remove(slot, seq: seq)
+    }
+
+    var count: Int { keyIndex.count }
+
     /// See `SequenceIndex.prefetch`.
     mutating func prefetch(_ slots: [Key128]) {
         keyIndex.prefetch(slots)

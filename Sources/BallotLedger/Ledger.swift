@@ -49,8 +49,8 @@ public enum Outcome: Sendable, Equatable {
 /// state: elections, the voter sets that refuse a second vote, the idempotency keys and the
 /// Merkle frontier. `submit` decides a batch of commands against that state and appends the
 /// accepted events, their Merkle nodes and the projections they change in one LMDB transaction,
-/// so the projections are never behind the log. If the transaction fails, the in-memory state is
-/// rebuilt from what is stored, so it never runs ahead of the log either.
+/// so the projections are never behind the log. If the transaction fails, what the batch changed
+/// in memory is taken back (no replay), so memory never runs ahead of the log either.
 ///
 /// Not thread-safe: call `submit` from one thread. `reader` may be used from any thread.
 public final class Ledger {
@@ -76,9 +76,6 @@ public final class Ledger {
     /// Signs checkpoints; without it `takeCheckpoint` is refused and none is taken on close.
     private let checkpointKey: CheckpointKey?
     private(set) var writer: WriterState
-    /// Set when the in-memory state could not be rebuilt after a failed transaction: the
-    /// ledger then refuses every write, rather than decide against a state that may be wrong.
-    private var unusable: LedgerError?
 
     public init(path: String, options: Options = .init(), clock: any LedgerClock = SystemClock(),
                 checkpointKey: CheckpointKey? = nil) throws {
@@ -128,24 +125,20 @@ public final class Ledger {
     /// submission once the transaction is durable. Throws (having written nothing) when the
     /// store fails; `LedgerError.isLedgerFull` tells the `ledger_full` case.
     public func submit(_ batch: [Submission]) throws -> [Outcome] {
-        if let unusable { throw unusable }
         let now = max(clock.now(), writer.lastTimestamp)
         do {
+            // A map that fills mid-transaction is grown and the batch run again, from the state
+            // before it.
             let outcomes = try env.write("appending a batch of \(batch.count) commands",
-                                         beforeRetry: { try self.reload() }) { txn in
+                                         beforeRetry: { self.writer.takeBackBatch() }) { txn in
                 try self.writer.append(batch, at: now, key: self.checkpointKey, in: txn, dbs)
             }
+            writer.endBatch()
             writer.lastTimestamp = now
             return outcomes
         } catch {
-            // The batch may have changed the in-memory state before the transaction failed.
-            do {
-                try reload()
-            } catch let reloadError {
-                let failure = LedgerError.unusable(reason: "a write failed (\(error)) and the state could not be rebuilt from the stored events (\(reloadError)); reopen the ledger")
-                unusable = failure
-                throw failure
-            }
+            // Nothing of the batch was stored: take back what it changed in memory.
+            writer.takeBackBatch()
             if let storeError = error as? StoreError { throw LedgerError.store(storeError) }
             throw error
         }
@@ -154,7 +147,6 @@ public final class Ledger {
     /// Throws the stored projections away and writes them again from a replay of every event.
     /// The result is byte-identical to what the incremental path wrote.
     public func rebuildProjections() throws {
-        if let unusable { throw unusable }
         try reload()
         var everything = ProjectionChanges()
         for election in state.elections {
@@ -195,6 +187,11 @@ public final class Ledger {
     /// Rebuilds the in-memory state from the stored events.
     private func reload() throws {
         writer = try WriterState.load(from: reader, verify: options.verifyOnOpen)
+        replays += 1
     }
+
+    /// How many times the whole log was replayed: once at open, and once per
+    /// `rebuildProjections` (tests check that a failed write adds none).
+    private(set) var replays = 0
 }
 

@@ -16,8 +16,6 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
     /// A request for something the ledger does not hold: a sequence number or tree size past
     /// its end, or a proof between sizes in the wrong order.
     case outOfRange(String)
-    /// The ledger refuses writes until it is reopened (see `Ledger.submit`).
-    case unusable(reason: String)
 
     public var description: String {
         switch self {
@@ -27,7 +25,6 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
         case .invalidSecret(let reason), .badKey(let reason): reason
         case .store(let error): error.description
         case .outOfRange(let what): what
-        case .unusable(let reason): "the ledger is unusable: \(reason)"
         }
     }
 

@@ -13,6 +13,18 @@ struct WriterState {
     /// The tally and ranking documents the last batch wrote, by election: what the daemon
     /// publishes once the batch commits, without reading them back.
     var standingsWritten: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
+    /// What the batch in hand changed, until its transaction commits (`endBatch`) or fails
+    /// (`takeBackBatch`).
+    private var batch: BatchJournal?
+
+    /// What a batch changed in memory: enough to put everything back as it was, exactly and
+    /// without reading the ledger, when its transaction fails (map growth, `ledger_full`, a
+    /// full disk, an I/O error), so that a failed write costs that batch alone.
+    private struct BatchJournal {
+        var state: LedgerState.Journal
+        let frontier: MerkleFrontier
+        var keys: [(slot: Key128, seq: UInt64)] = []
+    }
 
     /// Replays every stored event: folds it in and indexes its idempotency key. With `verify`,
     /// also re-decides it through the rules, and rebuilds the Merkle tree from the records,
@@ -68,6 +80,8 @@ struct WriterState {
     /// in the same transaction, so the numbers at those moments are signed before anyone asks.
     mutating func append(_ batch: [Submission], at now: Timestamp, key: CheckpointKey?, in txn: borrowing WriteTransaction,
                          _ dbs: LedgerDatabases) throws -> [Outcome] {
+        precondition(self.batch == nil, "a batch was appended while another was in hand")
+        self.batch = BatchJournal(state: state.journal(), frontier: frontier)
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(batch.count)
         var changed = ProjectionChanges()
@@ -167,8 +181,11 @@ struct WriterState {
                 }
             }
         }
-        state.apply(record)
-        if let slot = submission.idempotencySlot { idempotency.insert(slot, seq: seq) }
+        state.apply(record, journal: &batch!.state)
+        if let slot = submission.idempotencySlot {
+            idempotency.insert(slot, seq: seq)
+            batch!.keys.append((slot, seq))
+        }
         changed.note(event, state)
         return .appended(Receipt(seq: seq, leafHash: leaf))
     }
@@ -182,6 +199,20 @@ struct WriterState {
         }
         let leaf = try LedgerReader.node(0, seq - 1, in: txn, dbs)
         return .repeated(Receipt(seq: seq, leafHash: leaf))
+    }
+
+    /// The batch in hand is durable: forget how to take it back.
+    mutating func endBatch() { batch = nil }
+
+    /// The batch in hand's transaction failed: puts memory back as it was before the batch,
+    /// which is what the ledger holds.
+    mutating func takeBackBatch() {
+        guard let journal = batch else { return }
+        batch = nil
+        state.takeBack(journal.state)
+        frontier = journal.frontier
+        for (slot, seq) in journal.keys.reversed() { idempotency.remove(slot, seq: seq) }
+        standingsWritten = [:]
     }
 
     // MARK: Projections

@@ -146,4 +146,43 @@ import Testing
         #expect(copy[Key128(a: 3, b: 3)] == nil)
         #expect(copy[Key128(a: 1, b: 1)] == 10 && original[Key128(a: 1, b: 1)] == 10)
     }
+
+    /// Removing keys leaves no hole in any probe path: against a `Set`, with keys crowded into
+    /// a few home slots (long clusters that wrap around the end), the zero key, and a batch of
+    /// additions taken back last first across a doubling, as a failed transaction does.
+    @Test func removingKeysKeepsEveryOtherReachable() {
+        var x: UInt64 = 17
+        func next() -> UInt64 {
+            x = x &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return x
+        }
+        var map = Key128Map<Void>(capacity: 8), model = Set<Key128>()
+        for round in 0..<6_000 {
+            let r = next()
+            // Home slots crowd at both ends of the table; b tells keys apart.
+            let k = round % 500 == 0 ? Key128(a: 0, b: 0)
+                : Key128(a: r % 3 == 0 ? (r >> 40) & 7 : UInt64.max - (r >> 40) & 7, b: r >> 20 & 0xFF)
+            if r & 3 == 0, let victim = model.first {
+                let removed = map.remove(victim), again = map.remove(victim)
+                #expect(removed && !again)
+                model.remove(victim)
+            } else {
+                let inserted = map.insert(k, ())
+                #expect(inserted == model.insert(k).inserted)
+            }
+        }
+        #expect(map.count == model.count && model.allSatisfy { map.contains($0) })
+
+        let before = model
+        var batch: [Key128] = []
+        for _ in 0..<5_000 {
+            let r = next(), k = Key128(a: r, b: r >> 3)
+            if map.insert(k, ()) { batch.append(k) }
+        }
+        for k in batch.reversed() {
+            let removed = map.remove(k)
+            #expect(removed)
+        }
+        #expect(map.count == before.count && before.allSatisfy { map.contains($0) } && !batch.contains { map.contains($0) })
+    }
 }

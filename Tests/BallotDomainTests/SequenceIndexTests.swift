@@ -110,4 +110,25 @@ import Testing
         }
         #expect(i == 40_000 && index.count == first.count && first.count == 36_000 && shared.count == sharedCount)
     }
+
+    /// Taking back the entries a batch added, last first and across a doubling, leaves every
+    /// earlier entry found and none of the batch's (a failed transaction's undo).
+    @Test func removingABatchLeavesTheIndexAsItWas() {
+        let stored = keys(3_000, seed: 5), batch = keys(5_000, seed: 6)
+        var index = SequenceIndex(capacity: 8)
+        for (i, key) in stored.enumerated() { index.insert(key, seq: UInt64(i + 1)) }
+        for (i, key) in batch.enumerated() { index.insert(key, seq: UInt64(stored.count + i + 1)) }
+        var removed = 0
+        for (i, key) in batch.enumerated().reversed() where index.remove(key, seq: UInt64(stored.count + i + 1)) { removed += 1 }
+        #expect(removed == batch.count)
+        let again = index.remove(batch[0], seq: UInt64(stored.count + 1))
+        #expect(!again)
+        #expect(index.count == stored.count)
+        let all = stored + batch
+        let lastSeq = UInt64(all.count)
+        #expect(stored.enumerated().allSatisfy { i, key in
+            index.firstEvent(holding: key, lastSeq: lastSeq) { all[Int($0) - 1] == key } == UInt64(i + 1)
+        })
+        #expect(batch.allSatisfy { key in index.firstEvent(holding: key, lastSeq: lastSeq) { all[Int($0) - 1] == key } == nil })
+    }
 }
