@@ -75,11 +75,16 @@ final class ImportSession {
     func stopReceiving(because why: String) {
         guard !allReceived, !cutShort else { return }
         cutShort = true
+        fail(ProtocolError(.badRequest, "import: \(request.file): \(why) after \(received) of the \(request.size) bytes announced; the import was not recorded, and run again it adds what is missing"))
+    }
+
+    /// Ends the import with `error` (the first failure wins): the rows gathered but not yet
+    /// sent to the writer are dropped, so that once the batches in flight are back the import
+    /// is finished and its reply is the failure. The rest of the file is read and dropped.
+    private func fail(_ error: ProtocolError) {
         batch.removeAll()
         lines.removeAll()
-        if failure == nil {
-            failure = ProtocolError(.badRequest, "import: \(request.file): \(why) after \(received) of the \(request.size) bytes announced; the import was not recorded, and run again it adds what is missing")
-        }
+        if failure == nil { failure = error }
     }
 
     /// Takes the next bytes of the file. `loop` and `done` are for the writer's answers.
@@ -93,7 +98,7 @@ final class ImportSession {
                 try reader.feed(raw) { take($0) }
                 if allReceived { try reader.finish { take($0) } }
             } catch {
-                failure = ProtocolError(.badRequest, "import: \(request.file): \(error)")
+                fail(ProtocolError(.badRequest, "import: \(request.file): \(error)"))
             }
         }
         flush(on: loop, force: allReceived, done: done)
@@ -146,7 +151,7 @@ final class ImportSession {
             if failure == nil {
                 let code: ErrorCode = (error as? LedgerError)?.fullCode ?? .internal
                 writer.metrics.refused(code.rawValue)   // a failed write is counted where it is answered
-                failure = ProtocolError(code, "import: \(request.file): stopped after \(accepted) accepted rows: \(error); run the import again to add the rest")
+                fail(ProtocolError(code, "import: \(request.file): stopped after \(accepted) accepted rows: \(error); run the import again to add the rest"))
             }
         case .success(let outcomes):
             let before = (accepted, alreadyPresent)

@@ -173,6 +173,50 @@ import Glibc
         #expect(daemon.terminate() == 0)
     }
 
+    /// A write that fails while the next batch is half gathered ends the import with the
+    /// failure once the file is in: the rows gathered after it are dropped, not left waiting
+    /// for a batch that is never sent (the import hung, with no reply, when the failure came
+    /// between two reads of the file).
+    @Test func aWriteFailureWhileTheNextBatchIsGatheredEndsTheImport() throws {
+        let dir = TemporaryDirectory("import-fail")
+        let tiny = ["BALLOTD_MAP_SIZE": "262144", "BALLOTD_MAX_MAP_SIZE": "262144"]
+        let daemon = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"], environment: tiny)
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        func rows(_ range: Range<Int>) -> String {
+            range.map { "r\($0),imdi-2022,v\($0)@x.no,kinn,2022-11-05T12:00:00Z,web\n" }.joined()
+        }
+        // A first batch too large for the map, and thousands of rows of the next, which arrive
+        // in later reads; then the rest.
+        let first = Array(("vote_id,election,voter,nominee,cast_at,channel\n" + rows(0..<11_192)).utf8)
+        let rest = Array(rows(11_192..<11_300).utf8)
+        let importer = try BallotClient(socketPath: daemon.socketPath, timeout: 20)
+        #expect(try importer.call(["id": 3, "op": "import", "file": "big.csv", "size": first.count + rest.count]).isOK)
+        try importer.send(raw: first)
+        // The first batch has failed (and was answered on the connection's loop) before the rest is sent.
+        var failed = false
+        for _ in 0..<400 where !failed {
+            let metrics = try c.call(["op": "metrics"]).result?["text"] as? String ?? ""
+            failed = (MetricsEndpointTests.samples(metrics)[#"ballotd_refusals_total{code="ledger_full"}"#] ?? 0) >= 1
+            if !failed { usleep(10_000) }
+        }
+        #expect(failed, "the first batch never failed")
+        try importer.send(raw: rest)
+        var reply: [String: Any]?
+        do {
+            while let line = try importer.readReply() {
+                if line["ok"] != nil { reply = line; break }
+            }
+        } catch {
+            Issue.record("no reply: \(error); the daemon's log ends: \(daemon.log.suffix(3000))")
+        }
+        let answer = try #require(reply, "no reply: the connection closed without one")
+        #expect(answer["id"] as? Int == 3 && answer.errorCode == "ledger_full", "\(answer)")
+        // The whole file was read, so the connection goes on.
+        #expect(try importer.call(["op": "status"]).isOK)
+        #expect(daemon.terminate() == 0)
+    }
+
     private func waitForSomeVotes(_ s: Setup) throws {
         for _ in 0..<400 {
             if (try s.json(["election", "get", "imdi-2022"])["votes_cast"] as? Int ?? 0) > 0 { return }
