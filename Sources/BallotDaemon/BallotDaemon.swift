@@ -34,7 +34,7 @@ public struct BallotDaemon: Service {
         let metrics = DaemonMetrics()
         let ledger = try Ledger(path: "\(config.dataDirectory)/ledger",
                                 options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize, observer: metrics),
-                                                        verifyOnOpen: config.verifyOnOpen),
+                                                        verifyOnOpen: config.verification == .open),
                                 checkpointKey: checkpointKey)
         do {
             try CheckpointKeyFile.requireLedgersKey(checkpointKey, path: config.checkpointKeyFile, created: keyCreated,
@@ -43,14 +43,16 @@ public struct BallotDaemon: Service {
             ledger.close()
             throw error
         }
-        logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.verified": "\(config.verifyOnOpen)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)",
+        logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.verify": "\(config.verification.rawValue)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)",
                                               "checkpoint.public_key": "\(checkpointKey.publicKey.hex)"])
+        let verification = LedgerVerification(mode: config.verification, verifiedAtOpen: ledger.size, metrics: metrics)
+        verification.startInBackground(ledger.reader, logger: logger)
         let writer = GroupCommitWriter(ledger: ledger, maxBatch: config.maxBatch,
                                        checkpointIntervalSeconds: config.checkpointIntervalSeconds > 0 ? config.checkpointIntervalSeconds : nil,
                                        metrics: metrics)
         writer.start()
         let handler = OperationHandler(writer: writer, reader: ledger.reader, hasher: hasher, clock: SystemClock(),
-                                       metrics: metrics, renderMetrics: config.renderMetrics)
+                                       metrics: metrics, verification: verification, renderMetrics: config.renderMetrics)
 
         let readPool = NIOThreadPool(numberOfThreads: 2)
         readPool.start()

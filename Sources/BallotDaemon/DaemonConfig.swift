@@ -16,7 +16,8 @@ public struct DaemonConfig: Sendable {
     public var checkpointIntervalSeconds: Int64 = 300
     public var mapSize: Int = 1 << 30
     public var maxMapSize: Int = 1 << 40
-    public var verifyOnOpen = true
+    /// When the whole ledger is checked (see `VerificationMode`).
+    public var verification = VerificationMode.open
     /// The longest request line accepted, in bytes.
     public var maxLineBytes = 1 << 20
     /// The most commands one write transaction takes from the queue.

@@ -89,7 +89,12 @@ public enum DaemonConfigLoader {
         config.maxLineBytes = try number("max_line_bytes", config.maxLineBytes)
         config.maxBatch = try number("max_batch", config.maxBatch)
         config.eventLoops = try number("event_loops", config.eventLoops)
-        config.verifyOnOpen = try flag("verify_on_open", true)
+        // `verify_on_open: false`, the older key, means `verify: off`.
+        let verify = text("verify", try flag("verify_on_open", true) ? "open" : "off")
+        guard let verification = VerificationMode(rawValue: verify) else {
+            throw DaemonError.setup("verify is '\(verify)'; write one of \(VerificationMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        config.verification = verification
         config.idleTimeoutSeconds = try number("idle_timeout", config.idleTimeoutSeconds)
         let metricsListen = text("metrics_listen", "")
         if !metricsListen.isEmpty {

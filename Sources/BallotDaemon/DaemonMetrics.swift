@@ -28,6 +28,11 @@ struct DaemonMetrics: Sendable {
     let mapUsedBytes = Gauge(label: "ballotd_map_used_bytes")
     let lastCheckpointTime = Gauge(label: "ballotd_last_checkpoint_timestamp_seconds")
     let lastCheckpointSeq = Gauge(label: "ballotd_last_checkpoint_seq")
+    /// The full check of the ledger (`verify`): 1 while it runs; the events the last one
+    /// covered, and what it found (0 for a sound ledger).
+    let verificationRunning = Gauge(label: "ballotd_verification_running")
+    let verifiedEvents = Gauge(label: "ballotd_verified_events")
+    let verificationFindings = Gauge(label: "ballotd_verification_findings")
     // Clients.
     let connections = Meter(label: "ballotd_connections")
     let connectionsOpened = Counter(label: "ballotd_connections_opened_total")

@@ -28,6 +28,7 @@ struct OperationHandler: Sendable {
     let hasher: VoterHasher
     let clock: any LedgerClock
     let metrics: DaemonMetrics
+    let verification: LedgerVerification
     let renderMetrics: @Sendable () -> [UInt8]
     static let protocolVersion = 1
     static let serverVersion = "0.1.0"
@@ -52,6 +53,7 @@ struct OperationHandler: Sendable {
                 ("ledger_size", .uint(head.size)),
                 ("merkle_root", .string(head.root.hex)),
                 ("elections", .int(writer.electionCount)),
+                ("verification", verification.json),
             ]))
         case .electionGet(let id):
             return .reply(try status(id).json)

@@ -39,6 +39,12 @@ public struct AuditReport: Sendable {
     public var state: LedgerState
     /// Whether checkpoint signatures were checked against a key the auditor supplied.
     public var keyPinned: Bool
+    /// The Merkle tree's frontier over the first `rootCovers` records, the latest timestamp,
+    /// and every idempotency key: with the state, all a writer needs to go on from a ledger
+    /// found sound (`WriterState.load`).
+    var frontier: MerkleFrontier
+    var lastTimestamp: Timestamp
+    var idempotency: SequenceIndex
 
     /// The finding to lead with: the first event named exactly, unless the hash findings all
     /// agree on a span that ends before it (an altered record whose bytes still decode shows
@@ -83,9 +89,14 @@ public enum Audit {
     /// The ledger is read in segments of 1,024 records, each in a read transaction of its own,
     /// checked on every core (see `SegmentChecker`) and taken in order by the rule pass
     /// (`RulePass`) on this thread, which checks segments too while the next is not ready.
-    public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32) throws -> AuditReport {
+    ///
+    /// `helpers` threads check segments besides this one: by default one per core but this
+    /// thread's; 0 for an audit that must leave the other cores alone (the daemon's background
+    /// check).
+    public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
+                              helpers: Int? = nil) throws -> AuditReport {
         try verify(reader, pinnedKey: pinnedKey, maxFindings: maxFindings, segment: 1024,
-                   helpers: ProcessInfo.processInfo.activeProcessorCount - 1)
+                   helpers: helpers ?? ProcessInfo.processInfo.activeProcessorCount - 1)
     }
 
     /// `verify`, in segments of `segment` records (a power of two), with `helpers` threads
@@ -120,7 +131,9 @@ public enum Audit {
         let findings = inEventOrder(rules.recordFindings).prefix(maxFindings) + inEventOrder(rules.findings).prefix(maxFindings)
         return AuditReport(events: rules.next - 1, root: rules.frontier.root, rootCovers: rules.frontier.size,
                            stoppedEarly: rules.full, checkpoints: rules.checkpoints,
-                           findings: inEventOrder(Array(findings)), state: rules.state, keyPinned: pinnedKey != nil)
+                           findings: inEventOrder(Array(findings)), state: rules.state, keyPinned: pinnedKey != nil,
+                           frontier: rules.frontier, lastTimestamp: rules.next == 1 ? Timestamp(microseconds: 0) : rules.lastTime,
+                           idempotency: rules.keys.keyIndex)
     }
 
     /// By first event, in the order noted where that is the same.

@@ -276,13 +276,14 @@ extension Audit {
 
 extension Audit {
     /// Finds idempotency keys used twice. Each key is hashed with a fast hash, seeded afresh for
-    /// every audit, into a `SequenceIndex` (8 bytes a key); a candidate, an earlier event whose
-    /// key shares the index's 32 bits, is read back and its key compared. A key used twice is
-    /// always found (or, if the earlier event cannot be read, that is a finding); a candidate
-    /// that is not one costs a read, once in 2,000 keys at a million.
+    /// every process (`IdempotencySlot.seed`), into a `SequenceIndex` (8 bytes a key); a
+    /// candidate, an earlier event whose key shares the index's 32 bits, is read back and its
+    /// key compared. A key used twice is always found (or, if the earlier event cannot be read,
+    /// that is a finding); a candidate that is not one costs a read, once in 2,000 keys at a
+    /// million. The index it ends with is the writer's, when a writer opens the ledger.
     struct KeyCheck {
-        private var keyIndex: SequenceIndex
-        let seed = UInt64.random(in: 1...UInt64.max)
+        private(set) var keyIndex: SequenceIndex
+        let seed = IdempotencySlot.seed
 
         /// `events` sizes the index once, up to 2^26 keys; past that it doubles as it fills.
         init(events: UInt64) {

@@ -1,11 +1,14 @@
 import BallotDomain
 
-/// Where an idempotency key lives in the index: the first 128 bits of its SHA-256, fixed in size
-/// however long the key.
+/// Where an idempotency key lives in the index: the audit's fast seeded hash of it
+/// (`Audit.KeyCheck.hash`), so that the index a verifying open ends with is the writer's. The
+/// seed is drawn afresh in each process, so that nobody can choose keys that crowd one slot.
 enum IdempotencySlot {
+    static let seed = UInt64.random(in: 1...UInt64.max)
+
     static func key(_ key: String) -> Key128 {
         var key = key
-        return key.withUTF8 { SHA256Digester.hash(UnsafeRawBufferPointer($0)) }.prefix
+        return Key128(a: key.withUTF8 { Audit.KeyCheck.hash(UnsafeRawBufferPointer($0), seed: seed) }, b: 0)
     }
 }
 
@@ -43,7 +46,9 @@ enum IdempotencyScope: Hashable, Sendable {
 /// The event a key points at is read back anyway, to compare contents; the same read tells a
 /// true hit from another key that shares the slot's 32 bits.
 struct IdempotencyIndex {
-    private var keyIndex = SequenceIndex()
+    private var keyIndex: SequenceIndex
+
+    init(_ keyIndex: SequenceIndex = SequenceIndex()) { self.keyIndex = keyIndex }
 
     mutating func insert(_ slot: Key128, seq: UInt64) {
         keyIndex.insert(slot, seq: seq)

@@ -320,34 +320,6 @@ public struct LedgerReader: Sendable {
         }
     }
 
-    /// Checks the 'merkle' database against the nodes a replay computed from the records, in
-    /// key order: each stored node must be there, hold the same hash, and nothing else may be.
-    func verifyStoredNodes(_ expected: [(level: Int, index: UInt64, hash: MerkleHash)]) throws {
-        var i = 0
-        try env.read { txn in
-            try txn.forEach(in: dbs.merkle) { key, value in
-                guard i < expected.count else {
-                    let seq = LedgerKeys.sequence(of: UnsafeRawBufferPointer(rebasing: key.prefix(8))).map { $0 + 1 } ?? 0
-                    throw LedgerError.corruptRecord(seq: seq, reason: "the 'merkle' database holds a node past the last event")
-                }
-                let e = expected[i]
-                let firstSeq = (e.index << UInt64(e.level)) + 1
-                guard key.elementsEqual(LedgerKeys.merkleNode(level: e.level, index: e.index)) else {
-                    throw LedgerError.corruptRecord(seq: firstSeq, reason: "Merkle node (level \(e.level), index \(e.index)) is missing from 'merkle'")
-                }
-                guard value.count == 32, MerkleHash(value) == e.hash else {
-                    throw LedgerError.corruptRecord(seq: firstSeq, reason: "the stored Merkle node (level \(e.level), index \(e.index)) does not match events \(firstSeq)…\(firstSeq + (UInt64(1) << UInt64(e.level)) - 1)")
-                }
-                i += 1
-                return true
-            }
-        }
-        if i < expected.count {
-            let e = expected[i]
-            throw LedgerError.corruptRecord(seq: (e.index << UInt64(e.level)) + 1, reason: "Merkle node (level \(e.level), index \(e.index)) is missing from 'merkle'")
-        }
-    }
-
     // MARK: Inside a transaction
 
     static func size<A>(in txn: borrowing Transaction<A>, _ dbs: LedgerDatabases) throws -> UInt64 {

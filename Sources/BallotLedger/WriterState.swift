@@ -26,49 +26,49 @@ struct WriterState {
         var keys: [(slot: Key128, seq: UInt64)] = []
     }
 
-    /// Replays every stored event: folds it in and indexes its idempotency key. With `verify`,
-    /// also re-decides it through the rules, and rebuilds the Merkle tree from the records,
-    /// comparing every stored node; without, the frontier is read from the stored peaks.
+    /// The state of the stored events. With `verify`, through the audit (`Audit.verify`, the
+    /// one verifier): every event re-decided by the rules, the Merkle tree rebuilt from the
+    /// records and compared with every stored node, every checkpoint and stored projection
+    /// checked; the first finding is thrown. Without, a fold of the events (each applied and its
+    /// key indexed) that trusts them, with the frontier read from the stored peaks.
     static func load(from reader: LedgerReader, verify: Bool) throws -> WriterState {
-        var loaded = WriterState()
-        var computedNodes: [(level: Int, index: UInt64, hash: MerkleHash)] = []
         do {
-            try reader.forEachRecord { record, bytes, lookup in
-                if verify {
-                    if let finding = try loaded.state.check(record, lookupVote: { seq in
-                        guard case .voteCast(let vote)? = try lookup(seq)?.event else { return nil }
-                        return vote
-                    }) {
-                        throw LedgerError.corruptRecord(seq: record.seq, reason: "the rules refuse this \(record.event.kind) event: \(finding)")
-                    }
-                    if case .checkpointSigned(let checkpoint) = record.event,
-                       let finding = checkpoint.finding(root: loaded.frontier.root, state: loaded.state, pinnedKey: nil) {
-                        throw LedgerError.corruptRecord(seq: record.seq, reason: "checkpoint of \(checkpoint.size) events: \(finding)")
-                    }
-                    loaded.frontier.append(MerkleHash.leaf(bytes)) { level, index, hash in
-                        if level >= LedgerKeys.firstStoredLevel { computedNodes.append((level, index, hash)) }
-                    }
-                }
-                if record.timestamp < loaded.lastTimestamp {
-                    throw LedgerError.corruptRecord(seq: record.seq, reason: "its timestamp \(record.timestamp) is earlier than the previous event's \(loaded.lastTimestamp)")
-                }
-                loaded.lastTimestamp = record.timestamp
-                loaded.state.apply(record)
-                if !record.idempotencyKey.isEmpty {
-                    loaded.idempotency.insert(IdempotencyScope(record.event).slot(record.idempotencyKey), seq: record.seq)
-                }
-                return true
-            }
-            if verify {
-                try reader.verifyStoredNodes(computedNodes)
-            } else {
-                let size = loaded.state.lastSeq
-                loaded.frontier = try reader.env.read { txn in
-                    try MerkleFrontier(size: size) { l, i in try LedgerReader.node(l, i, in: txn, reader.dbs) }
-                }
-            }
+            return verify ? try verified(reader) : try folded(reader)
         } catch let error as StoreError {
             throw LedgerError.store(error)
+        }
+    }
+
+    private static func verified(_ reader: LedgerReader) throws -> WriterState {
+        let report = try Audit.verify(reader)
+        if let bad = report.firstBad {
+            let more = report.findings.count > 1 ? " (and \(report.findings.count - 1) more findings; run ballot-replay verify)" : ""
+            throw LedgerError.corruptRecord(seq: bad.events.lowerBound, reason: (bad.events.count == 1 ? bad.what : bad.description) + more)
+        }
+        var loaded = WriterState()
+        loaded.state = report.state
+        loaded.frontier = report.frontier
+        loaded.idempotency = IdempotencyIndex(report.idempotency)
+        loaded.lastTimestamp = report.lastTimestamp
+        return loaded
+    }
+
+    private static func folded(_ reader: LedgerReader) throws -> WriterState {
+        var loaded = WriterState()
+        try reader.forEachRecord { record, _, _ in
+            if record.timestamp < loaded.lastTimestamp {
+                throw LedgerError.corruptRecord(seq: record.seq, reason: "its timestamp \(record.timestamp) is earlier than the previous event's \(loaded.lastTimestamp)")
+            }
+            loaded.lastTimestamp = record.timestamp
+            loaded.state.apply(record)
+            if !record.idempotencyKey.isEmpty {
+                loaded.idempotency.insert(IdempotencyScope(record.event).slot(record.idempotencyKey), seq: record.seq)
+            }
+            return true
+        }
+        let size = loaded.state.lastSeq
+        loaded.frontier = try reader.env.read { txn in
+            try MerkleFrontier(size: size) { l, i in try LedgerReader.node(l, i, in: txn, reader.dbs) }
         }
         return loaded
     }

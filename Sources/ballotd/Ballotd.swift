@@ -93,7 +93,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. Key: log_level.")
     var logLevel: String?
 
-    @Flag(name: .customLong("no-verify"), help: "Skip re-checking every event and the Merkle tree when opening the ledger (a faster start). Key: verify_on_open.")
+    @Option(name: .customLong("verify"), help: "When to check the whole ledger (every event through the rules, the Merkle tree, checkpoints, projections): open (before serving, the default), background (after a fast open, the verdict in status), or off. Key: verify.")
+    var verify: String?
+
+    @Flag(name: .customLong("no-verify"), help: "The same as --verify off.")
     var noVerify = false
 
     func validate() throws {
@@ -105,7 +108,7 @@ struct Serve: AsyncParsableCommand {
         flags["socket_mode"] = socketMode
         flags["metrics_listen"] = metricsListen
         flags["log_level"] = logLevel
-        if noVerify { flags["verify_on_open"] = "false" }
+        flags["verify"] = noVerify ? "off" : verify
         var lists: [String: [String]] = [:]
         if !adminUIDs.isEmpty { lists["access.admin_uids"] = adminUIDs.map(String.init) }
         if !importerUIDs.isEmpty { lists["access.importer_uids"] = importerUIDs.map(String.init) }

@@ -1,4 +1,7 @@
 import Testing
+import BallotDomain
+import BallotLedger
+import BallotStore
 import Foundation
 import TestSupport
 
@@ -73,17 +76,78 @@ import TestSupport
         daemon.terminate()
     }
 
-    @Test func noVerifySkipsTheCheckOnOpenAndSaysSo() throws {
+    /// The one verifier (`Audit.verify`) at open, in the background after a fast open, or not
+    /// at all; a rewritten vote is found by the first two, and said in `status` and the metrics.
+    @Test func theFullCheckRunsAtOpenOrInTheBackgroundAndStatusSaysItsVerdict() throws {
         let dir = TemporaryDirectory("ballotd")
         var daemon = try DaemonProcess(directory: dir)
-        let c = try BallotClient(socketPath: daemon.socketPath)
+        var c = try BallotClient(socketPath: daemon.socketPath)
         #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
-        #expect(daemon.log.contains("ledger.verified=true"))
+        var voteSeq = 0
+        for i in 0..<40 {
+            let reply = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "bodo", "voter": "v\(i)@x.no",
+                                    "cast_at": "2022-11-03T10:00:00Z"])
+            if i == 20 { voteSeq = reply.result?["seq"] as? Int ?? 0 }
+        }
+        #expect(daemon.log.contains("ledger.verify=open"))
+        #expect(try verification(c)?["state"] as? String == "verified")
         #expect(daemon.terminate() == 0)
+
+        daemon = try DaemonProcess(directory: dir, arguments: ["--verify", "background"])
+        c = try BallotClient(socketPath: daemon.socketPath)
+        let sound = try awaitVerdict(c)
+        #expect(sound?["state"] as? String == "verified" && sound?["mode"] as? String == "background", "\(String(describing: sound))")
+        let size = try #require(try c.call(["op": "status"]).result?["ledger_size"] as? Int)
+        #expect(sound?["events"] as? Int == size)
+        #expect(daemon.terminate() == 0)
+
+        // One vote rewritten for another nominee: still a vote the rules accept, but not the
+        // record its Merkle nodes hash.
+        let env = try Environment(path: "\(daemon.dataDirectory)/ledger", options: EnvironmentOptions(mapSize: 1 << 30))
+        let events = try env.openDatabase("events", create: false)
+        try env.write { txn in
+            let key = LedgerKeys.sequence(UInt64(voteSeq))
+            var record = try #require(try txn.value(forKey: key, in: events).map { b in try b.withUnsafeBytes { try RecordCodec.decode($0, seq: UInt64(voteSeq)) } })
+            guard case .voteCast(var vote) = record.event else { throw DaemonTestError("event \(voteSeq) is not a vote") }
+            vote.nominee = Slug(unchecked: "kinn")
+            record.event = .voteCast(vote)
+            try txn.put(key, RecordCodec.encode(record), in: events)
+        }
+        env.close()
+
+        let refused = try DaemonProcess.runToExit(["--data-dir", daemon.dataDirectory, "--socket", dir.sub("other.sock"),
+                                                   "--secret-file", dir.sub("secret")], log: dir.sub("refused.log"))
+        #expect(refused.status != 0 && refused.output.contains("corrupt record"), "\(refused.output)")
+
+        daemon = try DaemonProcess(directory: dir, arguments: ["--verify", "background"])
+        c = try BallotClient(socketPath: daemon.socketPath)
+        let verdict = try awaitVerdict(c)
+        #expect(verdict?["state"] as? String == "failed", "\(String(describing: verdict))")
+        #expect((verdict?["first_finding"] as? String ?? "").contains("Merkle"), "\(String(describing: verdict))")
+        let metrics = try #require(try c.call(["op": "metrics"]).result?["text"] as? String)
+        #expect((MetricsEndpointTests.samples(metrics)["ballotd_verification_findings"] ?? 0) >= 1, "\(metrics)")
+        // Meanwhile it serves, and says so in its log.
+        #expect(try c.call(["op": "election.get", "election": "imdi-2022"]).isOK)
+        #expect(daemon.log.contains("background verification found the ledger unsound"))
+        #expect(daemon.terminate() == 0)
+
         daemon = try DaemonProcess(directory: dir, arguments: ["--no-verify"])
-        #expect(daemon.log.contains("ledger.verified=false"))
-        #expect(try BallotClient(socketPath: daemon.socketPath).call(["op": "election.get", "election": "imdi-2022"]).isOK)
+        c = try BallotClient(socketPath: daemon.socketPath)
+        #expect(try verification(c)?["state"] as? String == "off")
         daemon.terminate()
+    }
+
+    private func verification(_ c: BallotClient) throws -> [String: Any]? {
+        try c.call(["op": "status"]).result?["verification"] as? [String: Any]
+    }
+
+    private func awaitVerdict(_ c: BallotClient) throws -> [String: Any]? {
+        for _ in 0..<200 {
+            let v = try verification(c)
+            if v?["state"] as? String != "running" { return v }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        return try verification(c)
     }
 }
 

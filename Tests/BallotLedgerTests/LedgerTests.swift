@@ -294,7 +294,7 @@ import BallotStore
         }
         guard case .corruptRecord(let seq, let reason)? = error else { Issue.record("expected corruptRecord"); return }
         #expect(seq == size + 1)
-        #expect(reason.contains("duplicate_vote"))
+        #expect(reason.contains("has already voted"))
     }
 
     @Test func aRewrittenRecordIsCaughtByTheMerkleCheckOnOpen() throws {
@@ -318,7 +318,7 @@ import BallotStore
             try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock(Fixtures.now))
         }
         guard case .corruptRecord(_, let reason)? = error else { Issue.record("expected corruptRecord"); return }
-        #expect(reason.contains("does not match events"))
+        #expect(reason.contains("do not hash to their stored Merkle node"))
         // Opening without verification trusts the stored tree (the faster start it offers).
         #expect(throws: Never.self) { try Ledger(path: dir.sub("ledger"), options: Ledger.Options(environment: EnvironmentOptions(mapSize: 16 << 20), verifyOnOpen: false), clock: ManualClock(Fixtures.now)) }
     }
