@@ -1,0 +1,148 @@
+import Testing
+import Foundation
+import TestSupport
+import BallotStore
+@testable import BallotLedger
+@testable import BallotDomain
+
+/// Small ledgers committed under `Tests/Fixtures/golden/`, each written once by the code of its
+/// day and never again: every kind of event, a certified election among them. They must verify
+/// forever, through `Audit.verify` with their key pinned and through a writer's verifying open,
+/// and give the numbers recorded beside them. A change to the rules that breaks one is a change
+/// that needs a new rules version (docs/ledger-format.md, "Rules versions").
+///
+/// `GOLDEN_WRITE=DIR swift test --filter GoldenLedgerTests` writes today's ledger to DIR, to be
+/// committed as a new fixture beside the old ones.
+@Suite struct GoldenLedgerTests {
+    static let directory = "\(Fixtures.repositoryRoot)/Tests/Fixtures/golden"
+
+    /// Every fixture committed.
+    static var fixtures: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    @Test func thereAreFixturesOfEveryRulesVersion() {
+        #expect(Self.fixtures.contains("v1-before-rules-versions"), "\(Self.fixtures)")
+    }
+
+    @Test(arguments: fixtures) func aCommittedLedgerStillVerifies(_ name: String) throws {
+        let dir = TemporaryDirectory("golden")
+        let fixture = "\(Self.directory)/\(name)"
+        try FileManager.default.copyItem(atPath: "\(fixture)/data.mdb", toPath: dir.sub("data.mdb"))
+        let expected = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(fixture)/expected.json"))) as? [String: Any])
+        let key = try #require(Digest32(hex: expected["checkpoint_public_key"] as? String ?? ""))
+
+        let reader = try Ledger(path: dir.path, options: Ledger.Options(environment: EnvironmentOptions(readOnly: true), verifyOnOpen: false))
+        let report = try Audit.verify(reader.reader, pinnedKey: key)
+        #expect(report.findings.isEmpty, "\(report.findings)")
+        #expect(report.exitCode == 0)
+        #expect(report.events == expected["size"] as? UInt64 ?? UInt64(expected["size"] as? Int ?? -1))
+        #expect(report.root.hex == expected["root"] as? String)
+        let rankings = expected["rankings"] as? [String: String] ?? [:]
+        #expect(!rankings.isEmpty)
+        for (election, ranking) in rankings {
+            let stored = try #require(try reader.reader.projection(Slug(unchecked: election), .ranking))
+            #expect(String(decoding: stored, as: UTF8.self) == ranking, "\(election)")
+            let state = try #require(report.state[Slug(unchecked: election)])
+            #expect(Ranking(state).json.text == ranking, "\(election): the replay's ranking")
+        }
+        reader.close()
+
+        // A writer opens it, verifying, and goes on appending to it.
+        let writer = try Ledger(path: dir.path, options: Fixtures.options(), clock: ManualClock("2023-01-01T00:00:00Z"))
+        #expect(writer.size == report.events && writer.root == report.root)
+        writer.close()
+    }
+
+    @Test func todaysLedgerCanBeWritten() throws {
+        let target = ProcessInfo.processInfo.environment["GOLDEN_WRITE"]
+        let dir = TemporaryDirectory("golden-write")
+        let expected = try GoldenLedger.write(to: dir.sub("ledger"))
+        // Today's code verifies what it writes (and the committed fixtures above what older code wrote).
+        #expect(expected["size"] as? UInt64 ?? 0 > 100)
+        guard let target else { return }
+        try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: dir.sub("ledger/data.mdb"), toPath: "\(target)/data.mdb")
+        try JSONSerialization.data(withJSONObject: expected, options: [.prettyPrinted, .sortedKeys])
+            .write(to: URL(fileURLWithPath: "\(target)/expected.json"))
+    }
+}
+
+/// The ledger the fixtures hold: deterministic (a manual clock, a fixed checkpoint key, the
+/// fixtures' voter secret), with every kind of event.
+enum GoldenLedger {
+    static let keySeed = (0..<32).map { UInt8(truncatingIfNeeded: $0 * 13 + 5) }
+
+    /// Writes it to `path` (compacted) and returns what `expected.json` records.
+    static func write(to path: String) throws -> [String: Any] {
+        let scratch = TemporaryDirectory("golden-scratch")
+        let clock = ManualClock(Fixtures.now)
+        let key = try CheckpointKey(seed: keySeed)
+        let ledger = try Ledger(path: scratch.sub("ledger"), options: Fixtures.options(), clock: clock, checkpointKey: key)
+        let award = Fixtures.electionID, early = Fixtures.slug("early-2022")
+        func must(_ batch: [Submission]) throws -> [Outcome] {
+            let outcomes = try ledger.submit(batch)
+            for (s, o) in zip(batch, outcomes) where o.receipt == nil { throw DaemonTestError("golden ledger: \(s.command.name) refused: \(o)") }
+            return outcomes
+        }
+        let admin = Fixtures.admin
+        // An election with the whole story: nominees, jurors, votes (some keyed, one
+        // invalidated), an import's record, scores, closes, certification and checkpoints.
+        _ = try must(Fixtures.setUpCommands(award).map { Submission($0, by: admin) })
+        let votes = try must(Fixtures.votes(0..<60, election: award).enumerated().map {
+            Submission($1, by: Fixtures.importer, idempotencyKey: $0 % 3 == 0 ? "web-\($0)" : "")
+        })
+        _ = try must([Submission(.invalidateVote(election: award, vote: votes[7].receipt!.seq, reason: "a test of invalidation"), by: admin)])
+        _ = try must([Submission(.recordImport(ImportRecord(
+            file: "golden.csv", election: award, bytes: 4_096, sha256: Digest32(hex: String(repeating: "ab", count: 32))!,
+            rows: 62, accepted: 60, alreadyPresent: 0, refused: [ImportRecord.ReasonCount(reason: "duplicate_vote", count: 2)],
+            firstSeq: votes[0].receipt!.seq, lastSeq: votes[59].receipt!.seq)), by: Fixtures.importer)])
+        _ = try must([Submission(.takeCheckpoint(.request), by: admin)])
+        var scores: [Submission] = []
+        for (j, juror) in Fixtures.jurors.enumerated() {
+            for (n, nominee) in Fixtures.nominees.enumerated() {
+                for (c, criterion) in Fixtures.criteria.enumerated() {
+                    scores.append(Submission(.scoreJury(election: award, juror: Fixtures.slug(juror), nominee: Fixtures.slug(nominee),
+                                                        criterion: Fixtures.slug(criterion), score: Int32(1 + (j + 2 * n + 3 * c) % 10)),
+                                             by: Fixtures.juror, idempotencyKey: "score-\(j)-\(n)-\(c)"))
+                }
+            }
+        }
+        _ = try must(scores)
+        // A score changed: the later one counts.
+        _ = try must([Submission(.scoreJury(election: award, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug("kinn"),
+                                            criterion: Fixtures.slug("results"), score: 10), by: Fixtures.juror)])
+        clock.set("2022-11-12T09:00:00Z")
+        _ = try must([Submission(.closeVoting(election: award), by: admin)])
+        _ = try must([Submission(.closeJury(election: award), by: admin)])
+        clock.set("2022-11-17T10:00:00Z")
+        _ = try must([Submission(.certifyResult(election: award), by: admin)])
+        // A second election, opened early by hand and closed by hand, with its own votes.
+        var definition = Fixtures.definition(early, publicStandings: true)
+        definition.opensAt = Fixtures.time("2022-12-01T00:00:00Z")
+        definition.closesAt = Fixtures.time("2022-12-31T00:00:00Z")
+        _ = try must([Submission(.defineElection(definition), by: admin)]
+                     + ["bodo", "kinn"].map { Submission(.addNominee(election: early, nomination: Fixtures.nomination($0)), by: admin) })
+        clock.set("2022-11-20T08:00:00Z")
+        _ = try must([Submission(.openVoting(election: early), by: admin)])
+        clock.set("2022-11-21T08:00:00Z")
+        _ = try must((0..<5).map { i in
+            Submission(.castVote(election: early, nominee: Fixtures.slug(i % 2 == 0 ? "kinn" : "bodo"), voter: Fixtures.voter(i),
+                                 castAt: nil, channel: "sms"), by: Fixtures.importer)
+        })
+        clock.set("2022-11-22T08:00:00Z")
+        _ = try must([Submission(.closeVoting(election: early), by: admin)])
+
+        var rankings: [String: String] = [:]
+        for election in ledger.state.elections {
+            rankings[election.id.value] = String(decoding: try ledger.reader.projection(election.id, .ranking)!, as: UTF8.self)
+        }
+        let expected: [String: Any] = [
+            "size": ledger.size, "root": ledger.root.hex, "checkpoint_public_key": key.publicKey.hex,
+            "format_version": Int(RecordCodec.formatVersion), "rankings": rankings,
+        ]
+        _ = try ledger.reader.backup(to: path)
+        ledger.close()
+        return expected
+    }
+}
