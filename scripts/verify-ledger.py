@@ -105,6 +105,7 @@ EVENTS = {
          ("elections", ["id election", "key32 tally", "key32 jury", "key32 ranking"]),
          "key32 public_key", "sig64 signature"]),
 }
+RULES_VERSIONS = {1, 2}  # §7 "Rules versions"
 CHECKPOINT_REASONS = {1, 2, 3, 4}  # §3 type 12: on request, interval, voting closed, certified
 SIG_CONTEXT = b"BallotLedger checkpoint v1\x00"  # §3.1, 27 bytes
 
@@ -144,6 +145,12 @@ def decode(rec, key_seq):
     if start + plen != len(rec):
         raise Corrupt(f"record is {len(rec)} bytes, header says {start + plen} (29+K+P)")
     fields = read_fields(r, EVENTS[etype][1])
+    if etype == 1:  # §3 type 1: the rules version, absent before versions (1); v2 adds the country code
+        fields["rules_version"] = r.num("H") if r.pos < len(rec) else 1
+        if fields["rules_version"] not in RULES_VERSIONS:
+            raise Corrupt(f"rules version {fields['rules_version']}, this verifier knows {sorted(RULES_VERSIONS)}")
+        if fields["rules_version"] >= 2:
+            fields["voter_phone_country_code"] = r.num("H")
     if r.pos != len(rec):
         raise Corrupt(f"{len(rec) - r.pos} bytes left over after the payload")
     return h, start, fields

@@ -46,6 +46,10 @@ public struct ElectionSpec: Decodable, Sendable {
     public var formula: FormulaSpec?
     public var publicStandings: Bool?
     public var seriesBucketSeconds: Int64?
+    /// The rules version (docs/ledger-format.md); the newest this build knows when absent.
+    public var rulesVersion: Int?
+    /// The country calling code for phone numbers given without one (rules version 2 on).
+    public var voterPhoneCountryCode: Int?
     public var nominees: [NomineeSpec]?
     public var jurors: [JurorSpec]?
 
@@ -90,9 +94,27 @@ public struct ElectionSpec: Decodable, Sendable {
             criteria: criteria,
             formula: formula.map { Formula(publicWeight: $0.publicWeight, juryWeight: $0.juryWeight) } ?? .evenSplit,
             publicStandings: publicStandings ?? false,
-            seriesBucketSeconds: seriesBucketSeconds ?? 3600)
+            seriesBucketSeconds: seriesBucketSeconds ?? 3600,
+            rules: try rules(),
+            phoneCountryCode: try phoneCountryCode())
         try definition.validate()
         return definition
+    }
+
+    private func rules() throws(DomainError) -> RulesVersion {
+        guard let rulesVersion else { return .latest }
+        guard let version = UInt16(exactly: rulesVersion).flatMap(RulesVersion.init(rawValue:)) else {
+            throw DomainError(.badRequest, "election '\(id)': rules_version is \(rulesVersion); this build knows \(RulesVersion.allCases.map { "\($0.rawValue)" }.joined(separator: " and "))")
+        }
+        return version
+    }
+
+    private func phoneCountryCode() throws(DomainError) -> UInt16 {
+        guard let voterPhoneCountryCode else { return 47 }
+        guard let code = UInt16(exactly: voterPhoneCountryCode) else {
+            throw DomainError(.badRequest, "election '\(id)': voter_phone_country_code is \(voterPhoneCountryCode); a country calling code is 1 to 999")
+        }
+        return code
     }
 
     /// The nominations listed with the election.

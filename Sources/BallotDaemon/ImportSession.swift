@@ -50,7 +50,8 @@ final class ImportSession {
         self.writer = writer
         self.send = send
         let format = request.format.flatMap(VoteFileFormat.init(rawValue:)) ?? VoteFileFormat.guess(fromName: request.file)
-        reader = VoteFileReader(format: format, election: request.election, hasher: hasher, actor: peer.actor)
+        reader = VoteFileReader(format: format, election: request.election, identity: VoterIdentity(hasher: hasher),
+                                definitions: { [writer] in writer.status($0)?.definition }, actor: peer.actor)
         trialBox = request.dryRun ? GroupCommitWriter.TrialBox() : nil
         batch.reserveCapacity(Self.batchRows)
     }

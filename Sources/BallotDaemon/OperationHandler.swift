@@ -2,6 +2,7 @@ import BallotDomain
 import Foundation
 import BallotLedger
 import BallotProtocol
+import BallotImport
 
 /// How a request is carried out.
 enum Plan: Sendable {
@@ -154,7 +155,8 @@ struct OperationHandler: Sendable {
         case .electionClose(let id): return single(.closeVoting(election: id), peer, key)
         case .nomineeAdd(let id, let n): return single(.addNominee(election: id, nomination: n), peer, key)
         case .voteCast(let e, let n, let voter, let castAt, let channel):
-            return single(.castVote(election: e, nominee: n, voter: hasher.key(for: voter), castAt: castAt, channel: channel), peer, key)
+            let voterKey = VoterIdentity(hasher: hasher).key(for: voter, in: writer.status(e)?.definition)
+            return single(.castVote(election: e, nominee: n, voter: voterKey, castAt: castAt, channel: channel), peer, key)
         case .voteInvalidate(let e, let vote, let reason): return single(.invalidateVote(election: e, vote: vote, reason: reason), peer, key)
         case .jurorAdd(let e, let j, let name): return single(.addJuror(election: e, juror: j, name: name), peer, key)
         case .juryScore(let e, let juror, let n, let c, let score):

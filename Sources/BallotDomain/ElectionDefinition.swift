@@ -14,11 +14,18 @@ public struct ElectionDefinition: Sendable, Equatable {
     public var publicStandings: Bool
     /// Width of one bucket of the votes-over-time series, in seconds.
     public var seriesBucketSeconds: Int64
+    /// The rules the election is decided by.
+    public var rules: RulesVersion
+    /// The country calling code put before a phone number given without one (rules version
+    /// 2 on; 47, Norway's, unless the definition says otherwise).
+    public var phoneCountryCode: UInt16
 
     public init(id: ElectionID, title: String, opensAt: Timestamp, closesAt: Timestamp,
                 scale: ScoreScale = ScoreScale(min: 1, max: 10), eligibility: Eligibility = .standard,
                 criteria: [Criterion], formula: Formula = .evenSplit, publicStandings: Bool = false,
-                seriesBucketSeconds: Int64 = 3600) {
+                seriesBucketSeconds: Int64 = 3600, rules: RulesVersion = .latest, phoneCountryCode: UInt16 = 47) {
+        self.rules = rules
+        self.phoneCountryCode = phoneCountryCode
         self.id = id
         self.title = title
         self.opensAt = opensAt
@@ -64,6 +71,9 @@ public struct ElectionDefinition: Sendable, Equatable {
         else { throw bad("formula weights \(f.publicWeight) and \(f.juryWeight) must be non-negative and add up to 1") }
         guard (1...31_622_400).contains(seriesBucketSeconds) else {
             throw bad("series_bucket_seconds is \(seriesBucketSeconds); it must be from 1 to 31,622,400 (a year)")
+        }
+        guard (1...999).contains(phoneCountryCode) else {
+            throw bad("voter_phone_country_code is \(phoneCountryCode); a country calling code is 1 to 999")
         }
     }
 

@@ -35,6 +35,8 @@ public struct ElectionStatus: Sendable {
             ("formula", .object([("public_weight", .double(d.formula.publicWeight)), ("jury_weight", .double(d.formula.juryWeight))])),
             ("public_standings", .bool(d.publicStandings)),
             ("series_bucket_seconds", .int(d.seriesBucketSeconds)),
+            ("rules_version", .int(Int64(d.rules.rawValue))),
+            ("voter_phone_country_code", .int(Int64(d.phoneCountryCode))),
             ("nominees", .array(nominees.map { .object([("id", .string($0.id.value)), ("name", .string($0.name)),
                                                         ("goal_attainment_direct", .double($0.goalAttainmentDirect)),
                                                         ("goal_attainment_after_one_year", .double($0.goalAttainmentAfterOneYear))]) })),

@@ -38,7 +38,11 @@ public struct VoteFileReader {
     public let format: VoteFileFormat
     /// The import's election: given, or taken from the first row that names one.
     public private(set) var election: ElectionID?
-    private let hasher: VoterHasher
+    private let identity: VoterIdentity
+    /// The definition of an election by id (its rules say how a voter becomes a key), asked
+    /// once per election the file names.
+    private let definitionOf: (ElectionID) -> ElectionDefinition?
+    private var definitions: [ElectionID: ElectionDefinition?] = [:]
     private let actor: Actor
     private let maxRowBytes: Int
     private var csv: CSVScanner
@@ -47,10 +51,12 @@ public struct VoteFileReader {
     private var columnIndex: [Int?]?
     private var headerWidth = 0
 
-    public init(format: VoteFileFormat, election: ElectionID?, hasher: VoterHasher, actor: Actor, maxRowBytes: Int = 64 * 1024) {
+    public init(format: VoteFileFormat, election: ElectionID?, identity: VoterIdentity,
+                definitions: @escaping (ElectionID) -> ElectionDefinition?, actor: Actor, maxRowBytes: Int = 64 * 1024) {
         self.format = format
         self.election = election
-        self.hasher = hasher
+        self.identity = identity
+        self.definitionOf = definitions
         self.actor = actor
         self.maxRowBytes = maxRowBytes
         csv = CSVScanner(maxRowBytes: maxRowBytes)
@@ -224,7 +230,14 @@ public struct VoteFileReader {
         guard channel.count <= Limits.channel else {
             return refuse(id, ErrorCode.badRequest.rawValue, "channel is longer than \(Limits.channel) bytes")
         }
-        let command = Command.castVote(election: rowElection, nominee: nomineeID, voter: hasher.key(forUTF8: voter),
+        let definition: ElectionDefinition?
+        if let known = definitions[rowElection] {
+            definition = known
+        } else {
+            definition = definitionOf(rowElection)
+            definitions[rowElection] = definition
+        }
+        let command = Command.castVote(election: rowElection, nominee: nomineeID, voter: identity.key(forUTF8: voter, in: definition),
                                        castAt: time, channel: known.channel(channel))
         return .vote(line: line, Submission(command, by: actor, idempotencyKey: id))
     }

@@ -1,8 +1,9 @@
 public import BallotDomain
 
 /// Turns a raw voter identifier (an e-mail, a phone number, a national id) into its `VoterKey`:
-/// HMAC-SHA256 under the operator's secret, of the identifier with surrounding whitespace
-/// removed and ASCII letters lower-cased. The raw identifier goes no further than this.
+/// HMAC-SHA256 under the operator's secret. By rules version 1, of the identifier with
+/// surrounding whitespace removed and ASCII letters lower-cased; from version 2, of the election
+/// and the identifier as `VoterIdentity` normalises it. The raw identifier goes no further.
 public struct VoterHasher: Sendable {
     private let keyed: HMACSHA256
 
@@ -22,6 +23,14 @@ public struct VoterHasher: Sendable {
     /// The key for an identifier given as UTF-8 bytes (importers pass a field of a row).
     public func key(forUTF8 raw: UnsafeRawBufferPointer) -> VoterKey {
         VoterKey(Self.normalized(raw) { keyed.authenticate($0) })
+    }
+
+    /// The key of an identifier already normalised by its election's rules (version 2 on, see
+    /// `VoterIdentity`): HMAC of the election id, a NUL and the identifier, so that one
+    /// person's keys in two elections differ and nobody who reads the ledger can link them.
+    public func key(normalized voter: String, in election: ElectionID) -> VoterKey {
+        let message = Array(election.value.utf8) + [0] + Array(voter.utf8)
+        return message.withUnsafeBytes { VoterKey(keyed.authenticate($0)) }
     }
 
     /// Identifiers that differ only in surrounding whitespace (ASCII space, tab, LF, VT, FF, CR)

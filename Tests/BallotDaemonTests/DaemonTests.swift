@@ -325,3 +325,54 @@ import TestSupport
         daemon.terminate()
     }
 }
+
+/// Rules versions over the real socket (issue 17, item 4; issue 18, defect 9): a version-2
+/// election takes every form of one identifier, live or imported, for one voter; a version-1
+/// election keeps version 1's rule.
+@Suite(.serialized, .timeLimit(.minutes(2))) struct RulesVersionDaemonTests {
+    @Test func aVersion2ElectionTakesEveryFormOfAVoterForOneVoterAndAVersion1ElectionDoesNot() throws {
+        let daemon = try DaemonProcess(arguments: ["--log-level", "warning"])
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        var v2 = DaemonTests.election2022
+        v2["id"] = "imdi-2026"
+        var v1 = DaemonTests.election2022
+        v1["rules_version"] = 1
+        #expect(try c.call(["op": "election.define", "election": v2]).isOK)
+        #expect(try c.call(["op": "election.define", "election": v1]).isOK)
+        #expect(try c.call(["op": "election.get", "election": "imdi-2026"]).result?["rules_version"] as? Int == 2)
+        #expect(try c.call(["op": "election.get", "election": "imdi-2022"]).result?["rules_version"] as? Int == 1)
+        let refused = try c.call(["op": "election.define", "election": ["id": "x-2030", "rules_version": 9] as [String: Any]])
+        #expect(refused.errorCode == "bad_request")
+
+        func vote(_ election: String, _ voter: String) throws -> String? {
+            let reply = try c.call(["op": "vote.cast", "election": election, "nominee": "kinn", "voter": voter, "cast_at": "2022-11-03T10:00:00Z"])
+            return reply.isOK ? nil : reply.errorCode
+        }
+        for election in ["imdi-2026", "imdi-2022"] {
+            #expect(try vote(election, "40000000") == nil)
+            #expect(try vote(election, "bjo\u{0308}rn@example.no") == nil)
+        }
+        // Version 2: the same people again, in other forms.
+        #expect(try vote("imdi-2026", "+47 400 00 000") == "duplicate_vote")
+        #expect(try vote("imdi-2026", "BJÖRN@example.no") == "duplicate_vote")
+        // Version 1: other voters.
+        #expect(try vote("imdi-2022", "+47 400 00 000") == nil)
+        #expect(try vote("imdi-2022", "BJÖRN@example.no") == nil)
+
+        // An import into the version-2 election meets the same rule.
+        let body = Array("vote_id,election,voter,nominee,cast_at,channel\nw1,imdi-2026,004740000000,kinn,2022-11-05T12:00:00Z,web\nw2,imdi-2026,ola@example.no,kinn,2022-11-05T12:00:00Z,web\n".utf8)
+        let importer = try BallotClient(socketPath: daemon.socketPath)
+        #expect(try importer.call(["id": 5, "op": "import", "file": "v2.csv", "size": body.count]).isOK)
+        try importer.send(raw: body)
+        var reply: [String: Any]?
+        var refusedLines: [Int] = []
+        while let line = try importer.readReply() {
+            if let r = line["refused"] as? [String: Any] { refusedLines.append(r["line"] as? Int ?? 0) }
+            if line["ok"] != nil { reply = line; break }
+        }
+        #expect(reply?.isOK == true, "\(String(describing: reply))")
+        #expect(refusedLines == [2])
+        #expect(reply?.result?["accepted"] as? Int == 1)
+        #expect(daemon.terminate() == 0)
+    }
+}

@@ -20,7 +20,7 @@ import BallotLedger
 
     func read(_ bytes: [UInt8], _ format: VoteFileFormat = .csv, election: String? = nil, chunk: Int = 7,
               maxRowBytes: Int = 1024) throws -> Read {
-        var reader = VoteFileReader(format: format, election: election.map(Fixtures.slug), hasher: Fixtures.hasher,
+        var reader = VoteFileReader(format: format, election: election.map(Fixtures.slug), identity: VoterIdentity(hasher: Fixtures.hasher), definitions: { _ in nil },
                                     actor: Fixtures.importer, maxRowBytes: maxRowBytes)
         var result = Read()
         let collect: (VoteFileRow) -> Void = { row in
@@ -86,7 +86,7 @@ import BallotLedger
     /// Classic Mac line endings (a bare CR) would make the whole file one row: refused, named.
     @Test func aBareCarriageReturnIsRefusedWithItsReason() throws {
         let bytes = Array("vote_id,election,voter,nominee,cast_at,channel\na,award-2022,v1,kinn,2022-11-03T10:00:00Z,web\rb,award-2022,v2,kinn,2022-11-03T10:00:00Z,web\n".utf8)
-        var reader = VoteFileReader(format: .csv, election: nil, hasher: Fixtures.hasher, actor: Fixtures.importer)
+        var reader = VoteFileReader(format: .csv, election: nil, identity: VoterIdentity(hasher: Fixtures.hasher), definitions: { _ in nil }, actor: Fixtures.importer)
         var messages: [String] = []
         try bytes.withUnsafeBytes { try reader.feed($0) { if case .refused(_, _, let refusal) = $0 { messages.append(refusal.message) } } }
         try reader.finish { if case .refused(_, _, let refusal) = $0 { messages.append(refusal.message) } }
@@ -95,7 +95,7 @@ import BallotLedger
         // With quoted fields too: after a closing quote, and inside one.
         for text in ["vote_id,election,voter,nominee,cast_at,channel\n\"a\",\"award-2022\",\"v1\",\"kinn\",\"2022-11-03T10:00:00Z\",\"web\"\r\"b\",\"award-2022\"\n",
                      "vote_id,election,voter,nominee,cast_at,channel\na,award-2022,\"v\r1\",kinn,2022-11-03T10:00:00Z,web\n"] {
-            var quoted = VoteFileReader(format: .csv, election: nil, hasher: Fixtures.hasher, actor: Fixtures.importer)
+            var quoted = VoteFileReader(format: .csv, election: nil, identity: VoterIdentity(hasher: Fixtures.hasher), definitions: { _ in nil }, actor: Fixtures.importer)
             var said: [String] = []
             try Array(text.utf8).withUnsafeBytes { try quoted.feed($0) { if case .refused(_, _, let refusal) = $0 { said.append(refusal.message) } } }
             try quoted.finish { if case .refused(_, _, let refusal) = $0 { said.append(refusal.message) } }

@@ -21,8 +21,17 @@ import BallotStore
         ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
     }
 
-    @Test func thereAreFixturesOfEveryRulesVersion() {
+    /// Each rules version has a fixture of its own: its elections were decided by it.
+    @Test func thereAreFixturesOfEveryRulesVersion() throws {
         #expect(Self.fixtures.contains("v1-before-rules-versions"), "\(Self.fixtures)")
+        var versions = Set<RulesVersion>()
+        for name in Self.fixtures {
+            let dir = TemporaryDirectory("golden")
+            try FileManager.default.copyItem(atPath: "\(Self.directory)/\(name)/data.mdb", toPath: dir.sub("data.mdb"))
+            let (state, _) = try Audit.replay(LedgerReader.openReadOnly(path: dir.path))
+            versions.formUnion(state.elections.map(\.definition.rules))
+        }
+        #expect(versions == Set(RulesVersion.allCases), "\(versions)")
     }
 
     @Test(arguments: fixtures) func aCommittedLedgerStillVerifies(_ name: String) throws {
@@ -47,6 +56,15 @@ import BallotStore
             #expect(Ranking(state).json.text == ranking, "\(election): the replay's ranking")
         }
         reader.close()
+
+        // The independent verifier, in Python, passes it with the key pinned.
+        let python = Process()
+        python.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        python.arguments = ["python3", "\(Fixtures.repositoryRoot)/scripts/verify-ledger.py", dir.path, "--pubkey", key.hex]
+        python.standardOutput = FileHandle.nullDevice
+        try python.run()
+        python.waitUntilExit()
+        #expect(python.terminationStatus == 0, "scripts/verify-ledger.py refused \(name)")
 
         // A writer opens it, verifying, and goes on appending to it.
         let writer = try Ledger(path: dir.path, options: Fixtures.options(), clock: ManualClock("2023-01-01T00:00:00Z"))

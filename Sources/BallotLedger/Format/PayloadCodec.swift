@@ -25,6 +25,9 @@ enum PayloadCodec {
             w.f64(d.formula.juryWeight)
             w.bool(d.publicStandings)
             w.i64(d.seriesBucketSeconds)
+            // Added with rules versions: a definition without them is version 1.
+            w.u16(d.rules.rawValue)
+            if d.rules >= .v2 { w.u16(d.phoneCountryCode) }
         case .nomineeAdded(let e, let n):
             w.slug(e)
             w.slug(n.id)
@@ -118,9 +121,20 @@ enum PayloadCodec {
             let formula = Formula(publicWeight: try r.f64("public weight"), juryWeight: try r.f64("jury weight"))
             let publicStandings = try r.bool("public standings")
             let bucket = try r.i64("series bucket seconds")
+            var rules = RulesVersion.v1
+            var country: UInt16 = 47
+            if r.remaining > 0 {
+                let version = try r.u16("rules version")
+                guard let known = RulesVersion(rawValue: version) else {
+                    throw ByteReader.Failure(offset: r.offset, what: "rules version \(version) is not one this build knows (\(RulesVersion.allCases.map { "\($0.rawValue)" }.joined(separator: ", "))); a newer BallotLedger wrote it")
+                }
+                rules = known
+                if rules >= .v2 { country = try r.u16("voter phone country code") }
+            }
             return .electionDefined(ElectionDefinition(
                 id: id, title: title, opensAt: opensAt, closesAt: closesAt, scale: scale, eligibility: eligibility,
-                criteria: criteria, formula: formula, publicStandings: publicStandings, seriesBucketSeconds: bucket))
+                criteria: criteria, formula: formula, publicStandings: publicStandings, seriesBucketSeconds: bucket,
+                rules: rules, phoneCountryCode: country))
         case .nomineeAdded:
             let e = try r.slug("election id")
             return .nomineeAdded(election: e, nomination: Nomination(
