@@ -1,10 +1,15 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Layers, bottom up: CLMDB (system library) -> BallotStore (the only LMDB user)
-// -> BallotDomain (pure rules and projections) -> BallotLedger (the event log,
-// Merkle tree and projection store; SHA-256 from COpenSSL, and CSHA256Batch for hashing many
-// at a time) -> thin executables.
+// Layers, bottom up (docs/architecture.md draws them):
+//   BallotCollections (hash tables and their memory: the one place with mmap and the
+//   exclusivity opt-out) -> BallotDomain (pure rules and projections)
+//   CLMDB -> BallotStore (the only LMDB user)
+//   -> BallotFormat (record codec, Merkle hashing, the fast vote decoder, reading a ledger;
+//      SHA-256 from COpenSSL, and CSHA256Batch for hashing many at a time)
+//   -> BallotAudit (the one replay and verification engine)
+//   -> BallotLedger (the writer) -> the daemon -> thin executables.
+// ballot-replay and the report stand on format, domain, audit and store, not on the writer.
 // BallotConfig reads data files (Foundation); the ledger and the auditor's path use
 // FoundationEssentials at most, so that ballot-replay does not load Foundation and ICU (about
 // 4 ms of every start).
@@ -18,6 +23,9 @@ let package = Package(
     products: [
         .library(name: "BallotStore", targets: ["BallotStore"]),
         .library(name: "BallotDomain", targets: ["BallotDomain"]),
+        .library(name: "BallotCollections", targets: ["BallotCollections"]),
+        .library(name: "BallotFormat", targets: ["BallotFormat"]),
+        .library(name: "BallotAudit", targets: ["BallotAudit"]),
         .library(name: "BallotLedger", targets: ["BallotLedger"]),
         .library(name: "BallotConfig", targets: ["BallotConfig"]),
         .library(name: "BallotProtocol", targets: ["BallotProtocol"]),
@@ -57,18 +65,34 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .target(
-            name: "BallotDomain",
+            name: "BallotCollections",
             swiftSettings: strictSettings
         ),
         .target(
-            name: "BallotLedger",
+            name: "BallotDomain",
+            dependencies: ["BallotCollections"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BallotFormat",
             dependencies: [
                 "BallotStore",
                 "BallotDomain",
+                "BallotCollections",
                 "COpenSSL",
                 "CSHA256Batch",
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BallotAudit",
+            dependencies: ["BallotFormat", "BallotDomain", "BallotStore", "BallotCollections"],
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "BallotLedger",
+            dependencies: ["BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "BallotCollections"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -87,13 +111,14 @@ let package = Package(
         ),
         .target(
             name: "BallotImport",
-            dependencies: ["BallotDomain", "BallotLedger", "BallotProtocol"],
+            dependencies: ["BallotDomain", "BallotFormat", "BallotAudit", "BallotLedger", "BallotProtocol"],
             swiftSettings: strictSettings
         ),
         .target(
             name: "BallotDaemon",
             dependencies: [
-                "BallotDomain", "BallotStore", "BallotLedger", "BallotProtocol", "BallotConfig", "BallotImport",
+                "BallotDomain", "BallotStore", "BallotFormat", "BallotAudit", "BallotLedger", "BallotProtocol",
+                "BallotConfig", "BallotImport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -119,18 +144,18 @@ let package = Package(
         ),
         .executableTarget(
             name: "ballot-bench",
-            dependencies: ["BallotLedger", "BallotDomain", "BallotStore", "BallotClient", "CEpoll"],
+            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "BallotClient", "CEpoll"],
             swiftSettings: strictSettings
         ),
         .target(
             name: "BallotReport",
-            dependencies: ["BallotDomain", "BallotLedger"],
+            dependencies: ["BallotDomain", "BallotFormat", "BallotAudit"],
             swiftSettings: strictSettings
         ),
         .executableTarget(
             name: "ballot-replay",
             dependencies: [
-                "BallotReport", "BallotLedger", "BallotDomain",
+                "BallotReport", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -149,7 +174,7 @@ let package = Package(
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["BallotLedger", "BallotDomain", "BallotStore", "BallotClient"],
+            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "BallotClient"],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),
@@ -159,13 +184,18 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "BallotCollectionsTests",
+            dependencies: ["BallotCollections"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "BallotDomainTests",
             dependencies: ["BallotDomain", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "BallotImportTests",
-            dependencies: ["BallotImport", "BallotLedger", "BallotDomain", "TestSupport"],
+            dependencies: ["BallotImport", "BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -180,7 +210,8 @@ let package = Package(
         .testTarget(
             name: "BallotDaemonTests",
             dependencies: [
-                "BallotDaemon", "BallotDomain", "BallotLedger", "BallotStore", "BallotProtocol", "TestSupport",
+                "BallotDaemon", "BallotDomain", "BallotFormat", "BallotAudit", "BallotLedger", "BallotStore", "BallotProtocol",
+                "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -190,17 +221,17 @@ let package = Package(
         ),
         .testTarget(
             name: "BallotReplayTests",
-            dependencies: ["BallotLedger", "BallotDomain", "BallotStore", "TestSupport"],
+            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "BallotConfigTests",
-            dependencies: ["BallotConfig", "BallotLedger", "BallotDomain", "TestSupport"],
+            dependencies: ["BallotConfig", "BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "BallotLedgerTests",
-            dependencies: ["BallotLedger", "BallotDomain", "BallotStore", "TestSupport"],
+            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotCollections", "BallotDomain", "BallotStore", "TestSupport"],
             swiftSettings: strictSettings
         ),
     ],

@@ -6,6 +6,8 @@ import NIOHTTP1
 public import ServiceLifecycle
 import BallotDomain
 import BallotLedger
+import BallotFormat
+import BallotAudit
 import BallotProtocol
 #if canImport(Glibc)
 import Glibc

@@ -2,6 +2,8 @@ import Foundation
 import Logging
 import BallotDomain
 import BallotLedger
+import BallotFormat
+import BallotAudit
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,7 @@
 import BallotDomain
 import BallotLedger
+import BallotFormat
+import BallotAudit
 import BallotProtocol
 import Logging
 import NIOCore

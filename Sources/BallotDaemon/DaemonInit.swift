@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import BallotLedger
+import BallotFormat
+import BallotAudit
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)

@@ -1,6 +1,8 @@
 import Foundation
 import BallotDomain
 import BallotLedger
+import BallotFormat
+import BallotAudit
 import NIOCore
 
 /// The one thread that writes the ledger. Jobs (one or more commands and what to call with

@@ -1,6 +1,8 @@
 import BallotDomain
 import BallotImport
 import BallotLedger
+import BallotFormat
+import BallotAudit
 import BallotProtocol
 import NIOCore
 

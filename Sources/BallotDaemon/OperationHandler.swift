@@ -1,6 +1,8 @@
 import BallotDomain
 import Foundation
 import BallotLedger
+import BallotFormat
+import BallotAudit
 import BallotProtocol
 import BallotImport
 

@@ -1,3 +1,5 @@
+public import BallotCollections
+
 /// 32 bytes of hash output (SHA-256 or HMAC-SHA256), held as four words so that it is compared
 /// and copied without allocating. The ledger calls its SHA-256 values `MerkleHash`; a voter's
 /// key wraps one.

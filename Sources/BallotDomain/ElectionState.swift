@@ -1,3 +1,5 @@
+import BallotCollections
+
 /// Where one election stands after the events so far. Built only by `apply`, so the state after
 /// a replay from event 1 is the state the live ledger had.
 ///

@@ -1,3 +1,5 @@
+public import BallotCollections
+
 /// The state of every election, folded from the events in sequence order.
 public struct LedgerState: Sendable {
     /// Elections in the order they were defined.

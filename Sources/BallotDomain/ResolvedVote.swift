@@ -1,3 +1,5 @@
+public import BallotCollections
+
 /// A vote whose election and nominee are already found, as positions in `LedgerState`: the
 /// form in which an auditor's replay checks and counts millions of votes without making
 /// Strings of ids it has seen before. The rule is the one `decide` applies

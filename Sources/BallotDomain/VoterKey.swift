@@ -1,3 +1,5 @@
+public import BallotCollections
+
 /// The keyed hash (HMAC-SHA256 under the operator's secret) of a voter's identifier. The raw
 /// identifier is never stored; this is enough to refuse a second vote.
 public struct VoterKey: Hashable, Sendable {

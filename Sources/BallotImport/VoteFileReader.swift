@@ -1,5 +1,7 @@
 public import BallotDomain
 public import BallotLedger
+public import BallotFormat
+public import BallotAudit
 import BallotProtocol
 
 /// The two vote-file formats of the contract: CSV with a header row, or one JSON object per line.

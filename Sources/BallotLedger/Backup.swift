@@ -1,5 +1,9 @@
 import FoundationEssentials
-import BallotStore
+public import BallotStore
+public import BallotCollections
+public import BallotDomain
+public import BallotFormat
+public import BallotAudit
 
 /// A hot backup: a consistent, compacted copy of the ledger taken while it keeps serving
 /// (`mdb_env_copy2`), and a manifest whose size and Merkle root are read back from the copy

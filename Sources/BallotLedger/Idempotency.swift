@@ -1,45 +1,8 @@
-import BallotDomain
-
-/// Where an idempotency key lives in the index: the audit's fast seeded hash of it
-/// (`Audit.KeyCheck.hash`), so that the index a verifying open ends with is the writer's. The
-/// seed is drawn afresh in each process, so that nobody can choose keys that crowd one slot.
-enum IdempotencySlot {
-    static let seed = UInt64.random(in: 1...UInt64.max)
-
-    static func key(_ key: String) -> Key128 {
-        var key = key
-        return Key128(a: key.withUTF8 { Audit.KeyCheck.hash(UnsafeRawBufferPointer($0), seed: seed) }, b: 0)
-    }
-}
-
-/// Which commands share a space of idempotency keys (docs/ledger-format.md, §2). Votes, live
-/// and imported, share one: an import's `vote_id` sent again, or with another election, is the
-/// same vote, or a `conflict`. Every other kind of command has a space of its own, so that a key
-/// sent with one kind never meets a key of another: a juror who sends `jury.score` with an
-/// import row's `vote_id` as its key makes a score's key, and the row still lands.
-enum IdempotencyScope: Hashable, Sendable {
-    case votes
-    /// The op name of the command (`jury.score`, `vote.invalidate`, ...).
-    case command(String)
-
-    init(_ command: Command) {
-        if case .castVote = command { self = .votes } else { self = .command(command.name) }
-    }
-
-    /// The scope of the command that produced `event`.
-    init(_ event: Event) {
-        if case .voteCast = event { self = .votes } else { self.init(Command(reconstructing: event)) }
-    }
-
-    /// The key's slot in the index: a vote's key alone (votes are nearly every keyed event),
-    /// any other's after its op name and a NUL, so that the spaces spread apart.
-    func slot(_ key: String) -> Key128 {
-        switch self {
-        case .votes: IdempotencySlot.key(key)
-        case .command(let op): IdempotencySlot.key(op + "\u{0}" + key)
-        }
-    }
-}
+public import BallotDomain
+public import BallotCollections
+public import BallotStore
+public import BallotFormat
+public import BallotAudit
 
 /// The writer's index of every idempotency key in the ledger, by slot: 8 bytes per key (see
 /// `SequenceIndex`), which keeps an import of a million votes well under its memory target.

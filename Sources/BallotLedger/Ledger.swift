@@ -1,5 +1,8 @@
 public import BallotStore
 public import BallotDomain
+public import BallotCollections
+public import BallotFormat
+public import BallotAudit
 
 /// A command as the ledger receives it: what, from whom, and the client's idempotency key.
 public struct Submission: Sendable {

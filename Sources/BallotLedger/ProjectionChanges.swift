@@ -1,4 +1,8 @@
-import BallotDomain
+public import BallotDomain
+public import BallotCollections
+public import BallotStore
+public import BallotFormat
+public import BallotAudit
 
 /// Which projection documents a batch changed. Noting is an array append (a vote is noted on
 /// the hot path); duplicates are removed once, when the batch writes its projections.

@@ -4,6 +4,10 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+public import BallotCollections
+public import BallotStore
+public import BallotFormat
+public import BallotAudit
 
 /// The wall clock (`CLOCK_REALTIME`), in microseconds.
 public struct SystemClock: LedgerClock {

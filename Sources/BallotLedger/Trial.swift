@@ -1,4 +1,8 @@
-import BallotDomain
+public import BallotDomain
+public import BallotCollections
+public import BallotStore
+public import BallotFormat
+public import BallotAudit
 
 /// A dry run: commands decided against the ledger as it stands plus the trial's own earlier
 /// commands, with nothing written. `Ledger.trial` carries it from batch to batch.

@@ -1,4 +1,8 @@
 public import BallotDomain
+public import BallotCollections
+public import BallotStore
+public import BallotFormat
+public import BallotAudit
 
 /// Turns a raw voter identifier (an e-mail, a phone number, a national id) into its `VoterKey`:
 /// HMAC-SHA256 under the operator's secret. By rules version 1, of the identifier with

@@ -1,5 +1,8 @@
-import BallotStore
-import BallotDomain
+public import BallotStore
+public import BallotDomain
+public import BallotCollections
+public import BallotFormat
+public import BallotAudit
 
 /// What the ledger's writer keeps in memory, all of it derived from the stored events: the
 /// elections (with the voter sets that refuse a second vote), the idempotency keys, the

@@ -1,5 +1,6 @@
 public import BallotDomain
-public import BallotLedger
+public import BallotAudit
+public import BallotFormat
 
 /// What changed between two checkpoints: the events appended, each election's votes, and the
 /// consistency proof that the later tree extends the earlier one.

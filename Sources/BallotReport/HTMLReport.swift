@@ -1,5 +1,6 @@
 public import BallotDomain
-public import BallotLedger
+public import BallotAudit
+public import BallotFormat
 
 /// One election's result as a self-contained HTML page: no script, no network, charts as
 /// inline SVG. Every number comes from the auditor's replay, not from the stored projections.

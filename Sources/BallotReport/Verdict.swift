@@ -1,5 +1,6 @@
 public import BallotDomain
-public import BallotLedger
+public import BallotAudit
+public import BallotFormat
 
 /// The verdict of `ballot-replay verify`, for a person or for a script.
 public enum Verdict {

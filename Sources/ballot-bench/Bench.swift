@@ -4,6 +4,8 @@
 // scripts/bench-ledger runs it beside a bare C loop and reports medians.
 import BallotDomain
 import BallotLedger
+import BallotFormat
+import BallotAudit
 import BallotStore
 import Foundation
 

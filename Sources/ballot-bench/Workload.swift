@@ -1,6 +1,8 @@
 import BallotClient
 import BallotDomain
 import BallotLedger
+import BallotFormat
+import BallotAudit
 import Foundation
 
 /// The votes to append, as an importer hands them over (raw voter id, nominee, cast_at,

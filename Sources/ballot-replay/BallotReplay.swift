@@ -6,7 +6,8 @@ import Glibc
 import Musl
 #endif
 import BallotDomain
-import BallotLedger
+import BallotAudit
+import BallotFormat
 import BallotReport
 
 /// The auditor's tool: works on a ledger directory (a copy, or the live one read-only) and

@@ -1,7 +1,8 @@
 import ArgumentParser
 import FoundationEssentials
 import BallotDomain
-import BallotLedger
+import BallotAudit
+import BallotFormat
 import BallotReport
 
 /// The checkpoint recorded at event `seq`, its signature and root checked; exits 2 if either fails.

@@ -2,6 +2,8 @@ import Testing
 import TestSupport
 @testable import BallotConfig
 import BallotLedger
+import BallotFormat
+import BallotAudit
 @testable import BallotDomain
 
 @Suite struct ElectionSpecTests {

@@ -6,6 +6,8 @@ import NIOEmbedded
 import NIOPosix
 import BallotDomain
 import BallotLedger
+import BallotFormat
+import BallotAudit
 import BallotProtocol
 import TestSupport
 @testable import BallotDaemon

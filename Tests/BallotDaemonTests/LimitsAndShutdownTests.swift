@@ -1,6 +1,8 @@
 import Testing
 import BallotDomain
 import BallotLedger
+import BallotFormat
+import BallotAudit
 import BallotStore
 import Foundation
 import TestSupport

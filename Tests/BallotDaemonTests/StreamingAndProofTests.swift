@@ -2,6 +2,8 @@ import Testing
 import Foundation
 import TestSupport
 import BallotLedger
+import BallotFormat
+import BallotAudit
 import BallotDomain
 
 @Suite(.serialized, .timeLimit(.minutes(2))) struct StreamingAndProofTests {

@@ -3,6 +3,8 @@ import TestSupport
 @testable import BallotImport
 import BallotDomain
 import BallotLedger
+import BallotFormat
+import BallotAudit
 
 /// The reader on its own: every kind of bad input is a located refusal, and the valid rows
 /// around it are still read. Chunk sizes vary so that rows split across chunks are covered.

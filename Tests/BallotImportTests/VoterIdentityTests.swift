@@ -3,6 +3,8 @@ import TestSupport
 @testable import BallotImport
 @testable import BallotDomain
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 
 /// Voter identity by rules version (issue 18, defect 9): from version 2 one person is one voter
 /// whatever form of their identifier arrives, and their key differs from election to election.

@@ -3,6 +3,8 @@ import Foundation
 import TestSupport
 import BallotStore
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 @testable import BallotDomain
 
 @Suite struct CheckpointTests {

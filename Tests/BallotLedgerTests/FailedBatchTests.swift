@@ -3,6 +3,8 @@ import Foundation
 import TestSupport
 import BallotStore
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 @testable import BallotDomain
 
 /// A transaction that fails costs its batch, never a replay (issue 17, item 2): what the batch

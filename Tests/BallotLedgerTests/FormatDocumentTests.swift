@@ -2,6 +2,8 @@ import Testing
 import Foundation
 import TestSupport
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 @testable import BallotDomain
 
 /// Reads the payload table of docs/ledger-format.md (§3) and decodes every event type's payload

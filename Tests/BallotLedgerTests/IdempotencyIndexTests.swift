@@ -1,5 +1,7 @@
 import Testing
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 @testable import BallotDomain
 
 /// The index keeps 32 bits of each key and of each sequence number, and tells candidates apart

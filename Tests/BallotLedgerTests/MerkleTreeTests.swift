@@ -1,6 +1,8 @@
 import Testing
 import TestSupport
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 
 /// The stored-node algorithms checked against RFC 6962's recursive definition on plain arrays.
 @Suite struct MerkleTreeTests {

@@ -1,6 +1,8 @@
 import Testing
 import TestSupport
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 @testable import BallotDomain
 
 /// Projections are a function of the events alone: a rebuild from event 1, and a ledger fed the

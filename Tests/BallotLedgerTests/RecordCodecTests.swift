@@ -2,6 +2,8 @@ import Testing
 import Foundation
 import TestSupport
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 @testable import BallotDomain
 
 @Suite struct RecordCodecTests {
@@ -85,7 +87,7 @@ import TestSupport
     /// anywhere, get codes of their own; the same bytes again, the same code; each new text is
     /// handed over once, in code order; a longer text is not coded.
     @Test func textCodesTellEveryTextApart() throws {
-        var codes = Audit.TextCodes()
+        var codes = TextCodes()
         var texts: [String] = []
         var seen: [String: Int32] = [:]
         let base = Array("abcdefghijklmnopqrstuvwxyz0123456789".utf8)
@@ -124,10 +126,10 @@ import TestSupport
     /// What the audit's vote decoder makes of `bytes` (stored as event `seq`), against what full
     /// decoding makes of them: the same refusal, the same vote, or nothing (a record that is not
     /// a vote, or whose texts are not coded, which the audit then decodes in full).
-    func expectCodedAgrees(_ bytes: [UInt8], seq: UInt64, codes: Audit.TextCodes, texts: [String], _ what: String) {
+    func expectCodedAgrees(_ bytes: [UInt8], seq: UInt64, codes: TextCodes, texts: [String], _ what: String) {
         var codes = codes
         let full = Result { try bytes.withUnsafeBytes { try RecordCodec.decode($0, seq: seq) } }
-        let coded = Result { try bytes.withUnsafeBytes { try Audit.CodedVote.decode($0, seq: seq, codes: &codes, keySeed: 11) } }
+        let coded = Result { try bytes.withUnsafeBytes { try CodedVote.decode($0, seq: seq, codes: &codes, keySeed: 11) } }
         switch (full, coded) {
         case (_, .success(nil)):
             return  // not coded: the audit decodes it in full
@@ -141,7 +143,7 @@ import TestSupport
             guard let vote else { return }
             let all = texts + codes.takeNew()
             var key = record.idempotencyKey
-            let keyHash = key.withUTF8 { Audit.KeyCheck.hash(UnsafeRawBufferPointer($0), seed: 11) }
+            let keyHash = key.withUTF8 { KeyHash.hash(UnsafeRawBufferPointer($0), seed: 11) }
             #expect(all[Int(vote.election)] == v.election.value && all[Int(vote.nominee)] == v.nominee.value
                     && vote.channelBytes == v.channel.utf8.count && vote.voter == v.voter.digest.prefix && vote.castAt == v.castAt
                     && vote.timestamp == record.timestamp && vote.seq == seq && vote.keyHash == (key.isEmpty ? nil : keyHash), "\(what)")
@@ -157,7 +159,7 @@ import TestSupport
     @Test func theAuditsVoteDecoderAgreesWithFullDecoding() throws {
         let lengths = [1, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33]
         func slug(_ n: Int, _ c: Character) -> NomineeID { Fixtures.slug("a" + String(repeating: c, count: n - 1)) }
-        var codes = Audit.TextCodes()
+        var codes = TextCodes()
         var texts: [String] = []
         var last: [UInt8] = []
         for keyLength in 0...40 {
@@ -169,22 +171,22 @@ import TestSupport
                 let bytes = RecordCodec.encode(RecordedEvent(seq: 9, timestamp: t, actor: Fixtures.importer, idempotencyKey: key, event: .voteCast(vote)))
                 for round in ["new texts", "texts met before"] {
                     expectCodedAgrees(bytes, seq: 9, codes: codes, texts: texts, "key of \(keyLength), election of \(n), \(round)")
-                    _ = try bytes.withUnsafeBytes { try Audit.CodedVote.decode($0, seq: 9, codes: &codes, keySeed: 11) }
+                    _ = try bytes.withUnsafeBytes { try CodedVote.decode($0, seq: 9, codes: &codes, keySeed: 11) }
                     texts += codes.takeNew()
                 }
                 // Once its texts are coded, such a vote is read at its offsets (unless a text is too long to code).
-                let common = bytes.withUnsafeBytes { Audit.CodedVote.common($0, seq: 9, codes: &codes, keySeed: 11) }
+                let common = bytes.withUnsafeBytes { CodedVote.common($0, seq: 9, codes: &codes, keySeed: 11) }
                 #expect((common != nil) == (keyLength <= 32 && n <= 32 && lengths[(i + keyLength) % lengths.count] <= 32),
                         "key of \(keyLength), election of \(n)")
                 last = bytes
             }
         }
-        #expect(Audit.CodedVote.validRoles == Actor.Role.allCases.reduce(0) { $0 | 1 << UInt64($1.rawValue) })
+        #expect(CodedVote.validRoles == Actor.Role.allCases.reduce(0) { $0 | 1 << UInt64($1.rawValue) })
         let vote = RecordCodec.encode(RecordedEvent(seq: 9, timestamp: t, actor: Fixtures.importer, idempotencyKey: "row-17",
                                                     event: .voteCast(VoteCast(election: id, nominee: Fixtures.slug("kinn"), voter: Fixtures.voter(3),
                                                                               castAt: t, channel: "web"))))
         for bytes in [vote, last] {
-            _ = try bytes.withUnsafeBytes { try Audit.CodedVote.decode($0, seq: 9, codes: &codes, keySeed: 11) }
+            _ = try bytes.withUnsafeBytes { try CodedVote.decode($0, seq: 9, codes: &codes, keySeed: 11) }
             texts += codes.takeNew()
             for at in bytes.indices {
                 for value in Set([0, 1, 0x2D, 0x41, 0x7F, 0x80, 0xC3, 0xFF, bytes[at] ^ 1, bytes[at] &+ 1, bytes[at] &- 1]) {

@@ -1,5 +1,7 @@
 import Testing
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 #if canImport(Glibc)
 import Glibc
 #endif

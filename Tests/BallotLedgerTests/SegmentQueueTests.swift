@@ -2,6 +2,8 @@ import Testing
 import Foundation
 import Synchronization
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 
 /// The queue that shares an audit's segments among threads, driven by real threads.
 @Suite struct SegmentQueueTests {

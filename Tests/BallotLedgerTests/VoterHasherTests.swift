@@ -1,6 +1,8 @@
 import Testing
 import TestSupport
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 
 @Suite struct VoterHasherTests {
     @Test func normalisesWhitespaceAndASCIICase() throws {

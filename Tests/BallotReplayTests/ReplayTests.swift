@@ -3,6 +3,8 @@ import Foundation
 import TestSupport
 import BallotStore
 @testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
 @testable import BallotDomain
 
 /// A real ledger written through `Ledger` (votes, jury, two signed checkpoints), then read by
@@ -146,7 +148,7 @@ struct AuditedLedger {
         for (size, start) in [(1, 1), (8, 1), (16, 1), (1024, 1), (16, 5), (8, last), (8, last + 1)] {
             let layout = Audit.SegmentLayout(start: start, last: last, size: size)
             var seen: [UInt64] = []
-            var codes = Audit.TextCodes()
+            var codes = TextCodes()
             var texts: [String] = []
             var votes = 0
             for i in 0..<layout.count {
@@ -156,7 +158,7 @@ struct AuditedLedger {
                         seen.append(seq)
                         #expect(Array(bytes) == expected[Int(seq - 1)].bytes, "segments of \(size) from \(start): event \(seq)")
                         let full = try RecordCodec.decode(bytes, seq: seq)
-                        let coded = try Audit.CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: 7)
+                        let coded = try CodedVote.decode(bytes, seq: seq, codes: &codes, keySeed: 7)
                         texts += codes.takeNew()
                         guard case .voteCast(let v) = full.event else {
                             #expect(coded == nil, "event \(seq)")
@@ -165,7 +167,7 @@ struct AuditedLedger {
                         votes += 1
                         let c = try #require(coded)
                         var key = full.idempotencyKey
-                        let keyHash = key.withUTF8 { Audit.KeyCheck.hash(UnsafeRawBufferPointer($0), seed: 7) }
+                        let keyHash = key.withUTF8 { KeyHash.hash(UnsafeRawBufferPointer($0), seed: 7) }
                         #expect(texts[Int(c.election)] == v.election.value && texts[Int(c.nominee)] == v.nominee.value
                                 && c.channelBytes == v.channel.utf8.count && c.voter == v.voter.digest.prefix && c.castAt == v.castAt
                                 && c.timestamp == full.timestamp && c.seq == seq && c.keyHash == (key.isEmpty ? nil : keyHash))
@@ -193,11 +195,11 @@ struct AuditedLedger {
         ]
         for (n, bytes) in spoilt.enumerated() {
             for warm in [false, true] {
-                var codes = Audit.TextCodes()
-                if warm { _ = try vote.withUnsafeBytes { try Audit.CodedVote.decode($0, seq: ledger.voteSeq, codes: &codes, keySeed: 7) } }
+                var codes = TextCodes()
+                if warm { _ = try vote.withUnsafeBytes { try CodedVote.decode($0, seq: ledger.voteSeq, codes: &codes, keySeed: 7) } }
                 let full = #expect(throws: LedgerError.self) { try bytes.withUnsafeBytes { try RecordCodec.decode($0, seq: ledger.voteSeq) } }
                 let coded = #expect(throws: LedgerError.self) {
-                    try bytes.withUnsafeBytes { try Audit.CodedVote.decode($0, seq: ledger.voteSeq, codes: &codes, keySeed: 7) }
+                    try bytes.withUnsafeBytes { try CodedVote.decode($0, seq: ledger.voteSeq, codes: &codes, keySeed: 7) }
                 }
                 #expect(full.map { "\($0)" } == coded.map { "\($0)" }, "spoilt copy \(n), texts met before: \(warm)")
             }

@@ -1,6 +1,8 @@
 import Foundation
 public import BallotDomain
 public import BallotLedger
+public import BallotFormat
+public import BallotAudit
 import BallotStore
 
 /// Elections, actors and ledgers that tests share.

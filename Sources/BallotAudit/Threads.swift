@@ -3,6 +3,10 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+public import BallotCollections
+public import BallotDomain
+public import BallotStore
+public import BallotFormat
 
 // The audit's threads and the lock they share, on POSIX threads directly: Foundation's `Thread`
 // and `NSCondition` would load Foundation (and ICU) into the auditor's tool for these alone,

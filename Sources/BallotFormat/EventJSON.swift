@@ -1,4 +1,5 @@
 public import BallotDomain
+public import BallotCollections
 
 /// An event as JSON, for clients and tools: `{"seq", "type", "timestamp", "actor", "idempotency_key", "leaf_hash", "data": {…}}`.
 public enum EventJSON {
@@ -15,7 +16,7 @@ public enum EventJSON {
         return render(record, leafHash: leafHash, data: payload)
     }
 
-    static func render(_ record: RecordedEvent, leafHash: MerkleHash, data: JSONValue) -> JSONValue {
+    package static func render(_ record: RecordedEvent, leafHash: MerkleHash, data: JSONValue) -> JSONValue {
         .object([
             ("seq", .uint(record.seq)),
             ("type", .string(record.event.kind.description)),
@@ -27,7 +28,7 @@ public enum EventJSON {
         ])
     }
 
-    static func data(_ event: Event) -> JSONValue {
+    package static func data(_ event: Event) -> JSONValue {
         func s(_ slug: Slug) -> JSONValue { .string(slug.value) }
         switch event {
         case .electionDefined(let d):

@@ -1,4 +1,5 @@
 public import BallotDomain
+public import BallotCollections
 
 /// The named LMDB databases of a ledger and how their keys are built (docs/ledger-format.md).
 public enum LedgerKeys {
@@ -24,13 +25,13 @@ public enum LedgerKeys {
 
     /// The sequence number in a key already known to be 8 bytes.
     @inline(__always)
-    static func sequence(unchecked key: UnsafeRawBufferPointer) -> UInt64 {
+    package static func sequence(unchecked key: UnsafeRawBufferPointer) -> UInt64 {
         UInt64(bigEndian: key.loadUnaligned(as: UInt64.self))
     }
 
     /// Whether `key` sorts before the key of `seq` in 'events' (LMDB's default order: bytes
     /// compared in turn, a shorter key first where one is a prefix of the other).
-    static func precedes(_ key: UnsafeRawBufferPointer, _ seq: UInt64) -> Bool {
+    package static func precedes(_ key: UnsafeRawBufferPointer, _ seq: UInt64) -> Bool {
         withUnsafeBytes(of: seq.bigEndian) { bound in
             for i in 0..<min(key.count, 8) where key[i] != bound[i] { return key[i] < bound[i] }
             return key.count < 8
@@ -44,7 +45,7 @@ public enum LedgerKeys {
     }
 
     /// Lends the key of node (`level`, `index`) without allocating (the append path).
-    static func withMerkleNodeKey<R>(level: Int, index: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    package static func withMerkleNodeKey<R>(level: Int, index: UInt64, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         let lastLeaf = ((index + 1) << UInt64(level)) &- 1
         var key = (lastLeaf.bigEndian, UInt8(level))
         return try withUnsafeBytes(of: &key) { try body(UnsafeRawBufferPointer(rebasing: $0[0..<9])) }

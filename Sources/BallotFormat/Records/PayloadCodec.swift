@@ -1,10 +1,11 @@
-import BallotDomain
+public import BallotDomain
+public import BallotCollections
 
 /// The payload of each event type: its fields in a fixed order, using the primitives of
 /// `ByteWriter` (str = u16 length + UTF-8, integers big-endian, f64 = IEEE 754 bits big-endian).
 /// The table in docs/ledger-format.md lists the same fields in the same order.
-enum PayloadCodec {
-    static func encode(_ event: Event, into w: inout ByteWriter) {
+package enum PayloadCodec {
+    package static func encode(_ event: Event, into w: inout ByteWriter) {
         switch event {
         case .electionDefined(let d):
             w.slug(d.id)
@@ -87,7 +88,7 @@ enum PayloadCodec {
 
     /// A checkpoint's payload up to and including the public key: what its signature covers
     /// (after the context prefix, see `CheckpointSigning`).
-    static func encodeSignedPart(_ c: Checkpoint, into w: inout ByteWriter) {
+    package static func encodeSignedPart(_ c: Checkpoint, into w: inout ByteWriter) {
         w.u64(c.size)
         c.root.withBytes { w.raw($0) }
         w.i64(c.takenAt.microseconds)
@@ -102,7 +103,7 @@ enum PayloadCodec {
         c.publicKey.withBytes { w.raw($0) }
     }
 
-    static func decode(_ kind: EventKind, _ r: inout ByteReader) throws -> Event {
+    package static func decode(_ kind: EventKind, _ r: inout ByteReader) throws -> Event {
         switch kind {
         case .electionDefined:
             let id = try r.slug("election id")
@@ -219,14 +220,14 @@ enum PayloadCodec {
 /// The fields of a `vote.cast` payload in their order, the texts read but not yet checked: the
 /// one reader of its layout, for `PayloadCodec.decode` and for the audit's vote decoding
 /// (`CodedVote`), which checks each distinct text once.
-struct VoteFields {
-    let election: ByteReader.Text
-    let nominee: ByteReader.Text
-    let voter: UnsafeRawBufferPointer
-    let castAt: Timestamp
-    let channel: ByteReader.Text
+package struct VoteFields {
+    package let election: ByteReader.Text
+    package let nominee: ByteReader.Text
+    package let voter: UnsafeRawBufferPointer
+    package let castAt: Timestamp
+    package let channel: ByteReader.Text
 
-    init(_ r: inout ByteReader) throws(ByteReader.Failure) {
+    package init(_ r: inout ByteReader) throws(ByteReader.Failure) {
         election = try r.text("election id")
         nominee = try r.text("nominee id")
         voter = try r.bytes(32, "voter key")

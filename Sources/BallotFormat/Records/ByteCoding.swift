@@ -1,27 +1,28 @@
-import BallotDomain
+public import BallotDomain
+public import BallotCollections
 
 /// Appends big-endian integers, IEEE 754 doubles and length-prefixed UTF-8 to a byte buffer,
 /// the primitives of the record layout (docs/ledger-format.md, "Payload primitives").
-struct ByteWriter {
-    var bytes: [UInt8]
+package struct ByteWriter {
+    package var bytes: [UInt8]
 
-    init(capacity: Int = 128) {
+    package init(capacity: Int = 128) {
         bytes = []
         bytes.reserveCapacity(capacity)
     }
 
-    mutating func u8(_ v: UInt8) { bytes.append(v) }
-    mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
-    mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
-    mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
-    mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
-    mutating func f64(_ v: Double) { u64(v.bitPattern) }
-    mutating func bool(_ v: Bool) { u8(v ? 1 : 0) }
-    mutating func raw(_ v: UnsafeRawBufferPointer) { bytes.append(contentsOf: v) }
+    package mutating func u8(_ v: UInt8) { bytes.append(v) }
+    package mutating func u16(_ v: UInt16) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    package mutating func u32(_ v: UInt32) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    package mutating func u64(_ v: UInt64) { withUnsafeBytes(of: v.bigEndian) { bytes.append(contentsOf: $0) } }
+    package mutating func i32(_ v: Int32) { u32(UInt32(bitPattern: v)) }
+    package mutating func i64(_ v: Int64) { u64(UInt64(bitPattern: v)) }
+    package mutating func f64(_ v: Double) { u64(v.bitPattern) }
+    package mutating func bool(_ v: Bool) { u8(v ? 1 : 0) }
+    package mutating func raw(_ v: UnsafeRawBufferPointer) { bytes.append(contentsOf: v) }
 
     /// u16 length, then the UTF-8 bytes. Strings longer than 65,535 bytes are refused upstream.
-    mutating func str(_ s: String) {
+    package mutating func str(_ s: String) {
         var s = s
         s.withUTF8 { utf8 in
             precondition(utf8.count <= Int(UInt16.max), "string of \(utf8.count) bytes exceeds the format's limit")
@@ -30,26 +31,26 @@ struct ByteWriter {
         }
     }
 
-    mutating func slug(_ s: Slug) { str(s.value) }
+    package mutating func slug(_ s: Slug) { str(s.value) }
 }
 
 /// Reads what `ByteWriter` wrote, checking every length against the bytes that are there.
-struct ByteReader {
-    let base: UnsafeRawBufferPointer
+package struct ByteReader {
+    package let base: UnsafeRawBufferPointer
     private(set) var offset: Int
 
-    init(_ base: UnsafeRawBufferPointer, offset: Int = 0) {
+    package init(_ base: UnsafeRawBufferPointer, offset: Int = 0) {
         self.base = base
         self.offset = offset
     }
 
-    var remaining: Int { base.count - offset }
+    package var remaining: Int { base.count - offset }
 
     /// A decoding failure at a byte offset, named by the field being read.
-    struct Failure: Error, CustomStringConvertible {
-        let offset: Int
-        let what: String
-        var description: String { "\(what) at byte \(offset)" }
+    package struct Failure: Error, CustomStringConvertible {
+        package let offset: Int
+        package let what: String
+        package var description: String { "\(what) at byte \(offset)" }
     }
 
     @inline(__always)
@@ -67,15 +68,15 @@ struct ByteReader {
         return T(bigEndian: base.loadUnaligned(fromByteOffset: at, as: T.self))
     }
 
-    @inline(__always) mutating func u8(_ field: @autoclosure () -> String) throws(Failure) -> UInt8 { try load(UInt8.self, field()) }
-    @inline(__always) mutating func u16(_ field: @autoclosure () -> String) throws(Failure) -> UInt16 { try load(UInt16.self, field()) }
-    @inline(__always) mutating func u32(_ field: @autoclosure () -> String) throws(Failure) -> UInt32 { try load(UInt32.self, field()) }
-    @inline(__always) mutating func u64(_ field: @autoclosure () -> String) throws(Failure) -> UInt64 { try load(UInt64.self, field()) }
-    @inline(__always) mutating func i32(_ field: @autoclosure () -> String) throws(Failure) -> Int32 { Int32(bitPattern: try u32(field())) }
-    @inline(__always) mutating func i64(_ field: @autoclosure () -> String) throws(Failure) -> Int64 { Int64(bitPattern: try u64(field())) }
-    @inline(__always) mutating func f64(_ field: @autoclosure () -> String) throws(Failure) -> Double { Double(bitPattern: try u64(field())) }
+    @inline(__always) package mutating func u8(_ field: @autoclosure () -> String) throws(Failure) -> UInt8 { try load(UInt8.self, field()) }
+    @inline(__always) package mutating func u16(_ field: @autoclosure () -> String) throws(Failure) -> UInt16 { try load(UInt16.self, field()) }
+    @inline(__always) package mutating func u32(_ field: @autoclosure () -> String) throws(Failure) -> UInt32 { try load(UInt32.self, field()) }
+    @inline(__always) package mutating func u64(_ field: @autoclosure () -> String) throws(Failure) -> UInt64 { try load(UInt64.self, field()) }
+    @inline(__always) package mutating func i32(_ field: @autoclosure () -> String) throws(Failure) -> Int32 { Int32(bitPattern: try u32(field())) }
+    @inline(__always) package mutating func i64(_ field: @autoclosure () -> String) throws(Failure) -> Int64 { Int64(bitPattern: try u64(field())) }
+    @inline(__always) package mutating func f64(_ field: @autoclosure () -> String) throws(Failure) -> Double { Double(bitPattern: try u64(field())) }
 
-    mutating func bool(_ field: @autoclosure () -> String) throws(Failure) -> Bool {
+    package mutating func bool(_ field: @autoclosure () -> String) throws(Failure) -> Bool {
         let at = offset
         switch try u8(field()) {
         case 0: return false
@@ -84,19 +85,19 @@ struct ByteReader {
         }
     }
 
-    mutating func bytes(_ n: Int, _ field: @autoclosure () -> String) throws(Failure) -> UnsafeRawBufferPointer {
+    package mutating func bytes(_ n: Int, _ field: @autoclosure () -> String) throws(Failure) -> UnsafeRawBufferPointer {
         let at = try take(n, field())
         return UnsafeRawBufferPointer(rebasing: base[at..<(at + n)])
     }
 
     /// A text: u16 length, then UTF-8.
-    mutating func str(_ field: @autoclosure () -> String) throws(Failure) -> String {
+    package mutating func str(_ field: @autoclosure () -> String) throws(Failure) -> String {
         let (raw, at) = try lengthPrefixed(field())
         return try Text.string(raw, at: at, field())
     }
 
     /// An identifier: a text that must also be a valid `Slug`.
-    mutating func slug(_ field: @autoclosure () -> String) throws(Failure) -> Slug {
+    package mutating func slug(_ field: @autoclosure () -> String) throws(Failure) -> Slug {
         let (raw, at) = try lengthPrefixed(field())
         try Text.checkIdentifier(raw, at: at, field())
         return Slug(unchecked: String(decoding: raw, as: UTF8.self))
@@ -104,7 +105,7 @@ struct ByteReader {
 
     /// A text's bytes, read but not yet checked, so that a caller that has met the same bytes
     /// before can skip the check (the audit's vote decoding, see `TextCodes`).
-    mutating func text(_ field: StaticString) throws(Failure) -> Text {
+    package mutating func text(_ field: StaticString) throws(Failure) -> Text {
         let (raw, at) = try lengthPrefixed("\(field)")
         return Text(raw: raw, at: at, field: field, readable: base.count - at)
     }
@@ -116,37 +117,37 @@ struct ByteReader {
     }
 
     /// A text's bytes and where they are, with the checks that make them a String or a Slug.
-    struct Text {
-        let raw: UnsafeRawBufferPointer
+    package struct Text {
+        package let raw: UnsafeRawBufferPointer
         /// Where the bytes start, for the message when they are not what they should be.
-        let at: Int
-        let field: StaticString
+        package let at: Int
+        package let field: StaticString
         /// How many bytes of the buffer can be read from the text's start (itself and what
         /// follows it); `at` is how many can be read before it. The audit reads a short text in
-        /// one whole word where these allow (`Audit.Window`).
-        var readable: Int = 0
+        /// one whole word where these allow (`Window`).
+        package var readable: Int = 0
 
-        func string() throws(Failure) -> String { try Self.string(raw, at: at, "\(field)") }
+        package func string() throws(Failure) -> String { try Self.string(raw, at: at, "\(field)") }
 
-        func identifier() throws(Failure) -> Slug {
+        package func identifier() throws(Failure) -> Slug {
             try checkIdentifier()
             return Slug(unchecked: String(decoding: raw, as: UTF8.self))
         }
 
-        func checkIdentifier() throws(Failure) { try Self.checkIdentifier(raw, at: at, "\(field)") }
+        package func checkIdentifier() throws(Failure) { try Self.checkIdentifier(raw, at: at, "\(field)") }
 
-        func checkUTF8() throws(Failure) {
+        package func checkUTF8() throws(Failure) {
             guard raw.allSatisfy({ $0 < 0x80 }) || String(validating: raw, as: UTF8.self) != nil else {
                 throw Failure(offset: at, what: "\(field) is not valid UTF-8")
             }
         }
 
-        static func string(_ raw: UnsafeRawBufferPointer, at: Int, _ field: @autoclosure () -> String) throws(Failure) -> String {
+        package static func string(_ raw: UnsafeRawBufferPointer, at: Int, _ field: @autoclosure () -> String) throws(Failure) -> String {
             guard let s = String(utf8Bytes: raw) else { throw Failure(offset: at, what: "\(field()) is not valid UTF-8") }
             return s
         }
 
-        static func checkIdentifier(_ raw: UnsafeRawBufferPointer, at: Int, _ field: @autoclosure () -> String) throws(Failure) {
+        package static func checkIdentifier(_ raw: UnsafeRawBufferPointer, at: Int, _ field: @autoclosure () -> String) throws(Failure) {
             guard Slug.isValid(utf8: raw) else {
                 throw Failure(offset: at, what: "\(field()) '\(String(decoding: raw, as: UTF8.self))' is not a valid identifier")
             }

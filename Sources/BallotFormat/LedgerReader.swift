@@ -1,15 +1,16 @@
-import BallotStore
+public import BallotStore
 public import BallotDomain
+public import BallotCollections
 
 /// The handles of a ledger's databases, opened once.
-struct LedgerDatabases: Sendable {
-    let events: Database
-    let merkle: Database
-    let projections: Database
-    let series: Database
-    let meta: Database
+package struct LedgerDatabases: Sendable {
+    package let events: Database
+    package let merkle: Database
+    package let projections: Database
+    package let series: Database
+    package let meta: Database
 
-    init(_ env: Environment) throws {
+    package init(_ env: Environment) throws {
         let create = !env.options.readOnly
         events = try env.openDatabase(LedgerKeys.events, create: create)
         merkle = try env.openDatabase(LedgerKeys.merkle, create: create)
@@ -23,8 +24,13 @@ struct LedgerDatabases: Sendable {
 /// `forEachRecord`, which takes a fresh one every `chunk` records so that a long scan never pins
 /// an old snapshot.
 public struct LedgerReader: Sendable {
-    let env: Environment
-    let dbs: LedgerDatabases
+    package let env: Environment
+    package let dbs: LedgerDatabases
+
+    package init(env: Environment, dbs: LedgerDatabases) {
+        self.env = env
+        self.dbs = dbs
+    }
 
     /// Opens the ledger at `path` read-only, for auditors: nothing is created or written (but
     /// LMDB's reader table in `lock.mdb`), and a daemon may keep writing meanwhile. The
@@ -141,7 +147,7 @@ public struct LedgerReader: Sendable {
     /// What a ledger holds at its end, from one snapshot: the number of events, the stored
     /// projections (as `storedProjections`) and the key of the last stored Merkle node (as
     /// `lastStoredNode`), for an audit to compare with what it replayed up to that size.
-    func storedEnd() throws -> (size: UInt64, projections: [String: [[UInt8]: [UInt8]]], lastNode: (lastLeaf: UInt64, level: Int)?) {
+    package func storedEnd() throws -> (size: UInt64, projections: [String: [[UInt8]: [UInt8]]], lastNode: (lastLeaf: UInt64, level: Int)?) {
         var out: [String: [[UInt8]: [UInt8]]] = [:]
         let (size, lastNode) = try env.read { txn in
             let size = try Self.size(in: txn, dbs)
@@ -242,7 +248,7 @@ public struct LedgerReader: Sendable {
 
     /// The stored Merkle nodes whose last leaf is in `lastLeaves`, in a read transaction of
     /// their own, appended to `nodes` (see `storedNodes(lastLeaves:in:_:into:)`).
-    func storedNodes(lastLeaves: Range<UInt64>, into nodes: inout [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws {
+    package func storedNodes(lastLeaves: Range<UInt64>, into nodes: inout [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws {
         try env.read { txn in try Self.storedNodes(lastLeaves: lastLeaves, in: txn, dbs, into: &nodes) }
     }
 
@@ -322,7 +328,7 @@ public struct LedgerReader: Sendable {
 
     // MARK: Inside a transaction
 
-    static func size<A>(in txn: borrowing Transaction<A>, _ dbs: LedgerDatabases) throws -> UInt64 {
+    package static func size<A>(in txn: borrowing Transaction<A>, _ dbs: LedgerDatabases) throws -> UInt64 {
         try txn.withLastEntry(in: dbs.events) { key, _ in
             guard let seq = LedgerKeys.sequence(of: key) else {
                 throw LedgerError.corruptRecord(seq: 0, reason: "the last key in 'events' is \(key.count) bytes; keys are 8 bytes")
@@ -331,7 +337,7 @@ public struct LedgerReader: Sendable {
         } ?? 0
     }
 
-    static func record<A>(_ seq: UInt64, in txn: borrowing Transaction<A>, _ dbs: LedgerDatabases) throws -> RecordedEvent? {
+    package static func record<A>(_ seq: UInt64, in txn: borrowing Transaction<A>, _ dbs: LedgerDatabases) throws -> RecordedEvent? {
         try LedgerKeys.sequence(seq).withUnsafeBytes { key in
             try txn.withValue(forKey: key, in: dbs.events) { try RecordCodec.decode($0, seq: seq) }
         }
@@ -340,7 +346,7 @@ public struct LedgerReader: Sendable {
     /// The Merkle node (`level`, `index`): read from 'merkle' from `LedgerKeys.firstStoredLevel`
     /// up, recomputed from the records it covers below that. A missing node or record, or a
     /// malformed node, is corruption.
-    static func node<A>(_ level: Int, _ index: UInt64, in txn: borrowing Transaction<A>, _ dbs: LedgerDatabases) throws -> MerkleHash {
+    package static func node<A>(_ level: Int, _ index: UInt64, in txn: borrowing Transaction<A>, _ dbs: LedgerDatabases) throws -> MerkleHash {
         let firstSeq = (index << UInt64(level)) + 1
         guard level >= LedgerKeys.firstStoredLevel else {
             return try computedNode(level, firstSeq: firstSeq, in: txn, dbs)

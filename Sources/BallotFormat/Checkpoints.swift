@@ -1,5 +1,6 @@
 public import BallotDomain
 import Crypto
+public import BallotCollections
 
 /// The Ed25519 key the daemon signs checkpoints with. On disk it is the 32-byte seed in hex
 /// (64 characters); the public key is what auditors are handed.
@@ -26,7 +27,7 @@ public struct CheckpointKey: Sendable {
         publicKey = key.publicKey.rawRepresentation.withUnsafeBytes { Digest32($0) }
     }
 
-    func sign(_ message: [UInt8]) -> [UInt8] {
+    package func sign(_ message: [UInt8]) -> [UInt8] {
         // Only fails if the platform's randomness fails, which the process cannot survive anyway.
         guard let signature = try? key.signature(for: message) else {
             fatalError("Ed25519 signing failed")
@@ -46,7 +47,7 @@ extension Checkpoint {
     }
 
     /// "BallotLedger checkpoint v1" and a zero byte (docs/ledger-format.md §3.1).
-    static let signatureContext: [UInt8] = Array("BallotLedger checkpoint v1".utf8) + [0]
+    package static let signatureContext: [UInt8] = Array("BallotLedger checkpoint v1".utf8) + [0]
 
     /// Whether the signature is the public key's over `signedMessage`.
     public var hasValidSignature: Bool {
@@ -55,7 +56,7 @@ extension Checkpoint {
     }
 
     /// A signed checkpoint of `state` (whose Merkle root is `root`) at `now`.
-    static func make(_ reason: Reason, state: LedgerState, root: Digest32, at now: Timestamp, key: CheckpointKey) -> Checkpoint {
+    package static func make(_ reason: Reason, state: LedgerState, root: Digest32, at now: Timestamp, key: CheckpointKey) -> Checkpoint {
         var checkpoint = Checkpoint(size: state.lastSeq, root: root, takenAt: now, reason: reason,
                                     elections: digests(of: state), publicKey: key.publicKey, signature: [])
         checkpoint.signature = key.sign(checkpoint.signedMessage)

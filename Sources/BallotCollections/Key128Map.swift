@@ -163,7 +163,7 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
         let slot = find(key)
         guard !isEmpty(slot) else { return false }
         let keys = keys, values = values, mask = mask
-        BallotDomain.removeShiftingBack(
+        BallotCollections.removeShiftingBack(
             slot: slot, slots: mask + 1, isEmpty: { keys[2 * $0] == 0 && keys[2 * $0 + 1] == 0 },
             home: { Int(truncatingIfNeeded: keys[2 * $0]) & mask },
             move: { i, j in
@@ -242,7 +242,7 @@ public struct Key128Map<Value: BitwiseCopyable & Sendable>: @unchecked Sendable 
         values = storage.values
         mask = oldSlots * 2 - 1
         let keys = keys, values = values, mask = mask
-        BallotDomain.rehashAfterDoubling(
+        BallotCollections.rehashAfterDoubling(
             oldSlots: oldSlots, isEmpty: { keys[2 * $0] == 0 && keys[2 * $0 + 1] == 0 },
             home: { Int(truncatingIfNeeded: keys[2 * $0]) & mask },
             move: { i, j in

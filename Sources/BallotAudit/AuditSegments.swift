@@ -1,4 +1,7 @@
-import BallotDomain
+public import BallotDomain
+public import BallotCollections
+public import BallotStore
+public import BallotFormat
 
 // The part of `Audit.verify` that can run on every core at once: reading a segment of the ledger
 // (its records in one read snapshot), hashing its leaves, building the Merkle subtree it forms

@@ -1,5 +1,5 @@
 import Testing
-@testable import BallotDomain
+@testable import BallotCollections
 
 @Suite struct Key128MapTests {
     func key(_ a: UInt64, _ b: UInt64) -> Key128 { Key128(a: a, b: b) }

@@ -88,7 +88,7 @@ public struct SequenceIndex: @unchecked Sendable {
         while slots[i] != 0 && slots[i] != wanted { i = (i + 1) & mask }
         guard slots[i] == wanted else { return false }
         let slots = slots, shift = UInt64(homeShift)
-        BallotDomain.removeShiftingBack(
+        BallotCollections.removeShiftingBack(
             slot: i, slots: mask + 1, isEmpty: { slots[$0] == 0 },
             home: { Int(truncatingIfNeeded: slots[$0] >> (32 + shift)) },
             move: { i, j in
@@ -204,7 +204,7 @@ public struct SequenceIndex: @unchecked Sendable {
         slots = storage.slots
         homeShift -= 1
         let slots = slots, shift = UInt64(homeShift)
-        BallotDomain.rehashAfterDoubling(
+        BallotCollections.rehashAfterDoubling(
             oldSlots: oldSlots, isEmpty: { slots[$0] == 0 }, home: { Int(truncatingIfNeeded: slots[$0] >> (32 + shift)) },
             move: { i, j in
                 slots[j] = slots[i]

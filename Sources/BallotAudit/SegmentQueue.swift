@@ -1,4 +1,8 @@
 import Synchronization
+public import BallotCollections
+public import BallotDomain
+public import BallotStore
+public import BallotFormat
 
 /// Shares out numbered pieces of work (an audit's segments, 0..<count) among threads, and hands
 /// their results to one consumer in order.

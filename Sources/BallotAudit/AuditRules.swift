@@ -1,4 +1,7 @@
-import BallotDomain
+public import BallotDomain
+public import BallotCollections
+public import BallotStore
+public import BallotFormat
 
 // The part of `Audit.verify` that must go in order: the segments' records through the domain
 // rules from an empty state, the Merkle tree above the segments, checkpoints, idempotency keys,
@@ -306,7 +309,7 @@ extension Audit {
                 for record in batch.records where !record.idempotencyKey.isEmpty {
                     guard case .command(let op) = IdempotencyScope(record.event) else { continue }
                     var key = op + "\u{0}" + record.idempotencyKey
-                    keyed.append((Key128(a: key.withUTF8 { Self.hash(UnsafeRawBufferPointer($0), seed: seed) }, b: 0), record.seq))
+                    keyed.append((Key128(a: key.withUTF8 { KeyHash.hash(UnsafeRawBufferPointer($0), seed: seed) }, b: 0), record.seq))
                 }
                 keyed.sort { $0.seq < $1.seq }
             }
@@ -329,43 +332,6 @@ extension Audit {
                 repeats.append((keyed[i].seq, "idempotency key '\(read[i]?.key ?? "")' was already used by event \(earlier)"))
             }
             return repeats.sorted { $0.seq < $1.seq }
-        }
-
-        /// A seeded 64-bit hash of a short byte string (multiply-and-fold mixing over 8-byte
-        /// words): a few nanoseconds, where SHA-256 takes a hundred. Only for spreading keys
-        /// over the index: a repeat is confirmed by comparing the keys themselves.
-        /// `window` says what may be read around `bytes`, for reading their tail in one load; the
-        /// hash does not depend on it.
-        static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64, in window: Window = .none) -> UInt64 {
-            var h = seed ^ (UInt64(bytes.count) &* 0x9E37_79B9_7F4A_7C15)
-            var i = 0
-            while i + 8 <= bytes.count {
-                h = fold(h ^ bytes.loadUnaligned(fromByteOffset: i, as: UInt64.self), 0xA076_1D64_78BD_642F)
-                i += 8
-            }
-            h = fold(h ^ window.word(bytes, i), 0xE703_7ED1_A0B4_28DB)
-            return fold(h, 0x8EBC_6AF0_9C88_C6E3)
-        }
-
-        /// The same hash of a text of at most 32 bytes, already read into words.
-        @inline(__always)
-        static func hash(_ text: TextCodes.Bytes, seed: UInt64) -> UInt64 {
-            let (w0, w1, w2, w3) = text.words
-            let whole = text.length / 8
-            var h = seed ^ (UInt64(text.length) &* 0x9E37_79B9_7F4A_7C15)
-            if whole > 0 { h = fold(h ^ w0, 0xA076_1D64_78BD_642F) }
-            if whole > 1 { h = fold(h ^ w1, 0xA076_1D64_78BD_642F) }
-            if whole > 2 { h = fold(h ^ w2, 0xA076_1D64_78BD_642F) }
-            if whole > 3 { h = fold(h ^ w3, 0xA076_1D64_78BD_642F) }
-            let tail = whole == 0 ? w0 : whole == 1 ? w1 : whole == 2 ? w2 : whole == 3 ? w3 : 0
-            h = fold(h ^ tail, 0xE703_7ED1_A0B4_28DB)
-            return fold(h, 0x8EBC_6AF0_9C88_C6E3)
-        }
-
-        @inline(__always)
-        private static func fold(_ a: UInt64, _ b: UInt64) -> UInt64 {
-            let product = a.multipliedFullWidth(by: b)
-            return product.high ^ product.low
         }
     }
 }

@@ -1,4 +1,5 @@
 public import BallotDomain
+public import BallotCollections
 
 /// The byte layout of one ledger record, version 1. docs/ledger-format.md is the specification;
 /// this file implements it and a test decodes stored bytes by the document's offsets.
@@ -26,7 +27,7 @@ public enum RecordCodec {
         return w.bytes
     }
 
-    static func encode(_ record: RecordedEvent, into w: inout ByteWriter) {
+    package static func encode(_ record: RecordedEvent, into w: inout ByteWriter) {
         w.u8(formatVersion)
         w.u8(record.event.kind.rawValue)
         w.u64(record.seq)
@@ -57,7 +58,7 @@ public enum RecordCodec {
 
     /// Runs `body` over a reader of `bytes`, turning what it throws into a `LedgerError` about
     /// the record at `seq`.
-    static func reading<T>(_ bytes: UnsafeRawBufferPointer, seq: UInt64,
+    package static func reading<T>(_ bytes: UnsafeRawBufferPointer, seq: UInt64,
                            _ body: (inout ByteReader) throws -> T) throws(LedgerError) -> T {
         var r = ByteReader(bytes)
         do {
@@ -73,17 +74,17 @@ public enum RecordCodec {
 
     /// The fields before the payload, checked; the idempotency key is read but its UTF-8 not
     /// yet checked (`key.string()` does).
-    struct Header {
-        let kind: EventKind
-        let timestamp: Timestamp
-        let actor: Actor
-        let key: ByteReader.Text
+    package struct Header {
+        package let kind: EventKind
+        package let timestamp: Timestamp
+        package let actor: Actor
+        package let key: ByteReader.Text
 
         /// Reads up to the payload and checks that the payload length is what follows. (Inlined:
         /// returned through memory, its fields were read back before the stores had landed, a
         /// stall on every record the audit decodes.)
         @inline(__always)
-        init(_ r: inout ByteReader, seq: UInt64) throws {
+        package init(_ r: inout ByteReader, seq: UInt64) throws {
             let version = try r.u8("format version")
             guard version == formatVersion else {
                 throw LedgerError.unsupportedFormat(found: version, supported: formatVersion, at: "the record at sequence number \(seq)")
@@ -111,7 +112,7 @@ public enum RecordCodec {
         }
 
         /// The payload must have been read to its last byte.
-        func checkEnd(_ r: ByteReader, seq: UInt64) throws(LedgerError) {
+        package func checkEnd(_ r: ByteReader, seq: UInt64) throws(LedgerError) {
             guard r.remaining == 0 else {
                 throw LedgerError.corruptRecord(seq: seq, reason: "\(r.remaining) bytes left over after the \(kind) payload")
             }

@@ -1,3 +1,5 @@
+public import BallotCollections
+public import BallotDomain
 /// RFC 6962 / RFC 9162 Merkle tree algorithms over stored perfect subtrees.
 ///
 /// A "node" here is the hash of a perfect, aligned subtree: level `L`, index `i` covers leaves
@@ -16,7 +18,7 @@ public enum MerkleTree {
 
     /// MTH of leaves `start ..< start+size`, where `start` is a multiple of the largest power of
     /// two below `size` (which holds for every range the RFC's recursion visits).
-    static func subtree(start: UInt64, size: UInt64, _ node: NodeSource) throws -> MerkleHash {
+    package static func subtree(start: UInt64, size: UInt64, _ node: NodeSource) throws -> MerkleHash {
         if size & (size - 1) == 0 {
             let level = size.trailingZeroBitCount
             return try node(level, start >> UInt64(level))
@@ -132,7 +134,7 @@ public enum MerkleTree {
     }
 
     /// The largest power of two strictly below `n` (n ≥ 2).
-    static func largestPowerOfTwo(below n: UInt64) -> UInt64 {
+    package static func largestPowerOfTwo(below n: UInt64) -> UInt64 {
         UInt64(1) << UInt64(63 - (n - 1).leadingZeroBitCount)
     }
 }
@@ -159,14 +161,14 @@ public struct MerkleFrontier: Sendable {
     /// The frontier of a subtree being built from leaf `start` on, alone: its nodes get their
     /// indices in the whole tree, and once it is whole its root is the only peak. (The audit
     /// builds a segment's subtree so, on any thread, then adds it with `append(subtree:level:store:)`.)
-    init(emptyAt start: UInt64) {
+    package init(emptyAt start: UInt64) {
         size = start
     }
 
     /// Adds a whole subtree of 2^`level` leaves by its root, as appending its leaves would;
     /// `store` receives each node above it that it completes, in increasing level order. The
     /// tree's size must be a multiple of 2^`level`.
-    mutating func append(subtree hash: MerkleHash, level: Int,
+    package mutating func append(subtree hash: MerkleHash, level: Int,
                          store: (_ level: Int, _ index: UInt64, _ hash: MerkleHash) throws -> Void) rethrows {
         precondition(size & ((UInt64(1) << UInt64(level)) - 1) == 0, "a subtree of level \(level) appended at leaf \(size)")
         let end = size + (UInt64(1) << UInt64(level))

@@ -1,5 +1,6 @@
 public import BallotStore
 public import BallotDomain
+public import BallotCollections
 
 /// Why a ledger operation failed, with where: the sequence number, the file, the field.
 public enum LedgerError: Error, CustomStringConvertible, Sendable {

@@ -1,5 +1,8 @@
 public import BallotDomain
 import FoundationEssentials  // ProcessInfo
+public import BallotCollections
+public import BallotStore
+public import BallotFormat
 
 /// Something an audit found wrong, and the events it concerns.
 public struct AuditFinding: Sendable, CustomStringConvertible {
@@ -42,9 +45,9 @@ public struct AuditReport: Sendable {
     /// The Merkle tree's frontier over the first `rootCovers` records, the latest timestamp,
     /// and every idempotency key: with the state, all a writer needs to go on from a ledger
     /// found sound (`WriterState.load`).
-    var frontier: MerkleFrontier
-    var lastTimestamp: Timestamp
-    var idempotency: SequenceIndex
+    package var frontier: MerkleFrontier
+    package var lastTimestamp: Timestamp
+    package var idempotency: SequenceIndex
 
     /// The finding to lead with: the first event named exactly, unless the hash findings all
     /// agree on a span that ends before it (an altered record whose bytes still decode shows

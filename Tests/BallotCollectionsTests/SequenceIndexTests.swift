@@ -1,5 +1,5 @@
 import Testing
-@testable import BallotDomain
+@testable import BallotCollections
 
 /// `SequenceIndex` keeps 32 bits of each key: lookups give candidates that the caller checks
 /// against the whole key, as the ledger does by reading the event.

@@ -1,5 +1,6 @@
 public import BallotDomain
 import CSHA256Batch
+public import BallotCollections
 
 /// A SHA-256 value in the Merkle tree: a leaf hash or an interior node.
 public typealias MerkleHash = Digest32
@@ -20,9 +21,9 @@ extension MerkleHash {
 
     /// How many messages `leaves` and `parents` hash at a time: 16 with AVX-512, 2 with the x86
     /// SHA extensions, else 1 (OpenSSL). All give the same hashes (`CSHA256Batch`).
-    static let lanes = ballot_sha256_x16_available() != 0 ? 16 : hasPairs ? 2 : 1
+    package static let lanes = ballot_sha256_x16_available() != 0 ? 16 : hasPairs ? 2 : 1
     /// Whether the two-at-a-time way can run here (tests run it even where 16 are hashed).
-    static let hasPairs = ballot_sha256_pair_available() != 0
+    package static let hasPairs = ballot_sha256_pair_available() != 0
 
     /// The leaf hash of each record, in order.
     public static func leaves(_ records: [UnsafeRawBufferPointer]) -> [MerkleHash] {
@@ -30,13 +31,13 @@ extension MerkleHash {
     }
 
     /// `leaves` at most `lanes` at a time (tests run every way this processor has).
-    static func leaves(_ records: [UnsafeRawBufferPointer], lanes: Int) -> [MerkleHash] {
+    package static func leaves(_ records: [UnsafeRawBufferPointer], lanes: Int) -> [MerkleHash] {
         hashed(records.count, prefix: 0x00, lanes: lanes) { records[$0] }
     }
 
     /// Appends to `leaves` the leaf hash of records 0..<`count`, in order, `record(i)` giving
     /// each one's bytes.
-    static func appendLeaves(count: Int, to leaves: inout [MerkleHash], _ record: (Int) -> UnsafeRawBufferPointer) {
+    package static func appendLeaves(count: Int, to leaves: inout [MerkleHash], _ record: (Int) -> UnsafeRawBufferPointer) {
         withUnsafeTemporaryAllocation(of: MerkleHash.self, capacity: count) { out in
             hashed(count, prefix: 0x00, lanes: lanes, into: UnsafeMutableRawPointer(out.baseAddress!), record)
             leaves.append(contentsOf: UnsafeBufferPointer(out))  // (initialised by `hashed`)
@@ -44,7 +45,7 @@ extension MerkleHash {
     }
 
     /// SHA-256(0x01 || children[2i] || children[2i+1]) for each i: the parents of sibling pairs.
-    static func parents(of children: [MerkleHash], lanes: Int = lanes) -> [MerkleHash] {
+    package static func parents(of children: [MerkleHash], lanes: Int = lanes) -> [MerkleHash] {
         precondition(children.count % 2 == 0, "\(children.count) nodes do not make pairs")
         return children.withUnsafeBytes { all in
             hashed(children.count / 2, prefix: 0x01, lanes: lanes) { UnsafeRawBufferPointer(rebasing: all[(64 * $0)..<(64 * $0 + 64)]) }

@@ -1,4 +1,6 @@
 import COpenSSL
+public import BallotCollections
+public import BallotDomain
 
 /// SHA-256 (FIPS 180-4) through OpenSSL's libcrypto, without allocation: the state is a value,
 /// so copying a digester copies a precomputed state (which HMAC uses).
@@ -11,7 +13,7 @@ public struct SHA256Digester: Sendable {
         ballot_sha256_update(&context, bytes.baseAddress, bytes.count)
     }
 
-    mutating func update(_ byte: UInt8) {
+    package mutating func update(_ byte: UInt8) {
         var b = byte
         ballot_sha256_update(&context, &b, 1)
     }
@@ -25,7 +27,7 @@ public struct SHA256Digester: Sendable {
     }
 
     /// SHA-256 of `bytes`.
-    static func hash(_ bytes: UnsafeRawBufferPointer) -> MerkleHash {
+    package static func hash(_ bytes: UnsafeRawBufferPointer) -> MerkleHash {
         var d = SHA256Digester()
         d.update(bytes)
         return d.finalize()
@@ -33,11 +35,11 @@ public struct SHA256Digester: Sendable {
 }
 
 /// HMAC-SHA256 (RFC 2104) with the key's inner and outer states computed once.
-struct HMACSHA256 {
+package struct HMACSHA256 {
     private let inner: SHA256Digester
     private let outer: SHA256Digester
 
-    init(key: [UInt8]) {
+    package init(key: [UInt8]) {
         var block = [UInt8](repeating: 0, count: 64)
         if key.count > 64 {
             key.withUnsafeBytes { SHA256Digester.hash($0) }.withBytes { block.replaceSubrange(0..<32, with: $0) }
@@ -52,7 +54,7 @@ struct HMACSHA256 {
         outer = o
     }
 
-    func authenticate(_ message: UnsafeRawBufferPointer) -> MerkleHash {
+    package func authenticate(_ message: UnsafeRawBufferPointer) -> MerkleHash {
         var i = inner
         i.update(message)
         let innerDigest = i.finalize()
