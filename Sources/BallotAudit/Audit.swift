@@ -78,8 +78,39 @@ public struct AuditReport: Sendable {
     }
 }
 
+/// Where an audit's replay begins: from nothing (an auditor's pass over the whole ledger), or
+/// from a state kept between starts, whose events it then does not read again (the daemon's
+/// check of the events after its snapshot, docs/architecture.md). The voter table and the
+/// idempotency index may be kept in files; the replay adds to them in place.
+public struct AuditStart: Sendable {
+    public var state: LedgerState
+    public var frontier: MerkleFrontier
+    public var lastTimestamp: Timestamp
+    public var keyIndex: SequenceIndex
+    /// The seed `keyIndex` hashes idempotency keys with (`KeyHash`).
+    public var keySeed: UInt64
+
+    public init(state: LedgerState, frontier: MerkleFrontier, lastTimestamp: Timestamp, keyIndex: SequenceIndex, keySeed: UInt64) {
+        self.state = state
+        self.frontier = frontier
+        self.lastTimestamp = lastTimestamp
+        self.keyIndex = keyIndex
+        self.keySeed = keySeed
+    }
+
+    /// Nothing yet, with tables in memory sized for a ledger of `events`, and this process's
+    /// key seed (drawn afresh, so that no ledger can choose keys that crowd one slot).
+    public static func empty(events: UInt64) -> AuditStart {
+        let capacity = Int(clamping: min(events, 1 << 26))
+        return AuditStart(state: LedgerState(voters: TaggedKeySet(capacity: capacity)), frontier: MerkleFrontier(),
+                          lastTimestamp: Timestamp(microseconds: 0), keyIndex: SequenceIndex(capacity: capacity),
+                          keySeed: IdempotencySlot.seed)
+    }
+}
+
 /// The auditor's replay of a ledger, from the records alone (no daemon code, no trust in
-/// anything stored but the records): `ballot-replay` and its tests use it.
+/// anything stored but the records): `ballot-replay` and its tests use it, and so does the
+/// daemon, whenever it checks its ledger.
 public enum Audit {
     /// Reads every record in order and checks it: it decodes; sequence numbers have no gaps;
     /// timestamps never go back; no idempotency key repeats; the rules accept it against the
@@ -96,24 +127,26 @@ public enum Audit {
     /// `helpers` threads check segments besides this one: by default one per core but this
     /// thread's; 0 for an audit that must leave the other cores alone (the daemon's background
     /// check).
-    public static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
-                              helpers: Int? = nil) throws -> AuditReport {
-        try verify(reader, pinnedKey: pinnedKey, maxFindings: maxFindings, segment: 1024,
+    ///
+    /// With `start`, the replay begins after `start.state.lastSeq`, from that state (see
+    /// `AuditStart`); the report's findings then concern the events after it.
+    public static func verify(_ reader: LedgerReader, from start: AuditStart? = nil, pinnedKey: Digest32? = nil,
+                              maxFindings: Int = 32, helpers: Int? = nil) throws -> AuditReport {
+        try verify(reader, from: start, pinnedKey: pinnedKey, maxFindings: maxFindings, segment: 1024,
                    helpers: helpers ?? ProcessInfo.processInfo.activeProcessorCount - 1)
     }
 
     /// `verify`, in segments of `segment` records (a power of two), with `helpers` threads
     /// besides this one (tests cut the ledger every way they like).
-    static func verify(_ reader: LedgerReader, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
+    static func verify(_ reader: LedgerReader, from start: AuditStart? = nil, pinnedKey: Digest32? = nil, maxFindings: Int = 32,
                        segment: Int, helpers: Int) throws -> AuditReport {
         let helpers = max(0, helpers)
-        // How many elections the stored projections name (a tally each): untrusted, and only a
-        // hint for sizing the voter table.
-        let projections = try reader.storedProjections()[LedgerKeys.projections] ?? [:]
-        let tallies = projections.keys.filter { $0.reversed().starts(with: Array("\0tally".utf8).reversed()) }.count
         let size = try reader.size()
-        var rules = RulePass(pinnedKey: pinnedKey, maxFindings: maxFindings, events: size, oneElection: tallies == 1)
-        try run(reader, from: 1, through: size, segment: segment, helpers: helpers, &rules)
+        let start = start ?? .empty(events: size)
+        var rules = RulePass(start, pinnedKey: pinnedKey, maxFindings: maxFindings)
+        if size > start.state.lastSeq {
+            try run(reader, from: rules.next, through: size, segment: segment, helpers: helpers, &rules)
+        }
         // A daemon may be appending while we read: compare what the ledger holds at its end (the
         // projections, the last Merkle node) with the events up to that end, catching up on
         // those first. (After the audit stops at its limit, the tree stops short of the end:

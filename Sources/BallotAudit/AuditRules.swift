@@ -16,11 +16,11 @@ extension Audit {
     struct RulePass {
         let pinnedKey: Digest32?
         let maxFindings: Int
-        var state = LedgerState()
+        var state: LedgerState
         var keys: KeyCheck
         /// Per segment checker: what its text codes stand for.
         var texts: [TextsSeen] = []
-        var frontier = MerkleFrontier()
+        var frontier: MerkleFrontier
         var nodes = NodeCheck()
         /// What the records themselves show (they do not decode, are missing, or go back in
         /// time), and what the rules and hashes show: each is kept to `maxFindings`.
@@ -28,24 +28,19 @@ extension Audit {
         var findings: [AuditFinding] = []
         var checkpoints: [(seq: UInt64, checkpoint: Checkpoint, holds: Bool)] = []
         /// The sequence number expected next, and the latest timestamp so far.
-        var next: UInt64 = 1
-        var lastTime = Timestamp(microseconds: .min)
-        let events: UInt64
-        /// Whether the ledger holds one election, as far as its stored projections say: a hint
-        /// for sizing its voter table, nothing more (see `position(ofElection:in:)`).
-        let oneElection: Bool
-        /// Whether the voter table has been sized.
-        var votersSized = false
+        var next: UInt64
+        var lastTime: Timestamp
         /// The run of votes being gathered for the rules (kept to keep its storage).
         private var run: [RecordedVote] = []
 
-        /// `events`, the ledger's size when the audit starts, sizes the key table once.
-        init(pinnedKey: Digest32?, maxFindings: Int, events: UInt64, oneElection: Bool) {
+        init(_ start: AuditStart, pinnedKey: Digest32?, maxFindings: Int) {
             self.pinnedKey = pinnedKey
             self.maxFindings = maxFindings
-            self.events = events
-            self.oneElection = oneElection
-            keys = KeyCheck(events: events)
+            state = start.state
+            frontier = start.frontier
+            next = start.state.lastSeq + 1
+            lastTime = start.state.lastSeq == 0 ? Timestamp(microseconds: .min) : start.lastTimestamp
+            keys = KeyCheck(index: start.keyIndex, seed: start.keySeed)
         }
 
         /// Before a run of segments checked by `checkers` fresh segment checkers (whose codes
@@ -54,20 +49,10 @@ extension Audit {
             texts = Array(repeating: TextsSeen(), count: checkers)
         }
 
-        /// The position of the election coded `code` in the state, nil when it is not defined
-        /// (yet). In a ledger of one election (the usual case), when its first vote is met, its
-        /// voter table is sized for the rest of the ledger, so that it never grows on the way.
-        /// (If the hint is wrong, the table is only larger than it need be, or grows.)
+        /// The position of the election coded `code` in the state, nil when it is not defined (yet).
         @inline(__always)
-        mutating func position(ofElection code: Int32, in seen: inout TextsSeen) -> Int? {
-            guard let found = seen.election(code, find: { state.ordinal(ofElection: $0) }) else { return nil }
-            if !votersSized {
-                votersSized = true
-                if oneElection && state.elections.count == 1 && events > state.lastSeq {
-                    state.reserveVoters(Int(min(events - state.lastSeq, 1 << 26)), inElection: found)
-                }
-            }
-            return found
+        func position(ofElection code: Int32, in seen: inout TextsSeen) -> Int? {
+            seen.election(code, find: { state.ordinal(ofElection: $0) })
         }
 
         var full: Bool { findings.count >= maxFindings || recordFindings.count >= maxFindings }
@@ -81,6 +66,15 @@ extension Audit {
         /// leaves into the Merkle tree (up to each checkpoint first, to take the root that the
         /// checkpoint signs). What stopped its read is thrown after its records.
         mutating func replay(_ batch: Batch, _ reader: LedgerReader) throws {
+            // The tables' room for the segment first: the one step that can fail (a table in a
+            // file whose disk is full), before anything of the segment is applied.
+            let events = batch.votes.count + batch.records.count
+            do {
+                try state.reserveVoters(events)
+                try keys.keyIndex.reserve(events)
+            } catch {
+                throw LedgerError.tables(error)
+            }
             // The texts of the checker that coded the segment's votes, out of the array while in use.
             var seen = TextsSeen()
             swap(&seen, &texts[batch.worker])
@@ -109,24 +103,24 @@ extension Audit {
             var runElection = -1
             for vote in batch.votes {
                 while r < records.count && records[r].seq < vote.seq {
-                    replayRun(inElection: runElection)
+                    replayRun(inElection: runElection, reader)
                     replay(records[r], of: batch, stored, inTree: &inTree, reader)
                     r += 1
                 }
                 checkTime(vote.timestamp, vote.seq)
                 guard let election = position(ofElection: vote.election, in: &seen),
                       let resolved = seen.resolve(vote, inElection: election, find: { state.ordinal(ofNominee: $0, inElection: election) }) else {
-                    replayRun(inElection: runElection)
+                    replayRun(inElection: runElection, reader)
                     replayInFull(vote, reader)
                     continue
                 }
                 if election != runElection {
-                    replayRun(inElection: runElection)
+                    replayRun(inElection: runElection, reader)
                     runElection = election
                 }
                 run.append(RecordedVote(resolved, seq: vote.seq, recordedAt: vote.timestamp))
             }
-            replayRun(inElection: runElection)
+            replayRun(inElection: runElection, reader)
             for record in records[r...] { replay(record, of: batch, stored, inTree: &inTree, reader) }
             if aligned, let subtree = batch.subtree {
                 findings += batch.nodeFindings
@@ -191,10 +185,13 @@ extension Audit {
 
         /// Checks and counts the votes in `run` (all of the election at `election`) by the same
         /// rule as any vote, and empties it.
-        private mutating func replayRun(inElection election: Int) {
+        private mutating func replayRun(inElection election: Int, _ reader: LedgerReader) {
             guard !run.isEmpty else { return }
             var refused: [(seq: UInt64, refusal: DomainError)] = []
-            state.replay(run, inElection: election) { i, refusal in refused.append((run[i].seq, refusal)) }
+            state.replay(run, inElection: election, lookupVote: { seq in
+                guard case .voteCast(let v)? = try reader.record(seq)?.event else { return nil }
+                return v
+            }) { i, refusal in refused.append((run[i].seq, refusal)) }
             for (seq, refusal) in refused {
                 note(.tampered, seq...seq, "the rules refuse this \(EventKind.voteCast) event: \(refusal.message)")
             }
@@ -278,23 +275,24 @@ extension Audit {
 }
 
 extension Audit {
-    /// Finds idempotency keys used twice. Each key is hashed with a fast hash, seeded afresh for
-    /// every process (`IdempotencySlot.seed`), into a `SequenceIndex` (8 bytes a key); a
+    /// Finds idempotency keys used twice. Each key is hashed with a fast hash, seeded (afresh for
+    /// every auditor's process, `IdempotencySlot.seed`; the daemon's kept seed for its own
+    /// tables) into a `SequenceIndex` (8 bytes a key); a
     /// candidate, an earlier event whose key shares the index's 32 bits, is read back and its
     /// key compared. A key used twice is always found (or, if the earlier event cannot be read,
     /// that is a finding); a candidate that is not one costs a read, once in 2,000 keys at a
     /// million. The index it ends with is the writer's, when a writer opens the ledger.
     struct KeyCheck {
-        private(set) var keyIndex: SequenceIndex
-        let seed = IdempotencySlot.seed
+        let keyIndex: SequenceIndex
+        let seed: UInt64
 
-        /// `events` sizes the index once, up to 2^26 keys; past that it doubles as it fills.
-        init(events: UInt64) {
-            keyIndex = SequenceIndex(capacity: Int(clamping: min(events, 1 << 26)))
+        init(index: SequenceIndex, seed: UInt64) {
+            keyIndex = index
+            self.seed = seed
         }
 
         /// Checks the keys of `batch` against every key before them and returns each repeat.
-        mutating func repeats(in batch: Batch, _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
+        func repeats(in batch: Batch, _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
             // Written in place: an append checks the array is unshared, for every key.
             var keyed = [(key: Key128, seq: UInt64)](unsafeUninitializedCapacity: batch.votes.count) { keys, made in
                 for vote in batch.votes {

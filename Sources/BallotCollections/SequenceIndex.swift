@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// An index from keys to the events that hold them, for tables of millions. Only the top 32
 /// bits of a key's `a` are used, and they must be uniformly random (HMAC, SHA-256 or a good
 /// hash). A slot keeps those bits, its tag (the lowest forced to 1, so that no slot in use is
@@ -11,52 +15,53 @@
 /// only the other 31 - log2(slots) tell keys apart. A key that is not there meets a candidate
 /// in about (load) x 2^(log2(slots) - 31) of lookups: once in 2,000 at a million keys (2^21
 /// slots), once in 130 at 16 million. At most 2^30 entries (2^31 slots). Open addressing with
-/// linear probing, at most half full; copy-on-write like `Key128Map`.
-public struct SequenceIndex: @unchecked Sendable {
-    @usableFromInline
-    final class Storage {
-        private var block: TableBlock
-        @usableFromInline private(set) var slots: UnsafeMutablePointer<UInt64>
-        @usableFromInline private(set) var capacity: Int
-
-        @usableFromInline
-        init(capacity: Int) {
-            self.capacity = capacity
-            block = TableBlock(zeroedBytes: capacity * 8)
-            slots = block.base.bindMemory(to: UInt64.self, capacity: capacity)
-        }
-
-        /// Doubles the slots, the new half empty; the old half keeps its entries where they were.
-        @usableFromInline
-        func double() {
-            capacity *= 2
-            block.grow(to: capacity * 8)
-            slots = block.base.bindMemory(to: UInt64.self, capacity: capacity)
-        }
-
-        deinit { block.release() }
-    }
-
-    @usableFromInline var storage: Storage
-    /// `storage.slots`, kept here so that reading a slot touches no object.
-    @usableFromInline var slots: UnsafeMutablePointer<UInt64>
+/// linear probing, at most half full; like `TaggedKeySet`, a class (one table, never copied), in
+/// memory or in a file, grown explicitly by `reserve`.
+public final class SequenceIndex: @unchecked Sendable {
+    @usableFromInline @exclusivity(unchecked) var storage: TableWords
+    /// `storage.words`: one word a slot, 0 when empty.
+    @usableFromInline @exclusivity(unchecked) var slots: UnsafeMutablePointer<UInt64>
     /// 32 minus the number of bits of a slot index: a tag shifted right by this is its home.
-    @usableFromInline var homeShift: Int
-    @usableFromInline var stored = 0
+    @usableFromInline @exclusivity(unchecked) var homeShift: Int
+    @usableFromInline @exclusivity(unchecked) var stored = 0
     /// What `prefetch` read, kept so that its loads cannot be optimised away.
-    @usableFromInline var prefetched: UInt64 = 0
+    @usableFromInline @exclusivity(unchecked) var prefetched: UInt64 = 0
 
     /// The number of entries.
     @inlinable public var count: Int { stored }
+    /// The number of slots (a power of two): what a file of the index holds, 8 bytes each.
+    public var slotCount: Int { mask + 1 }
+    public var isFileBacked: Bool { storage.isFileBacked }
+    /// The fewest slots a table in a file has: one page.
+    public static var minimumFileSlots: Int { TableBlock.pageBytes / 8 }
 
-    @inlinable
+    /// An empty index in memory with room for `capacity` entries.
     public init(capacity: Int = 1024) {
+        let bits = Self.bits(for: capacity)
+        storage = TableWords(words: 1 << bits)
+        slots = storage.words
+        homeShift = 32 - bits
+    }
+
+    /// The index kept in `file`, `slots` slots holding `count` entries; a new or shorter file
+    /// is extended with empty slots.
+    public init(file: TableFile, slots size: Int, count: Int) throws(TableError) {
+        guard size >= Self.minimumFileSlots && size & (size - 1) == 0 && size <= 1 << 31 else {
+            throw TableError(call: "mapping", what: "of \(file.path): an index's slots are a power of two of at least \(Self.minimumFileSlots), not \(size)", errno: EINVAL)
+        }
+        storage = try TableWords(words: size, file: file)
+        slots = storage.words
+        homeShift = 32 - size.trailingZeroBitCount
+        stored = count
+    }
+
+    deinit { storage.release() }
+
+    static func bits(for capacity: Int) -> Int {
         var bits = 4
         while 1 << bits < capacity * 2 { bits += 1 }
         precondition(bits < 32, "a sequence index of more than 2^31 entries")
-        storage = Storage(capacity: 1 << bits)
-        slots = storage.slots
-        homeShift = 32 - bits
+        return bits
     }
 
     /// A key's tag: the top 32 bits of `a`, the lowest set so that no slot in use is all zero.
@@ -72,7 +77,7 @@ public struct SequenceIndex: @unchecked Sendable {
     /// Records that the event `seq` holds `key`. Does not look for the key first: the caller
     /// has, with `firstEvent(holding:lastSeq:where:)`.
     @inlinable
-    public mutating func insert(_ key: Key128, seq: UInt64) {
+    public func insert(_ key: Key128, seq: UInt64) {
         makeRoom(for: 1)
         place(Self.tag(key) << 32 | (seq & 0xFFFF_FFFF))
         stored += 1
@@ -81,8 +86,7 @@ public struct SequenceIndex: @unchecked Sendable {
     /// Removes the record that event `seq` holds `key`; returns false if there is none. (How a
     /// batch whose transaction failed takes back the keys it added: see `removeShiftingBack`.)
     @discardableResult
-    public mutating func remove(_ key: Key128, seq: UInt64) -> Bool {
-        makeRoom(for: 0)   // unshares the storage
+    public func remove(_ key: Key128, seq: UInt64) -> Bool {
         let wanted = Self.tag(key) << 32 | (seq & 0xFFFF_FFFF), mask = mask
         var i = home(ofTag: Self.tag(key))
         while slots[i] != 0 && slots[i] != wanted { i = (i + 1) & mask }
@@ -104,11 +108,13 @@ public struct SequenceIndex: @unchecked Sendable {
     /// event does: each candidate met on the way to the key's free slot, an event before it
     /// that may hold the key (see `firstEvent(holding:lastSeq:where:)`), is asked
     /// `holds(i, candidate)`, and the first for which it says so is returned with `i`, and that
-    /// key is not recorded. One probe a key, where a look-up and an insert take two, and every
-    /// key's home slot is read first, so that their cache misses overlap (see `prefetch`).
+    /// key is not recorded. An entry that already records this very event (an index that was
+    /// ahead of the replay, see docs/architecture.md) is kept as it is. One probe a key, where a
+    /// look-up and an insert take two, and every key's home slot is read first, so that their
+    /// cache misses overlap (see `prefetch`).
     @inlinable
-    public mutating func insert(_ keys: [(key: Key128, seq: UInt64)],
-                                unlessHeldBy holds: (Int, UInt64) throws -> Bool) rethrows -> [(index: Int, earlier: UInt64)] {
+    public func insert(_ keys: [(key: Key128, seq: UInt64)],
+                       unlessHeldBy holds: (Int, UInt64) throws -> Bool) rethrows -> [(index: Int, earlier: UInt64)] {
         makeRoom(for: keys.count)
         prefetch(keys.lazy.map(\.key))
         var held: [(index: Int, earlier: UInt64)] = []
@@ -116,10 +122,16 @@ public struct SequenceIndex: @unchecked Sendable {
         for n in keys.indices {
             let (key, seq) = keys[n]
             let tag = Self.tag(key)
+            let entry = tag << 32 | (seq & 0xFFFF_FFFF)
             var i = Int(truncatingIfNeeded: tag >> shift)
             var earlier: UInt64?
+            var present = false
             probe: while slots[i] != 0 {
                 let slot = slots[i]
+                if slot == entry {
+                    present = true
+                    break probe
+                }
                 if slot >> 32 == tag {
                     var candidate = slot & 0xFFFF_FFFF
                     while candidate < seq {
@@ -134,32 +146,37 @@ public struct SequenceIndex: @unchecked Sendable {
             }
             if let earlier {
                 held.append((n, earlier))
-            } else {
-                slots[i] = tag << 32 | (seq & 0xFFFF_FFFF)
+            } else if !present {
+                slots[i] = entry
                 stored += 1
             }
         }
         return held
     }
 
-    /// Grows the table (and unshares it) so that `count` more entries fit without growing:
-    /// in place when it holds its storage alone, else into a copy of its own.
-    @usableFromInline
-    mutating func makeRoom(for count: Int) {
-        while (stored + count) * 2 > mask + 1 {
+    /// Makes room for `extra` more entries, doubling in place as often as needed: the one step
+    /// that can fail, for an index in a file whose disk is full.
+    public func reserve(_ extra: Int) throws(TableError) {
+        while (stored + extra) * 2 > mask + 1 {
             precondition(homeShift > 1, "a sequence index holds at most 2^30 entries")
-            if isKnownUniquelyReferenced(&storage) {
-                storage.double()
-                rehashAfterDoubling()
-            } else {
-                copy(doubling: true)
-            }
+            try storage.grow(toWords: 2 * (mask + 1))
+            rehashAfterDoubling()
         }
-        if !isKnownUniquelyReferenced(&storage) { copy(doubling: false) }
+    }
+
+    /// `reserve` for an insert (see `TaggedKeySet.makeRoom`).
+    @usableFromInline
+    func makeRoom(for extra: Int) {
+        guard (stored + extra) * 2 > mask + 1 else { return }
+        do {
+            try reserve(extra)
+        } catch {
+            fatalError("an index could not grow, and nothing reserved room first: \(error)")
+        }
     }
 
     @inlinable
-    mutating func place(_ slot: UInt64) {
+    func place(_ slot: UInt64) {
         let mask = mask
         var i = home(ofTag: slot >> 32)
         while slots[i] != 0 { i = (i + 1) & mask }
@@ -190,18 +207,20 @@ public struct SequenceIndex: @unchecked Sendable {
 
     /// Reads the home slot of each key, so that lookups of those keys soon after find it in
     /// cache; the loads do not depend on one another, so their cache misses overlap (see
-    /// `Key128Map.prefetch`).
+    /// `TaggedKeySet.prefetch`).
     @inlinable
-    public mutating func prefetch(_ keys: some Sequence<Key128>) {
+    public func prefetch(_ keys: some Sequence<Key128>) {
         var fold: UInt64 = 0
         for key in keys { fold ^= slots[home(ofTag: Self.tag(key))] }
         prefetched = fold
     }
 
-    @usableFromInline
-    mutating func rehashAfterDoubling() {
+    /// Writes a file-backed index's changed pages to disk and waits for them.
+    public func sync() throws(TableError) { try storage.sync() }
+
+    private func rehashAfterDoubling() {
         let oldSlots = mask + 1
-        slots = storage.slots
+        slots = storage.words
         homeShift -= 1
         let slots = slots, shift = UInt64(homeShift)
         BallotCollections.rehashAfterDoubling(
@@ -211,16 +230,5 @@ public struct SequenceIndex: @unchecked Sendable {
                 slots[i] = 0
             },
             swap: { i, j in (slots[i], slots[j]) = (slots[j], slots[i]) })
-    }
-
-    /// Moves every entry into fresh storage (how a shared copy is unshared), twice the size
-    /// when `doubling`.
-    @usableFromInline
-    mutating func copy(doubling: Bool) {
-        let oldSlots = slots, oldCount = mask + 1
-        var fresh = SequenceIndex(capacity: doubling ? oldCount : oldCount / 2)
-        for i in 0..<oldCount where oldSlots[i] != 0 { fresh.place(oldSlots[i]) }
-        fresh.stored = stored
-        self = fresh
     }
 }

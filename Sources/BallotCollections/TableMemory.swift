@@ -2,25 +2,62 @@
 import Glibc
 #endif
 
-/// Zeroed memory for a table. A large one comes straight from the kernel: fresh anonymous
-/// pages are already zero, so nothing is written twice, and they are marked for transparent
-/// huge pages, so that a lookup that misses every cache (each one does, past a few MB) does not
-/// miss the TLB as well. It sits at the start of a reservation of address space (no memory)
-/// 64 times its size, so that it can double where it is. docs/performance.md has the
-/// measurements.
+/// Why a table's memory could not be had: the call, what it was for, and errno.
+public struct TableError: Error, Sendable, CustomStringConvertible {
+    public let call: String
+    public let what: String
+    public let errno: Int32
+
+    /// The file system is full (or over quota): more room, not a repair, fixes it.
+    public var isStorageFull: Bool { errno == ENOSPC || errno == EDQUOT }
+
+    public var description: String { "\(call) failed \(what): \(String(cString: strerror(errno))) (errno \(errno))" }
+
+    public init(call: String, what: String, errno: Int32) {
+        self.call = call
+        self.what = what
+        self.errno = errno
+    }
+}
+
+/// A file a table keeps its slots in, so that they outlive the process and are not anonymous
+/// memory: the kernel pages them in and out like any file. The caller owns the descriptor.
+public struct TableFile: Sendable {
+    public let descriptor: Int32
+    /// For messages only.
+    public let path: String
+
+    public init(descriptor: Int32, path: String) {
+        self.descriptor = descriptor
+        self.path = path
+    }
+}
+
+/// Zeroed memory for a table, anonymous or in a file. Anonymous memory comes straight from the
+/// kernel when large: fresh pages are already zero, so nothing is written twice, and they are
+/// marked for transparent huge pages, so that a lookup that misses every cache (each one does,
+/// past a few MB) does not miss the TLB as well. File memory is the file mapped shared, its
+/// room allocated up front (`posix_fallocate`), so that a write to a page never finds the disk full
+/// (which would be SIGBUS, not an error). Either sits at the start of a reservation of address
+/// space (no memory) far larger than itself, so that it can double where it is.
+/// docs/performance.md has the measurements.
 @usableFromInline
 struct TableBlock {
-    /// Below this, the allocator's own zeroed memory.
+    /// Below this, the allocator's own zeroed memory (anonymous blocks only).
     static let pageMappedFrom = 2 << 20
     static let reservationFactor = 64
+    /// A file's reservation: 1 TiB of address space, nothing of memory.
+    static let fileReservation = 1 << 40
 
     private(set) var base: UnsafeMutableRawPointer
     private(set) var bytes: Int
     /// The address space held for growth; 0 for memory from the allocator.
     private(set) var reserved: Int
+    private let file: TableFile?
 
     init(zeroedBytes: Int) {
         bytes = zeroedBytes
+        file = nil
         if zeroedBytes < Self.pageMappedFrom {
             guard let p = calloc(1, zeroedBytes) else { fatalError("out of memory: a table of \(zeroedBytes) bytes") }
             base = p
@@ -28,17 +65,51 @@ struct TableBlock {
             return
         }
         reserved = zeroedBytes * Self.reservationFactor
-        let p = mmap(nil, reserved, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-        guard let p, p != MAP_FAILED else { fatalError("out of address space: a table reservation of \(reserved) bytes (errno \(errno))") }
-        base = p
+        base = Self.reserve(reserved)
         makeUsable(0..<zeroedBytes)
     }
 
+    /// The size of a page: a file is mapped, and grows, in whole pages.
+    static let pageBytes = Int(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// The first `bytes` of `file` (whole pages), which is extended (with zeros) if shorter.
+    init(file: TableFile, bytes: Int) throws(TableError) {
+        guard bytes > 0 && bytes % Self.pageBytes == 0 else {
+            throw TableError(call: "mapping", what: "of \(file.path): a table in a file is whole pages, not \(bytes) bytes", errno: EINVAL)
+        }
+        self.file = file
+        self.bytes = 0
+        reserved = Self.fileReservation
+        base = Self.reserve(reserved)
+        do {
+            try mapFile(0..<bytes)
+        } catch {
+            munmap(base, reserved)
+            throw error
+        }
+        self.bytes = bytes
+    }
+
+    private static func reserve(_ bytes: Int) -> UnsafeMutableRawPointer {
+        let p = mmap(nil, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+        guard let p, p != MAP_FAILED else { fatalError("out of address space: a table reservation of \(bytes) bytes (errno \(errno))") }
+        return p
+    }
+
+    var isFileBacked: Bool { file != nil }
+
     /// Extends the block to `newBytes`, keeping its contents; the new bytes are zero. Within
-    /// the reservation the block stays where it is and nothing is copied; a block from the
-    /// allocator, or one past its reservation, moves to a new block (`base` changes).
-    mutating func grow(to newBytes: Int) {
+    /// the reservation the block stays where it is and nothing is copied; an anonymous block
+    /// from the allocator, or one past its reservation, moves to a new block (`base` changes).
+    /// Only a file can fail (its disk is full).
+    mutating func grow(to newBytes: Int) throws(TableError) {
         guard newBytes > bytes else { return }
+        if file != nil {
+            precondition(newBytes <= reserved, "a file-backed table past its reservation of \(reserved) bytes")
+            try mapFile(bytes..<newBytes)
+            bytes = newBytes
+            return
+        }
         if newBytes <= reserved {
             makeUsable(bytes..<newBytes)
             bytes = newBytes
@@ -57,9 +128,62 @@ struct TableBlock {
         _ = madvise(base + range.lowerBound, range.count, MADV_HUGEPAGE)  // a hint: without it the table still works
     }
 
+    /// Gives `range` of the file room on disk (zeros where it had none) and maps it in place.
+    private func mapFile(_ range: Range<Int>) throws(TableError) {
+        guard let file, !range.isEmpty else { return }
+        var st = stat()
+        guard fstat(file.descriptor, &st) == 0 else { throw TableError(call: "fstat", what: "of \(file.path)", errno: errno) }
+        // Allocating keeps what the file holds and gives the rest blocks, so that a shared
+        // write never meets a full disk later (posix_fallocate returns the error number).
+        if Int(st.st_size) < range.upperBound || st.st_blocks * 512 < range.upperBound {
+            let e = posix_fallocate(file.descriptor, off_t(range.lowerBound), off_t(range.count))
+            guard e == 0 else { throw TableError(call: "posix_fallocate", what: "of \(range.upperBound) bytes for \(file.path)", errno: e) }
+        }
+        let p = mmap(base + range.lowerBound, range.count, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, file.descriptor,
+                     off_t(range.lowerBound))
+        guard let p, p != MAP_FAILED else {
+            throw TableError(call: "mmap", what: "of \(range.count) bytes of \(file.path)", errno: errno)
+        }
+    }
+
+    /// Writes a file-backed block's dirty pages to disk and waits (nothing for anonymous memory).
+    func sync() throws(TableError) {
+        guard let file, bytes > 0 else { return }
+        guard msync(base, bytes, MS_SYNC) == 0 else { throw TableError(call: "msync", what: "of \(file.path)", errno: errno) }
+    }
+
     func release() {
         if reserved == 0 { free(base) } else { munmap(base, reserved) }
     }
+}
+
+/// The slots of an open-addressing table, as 64-bit words (one or two a slot), kept as one
+/// pointer to words, all zero when empty, in a `TableBlock` that doubles in place. Shared by
+/// `TaggedKeySet` and `SequenceIndex`.
+@usableFromInline
+struct TableWords {
+    private(set) var block: TableBlock
+    @usableFromInline private(set) var words: UnsafeMutablePointer<UInt64>
+
+    init(words count: Int) {
+        block = TableBlock(zeroedBytes: count * 8)
+        words = block.base.bindMemory(to: UInt64.self, capacity: count)
+    }
+
+    init(words count: Int, file: TableFile) throws(TableError) {
+        block = try TableBlock(file: file, bytes: count * 8)
+        words = block.base.bindMemory(to: UInt64.self, capacity: count)
+    }
+
+    var isFileBacked: Bool { block.isFileBacked }
+
+    mutating func grow(toWords count: Int) throws(TableError) {
+        try block.grow(to: count * 8)
+        words = block.base.bindMemory(to: UInt64.self, capacity: count)
+    }
+
+    func sync() throws(TableError) { try block.sync() }
+    func release() { block.release() }
 }
 
 /// Puts every entry of an open-addressing table with linear probing where it belongs after the

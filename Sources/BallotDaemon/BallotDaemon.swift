@@ -36,7 +36,10 @@ public struct BallotDaemon: Service {
         let metrics = DaemonMetrics()
         let ledger = try Ledger(path: "\(config.dataDirectory)/ledger",
                                 options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize, observer: metrics),
-                                                        verifyOnOpen: config.verification == .open),
+                                                        check: config.verification.openCheck,
+                                                        rebuilding: { [logger] reason in
+                                                            logger.notice("rebuilding the kept state from every event", metadata: ["reason": "\(reason)"])
+                                                        }),
                                 checkpointKey: checkpointKey)
         do {
             try CheckpointKeyFile.requireLedgersKey(checkpointKey, path: config.checkpointKeyFile, created: keyCreated,
@@ -46,8 +49,14 @@ public struct BallotDaemon: Service {
             throw error
         }
         logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.verify": "\(config.verification.rawValue)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)",
+                                              "ledger.kept_events": "\(ledger.opening.keptEvents)", "ledger.replayed_events": "\(ledger.opening.replayedEvents)",
                                               "checkpoint.public_key": "\(checkpointKey.publicKey.hex)"])
-        let verification = LedgerVerification(mode: config.verification, verifiedAtOpen: ledger.size, metrics: metrics)
+        let opening = ledger.opening
+        if !opening.findings.isEmpty {
+            logger.critical("the ledger's check found it unsound; serving anyway (verify: off)", metadata: [
+                "findings": "\(opening.findings.count)", "first": "\(opening.findings[0])"])
+        }
+        let verification = LedgerVerification(mode: config.verification, opening: opening, size: ledger.size, metrics: metrics)
         verification.startInBackground(ledger.reader, logger: logger)
         let writer = GroupCommitWriter(ledger: ledger, maxBatch: config.maxBatch,
                                        checkpointIntervalSeconds: config.checkpointIntervalSeconds > 0 ? config.checkpointIntervalSeconds : nil,

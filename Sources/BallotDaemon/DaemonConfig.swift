@@ -17,7 +17,7 @@ public struct DaemonConfig: Sendable {
     public var mapSize: Int = 1 << 30
     public var maxMapSize: Int = 1 << 40
     /// When the whole ledger is checked (see `VerificationMode`).
-    public var verification = VerificationMode.open
+    public var verification = VerificationMode.tail
     /// The longest request line accepted, in bytes.
     public var maxLineBytes = 1 << 20
     /// The most commands one write transaction takes from the queue.

@@ -90,7 +90,7 @@ public enum DaemonConfigLoader {
         config.maxBatch = try number("max_batch", config.maxBatch)
         config.eventLoops = try number("event_loops", config.eventLoops)
         // `verify_on_open: false`, the older key, means `verify: off`.
-        let verify = text("verify", try flag("verify_on_open", true) ? "open" : "off")
+        let verify = text("verify", try flag("verify_on_open", true) ? VerificationMode.tail.rawValue : "off")
         guard let verification = VerificationMode(rawValue: verify) else {
             throw DaemonError.setup("verify is '\(verify)'; write one of \(VerificationMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }

@@ -1,21 +1,35 @@
 import BallotDomain
-import BallotLedger
+public import BallotLedger
 import BallotFormat
 import BallotAudit
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
 
-/// When `ballotd` checks the whole ledger with the auditor's engine (`Audit.verify`, the one
-/// verifier), set by `verify` in the configuration.
+/// How `ballotd` checks its ledger with the auditor's engine (`Audit.verify`, the one
+/// verifier), set by `verify` in the configuration. Every mode but `open` starts from the state
+/// kept between starts (docs/architecture.md).
 public enum VerificationMode: String, Sendable, CaseIterable {
-    /// Before serving: a finding stops the start (the default).
+    /// The events after the kept state, and the newest signed checkpoint against the stored
+    /// tree, before serving; a finding stops the start (the default).
+    case tail
+    /// Every event, before serving (the kept state is rebuilt by that replay); a finding stops
+    /// the start.
     case open
-    /// After a fast open (a fold that trusts the events), on a thread of its own while the
-    /// daemon serves; the verdict is in `status` and the metrics, and a finding is logged.
+    /// `tail` before serving, then every event on a thread of its own while the daemon serves;
+    /// the verdict is in `status` and the metrics, and a finding is logged.
     case background
-    /// Never; the ledger is trusted as stored.
+    /// The events after the kept state are replayed, their findings logged, not fatal.
     case off
+
+    /// What the ledger checks as it opens.
+    public var openCheck: OpenCheck {
+        switch self {
+        case .tail, .background: .tail
+        case .open: .full
+        case .off: .none
+        }
+    }
 }
 
 /// The verdict of the daemon's full check, as `status` shows it.
@@ -23,7 +37,8 @@ final class LedgerVerification: Sendable {
     enum State: Sendable {
         case off
         case running
-        case verified(events: UInt64)
+        /// Events `from`…`through` were replayed and found sound (from 1: the whole ledger).
+        case verified(from: UInt64, through: UInt64)
         case failed(events: UInt64, findings: Int, first: String)
     }
 
@@ -31,10 +46,12 @@ final class LedgerVerification: Sendable {
     private let state: NIOLockedValueBox<State>
     private let metrics: DaemonMetrics
 
-    init(mode: VerificationMode, verifiedAtOpen events: UInt64, metrics: DaemonMetrics) {
+    /// `opening` is what the ledger's open checked: the events after its kept state.
+    init(mode: VerificationMode, opening: Ledger.Opening, size: UInt64, metrics: DaemonMetrics) {
         self.mode = mode
         self.metrics = metrics
-        state = NIOLockedValueBox(mode == .open ? .verified(events: events) : mode == .off ? .off : .running)
+        state = NIOLockedValueBox(mode == .background ? .running : mode == .off ? .off
+            : .verified(from: size - opening.replayedEvents + 1, through: size))
         record()
     }
 
@@ -51,7 +68,7 @@ final class LedgerVerification: Sendable {
                     logger.critical("background verification found the ledger unsound", metadata: [
                         "ledger.events": "\(report.events)", "findings": "\(report.findings.count)", "first": "\(first)"])
                 } else {
-                    state.withLockedValue { $0 = .verified(events: report.events) }
+                    state.withLockedValue { $0 = .verified(from: 1, through: report.events) }
                     logger.info("background verification: the ledger is sound", metadata: [
                         "ledger.events": "\(report.events)", "seconds": "\(ContinuousClock.now - started)"])
                 }
@@ -69,9 +86,9 @@ final class LedgerVerification: Sendable {
         switch state.withLockedValue({ $0 }) {
         case .off: metrics.verificationRunning.record(0)
         case .running: metrics.verificationRunning.record(1)
-        case .verified(let events):
+        case .verified(let from, let through):
             metrics.verificationRunning.record(0)
-            metrics.verifiedEvents.record(Double(events))
+            metrics.verifiedEvents.record(Double(through + 1 - from))
             metrics.verificationFindings.record(0)
         case .failed(let events, let findings, _):
             metrics.verificationRunning.record(0)
@@ -86,8 +103,9 @@ final class LedgerVerification: Sendable {
         switch state.withLockedValue({ $0 }) {
         case .off: fields.append(("state", .string("off")))
         case .running: fields.append(("state", .string("running")))
-        case .verified(let events):
-            fields += [("state", .string("verified")), ("events", .uint(events)), ("findings", .int(0))]
+        case .verified(let from, let through):
+            fields += [("state", .string("verified")), ("events", .uint(through + 1 - from)), ("from", .uint(from)),
+                       ("through", .uint(through)), ("findings", .int(0))]
         case .failed(let events, let findings, let first):
             fields += [("state", .string("failed")), ("events", .uint(events)), ("findings", .int(findings)), ("first_finding", .string(first))]
         }

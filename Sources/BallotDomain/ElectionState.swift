@@ -49,11 +49,10 @@ public struct ElectionState: Sendable {
 
     public var validVotes: Int { storage.votes.reduce(0, +) }
     /// Every vote accepted, valid or since invalidated: the turnout, which is always public.
-    public var votesCast: Int { storage.voters.count }
+    public var votesCast: Int { storage.votesCast }
 
     public func ordinal(of nominee: NomineeID) -> Int? { storage.ordinal(of: nominee) }
     public func hasJuror(_ id: JurorID) -> Bool { storage.jurorIDs.contains(id) }
-    public func hasVoted(_ voter: VoterKey) -> Bool { storage.voters.contains(voter.prefix) }
     public func isInvalidated(vote seq: UInt64) -> Bool { storage.invalidated.contains(seq) }
 
     /// The window `cast_at` is judged against, half-open (see `ElectionDefinition`): the
@@ -71,62 +70,51 @@ public struct ElectionState: Sendable {
         ElectionStatus(definition: storage.definition, nominees: storage.nominees, jurors: storage.jurors.map(\.id),
                        votingOpenedAt: storage.votingOpenedAt, votingClosedAt: storage.votingClosedAt,
                        juryClosed: storage.juryClosed, certified: storage.certified,
-                       votesCast: storage.voters.count, lastSeq: storage.lastSeq)
+                       votesCast: storage.votesCast, lastSeq: storage.lastSeq)
     }
 
-    /// See `LedgerState.prefetchVoters`. Only a hint: a state that shares its storage skips it.
-    mutating func prefetchVoters(_ voters: [Key128]) {
-        guard isKnownUniquelyReferenced(&storage) else { return }
-        storage.voters.prefetch(voters)
-    }
-
-    /// See `LedgerState.reserveVoters`.
-    mutating func reserveVoters(_ count: Int) {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        storage.voters.reserve(count)
-    }
-
-    mutating func apply(_ record: RecordedEvent) {
+    /// `repeatedVoter`: a vote whose voter had voted (a replay of what the rules refuse) is
+    /// counted for its nominee but not in the turnout.
+    mutating func apply(_ record: RecordedEvent, repeatedVoter: Bool = false) {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
         storage.apply(record)
+        if repeatedVoter { storage.votesCast -= 1 }
     }
 
-    /// This state without its voter table: what a batch keeps before it first changes the
-    /// election, so that a failed transaction can put it back (`restore(_:takingBack:)`). The
-    /// voter table, which may hold millions, is not kept: the voters added are taken back.
+    /// This state as it is, kept by a batch before it first changes the election, so that a
+    /// failed transaction can put it back (`restore(_:)`): a copy that shares every collection.
     struct Saved: @unchecked Sendable {
-        private let storage: Storage
-        fileprivate init(_ storage: Storage) { self.storage = storage }
-        fileprivate func restored(with voters: Key128Map<Void>) -> Storage { storage.copy(voters: voters) }
+        fileprivate let storage: Storage
     }
 
-    func saved() -> Saved { Saved(storage.copy(voters: Key128Map(capacity: 0))) }
+    func saved() -> Saved { Saved(storage: storage.copy()) }
 
-    /// Puts back the state `saved` held, with the voter table as it is less the voters `added`
-    /// since (taken back last first).
-    mutating func restore(_ saved: Saved, takingBack added: [Key128]) {
-        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
-        var voters = storage.voters
-        storage.voters = Key128Map(capacity: 0)   // so that `voters` holds its table alone
-        for key in added.reversed() { voters.remove(key) }
-        storage = saved.restored(with: voters)
-    }
+    mutating func restore(_ saved: Saved) { storage = saved.storage }
 
-    /// See `LedgerState.replay(_:inElection:refused:)`: `checkVote`, then `apply`, with one
-    /// lookup of each voter (adding them says whether they had voted).
-    mutating func replay(_ run: [RecordedVote], refused: (Int, DomainError) -> Void) {
+    /// See `LedgerState.replay(_:inElection:lookupVote:refused:)`: `checkVote`, then `apply`,
+    /// with one probe of the voter table per vote (adding the voter says whether an entry was
+    /// there; `isTheirs(tag, voter)` says whether it is an earlier vote of theirs).
+    mutating func replay(_ run: [RecordedVote], voters: VoterRegister, election: Int,
+                         isTheirs: (UInt64, Key128) -> Bool, refused: (Int, DomainError) -> Void) {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        let storage = storage
         // Every voter added in one call, which reads all their slots first so that the misses
-        // overlap (see `Key128Map.prefetch`): a load a few votes ahead, in a loop over the
+        // overlap (see `TaggedKeySet.prefetch`): a load a few votes ahead, in a loop over the
         // votes, was slower (its result must land before it retires).
-        storage.voters.insert(run.lazy.map(\.vote.voter), ()) { i, isNew in
+        voters.table.insert(run.lazy.map { VoterRegister.key($0.vote.voter, election: election) },
+                            tags: { VoterRegister.tag(run[$0].seq) }) { i, previous in
             let vote = run[i].vote
+            let alreadyVoted = previous.map {
+                VoterRegister.isEarlierVote(tag: $0, before: run[i].seq) { isTheirs($0, vote.voter) }
+            } ?? false
             do throws(DomainError) {
-                try checkVote(vote, at: run[i].recordedAt, alreadyVoted: !isNew)
+                try checkVote(vote, at: run[i].recordedAt, alreadyVoted: alreadyVoted)
             } catch {
                 refused(i, error)
             }
             storage.count(nominee: vote.nominee, castAt: vote.castAt)
+            if !alreadyVoted { storage.votesCast += 1 }
+            return !alreadyVoted
         }
         storage.lastSeq = run[run.count - 1].seq
     }
@@ -139,9 +127,7 @@ public struct ElectionState: Sendable {
     /// are otherwise checked for overlapping access at run time, on every access, which was
     /// about 4 % of an audit's time. Nothing here can overlap: the storage is changed only by
     /// `ElectionState`'s mutating methods, on a state that holds it alone, and no access to
-    /// one field runs code touching the same field. (`replay(_:refused:)` checks and counts
-    /// votes inside its access to `voters`, so neither the rule nor the counting may read
-    /// `voters`.)
+    /// one field runs code touching the same field.
     fileprivate final class Storage: @unchecked Sendable {
         let definition: ElectionDefinition
         let definedAt: UInt64
@@ -180,8 +166,8 @@ public struct ElectionState: Sendable {
         @exclusivity(unchecked) var denseBuckets: Int64 = 1 << 20
         var scores: [ScoreSlot: (score: Int32, seq: UInt64)] = [:]
         @exclusivity(unchecked) var lastSeq: UInt64
-        /// Who has voted, by the first 128 bits of their key.
-        @exclusivity(unchecked) var voters = Key128Map<Void>()
+        /// Every vote accepted (the voters themselves are in `LedgerState.voters`).
+        @exclusivity(unchecked) var votesCast = 0
         var invalidated: Set<UInt64> = []
 
         init(definition: ElectionDefinition, seq: UInt64) {
@@ -193,9 +179,8 @@ public struct ElectionState: Sendable {
             bucketWidth = definition.seriesBucketSeconds * 1_000_000
         }
 
-        /// A copy that shares every collection until one side changes it; with `voters`, that
-        /// table in place of this one's.
-        func copy(voters: Key128Map<Void>? = nil) -> Storage {
+        /// A copy that shares every collection until one side changes it.
+        func copy() -> Storage {
             let c = Storage(definition: definition, seq: definedAt)
             c.nominees = nominees
             c.nomineeIndex = nomineeIndex
@@ -217,7 +202,7 @@ public struct ElectionState: Sendable {
             c.sparse = sparse
             c.scores = scores
             c.lastSeq = lastSeq
-            c.voters = voters ?? self.voters
+            c.votesCast = votesCast
             c.invalidated = invalidated
             return c
         }
@@ -242,7 +227,7 @@ public struct ElectionState: Sendable {
                 window.closes = definition.effectiveClosesAt(closedAt: record.timestamp)
             case .voteCast(let v):
                 guard let i = ordinal(of: v.nominee) else { return }
-                voters.insert(v.voter.prefix, ())
+                votesCast += 1
                 count(nominee: i, castAt: v.castAt)
             case .voteInvalidated(let x):
                 guard let i = ordinal(of: x.nominee) else { return }
@@ -271,7 +256,7 @@ public struct ElectionState: Sendable {
             count(castAt, nominee: i, by: 1)
         }
 
-        private func count(_ castAt: Timestamp, nominee i: Int, by delta: Int) {
+        func count(_ castAt: Timestamp, nominee i: Int, by delta: Int) {
             let (number, bucket) = ElectionDefinition.bucket(of: castAt, origin: bucketOrigin, width: bucketWidth)
             if number >= Int64(hasRow.count) && number < denseBuckets && number < 2 * Int64(denseRowCount + sparse.count) + 64 {
                 growDense(toHold: Int(number))
@@ -372,6 +357,121 @@ public struct ElectionState: Sendable {
             if let n = number(ofBucket: bucket), n < hasRow.count { return denseRow(n) }
             return sparse[bucket].map(padded)
         }
+    }
+}
+
+// What a state that outlives the process keeps of an election (docs/architecture.md, "What is
+// kept between starts"): its facts as plain values, from which `init(image:)` builds the same
+// state, counts, series and all.
+extension ElectionState {
+    public struct Image: Sendable, Equatable {
+        public var definition: ElectionDefinition
+        public var definedAt: UInt64
+        public var lastSeq: UInt64
+        public var nominees: [Nomination]
+        public var jurors: [Juror]
+        public var votingOpenedAt: Timestamp?
+        public var votingClosedAt: Timestamp?
+        public var juryClosed: Bool
+        public var certified: CertifiedResult?
+        /// Valid votes per nominee, in nomination order.
+        public var votes: [Int]
+        public var votesCast: Int
+        public var invalidatedVotes: Int
+        /// The invalidated votes' sequence numbers, ascending.
+        public var invalidated: [UInt64]
+        /// Every series row, by bucket start, ascending; a row may be shorter than `nominees`.
+        public var series: [SeriesRow]
+        /// Every current score, ordered by juror, nominee and criterion.
+        public var scores: [Score]
+
+        public struct Juror: Sendable, Equatable {
+            public var id: JurorID
+            public var name: String
+            public init(id: JurorID, name: String) { self.id = id; self.name = name }
+        }
+
+        public struct SeriesRow: Sendable, Equatable {
+            public var bucket: Int64
+            public var counts: [Int]
+            public init(bucket: Int64, counts: [Int]) { self.bucket = bucket; self.counts = counts }
+        }
+
+        public struct Score: Sendable, Equatable {
+            public var slot: ScoreSlot
+            public var score: Int32
+            public var seq: UInt64
+            public init(slot: ScoreSlot, score: Int32, seq: UInt64) { self.slot = slot; self.score = score; self.seq = seq }
+        }
+
+        public init(definition: ElectionDefinition, definedAt: UInt64, lastSeq: UInt64, nominees: [Nomination], jurors: [Juror],
+                    votingOpenedAt: Timestamp?, votingClosedAt: Timestamp?, juryClosed: Bool, certified: CertifiedResult?,
+                    votes: [Int], votesCast: Int, invalidatedVotes: Int, invalidated: [UInt64], series: [SeriesRow],
+                    scores: [Score]) {
+            self.definition = definition
+            self.definedAt = definedAt
+            self.lastSeq = lastSeq
+            self.nominees = nominees
+            self.jurors = jurors
+            self.votingOpenedAt = votingOpenedAt
+            self.votingClosedAt = votingClosedAt
+            self.juryClosed = juryClosed
+            self.certified = certified
+            self.votes = votes
+            self.votesCast = votesCast
+            self.invalidatedVotes = invalidatedVotes
+            self.invalidated = invalidated
+            self.series = series
+            self.scores = scores
+        }
+    }
+
+    public var image: Image {
+        let s = storage
+        let rows = s.seriesBuckets.sorted().map { Image.SeriesRow(bucket: $0, counts: s.seriesRow($0) ?? []) }
+        let scores = s.scores.map { Image.Score(slot: $0.key, score: $0.value.score, seq: $0.value.seq) }
+            .sorted { ($0.slot.juror, $0.slot.nominee, $0.slot.criterion) < ($1.slot.juror, $1.slot.nominee, $1.slot.criterion) }
+        return Image(definition: s.definition, definedAt: s.definedAt, lastSeq: s.lastSeq, nominees: s.nominees,
+                     jurors: s.jurors.map { Image.Juror(id: $0.id, name: $0.name) }, votingOpenedAt: s.votingOpenedAt,
+                     votingClosedAt: s.votingClosedAt, juryClosed: s.juryClosed, certified: s.certified, votes: s.votes,
+                     votesCast: s.votesCast, invalidatedVotes: s.invalidatedVotes, invalidated: s.invalidated.sorted(),
+                     series: rows, scores: scores)
+    }
+
+    /// The state `image` describes. Throws when it does not hold together (counts for nominees
+    /// it does not have): an image comes from a file, which may be damaged.
+    public init(image: Image) throws(DomainError) {
+        func broken(_ what: String) -> DomainError {
+            DomainError(.corruptRecord, "the kept state of election '\(image.definition.id)' \(what)")
+        }
+        guard image.votes.count == image.nominees.count else { throw broken("has \(image.votes.count) counts for \(image.nominees.count) nominees") }
+        let s = Storage(definition: image.definition, seq: image.definedAt)
+        for nomination in image.nominees {
+            s.apply(RecordedEvent(seq: image.definedAt, timestamp: Timestamp(microseconds: 0), actor: .system, idempotencyKey: "",
+                                  event: .nomineeAdded(election: image.definition.id, nomination: nomination)))
+        }
+        for juror in image.jurors {
+            s.jurorIDs.insert(juror.id)
+            s.jurors.append((juror.id, juror.name))
+        }
+        s.votingOpenedAt = image.votingOpenedAt
+        s.votingClosedAt = image.votingClosedAt
+        s.window = (image.definition.effectiveOpensAt(openedAt: image.votingOpenedAt),
+                    image.definition.effectiveClosesAt(closedAt: image.votingClosedAt))
+        s.juryClosed = image.juryClosed
+        s.certified = image.certified
+        s.sealed = image.certified != nil
+        s.votes = image.votes
+        s.votesCast = image.votesCast
+        s.invalidatedVotes = image.invalidatedVotes
+        s.invalidated = Set(image.invalidated)
+        for row in image.series {
+            guard row.counts.count <= image.nominees.count, !row.counts.isEmpty else { throw broken("has a series row of \(row.counts.count) counts") }
+            for (i, n) in row.counts.enumerated() { s.count(Timestamp(microseconds: row.bucket), nominee: i, by: n) }
+        }
+        for score in image.scores { s.scores[score.slot] = (score.score, score.seq) }
+        s.lastSeq = image.lastSeq
+        storage = s
     }
 }
 

@@ -9,8 +9,12 @@ public struct LedgerState: Sendable {
     public private(set) var lastSeq: UInt64 = 0
     /// The latest checkpoint and the sequence number of its record.
     public private(set) var lastCheckpoint: (seq: UInt64, checkpoint: Checkpoint)?
+    /// Who has voted, in every election (shared by copies: see `VoterRegister`).
+    public private(set) var voters: VoterRegister
 
-    public init() {}
+    /// An empty state, its voters kept in `voters` (in memory unless the caller gives a table
+    /// kept in a file).
+    public init(voters: TaggedKeySet = TaggedKeySet()) { self.voters = VoterRegister(voters) }
 
     /// A copy of an election's state.
     public subscript(election: ElectionID) -> ElectionState? { ordinal(of: election).map { electionList[$0] } }
@@ -28,7 +32,18 @@ public struct LedgerState: Sendable {
 
     /// Folds one recorded event in. Events must come in sequence order and should have passed
     /// `decide` (the live path) or `check` (replay); an event for an unknown election is ignored.
+    ///
+    /// A vote whose voter is in the table under an earlier event counts as a repeat (a replay of
+    /// a ledger the rules would refuse): it is counted for its nominee, as the ledger holds it,
+    /// but not again in the turnout.
     public mutating func apply(_ record: RecordedEvent) {
+        _ = applyReturningVoter(record, decided: false)
+    }
+
+    /// `apply`; for a vote, what its voter's entry held before (see `VoterRegister.add`).
+    /// `decided`: the event was just decided against this state, so a vote's voter is new (an
+    /// entry the rules found is not their vote is taken over).
+    private mutating func applyReturningVoter(_ record: RecordedEvent, decided: Bool) -> (key: Key128, previous: UInt32?)? {
         lastSeq = record.seq
         if case .electionDefined(let definition) = record.event {
             index.append(definition.id)
@@ -36,21 +51,28 @@ public struct LedgerState: Sendable {
         } else if case .checkpointSigned(let checkpoint) = record.event {
             lastCheckpoint = (record.seq, checkpoint)
         } else if let election = record.event.election, let i = ordinal(of: election) {
+            if case .voteCast(let vote) = record.event, electionList[i].ordinal(of: vote.nominee) != nil {
+                let added = voters.add(vote.voter.prefix, election: i, seq: record.seq, takingOver: decided)
+                let repeated = !decided && added.previous.map { $0 < VoterRegister.tag(record.seq) } ?? false
+                electionList[i].apply(record, repeatedVoter: repeated)
+                return added
+            }
             electionList[i].apply(record)
         }
+        return nil
     }
 
     /// What a batch of events changed, kept so that a failed transaction can take it back
     /// without a replay (`apply(_:journal:)`, `takeBack(_:)`): the ledger's own fields, each
-    /// election's state as it was before the batch first changed it (without its voter table),
-    /// and the voters the batch added. Elections defined by the batch are simply dropped.
+    /// election's state as it was before the batch first changed it, and what the batch did to
+    /// the voter table. Elections defined by the batch are simply dropped.
     public struct Journal: Sendable {
         fileprivate let elections: Int
         fileprivate let index: OrdinalIndex
         fileprivate let lastSeq: UInt64
         fileprivate let lastCheckpoint: (seq: UInt64, checkpoint: Checkpoint)?
         fileprivate var saved: [ElectionState.Saved?]
-        fileprivate var voters: [(election: Int, key: Key128)] = []
+        fileprivate var voters: [(key: Key128, previous: UInt32?)] = []
     }
 
     /// A journal of what the events applied from now on change.
@@ -59,13 +81,13 @@ public struct LedgerState: Sendable {
                 saved: Array(repeating: nil, count: electionList.count))
     }
 
-    /// `apply`, noting in `journal` what it changes.
+    /// `apply` of an event just decided against this state, noting in `journal` what it changes.
     public mutating func apply(_ record: RecordedEvent, journal: inout Journal) {
-        if let election = record.event.election, let i = ordinal(of: election), i < journal.elections {
-            if journal.saved[i] == nil { journal.saved[i] = electionList[i].saved() }
-            if case .voteCast(let vote) = record.event { journal.voters.append((i, vote.voter.prefix)) }
+        if let election = record.event.election, let i = ordinal(of: election), i < journal.elections,
+           journal.saved[i] == nil {
+            journal.saved[i] = electionList[i].saved()
         }
-        apply(record)
+        if let voter = applyReturningVoter(record, decided: true) { journal.voters.append(voter) }
     }
 
     /// Takes back every event applied since `journal` was made: the state is then what it was.
@@ -74,11 +96,10 @@ public struct LedgerState: Sendable {
         index = journal.index
         lastSeq = journal.lastSeq
         lastCheckpoint = journal.lastCheckpoint
-        var added = Array(repeating: [Key128](), count: journal.elections)
-        for (election, key) in journal.voters { added[election].append(key) }
+        for (key, previous) in journal.voters.reversed() { voters.takeBack(key, previous: previous) }
         for (i, saved) in journal.saved.enumerated() {
             guard let saved else { continue }
-            electionList[i].restore(saved, takingBack: added[i])
+            electionList[i].restore(saved)
         }
     }
 
@@ -86,9 +107,22 @@ public struct LedgerState: Sendable {
     /// 128 bits of their keys) will look up, before their votes are checked and applied one at
     /// a time: in batches of thousands, the table misses then overlap (see
     /// `Key128Map.prefetch`). Changes nothing that can be seen.
-    public mutating func prefetchVoters(_ voters: [Key128], in election: ElectionID) {
+    public func prefetchVoters(_ voters: [Key128], in election: ElectionID) {
         guard let i = ordinal(of: election) else { return }
-        electionList[i].prefetchVoters(voters)
+        self.voters.table.prefetch(voters.lazy.map { VoterRegister.key($0, election: i) })
+    }
+
+    /// Makes room in the voter table for `count` more voters: the one step of applying votes
+    /// that can fail (a table kept in a file whose disk is full), so a batch takes it first.
+    public func reserveVoters(_ count: Int) throws(TableError) {
+        try voters.table.reserve(count)
+    }
+
+    /// A copy for a dry run: what it applies changes neither this state nor its voter table.
+    public func forked() -> LedgerState {
+        var copy = self
+        copy.voters = voters.forked()
+        return copy
     }
 
     /// Checks a recorded event against the rules as they stood before it: the command it
@@ -104,7 +138,8 @@ public struct LedgerState: Sendable {
                 return DomainError(.unknownElection, "there is no election '\(vote.election)'")
             }
             do {
-                try electionList[i].checkVote(vote, at: record.timestamp)
+                let voted = hasVoted(vote.voter, inElection: i, before: record.seq, lookupVote: lookupVote)
+                try electionList[i].checkVote(vote, at: record.timestamp, alreadyVoted: voted)
                 return nil
             } catch {
                 return error
@@ -139,16 +174,83 @@ extension LedgerState {
     /// vote the rule refuses, and why. (Replay counts what the ledger holds either way.) The
     /// voter slots of the whole run are read first, so that their cache misses overlap: a
     /// replay of millions of votes misses the caches on nearly every one.
-    public mutating func replay(_ run: [RecordedVote], inElection election: Int, refused: (Int, DomainError) -> Void) {
+    /// A voter found in the table is asked about with `lookupVote`, which reads the event its
+    /// tag names (see `VoterRegister`); nearly every voter is new and costs no read.
+    public mutating func replay(_ run: [RecordedVote], inElection election: Int, lookupVote: (UInt64) throws -> VoteCast?,
+                                refused: (Int, DomainError) -> Void) {
         guard let last = run.last else { return }
-        electionList[election].replay(run, refused: refused)
+        let id = electionList[election].id
+        electionList[election].replay(run, voters: voters, election: election, isTheirs: { seq, voter in
+            Self.isVote(seq, of: voter, in: id, lookupVote: lookupVote)
+        }, refused: refused)
         lastSeq = last.seq
     }
 
-    /// Makes room in the voter table of the election at `election` for `count` voters in all,
-    /// when a replay knows roughly how many to expect: the table then never grows on the way
-    /// (each doubling moves every entry). Changes nothing that can be seen.
-    public mutating func reserveVoters(_ count: Int, inElection election: Int) {
-        electionList[election].reserveVoters(count)
+    /// Whether `voter` has voted in `election`; `lookupVote` reads the vote an entry names (see
+    /// `VoterRegister`).
+    public func hasVoted(_ voter: VoterKey, in election: ElectionID, lookupVote: (UInt64) throws -> VoteCast?) -> Bool {
+        guard let i = ordinal(of: election) else { return false }
+        return hasVoted(voter, inElection: i, before: lastSeq + 1, lookupVote: lookupVote)
+    }
+
+    /// Whether `voter` voted in the election at `election` before event `seq` (see `VoterRegister`).
+    func hasVoted(_ voter: VoterKey, inElection election: Int, before seq: UInt64,
+                  lookupVote: (UInt64) throws -> VoteCast?) -> Bool {
+        let id = electionList[election].id, prefix = voter.prefix
+        return voters.hasVoted(prefix, election: election, before: seq) { Self.isVote($0, of: prefix, in: id, lookupVote: lookupVote) }
+    }
+
+    /// Whether event `seq` is the vote of the voter whose key starts `voter` in election `id`.
+    /// An event that cannot be read counts as theirs: the vote at hand is then refused (a
+    /// finding, in an audit), never counted twice.
+    static func isVote(_ seq: UInt64, of voter: Key128, in id: ElectionID, lookupVote: (UInt64) throws -> VoteCast?) -> Bool {
+        do {
+            guard let vote = try lookupVote(seq) else { return false }
+            return vote.election == id && vote.voter.prefix == voter
+        } catch {
+            return true
+        }
+    }
+}
+
+// What a state that outlives the process keeps (docs/architecture.md, "What is kept between
+// starts"): every election's image and the ledger's own fields; the voter table is kept apart,
+// in a file of its own.
+extension LedgerState {
+    public struct Image: Sendable, Equatable {
+        public var lastSeq: UInt64
+        public var lastCheckpoint: CheckpointAt?
+        public var elections: [ElectionState.Image]
+
+        public struct CheckpointAt: Sendable, Equatable {
+            public var seq: UInt64
+            public var checkpoint: Checkpoint
+            public init(seq: UInt64, checkpoint: Checkpoint) { self.seq = seq; self.checkpoint = checkpoint }
+        }
+
+        public init(lastSeq: UInt64, lastCheckpoint: CheckpointAt?, elections: [ElectionState.Image]) {
+            self.lastSeq = lastSeq
+            self.lastCheckpoint = lastCheckpoint
+            self.elections = elections
+        }
+    }
+
+    public var image: Image {
+        Image(lastSeq: lastSeq, lastCheckpoint: lastCheckpoint.map { Image.CheckpointAt(seq: $0.seq, checkpoint: $0.checkpoint) },
+              elections: electionList.map(\.image))
+    }
+
+    /// The state `image` describes, with `voters` as its voter table.
+    public init(image: Image, voters: TaggedKeySet) throws(DomainError) {
+        self.init(voters: voters)
+        lastSeq = image.lastSeq
+        lastCheckpoint = image.lastCheckpoint.map { ($0.seq, $0.checkpoint) }
+        for election in image.elections {
+            guard ordinal(of: election.definition.id) == nil else {
+                throw DomainError(.corruptRecord, "the kept state names election '\(election.definition.id)' twice")
+            }
+            index.append(election.definition.id)
+            electionList.append(try ElectionState(image: election))
+        }
     }
 }

@@ -17,6 +17,10 @@ public enum Limits {
     /// at most 10⁶ in size), where a weight such as 1e308 overflowed to infinity, which JSON
     /// cannot represent.
     public static let criterionWeight = 1_000_000.0
+    /// The most events a ledger holds: the tables that outlive the process know an event by the
+    /// low 32 bits of its sequence number (`VoterRegister.tag`, `SequenceIndex`). The writer
+    /// refuses past it with `ledger_full`.
+    public static let events: UInt64 = 0xFFFF_FFFF
 
     static func check(_ value: String, _ what: String, max: Int) throws(DomainError) {
         try check(bytes: value.utf8.count, what, max: max)

@@ -33,13 +33,19 @@ extension LedgerState {
             try record.validate(before: lastSeq + 1)
             return .importRecorded(record)
         }
-        return try electionList[i].decide(command, at: now, lookupVote: lookupVote)
+        if case .castVote(_, _, let voter, _, _) = command {
+            let voted = hasVoted(voter, inElection: i, before: lastSeq + 1, lookupVote: lookupVote)
+            return try electionList[i].decide(command, at: now, alreadyVoted: voted, lookupVote: lookupVote)
+        }
+        return try electionList[i].decide(command, at: now, alreadyVoted: false, lookupVote: lookupVote)
     }
 }
 
 extension ElectionState {
-    /// Decides a command addressed to this election (see `LedgerState.decide`).
-    borrowing func decide(_ command: Command, at now: Timestamp, lookupVote: (UInt64) throws -> VoteCast?) throws -> Event {
+    /// Decides a command addressed to this election (see `LedgerState.decide`), told for a vote
+    /// whether its voter has voted here already (the ledger keeps who has: `VoterRegister`).
+    borrowing func decide(_ command: Command, at now: Timestamp, alreadyVoted: Bool,
+                          lookupVote: (UInt64) throws -> VoteCast?) throws -> Event {
         try requireUnsealed()
         switch command {
         case .defineElection, .recordImport, .takeCheckpoint, .recordCheckpoint:
@@ -88,7 +94,7 @@ extension ElectionState {
         case .castVote(let id, let nominee, let voter, let castAt, let channel):
             // Every rule for a vote lives in `checkVote`: replay calls it alone.
             let vote = VoteCast(election: id, nominee: nominee, voter: voter, castAt: castAt ?? now, channel: channel)
-            try checkVote(vote, at: now)
+            try checkVote(vote, at: now, alreadyVoted: alreadyVoted)
             return .voteCast(vote)
 
         case .invalidateVote(let id, let seq, let reason):
@@ -154,12 +160,12 @@ extension ElectionState {
 
     /// The rule for a vote, which `decide` applies to a new one and replay to a recorded one
     /// (without building a command: votes are nearly every event). The election is this one.
-    func checkVote(_ vote: VoteCast, at now: Timestamp) throws(DomainError) {
+    func checkVote(_ vote: VoteCast, at now: Timestamp, alreadyVoted: Bool) throws(DomainError) {
         try requireUnsealed()
         guard let nominee = ordinal(of: vote.nominee) else { throw unknownNominee(vote.nominee) }
         // `election` is not read by the rule: this election is the one.
         try checkVote(ResolvedVote(election: -1, nominee: nominee, voter: vote.voter.prefix, castAt: vote.castAt,
-                                   channelBytes: vote.channel.utf8.count), at: now, alreadyVoted: hasVoted(vote.voter))
+                                   channelBytes: vote.channel.utf8.count), at: now, alreadyVoted: alreadyVoted)
     }
 
     /// The rule itself, for a vote whose nominee is already found (see `ResolvedVote`; its

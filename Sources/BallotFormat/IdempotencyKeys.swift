@@ -42,11 +42,13 @@ package enum KeyHash {
     }
 }
 
-/// Where an idempotency key lives in the index: its `KeyHash`. The seed is drawn afresh in each process, so that nobody can choose keys that crowd one slot.
+/// Where an idempotency key lives in the index: its `KeyHash`. The seed is drawn afresh in each
+/// process, so that nobody can choose keys that crowd one slot; a writer's index kept between
+/// starts keeps the seed it was made with (a secret of the data directory, like the index).
 package enum IdempotencySlot {
     package static let seed = UInt64.random(in: 1...UInt64.max)
 
-    package static func key(_ key: String) -> Key128 {
+    package static func key(_ key: String, seed: UInt64 = seed) -> Key128 {
         var key = key
         return Key128(a: key.withUTF8 { KeyHash.hash(UnsafeRawBufferPointer($0), seed: seed) }, b: 0)
     }
@@ -73,10 +75,10 @@ package enum IdempotencyScope: Hashable, Sendable {
 
     /// The key's slot in the index: a vote's key alone (votes are nearly every keyed event),
     /// any other's after its op name and a NUL, so that the spaces spread apart.
-    package func slot(_ key: String) -> Key128 {
+    package func slot(_ key: String, seed: UInt64 = IdempotencySlot.seed) -> Key128 {
         switch self {
-        case .votes: IdempotencySlot.key(key)
-        case .command(let op): IdempotencySlot.key(op + "\u{0}" + key)
+        case .votes: IdempotencySlot.key(key, seed: seed)
+        case .command(let op): IdempotencySlot.key(op + "\u{0}" + key, seed: seed)
         }
     }
 }

@@ -14,6 +14,8 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
     case badKey(String)
     /// The storage layer failed; `context` says what the ledger was doing.
     case store(StoreError)
+    /// A table kept between starts (the voters, the idempotency keys) could not have its room.
+    case tables(TableError)
     /// A request for something the ledger does not hold: a sequence number or tree size past
     /// its end, or a proof between sizes in the wrong order.
     case outOfRange(String)
@@ -25,6 +27,9 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
             "\(at) uses ledger format version \(found); this build reads version \(supported)"
         case .invalidSecret(let reason), .badKey(let reason): reason
         case .store(let error): error.description
+        case .tables(let error) where error.isStorageFull:
+            "the file system holding the ledger's kept tables is full: \(error); nothing of this batch was written"
+        case .tables(let error): "the ledger's kept tables: \(error)"
         case .outOfRange(let what): what
         }
     }
@@ -38,6 +43,7 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
     /// True when the disk holding the ledger is full: the `storage_full` refusal.
     public var isStorageFull: Bool {
         if case .store(let e) = self { return e.kind == .storageFull }
+        if case .tables(let e) = self { return e.isStorageFull }
         return false
     }
 

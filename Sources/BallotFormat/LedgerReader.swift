@@ -86,6 +86,16 @@ public struct LedgerReader: Sendable {
         }
     }
 
+    /// The frontier (the peaks) of the tree of the first `size` events, read from the stored
+    /// nodes: what a writer appends to after a kept state of `size` events.
+    public func frontier(size: UInt64) throws -> MerkleFrontier {
+        try env.read { txn in
+            let stored = try Self.size(in: txn, dbs)
+            guard size <= stored else { throw LedgerError.outOfRange("the ledger holds \(stored) events; there is no tree of size \(size)") }
+            return try MerkleFrontier(size: size) { l, i in try Self.node(l, i, in: txn, dbs) }
+        }
+    }
+
     /// The inclusion proof of event `seq` in the tree of the first `size` events.
     public func inclusionProof(seq: UInt64, size: UInt64) throws -> [MerkleHash] {
         try env.read { txn in

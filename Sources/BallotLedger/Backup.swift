@@ -40,7 +40,7 @@ extension LedgerReader {
         } catch let error as StoreError {
             throw LedgerError.store(error)
         }
-        let copy = try Ledger(path: directory, options: Ledger.Options(environment: EnvironmentOptions(readOnly: true), verifyOnOpen: false))
+        let copy = try Ledger(path: directory, options: Ledger.Options(environment: EnvironmentOptions(readOnly: true), check: .none))
         defer { copy.close() }
         let attributes = try fm.attributesOfItem(atPath: "\(directory)/data.mdb")
         let manifest = BackupManifest(directory: directory, size: copy.size, root: copy.root,

@@ -9,23 +9,36 @@ public import BallotAudit
 /// The event a key points at is read back anyway, to compare contents; the same read tells a
 /// true hit from another key that shares the slot's 32 bits.
 struct IdempotencyIndex {
-    private var keyIndex: SequenceIndex
+    let keyIndex: SequenceIndex
+    /// The seed of the keys' hash (`KeyHash`), kept with the index.
+    let seed: UInt64
 
-    init(_ keyIndex: SequenceIndex = SequenceIndex()) { self.keyIndex = keyIndex }
+    init(_ keyIndex: SequenceIndex = SequenceIndex(), seed: UInt64 = IdempotencySlot.seed) {
+        self.keyIndex = keyIndex
+        self.seed = seed
+    }
 
-    mutating func insert(_ slot: Key128, seq: UInt64) {
+    /// Where `submission`'s key lives in this index: the slot it came with when hashed with
+    /// this seed (nearly always: the daemon's), else hashed again here.
+    func slot(of submission: Submission) -> Key128? {
+        guard let slot = submission.idempotencySlot else { return nil }
+        return submission.slotSeed == seed ? slot
+            : IdempotencyScope(submission.command).slot(submission.idempotencyKey, seed: seed)
+    }
+
+    func insert(_ slot: Key128, seq: UInt64) {
         keyIndex.insert(slot, seq: seq)
     }
 
     /// Takes back `insert(slot, seq:)`.
-    mutating func remove(_ slot: Key128, seq: UInt64) {
+    func remove(_ slot: Key128, seq: UInt64) {
         keyIndex.remove(slot, seq: seq)
     }
 
     var count: Int { keyIndex.count }
 
     /// See `SequenceIndex.prefetch`.
-    mutating func prefetch(_ slots: [Key128]) {
+    func prefetch(_ slots: [Key128]) {
         keyIndex.prefetch(slots)
     }
 

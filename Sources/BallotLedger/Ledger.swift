@@ -12,13 +12,16 @@ public struct Submission: Sendable {
     /// the original event; with different content (another election included) it is a `conflict`.
     public let idempotencyKey: String
     /// Where the key lives in the writer's index; hashed here, on whichever thread makes the
-    /// submission, so that the one writer thread does not.
+    /// submission, so that the one writer thread does not, with this process's seed
+    /// (`slotSeed`; a writer whose index kept another seed hashes it again).
     let idempotencySlot: Key128?
+    let slotSeed: UInt64
 
     public init(_ command: Command, by actor: Actor, idempotencyKey: String = "") {
         self.command = command
         self.actor = actor
         self.idempotencyKey = idempotencyKey
+        slotSeed = IdempotencySlot.seed
         idempotencySlot = idempotencyKey.isEmpty ? nil : IdempotencyScope(command).slot(idempotencyKey)
     }
 }
@@ -46,28 +49,64 @@ public enum Outcome: Sendable, Equatable {
     }
 }
 
+/// How much of a ledger an open checks, with the one engine an auditor runs (`Audit.verify`).
+public enum OpenCheck: String, Sendable, CaseIterable {
+    /// Every event, from the first, as `ballot-replay verify` does (in tables of its own, so
+    /// that a finding leaves the kept state as it was), then `tail`. A finding stops the open.
+    case full
+    /// The events after the kept state (all of them when there is none), and the newest signed
+    /// checkpoint: its signature, and its root against the stored tree. A finding stops the open.
+    case tail
+    /// The same replay as `tail`, its findings not stopping the open (the ledger is trusted).
+    case none
+}
+
 /// The event log: the one writer of a ledger directory.
 ///
-/// On open it replays every event (checking each against the rules) to rebuild the in-memory
-/// state: elections, the voter sets that refuse a second vote, the idempotency keys and the
-/// Merkle frontier. `submit` decides a batch of commands against that state and appends the
-/// accepted events, their Merkle nodes and the projections they change in one LMDB transaction,
-/// so the projections are never behind the log. If the transaction fails, what the batch changed
-/// in memory is taken back (no replay), so memory never runs ahead of the log either.
+/// What it knows beyond its records (elections, voters, idempotency keys, the Merkle frontier)
+/// is kept between starts in `<path>/state` (`KeptState`), so that an open replays, through the
+/// auditor's engine, only the events after it. `submit` decides a batch of commands against
+/// that state and appends the accepted events, their Merkle nodes and the projections they
+/// change in one LMDB transaction, so the projections are never behind the log. If the
+/// transaction fails, what the batch changed in memory is taken back (no replay), so memory
+/// never runs ahead of the log either.
 ///
 /// Not thread-safe: call `submit` from one thread. `reader` may be used from any thread.
 public final class Ledger {
     public struct Options: Sendable {
         public var environment: EnvironmentOptions
-        /// While replaying on open, re-decide every event through the rules (see
-        /// `LedgerState.check`) and rebuild the Merkle tree from the records, comparing every
-        /// stored node. Off, opening trusts the stored tree and the events (a faster start).
-        public var verifyOnOpen: Bool
+        /// What an open checks (`OpenCheck`).
+        public var check: OpenCheck
+        /// Whether to keep the state between starts (a read-only ledger never does).
+        public var keepState: Bool
+        /// How many events may pass between two snapshots of the kept state: the most an open
+        /// after a crash replays.
+        public var snapshotInterval: UInt64
+        /// Told, before the replay, why the kept state is being rebuilt (which at 100 million
+        /// events takes a while): the daemon logs it.
+        public var rebuilding: (@Sendable (String) -> Void)?
 
-        public init(environment: EnvironmentOptions = .init(), verifyOnOpen: Bool = true) {
+        public init(environment: EnvironmentOptions = .init(), check: OpenCheck = .tail, keepState: Bool = true,
+                    snapshotInterval: UInt64 = 100_000, rebuilding: (@Sendable (String) -> Void)? = nil) {
             self.environment = environment
-            self.verifyOnOpen = verifyOnOpen
+            self.check = check
+            self.keepState = keepState
+            self.snapshotInterval = snapshotInterval
+            self.rebuilding = rebuilding
         }
+    }
+
+    /// What the open did, for the daemon's log and `status`.
+    public struct Opening: Sendable {
+        /// The events the kept state covered (0 when there was none, or it was not used).
+        public var keptEvents: UInt64
+        /// Why the kept state was not used, when it was not (and the state was rebuilt).
+        public var rebuiltBecause: String?
+        /// The events replayed through the audit engine.
+        public var replayedEvents: UInt64
+        /// What the replay found; with `OpenCheck.none` an open goes on regardless.
+        public var findings: [AuditFinding]
+        public var check: OpenCheck
     }
 
     public let path: String
@@ -79,6 +118,15 @@ public final class Ledger {
     /// Signs checkpoints; without it `takeCheckpoint` is refused and none is taken on close.
     private let checkpointKey: CheckpointKey?
     private(set) var writer: WriterState
+    /// The files of the kept state; nil for a ledger that keeps none.
+    private let kept: KeptState?
+    /// The ledger's id (its meta 'ledger_id'), which the kept state names.
+    private let ledgerID: [UInt8]
+    /// The event the last snapshot covers.
+    private var snapshotAt: UInt64 = 0
+    public private(set) var opening: Opening
+    /// Why the last snapshot could not be written (the batch it followed was durable anyway).
+    public private(set) var lastSnapshotError: String?
 
     public init(path: String, options: Options = .init(), clock: any LedgerClock = SystemClock(),
                 checkpointKey: CheckpointKey? = nil) throws {
@@ -93,13 +141,22 @@ public final class Ledger {
             throw LedgerError.store(error)
         }
         reader = LedgerReader(env: env, dbs: dbs)
-        writer = WriterState()
-        try checkFormat()
-        try reload()
+        ledgerID = try Self.checkFormat(env, dbs, path: path)
+        let keeps = options.keepState && !env.options.readOnly
+        kept = keeps ? try KeptState(directory: "\(path)/state") : nil
+        (writer, opening) = try Self.open(reader, kept: kept, ledgerID: ledgerID, options: options)
+        snapshotAt = writer.state.lastSeq
+        // Written at once: a snapshot on disk that says "clean" must not outlive the first change.
+        try saveSnapshot(clean: false)
+        replays = 1
     }
 
-    /// Closes the environment. The ledger must not be used afterwards.
-    public func close() { env.close() }
+    /// Closes the environment, having written the kept state in full. The ledger must not be
+    /// used afterwards.
+    public func close() {
+        try? saveSnapshot(clean: true)
+        env.close()
+    }
 
     /// Every election as the log stands.
     public var state: LedgerState { writer.state }
@@ -129,6 +186,8 @@ public final class Ledger {
     /// store fails; `LedgerError.isLedgerFull` tells the `ledger_full` case.
     public func submit(_ batch: [Submission]) throws -> [Outcome] {
         let now = max(clock.now(), writer.lastTimestamp)
+        // Each submission adds at most one voter and one key (a checkpoint neither).
+        try writer.reserve(batch.count)
         do {
             // A map that fills mid-transaction is grown and the batch run again, from the state
             // before it.
@@ -138,6 +197,14 @@ public final class Ledger {
             }
             writer.endBatch()
             writer.lastTimestamp = now
+            if writer.state.lastSeq - snapshotAt >= options.snapshotInterval {
+                do {
+                    try saveSnapshot(clean: false)
+                    lastSnapshotError = nil
+                } catch {
+                    lastSnapshotError = "\(error)"
+                }
+            }
             return outcomes
         } catch {
             // Nothing of the batch was stored: take back what it changed in memory.
@@ -150,9 +217,11 @@ public final class Ledger {
     /// Throws the stored projections away and writes them again from a replay of every event.
     /// The result is byte-identical to what the incremental path wrote.
     public func rebuildProjections() throws {
-        try reload()
+        let report = try Audit.verify(reader)
+        if options.check != .none, let refusal = WriterState.refusal(report) { throw refusal }
+        replays += 1
         var everything = ProjectionChanges()
-        for election in state.elections {
+        for election in report.state.elections {
             everything.note(election.id)
             for start in election.seriesBuckets { everything.note(election.id, bucket: start) }
         }
@@ -160,7 +229,7 @@ public final class Ledger {
             try env.write("rebuilding the projections") { txn in
                 try txn.removeAll(in: dbs.projections)
                 try txn.removeAll(in: dbs.series)
-                try writer.writeProjections(everything, in: txn, dbs)
+                try WriterState.writeProjections(of: report.state, everything, in: txn, dbs)
             }
             writer.standingsWritten = [:]   // publishing is for what a submit changed
         } catch let error as StoreError {
@@ -170,31 +239,89 @@ public final class Ledger {
 
     // MARK: Opening
 
-    private func checkFormat() throws {
+    /// Checks the format version, and returns the ledger's id, making one for a ledger that
+    /// has none (a new one, or one written before ids).
+    private static func checkFormat(_ env: Environment, _ dbs: LedgerDatabases, path: String) throws -> [UInt8] {
         do {
-            let stored = try env.read { txn in try txn.value(forKey: Array("format".utf8), in: dbs.meta) }
-            if let stored {
-                guard stored == [RecordCodec.formatVersion] else {
-                    throw LedgerError.unsupportedFormat(found: stored.first ?? 0, supported: RecordCodec.formatVersion, at: "the ledger at \(path)")
-                }
-            } else if !env.options.readOnly {
-                try env.write("recording the format version") { txn in
-                    try txn.put(Array("format".utf8), [RecordCodec.formatVersion], in: dbs.meta)
-                }
+            let (stored, id) = try env.read { txn in
+                (try txn.value(forKey: Array("format".utf8), in: dbs.meta), try txn.value(forKey: Array("ledger_id".utf8), in: dbs.meta))
             }
+            if let stored, stored != [RecordCodec.formatVersion] {
+                throw LedgerError.unsupportedFormat(found: stored.first ?? 0, supported: RecordCodec.formatVersion, at: "the ledger at \(path)")
+            }
+            if let id, id.count == 16 { return id }
+            let fresh = (0..<16).map { _ in UInt8.random(in: 0...255) }
+            guard !env.options.readOnly else { return [UInt8](repeating: 0, count: 16) }
+            try env.write("recording the format version and the ledger's id") { txn in
+                if stored == nil { try txn.put(Array("format".utf8), [RecordCodec.formatVersion], in: dbs.meta) }
+                try txn.put(Array("ledger_id".utf8), fresh, in: dbs.meta)
+            }
+            return fresh
         } catch let error as StoreError {
             throw LedgerError.store(error)
         }
     }
 
-    /// Rebuilds the in-memory state from the stored events.
-    private func reload() throws {
-        writer = try WriterState.load(from: reader, verify: options.verifyOnOpen)
-        replays += 1
+    /// The writer's state: the kept state and the events after it through the audit engine, or
+    /// (with no usable kept state) every event into fresh tables; with `.full`, every event
+    /// checked first.
+    private static func open(_ reader: LedgerReader, kept: KeptState?, ledgerID: [UInt8],
+                             options: Options) throws -> (WriterState, Opening) {
+        let check = options.check
+        let events = try reader.size()
+        var start: AuditStart
+        var rebuilt: String?
+        var keptEvents: UInt64 = 0
+        if let kept {
+            do {
+                let (header, loaded) = try kept.load(
+                    ledgerID: ledgerID, events: events,
+                    storedRoot: { size in try reader.root(size: size).root },
+                    storedFrontier: { size in try reader.frontier(size: size) })
+                start = loaded
+                keptEvents = header.events
+            } catch let rejection as KeptState.Rejection {
+                rebuilt = rejection.reason
+                options.rebuilding?(rejection.reason)
+                start = try kept.fresh(events: events)
+            }
+        } else {
+            start = .empty(events: events)
+        }
+        // A full check of a ledger whose kept state is used: every event replayed apart, into
+        // tables of its own, so that a finding leaves the kept state as it was.
+        if check == .full, keptEvents > 0, let refusal = WriterState.refusal(try Audit.verify(reader)) { throw refusal }
+        let report = try Audit.verify(reader, from: start)
+        if check != .none, let refusal = WriterState.refusal(report) { throw refusal }
+        if check != .none, let last = report.state.lastCheckpoint, last.seq <= keptEvents {
+            try checkNewest(last, reader)
+        }
+        return (WriterState(report, keySeed: start.keySeed),
+                Opening(keptEvents: keptEvents, rebuiltBecause: rebuilt, replayedEvents: report.events - keptEvents,
+                        findings: report.findings, check: check))
+    }
+
+    /// The newest checkpoint, when the kept state covers it (a replay checks those after it):
+    /// its signature, and its root against the tree the ledger stores over its events.
+    private static func checkNewest(_ last: (seq: UInt64, checkpoint: Checkpoint), _ reader: LedgerReader) throws {
+        let checkpoint = last.checkpoint
+        guard checkpoint.hasValidSignature else {
+            throw LedgerError.corruptRecord(seq: last.seq, reason: "the newest checkpoint's signature does not verify under its key \(checkpoint.publicKey.hex)")
+        }
+        let stored = try reader.root(size: checkpoint.size).root
+        guard stored == checkpoint.root else {
+            throw LedgerError.corruptRecord(seq: last.seq, reason: "the newest checkpoint signs root \(checkpoint.root.hex) over \(checkpoint.size) events, but the ledger's stored tree gives \(stored.hex)")
+        }
+    }
+
+    /// Writes the kept state's snapshot (see `KeptState.save`).
+    private func saveSnapshot(clean: Bool) throws {
+        guard let kept else { return }
+        try kept.save(writer, ledgerID: ledgerID, clean: clean)
+        snapshotAt = writer.state.lastSeq
     }
 
     /// How many times the whole log was replayed: once at open, and once per
     /// `rebuildProjections` (tests check that a failed write adds none).
     private(set) var replays = 0
 }
-

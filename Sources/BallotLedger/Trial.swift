@@ -20,14 +20,14 @@ extension Ledger {
     /// nothing. An accepted command comes back as `.appended` with the sequence number it would
     /// get and an all-zero leaf hash; a key already in the ledger as `.repeated` or a `conflict`.
     public func trial(_ batch: [Submission], _ trial: inout Trial) throws -> [Outcome] {
-        var state = trial.state ?? self.state
+        var state = trial.state ?? self.state.forked()
         defer { trial.state = state }
         let now = max(clock.now(), writer.lastTimestamp)
         let zero = [UInt8](repeating: 0, count: 32).withUnsafeBytes { MerkleHash($0) }
         return try batch.map { submission -> Outcome in
             let key = submission.idempotencyKey
             var used: (slot: Key128, content: Key128)?
-            if let slot = submission.idempotencySlot {
+            if let slot = writer.idempotency.slot(of: submission) {
                 let content = IdempotencySlot.key(String(describing: submission.command))
                 if let original = try writer.idempotency.original(of: key, in: IdempotencyScope(submission.command), slot: slot,
                                                                   lastSeq: writer.state.lastSeq,

@@ -4,15 +4,15 @@ public import BallotCollections
 public import BallotFormat
 public import BallotAudit
 
-/// What the ledger's writer keeps in memory, all of it derived from the stored events: the
-/// elections (with the voter sets that refuse a second vote), the idempotency keys, the
-/// Merkle frontier and the last timestamp. One value, so that a batch is one exclusive access
-/// to it rather than several per event.
+/// What the ledger's writer knows beyond its records, all of it derived from the stored events:
+/// the elections, the voters who have voted, the idempotency keys, the Merkle frontier and the
+/// last timestamp. The two tables may be kept in files (`KeptState`); the rest is small. One
+/// value, so that a batch is one exclusive access to it rather than several per event.
 struct WriterState {
-    var state = LedgerState()
-    var frontier = MerkleFrontier()
-    var idempotency = IdempotencyIndex()
-    var lastTimestamp = Timestamp(microseconds: 0)
+    var state: LedgerState
+    var frontier: MerkleFrontier
+    var idempotency: IdempotencyIndex
+    var lastTimestamp: Timestamp
     /// The tally and ranking documents the last batch wrote, by election: what the daemon
     /// publishes once the batch commits, without reading them back.
     var standingsWritten: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
@@ -29,51 +29,32 @@ struct WriterState {
         var keys: [(slot: Key128, seq: UInt64)] = []
     }
 
-    /// The state of the stored events. With `verify`, through the audit (`Audit.verify`, the
-    /// one verifier): every event re-decided by the rules, the Merkle tree rebuilt from the
-    /// records and compared with every stored node, every checkpoint and stored projection
-    /// checked; the first finding is thrown. Without, a fold of the events (each applied and its
-    /// key indexed) that trusts them, with the frontier read from the stored peaks.
-    static func load(from reader: LedgerReader, verify: Bool) throws -> WriterState {
+    /// The state the audit ended in, from wherever it began (`AuditStart`): its elections and
+    /// voters, its Merkle frontier, its idempotency keys.
+    init(_ report: AuditReport, keySeed: UInt64) {
+        state = report.state
+        frontier = report.frontier
+        idempotency = IdempotencyIndex(report.idempotency, seed: keySeed)
+        lastTimestamp = report.lastTimestamp
+    }
+
+    /// The first finding of `report` as the error an open throws, naming the event.
+    static func refusal(_ report: AuditReport) -> LedgerError? {
+        guard let bad = report.firstBad else { return nil }
+        let more = report.findings.count > 1 ? " (and \(report.findings.count - 1) more findings; run ballot-replay verify)" : ""
+        return LedgerError.corruptRecord(seq: bad.events.lowerBound, reason: (bad.events.count == 1 ? bad.what : bad.description) + more)
+    }
+
+    /// Makes room in the voter table and the key index for a batch of `count` submissions
+    /// before it begins: growing a table kept in a file is the one step that can fail (its
+    /// disk is full), and it must not fail half way through a batch.
+    func reserve(_ count: Int) throws {
         do {
-            return verify ? try verified(reader) : try folded(reader)
-        } catch let error as StoreError {
-            throw LedgerError.store(error)
+            try state.reserveVoters(count)
+            try idempotency.keyIndex.reserve(count + 2)
+        } catch {
+            throw LedgerError.tables(error)
         }
-    }
-
-    private static func verified(_ reader: LedgerReader) throws -> WriterState {
-        let report = try Audit.verify(reader)
-        if let bad = report.firstBad {
-            let more = report.findings.count > 1 ? " (and \(report.findings.count - 1) more findings; run ballot-replay verify)" : ""
-            throw LedgerError.corruptRecord(seq: bad.events.lowerBound, reason: (bad.events.count == 1 ? bad.what : bad.description) + more)
-        }
-        var loaded = WriterState()
-        loaded.state = report.state
-        loaded.frontier = report.frontier
-        loaded.idempotency = IdempotencyIndex(report.idempotency)
-        loaded.lastTimestamp = report.lastTimestamp
-        return loaded
-    }
-
-    private static func folded(_ reader: LedgerReader) throws -> WriterState {
-        var loaded = WriterState()
-        try reader.forEachRecord { record, _, _ in
-            if record.timestamp < loaded.lastTimestamp {
-                throw LedgerError.corruptRecord(seq: record.seq, reason: "its timestamp \(record.timestamp) is earlier than the previous event's \(loaded.lastTimestamp)")
-            }
-            loaded.lastTimestamp = record.timestamp
-            loaded.state.apply(record)
-            if !record.idempotencyKey.isEmpty {
-                loaded.idempotency.insert(IdempotencyScope(record.event).slot(record.idempotencyKey), seq: record.seq)
-            }
-            return true
-        }
-        let size = loaded.state.lastSeq
-        loaded.frontier = try reader.env.read { txn in
-            try MerkleFrontier(size: size) { l, i in try LedgerReader.node(l, i, in: txn, reader.dbs) }
-        }
-        return loaded
     }
 
     // MARK: Appending
@@ -115,7 +96,7 @@ struct WriterState {
     /// Brings into cache the idempotency and voter slots these submissions will look up (see
     /// `Key128Map.prefetch`): an import's batch otherwise takes two cache misses per vote.
     /// Only a hint: votes for an election other than the first vote's are not prefetched.
-    private mutating func prefetch(_ run: ArraySlice<Submission>) {
+    private func prefetch(_ run: ArraySlice<Submission>) {
         guard run.count > 1 else { return }
         var slots: [Key128] = []
         var voters: [Key128] = []
@@ -123,7 +104,7 @@ struct WriterState {
         slots.reserveCapacity(run.count)
         voters.reserveCapacity(run.count)
         for submission in run {
-            if let slot = submission.idempotencySlot { slots.append(slot) }
+            if let slot = idempotency.slot(of: submission) { slots.append(slot) }
             guard case .castVote(let e, _, let voter, _, _) = submission.command else { continue }
             if election == nil { election = e }
             if e == election { voters.append(voter.prefix) }
@@ -147,7 +128,8 @@ struct WriterState {
             command = .recordCheckpoint(Checkpoint.make(reason, state: state, root: frontier.root, at: now, key: checkpointKey))
         }
         let key = submission.idempotencyKey
-        if let slot = submission.idempotencySlot {
+        let slot = idempotency.slot(of: submission)
+        if let slot {
             guard key.utf8.count <= RecordCodec.maxIdempotencyKeyBytes else {
                 return .refused(DomainError(.badRequest, "idempotency key is \(key.utf8.count) bytes; at most \(RecordCodec.maxIdempotencyKeyBytes)"))
             }
@@ -167,6 +149,9 @@ struct WriterState {
             return .refused(refusal)
         }
         let seq = state.lastSeq + 1
+        guard seq <= Limits.events else {
+            return .refused(DomainError(.ledgerFull, "the ledger holds \(Limits.events) events, the most one ledger can hold"))
+        }
         let record = RecordedEvent(seq: seq, timestamp: now, actor: submission.actor, idempotencyKey: key, event: event)
         writer.bytes.removeAll(keepingCapacity: true)
         RecordCodec.encode(record, into: &writer)
@@ -185,7 +170,7 @@ struct WriterState {
             }
         }
         state.apply(record, journal: &batch!.state)
-        if let slot = submission.idempotencySlot {
+        if let slot {
             idempotency.insert(slot, seq: seq)
             batch!.keys.append((slot, seq))
         }
@@ -221,25 +206,34 @@ struct WriterState {
     // MARK: Projections
 
     /// Writes the tally, jury table and ranking of each changed election, and each changed
-    /// votes-over-time bucket. (Every document carries the election's `last_seq`, so a vote
-    /// changes the jury table's bytes too.)
+    /// votes-over-time bucket, and keeps the tallies and rankings to publish.
     mutating func writeProjections(_ changed: ProjectionChanges, in txn: borrowing WriteTransaction, _ dbs: LedgerDatabases) throws {
+        standingsWritten.merge(try Self.writeProjections(of: state, changed, in: txn, dbs)) { $1 }
+    }
+
+    /// Writes the projections `changed` names, of `state`, and returns each election's tally
+    /// and ranking documents. (Every document carries the election's `last_seq`, so a vote
+    /// changes the jury table's bytes too.)
+    static func writeProjections(of state: LedgerState, _ changed: ProjectionChanges, in txn: borrowing WriteTransaction,
+                                 _ dbs: LedgerDatabases) throws -> [ElectionID: (tally: [UInt8], ranking: [UInt8])] {
+        var written: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
         for id in changed.elections {
             guard let election = state[id] else { continue }
             let tally = Tally(election).json.serialized(), ranking = Ranking(election).json.serialized()
             try put(tally, LedgerKeys.projection(id, .tally), dbs.projections, txn)
             try put(JuryTable(election).json.serialized(), LedgerKeys.projection(id, .jury), dbs.projections, txn)
             try put(ranking, LedgerKeys.projection(id, .ranking), dbs.projections, txn)
-            standingsWritten[id] = (tally, ranking)
+            written[id] = (tally, ranking)
         }
         for bucket in changed.buckets {
             guard let election = state[bucket.election] else { continue }
             try put(VotesOverTimeBucket(election, bucket: bucket.start).json.serialized(),
                     LedgerKeys.seriesBucket(bucket.election, bucket.start), dbs.series, txn)
         }
+        return written
     }
 
-    private func put(_ doc: [UInt8], _ key: [UInt8], _ db: Database, _ txn: borrowing WriteTransaction) throws {
+    private static func put(_ doc: [UInt8], _ key: [UInt8], _ db: Database, _ txn: borrowing WriteTransaction) throws {
         try txn.put(key, doc, in: db, "writing projection \(String(decoding: key.map { $0 == 0 ? 0x2F : $0 }, as: UTF8.self)) to \(db)")
     }
 }

@@ -28,7 +28,7 @@ import TestSupport
             let metrics = DaemonMetrics()
             let writer = GroupCommitWriter(ledger: ledger, maxBatch: 100, metrics: metrics)
             let operations = OperationHandler(writer: writer, reader: ledger.reader, hasher: Fixtures.hasher, clock: ManualClock(Fixtures.now),
-                                              metrics: metrics, verification: LedgerVerification(mode: .off, verifiedAtOpen: 0, metrics: metrics),
+                                              metrics: metrics, verification: LedgerVerification(mode: .off, opening: ledger.opening, size: ledger.size, metrics: metrics),
                                               renderMetrics: { [] })
             let service = RequestService(operations: operations, readPool: pool, maxLineBytes: 64, logger: Logger(label: "test"))
             let bulk = LineFrameDecoder.Bulk()

@@ -247,7 +247,7 @@ import Glibc
         try FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
         let mounted = Process()
         mounted.executableURL = URL(fileURLWithPath: "/bin/mount")
-        mounted.arguments = ["-t", "tmpfs", "-o", "size=8m", "tmpfs", mountPoint]
+        mounted.arguments = ["-t", "tmpfs", "-o", "size=24m", "tmpfs", mountPoint]
         try mounted.run()
         mounted.waitUntilExit()
         guard mounted.terminationStatus == 0 else {
@@ -267,9 +267,10 @@ import Glibc
         let file = dir.sub("votes.csv")
         #expect(try runTool("ballotctl", ["generate", "--election-file", Fixtures.electionFile("imdi-2022"), "--rows", "60000",
                                           "--duplicates", "0", "--malformed", "0", "--out", file]).status == 0)
-        // Most of the room goes to a filler file, so the ledger fills the rest mid-import.
+        // Most of the room goes to a filler file, so the ledger (with its kept tables, a few
+        // MB at 60,000 votes) fills the rest mid-import.
         let filler = "\(mountPoint)/filler"
-        try Data(count: 4 << 20).write(to: URL(fileURLWithPath: filler))
+        try Data(count: 18 << 20).write(to: URL(fileURLWithPath: filler))
 
         let full = try runTool("ballotctl", ["import", file], environment: env)
         #expect(full.status != 0)
@@ -281,7 +282,8 @@ import Glibc
         let metrics = try #require(try c.call(["op": "metrics"]).result?["text"] as? String)
         let samples = MetricsEndpointTests.samples(metrics)
         #expect((samples[#"ballotd_refusals_total{code="storage_full"}"#] ?? 0) >= 1, "\(metrics)")
-        #expect((samples["ballotd_failed_commits_total"] ?? 0) >= 1)
+        // (The disk fills either at a commit, ballotd_failed_commits_total, or as the kept
+        // tables grow before a batch; both are storage_full, and nothing of the batch is written.)
 
         // Room again: the same import finishes, every row in once.
         try FileManager.default.removeItem(atPath: filler)

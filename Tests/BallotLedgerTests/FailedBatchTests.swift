@@ -99,7 +99,7 @@ import BallotStore
     func expectMemoryIsWhatIsStored(_ ledger: Ledger, sourceLocation: SourceLocation = #_sourceLocation) throws {
         #expect(ledger.replays == 1, "the log was replayed after a failure", sourceLocation: sourceLocation)
         let memory = ledger.writer
-        let stored = try WriterState.load(from: ledger.reader, verify: true)
+        let stored = WriterState(try Audit.verify(ledger.reader), keySeed: IdempotencySlot.seed)
         #expect(memory.state.lastSeq == stored.state.lastSeq, sourceLocation: sourceLocation)
         #expect(memory.state.lastCheckpoint?.seq == stored.state.lastCheckpoint?.seq, sourceLocation: sourceLocation)
         #expect(memory.frontier.size == stored.frontier.size && memory.frontier.root == stored.frontier.root, sourceLocation: sourceLocation)
@@ -116,7 +116,8 @@ import BallotStore
         }
         // Each stored vote's voter has voted, in memory too; and each key is found again.
         try ledger.reader.forEachRecord { record, _, _ in
-            if case .voteCast(let vote) = record.event, memory.state[vote.election]?.hasVoted(vote.voter) != true {
+            if case .voteCast(let vote) = record.event,
+               !memory.state.hasVoted(vote.voter, in: vote.election, lookupVote: { seq in if case .voteCast(let v)? = try ledger.reader.record(seq)?.event { return v }; return nil }) {
                 Issue.record("memory has lost the voter of event \(record.seq)", sourceLocation: sourceLocation)
                 return false
             }

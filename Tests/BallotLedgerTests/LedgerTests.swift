@@ -322,7 +322,7 @@ import BallotStore
         guard case .corruptRecord(_, let reason)? = error else { Issue.record("expected corruptRecord"); return }
         #expect(reason.contains("do not hash to their stored Merkle node"))
         // Opening without verification trusts the stored tree (the faster start it offers).
-        #expect(throws: Never.self) { try Ledger(path: dir.sub("ledger"), options: Ledger.Options(environment: EnvironmentOptions(mapSize: 16 << 20), verifyOnOpen: false), clock: ManualClock(Fixtures.now)) }
+        #expect(throws: Never.self) { try Ledger(path: dir.sub("ledger"), options: Ledger.Options(environment: EnvironmentOptions(mapSize: 16 << 20), check: .none), clock: ManualClock(Fixtures.now)) }
     }
 
     @Test func aMissingMerkleNodeIsFoundOnOpen() throws {

@@ -43,7 +43,7 @@ import BallotStore
         let expected = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(fixture)/expected.json"))) as? [String: Any])
         let key = try #require(Digest32(hex: expected["checkpoint_public_key"] as? String ?? ""))
 
-        let reader = try Ledger(path: dir.path, options: Ledger.Options(environment: EnvironmentOptions(readOnly: true), verifyOnOpen: false))
+        let reader = try Ledger(path: dir.path, options: Ledger.Options(environment: EnvironmentOptions(readOnly: true), check: .none))
         let report = try Audit.verify(reader.reader, pinnedKey: key)
         #expect(report.findings.isEmpty, "\(report.findings)")
         #expect(report.exitCode == 0)

@@ -53,9 +53,12 @@ public enum Fixtures {
 
     public static func voter(_ n: Int) -> VoterKey { hasher.key(for: "voter-\(n)@example.no") }
 
-    /// Options for a ledger in a temp directory: a small map, and no fsync unless asked.
-    public static func options(mapSize: Int = 16 << 20, maxMapSize: Int = 1 << 34, durable: Bool = false) -> Ledger.Options {
-        Ledger.Options(environment: EnvironmentOptions(mapSize: mapSize, maxMapSize: maxMapSize, durable: durable))
+    /// Options for a ledger in a temp directory: a small map, and no fsync unless asked; every
+    /// open checks every event (so that a tampering test's reopen meets its damage) unless a test
+    /// of the kept state asks for the daemon's default, `.tail`.
+    public static func options(mapSize: Int = 16 << 20, maxMapSize: Int = 1 << 34, durable: Bool = false,
+                               check: OpenCheck = .full) -> Ledger.Options {
+        Ledger.Options(environment: EnvironmentOptions(mapSize: mapSize, maxMapSize: maxMapSize, durable: durable), check: check)
     }
 
     /// The fixture ledgers' clock: inside the voting window, after every generated vote's cast_at.

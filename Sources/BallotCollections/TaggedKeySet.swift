@@ -1,0 +1,227 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A set of keys that are already uniformly random (HMAC or SHA-256 output), each with a tag of
+/// 32 bits that says where it came from: the voters who have voted, tagged with the sequence
+/// number of their vote. A key is its first 96 bits (`a` and the top half of `b`); a slot is
+/// 16 bytes, the key and its tag, so that a lookup reads one cache line. Open addressing with
+/// linear probing, at most half full, doubling in place.
+///
+/// Why not `Set`: the first word of a key is already a hash, so SipHash is wasted work; and
+/// these tables are far larger than the caches, so every lookup misses. The slots are read
+/// through a plain pointer, with no reference counting on the lookup path.
+///
+/// A class, not a value: a table of millions is one table, in memory or in a file
+/// (`init(file:slots:count:)`), changed in place and never copied. Growth is explicit
+/// (`reserve`): a file's can fail, when its disk is full. See docs/performance.md.
+public final class TaggedKeySet: @unchecked Sendable {
+    @usableFromInline @exclusivity(unchecked) var storage: TableWords
+    /// `storage.words`: pairs of words, slot i at 2i and 2i+1; (0, 0) marks an empty slot
+    /// (no tag is 0, so no slot in use is).
+    @usableFromInline @exclusivity(unchecked) var slots: UnsafeMutablePointer<UInt64>
+    @usableFromInline @exclusivity(unchecked) var mask: Int
+    @usableFromInline @exclusivity(unchecked) var stored = 0
+    /// What `prefetch` read, kept so that its loads cannot be optimised away.
+    @usableFromInline @exclusivity(unchecked) var prefetched: UInt64 = 0
+
+    /// The number of keys.
+    @inlinable public var count: Int { stored }
+    /// The number of slots (a power of two): what a file of the table holds, 16 bytes each.
+    public var slotCount: Int { mask + 1 }
+    public var isFileBacked: Bool { storage.isFileBacked }
+    /// The fewest slots a table in a file has: one page.
+    public static var minimumFileSlots: Int { TableBlock.pageBytes / 16 }
+
+    /// An empty table in memory with room for `capacity` keys.
+    public init(capacity: Int = 1024) {
+        let size = Self.slotCount(for: capacity)
+        storage = TableWords(words: 2 * size)
+        slots = storage.words
+        mask = size - 1
+    }
+
+    /// The table kept in `file`, `slots` slots holding `count` keys; a new or shorter file is
+    /// extended with empty slots.
+    public init(file: TableFile, slots size: Int, count: Int) throws(TableError) {
+        guard size >= Self.minimumFileSlots && size & (size - 1) == 0 else {
+            throw TableError(call: "mapping", what: "of \(file.path): a table's slots are a power of two of at least \(Self.minimumFileSlots), not \(size)", errno: EINVAL)
+        }
+        storage = try TableWords(words: 2 * size, file: file)
+        slots = storage.words
+        mask = size - 1
+        stored = count
+    }
+
+    deinit { storage.release() }
+
+    static func slotCount(for capacity: Int) -> Int {
+        var size = 16
+        while size < capacity * 2 { size <<= 1 }
+        return size
+    }
+
+    @inlinable
+    static func matches(_ a: UInt64, _ b: UInt64, _ key: Key128) -> Bool { a == key.a && (b ^ key.b) >> 32 == 0 }
+
+    /// The slot holding `key`, or the empty slot where it would go.
+    @inlinable
+    func find(_ key: Key128) -> Int {
+        let slots = slots, mask = mask
+        var i = Int(truncatingIfNeeded: key.a) & mask
+        while true {
+            let a = slots[2 * i], b = slots[2 * i + 1]
+            if Self.matches(a, b, key) || (a == 0 && b == 0) { return i }
+            i = (i + 1) & mask
+        }
+    }
+
+    @inlinable
+    func isEmpty(_ i: Int) -> Bool { slots[2 * i] == 0 && slots[2 * i + 1] == 0 }
+
+    @inlinable
+    func tag(atSlot i: Int) -> UInt32 { UInt32(truncatingIfNeeded: slots[2 * i + 1]) }
+
+    @inlinable
+    func store(_ key: Key128, tag: UInt32, at i: Int) {
+        slots[2 * i] = key.a
+        slots[2 * i + 1] = (key.b & 0xFFFF_FFFF_0000_0000) | UInt64(tag)
+    }
+
+    /// The tag of `key`, nil if it is not there.
+    @inlinable
+    public func tag(of key: Key128) -> UInt32? {
+        let i = find(key)
+        return isEmpty(i) ? nil : tag(atSlot: i)
+    }
+
+    @inlinable
+    public func contains(_ key: Key128) -> Bool { tag(of: key) != nil }
+
+    /// Adds `key` with `tag` (not 0) and returns nil; if it is already there, changes nothing
+    /// and returns its tag. Grows the table if it must (see `reserve`).
+    @inlinable @discardableResult
+    public func insert(_ key: Key128, tag: UInt32) -> UInt32? {
+        precondition(tag != 0, "a tag of 0 would read as an empty slot")
+        makeRoom(for: 1)
+        let i = find(key)
+        if !isEmpty(i) { return self.tag(atSlot: i) }
+        store(key, tag: tag, at: i)
+        stored += 1
+        return nil
+    }
+
+    /// Gives `key`, which must be there, the tag `tag`.
+    @inlinable
+    public func retag(_ key: Key128, tag: UInt32) {
+        precondition(tag != 0, "a tag of 0 would read as an empty slot")
+        let i = find(key)
+        precondition(!isEmpty(i), "retagging a key that is not there")
+        store(key, tag: tag, at: i)
+    }
+
+    /// Adds each of `keys`, in order, with its tag `tags(n)`, and tells `visit(n, previous)`
+    /// of each: `previous` is nil for a key that was not there (it now is), else the tag it has,
+    /// and `visit` then says whether this one takes its place (its tag becomes `tags(n)`). The
+    /// table is grown for all of them first and their slots read first (see `prefetch`), so
+    /// that the loop that adds them does no more than probe and store. `visit` runs inside the
+    /// access to this table: it must not touch it.
+    @inlinable
+    public func insert(_ keys: some Collection<Key128>, tags: (Int) -> UInt32, visit: (Int, UInt32?) -> Bool) {
+        makeRoom(for: keys.count)
+        prefetch(keys)
+        for (n, key) in keys.enumerated() {
+            let i = find(key)
+            if isEmpty(i) {
+                store(key, tag: tags(n), at: i)
+                stored += 1
+                _ = visit(n, nil)
+            } else if visit(n, tag(atSlot: i)) {
+                store(key, tag: tags(n), at: i)
+            }
+        }
+    }
+
+    /// Removes `key`; returns false if it was not there. (How a batch whose transaction failed
+    /// takes back the voters it added: see `removeShiftingBack`.)
+    @discardableResult
+    public func remove(_ key: Key128) -> Bool {
+        let slot = find(key)
+        guard !isEmpty(slot) else { return false }
+        let slots = slots, mask = mask
+        BallotCollections.removeShiftingBack(
+            slot: slot, slots: mask + 1, isEmpty: { slots[2 * $0] == 0 && slots[2 * $0 + 1] == 0 },
+            home: { Int(truncatingIfNeeded: slots[2 * $0]) & mask },
+            move: { i, j in
+                slots[2 * j] = slots[2 * i]
+                slots[2 * j + 1] = slots[2 * i + 1]
+                slots[2 * i] = 0
+                slots[2 * i + 1] = 0
+            },
+            clear: { i in
+                slots[2 * i] = 0
+                slots[2 * i + 1] = 0
+            })
+        stored -= 1
+        return true
+    }
+
+    /// Makes room for `extra` more keys, doubling in place as often as needed: the one step
+    /// that can fail, for a table in a file whose disk is full. A caller that must not fail half
+    /// way (a batch of votes) reserves before it begins.
+    public func reserve(_ extra: Int) throws(TableError) {
+        while (stored + extra) * 2 > mask + 1 {
+            try storage.grow(toWords: 4 * (mask + 1))
+            rehashAfterDoubling()
+        }
+    }
+
+    /// `reserve` for an insert: a table in memory cannot fail to grow; one in a file should have
+    /// been reserved for, and stops the process if its disk cannot give the room.
+    @usableFromInline
+    func makeRoom(for extra: Int) {
+        guard (stored + extra) * 2 > mask + 1 else { return }
+        do {
+            try reserve(extra)
+        } catch {
+            fatalError("a table could not grow, and nothing reserved room first: \(error)")
+        }
+    }
+
+    /// Reads the first slot each key would probe, so that lookups of those keys soon after find
+    /// it in cache. These loads do not depend on one another, so the processor overlaps their
+    /// cache misses instead of taking them one at a time as lookups in turn would; on a table
+    /// far larger than the caches a batch of lookups runs several times faster after this.
+    @inlinable
+    public func prefetch(_ batch: some Sequence<Key128>) {
+        let slots = slots, mask = mask
+        var fold: UInt64 = 0
+        for key in batch { fold ^= slots[2 * (Int(truncatingIfNeeded: key.a) & mask)] }
+        prefetched = fold
+    }
+
+    /// Writes a file-backed table's changed pages to disk and waits for them.
+    public func sync() throws(TableError) { try storage.sync() }
+
+    /// Puts every entry where it belongs now that the storage has doubled in place, so that no
+    /// second table is ever held beside the first (see `rehashAfterDoubling(oldSlots:...)`).
+    private func rehashAfterDoubling() {
+        let oldSlots = mask + 1
+        slots = storage.words
+        mask = oldSlots * 2 - 1
+        let slots = slots, mask = mask
+        BallotCollections.rehashAfterDoubling(
+            oldSlots: oldSlots, isEmpty: { slots[2 * $0] == 0 && slots[2 * $0 + 1] == 0 },
+            home: { Int(truncatingIfNeeded: slots[2 * $0]) & mask },
+            move: { i, j in
+                slots[2 * j] = slots[2 * i]
+                slots[2 * j + 1] = slots[2 * i + 1]
+                slots[2 * i] = 0
+                slots[2 * i + 1] = 0
+            },
+            swap: { i, j in
+                (slots[2 * j], slots[2 * i]) = (slots[2 * i], slots[2 * j])
+                (slots[2 * j + 1], slots[2 * i + 1]) = (slots[2 * i + 1], slots[2 * j + 1])
+            })
+    }
+}

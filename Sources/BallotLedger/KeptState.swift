@@ -1,0 +1,220 @@
+public import BallotDomain
+public import BallotCollections
+public import BallotFormat
+public import BallotAudit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The state a writer keeps between starts, so that opening a ledger of 100 million events
+/// replays only the events after it (docs/architecture.md, "What is kept between starts"):
+///
+/// - `voters.table` and `keys.table`: the voter table and the idempotency index, their slots
+///   as they are in memory, mapped shared and changed in place by every batch;
+/// - `snapshot`: what they and the election states cover (the ledger's id, an event, the
+///   Merkle root there), the election states, and a digest (`KeptStateCodec`), written after
+///   every `interval` events and at a clean close.
+///
+/// The tables may run ahead of the snapshot, and may hold keys of a batch that never committed
+/// (the process died between the two): the tags in them make both harmless
+/// (`VoterRegister`, `SequenceIndex`). What they cannot survive is losing pages, which only a
+/// crash of the machine does: a snapshot not written at a clean close names the boot it was
+/// written in, and after another boot the state is rebuilt.
+final class KeptState {
+    let directory: String
+    private let voterFile: TableFile
+    private let keyFile: TableFile
+
+    /// Why a kept state was not used, as the open logs it.
+    struct Rejection: Error, CustomStringConvertible {
+        let reason: String
+        var description: String { reason }
+    }
+
+    /// Opens (making them if need be) the files in `directory`.
+    init(directory: String) throws {
+        self.directory = directory
+        if mkdir(directory, 0o700) != 0 && errno != EEXIST {
+            throw LedgerError.tables(TableError(call: "mkdir", what: "of \(directory)", errno: errno))
+        }
+        voterFile = try Self.open("\(directory)/voters.table")
+        do {
+            keyFile = try Self.open("\(directory)/keys.table")
+        } catch {
+            close(voterFile.descriptor)
+            throw error
+        }
+    }
+
+    deinit {
+        close(voterFile.descriptor)
+        close(keyFile.descriptor)
+    }
+
+    private static func open(_ path: String) throws -> TableFile {
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LedgerError.tables(TableError(call: "open", what: "of \(path)", errno: errno)) }
+        return TableFile(descriptor: fd, path: path)
+    }
+
+    var snapshotPath: String { "\(directory)/snapshot" }
+
+    /// The kernel's id of this boot: pages of a shared mapping survive the death of the process,
+    /// not of the machine.
+    static let bootID: String = {
+        guard let f = fopen("/proc/sys/kernel/random/boot_id", "r") else { return "unknown" }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 64)
+        guard fgets(&line, 64, f) != nil else { return "unknown" }
+        return String(decoding: line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
+
+    // MARK: Loading
+
+    /// The state kept for the ledger `id`, whose stored tree `root(size)` gives the root over its
+    /// first events and which holds `events` events; or why it cannot be used.
+    func load(ledgerID: [UInt8], events: UInt64, storedRoot: (UInt64) throws -> MerkleHash,
+              storedFrontier: (UInt64) throws -> MerkleFrontier) throws(Rejection) -> (KeptStateCodec.Header, AuditStart) {
+        guard let bytes = readFile(snapshotPath) else { throw Rejection(reason: "there is no kept state (\(snapshotPath))") }
+        let header: KeptStateCodec.Header, image: LedgerState.Image
+        do {
+            (header, image) = try KeptStateCodec.decode(bytes)
+        } catch {
+            throw Rejection(reason: "the kept state is corrupt: \(error)")
+        }
+        guard header.ledgerID == ledgerID else {
+            throw Rejection(reason: "the kept state belongs to another ledger (id \(hex(header.ledgerID)); this ledger's is \(hex(ledgerID)))")
+        }
+        guard header.events <= events else {
+            throw Rejection(reason: "the kept state is stale: it covers \(header.events) events, but the ledger holds \(events) (was the ledger put back from an older copy?)")
+        }
+        let root: MerkleHash
+        do {
+            root = try storedRoot(header.events)
+        } catch {
+            throw Rejection(reason: "the ledger's tree over the kept state's \(header.events) events cannot be read: \(error)")
+        }
+        guard root == header.root else {
+            throw Rejection(reason: "the kept state is stale or from another ledger: its root over \(header.events) events is \(header.root.hex), the ledger's is \(root.hex)")
+        }
+        guard header.synced || header.bootID == Self.bootID else {
+            throw Rejection(reason: "the machine restarted since the kept tables were last written in full (boot \(header.bootID), now \(Self.bootID))")
+        }
+        guard header.events == image.lastSeq else {
+            throw Rejection(reason: "the kept state is corrupt: it says it covers \(header.events) events but its elections stand at event \(image.lastSeq)")
+        }
+        for (file, slots, width) in [(voterFile, header.voterSlots, 16), (keyFile, header.keySlots, 8)] {
+            var st = stat()
+            guard fstat(file.descriptor, &st) == 0, Int(st.st_size) == slots * width else {
+                throw Rejection(reason: "the kept state is corrupt: \(file.path) is \(st.st_size) bytes, not the \(slots * width) of its \(slots) slots")
+            }
+        }
+        do {
+            let voters = try TaggedKeySet(file: voterFile, slots: header.voterSlots, count: header.voters)
+            let keys = try SequenceIndex(file: keyFile, slots: header.keySlots, count: header.keys)
+            let state = try LedgerState(image: image, voters: voters)
+            let frontier = try storedFrontier(header.events)
+            return (header, AuditStart(state: state, frontier: frontier, lastTimestamp: header.lastTimestamp, keyIndex: keys,
+                                       keySeed: header.keySeed))
+        } catch {
+            throw Rejection(reason: "the kept state cannot be loaded: \(error)")
+        }
+    }
+
+    /// An empty state whose tables are these files, emptied, with room for `events`: what a
+    /// rebuild replays every event into.
+    func fresh(events: UInt64) throws -> AuditStart {
+        unlink(snapshotPath)
+        let capacity = Int(clamping: min(events, 1 << 30))
+        do {
+            for file in [voterFile, keyFile] where ftruncate(file.descriptor, 0) != 0 {
+                throw TableError(call: "ftruncate", what: "of \(file.path)", errno: errno)
+            }
+            let voters = try TaggedKeySet(file: voterFile, slots: TaggedKeySet.minimumFileSlots, count: 0)
+            let keys = try SequenceIndex(file: keyFile, slots: SequenceIndex.minimumFileSlots, count: 0)
+            try voters.reserve(capacity)
+            try keys.reserve(capacity)
+            return AuditStart(state: LedgerState(voters: voters), frontier: MerkleFrontier(), lastTimestamp: Timestamp(microseconds: 0),
+                              keyIndex: keys, keySeed: IdempotencySlot.seed)
+        } catch let error as TableError {
+            throw LedgerError.tables(error)
+        }
+    }
+
+    // MARK: Saving
+
+    /// Writes the snapshot of `writer`. With `clean`, the tables are first written to disk in
+    /// full (so the state survives a crash of the machine until the next change), and the
+    /// snapshot is made durable. Otherwise it is only renamed into place: it is for the death of
+    /// the process, which the page cache survives.
+    func save(_ writer: WriterState, ledgerID: [UInt8], clean: Bool) throws {
+        let voters = writer.state.voters.keys, keys = writer.idempotency.keyIndex
+        if clean {
+            do {
+                try voters.sync()
+                try keys.sync()
+            } catch {
+                throw LedgerError.tables(error)
+            }
+        }
+        let header = KeptStateCodec.Header(
+            ledgerID: ledgerID, events: writer.state.lastSeq, root: writer.frontier.root, lastTimestamp: writer.lastTimestamp,
+            keySeed: writer.idempotency.seed, voterSlots: voters.slotCount, voters: voters.count, keySlots: keys.slotCount,
+            keys: keys.count, synced: clean, bootID: Self.bootID)
+        let bytes = KeptStateCodec.encode(header, writer.state.image)
+        try writeFile(snapshotPath, bytes, durable: clean)
+    }
+
+    // MARK: Files
+
+    private func readFile(_ path: String) -> [UInt8]? {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { return nil }
+            if n == 0 { return bytes }
+            bytes += chunk[..<n]
+        }
+    }
+
+    /// Writes `bytes` beside `path` and renames it into place, so that a reader sees the old
+    /// file or the new, never half of one; `durable` adds the fsyncs that make it survive a
+    /// crash of the machine.
+    private func writeFile(_ path: String, _ bytes: [UInt8], durable: Bool) throws {
+        let temporary = path + ".new"
+        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LedgerError.tables(TableError(call: "open", what: "of \(temporary)", errno: errno)) }
+        var failure: TableError?
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else {
+                failure = TableError(call: "write", what: "of \(temporary)", errno: errno)
+                break
+            }
+            written += n
+        }
+        if failure == nil, durable, fsync(fd) != 0 { failure = TableError(call: "fsync", what: "of \(temporary)", errno: errno) }
+        close(fd)
+        if failure == nil, rename(temporary, path) != 0 { failure = TableError(call: "rename", what: "of \(temporary)", errno: errno) }
+        if let failure {
+            unlink(temporary)
+            throw LedgerError.tables(failure)
+        }
+        if durable {
+            let dir = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dir >= 0 {
+                _ = fsync(dir)
+                close(dir)
+            }
+        }
+    }
+
+    private func hex(_ bytes: [UInt8]) -> String { bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined() }
+}
