@@ -23,7 +23,11 @@ public final class SequenceIndex: @unchecked Sendable {
     @usableFromInline @exclusivity(unchecked) var slots: UnsafeMutablePointer<UInt64>
     /// 32 minus the number of bits of a slot index: a tag shifted right by this is its home.
     @usableFromInline @exclusivity(unchecked) var homeShift: Int
-    @usableFromInline @exclusivity(unchecked) var stored = 0
+    /// The count of entries, where `storage` keeps it (a file's header, for a table in a file).
+    @usableFromInline var stored: Int {
+        get { storage.count.pointee }
+        set { storage.count.pointee = newValue }
+    }
     /// What `prefetch` read, kept so that its loads cannot be optimised away.
     @usableFromInline @exclusivity(unchecked) var prefetched: UInt64 = 0
 
@@ -43,17 +47,19 @@ public final class SequenceIndex: @unchecked Sendable {
         homeShift = 32 - bits
     }
 
-    /// The index kept in `file`, `slots` slots holding `count` entries; a new or shorter file
-    /// is extended with empty slots.
-    public init(file: TableFile, slots size: Int, count: Int) throws(TableError) {
+    /// The index kept in `file`, of `slots` slots (its count is in the file); an empty file
+    /// becomes an empty index.
+    public init(file: TableFile, slots size: Int) throws(TableError) {
         guard size >= Self.minimumFileSlots && size & (size - 1) == 0 && size <= 1 << 31 else {
             throw TableError(call: "mapping", what: "of \(file.path): an index's slots are a power of two of at least \(Self.minimumFileSlots), not \(size)", errno: EINVAL)
         }
-        storage = try TableWords(words: size, file: file)
+        storage = try TableWords(words: size, slotBytes: 8, file: file)
         slots = storage.words
         homeShift = 32 - size.trailingZeroBitCount
-        stored = count
     }
+
+    /// The bytes a file of an index of `slots` slots takes.
+    public static func fileBytes(slots: Int) -> Int { TableWords.fileBytes(words: slots) }
 
     deinit { storage.release() }
 
@@ -79,8 +85,8 @@ public final class SequenceIndex: @unchecked Sendable {
     @inlinable
     public func insert(_ key: Key128, seq: UInt64) {
         makeRoom(for: 1)
+        stored += 1   // first, so that a death in between leaves the count high, never low
         place(Self.tag(key) << 32 | (seq & 0xFFFF_FFFF))
-        stored += 1
     }
 
     /// Removes the record that event `seq` holds `key`; returns false if there is none. (How a
@@ -147,8 +153,8 @@ public final class SequenceIndex: @unchecked Sendable {
             if let earlier {
                 held.append((n, earlier))
             } else if !present {
-                slots[i] = entry
                 stored += 1
+                slots[i] = entry
             }
         }
         return held

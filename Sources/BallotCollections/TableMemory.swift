@@ -157,33 +157,71 @@ struct TableBlock {
     }
 }
 
-/// The slots of an open-addressing table, as 64-bit words (one or two a slot), kept as one
-/// pointer to words, all zero when empty, in a `TableBlock` that doubles in place. Shared by
+/// The slots of an open-addressing table, as 64-bit words (one or two a slot), all zero when
+/// empty, in a `TableBlock` that doubles in place; and the table's count of entries. Shared by
 /// `TaggedKeySet` and `SequenceIndex`.
+///
+/// In a file, the first page is a header (docs/ledger-format.md, "Kept state"): "BLTABLE1",
+/// the bytes of a slot (u64), the count of entries (u64, native order), then the slots. The
+/// count lives there, in the shared mapping, so that it is exact after the death of the process
+/// (a table raises it before it fills a slot, so at worst it is one too high).
 @usableFromInline
 struct TableWords {
     private(set) var block: TableBlock
     @usableFromInline private(set) var words: UnsafeMutablePointer<UInt64>
+    /// The count of entries: in the file's header, or in memory of its own.
+    @usableFromInline let count: UnsafeMutablePointer<Int>
+    /// Where the slots begin in the block: 0 in memory, one page in a file.
+    private let offset: Int
 
-    init(words count: Int) {
-        block = TableBlock(zeroedBytes: count * 8)
-        words = block.base.bindMemory(to: UInt64.self, capacity: count)
+    static let magic = Array("BLTABLE1".utf8)
+
+    init(words n: Int) {
+        block = TableBlock(zeroedBytes: n * 8)
+        words = block.base.bindMemory(to: UInt64.self, capacity: n)
+        count = .allocate(capacity: 1)
+        count.initialize(to: 0)
+        offset = 0
     }
 
-    init(words count: Int, file: TableFile) throws(TableError) {
-        block = try TableBlock(file: file, bytes: count * 8)
-        words = block.base.bindMemory(to: UInt64.self, capacity: count)
+    /// The table in `file`: `n` words of slots of `slotBytes` each after the header, made if the
+    /// file is empty; a file with another header is refused.
+    init(words n: Int, slotBytes: Int, file: TableFile) throws(TableError) {
+        var st = stat()
+        guard fstat(file.descriptor, &st) == 0 else { throw TableError(call: "fstat", what: "of \(file.path)", errno: errno) }
+        let fresh = st.st_size == 0
+        offset = TableBlock.pageBytes
+        block = try TableBlock(file: file, bytes: offset + n * 8)
+        let header = block.base
+        if fresh {
+            Self.magic.withUnsafeBytes { header.copyMemory(from: $0.baseAddress!, byteCount: 8) }
+            header.storeBytes(of: UInt64(slotBytes), toByteOffset: 8, as: UInt64.self)
+            header.storeBytes(of: 0, toByteOffset: 16, as: Int.self)
+        } else if !Self.magic.withUnsafeBytes({ memcmp(header, $0.baseAddress!, 8) == 0 })
+                    || header.load(fromByteOffset: 8, as: UInt64.self) != UInt64(slotBytes) {
+            block.release()
+            throw TableError(call: "mapping", what: "of \(file.path): it is not a table of \(slotBytes)-byte slots", errno: EINVAL)
+        }
+        words = (block.base + offset).bindMemory(to: UInt64.self, capacity: n)
+        count = (block.base + 16).bindMemory(to: Int.self, capacity: 1)
     }
+
+    /// The bytes a file of `n` words of slots takes.
+    static func fileBytes(words n: Int) -> Int { TableBlock.pageBytes + n * 8 }
 
     var isFileBacked: Bool { block.isFileBacked }
 
-    mutating func grow(toWords count: Int) throws(TableError) {
-        try block.grow(to: count * 8)
-        words = block.base.bindMemory(to: UInt64.self, capacity: count)
+    mutating func grow(toWords n: Int) throws(TableError) {
+        try block.grow(to: offset + n * 8)
+        words = (block.base + offset).bindMemory(to: UInt64.self, capacity: n)
     }
 
     func sync() throws(TableError) { try block.sync() }
-    func release() { block.release() }
+
+    func release() {
+        if !block.isFileBacked { count.deallocate() }
+        block.release()
+    }
 }
 
 /// Puts every entry of an open-addressing table with linear probing where it belongs after the

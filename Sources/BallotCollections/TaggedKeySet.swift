@@ -21,7 +21,11 @@ public final class TaggedKeySet: @unchecked Sendable {
     /// (no tag is 0, so no slot in use is).
     @usableFromInline @exclusivity(unchecked) var slots: UnsafeMutablePointer<UInt64>
     @usableFromInline @exclusivity(unchecked) var mask: Int
-    @usableFromInline @exclusivity(unchecked) var stored = 0
+    /// The count of entries, where `storage` keeps it (a file's header, for a table in a file).
+    @usableFromInline var stored: Int {
+        get { storage.count.pointee }
+        set { storage.count.pointee = newValue }
+    }
     /// What `prefetch` read, kept so that its loads cannot be optimised away.
     @usableFromInline @exclusivity(unchecked) var prefetched: UInt64 = 0
 
@@ -41,17 +45,19 @@ public final class TaggedKeySet: @unchecked Sendable {
         mask = size - 1
     }
 
-    /// The table kept in `file`, `slots` slots holding `count` keys; a new or shorter file is
-    /// extended with empty slots.
-    public init(file: TableFile, slots size: Int, count: Int) throws(TableError) {
+    /// The table kept in `file`, of `slots` slots (its count is in the file); an empty file
+    /// becomes an empty table.
+    public init(file: TableFile, slots size: Int) throws(TableError) {
         guard size >= Self.minimumFileSlots && size & (size - 1) == 0 else {
             throw TableError(call: "mapping", what: "of \(file.path): a table's slots are a power of two of at least \(Self.minimumFileSlots), not \(size)", errno: EINVAL)
         }
-        storage = try TableWords(words: 2 * size, file: file)
+        storage = try TableWords(words: 2 * size, slotBytes: 16, file: file)
         slots = storage.words
         mask = size - 1
-        stored = count
     }
+
+    /// The bytes a file of a table of `slots` slots takes.
+    public static func fileBytes(slots: Int) -> Int { TableWords.fileBytes(words: 2 * slots) }
 
     deinit { storage.release() }
 
@@ -106,8 +112,8 @@ public final class TaggedKeySet: @unchecked Sendable {
         makeRoom(for: 1)
         let i = find(key)
         if !isEmpty(i) { return self.tag(atSlot: i) }
+        stored += 1   // first, so that a death in between leaves the count high, never low
         store(key, tag: tag, at: i)
-        stored += 1
         return nil
     }
 
@@ -133,8 +139,8 @@ public final class TaggedKeySet: @unchecked Sendable {
         for (n, key) in keys.enumerated() {
             let i = find(key)
             if isEmpty(i) {
-                store(key, tag: tags(n), at: i)
                 stored += 1
+                store(key, tag: tags(n), at: i)
                 _ = visit(n, nil)
             } else if visit(n, tag(atSlot: i)) {
                 store(key, tag: tags(n), at: i)

@@ -9,8 +9,9 @@ import Glibc
 /// The state a writer keeps between starts, so that opening a ledger of 100 million events
 /// replays only the events after it (docs/architecture.md, "What is kept between starts"):
 ///
-/// - `voters.table` and `keys.table`: the voter table and the idempotency index, their slots
-///   as they are in memory, mapped shared and changed in place by every batch;
+/// - `voters.table` and `keys.table`: the voter table and the idempotency index, a header page
+///   (with their count of entries) and their slots as they are in memory, mapped shared and
+///   changed in place by every batch;
 /// - `snapshot`: what they and the election states cover (the ledger's id, an event, the
 ///   Merkle root there), the election states, and a digest (`KeptStateCodec`), written after
 ///   every `interval` events and at a clean close.
@@ -103,15 +104,16 @@ final class KeptState {
         guard header.events == image.lastSeq else {
             throw Rejection(reason: "the kept state is corrupt: it says it covers \(header.events) events but its elections stand at event \(image.lastSeq)")
         }
-        for (file, slots, width) in [(voterFile, header.voterSlots, 16), (keyFile, header.keySlots, 8)] {
+        for (file, slots, bytes) in [(voterFile, header.voterSlots, TaggedKeySet.fileBytes(slots: header.voterSlots)),
+                                     (keyFile, header.keySlots, SequenceIndex.fileBytes(slots: header.keySlots))] {
             var st = stat()
-            guard fstat(file.descriptor, &st) == 0, Int(st.st_size) == slots * width else {
-                throw Rejection(reason: "the kept state is corrupt: \(file.path) is \(st.st_size) bytes, not the \(slots * width) of its \(slots) slots")
+            guard fstat(file.descriptor, &st) == 0, Int(st.st_size) == bytes else {
+                throw Rejection(reason: "the kept state is corrupt: \(file.path) is \(st.st_size) bytes, not the \(bytes) of a table of \(slots) slots")
             }
         }
         do {
-            let voters = try TaggedKeySet(file: voterFile, slots: header.voterSlots, count: header.voters)
-            let keys = try SequenceIndex(file: keyFile, slots: header.keySlots, count: header.keys)
+            let voters = try TaggedKeySet(file: voterFile, slots: header.voterSlots)
+            let keys = try SequenceIndex(file: keyFile, slots: header.keySlots)
             let state = try LedgerState(image: image, voters: voters)
             let frontier = try storedFrontier(header.events)
             return (header, AuditStart(state: state, frontier: frontier, lastTimestamp: header.lastTimestamp, keyIndex: keys,
@@ -130,8 +132,8 @@ final class KeptState {
             for file in [voterFile, keyFile] where ftruncate(file.descriptor, 0) != 0 {
                 throw TableError(call: "ftruncate", what: "of \(file.path)", errno: errno)
             }
-            let voters = try TaggedKeySet(file: voterFile, slots: TaggedKeySet.minimumFileSlots, count: 0)
-            let keys = try SequenceIndex(file: keyFile, slots: SequenceIndex.minimumFileSlots, count: 0)
+            let voters = try TaggedKeySet(file: voterFile, slots: TaggedKeySet.minimumFileSlots)
+            let keys = try SequenceIndex(file: keyFile, slots: SequenceIndex.minimumFileSlots)
             try voters.reserve(capacity)
             try keys.reserve(capacity)
             return AuditStart(state: LedgerState(voters: voters), frontier: MerkleFrontier(), lastTimestamp: Timestamp(microseconds: 0),
@@ -159,8 +161,8 @@ final class KeptState {
         }
         let header = KeptStateCodec.Header(
             ledgerID: ledgerID, events: writer.state.lastSeq, root: writer.frontier.root, lastTimestamp: writer.lastTimestamp,
-            keySeed: writer.idempotency.seed, voterSlots: voters.slotCount, voters: voters.count, keySlots: keys.slotCount,
-            keys: keys.count, synced: clean, bootID: Self.bootID)
+            keySeed: writer.idempotency.seed, voterSlots: voters.slotCount, keySlots: keys.slotCount,
+            synced: clean, bootID: Self.bootID)
         let bytes = KeptStateCodec.encode(header, writer.state.image)
         try writeFile(snapshotPath, bytes, durable: clean)
     }

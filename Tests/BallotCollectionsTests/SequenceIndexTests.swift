@@ -122,13 +122,13 @@ import Testing
         let keys = randomKeys(100_000, seed: 11)
         var slots = 0
         do {
-            let index = try SequenceIndex(file: files.open("keys"), slots: SequenceIndex.minimumFileSlots, count: 0)
+            let index = try SequenceIndex(file: files.open("keys"), slots: SequenceIndex.minimumFileSlots)
             try index.reserve(keys.count)
             for (i, k) in keys.enumerated() { index.insert(k, seq: UInt64(i + 1)) }
             slots = index.slotCount
         }
-        #expect(files.size("keys") == slots * 8)
-        let again = try SequenceIndex(file: files.open("keys"), slots: slots, count: keys.count)
+        #expect(files.size("keys") == SequenceIndex.fileBytes(slots: slots))
+        let again = try SequenceIndex(file: files.open("keys"), slots: slots)
         #expect(keys.enumerated().allSatisfy { i, k in again.firstEvent(holding: k, lastSeq: UInt64(keys.count)) { keys[Int($0) - 1] == k } == UInt64(i + 1) })
     }
 }

@@ -145,27 +145,34 @@ final class TableFileFixture {
     }
 }
 
-/// A table kept in a file: what one process wrote, another finds, through doublings; its file
-/// is its slots, room allocated as it grows; a file too small for the disk is an error, not a crash.
+/// A table kept in a file: what one process wrote, another finds, count and all, through
+/// doublings; its file is a header page and its slots; a file of another kind is refused.
 @Suite struct TaggedKeySetFileTests {
     @Test func aTableInAFileIsFoundAgainByTheNextProcess() throws {
         let files = TableFileFixture()
         let keys = randomKeys(300_000, seed: 7)
-        var slots = 0, count = 0
+        var slots = 0
         do {
-            let set = try TaggedKeySet(file: files.open("voters"), slots: TaggedKeySet.minimumFileSlots, count: 0)
+            let set = try TaggedKeySet(file: files.open("voters"), slots: TaggedKeySet.minimumFileSlots)
             #expect(set.isFileBacked)
             try set.reserve(100)
             for (i, k) in keys.prefix(200_000).enumerated() { set.insert(k, tag: UInt32(i + 1)) }
             try set.sync()
             slots = set.slotCount
-            count = set.count
         }
-        #expect(files.size("voters") == slots * 16 && slots == 1 << 19)
-        let again = try TaggedKeySet(file: files.open("voters"), slots: slots, count: count)
+        #expect(files.size("voters") == TaggedKeySet.fileBytes(slots: slots) && slots == 1 << 19)
+        let again = try TaggedKeySet(file: files.open("voters"), slots: slots)
+        #expect(again.count == 200_000)
         #expect(keys.prefix(200_000).enumerated().allSatisfy { again.tag(of: $1) == UInt32($0 + 1) })
         #expect(!keys.suffix(100_000).contains { again.contains($0) })
         for (i, k) in keys.enumerated().dropFirst(200_000) { again.insert(k, tag: UInt32(i + 1)) }
         #expect(again.count == 300_000 && keys.enumerated().allSatisfy { again.tag(of: $1) == UInt32($0 + 1) })
+    }
+
+    @Test func aFileOfAnotherKindIsRefused() throws {
+        let files = TableFileFixture()
+        _ = try SequenceIndex(file: files.open("keys"), slots: SequenceIndex.minimumFileSlots)
+        #expect(throws: TableError.self) { try TaggedKeySet(file: files.open("keys"), slots: TaggedKeySet.minimumFileSlots) }
+        #expect(throws: TableError.self) { try TaggedKeySet(file: files.open("voters"), slots: 100) }
     }
 }

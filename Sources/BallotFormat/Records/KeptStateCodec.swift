@@ -4,7 +4,7 @@ public import BallotCollections
 /// The state a writer keeps between starts, as a file (docs/ledger-format.md, "Kept state"):
 /// what it covers (the ledger, the event, the root), how its two tables are laid out, and the
 /// state of every election, then a SHA-256 digest of all of it. The tables themselves are
-/// files of their own, their slots as they are in memory.
+/// files of their own, each a header page (with its count of entries) and its slots.
 ///
 ///     "BLKEPT01"                       8 bytes, the magic and layout version
 ///     ledger id                        16 bytes (the ledger's meta 'ledger_id')
@@ -12,8 +12,8 @@ public import BallotCollections
 ///     Merkle root over events 1…S      32 bytes
 ///     last timestamp                   i64 µs
 ///     idempotency key seed             u64
-///     voter table: slots, keys         u64, u64
-///     key index: slots, entries        u64, u64
+///     voter table slots                u64
+///     key index slots                  u64
 ///     tables synced to disk            u8 (1: written in full, at a clean stop)
 ///     boot id                          str (the kernel's boot_id when written)
 ///     last checkpoint                  u8 present, then u64 seq and a checkpoint payload
@@ -33,24 +33,20 @@ public enum KeptStateCodec {
         public var lastTimestamp: Timestamp
         public var keySeed: UInt64
         public var voterSlots: Int
-        public var voters: Int
         public var keySlots: Int
-        public var keys: Int
         /// The tables were written to disk in full (`msync`) and not changed since.
         public var synced: Bool
         public var bootID: String
 
         public init(ledgerID: [UInt8], events: UInt64, root: MerkleHash, lastTimestamp: Timestamp, keySeed: UInt64,
-                    voterSlots: Int, voters: Int, keySlots: Int, keys: Int, synced: Bool, bootID: String) {
+                    voterSlots: Int, keySlots: Int, synced: Bool, bootID: String) {
             self.ledgerID = ledgerID
             self.events = events
             self.root = root
             self.lastTimestamp = lastTimestamp
             self.keySeed = keySeed
             self.voterSlots = voterSlots
-            self.voters = voters
             self.keySlots = keySlots
-            self.keys = keys
             self.synced = synced
             self.bootID = bootID
         }
@@ -71,7 +67,7 @@ public enum KeptStateCodec {
         header.root.withBytes { w.raw($0) }
         w.i64(header.lastTimestamp.microseconds)
         w.u64(header.keySeed)
-        for n in [header.voterSlots, header.voters, header.keySlots, header.keys] { w.u64(UInt64(n)) }
+        for n in [header.voterSlots, header.keySlots] { w.u64(UInt64(n)) }
         w.bool(header.synced)
         w.str(header.bootID)
         w.u64(image.lastSeq)
@@ -152,8 +148,8 @@ public enum KeptStateCodec {
                 let header = Header(
                     ledgerID: Array(try r.bytes(16, "ledger id")), events: try r.u64("events covered"),
                     root: MerkleHash(try r.bytes(32, "root")), lastTimestamp: Timestamp(microseconds: try r.i64("last timestamp")),
-                    keySeed: try r.u64("key seed"), voterSlots: try count(&r, "voter table slots"), voters: try count(&r, "voters"),
-                    keySlots: try count(&r, "key index slots"), keys: try count(&r, "keys"), synced: try r.bool("synced"),
+                    keySeed: try r.u64("key seed"), voterSlots: try count(&r, "voter table slots"),
+                    keySlots: try count(&r, "key index slots"), synced: try r.bool("synced"),
                     bootID: try r.str("boot id"))
                 let lastSeq = try r.u64("last seq")
                 var checkpoint: LedgerState.Image.CheckpointAt?
