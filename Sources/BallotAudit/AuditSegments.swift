@@ -186,13 +186,21 @@ extension Audit {
             for slice in stride(from: 0, to: stored.count, by: Self.slice) {
                 let end = min(slice + Self.slice, stored.count)
                 MerkleHash.appendLeaves(count: end - slice, to: &batch.leaves) { stored[slice + $0].bytes }
-                for i in slice..<end {
+                var i = slice
+                while i < end {
                     if i > 0 && stored[i].seq != stored[i - 1].seq + 1 {
                         let missing = stored[i - 1].seq + 1
                         batch.findings.append(AuditFinding(severity: .tampered, events: missing...missing,
                                                            what: "event \(missing) is missing: the next stored event is \(stored[i].seq)"))
                     }
-                    decode(stored[i], at: i, into: &batch)
+                    // Nearly every record: a vote read at fixed offsets, a run of them at a time.
+                    let next = CodedVote.appendCommon(stored, i..<end, to: &batch.votes, codes: &codes, keySeed: keySeed)
+                    if next > i {
+                        i = next
+                    } else {
+                        decodeInFull(stored[i], at: i, into: &batch)
+                        i += 1
+                    }
                 }
             }
             batch.texts = codes.takeNew()
@@ -203,21 +211,7 @@ extension Audit {
         /// Records hashed and decoded together: a multiple of the 16 that are hashed at a time.
         static let slice = 128
 
-        /// The record at position `i` of its segment, decoded: a vote with its texts coded, any
-        /// other event in full.
-        @inline(__always)
-        private mutating func decode(_ stored: (seq: UInt64, bytes: UnsafeRawBufferPointer), at i: Int, into batch: inout Batch) {
-            // Nearly every record: a vote read at fixed offsets, inlined here, so that its fields
-            // go from registers into `batch.votes`. (Returned through memory, they were read
-            // back before the stores had landed: half this loop's samples, on one load.)
-            if let vote = CodedVote.common(stored.bytes, seq: stored.seq, codes: &codes, keySeed: keySeed) {
-                batch.votes.append(vote)
-                return
-            }
-            decodeInFull(stored, at: i, into: &batch)
-        }
-
-        /// `decode`'s general path: anything but a vote as nearly every one is.
+        /// A record `CodedVote.appendCommon` leaves: anything but a vote as nearly every one is.
         @inline(never)
         private mutating func decodeInFull(_ stored: (seq: UInt64, bytes: UnsafeRawBufferPointer), at i: Int, into batch: inout Batch) {
             let (seq, bytes) = stored

@@ -132,7 +132,7 @@ public final class TaggedKeySet: @unchecked Sendable {
     /// table is grown for all of them first and their slots read first (see `prefetch`), so
     /// that the loop that adds them does no more than probe and store. `visit` runs inside the
     /// access to this table: it must not touch it.
-    @inlinable
+    @inlinable @inline(__always)
     public func insert(_ keys: some Collection<Key128>, tags: (Int) -> UInt32, visit: (Int, UInt32?) -> Bool) {
         makeRoom(for: keys.count)
         prefetch(keys)

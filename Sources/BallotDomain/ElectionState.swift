@@ -101,7 +101,8 @@ public struct ElectionState: Sendable {
         // Every voter added in one call, which reads all their slots first so that the misses
         // overlap (see `TaggedKeySet.prefetch`): a load a few votes ahead, in a loop over the
         // votes, was slower (its result must land before it retires).
-        voters.table.insert(run.lazy.map { VoterRegister.key($0.vote.voter, election: election) },
+        let mixer = VoterRegister.mixer(election: election)
+        voters.table.insert(run.lazy.map { VoterRegister.key($0.vote.voter, mixing: mixer) },
                             tags: { VoterRegister.tag(run[$0].seq) }) { i, previous in
             let vote = run[i].vote
             let alreadyVoted = previous.map {

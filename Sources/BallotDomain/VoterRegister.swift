@@ -35,10 +35,18 @@ public struct VoterRegister: Sendable {
     /// `election`: the voter's bits mixed with the election's, so that the same person in two
     /// elections (rules version 1 keys a voter alike everywhere) is two keys.
     @inline(__always)
-    public static func key(_ voter: Key128, election: Int) -> Key128 {
+    public static func key(_ voter: Key128, election: Int) -> Key128 { key(voter, mixing: mixer(election: election)) }
+
+    /// What a voter's key is mixed with in the election at `election` (one per election, so
+    /// that a run of its votes computes it once).
+    @inline(__always)
+    static func mixer(election: Int) -> Key128 {
         let e = UInt64(truncatingIfNeeded: election)
-        return Key128(a: voter.a ^ mix(e &+ 0x9E37_79B9_7F4A_7C15), b: voter.b ^ mix(e &+ 0x632B_E59B_D9B4_E019))
+        return Key128(a: mix(e &+ 0x9E37_79B9_7F4A_7C15), b: mix(e &+ 0x632B_E59B_D9B4_E019))
     }
+
+    @inline(__always)
+    static func key(_ voter: Key128, mixing m: Key128) -> Key128 { Key128(a: voter.a ^ m.a, b: voter.b ^ m.b) }
 
     /// splitmix64's finaliser.
     @inline(__always)

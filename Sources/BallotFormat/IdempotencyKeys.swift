@@ -21,7 +21,7 @@ package enum KeyHash {
     }
 
     /// The same hash of a text of at most 32 bytes, already read into words.
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func hash(_ text: TextCodes.Bytes, seed: UInt64) -> UInt64 {
         let (w0, w1, w2, w3) = text.words
         let whole = text.length / 8
@@ -35,8 +35,8 @@ package enum KeyHash {
         return fold(h, 0x8EBC_6AF0_9C88_C6E3)
     }
 
-    @inline(__always)
-    private static func fold(_ a: UInt64, _ b: UInt64) -> UInt64 {
+    @inlinable @inline(__always)
+    static func fold(_ a: UInt64, _ b: UInt64) -> UInt64 {
         let product = a.multipliedFullWidth(by: b)
         return product.high ^ product.low
     }

@@ -59,7 +59,7 @@ extension CodedVote {
     /// layout gives, with no call per field; nil for anything else, which `decode` then reads
     /// field by field, for the same answer or the reason the record is refused. (Inlined into
     /// the segment checker's loop, which keeps the general path out of line.)
-    @inline(__always)
+    @inlinable @inline(__always)
     package static func common(_ bytes: UnsafeRawBufferPointer, seq: UInt64, codes: inout TextCodes,
                        keySeed: UInt64) -> Self? {
         guard bytes.count >= 29 else { return nil }
@@ -93,38 +93,55 @@ extension CodedVote {
                     keyHash: keyHash, election: election, nominee: nominee, channelBytes: c)
     }
 
+    /// `common` over `stored[range]` in order, each vote appended to `votes`, up to the first
+    /// record it leaves (or that does not follow the one before it); returns that record's
+    /// position, or `range.upperBound`. The audit's segment checker calls this once per run of
+    /// votes: `common` is inlined into this loop, so that a vote's fields go from registers
+    /// into `votes` (returned through memory, they were read back before the stores had landed).
+    package static func appendCommon(_ stored: [(seq: UInt64, bytes: UnsafeRawBufferPointer)], _ range: Range<Int>,
+                                     to votes: inout [CodedVote], codes: inout TextCodes, keySeed: UInt64) -> Int {
+        var i = range.lowerBound
+        while i < range.upperBound {
+            if i > range.lowerBound && stored[i].seq != stored[i - 1].seq &+ 1 { return i }
+            guard let vote = common(stored[i].bytes, seq: stored[i].seq, codes: &codes, keySeed: keySeed) else { return i }
+            votes.append(vote)
+            i += 1
+        }
+        return i
+    }
+
     /// Bit b set when b is an actor role's byte: `Actor.Role(rawValue:)` without a call per
     /// vote (a test checks it against the roles there are).
     package static let validRoles: UInt64 = 0b1_1111
 }
 
 /// Reads inside one record at offsets already checked against its length.
-private struct InRecord {
+package struct InRecord {
     package let base: UnsafeRawPointer
     package let count: Int
 
     /// `bytes` must be at least 8 long.
-    @inline(__always)
+    @inlinable @inline(__always)
     package init(_ bytes: UnsafeRawBufferPointer) {
         base = bytes.baseAddress!
         count = bytes.count
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package func u8(_ at: Int) -> UInt8 { base.load(fromByteOffset: at, as: UInt8.self) }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package func u32(_ at: Int) -> Int { Int(UInt32(bigEndian: base.loadUnaligned(fromByteOffset: at, as: UInt32.self))) }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package func u16(_ at: Int) -> Int { Int(UInt16(bigEndian: base.loadUnaligned(fromByteOffset: at, as: UInt16.self))) }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     package func u64(_ at: Int) -> UInt64 { UInt64(bigEndian: base.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
 
     /// `length` (at most 8) bytes from `at`, as `Window.word` gives them (little-endian,
     /// zero above), in one load that stays inside the record.
-    @inline(__always)
+    @inlinable @inline(__always)
     package func word(_ at: Int, _ length: Int) -> UInt64 {
         if length <= 0 { return 0 }
         // (Wrapping arithmetic: the callers have checked the offsets against the length.)
@@ -134,7 +151,7 @@ private struct InRecord {
     }
 
     /// The text of `length` (at most 32) bytes at `at`, in words.
-    @inline(__always)
+    @inlinable @inline(__always)
     package func text(_ at: Int, _ length: Int) -> TextCodes.Bytes {
         if length <= 8 { return TextCodes.Bytes(length: length, words: (word(at, length), 0, 0, 0)) }
         let first = base.loadUnaligned(fromByteOffset: at, as: UInt64.self)  // 8 bytes of the text itself
@@ -172,11 +189,13 @@ package struct TextCodes {
         }
 
         /// Where the text goes in `TextCodes.cache`.
+        @inlinable
         package var slot: Int {
             let mixed = (words.0 ^ words.1 &* 0xA076_1D64_78BD_642F ^ UInt64(length)) &* 0x9E37_79B9_7F4A_7C15
             return Int(truncatingIfNeeded: mixed >> UInt64(64 - TextCodes.cacheBits))
         }
 
+        @inlinable
         package static func == (a: Bytes, b: Bytes) -> Bool {
             a.length == b.length && a.words.0 == b.words.0 && a.words.1 == b.words.1
                 && a.words.2 == b.words.2 && a.words.3 == b.words.3
@@ -192,16 +211,16 @@ package struct TextCodes {
     }
 
     private var codes: [Bytes: Int32] = [:]
-    private var isIdentifier: [Bool] = []
+    @usableFromInline var isIdentifier: [Bool] = []
     /// In front of `codes`: each text's code in one of two slots picked by its bytes, so
     /// that a run of votes, which repeats a handful of texts, finds them without hashing.
     package static let cacheBits = 8
-    private var cache = [(bytes: Bytes, code: Int32)](repeating: (Bytes(UnsafeRawBufferPointer(start: nil, count: 0)), -1),
+    @usableFromInline var cache = [(bytes: Bytes, code: Int32)](repeating: (Bytes(UnsafeRawBufferPointer(start: nil, count: 0)), -1),
                                                       count: 1 << cacheBits)
     private var new: [String] = []
     /// What `known` found last, for the election (0) and nominees (1…8): only codes that
     /// are identifiers.
-    private var recent = [(bytes: Bytes, code: Int32)](repeating: (Bytes(length: -1, words: (0, 0, 0, 0)), -1), count: 9)
+    @usableFromInline var recent = [(bytes: Bytes, code: Int32)](repeating: (Bytes(length: -1, words: (0, 0, 0, 0)), -1), count: 9)
 
     /// The code of `text`, checking it first if it is new (or new as an identifier); nil
     /// when it is not to be coded.
@@ -242,7 +261,7 @@ package struct TextCodes {
     /// The code of a text already coded (and checked as an identifier, where `field` is
     /// one), when the last texts found for `field` or the cache in front of the codes hold
     /// it; else nil (`code` then looks further).
-    @inline(__always)
+    @inlinable @inline(__always)
     package mutating func known(_ bytes: Bytes, as field: Field) -> Int32? {
         // Votes repeat a handful of ids: one election, a few nominees.
         let memo = field == .election ? 0 : 1 + Int(truncatingIfNeeded: (bytes.words.0 &* 0x9E37_79B9_7F4A_7C15) >> 61)
@@ -254,8 +273,8 @@ package struct TextCodes {
 
     /// The code of `bytes` if the cache in front of the codes holds it. Two ways: texts whose
     /// slots collide both stay, the one found last in front.
-    @inline(__always)
-    private mutating func cached(_ bytes: Bytes) -> Int32? {
+    @inlinable @inline(__always)
+    mutating func cached(_ bytes: Bytes) -> Int32? {
         let slot = bytes.slot & ~1
         if cache[slot].code >= 0 && cache[slot].bytes == bytes { return cache[slot].code }
         guard cache[slot + 1].code >= 0 && cache[slot + 1].bytes == bytes else { return nil }
@@ -289,7 +308,7 @@ package struct Window {
     }
 
     /// `raw[i..<min(i + 8, raw.count)]` as a little-endian word, zero above.
-    @inline(__always)
+    @inlinable @inline(__always)
     package func word(_ raw: UnsafeRawBufferPointer, _ i: Int) -> UInt64 {
         let n = raw.count, left = n - i
         if left >= 8 { return raw.loadUnaligned(fromByteOffset: i, as: UInt64.self) }
@@ -310,11 +329,11 @@ package struct Window {
 package struct TextsSeen {
     package init() {}
 
-    private var texts: [String] = []
+    @usableFromInline var texts: [String] = []
     /// Per code: the election at that position in the state, or -1 (not yet found).
-    private var elections: [Int32] = []
+    @usableFromInline var elections: [Int32] = []
     /// Per code: the election and nominee positions it was last found at, or -1.
-    private var nominees: [(election: Int32, nominee: Int32)] = []
+    @usableFromInline var nominees: [(election: Int32, nominee: Int32)] = []
 
     package mutating func learn(_ new: [String]) {
         for text in new {
@@ -331,7 +350,7 @@ package struct TextsSeen {
     ///
     /// The state is reached through `find`, only on that slow path: a call that took the
     /// state itself copied it (144 bytes) for every vote.
-    @inline(__always)  // (returned through memory, its fields were read back before the stores had landed)
+    @inlinable @inline(__always)  // (returned through memory, its fields were read back before the stores had landed)
     package mutating func resolve(_ vote: CodedVote, inElection election: Int, find: (NomineeID) -> Int?) -> ResolvedVote? {
         let n = Int(vote.nominee)
         var nominee = Int(nominees[n].nominee)
@@ -346,7 +365,7 @@ package struct TextsSeen {
 
     /// The position of the election coded `code`, found by `find` (given its id, called
     /// until it finds it), or nil when it is not defined (yet).
-    @inline(__always)
+    @inlinable @inline(__always)
     package mutating func election(_ code: Int32, find: (ElectionID) -> Int?) -> Int? {
         let c = Int(code)
         if elections[c] >= 0 { return Int(elections[c]) }

@@ -1,9 +1,9 @@
 import Foundation
 
-/// `ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases]`
+/// `ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases] [--checkpoints] [--checkpoint-key FILE]`
 struct Arguments: Sendable {
     static let usage = """
-        usage: ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases] [--checkpoints]
+        usage: ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases] [--checkpoints] [--checkpoint-key FILE]
                ballot-bench open DIR
                ballot-bench scan DIR
         """
@@ -20,6 +20,9 @@ struct Arguments: Sendable {
     var phases = false
     /// Sign a checkpoint after every 100 batches and at the end (an audited ledger's shape).
     var checkpoints = false
+    /// Where to write the checkpoint key (its seed in hex, as ballotd reads it), so that
+    /// ballotd can be started on the ledger; implies `checkpoints`.
+    var checkpointKeyFile: String?
 
     init(_ args: [String]) throws {
         guard args.first == "append" else { throw UsageError() }
@@ -34,6 +37,9 @@ struct Arguments: Sendable {
             case "--pipelined": pipelined = true
             case "--phases": phases = true
             case "--checkpoints": checkpoints = true
+            case "--checkpoint-key":
+                checkpointKeyFile = it.next()
+                checkpoints = true
             default: throw UsageError()
             }
         }

@@ -38,9 +38,14 @@ struct Bench {
         }
         try? FileManager.default.removeItem(atPath: options.dir)
         var workload = try Workload(votes: options.votes, keys: options.keys)
-        let ledger = try Ledger(path: options.dir, options: Ledger.Options(environment: EnvironmentOptions(durable: options.durable)),
+        let key = CheckpointKey()
+        if let file = options.checkpointKeyFile {
+            try (key.seed.map { String(format: "%02x", $0) }.joined() + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+        }
+        let stalls = StallObserver()
+        let ledger = try Ledger(path: options.dir, options: Ledger.Options(environment: EnvironmentOptions(durable: options.durable, observer: stalls)),
                                 clock: FixedClock(at: Workload.definition.closesAt),
-                                checkpointKey: options.checkpoints ? CheckpointKey() : nil)
+                                checkpointKey: options.checkpoints ? key : nil)
         _ = try ledger.submit(workload.setUp)
 
         if options.phases {
@@ -56,7 +61,12 @@ struct Bench {
             Thread { for range in batches { ready.put(input.submissions(range)) } }.start()
         }
         var appended = 0
+        // When the first million votes were in, and when the last million began.
+        var firstMillion: Double?, lastMillionStart: Double?
+        var longestBatch = 0.0
         for (i, range) in batches.enumerated() {
+            if lastMillionStart == nil && workload.rows.count - range.lowerBound <= 1_000_000 { lastMillionStart = seconds(since: start) }
+            let batchStart = ContinuousClock.now
             var batch = options.pipelined ? ready.take() : workload.submissions(range)
             if options.checkpoints && (i % 100 == 99 || i == batches.count - 1) {
                 batch.append(Submission(.takeCheckpoint(.interval), by: .system))
@@ -65,18 +75,27 @@ struct Bench {
                 guard case .appended = outcome else { fatalError("benchmark vote refused: \(outcome)") }
                 appended += 1
             }
+            longestBatch = max(longestBatch, seconds(since: batchStart))
+            if firstMillion == nil && range.upperBound >= min(1_000_000, workload.rows.count) { firstMillion = seconds(since: start) }
         }
         let elapsed = seconds(since: start)
+        let lastMillion = elapsed - (lastMillionStart ?? 0)
         let recordBytes = try ledger.reader.rawRecord(ledger.size)?.count ?? 0
+        let usedBytes = try ledger.storageInfo().usedBytes
+        let root = ledger.root
         let fields: [(String, String)] = [
             ("impl", "\"ballotledger\""), ("votes", "\(appended)"), ("batch", "\(options.batch)"),
             ("keys", "\(options.keys)"), ("pipelined", "\(options.pipelined)"), ("durable", "\(options.durable)"),
             ("seconds", "\(elapsed)"), ("votes_per_second", "\(Double(appended) / elapsed)"),
-            ("record_bytes", "\(recordBytes)"), ("used_bytes", "\(try ledger.storageInfo().usedBytes)"),
-            ("root", "\"\(ledger.root)\""),
+            ("record_bytes", "\(recordBytes)"), ("used_bytes", "\(usedBytes)"),
+            ("first_million_votes_per_second", "\(Double(min(1_000_000, appended)) / (firstMillion ?? elapsed))"),
+            ("last_million_votes_per_second", "\(Double(min(1_000_000, appended)) / lastMillion)"),
+            ("longest_batch_seconds", "\(longestBatch)"), ("map_growths", "\(stalls.growths)"),
+            ("longest_map_growth_stall_seconds", "\(stalls.longest)"),
+            ("root", "\"\(root)\""),
         ]
-        print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
         ledger.close()
+        print("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
     }
 
     /// `ballot-bench open DIR`: times opening an existing ledger: with a full check (every
@@ -123,4 +142,23 @@ struct Bench {
 struct FixedClock: LedgerClock {
     let at: Timestamp
     func now() -> Timestamp { at }
+}
+
+/// The map's growths and the longest time one held up a write (the store reports each).
+final class StallObserver: EnvironmentObserver, @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    private var longestNanoseconds: UInt64 = 0
+
+    func committed(nanoseconds: UInt64, ok: Bool) {}
+
+    func grewMap(to mapSize: Int, stalledNanoseconds: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        count += 1
+        longestNanoseconds = max(longestNanoseconds, stalledNanoseconds)
+    }
+
+    var growths: Int { lock.lock(); defer { lock.unlock() }; return count }
+    var longest: Double { lock.lock(); defer { lock.unlock() }; return Double(longestNanoseconds) / 1e9 }
 }
