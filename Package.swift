@@ -195,7 +195,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BallotImportTests",
-            dependencies: ["BallotImport", "BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "TestSupport"],
+            dependencies: ["BallotImport", "BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "TestSupport", "BallotClient"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -44,7 +44,10 @@ public struct VoteFileReader {
     /// The definition of an election by id (its rules say how a voter becomes a key), asked
     /// once per election the file names.
     private let definitionOf: (ElectionID) -> ElectionDefinition?
-    private var definitions: [ElectionID: ElectionDefinition?] = [:]
+    /// Each election's voter rule, asked once; the last one used, in front (a file is nearly
+    /// always one election).
+    private var rules: [ElectionID: VoterIdentity.Rule] = [:]
+    private var lastRule: (election: ElectionID, rule: VoterIdentity.Rule)?
     private let actor: Actor
     private let maxRowBytes: Int
     private var csv: CSVScanner
@@ -232,14 +235,19 @@ public struct VoteFileReader {
         guard channel.count <= Limits.channel else {
             return refuse(id, ErrorCode.badRequest.rawValue, "channel is longer than \(Limits.channel) bytes")
         }
-        let definition: ElectionDefinition?
-        if let known = definitions[rowElection] {
-            definition = known
+        let rule: VoterIdentity.Rule
+        if let last = lastRule, last.election == rowElection {
+            rule = last.rule
         } else {
-            definition = definitionOf(rowElection)
-            definitions[rowElection] = definition
+            if let known = rules[rowElection] {
+                rule = known
+            } else {
+                rule = VoterIdentity.Rule(definitionOf(rowElection))
+                rules[rowElection] = rule
+            }
+            lastRule = (rowElection, rule)
         }
-        let command = Command.castVote(election: rowElection, nominee: nomineeID, voter: identity.key(forUTF8: voter, in: definition),
+        let command = Command.castVote(election: rowElection, nominee: nomineeID, voter: identity.key(forUTF8: voter, by: rule),
                                        castAt: time, channel: known.channel(channel))
         return .vote(line: line, Submission(command, by: actor, idempotencyKey: id))
     }

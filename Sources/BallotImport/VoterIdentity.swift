@@ -15,14 +15,59 @@ public struct VoterIdentity: Sendable {
     /// The key of `voter` in an election defined by `definition` (nil for an election that
     /// does not exist, whose votes are refused anyway: version 1's key).
     public func key(for voter: String, in definition: ElectionDefinition?) -> VoterKey {
-        guard let definition, definition.rules.voterIdentity == .normalized else { return hasher.key(for: voter) }
-        return hasher.key(normalized: Self.normalized(voter, phoneCountryCode: definition.phoneCountryCode), in: definition.id)
+        var voter = voter
+        return voter.withUTF8 { key(forUTF8: UnsafeRawBufferPointer($0), in: definition) }
+    }
+
+    /// What of an election's definition says how its voters become keys: small, so that an
+    /// import keeps one per election rather than a definition per row.
+    public struct Rule: Sendable {
+        let normalized: Bool
+        let phoneCountryCode: UInt16
+        let election: ElectionID
+
+        /// The rule of the election `definition` defines (nil: an election that does not exist,
+        /// whose votes are refused anyway; version 1's rule).
+        public init(_ definition: ElectionDefinition?) {
+            normalized = definition?.rules.voterIdentity == .normalized
+            phoneCountryCode = definition?.phoneCountryCode ?? 47
+            election = definition?.id ?? ElectionID(unchecked: "")
+        }
     }
 
     /// `key(for:in:)` of an identifier given as UTF-8 bytes (an import row's field).
     public func key(forUTF8 raw: UnsafeRawBufferPointer, in definition: ElectionDefinition?) -> VoterKey {
-        guard let definition, definition.rules.voterIdentity == .normalized else { return hasher.key(forUTF8: raw) }
-        return key(for: String(decoding: raw, as: UTF8.self), in: definition)
+        key(forUTF8: raw, by: Rule(definition))
+    }
+
+    /// `key(forUTF8:in:)` by an election's `Rule`. An ASCII
+    /// identifier that cannot be a phone number (nearly every e-mail address) takes a path on
+    /// the bytes, with no String and no Foundation: trimmed and lower-cased, which is what
+    /// `normalized` gives it (a test checks the two agree).
+    public func key(forUTF8 raw: UnsafeRawBufferPointer, by rule: Rule) -> VoterKey {
+        guard rule.normalized else { return hasher.key(forUTF8: raw) }
+        if Self.isPlainASCII(raw) {
+            return VoterHasher.normalized(raw) { hasher.key(normalizedUTF8: $0, in: rule.election) }
+        }
+        let voter = String(decoding: raw, as: UTF8.self)
+        return hasher.key(normalized: Self.normalized(voter, phoneCountryCode: rule.phoneCountryCode), in: rule.election)
+    }
+
+    /// ASCII with at least one byte no phone number has (`phone` reads digits, `+`, space,
+    /// `-`, `.`, `(` and `)`): for such an identifier `normalized` only trims and lower-cases.
+    static func isPlainASCII(_ raw: UnsafeRawBufferPointer) -> Bool {
+        var notPhone = false
+        for c in raw {
+            if c >= 0x80 { return false }
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: " "), UInt8(ascii: "-"),
+                 UInt8(ascii: "."), UInt8(ascii: "("), UInt8(ascii: ")"):
+                continue
+            default:
+                if !VoterHasher.isSpace(c) { notPhone = true }
+            }
+        }
+        return notPhone
     }
 
     /// The identifier by `VoterIdentityRule.normalized`: surrounding whitespace removed; a

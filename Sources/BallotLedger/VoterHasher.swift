@@ -33,8 +33,21 @@ public struct VoterHasher: Sendable {
     /// `VoterIdentity`): HMAC of the election id, a NUL and the identifier, so that one
     /// person's keys in two elections differ and nobody who reads the ledger can link them.
     public func key(normalized voter: String, in election: ElectionID) -> VoterKey {
-        let message = Array(election.value.utf8) + [0] + Array(voter.utf8)
-        return message.withUnsafeBytes { VoterKey(keyed.authenticate($0)) }
+        var voter = voter
+        return voter.withUTF8 { key(normalizedUTF8: UnsafeRawBufferPointer($0), in: election) }
+    }
+
+    /// `key(normalized:in:)` of UTF-8 bytes, with no copy but the message on the stack.
+    public func key(normalizedUTF8 voter: UnsafeRawBufferPointer, in election: ElectionID) -> VoterKey {
+        var id = election.value
+        return id.withUTF8 { e in
+            withUnsafeTemporaryAllocation(byteCount: e.count + 1 + voter.count, alignment: 1) { message in
+                message.baseAddress!.copyMemory(from: e.baseAddress!, byteCount: e.count)
+                message[e.count] = 0
+                if voter.count > 0 { (message.baseAddress! + e.count + 1).copyMemory(from: voter.baseAddress!, byteCount: voter.count) }
+                return VoterKey(keyed.authenticate(UnsafeRawBufferPointer(message)))
+            }
+        }
     }
 
     /// Identifiers that differ only in surrounding whitespace (ASCII space, tab, LF, VT, FF, CR)
@@ -49,9 +62,9 @@ public struct VoterHasher: Sendable {
         trimmed(raw).isEmpty
     }
 
-    private static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
+    package static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
 
-    private static func trimmed(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    static func trimmed(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         var start = 0
         var end = raw.count
         while start < end, isSpace(raw[start]) { start += 1 }
@@ -61,7 +74,7 @@ public struct VoterHasher: Sendable {
 
     /// Lends `raw` with surrounding whitespace removed and ASCII letters lower-cased, copying
     /// (to the stack) only when there is a capital letter to lower.
-    static func normalized<R>(_ raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    package static func normalized<R>(_ raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let trimmed = trimmed(raw)
         let isCapital: (UInt8) -> Bool = { $0 >= 0x41 && $0 <= 0x5A }
         guard trimmed.contains(where: isCapital) else { return body(trimmed) }

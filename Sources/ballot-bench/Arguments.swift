@@ -1,9 +1,9 @@
 import Foundation
 
-/// `ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases] [--checkpoints] [--checkpoint-key FILE]`
+/// `ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases] [--checkpoints] [--checkpoint-key FILE] [--no-kept-state]`
 struct Arguments: Sendable {
     static let usage = """
-        usage: ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases] [--checkpoints] [--checkpoint-key FILE]
+        usage: ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases] [--checkpoints] [--checkpoint-key FILE] [--no-kept-state]
                ballot-bench open DIR
                ballot-bench scan DIR
         """
@@ -23,6 +23,8 @@ struct Arguments: Sendable {
     /// Where to write the checkpoint key (its seed in hex, as ballotd reads it), so that
     /// ballotd can be started on the ledger; implies `checkpoints`.
     var checkpointKeyFile: String?
+    /// Keep no state between starts: the tables in anonymous memory (to measure what keeping costs).
+    var keepState = true
 
     init(_ args: [String]) throws {
         guard args.first == "append" else { throw UsageError() }
@@ -37,6 +39,7 @@ struct Arguments: Sendable {
             case "--pipelined": pipelined = true
             case "--phases": phases = true
             case "--checkpoints": checkpoints = true
+            case "--no-kept-state": keepState = false
             case "--checkpoint-key":
                 checkpointKeyFile = it.next()
                 checkpoints = true

@@ -43,7 +43,8 @@ struct Bench {
             try (key.seed.map { String(format: "%02x", $0) }.joined() + "\n").write(toFile: file, atomically: true, encoding: .utf8)
         }
         let stalls = StallObserver()
-        let ledger = try Ledger(path: options.dir, options: Ledger.Options(environment: EnvironmentOptions(durable: options.durable, observer: stalls)),
+        let ledger = try Ledger(path: options.dir, options: Ledger.Options(environment: EnvironmentOptions(durable: options.durable, observer: stalls),
+                                                                   keepState: options.keepState),
                                 clock: FixedClock(at: Workload.definition.closesAt),
                                 checkpointKey: options.checkpoints ? key : nil)
         _ = try ledger.submit(workload.setUp)

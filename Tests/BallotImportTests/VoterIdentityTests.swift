@@ -1,5 +1,6 @@
 import Testing
 import TestSupport
+import BallotClient
 @testable import BallotImport
 @testable import BallotDomain
 @testable import BallotLedger
@@ -30,6 +31,25 @@ import TestSupport
         let v2 = definition("award-2026", .v2)
         let keys = Set(forms.map { identity.key(for: $0, in: v2) })
         #expect(keys.count == 1, "\(forms.map { VoterIdentity.normalized($0, phoneCountryCode: 47) })")
+    }
+
+    /// The path on the bytes for plain ASCII identifiers gives what the general rule gives, for
+    /// random identifiers of letters, digits, phone punctuation, whitespace and `@`.
+    @Test func theASCIIPathAgreesWithTheGeneralRule() {
+        let v2 = definition("award-2026", .v2)
+        let alphabet = Array("aZq9+0 -.()@\t\n\r_xY3".utf8) + [0x0B, 0x0C]
+        var rng = SplitMix64(seed: 17)
+        var fast = 0
+        for _ in 0..<20_000 {
+            let length = Int.random(in: 0..<14, using: &rng)
+            let bytes = (0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &rng)] }
+            let text = String(decoding: bytes, as: UTF8.self)
+            let general = Fixtures.hasher.key(normalized: VoterIdentity.normalized(text, phoneCountryCode: 47), in: v2.id)
+            let viaBytes = bytes.withUnsafeBytes { identity.key(forUTF8: $0, in: v2) }
+            #expect(viaBytes == general, "\(bytes)")
+            if bytes.withUnsafeBytes({ VoterIdentity.isPlainASCII($0) }) { fast += 1 }
+        }
+        #expect(fast > 10_000, "the path on the bytes was taken \(fast) times")
     }
 
     @Test func version1KeepsItsRuleForTheLedgersItDecides() {
