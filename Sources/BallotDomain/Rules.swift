@@ -168,32 +168,15 @@ extension ElectionState {
                                    channelBytes: vote.channel.utf8.count), at: now, alreadyVoted: alreadyVoted)
     }
 
-    /// The rule itself, for a vote whose nominee is already found (see `ResolvedVote`; its
-    /// `election` is not read), told whether the voter had voted before this vote (replay's
-    /// bulk path learns that from adding the voter, see `ElectionState.replay`).
+    /// The rule itself, for a vote whose nominee is already found (see `VoteRule`).
     func checkVote(_ vote: ResolvedVote, at now: Timestamp, alreadyVoted: Bool) throws(DomainError) {
-        try requireUnsealed()
-        let when = vote.castAt
-        // A vote cannot come from the future. This also keeps every counted vote inside the
-        // window for good: closing at T admits everything cast up to T.
-        guard when <= now else {
-            throw DomainError(.badRequest, "cast_at \(when) is later than the ledger's clock (\(now)); a vote cannot be cast in the future")
-        }
-        guard isInWindow(when) else {
-            throw DomainError(.outsideWindow, "cast_at \(when) is outside the voting window of '\(id)', from \(effectiveOpensAt) up to \(effectiveClosesAt)")
-        }
-        guard !alreadyVoted else {
-            throw DomainError(.duplicateVote, "this voter has already voted in '\(id)'; one vote per voter")
-        }
-        if vote.channelBytes > 0 { try Limits.check(bytes: vote.channelBytes, "channel", max: Limits.channel) }
+        try VoteRule(self).check(vote, at: now, alreadyVoted: alreadyVoted)
     }
 
     /// `isSealed` is the plain flag `apply` sets with `certified`; a vote checks it (through
     /// `checkVote`) a second time after `decide` has, which costs nothing.
     private func requireUnsealed() throws(DomainError) {
-        if isSealed, let result = certified {
-            throw DomainError(.electionSealed, "the result of '\(id)' is certified (winner '\(result.winner)'); nothing more is accepted for it")
-        }
+        if isSealed, let result = certified { throw VoteRule.sealed(id, result) }
     }
 
     private func requireOpenJury() throws(DomainError) {
@@ -203,5 +186,43 @@ extension ElectionState {
     private func unknownNominee(_ nominee: NomineeID) -> DomainError {
         let known = nominees.map(\.id.value).joined(separator: ", ")
         return DomainError(.unknownNominee, "'\(nominee)' is not a nominee of '\(id)' (nominees: \(known.isEmpty ? "none yet" : known))")
+    }
+}
+
+/// The rule for a vote whose nominee is already found (see `ResolvedVote`; its `election` is
+/// not read), told whether the voter had voted before this vote (replay's bulk path learns
+/// that from adding the voter, see `ElectionState.replay`), with what it reads of the
+/// election taken once: a replay checks a whole run of votes with one.
+struct VoteRule {
+    let id: ElectionID
+    let window: (opens: Timestamp, closes: Timestamp)
+    /// The certified result, when the election is sealed.
+    let sealedBy: CertifiedResult?
+
+    init(_ election: borrowing ElectionState) {
+        id = election.id
+        window = (election.effectiveOpensAt, election.effectiveClosesAt)
+        sealedBy = election.isSealed ? election.certified : nil
+    }
+
+    func check(_ vote: ResolvedVote, at now: Timestamp, alreadyVoted: Bool) throws(DomainError) {
+        if let result = sealedBy { throw Self.sealed(id, result) }
+        let when = vote.castAt
+        // A vote cannot come from the future. This also keeps every counted vote inside the
+        // window for good: closing at T admits everything cast up to T.
+        guard when <= now else {
+            throw DomainError(.badRequest, "cast_at \(when) is later than the ledger's clock (\(now)); a vote cannot be cast in the future")
+        }
+        guard when >= window.opens && when < window.closes else {
+            throw DomainError(.outsideWindow, "cast_at \(when) is outside the voting window of '\(id)', from \(window.opens) up to \(window.closes)")
+        }
+        guard !alreadyVoted else {
+            throw DomainError(.duplicateVote, "this voter has already voted in '\(id)'; one vote per voter")
+        }
+        if vote.channelBytes > 0 { try Limits.check(bytes: vote.channelBytes, "channel", max: Limits.channel) }
+    }
+
+    static func sealed(_ id: ElectionID, _ result: CertifiedResult) -> DomainError {
+        DomainError(.electionSealed, "the result of '\(id)' is certified (winner '\(result.winner)'); nothing more is accepted for it")
     }
 }

@@ -93,7 +93,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical. Key: log_level.")
     var logLevel: String?
 
-    @Option(name: .customLong("verify"), help: "When to check the whole ledger (every event through the rules, the Merkle tree, checkpoints, projections): open (before serving, the default), background (after a fast open, the verdict in status), or off. Key: verify.")
+    @Option(name: .customLong("verify"), help: "What a start checks with the auditor's engine: tail (the events after the kept state and the newest checkpoint, the default), open (every event before serving), background (tail, then every event while serving; the verdict in status), or off. Key: verify.")
     var verify: String?
 
     @Flag(name: .customLong("no-verify"), help: "The same as --verify off.")
