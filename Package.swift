@@ -185,7 +185,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BallotCollectionsTests",
-            dependencies: ["BallotCollections"],
+            dependencies: ["BallotCollections", "BallotClient"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -44,7 +44,7 @@ public struct AuditReport: Sendable {
     public var keyPinned: Bool
     /// The Merkle tree's frontier over the first `rootCovers` records, the latest timestamp,
     /// and every idempotency key: with the state, all a writer needs to go on from a ledger
-    /// found sound (`WriterState.load`).
+    /// found sound (`WriterState.init(_:keySeed:)`).
     package var frontier: MerkleFrontier
     package var lastTimestamp: Timestamp
     package var idempotency: SequenceIndex

@@ -4,12 +4,13 @@ public import BallotStore
 public import BallotFormat
 
 // The part of `Audit.verify` that must go in order: the segments' records through the domain
-// rules from an empty state, the Merkle tree above the segments, checkpoints, idempotency keys,
+// rules from the state it starts from (`AuditStart`), the Merkle tree above the segments,
+// checkpoints, idempotency keys,
 // and the order of events across segment boundaries (AuditSegments.swift has the rest).
 
 extension Audit {
     /// Takes the checked segments in order: replays their events through the domain rules from
-    /// an empty state (every event must be one the rules accept against the state before it),
+    /// its start (every event must be one the rules accept against the state before it),
     /// builds the Merkle tree above them and compares the stored nodes there, checks every
     /// checkpoint, that no idempotency key repeats and that events follow one another across
     /// segments; at the end every stored projection must be what the replay gives.
@@ -215,11 +216,13 @@ extension Audit {
         /// `rootBefore` is the Merkle root of the events before a checkpoint.
         mutating func replay(_ record: RecordedEvent, rootBefore: MerkleHash?, _ reader: LedgerReader) {
             let seq = record.seq
+            var refusal: DomainError?
             do {
-                if let refusal = try state.check(record, lookupVote: { vote in
+                refusal = try state.check(record, lookupVote: { vote in
                     guard case .voteCast(let v)? = try reader.record(vote)?.event else { return nil }
                     return v
-                }) {
+                })
+                if let refusal {
                     note(.tampered, seq...seq, "the rules refuse this \(record.event.kind) event: \(refusal.message)")
                 }
             } catch {
@@ -240,7 +243,7 @@ extension Audit {
                 }
                 checkpoints.append((seq, checkpoint, finding == nil))
             }
-            state.apply(record)
+            state.apply(record, checked: refusal)
         }
 
         /// Every stored projection must be the one the replay of events 1…`last` gives, and no

@@ -101,10 +101,7 @@ public final class SequenceIndex: @unchecked Sendable {
         BallotCollections.removeShiftingBack(
             slot: i, slots: mask + 1, isEmpty: { slots[$0] == 0 },
             home: { Int(truncatingIfNeeded: slots[$0] >> (32 + shift)) },
-            move: { i, j in
-                slots[j] = slots[i]
-                slots[i] = 0
-            },
+            copy: { i, j in slots[j] = slots[i] },
             clear: { slots[$0] = 0 })
         stored -= 1
         return true
@@ -164,7 +161,9 @@ public final class SequenceIndex: @unchecked Sendable {
     /// that can fail, for an index in a file whose disk is full.
     public func reserve(_ extra: Int) throws(TableError) {
         while (stored + extra) * 2 > mask + 1 {
-            precondition(homeShift > 1, "a sequence index holds at most 2^30 entries")
+            guard homeShift > 1 else {
+                throw TableError(call: "growing", what: "an index past 2^30 entries, its most", errno: EFBIG)
+            }
             try storage.grow(toWords: 2 * (mask + 1))
             rehashAfterDoubling()
         }

@@ -74,7 +74,7 @@ struct TableBlock {
 
     /// The first `bytes` of `file` (whole pages), which is extended (with zeros) if shorter.
     init(file: TableFile, bytes: Int) throws(TableError) {
-        guard bytes > 0 && bytes % Self.pageBytes == 0 else {
+        guard bytes > 0 && bytes % Self.pageBytes == 0 && bytes <= Self.fileReservation else {
             throw TableError(call: "mapping", what: "of \(file.path): a table in a file is whole pages, not \(bytes) bytes", errno: EINVAL)
         }
         self.file = file
@@ -104,8 +104,10 @@ struct TableBlock {
     /// Only a file can fail (its disk is full).
     mutating func grow(to newBytes: Int) throws(TableError) {
         guard newBytes > bytes else { return }
-        if file != nil {
-            precondition(newBytes <= reserved, "a file-backed table past its reservation of \(reserved) bytes")
+        if let file {
+            guard newBytes <= reserved else {
+                throw TableError(call: "growing", what: "\(file.path) past its reservation of \(reserved) bytes", errno: EFBIG)
+            }
             try mapFile(bytes..<newBytes)
             bytes = newBytes
             return
@@ -204,6 +206,14 @@ struct TableWords {
         }
         words = (block.base + offset).bindMemory(to: UInt64.self, capacity: n)
         count = (block.base + 16).bindMemory(to: Int.self, capacity: 1)
+        // The count is not covered by any digest: one the table cannot hold would make it never
+        // grow (and a lookup never end) or trap in arithmetic.
+        let slots = n * 8 / slotBytes
+        guard count.pointee >= 0 && count.pointee <= slots else {
+            let found = count.pointee
+            block.release()
+            throw TableError(call: "mapping", what: "of \(file.path): its header counts \(found) entries in \(slots) slots", errno: EINVAL)
+        }
     }
 
     /// The bytes a file of `n` words of slots takes.
@@ -264,25 +274,28 @@ func rehashAfterDoubling(oldSlots: Int, isEmpty: (Int) -> Bool, home: (Int) -> I
 
 /// Empties slot `slot` of a linear-probing table of `slots` slots (a power of two) without
 /// leaving a hole in any probe path: each entry after it, up to the next empty slot, whose
-/// home does not lie cyclically in (hole, entry] is moved back into the hole, which moves on to
-/// where that entry was (Knuth's algorithm R). No tombstones, so a table that takes back a
-/// batch's additions is the table it was, as far as any lookup can tell. `move` moves an entry
-/// to an empty slot and empties the one it left; `clear` empties a slot.
+/// home does not lie cyclically in (hole, entry] is copied back into the hole, which moves on
+/// to where that entry was (Knuth's algorithm R); only the last hole is emptied, at the end. No
+/// tombstones, so a table that takes back a batch's additions is the table it was, as far as
+/// any lookup can tell; and at every moment between (a table in a file may be left at any of
+/// them by the death of the process) every probe path stays whole: the slot emptied is never
+/// one an entry still needs, at worst an entry is in two slots. `copy` copies an entry into a
+/// slot (over whatever it held); `clear` empties a slot.
 @inlinable
 func removeShiftingBack(slot: Int, slots: Int, isEmpty: (Int) -> Bool, home: (Int) -> Int,
-                        move: (_ from: Int, _ to: Int) -> Void, clear: (Int) -> Void) {
+                        copy: (_ from: Int, _ to: Int) -> Void, clear: (Int) -> Void) {
     let mask = slots - 1
     var hole = slot
-    clear(hole)
     var j = (hole + 1) & mask
     while !isEmpty(j) {
         let h = home(j)
         // Whether the entry at j may stay: its home lies after the hole, up to j itself.
         let stays = hole <= j ? (hole < h && h <= j) : (hole < h || h <= j)
         if !stays {
-            move(j, hole)
+            copy(j, hole)
             hole = j
         }
         j = (j + 1) & mask
     }
+    clear(hole)
 }

@@ -159,11 +159,9 @@ public final class TaggedKeySet: @unchecked Sendable {
         BallotCollections.removeShiftingBack(
             slot: slot, slots: mask + 1, isEmpty: { slots[2 * $0] == 0 && slots[2 * $0 + 1] == 0 },
             home: { Int(truncatingIfNeeded: slots[2 * $0]) & mask },
-            move: { i, j in
+            copy: { i, j in
                 slots[2 * j] = slots[2 * i]
                 slots[2 * j + 1] = slots[2 * i + 1]
-                slots[2 * i] = 0
-                slots[2 * i + 1] = 0
             },
             clear: { i in
                 slots[2 * i] = 0

@@ -51,7 +51,7 @@ final class LedgerVerification: Sendable {
         self.mode = mode
         self.metrics = metrics
         state = NIOLockedValueBox(mode == .background ? .running : mode == .off ? .off
-            : .verified(from: size - opening.replayedEvents + 1, through: size))
+            : .verified(from: mode == .open ? 1 : size - opening.replayedEvents + 1, through: size))
         record()
     }
 

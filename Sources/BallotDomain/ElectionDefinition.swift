@@ -97,15 +97,25 @@ public struct ElectionDefinition: Sendable, Equatable {
 
     /// The start of the series bucket that `t` falls in.
     public func bucket(of t: Timestamp) -> Int64 {
-        Self.bucket(of: t, origin: opensAt, width: seriesBucketSeconds * 1_000_000).start
+        Self.bucket(of: t, origin: opensAt, width: bucketMicroseconds).start
+    }
+
+    /// A series bucket's width in microseconds; at least 1 and never a trap, even for a
+    /// definition the rules refuse (a replay applies what a damaged ledger holds).
+    public var bucketMicroseconds: Int64 {
+        let (width, overflow) = seriesBucketSeconds.multipliedReportingOverflow(by: 1_000_000)
+        return overflow ? Int64.max : max(1, width)
     }
 
     /// The bucket of `width` microseconds, counted from `origin`, that `t` is in: its number
     /// (0 the one starting at `origin`, negative before it) and its start.
+    /// A time so far from the origin that the arithmetic would overflow (only a damaged or
+    /// hostile ledger holds one) is a bucket of its own, numbered as far out as can be.
     static func bucket(of t: Timestamp, origin: Timestamp, width: Int64) -> (number: Int64, start: Int64) {
-        let offset = t.microseconds - origin.microseconds
+        let (offset, overflow) = t.microseconds.subtractingReportingOverflow(origin.microseconds)
+        guard !overflow, offset > Int64.min + width else { return (t >= origin ? Int64.max : Int64.min, t.microseconds) }
         let index = offset >= 0 ? offset / width : (offset - width + 1) / width
-        return (index, origin.microseconds + index * width)
+        return (index, origin.microseconds &+ index &* width)
     }
 }
 

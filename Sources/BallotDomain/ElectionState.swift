@@ -99,7 +99,7 @@ public struct ElectionState: Sendable {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
         // The counts are taken out for the run and put back after: one access to the storage
         // each way, not several per vote; the rule reads a snapshot of what it needs.
-        var counts = ElectionCounts(bucketOrigin: storage.counts.bucketOrigin, bucketWidth: 0)
+        var counts = ElectionCounts(bucketOrigin: storage.counts.bucketOrigin, bucketWidth: 1)
         swap(&counts, &storage.counts)
         defer { swap(&counts, &storage.counts) }
         let rule = VoteRule(self)
@@ -158,7 +158,7 @@ public struct ElectionState: Sendable {
             self.definedAt = seq
             self.lastSeq = seq
             window = (definition.effectiveOpensAt(openedAt: nil), definition.effectiveClosesAt(closedAt: nil))
-            counts = ElectionCounts(bucketOrigin: definition.opensAt, bucketWidth: definition.seriesBucketSeconds * 1_000_000)
+            counts = ElectionCounts(bucketOrigin: definition.opensAt, bucketWidth: definition.bucketMicroseconds)
         }
 
         /// A copy that shares every collection until one side changes it.
@@ -313,6 +313,11 @@ extension ElectionState {
             DomainError(.corruptRecord, "the kept state of election '\(image.definition.id)' \(what)")
         }
         guard image.votes.count == image.nominees.count else { throw broken("has \(image.votes.count) counts for \(image.nominees.count) nominees") }
+        do {
+            try image.definition.validate()
+        } catch {
+            throw broken("has a definition the rules refuse: \(error.message)")
+        }
         let s = Storage(definition: image.definition, seq: image.definedAt)
         for nomination in image.nominees {
             s.apply(RecordedEvent(seq: image.definedAt, timestamp: Timestamp(microseconds: 0), actor: .system, idempotencyKey: "",
@@ -335,6 +340,9 @@ extension ElectionState {
         s.invalidated = Set(image.invalidated)
         for row in image.series {
             guard row.counts.count <= image.nominees.count, !row.counts.isEmpty else { throw broken("has a series row of \(row.counts.count) counts") }
+            guard image.definition.bucket(of: Timestamp(microseconds: row.bucket)) == row.bucket else {
+                throw broken("has a series row at \(row.bucket), which is not the start of a bucket")
+            }
             for (i, n) in row.counts.enumerated() { s.counts.count(Timestamp(microseconds: row.bucket), nominee: i, by: n) }
         }
         for score in image.scores { s.scores[score.slot] = (score.score, score.seq) }

@@ -33,17 +33,27 @@ public struct LedgerState: Sendable {
     /// Folds one recorded event in. Events must come in sequence order and should have passed
     /// `decide` (the live path) or `check` (replay); an event for an unknown election is ignored.
     ///
-    /// A vote whose voter is in the table under an earlier event counts as a repeat (a replay of
-    /// a ledger the rules would refuse): it is counted for its nominee, as the ledger holds it,
-    /// but not again in the turnout.
+    /// A fold that trusts the events (a replay to a point in time): a vote whose voter is in the
+    /// table under an earlier event counts as a repeat, without reading that event (it is
+    /// counted for its nominee, as the ledger holds it, but not again in the turnout). A table
+    /// that may hold keys of batches that never committed (one kept between starts) is applied
+    /// to with `apply(_:checked:)` or `apply(_:journal:)`, which know.
     public mutating func apply(_ record: RecordedEvent) {
-        _ = applyReturningVoter(record, decided: false)
+        _ = applyReturningVoter(record, voterIsNew: nil)
+    }
+
+    /// `apply` of an event `check` has just judged (`refusal`: what it found, nil for none), so
+    /// that a vote's voter is known to be new, or to have voted (`duplicate_vote`), whatever
+    /// the voter table holds (see `VoterRegister`).
+    public mutating func apply(_ record: RecordedEvent, checked refusal: DomainError?) {
+        _ = applyReturningVoter(record, voterIsNew: refusal?.code != .duplicateVote)
     }
 
     /// `apply`; for a vote, what its voter's entry held before (see `VoterRegister.add`).
-    /// `decided`: the event was just decided against this state, so a vote's voter is new (an
-    /// entry the rules found is not their vote is taken over).
-    private mutating func applyReturningVoter(_ record: RecordedEvent, decided: Bool) -> (key: Key128, previous: UInt32?)? {
+    /// `voterIsNew`, when known (the event was just decided or checked against this state): an
+    /// entry for the voter is taken over, or the vote is a repeat; when nil, an entry under an
+    /// earlier event makes it a repeat.
+    private mutating func applyReturningVoter(_ record: RecordedEvent, voterIsNew: Bool?) -> (key: Key128, previous: UInt32?)? {
         lastSeq = record.seq
         if case .electionDefined(let definition) = record.event {
             index.append(definition.id)
@@ -52,8 +62,8 @@ public struct LedgerState: Sendable {
             lastCheckpoint = (record.seq, checkpoint)
         } else if let election = record.event.election, let i = ordinal(of: election) {
             if case .voteCast(let vote) = record.event, electionList[i].ordinal(of: vote.nominee) != nil {
-                let added = voters.add(vote.voter.prefix, election: i, seq: record.seq, takingOver: decided)
-                let repeated = !decided && added.previous.map { $0 < VoterRegister.tag(record.seq) } ?? false
+                let added = voters.add(vote.voter.prefix, election: i, seq: record.seq, takingOver: voterIsNew == true)
+                let repeated = voterIsNew.map { !$0 } ?? (added.previous.map { $0 < VoterRegister.tag(record.seq) } ?? false)
                 electionList[i].apply(record, repeatedVoter: repeated)
                 return added
             }
@@ -87,7 +97,7 @@ public struct LedgerState: Sendable {
            journal.saved[i] == nil {
             journal.saved[i] = electionList[i].saved()
         }
-        if let voter = applyReturningVoter(record, decided: true) { journal.voters.append(voter) }
+        if let voter = applyReturningVoter(record, voterIsNew: true) { journal.voters.append(voter) }
     }
 
     /// Takes back every event applied since `journal` was made: the state is then what it was.
@@ -106,7 +116,7 @@ public struct LedgerState: Sendable {
     /// Brings into cache the slots of an election's voter table that these voters (the first
     /// 128 bits of their keys) will look up, before their votes are checked and applied one at
     /// a time: in batches of thousands, the table misses then overlap (see
-    /// `Key128Map.prefetch`). Changes nothing that can be seen.
+    /// `TaggedKeySet.prefetch`). Changes nothing that can be seen.
     public func prefetchVoters(_ voters: [Key128], in election: ElectionID) {
         guard let i = ordinal(of: election) else { return }
         self.voters.table.prefetch(voters.lazy.map { VoterRegister.key($0, election: i) })

@@ -18,9 +18,9 @@ public enum Limits {
     /// cannot represent.
     public static let criterionWeight = 1_000_000.0
     /// The most events a ledger holds: the tables that outlive the process know an event by the
-    /// low 32 bits of its sequence number (`VoterRegister.tag`, `SequenceIndex`). The writer
-    /// refuses past it with `ledger_full`.
-    public static let events: UInt64 = 0xFFFF_FFFF
+    /// low 32 bits of its sequence number (`VoterRegister.tag`), and the idempotency index holds
+    /// at most 2^30 keys (`SequenceIndex`). The writer refuses past it with `ledger_full`.
+    public static let events: UInt64 = (1 << 30) - 1
 
     static func check(_ value: String, _ what: String, max: Int) throws(DomainError) {
         try check(bytes: value.utf8.count, what, max: max)

@@ -18,8 +18,9 @@ struct IdempotencyIndex {
         self.seed = seed
     }
 
-    /// Where `submission`'s key lives in this index: the slot it came with when hashed with
-    /// this seed (nearly always: the daemon's), else hashed again here.
+    /// Where `submission`'s key lives in this index: the slot it came with when it was hashed
+    /// with this seed (an index made by this process), else hashed again here, on the writer's
+    /// thread (a few nanoseconds: an index kept from an earlier process has that one's seed).
     func slot(of submission: Submission) -> Key128? {
         guard let slot = submission.idempotencySlot else { return nil }
         return submission.slotSeed == seed ? slot

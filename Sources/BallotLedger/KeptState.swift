@@ -25,6 +25,9 @@ final class KeptState {
     let directory: String
     private let voterFile: TableFile
     private let keyFile: TableFile
+    /// `state/lock`, held (flock) while this writer uses the files: a second writer of the same
+    /// ledger, in this process or another, would change the tables under the first.
+    private var lock: Int32
 
     /// Why a kept state was not used, as the open logs it.
     struct Rejection: Error, CustomStringConvertible {
@@ -38,11 +41,24 @@ final class KeptState {
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw LedgerError.tables(TableError(call: "mkdir", what: "of \(directory)", errno: errno))
         }
-        voterFile = try Self.open("\(directory)/voters.table")
+        lock = Glibc.open("\(directory)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw LedgerError.tables(TableError(call: "open", what: "of \(directory)/lock", errno: errno)) }
+        guard flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            let e = errno
+            close(lock)
+            throw LedgerError.tables(TableError(call: "flock", what: "of \(directory)/lock: another writer has this ledger open", errno: e))
+        }
+        do {
+            voterFile = try Self.open("\(directory)/voters.table")
+        } catch {
+            close(lock)
+            throw error
+        }
         do {
             keyFile = try Self.open("\(directory)/keys.table")
         } catch {
             close(voterFile.descriptor)
+            close(lock)
             throw error
         }
     }
@@ -50,6 +66,14 @@ final class KeptState {
     deinit {
         close(voterFile.descriptor)
         close(keyFile.descriptor)
+        release()
+    }
+
+    /// Lets another writer have the files (at a close; the tables must not be used after).
+    func release() {
+        guard lock >= 0 else { return }
+        close(lock)
+        lock = -1
     }
 
     private static func open(_ path: String) throws -> TableFile {
@@ -61,12 +85,12 @@ final class KeptState {
     var snapshotPath: String { "\(directory)/snapshot" }
 
     /// The kernel's id of this boot: pages of a shared mapping survive the death of the process,
-    /// not of the machine.
+    /// not of the machine. Empty when it cannot be read, which matches no boot.
     static let bootID: String = {
-        guard let f = fopen("/proc/sys/kernel/random/boot_id", "r") else { return "unknown" }
+        guard let f = fopen("/proc/sys/kernel/random/boot_id", "r") else { return "" }
         defer { fclose(f) }
         var line = [CChar](repeating: 0, count: 64)
-        guard fgets(&line, 64, f) != nil else { return "unknown" }
+        guard fgets(&line, 64, f) != nil else { return "" }
         return String(decoding: line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }()
 
@@ -98,7 +122,7 @@ final class KeptState {
         guard root == header.root else {
             throw Rejection(reason: "the kept state is stale or from another ledger: its root over \(header.events) events is \(header.root.hex), the ledger's is \(root.hex)")
         }
-        guard header.synced || header.bootID == Self.bootID else {
+        guard header.synced || (!Self.bootID.isEmpty && header.bootID == Self.bootID) else {
             throw Rejection(reason: "the machine restarted since the kept tables were last written in full (boot \(header.bootID), now \(Self.bootID))")
         }
         guard header.events == image.lastSeq else {
@@ -116,6 +140,14 @@ final class KeptState {
             let keys = try SequenceIndex(file: keyFile, slots: header.keySlots)
             let state = try LedgerState(image: image, voters: voters)
             let frontier = try storedFrontier(header.events)
+            if header.synced {
+                // The replay about to run changes the tables: a snapshot that says they are on
+                // disk in full must not outlive that, even through a crash of the machine.
+                var unsynced = header
+                unsynced.synced = false
+                unsynced.bootID = Self.bootID
+                try writeFile(snapshotPath, KeptStateCodec.encode(unsynced, image), durable: true)
+            }
             return (header, AuditStart(state: state, frontier: frontier, lastTimestamp: header.lastTimestamp, keyIndex: keys,
                                        keySeed: header.keySeed))
         } catch {
@@ -148,7 +180,8 @@ final class KeptState {
     /// Writes the snapshot of `writer`. With `clean`, the tables are first written to disk in
     /// full (so the state survives a crash of the machine until the next change), and the
     /// snapshot is made durable. Otherwise it is only renamed into place: it is for the death of
-    /// the process, which the page cache survives.
+    /// the process, which the page cache survives (and a snapshot that said "synced" was
+    /// already replaced durably, at load).
     func save(_ writer: WriterState, ledgerID: [UInt8], clean: Bool) throws {
         let voters = writer.state.voters.keys, keys = writer.idempotency.keyIndex
         if clean {

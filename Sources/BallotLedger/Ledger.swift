@@ -155,12 +155,16 @@ public final class Ledger {
     /// used afterwards.
     public func close() {
         try? saveSnapshot(clean: true)
+        kept?.release()
         env.close()
     }
 
     /// Closes the environment as the death of the process would: no snapshot, nothing synced
     /// (tests of what an open finds after a crash; the tables' pages are in the page cache).
-    func closeAsIfKilled() { env.close() }
+    func closeAsIfKilled() {
+        kept?.release()
+        env.close()
+    }
 
     /// Every election as the log stands.
     public var state: LedgerState { writer.state }
@@ -190,8 +194,10 @@ public final class Ledger {
     /// store fails; `LedgerError.isLedgerFull` tells the `ledger_full` case.
     public func submit(_ batch: [Submission]) throws -> [Outcome] {
         let now = max(clock.now(), writer.lastTimestamp)
-        // Each submission adds at most one voter and one key (a checkpoint neither).
-        try writer.reserve(batch.count)
+        // Each submission adds at most one voter and one key (a checkpoint neither). A table
+        // that doubled no longer matches the snapshot's layout: a new snapshot at once, so that a
+        // crash now replays a tail, not every event.
+        if try writer.reserve(batch.count) { try? saveSnapshot(clean: false) }
         do {
             // A map that fills mid-transaction is grown and the batch run again, from the state
             // before it.
@@ -276,6 +282,12 @@ public final class Ledger {
         var start: AuditStart
         var rebuilt: String?
         var keptEvents: UInt64 = 0
+        func rebuild(_ reason: String) throws -> AuditStart {
+            rebuilt = reason
+            keptEvents = 0
+            options.rebuilding?(reason)
+            return try kept!.fresh(events: events)
+        }
         if let kept {
             do {
                 let (header, loaded) = try kept.load(
@@ -285,17 +297,25 @@ public final class Ledger {
                 start = loaded
                 keptEvents = header.events
             } catch let rejection as KeptState.Rejection {
-                rebuilt = rejection.reason
-                options.rebuilding?(rejection.reason)
-                start = try kept.fresh(events: events)
+                start = try rebuild(rejection.reason)
             }
         } else {
             start = .empty(events: events)
         }
         // A full check of a ledger whose kept state is used: every event replayed apart, into
-        // tables of its own, so that a finding leaves the kept state as it was.
-        if check == .full, keptEvents > 0, let refusal = WriterState.refusal(try Audit.verify(reader)) { throw refusal }
-        let report = try Audit.verify(reader, from: start)
+        // tables of its own, so that a finding leaves the kept state as it was; and the state it
+        // ends in must be the one the kept state and its tail give.
+        var full: AuditReport?
+        if check == .full, keptEvents > 0 {
+            let everything = try Audit.verify(reader)
+            if let refusal = WriterState.refusal(everything) { throw refusal }
+            full = everything
+        }
+        var report = try Audit.verify(reader, from: start)
+        if let full, full.state.image != report.state.image {
+            start = try rebuild("the kept state and its tail disagree with a replay of every event")
+            report = try Audit.verify(reader, from: start)
+        }
         if check != .none, let refusal = WriterState.refusal(report) { throw refusal }
         if check != .none, let last = report.state.lastCheckpoint, last.seq <= keptEvents {
             try checkNewest(last, reader)
@@ -325,7 +345,7 @@ public final class Ledger {
         snapshotAt = writer.state.lastSeq
     }
 
-    /// How many times the whole log was replayed: once at open, and once per
-    /// `rebuildProjections` (tests check that a failed write adds none).
+    /// How many times the ledger was replayed: once at open (the events after the kept state),
+    /// and once per `rebuildProjections` (tests check that a failed write adds none).
     private(set) var replays = 0
 }

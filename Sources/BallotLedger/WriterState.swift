@@ -47,14 +47,16 @@ struct WriterState {
 
     /// Makes room in the voter table and the key index for a batch of `count` submissions
     /// before it begins: growing a table kept in a file is the one step that can fail (its
-    /// disk is full), and it must not fail half way through a batch.
-    func reserve(_ count: Int) throws {
+    /// disk is full), and it must not fail half way through a batch. Returns whether a table grew.
+    func reserve(_ count: Int) throws -> Bool {
+        let before = (state.voters.keys.slotCount, idempotency.keyIndex.slotCount)
         do {
             try state.reserveVoters(count)
             try idempotency.keyIndex.reserve(count + 2)
         } catch {
             throw LedgerError.tables(error)
         }
+        return before != (state.voters.keys.slotCount, idempotency.keyIndex.slotCount)
     }
 
     // MARK: Appending
@@ -94,7 +96,7 @@ struct WriterState {
     static let prefetchRun = 512
 
     /// Brings into cache the idempotency and voter slots these submissions will look up (see
-    /// `Key128Map.prefetch`): an import's batch otherwise takes two cache misses per vote.
+    /// `TaggedKeySet.prefetch`): an import's batch otherwise takes two cache misses per vote.
     /// Only a hint: votes for an election other than the first vote's are not prefetched.
     private func prefetch(_ run: ArraySlice<Submission>) {
         guard run.count > 1 else { return }

@@ -112,7 +112,7 @@ public struct HTMLReport {
         let d = election.definition
         let series = election.series
         let buckets = series.keys.sorted()
-        let widthUS = d.seriesBucketSeconds * 1_000_000
+        let widthUS = d.bucketMicroseconds
         let start = min(d.opensAt.microseconds, buckets.first ?? d.opensAt.microseconds)
         let end = max(election.effectiveClosesAt.microseconds, (buckets.last ?? 0) + widthUS, start + 1)
         let w = 700.0, h = 180.0, top = 10.0

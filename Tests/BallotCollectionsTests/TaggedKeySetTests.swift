@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import BallotClient
 @testable import BallotCollections
 
 /// Random keys from a seeded generator.
@@ -174,5 +175,46 @@ final class TableFileFixture {
         _ = try SequenceIndex(file: files.open("keys"), slots: SequenceIndex.minimumFileSlots)
         #expect(throws: TableError.self) { try TaggedKeySet(file: files.open("keys"), slots: TaggedKeySet.minimumFileSlots) }
         #expect(throws: TableError.self) { try TaggedKeySet(file: files.open("voters"), slots: 100) }
+    }
+}
+
+/// Taking an entry out of a linear-probing table moves later entries back one at a time; a
+/// table in a file may be left at any step by the death of the process. At every step, every
+/// entry but the one taken out must still be found from its home.
+@Suite struct RemovalStepsTests {
+    @Test func everyStepOfARemovalKeepsEveryOtherEntryFound() {
+        var rng = SplitMix64(seed: 5)
+        for round in 0..<300 {
+            let slots = 64, mask = slots - 1
+            var table = [Int?](repeating: nil, count: slots)   // an entry is its home slot, made unique by an id
+            var ids: [Int: Int] = [:]  // id -> home
+            func insert(_ id: Int, home: Int) {
+                var i = home
+                while table[i] != nil { i = (i + 1) & mask }
+                table[i] = id
+                ids[id] = home
+            }
+            for id in 0..<40 { insert(id, home: Int(rng.next() % UInt64(round % 3 == 0 ? 4 : slots)) & mask) }
+            let victim = Int(rng.next() % 40)
+            let at = table.firstIndex(of: victim)!
+            func found(_ id: Int) -> Bool {
+                var i = ids[id]!
+                while let e = table[i] {
+                    if e == id { return true }
+                    i = (i + 1) & mask
+                }
+                return false
+            }
+            var steps = 0
+            removeShiftingBack(slot: at, slots: slots, isEmpty: { table[$0] == nil }, home: { ids[table[$0]!]! },
+                               copy: { from, to in
+                                   table[to] = table[from]
+                                   steps += 1
+                                   #expect(ids.keys.filter { $0 != victim }.allSatisfy(found), "round \(round), step \(steps)")
+                               },
+                               clear: { table[$0] = nil })
+            #expect(!found(victim) && ids.keys.filter { $0 != victim }.allSatisfy(found))
+            #expect(table.compactMap { $0 }.count == 39)
+        }
     }
 }

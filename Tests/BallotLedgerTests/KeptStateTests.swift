@@ -214,6 +214,89 @@ import BallotStore
         #expect(trusting.opening.rebuiltBecause == nil && trusting.opening.replayedEvents == 0)
     }
 
+    /// A table that doubles is a new layout: a snapshot follows at once, so that a crash after
+    /// it replays a tail, not every event.
+    @Test func aCrashAfterATableDoubledReplaysOnlyATail() throws {
+        let dir = TemporaryDirectory()
+        let ledger = try Fixtures.ledgerWithElection(in: dir, options: tail())
+        let slots = ledger.state.voters.keys.slotCount
+        _ = try ledger.submit(votes(0..<slots))   // past three quarters of the slots: a doubling
+        #expect(ledger.state.voters.keys.slotCount > slots)
+        _ = try ledger.submit(votes(slots..<slots + 10))
+        ledger.closeAsIfKilled()
+        let reopened = try open(dir)
+        defer { reopened.close() }
+        #expect(reopened.opening.rebuiltBecause == nil, "\(reopened.opening.rebuiltBecause ?? "")")
+        // The snapshot is the state before the batch that doubled the table: that batch and the next.
+        #expect(reopened.opening.replayedEvents == UInt64(slots) + 10)
+        try expectMemoryIsAReplay(reopened)
+    }
+
+    /// A table file whose count is not one the table can hold (it is in the file's header, not
+    /// under the digest) is corrupt: rebuilt, not trusted to grow.
+    @Test func aTableCountTheTableCannotHoldIsCorrupt() throws {
+        let dir = TemporaryDirectory()
+        try closedLedger(in: dir, votes: 50)
+        let fd = Foundation.open(dir.sub("ledger/state/voters.table"), O_RDWR)
+        var huge = Int.max
+        #expect(pwrite(fd, &huge, 8, 16) == 8)
+        close(fd)
+        let reopened = try open(dir)
+        defer { reopened.close() }
+        #expect(reopened.opening.rebuiltBecause?.contains("counts \(Int.max) entries") == true, "\(reopened.opening.rebuiltBecause ?? "")")
+        try expectMemoryIsAReplay(reopened)
+    }
+
+    /// Whoever can write the data directory can write a snapshot with a good digest; the full
+    /// check compares the kept state with its own replay of every event, and rebuilds.
+    @Test func theFullCheckRebuildsAForgedSnapshot() throws {
+        let dir = TemporaryDirectory()
+        try closedLedger(in: dir, votes: 60)
+        let path = dir.sub("ledger/state/snapshot")
+        let (header, decoded) = try KeptStateCodec.decode([UInt8](Data(contentsOf: URL(fileURLWithPath: path))))
+        var image = decoded
+        image.elections[0].votes[0] += 1000
+        try Data(KeptStateCodec.encode(header, image)).write(to: URL(fileURLWithPath: path))
+        let checked = try open(dir, Fixtures.options(check: .full))
+        defer { checked.close() }
+        #expect(checked.opening.rebuiltBecause?.contains("disagree with a replay of every event") == true,
+                "\(checked.opening.rebuiltBecause ?? "")")
+        try expectMemoryIsAReplay(checked)
+    }
+
+    /// A snapshot with a good digest but counts that ask for more than it holds, or a table
+    /// size that is not a power of two, is refused, never allocated.
+    @Test func aSnapshotThatAsksForMoreThanItHoldsIsRefused() throws {
+        let dir = TemporaryDirectory()
+        try closedLedger(in: dir, votes: 20)
+        var (header, image) = try KeptStateCodec.decode([UInt8](Data(contentsOf: URL(fileURLWithPath: dir.sub("ledger/state/snapshot")))))
+        header.voterSlots = 3 << 20
+        #expect(throws: KeptStateCodec.Unreadable.self) { try KeptStateCodec.decode(KeptStateCodec.encode(header, image)) }
+        header.voterSlots = 1 << 20
+        var bytes = KeptStateCodec.encode(header, image)
+        // The election count, the last u32 before the elections: claim 2^32 - 1 of them.
+        let none = LedgerState.Image(lastSeq: image.lastSeq, lastCheckpoint: image.lastCheckpoint, elections: [])
+        let at = KeptStateCodec.encode(header, none).count - 32 - 4
+        bytes.replaceSubrange(at..<at + 4, with: [0xFF, 0xFF, 0xFF, 0xFF])
+        let digest = bytes.dropLast(32).withUnsafeBytes { SHA256Digester.hash($0) }
+        bytes.replaceSubrange(bytes.count - 32..<bytes.count, with: digest.withBytes { Array($0) })
+        #expect(throws: KeptStateCodec.Unreadable.self) { try KeptStateCodec.decode(bytes) }
+        image.elections[0].series[0].bucket += 1
+        #expect(throws: DomainError.self) { try LedgerState(image: image, voters: TaggedKeySet()) }
+    }
+
+    /// One writer at a time: a second open of a ledger in use is refused, and the first's close
+    /// lets the next in.
+    @Test func aSecondWriterOfTheSameLedgerIsRefused() throws {
+        let dir = TemporaryDirectory()
+        try closedLedger(in: dir, votes: 5)
+        let first = try open(dir)
+        let error = #expect(throws: LedgerError.self) { try open(dir) }
+        #expect("\(error.map { "\($0)" } ?? "")".contains("another writer has this ledger open"))
+        first.close()
+        try open(dir).close()
+    }
+
     // MARK: Helpers
 
     /// The writer's memory against a replay of every event from nothing, in tables of its own.

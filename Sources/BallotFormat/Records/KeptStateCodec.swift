@@ -10,12 +10,13 @@ public import BallotCollections
 ///     ledger id                        16 bytes (the ledger's meta 'ledger_id')
 ///     events covered S                 u64
 ///     Merkle root over events 1…S      32 bytes
-///     last timestamp                   i64 µs
+///     the writer's last timestamp      i64 µs
 ///     idempotency key seed             u64
 ///     voter table slots                u64
 ///     key index slots                  u64
 ///     tables synced to disk            u8 (1: written in full, at a clean stop)
 ///     boot id                          str (the kernel's boot_id when written)
+///     the state's last sequence number u64 (S again)
 ///     last checkpoint                  u8 present, then u64 seq and a checkpoint payload
 ///     elections                        u32 count, then each (below)
 ///     SHA-256 of everything above      32 bytes
@@ -158,7 +159,7 @@ public enum KeptStateCodec {
                     guard case .checkpointSigned(let c) = try payload(.checkpointSigned, &r) else { throw failure(r, "checkpoint") }
                     checkpoint = .init(seq: seq, checkpoint: c)
                 }
-                let elections = try (0..<r.u32("election count")).map { i in try election(&r, i) }
+                let elections = try (0..<items(&r, "election count", of: 64)).map { i in try election(&r, UInt32(i)) }
                 guard r.remaining == 0 else { throw failure(r, "\(r.remaining) bytes after the last election") }
                 return (header, LedgerState.Image(lastSeq: lastSeq, lastCheckpoint: checkpoint, elections: elections))
             }
@@ -170,11 +171,11 @@ public enum KeptStateCodec {
     private static func election(_ r: inout ByteReader, _ i: UInt32) throws -> ElectionState.Image {
         guard case .electionDefined(let definition) = try payload(.electionDefined, &r) else { throw failure(r, "election \(i)") }
         let definedAt = try r.u64("defined at"), lastSeq = try r.u64("last seq")
-        let nominees = try (0..<r.u32("nominee count")).map { _ throws -> Nomination in
+        let nominees = try (0..<items(&r, "nominee count", of: 8)).map { _ throws -> Nomination in
             guard case .nomineeAdded(_, let n) = try payload(.nomineeAdded, &r) else { throw failure(r, "nominee") }
             return n
         }
-        let jurors = try (0..<r.u32("juror count")).map { _ in ElectionState.Image.Juror(id: try r.slug("juror"), name: try r.str("juror name")) }
+        let jurors = try (0..<items(&r, "juror count", of: 4)).map { _ in ElectionState.Image.Juror(id: try r.slug("juror"), name: try r.str("juror name")) }
         var window: [Timestamp?] = []
         for field in ["voting opened at", "voting closed at"] {
             let present = try r.bool(field)
@@ -189,12 +190,12 @@ public enum KeptStateCodec {
         }
         let votes = try nominees.map { _ in Int(try r.i64("votes")) }
         let votesCast = Int(try r.i64("votes cast")), invalidatedVotes = Int(try r.i64("invalidated votes"))
-        let invalidated = try (0..<r.u32("invalidated count")).map { _ in try r.u64("invalidated vote") }
-        let series = try (0..<r.u32("series rows")).map { _ in
+        let invalidated = try (0..<items(&r, "invalidated count", of: 8)).map { _ in try r.u64("invalidated vote") }
+        let series = try (0..<items(&r, "series rows", of: 10)).map { _ in
             let bucket = try r.i64("bucket")
             return ElectionState.Image.SeriesRow(bucket: bucket, counts: try (0..<r.u16("row length")).map { _ in Int(try r.i64("count")) })
         }
-        let scores = try (0..<r.u32("score count")).map { _ in
+        let scores = try (0..<items(&r, "score count", of: 18)).map { _ in
             ElectionState.Image.Score(slot: ScoreSlot(juror: try r.slug("juror"), nominee: try r.slug("nominee"), criterion: try r.slug("criterion")),
                                       score: try r.i32("score"), seq: try r.u64("score seq"))
         }
@@ -212,10 +213,19 @@ public enum KeptStateCodec {
         return event
     }
 
+    /// A table's slot count: a power of two, and at most 2^36 (a terabyte of voters).
     private static func count(_ r: inout ByteReader, _ field: String) throws -> Int {
         let n = try r.u64(field)
-        guard n <= 1 << 40 else { throw failure(r, "\(field) is \(n)") }
+        guard n <= 1 << 36, n & (n &- 1) == 0 else { throw failure(r, "\(field) is \(n)") }
         return Int(n)
+    }
+
+    /// A count of items of at least `bytes` each: no more than the bytes left can hold, so that
+    /// a damaged count never asks for more memory than the file has.
+    private static func items(_ r: inout ByteReader, _ field: String, of bytes: Int) throws -> Int {
+        let n = Int(try r.u32(field))
+        guard n * bytes <= r.remaining else { throw failure(r, "\(field) is \(n), more than the \(r.remaining) bytes left hold") }
+        return n
     }
 
     private static func failure(_ r: ByteReader, _ what: String) -> ByteReader.Failure {
