@@ -13,6 +13,8 @@
 struct ElectionCounts: Sendable {
     /// Valid votes per nominee ordinal.
     var votes: [Int] = []
+    /// Every vote accepted, valid or since invalidated: the turnout.
+    var votesCast = 0
     /// How many nominees there are (a row's length).
     private(set) var nominees = 0
     let bucketOrigin: Timestamp
@@ -32,6 +34,14 @@ struct ElectionCounts: Sendable {
     init(bucketOrigin: Timestamp, bucketWidth: Int64) {
         self.bucketOrigin = bucketOrigin
         self.bucketWidth = bucketWidth
+    }
+
+    /// A vote for nominee `i`, counted in the tally and its series bucket, and in the turnout
+    /// unless its voter had voted (a replay of what the rules refuse).
+    @inline(__always)
+    mutating func vote(nominee i: Int, castAt: Timestamp, newVoter: Bool) {
+        if newVoter { votesCast += 1 }
+        count(nominee: i, castAt: castAt)
     }
 
     /// A nominee more: a count of its own, and room in every row.

@@ -49,7 +49,7 @@ public struct ElectionState: Sendable {
 
     public var validVotes: Int { storage.counts.votes.reduce(0, +) }
     /// Every vote accepted, valid or since invalidated: the turnout, which is always public.
-    public var votesCast: Int { storage.votesCast }
+    public var votesCast: Int { storage.counts.votesCast }
 
     public func ordinal(of nominee: NomineeID) -> Int? { storage.ordinal(of: nominee) }
     public func hasJuror(_ id: JurorID) -> Bool { storage.jurorIDs.contains(id) }
@@ -70,15 +70,20 @@ public struct ElectionState: Sendable {
         ElectionStatus(definition: storage.definition, nominees: storage.nominees, jurors: storage.jurors.map(\.id),
                        votingOpenedAt: storage.votingOpenedAt, votingClosedAt: storage.votingClosedAt,
                        juryClosed: storage.juryClosed, certified: storage.certified,
-                       votesCast: storage.votesCast, lastSeq: storage.lastSeq)
+                       votesCast: storage.counts.votesCast, lastSeq: storage.lastSeq)
     }
 
-    /// `repeatedVoter`: a vote whose voter had voted (a replay of what the rules refuse) is
-    /// counted for its nominee but not in the turnout.
-    mutating func apply(_ record: RecordedEvent, repeatedVoter: Bool = false) {
+    mutating func apply(_ record: RecordedEvent) {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
         storage.apply(record)
-        if repeatedVoter { storage.votesCast -= 1 }
+    }
+
+    /// `apply` of the vote at event `seq` for the nominee at position `nominee` (found by the
+    /// caller), counted in the turnout when `newVoter`.
+    mutating func applyVote(castAt: Timestamp, nominee: Int, seq: UInt64, newVoter: Bool) {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        storage.lastSeq = seq
+        storage.counts.vote(nominee: nominee, castAt: castAt, newVoter: newVoter)
     }
 
     /// This state as it is, kept by a batch before it first changes the election, so that a
@@ -103,7 +108,6 @@ public struct ElectionState: Sendable {
         swap(&counts, &storage.counts)
         defer { swap(&counts, &storage.counts) }
         let rule = VoteRule(self)
-        var added = 0
         // Every voter added in one call, which reads all their slots first so that the misses
         // overlap (see `TaggedKeySet.prefetch`): a load a few votes ahead, in a loop over the
         // votes, was slower (its result must land before it retires).
@@ -119,11 +123,9 @@ public struct ElectionState: Sendable {
             } catch {
                 refused(i, error)
             }
-            counts.count(nominee: vote.nominee, castAt: vote.castAt)
-            if !alreadyVoted { added += 1 }
+            counts.vote(nominee: vote.nominee, castAt: vote.castAt, newVoter: !alreadyVoted)
             return !alreadyVoted
         }
-        storage.votesCast += added
         storage.lastSeq = run[run.count - 1].seq
     }
 
@@ -149,8 +151,6 @@ public struct ElectionState: Sendable {
         var invalidatedVotes = 0
         var scores: [ScoreSlot: (score: Int32, seq: UInt64)] = [:]
         var lastSeq: UInt64
-        /// Every vote accepted (the voters themselves are in `LedgerState.voters`).
-        var votesCast = 0
         var invalidated: Set<UInt64> = []
 
         init(definition: ElectionDefinition, seq: UInt64) {
@@ -178,7 +178,6 @@ public struct ElectionState: Sendable {
             c.invalidatedVotes = invalidatedVotes
             c.scores = scores
             c.lastSeq = lastSeq
-            c.votesCast = votesCast
             c.invalidated = invalidated
             return c
         }
@@ -202,8 +201,7 @@ public struct ElectionState: Sendable {
                 window.closes = definition.effectiveClosesAt(closedAt: record.timestamp)
             case .voteCast(let v):
                 guard let i = ordinal(of: v.nominee) else { return }
-                votesCast += 1
-                counts.count(nominee: i, castAt: v.castAt)
+                counts.vote(nominee: i, castAt: v.castAt, newVoter: true)
             case .voteInvalidated(let x):
                 guard let i = ordinal(of: x.nominee) else { return }
                 invalidated.insert(x.vote)
@@ -302,7 +300,7 @@ extension ElectionState {
         return Image(definition: s.definition, definedAt: s.definedAt, lastSeq: s.lastSeq, nominees: s.nominees,
                      jurors: s.jurors.map { Image.Juror(id: $0.id, name: $0.name) }, votingOpenedAt: s.votingOpenedAt,
                      votingClosedAt: s.votingClosedAt, juryClosed: s.juryClosed, certified: s.certified, votes: s.counts.votes,
-                     votesCast: s.votesCast, invalidatedVotes: s.invalidatedVotes, invalidated: s.invalidated.sorted(),
+                     votesCast: s.counts.votesCast, invalidatedVotes: s.invalidatedVotes, invalidated: s.invalidated.sorted(),
                      series: rows, scores: scores)
     }
 
@@ -335,7 +333,7 @@ extension ElectionState {
         s.certified = image.certified
         s.sealed = image.certified != nil
         s.counts.votes = image.votes
-        s.votesCast = image.votesCast
+        s.counts.votesCast = image.votesCast
         s.invalidatedVotes = image.invalidatedVotes
         s.invalidated = Set(image.invalidated)
         for row in image.series {

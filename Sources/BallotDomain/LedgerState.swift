@@ -61,10 +61,10 @@ public struct LedgerState: Sendable {
         } else if case .checkpointSigned(let checkpoint) = record.event {
             lastCheckpoint = (record.seq, checkpoint)
         } else if let election = record.event.election, let i = ordinal(of: election) {
-            if case .voteCast(let vote) = record.event, electionList[i].ordinal(of: vote.nominee) != nil {
+            if case .voteCast(let vote) = record.event, let nominee = electionList[i].ordinal(of: vote.nominee) {
                 let added = voters.add(vote.voter.prefix, election: i, seq: record.seq, takingOver: voterIsNew == true)
-                let repeated = voterIsNew.map { !$0 } ?? (added.previous.map { $0 < VoterRegister.tag(record.seq) } ?? false)
-                electionList[i].apply(record, repeatedVoter: repeated)
+                let isNew = voterIsNew ?? (added.previous.map { $0 >= VoterRegister.tag(record.seq) } ?? true)
+                electionList[i].applyVote(castAt: vote.castAt, nominee: nominee, seq: record.seq, newVoter: isNew)
                 return added
             }
             electionList[i].apply(record)
