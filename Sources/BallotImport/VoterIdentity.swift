@@ -40,34 +40,22 @@ public struct VoterIdentity: Sendable {
         key(forUTF8: raw, by: Rule(definition))
     }
 
-    /// `key(forUTF8:in:)` by an election's `Rule`. An ASCII
-    /// identifier that cannot be a phone number (nearly every e-mail address) takes a path on
-    /// the bytes, with no String and no Foundation: trimmed and lower-cased, which is what
+    /// `key(forUTF8:in:)` by an election's `Rule`. An ASCII identifier (nearly every one: an
+    /// e-mail address, a phone number) takes a path on the bytes, with no String and no
+    /// Foundation: for ASCII, NFKC changes nothing and case folding lower-cases, so it is
+    /// trimmed, then written in E.164 if it is a phone number, else lower-cased, which is what
     /// `normalized` gives it (a test checks the two agree).
     public func key(forUTF8 raw: UnsafeRawBufferPointer, by rule: Rule) -> VoterKey {
         guard rule.normalized else { return hasher.key(forUTF8: raw) }
-        if Self.isPlainASCII(raw) {
-            return VoterHasher.normalized(raw) { hasher.key(normalizedUTF8: $0, in: rule.election) }
+        if !raw.contains(where: { $0 >= 0x80 }) {
+            let trimmed = VoterHasher.trimmed(raw)
+            if let number = Self.phone(utf8: trimmed, country: rule.phoneCountryCode) {
+                return number.withUnsafeBytes { hasher.key(normalizedUTF8: $0, in: rule.election) }
+            }
+            return VoterHasher.normalized(trimmed) { hasher.key(normalizedUTF8: $0, in: rule.election) }
         }
         let voter = String(decoding: raw, as: UTF8.self)
         return hasher.key(normalized: Self.normalized(voter, phoneCountryCode: rule.phoneCountryCode), in: rule.election)
-    }
-
-    /// ASCII with at least one byte no phone number has (`phone` reads digits, `+`, space,
-    /// `-`, `.`, `(` and `)`): for such an identifier `normalized` only trims and lower-cases.
-    static func isPlainASCII(_ raw: UnsafeRawBufferPointer) -> Bool {
-        var notPhone = false
-        for c in raw {
-            if c >= 0x80 { return false }
-            switch c {
-            case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "+"), UInt8(ascii: " "), UInt8(ascii: "-"),
-                 UInt8(ascii: "."), UInt8(ascii: "("), UInt8(ascii: ")"):
-                continue
-            default:
-                if !VoterHasher.isSpace(c) { notPhone = true }
-            }
-        }
-        return notPhone
     }
 
     /// The identifier by `VoterIdentityRule.normalized`: surrounding whitespace removed; a
@@ -91,9 +79,14 @@ public struct VoterIdentity: Sendable {
     /// leading trunk `0`. E.164 numbers have at most 15 digits; anything longer, or with fewer
     /// than 4 digits to the number, is not taken for one.
     static func phone(_ text: String, country: UInt16) -> String? {
+        phone(utf8: text.utf8, country: country).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    /// `phone` of UTF-8 bytes, giving the number's bytes.
+    static func phone(utf8 text: some Collection<UInt8>, country: UInt16) -> [UInt8]? {
         var digits: [UInt8] = []
         var international = false
-        for c in text.utf8 {
+        for c in text {
             switch c {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): digits.append(c)
             case UInt8(ascii: "+") where digits.isEmpty && !international: international = true
@@ -112,6 +105,6 @@ public struct VoterIdentity: Sendable {
             digits = Array(String(country).utf8) + digits
         }
         guard (4...15).contains(digits.count), digits.first != UInt8(ascii: "0") else { return nil }
-        return "+" + String(decoding: digits, as: UTF8.self)
+        return [UInt8(ascii: "+")] + digits
     }
 }
