@@ -23,7 +23,7 @@ public struct ElectionState: Sendable {
     public var votingClosedAt: Timestamp? { storage.votingClosedAt }
     public var juryClosed: Bool { storage.juryClosed }
     /// Whether the result is certified, which seals the election.
-    var isSealed: Bool { storage.sealed }
+    var isSealed: Bool { storage.rule.sealedBy != nil }
     public var certified: CertifiedResult? { storage.certified }
     /// Valid votes per nominee ordinal.
     public var votes: [Int] { storage.counts.votes }
@@ -58,10 +58,13 @@ public struct ElectionState: Sendable {
     /// The window `cast_at` is judged against, half-open (see `ElectionDefinition`): the
     /// schedule, moved by an explicit open (only before any vote) or close. Closing at T admits
     /// votes cast at T itself, so a vote accepted before the close stays inside.
-    public var effectiveOpensAt: Timestamp { storage.window.opens }
-    public var effectiveClosesAt: Timestamp { storage.window.closes }
+    public var effectiveOpensAt: Timestamp { storage.rule.window.opens }
+    public var effectiveClosesAt: Timestamp { storage.rule.window.closes }
 
-    public func isInWindow(_ t: Timestamp) -> Bool { t >= storage.window.opens && t < storage.window.closes }
+    public func isInWindow(_ t: Timestamp) -> Bool { storage.rule.isInWindow(t) }
+
+    /// What the rule for a vote reads of this election (one read of the storage).
+    var voteRule: VoteRule { storage.rule }
 
     public func isVotingOver(at now: Timestamp) -> Bool { storage.definition.isVotingOver(at: now, closedAt: storage.votingClosedAt) }
 
@@ -107,7 +110,7 @@ public struct ElectionState: Sendable {
         var counts = ElectionCounts(bucketOrigin: storage.counts.bucketOrigin, bucketWidth: 1)
         swap(&counts, &storage.counts)
         defer { swap(&counts, &storage.counts) }
-        let rule = VoteRule(self)
+        let rule = voteRule
         // Every voter added in one call, which reads all their slots first so that the misses
         // overlap (see `TaggedKeySet.prefetch`): a load a few votes ahead, in a loop over the
         // votes, was slower (its result must land before it retires).
@@ -136,9 +139,9 @@ public struct ElectionState: Sendable {
     fileprivate final class Storage: @unchecked Sendable {
         let definition: ElectionDefinition
         let definedAt: UInt64
-        /// The effective window, half-open (see `ElectionState.effectiveOpensAt`).
-        var window: (opens: Timestamp, closes: Timestamp)
-        var sealed = false
+        /// What the rule for a vote reads: the effective window, half-open (see
+        /// `ElectionState.effectiveOpensAt`), and the result that sealed the election.
+        var rule: VoteRule
         var nominees: [Nomination] = []
         var nomineeIndex = OrdinalIndex()
         var jurors: [(id: JurorID, name: String)] = []
@@ -157,7 +160,7 @@ public struct ElectionState: Sendable {
             self.definition = definition
             self.definedAt = seq
             self.lastSeq = seq
-            window = (definition.effectiveOpensAt(openedAt: nil), definition.effectiveClosesAt(closedAt: nil))
+            rule = VoteRule(id: definition.id, window: (definition.effectiveOpensAt(openedAt: nil), definition.effectiveClosesAt(closedAt: nil)))
             counts = ElectionCounts(bucketOrigin: definition.opensAt, bucketWidth: definition.bucketMicroseconds)
         }
 
@@ -170,8 +173,7 @@ public struct ElectionState: Sendable {
             c.jurorIDs = jurorIDs
             c.votingOpenedAt = votingOpenedAt
             c.votingClosedAt = votingClosedAt
-            c.window = window
-            c.sealed = sealed
+            c.rule = rule
             c.juryClosed = juryClosed
             c.certified = certified
             c.counts = counts
@@ -195,10 +197,10 @@ public struct ElectionState: Sendable {
                 counts.addNominee()
             case .votingOpened:
                 votingOpenedAt = record.timestamp
-                window.opens = definition.effectiveOpensAt(openedAt: record.timestamp)
+                rule.window.opens = definition.effectiveOpensAt(openedAt: record.timestamp)
             case .votingClosed:
                 votingClosedAt = record.timestamp
-                window.closes = definition.effectiveClosesAt(closedAt: record.timestamp)
+                rule.window.closes = definition.effectiveClosesAt(closedAt: record.timestamp)
             case .voteCast(let v):
                 guard let i = ordinal(of: v.nominee) else { return }
                 counts.vote(nominee: i, castAt: v.castAt, newVoter: true)
@@ -217,7 +219,7 @@ public struct ElectionState: Sendable {
                 juryClosed = true
             case .resultCertified(let r):
                 certified = r
-                sealed = true
+                rule.sealedBy = r
             case .importRecorded, .checkpointSigned:
                 break
             }
@@ -327,11 +329,11 @@ extension ElectionState {
         }
         s.votingOpenedAt = image.votingOpenedAt
         s.votingClosedAt = image.votingClosedAt
-        s.window = (image.definition.effectiveOpensAt(openedAt: image.votingOpenedAt),
+        s.rule.window = (image.definition.effectiveOpensAt(openedAt: image.votingOpenedAt),
                     image.definition.effectiveClosesAt(closedAt: image.votingClosedAt))
         s.juryClosed = image.juryClosed
         s.certified = image.certified
-        s.sealed = image.certified != nil
+        s.rule.sealedBy = image.certified
         s.counts.votes = image.votes
         s.counts.votesCast = image.votesCast
         s.invalidatedVotes = image.invalidatedVotes

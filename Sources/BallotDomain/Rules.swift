@@ -170,13 +170,12 @@ extension ElectionState {
 
     /// The rule itself, for a vote whose nominee is already found (see `VoteRule`).
     func checkVote(_ vote: ResolvedVote, at now: Timestamp, alreadyVoted: Bool) throws(DomainError) {
-        try VoteRule(self).check(vote, at: now, alreadyVoted: alreadyVoted)
+        try voteRule.check(vote, at: now, alreadyVoted: alreadyVoted)
     }
 
-    /// `isSealed` is the plain flag `apply` sets with `certified`; a vote checks it (through
-    /// `checkVote`) a second time after `decide` has, which costs nothing.
+    /// The election is not sealed (a vote's rule checks it again, from the same field).
     private func requireUnsealed() throws(DomainError) {
-        if isSealed, let result = certified { throw VoteRule.sealed(id, result) }
+        if let result = voteRule.sealedBy { throw VoteRule.sealed(id, result) }
     }
 
     private func requireOpenJury() throws(DomainError) {
@@ -193,17 +192,18 @@ extension ElectionState {
 /// not read), told whether the voter had voted before this vote (replay's bulk path learns
 /// that from adding the voter, see `ElectionState.replay`), with what it reads of the
 /// election taken once: a replay checks a whole run of votes with one.
-struct VoteRule {
+struct VoteRule: Sendable {
     let id: ElectionID
-    let window: (opens: Timestamp, closes: Timestamp)
+    var window: (opens: Timestamp, closes: Timestamp)
     /// The certified result, when the election is sealed.
-    let sealedBy: CertifiedResult?
+    var sealedBy: CertifiedResult?
 
-    init(_ election: borrowing ElectionState) {
-        id = election.id
-        window = (election.effectiveOpensAt, election.effectiveClosesAt)
-        sealedBy = election.isSealed ? election.certified : nil
+    init(id: ElectionID, window: (opens: Timestamp, closes: Timestamp)) {
+        self.id = id
+        self.window = window
     }
+
+    func isInWindow(_ t: Timestamp) -> Bool { t >= window.opens && t < window.closes }
 
     func check(_ vote: ResolvedVote, at now: Timestamp, alreadyVoted: Bool) throws(DomainError) {
         if let result = sealedBy { throw Self.sealed(id, result) }
@@ -213,7 +213,7 @@ struct VoteRule {
         guard when <= now else {
             throw DomainError(.badRequest, "cast_at \(when) is later than the ledger's clock (\(now)); a vote cannot be cast in the future")
         }
-        guard when >= window.opens && when < window.closes else {
+        guard isInWindow(when) else {
             throw DomainError(.outsideWindow, "cast_at \(when) is outside the voting window of '\(id)', from \(window.opens) up to \(window.closes)")
         }
         guard !alreadyVoted else {
