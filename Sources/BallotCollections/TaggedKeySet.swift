@@ -14,7 +14,7 @@ import Glibc
 /// through a plain pointer, with no reference counting on the lookup path.
 ///
 /// A class, not a value: a table of millions is one table, in memory or in a file
-/// (`init(file:slots:count:)`), changed in place and never copied. Growth is explicit
+/// (`init(file:slots:)`), changed in place and never copied. Growth is explicit
 /// (`reserve`): a file's can fail, when its disk is full. See docs/performance.md.
 public final class TaggedKeySet: @unchecked Sendable {
     @usableFromInline @exclusivity(unchecked) var storage: TableWords

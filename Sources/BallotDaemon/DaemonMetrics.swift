@@ -26,6 +26,9 @@ struct DaemonMetrics: Sendable {
     let ledgerEvents = Gauge(label: "ballotd_ledger_events")
     let mapBytes = Gauge(label: "ballotd_map_size_bytes")
     let mapUsedBytes = Gauge(label: "ballotd_map_used_bytes")
+    /// 1 while the kept state's last snapshot could not be written (a crash would then replay
+    /// more, or rebuild); 0 once one is.
+    let keptStateFailing = Gauge(label: "ballotd_kept_state_failing")
     let lastCheckpointTime = Gauge(label: "ballotd_last_checkpoint_timestamp_seconds")
     let lastCheckpointSeq = Gauge(label: "ballotd_last_checkpoint_seq")
     /// The full check of the ledger (`verify`): 1 while it runs; the events the last one
