@@ -16,8 +16,9 @@ import Glibc
 /// in about (load) x 2^(log2(slots) - 31) of lookups: once in 2,000 at a million keys (2^21
 /// slots), once in 130 at 16 million. At most 2^30 entries (2^31 slots). Open addressing with
 /// linear probing, at most half full; like `TaggedKeySet`, a class (one table, never copied), in
-/// memory or in a file, grown explicitly by `reserve`.
-public final class SequenceIndex: @unchecked Sendable {
+/// memory or in a file, grown explicitly by `reserve`, with `layers` below it when in files
+/// (`TableLayers`).
+public final class SequenceIndex: LayeredTable, @unchecked Sendable {
     @usableFromInline @exclusivity(unchecked) var storage: TableWords
     /// `storage.words`: one word a slot, 0 when empty.
     @usableFromInline @exclusivity(unchecked) var slots: UnsafeMutablePointer<UInt64>
@@ -30,9 +31,12 @@ public final class SequenceIndex: @unchecked Sendable {
     }
     /// What `prefetch` read, kept so that its loads cannot be optimised away.
     @usableFromInline @exclusivity(unchecked) var prefetched: UInt64 = 0
+    /// The older entries of an index in files, frozen or in runs; nil for an index in memory.
+    @usableFromInline var layers: TableLayers<SequenceIndex>?
 
     /// The number of entries.
-    @inlinable public var count: Int { stored }
+    @inlinable public var count: Int { stored + (layers?.layeredCount ?? 0) }
+    public var ownCount: Int { stored }
     /// The number of slots (a power of two): what a file of the index holds, 8 bytes each.
     public var slotCount: Int { mask + 1 }
     public var isFileBacked: Bool { storage.isFileBacked }
@@ -61,7 +65,24 @@ public final class SequenceIndex: @unchecked Sendable {
     /// The bytes a file of an index of `slots` slots takes.
     public static func fileBytes(slots: Int) -> Int { TableWords.fileBytes(words: slots) }
 
+    /// An index frozen as a layer: it owns `storage` from now on, and nothing changes it.
+    private init(frozen storage: TableWords, homeShift: Int) {
+        self.storage = storage
+        slots = storage.words
+        self.homeShift = homeShift
+    }
+
     deinit { storage.release() }
+
+    public static var slotWords: Int { 1 }
+    public static var secondKeyMask: UInt64 { 0 }
+    public var runSource: SortedRun.Source { SortedRun.Source(table: storage.words, slots: mask + 1, owner: self) }
+
+    /// Puts this index below `layers`, which kept it in files.
+    public func keep(in layers: TableLayers<SequenceIndex>) { self.layers = layers }
+
+    /// Counts the changes of the layers: a freeze, a run put in place (0 without layers).
+    public var layerChanges: Int { layers?.changes ?? 0 }
 
     static func bits(for capacity: Int) -> Int {
         var bits = 4
@@ -89,7 +110,8 @@ public final class SequenceIndex: @unchecked Sendable {
         place(Self.tag(key) << 32 | (seq & 0xFFFF_FFFF))
     }
 
-    /// Removes the record that event `seq` holds `key`; returns false if there is none. (How a
+    /// Removes the record that event `seq` holds `key` from this index's own slots (a batch only
+    /// ever adds there); returns false if there is none. (How a
     /// batch whose transaction failed takes back the keys it added: see `removeShiftingBack`.)
     @discardableResult
     public func remove(_ key: Key128, seq: UInt64) -> Bool {
@@ -147,6 +169,9 @@ public final class SequenceIndex: @unchecked Sendable {
                 }
                 i = (i + 1) & mask
             }
+            if earlier == nil && !present && layers != nil {
+                (earlier, present) = try layered(entry, before: seq) { try holds(n, $0) }
+            }
             if let earlier {
                 held.append((n, earlier))
             } else if !present {
@@ -157,9 +182,83 @@ public final class SequenceIndex: @unchecked Sendable {
         return held
     }
 
-    /// Makes room for `extra` more entries, doubling in place as often as needed: the one step
-    /// that can fail, for an index in a file whose disk is full.
+    /// What the layers hold of `entry` (a tag and an event): whether they have it, or the first
+    /// earlier event with its tag that `holds` says holds its key.
+    @usableFromInline
+    func layered(_ entry: UInt64, before seq: UInt64, holds: (UInt64) throws -> Bool) rethrows -> (earlier: UInt64?, present: Bool) {
+        var earlier: UInt64?
+        var present = false
+        try eachLayeredEntry(tagged: entry >> 32) { slot in
+            if slot == entry {
+                present = true
+                return true
+            }
+            var candidate = slot & 0xFFFF_FFFF
+            while candidate < seq {
+                if candidate > 0, try holds(candidate) {
+                    earlier = candidate
+                    return true
+                }
+                candidate += 1 << 32
+            }
+            return false
+        }
+        return (earlier, present)
+    }
+
+    /// Calls `body` with each entry of the layers, newest layer first, whose tag is `tag`, until
+    /// it returns true.
+    @usableFromInline
+    func eachLayeredEntry(tagged tag: UInt64, _ body: (UInt64) throws -> Bool) rethrows {
+        guard let layers else { return }
+        for (layer, _) in layers.layers.reversed() {
+            switch layer {
+            case .table(let index):
+                let mask = index.mask
+                var i = index.home(ofTag: tag)
+                while index.slots[i] != 0 {
+                    if index.slots[i] >> 32 == tag, try body(index.slots[i]) { return }
+                    i = (i + 1) & mask
+                }
+            case .run(let run):
+                for i in run.bucket(of: tag << 32) {
+                    let slot = run.word(i, 0)
+                    if slot >> 32 > tag { break }
+                    if slot >> 32 == tag, try body(slot) { return }
+                }
+            }
+        }
+    }
+
+    /// Makes room for `extra` more entries, doubling in place as often as needed, or, at the cap
+    /// of its `layers`, freezing this index's slots as a layer and starting on empty ones (see
+    /// `TaggedKeySet.reserve`): the one step that can fail, for an index in a file whose disk
+    /// is full.
     public func reserve(_ extra: Int) throws(TableError) {
+        if let layers {
+            layers.settle()
+            if (stored + extra) * 2 > mask + 1 && mask + 1 >= layers.capSlots && stored > 0 { try freeze(layers) }
+        }
+        try grow(toFit: extra)
+    }
+
+    private func freeze(_ layers: TableLayers<SequenceIndex>) throws(TableError) {
+        let (file, generation) = try layers.newTableFile()
+        let next: TableWords
+        do throws(TableError) {
+            next = try TableWords(words: layers.capSlots, slotBytes: 8, file: file)
+        } catch {
+            layers.discard(file)
+            throw error
+        }
+        let frozen = SequenceIndex(frozen: storage, homeShift: homeShift)
+        storage = next
+        slots = next.words
+        homeShift = 32 - layers.capSlots.trailingZeroBitCount
+        layers.didFreeze(frozen, into: file, generation: generation)
+    }
+
+    private func grow(toFit extra: Int) throws(TableError) {
         while (stored + extra) * 2 > mask + 1 {
             guard homeShift > 1 else {
                 throw TableError(call: "growing", what: "an index past 2^30 entries, its most", errno: EFBIG)
@@ -169,12 +268,12 @@ public final class SequenceIndex: @unchecked Sendable {
         }
     }
 
-    /// `reserve` for an insert (see `TaggedKeySet.makeRoom`).
+    /// Room for an insert (see `TaggedKeySet.makeRoom`).
     @usableFromInline
     func makeRoom(for extra: Int) {
         guard (stored + extra) * 2 > mask + 1 else { return }
         do {
-            try reserve(extra)
+            try grow(toFit: extra)
         } catch {
             fatalError("an index could not grow, and nothing reserved room first: \(error)")
         }
@@ -207,7 +306,20 @@ public final class SequenceIndex: @unchecked Sendable {
             }
             i = (i + 1) & mask
         }
-        return nil
+        guard layers != nil else { return nil }
+        var found: UInt64?
+        try eachLayeredEntry(tagged: tag) { slot in
+            var seq = slot & 0xFFFF_FFFF
+            while seq <= lastSeq {
+                if seq > 0, try holds(seq) {
+                    found = seq
+                    return true
+                }
+                seq += 1 << 32
+            }
+            return false
+        }
+        return found
     }
 
     /// Reads the home slot of each key, so that lookups of those keys soon after find it in
@@ -220,8 +332,13 @@ public final class SequenceIndex: @unchecked Sendable {
         prefetched = fold
     }
 
-    /// Writes a file-backed index's changed pages to disk and waits for them.
-    public func sync() throws(TableError) { try storage.sync() }
+    /// Writes a file-backed index's changed pages, and its frozen layers', to disk and waits.
+    public func sync() throws(TableError) {
+        try layers?.syncLayers()
+        try storage.sync()
+    }
+
+    public func syncOwn() throws(TableError) { try storage.sync() }
 
     private func rehashAfterDoubling() {
         let oldSlots = mask + 1

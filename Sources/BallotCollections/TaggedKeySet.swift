@@ -15,8 +15,10 @@ import Glibc
 ///
 /// A class, not a value: a table of millions is one table, in memory or in a file
 /// (`init(file:slots:)`), changed in place and never copied. Growth is explicit
-/// (`reserve`): a file's can fail, when its disk is full. See docs/performance.md.
-public final class TaggedKeySet: @unchecked Sendable {
+/// (`reserve`): a file's can fail, when its disk is full. A table in files may have `layers`
+/// below it, which it looks in when a key is not in its own slots (`TableLayers`). See
+/// docs/performance.md.
+public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
     @usableFromInline @exclusivity(unchecked) var storage: TableWords
     /// `storage.words`: pairs of words, slot i at 2i and 2i+1; (0, 0) marks an empty slot
     /// (no tag is 0, so no slot in use is).
@@ -29,9 +31,12 @@ public final class TaggedKeySet: @unchecked Sendable {
     }
     /// What `prefetch` read, kept so that its loads cannot be optimised away.
     @usableFromInline @exclusivity(unchecked) var prefetched: UInt64 = 0
+    /// The older entries of a table in files, frozen or in runs; nil for a table in memory.
+    @usableFromInline var layers: TableLayers<TaggedKeySet>?
 
-    /// The number of keys.
-    @inlinable public var count: Int { stored }
+    /// The number of keys (a key in two layers counts twice).
+    @inlinable public var count: Int { stored + (layers?.layeredCount ?? 0) }
+    public var ownCount: Int { stored }
     /// The number of slots (a power of two): what a file of the table holds, 16 bytes each.
     public var slotCount: Int { mask + 1 }
     public var isFileBacked: Bool { storage.isFileBacked }
@@ -60,7 +65,25 @@ public final class TaggedKeySet: @unchecked Sendable {
     /// The bytes a file of a table of `slots` slots takes.
     public static func fileBytes(slots: Int) -> Int { TableWords.fileBytes(words: 2 * slots) }
 
+    /// A table frozen as a layer: it owns `storage` from now on, and nothing changes it.
+    private init(frozen storage: TableWords, mask: Int) {
+        self.storage = storage
+        slots = storage.words
+        self.mask = mask
+    }
+
     deinit { storage.release() }
+
+    public static var slotWords: Int { 2 }
+    /// The top half of a slot's second word is the key's; the bottom half its tag.
+    public static var secondKeyMask: UInt64 { 0xFFFF_FFFF_0000_0000 }
+    public var runSource: SortedRun.Source { SortedRun.Source(table: storage.words, slots: mask + 1, owner: self) }
+
+    /// Puts this table below `layers`, which kept it in files.
+    public func keep(in layers: TableLayers<TaggedKeySet>) { self.layers = layers }
+
+    /// Counts the changes of the layers: a freeze, a run put in place (0 without layers).
+    public var layerChanges: Int { layers?.changes ?? 0 }
 
     static func slotCount(for capacity: Int) -> Int {
         var size = 16
@@ -99,7 +122,28 @@ public final class TaggedKeySet: @unchecked Sendable {
     @inlinable
     public func tag(of key: Key128) -> UInt32? {
         let i = find(key)
-        return isEmpty(i) ? nil : tag(atSlot: i)
+        if !isEmpty(i) { return tag(atSlot: i) }
+        return layers == nil ? nil : layeredTag(of: key)
+    }
+
+    /// The tag of `key` in the newest layer that has it.
+    @usableFromInline
+    func layeredTag(of key: Key128) -> UInt32? {
+        guard let layers else { return nil }
+        for (layer, _) in layers.layers.reversed() {
+            switch layer {
+            case .table(let table):
+                if let tag = table.tag(of: key) { return tag }
+            case .run(let run):
+                for i in run.bucket(of: key.a) {
+                    let a = run.word(i, 0)
+                    if a > key.a { break }
+                    let b = run.word(i, 1)
+                    if Self.matches(a, b, key) { return UInt32(truncatingIfNeeded: b) }
+                }
+            }
+        }
+        return nil
     }
 
     @inlinable
@@ -113,17 +157,24 @@ public final class TaggedKeySet: @unchecked Sendable {
         makeRoom(for: 1)
         let i = find(key)
         if !isEmpty(i) { return self.tag(atSlot: i) }
+        if layers != nil, let tag = layeredTag(of: key) { return tag }
         stored += 1   // first, so that a death in between leaves the count high, never low
         store(key, tag: tag, at: i)
         return nil
     }
 
-    /// Gives `key`, which must be there, the tag `tag`.
+    /// Gives `key`, which must be there, the tag `tag`. A key of a layer gets an entry in this
+    /// table's own slots, which lookups find first.
     @inlinable
     public func retag(_ key: Key128, tag: UInt32) {
         precondition(tag != 0, "a tag of 0 would read as an empty slot")
-        let i = find(key)
-        precondition(!isEmpty(i), "retagging a key that is not there")
+        var i = find(key)
+        if isEmpty(i) {
+            precondition(layers != nil && layeredTag(of: key) != nil, "retagging a key that is not there")
+            makeRoom(for: 1)
+            i = find(key)
+            stored += 1
+        }
         store(key, tag: tag, at: i)
     }
 
@@ -140,17 +191,25 @@ public final class TaggedKeySet: @unchecked Sendable {
         for (n, key) in keys.enumerated() {
             let i = find(key)
             if isEmpty(i) {
-                stored += 1
-                store(key, tag: tags(n), at: i)
-                _ = visit(n, nil)
+                if layers != nil, let previous = layeredTag(of: key) {
+                    if visit(n, previous) {
+                        stored += 1
+                        store(key, tag: tags(n), at: i)
+                    }
+                } else {
+                    stored += 1
+                    store(key, tag: tags(n), at: i)
+                    _ = visit(n, nil)
+                }
             } else if visit(n, tag(atSlot: i)) {
                 store(key, tag: tags(n), at: i)
             }
         }
     }
 
-    /// Removes `key`; returns false if it was not there. (How a batch whose transaction failed
-    /// takes back the voters it added: see `removeShiftingBack`.)
+    /// Removes `key` from this table's own slots (a batch only ever adds there); returns false if
+    /// it was not there. (How a batch whose transaction failed takes back the voters it added:
+    /// see `removeShiftingBack`.)
     @discardableResult
     public func remove(_ key: Key128) -> Bool {
         let slot = find(key)
@@ -171,23 +230,49 @@ public final class TaggedKeySet: @unchecked Sendable {
         return true
     }
 
-    /// Makes room for `extra` more keys, doubling in place as often as needed: the one step
-    /// that can fail, for a table in a file whose disk is full. A caller that must not fail half
-    /// way (a batch of votes) reserves before it begins.
+    /// Makes room for `extra` more keys, doubling in place as often as needed, or, at the cap of
+    /// its `layers`, freezing this table's slots as a layer and starting on empty ones: the
+    /// one step that can fail, for a table in a file whose disk is full. A caller that must not
+    /// fail half way (a batch of votes) reserves before it begins: the layers change only here.
     public func reserve(_ extra: Int) throws(TableError) {
+        if let layers {
+            layers.settle()
+            if (stored + extra) * 4 > (mask + 1) * 3 && mask + 1 >= layers.capSlots && stored > 0 { try freeze(layers) }
+        }
+        try grow(toFit: extra)
+    }
+
+    private func grow(toFit extra: Int) throws(TableError) {
         while (stored + extra) * 4 > (mask + 1) * 3 {
             try storage.grow(toWords: 4 * (mask + 1))
             rehashAfterDoubling()
         }
     }
 
-    /// `reserve` for an insert: a table in memory cannot fail to grow; one in a file should have
-    /// been reserved for, and stops the process if its disk cannot give the room.
+    private func freeze(_ layers: TableLayers<TaggedKeySet>) throws(TableError) {
+        let (file, generation) = try layers.newTableFile()
+        let next: TableWords
+        do throws(TableError) {
+            next = try TableWords(words: 2 * layers.capSlots, slotBytes: 16, file: file)
+        } catch {
+            layers.discard(file)
+            throw error
+        }
+        let frozen = TaggedKeySet(frozen: storage, mask: mask)
+        storage = next
+        slots = next.words
+        mask = layers.capSlots - 1
+        layers.didFreeze(frozen, into: file, generation: generation)
+    }
+
+    /// Room for an insert: a table in memory cannot fail to grow; one in a file should have
+    /// been reserved for, and stops the process if its disk cannot give the room. Never
+    /// freezes (a batch's keys must stay where it can take them back).
     @usableFromInline
     func makeRoom(for extra: Int) {
         guard (stored + extra) * 4 > (mask + 1) * 3 else { return }
         do {
-            try reserve(extra)
+            try grow(toFit: extra)
         } catch {
             fatalError("a table could not grow, and nothing reserved room first: \(error)")
         }
@@ -205,8 +290,13 @@ public final class TaggedKeySet: @unchecked Sendable {
         prefetched = fold
     }
 
-    /// Writes a file-backed table's changed pages to disk and waits for them.
-    public func sync() throws(TableError) { try storage.sync() }
+    /// Writes a file-backed table's changed pages, and its frozen layers', to disk and waits.
+    public func sync() throws(TableError) {
+        try layers?.syncLayers()
+        try storage.sync()
+    }
+
+    public func syncOwn() throws(TableError) { try storage.sync() }
 
     /// Puts every entry where it belongs now that the storage has doubled in place, so that no
     /// second table is ever held beside the first (see `rehashAfterDoubling(oldSlots:...)`).

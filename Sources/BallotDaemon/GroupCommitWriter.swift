@@ -292,7 +292,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         metrics.appended.increment(by: appended)
         metrics.votesAccepted.increment(by: votes)
         metrics.ledgerEvents.record(Double(ledger.size))
-        metrics.keptStateFailing.record(ledger.lastSnapshotError == nil ? 0 : 1)
+        metrics.keptStateFailing.record(ledger.keptStateError == nil ? 0 : 1)
         if let info = try? ledger.storageInfo() {
             metrics.mapBytes.record(Double(info.mapSize))
             metrics.mapUsedBytes.record(Double(info.usedBytes))

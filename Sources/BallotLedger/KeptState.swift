@@ -9,9 +9,11 @@ import Glibc
 /// The state a writer keeps between starts, so that opening a ledger of 100 million events
 /// replays only the events after it (docs/architecture.md, "What is kept between starts"):
 ///
-/// - `voters.table` and `keys.table`: the voter table and the idempotency index, a header page
-///   (with their count of entries) and their slots as they are in memory, mapped shared and
-///   changed in place by every batch;
+/// - `voters.<generation>.table` and `keys.<generation>.table`: the voter table and the
+///   idempotency index, a header page (with their count of entries) and their slots as they are
+///   in memory, mapped shared and changed in place by every batch; up to a cap of slots, past
+///   which older entries go into layers that never change: frozen tables and sorted runs
+///   (`voters.<generation>.run`, `keys.<generation>.run`; `TableLayers`);
 /// - `snapshot`: what they and the election states cover (the ledger's id, an event, the
 ///   Merkle root there), the election states, and a digest (`KeptStateCodec`), written after
 ///   every `interval` events and at a clean close.
@@ -23,8 +25,8 @@ import Glibc
 /// written in, and after another boot the state is rebuilt.
 final class KeptState {
     let directory: String
-    private let voterFile: TableFile
-    private let keyFile: TableFile
+    private let voterLayers: TableLayers<TaggedKeySet>
+    private let keyLayers: TableLayers<SequenceIndex>
     /// `state/lock`, held (flock) while this writer uses the files: a second writer of the same
     /// ledger, in this process or another, would change the tables under the first.
     private var lock: Int32
@@ -35,8 +37,9 @@ final class KeptState {
         var description: String { reason }
     }
 
-    /// Opens (making them if need be) the files in `directory`.
-    init(directory: String) throws {
+    /// Takes the files in `directory` (making it if need be): the tables a batch changes grow to
+    /// at most `capSlots` slots each before older entries go to layers.
+    init(directory: String, capSlots: Int) throws {
         self.directory = directory
         if mkdir(directory, 0o700) != 0 && errno != EEXIST {
             throw LedgerError.tables(TableError(call: "mkdir", what: "of \(directory)", errno: errno))
@@ -48,38 +51,17 @@ final class KeptState {
             close(lock)
             throw LedgerError.tables(TableError(call: "flock", what: "of \(directory)/lock: another writer has this ledger open", errno: e))
         }
-        do {
-            voterFile = try Self.open("\(directory)/voters.table")
-        } catch {
-            close(lock)
-            throw error
-        }
-        do {
-            keyFile = try Self.open("\(directory)/keys.table")
-        } catch {
-            close(voterFile.descriptor)
-            close(lock)
-            throw error
-        }
+        voterLayers = TableLayers(directory: directory, name: "voters", capSlots: max(capSlots, TaggedKeySet.minimumFileSlots))
+        keyLayers = TableLayers(directory: directory, name: "keys", capSlots: max(capSlots, SequenceIndex.minimumFileSlots))
     }
 
-    deinit {
-        close(voterFile.descriptor)
-        close(keyFile.descriptor)
-        release()
-    }
+    deinit { release() }
 
     /// Lets another writer have the files (at a close; the tables must not be used after).
     func release() {
         guard lock >= 0 else { return }
         close(lock)
         lock = -1
-    }
-
-    private static func open(_ path: String) throws -> TableFile {
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw LedgerError.tables(TableError(call: "open", what: "of \(path)", errno: errno)) }
-        return TableFile(descriptor: fd, path: path)
     }
 
     var snapshotPath: String { "\(directory)/snapshot" }
@@ -128,16 +110,18 @@ final class KeptState {
         guard header.events == image.lastSeq else {
             throw Rejection(reason: "the kept state is corrupt: it says it covers \(header.events) events but its elections stand at event \(image.lastSeq)")
         }
-        for (file, slots, bytes) in [(voterFile, header.voterSlots, TaggedKeySet.fileBytes(slots: header.voterSlots)),
-                                     (keyFile, header.keySlots, SequenceIndex.fileBytes(slots: header.keySlots))] {
-            var st = stat()
-            guard fstat(file.descriptor, &st) == 0, Int(st.st_size) == bytes else {
-                throw Rejection(reason: "the kept state is corrupt: \(file.path) is \(st.st_size) bytes, not the \(bytes) of a table of \(slots) slots")
-            }
-        }
+        let voters: TaggedKeySet, keys: SequenceIndex
         do {
-            let voters = try TaggedKeySet(file: voterFile, slots: header.voterSlots)
-            let keys = try SequenceIndex(file: keyFile, slots: header.keySlots)
+            voters = try voterLayers.load(header.voterLayers)
+            keys = try keyLayers.load(header.keyLayers)
+        } catch {
+            throw Rejection(reason: "the kept state is corrupt: \(error)")
+        }
+        voters.keep(in: voterLayers)
+        keys.keep(in: keyLayers)
+        voterLayers.removeUnusedFiles(keeping: header.voterLayers)
+        keyLayers.removeUnusedFiles(keeping: header.keyLayers)
+        do {
             let state = try LedgerState(image: image, voters: voters)
             let frontier = try storedFrontier(header.events)
             if header.synced {
@@ -155,22 +139,21 @@ final class KeptState {
         }
     }
 
-    /// An empty state whose tables are these files, emptied, with room for `events`: what a
-    /// rebuild replays every event into.
+    /// An empty state whose tables are new files (every old one removed), with room for
+    /// `events` (up to the cap): what a rebuild replays every event into.
     func fresh(events: UInt64) throws -> AuditStart {
         unlink(snapshotPath)
         let capacity = Int(clamping: min(events, 1 << 30))
-        do {
-            for file in [voterFile, keyFile] where ftruncate(file.descriptor, 0) != 0 {
-                throw TableError(call: "ftruncate", what: "of \(file.path)", errno: errno)
-            }
-            let voters = try TaggedKeySet(file: voterFile, slots: TaggedKeySet.minimumFileSlots)
-            let keys = try SequenceIndex(file: keyFile, slots: SequenceIndex.minimumFileSlots)
-            try voters.reserve(capacity)
-            try keys.reserve(capacity)
+        do throws(TableError) {
+            let voters = try voterLayers.fresh(slots: TaggedKeySet.minimumFileSlots)
+            let keys = try keyLayers.fresh(slots: SequenceIndex.minimumFileSlots)
+            voters.keep(in: voterLayers)
+            keys.keep(in: keyLayers)
+            try voters.reserve(min(capacity, voterLayers.capSlots / 4 * 3))
+            try keys.reserve(min(capacity, keyLayers.capSlots / 2))
             return AuditStart(state: LedgerState(voters: voters), frontier: MerkleFrontier(), lastTimestamp: Timestamp(microseconds: 0),
                               keyIndex: keys, keySeed: IdempotencySlot.seed)
-        } catch let error as TableError {
+        } catch {
             throw LedgerError.tables(error)
         }
     }
@@ -194,10 +177,24 @@ final class KeptState {
         }
         let header = KeptStateCodec.Header(
             ledgerID: ledgerID, events: writer.state.lastSeq, root: writer.frontier.root, lastTimestamp: writer.lastTimestamp,
-            keySeed: writer.idempotency.seed, voterSlots: voters.slotCount, keySlots: keys.slotCount,
-            synced: clean, bootID: Self.bootID)
+            keySeed: writer.idempotency.seed, voterLayers: voterLayers.records(currentSlots: voters.slotCount),
+            keyLayers: keyLayers.records(currentSlots: keys.slotCount), synced: clean, bootID: Self.bootID)
         let bytes = KeptStateCodec.encode(header, writer.state.image)
         try writeFile(snapshotPath, bytes, durable: clean)
+        // Files of layers that a run has taken the place of: no snapshot names them now.
+        voterLayers.removeUnusedFiles(keeping: header.voterLayers)
+        keyLayers.removeUnusedFiles(keeping: header.keyLayers)
+    }
+
+    /// Why the last build of a run failed (a full disk), while it has not succeeded since: the
+    /// tables still work (the frozen tables stay layers), but there are more of them each time.
+    var buildError: TableError? { voterLayers.buildError ?? keyLayers.buildError }
+
+    /// Waits for the runs being built and puts them in place (tests, and a close that wants
+    /// the fewest layers on disk).
+    func finishBuilding() {
+        voterLayers.finishBuilding()
+        keyLayers.finishBuilding()
     }
 
     // MARK: Files

@@ -85,6 +85,10 @@ public final class Ledger {
         /// Told, before the replay, why the kept state is being rebuilt (which at 100 million
         /// events takes a while): the daemon logs it.
         public var rebuilding: (@Sendable (String) -> Void)?
+        /// The most slots the kept voter table and key index grow to before their older entries
+        /// go to layers that never change (`TableLayers`): 2^25 (512 MB and 256 MB of file), so
+        /// that the pages a batch dirties stay far below the kernel's dirty limit.
+        public var keptTableSlots: Int = 1 << 25
 
         public init(environment: EnvironmentOptions = .init(), check: OpenCheck = .tail, keepState: Bool = true,
                     snapshotInterval: UInt64 = 100_000, rebuilding: (@Sendable (String) -> Void)? = nil) {
@@ -119,7 +123,7 @@ public final class Ledger {
     private let checkpointKey: CheckpointKey?
     private(set) var writer: WriterState
     /// The files of the kept state; nil for a ledger that keeps none.
-    private let kept: KeptState?
+    let kept: KeptState?
     /// The ledger's id (its meta 'ledger_id'), which the kept state names.
     private let ledgerID: [UInt8]
     /// The event the last snapshot covers.
@@ -127,6 +131,9 @@ public final class Ledger {
     public private(set) var opening: Opening
     /// Why the last snapshot could not be written (the batch it followed was durable anyway).
     public private(set) var lastSnapshotError: String?
+    /// What is failing in the kept state, if anything: a snapshot that could not be written, or
+    /// a run of a table's older entries that could not be built (`TableLayers`).
+    public var keptStateError: String? { lastSnapshotError ?? kept?.buildError.map { "building a run of the kept tables: \($0)" } }
 
     public init(path: String, options: Options = .init(), clock: any LedgerClock = SystemClock(),
                 checkpointKey: CheckpointKey? = nil) throws {
@@ -143,7 +150,7 @@ public final class Ledger {
         reader = LedgerReader(env: env, dbs: dbs)
         ledgerID = try Self.checkFormat(env, dbs, path: path)
         let keeps = options.keepState && !env.options.readOnly
-        kept = keeps ? try KeptState(directory: "\(path)/state") : nil
+        kept = keeps ? try KeptState(directory: "\(path)/state", capSlots: options.keptTableSlots) : nil
         (writer, opening) = try Self.open(reader, kept: kept, ledgerID: ledgerID, options: options)
         snapshotAt = writer.state.lastSeq
         // Written at once: a snapshot on disk that says "clean" must not outlive the first change.

@@ -47,16 +47,20 @@ struct WriterState {
 
     /// Makes room in the voter table and the key index for a batch of `count` submissions
     /// before it begins: growing a table kept in a file is the one step that can fail (its
-    /// disk is full), and it must not fail half way through a batch. Returns whether a table grew.
+    /// disk is full), and it must not fail half way through a batch. Returns whether a table grew
+    /// or its layers changed (a snapshot is due).
     func reserve(_ count: Int) throws -> Bool {
-        let before = (state.voters.keys.slotCount, idempotency.keyIndex.slotCount)
+        func layout() -> [Int] {
+            [state.voters.keys.slotCount, state.voters.keys.layerChanges, idempotency.keyIndex.slotCount, idempotency.keyIndex.layerChanges]
+        }
+        let before = layout()
         do {
             try state.reserveVoters(count)
             try idempotency.keyIndex.reserve(count + 2)
         } catch {
             throw LedgerError.tables(error)
         }
-        return before != (state.voters.keys.slotCount, idempotency.keyIndex.slotCount)
+        return before != layout()
     }
 
     // MARK: Appending

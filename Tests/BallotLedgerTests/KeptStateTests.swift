@@ -151,11 +151,11 @@ import BallotStore
         reopened.close()
 
         // A table file cut short is corrupt too.
-        let table = dir.sub("ledger/state/voters.table")
+        let table = dir.sub("ledger/state/voters.0.table")
         #expect(truncate(table, 4096) == 0)
         let again = try open(dir)
         defer { again.close() }
-        #expect(again.opening.rebuiltBecause?.contains("voters.table is 4096 bytes, not the") == true, "\(again.opening.rebuiltBecause ?? "")")
+        #expect(again.opening.rebuiltBecause?.contains("voters.0.table: it is 4096 bytes, not the") == true, "\(again.opening.rebuiltBecause ?? "")")
         try expectMemoryIsAReplay(again)
     }
 
@@ -237,7 +237,7 @@ import BallotStore
     @Test func aTableCountTheTableCannotHoldIsCorrupt() throws {
         let dir = TemporaryDirectory()
         try closedLedger(in: dir, votes: 50)
-        let fd = Foundation.open(dir.sub("ledger/state/voters.table"), O_RDWR)
+        let fd = Foundation.open(dir.sub("ledger/state/voters.0.table"), O_RDWR)
         var huge = Int.max
         #expect(pwrite(fd, &huge, 8, 16) == 8)
         close(fd)
@@ -270,9 +270,14 @@ import BallotStore
         let dir = TemporaryDirectory()
         try closedLedger(in: dir, votes: 20)
         var (header, image) = try KeptStateCodec.decode([UInt8](Data(contentsOf: URL(fileURLWithPath: dir.sub("ledger/state/snapshot")))))
-        header.voterSlots = 3 << 20
+        let layers = header.voterLayers
+        header.voterLayers[layers.count - 1].size = 3 << 20
         #expect(throws: KeptStateCodec.Unreadable.self) { try KeptStateCodec.decode(KeptStateCodec.encode(header, image)) }
-        header.voterSlots = 1 << 20
+        header.voterLayers = layers + [LayerRecord(kind: .run, generation: 9, size: 10)]
+        #expect(throws: KeptStateCodec.Unreadable.self) { try KeptStateCodec.decode(KeptStateCodec.encode(header, image)) }
+        header.voterLayers = Array(repeating: layers[0], count: 65)
+        #expect(throws: KeptStateCodec.Unreadable.self) { try KeptStateCodec.decode(KeptStateCodec.encode(header, image)) }
+        header.voterLayers = layers
         var bytes = KeptStateCodec.encode(header, image)
         // The election count, the last u32 before the elections: claim 2^32 - 1 of them.
         let none = LedgerState.Image(lastSeq: image.lastSeq, lastCheckpoint: image.lastCheckpoint, elections: [])
@@ -283,6 +288,45 @@ import BallotStore
         #expect(throws: KeptStateCodec.Unreadable.self) { try KeptStateCodec.decode(bytes) }
         image.elections[0].series[0].bucket += 1
         #expect(throws: DomainError.self) { try LedgerState(image: image, voters: TaggedKeySet()) }
+    }
+
+    /// Past the cap, the tables' older entries go into frozen tables and runs: a crash and a
+    /// clean close both open again to a tail replay, every voter and key of before is known in
+    /// whichever layer it is, and the files of layers a run replaced are gone.
+    @Test func tablesPastTheirCapKeepOlderEntriesInLayers() throws {
+        let dir = TemporaryDirectory()
+        var options = tail(2_000)
+        options.keptTableSlots = TaggedKeySet.minimumFileSlots   // 192 voters a table
+        let ledger = try Fixtures.ledgerWithElection(in: dir, options: options)
+        for start in stride(from: 0, to: 6_000, by: 250) {
+            #expect(try ledger.submit(votes(start..<start + 250)).allSatisfy { $0.receipt != nil })
+        }
+        ledger.kept?.finishBuilding()
+        _ = try ledger.submit(votes(6_000..<6_010))   // a snapshot with the runs in place
+        ledger.closeAsIfKilled()
+        var reopened = try open(dir, options)
+        #expect(reopened.opening.rebuiltBecause == nil, "\(reopened.opening.rebuiltBecause ?? "")")
+        #expect(reopened.opening.replayedEvents < 2_100)
+        let again = try reopened.submit(votes(3..<4, keyed: false) + votes(4_500..<4_501) + votes(17..<18) + votes(6_010..<6_011))
+        #expect(again[0].refusal?.code == .duplicateVote)
+        if case .repeated = again[1] {} else { Issue.record("a key of before was not found: \(again[1])") }
+        if case .repeated = again[2] {} else { Issue.record("a key of before was not found: \(again[2])") }
+        if case .appended = again[3] {} else { Issue.record("a new voter was refused: \(again[3])") }
+        try expectMemoryIsAReplay(reopened)
+        reopened.close()
+        reopened = try open(dir, options)
+        #expect(reopened.opening.replayedEvents == 0)
+        try expectMemoryIsAReplay(reopened)
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.sub("ledger/state"))
+        #expect(files.filter { $0.hasSuffix(".run") }.count >= 2, "\(files)")
+        #expect(files.count < 40, "\(files.sorted())")
+        // A full check replays every event apart and finds the kept state, layers and all, equal.
+        reopened.close()
+        var full = options
+        full.check = .full
+        let checked = try open(dir, full)
+        #expect(checked.opening.rebuiltBecause == nil, "\(checked.opening.rebuiltBecause ?? "")")
+        checked.close()
     }
 
     /// One writer at a time: a second open of a ledger in use is refused, and the first's close

@@ -2,18 +2,21 @@ public import BallotDomain
 public import BallotCollections
 
 /// The state a writer keeps between starts, as a file (docs/ledger-format.md, "Kept state"):
-/// what it covers (the ledger, the event, the root), how its two tables are laid out, and the
+/// what it covers (the ledger, the event, the root), the layers of its two tables, and the
 /// state of every election, then a SHA-256 digest of all of it. The tables themselves are
-/// files of their own, each a header page (with its count of entries) and its slots.
+/// files of their own (`TableLayers`): hash tables, each a header page (with its count of
+/// entries) and its slots, and sorted runs (`SortedRun`).
 ///
-///     "BLKEPT01"                       8 bytes, the magic and layout version
+///     "BLKEPT02"                       8 bytes, the magic and layout version
 ///     ledger id                        16 bytes (the ledger's meta 'ledger_id')
 ///     events covered S                 u64
 ///     Merkle root over events 1…S      32 bytes
 ///     the writer's last timestamp      i64 µs
 ///     idempotency key seed             u64
-///     voter table slots                u64
-///     key index slots                  u64
+///     voter table layers               u32 count (1 to 64), then each: u8 kind (0 a table,
+///                                      1 a run), u64 generation, u64 slots (a table) or
+///                                      entries (a run); the last is a table
+///     key index layers                 the same
 ///     tables synced to disk            u8 (1: written in full, at a clean stop)
 ///     boot id                          str (the kernel's boot_id when written)
 ///     the state's last sequence number u64 (S again)
@@ -24,7 +27,7 @@ public import BallotCollections
 /// Payloads (a definition, a nomination, a certified result, a checkpoint) are the event
 /// payloads of the record format, each after a u32 length.
 public enum KeptStateCodec {
-    static let magic = Array("BLKEPT01".utf8)
+    static let magic = Array("BLKEPT02".utf8)
 
     /// What a kept state says of itself, besides the election states.
     public struct Header: Sendable, Equatable {
@@ -33,21 +36,23 @@ public enum KeptStateCodec {
         public var root: MerkleHash
         public var lastTimestamp: Timestamp
         public var keySeed: UInt64
-        public var voterSlots: Int
-        public var keySlots: Int
+        /// The voter table's layers, oldest first; the last is the table a batch changes.
+        public var voterLayers: [LayerRecord]
+        /// The idempotency index's layers, likewise.
+        public var keyLayers: [LayerRecord]
         /// The tables were written to disk in full (`msync`) and not changed since.
         public var synced: Bool
         public var bootID: String
 
         public init(ledgerID: [UInt8], events: UInt64, root: MerkleHash, lastTimestamp: Timestamp, keySeed: UInt64,
-                    voterSlots: Int, keySlots: Int, synced: Bool, bootID: String) {
+                    voterLayers: [LayerRecord], keyLayers: [LayerRecord], synced: Bool, bootID: String) {
             self.ledgerID = ledgerID
             self.events = events
             self.root = root
             self.lastTimestamp = lastTimestamp
             self.keySeed = keySeed
-            self.voterSlots = voterSlots
-            self.keySlots = keySlots
+            self.voterLayers = voterLayers
+            self.keyLayers = keyLayers
             self.synced = synced
             self.bootID = bootID
         }
@@ -68,7 +73,14 @@ public enum KeptStateCodec {
         header.root.withBytes { w.raw($0) }
         w.i64(header.lastTimestamp.microseconds)
         w.u64(header.keySeed)
-        for n in [header.voterSlots, header.keySlots] { w.u64(UInt64(n)) }
+        for layers in [header.voterLayers, header.keyLayers] {
+            w.u32(UInt32(layers.count))
+            for layer in layers {
+                w.u8(layer.kind.rawValue)
+                w.u64(layer.generation)
+                w.u64(UInt64(layer.size))
+            }
+        }
         w.bool(header.synced)
         w.str(header.bootID)
         w.u64(image.lastSeq)
@@ -135,7 +147,7 @@ public enum KeptStateCodec {
 
     public static func decode(_ bytes: [UInt8]) throws(Unreadable) -> (Header, LedgerState.Image) {
         guard bytes.count >= magic.count + 32, Array(bytes.prefix(magic.count)) == magic else {
-            throw Unreadable(reason: "it is not a kept state of this layout (it does not begin with \"BLKEPT01\")")
+            throw Unreadable(reason: "it is not a kept state of this layout (it does not begin with \"BLKEPT02\")")
         }
         let body = bytes.count - 32
         let digest = bytes.withUnsafeBytes { SHA256Digester.hash(UnsafeRawBufferPointer(rebasing: $0[..<body])) }
@@ -149,8 +161,8 @@ public enum KeptStateCodec {
                 let header = Header(
                     ledgerID: Array(try r.bytes(16, "ledger id")), events: try r.u64("events covered"),
                     root: MerkleHash(try r.bytes(32, "root")), lastTimestamp: Timestamp(microseconds: try r.i64("last timestamp")),
-                    keySeed: try r.u64("key seed"), voterSlots: try count(&r, "voter table slots"),
-                    keySlots: try count(&r, "key index slots"), synced: try r.bool("synced"),
+                    keySeed: try r.u64("key seed"), voterLayers: try layers(&r, "voter table"),
+                    keyLayers: try layers(&r, "key index"), synced: try r.bool("synced"),
                     bootID: try r.str("boot id"))
                 let lastSeq = try r.u64("last seq")
                 var checkpoint: LedgerState.Image.CheckpointAt?
@@ -218,6 +230,27 @@ public enum KeptStateCodec {
         let n = try r.u64(field)
         guard n <= 1 << 36, n & (n &- 1) == 0 else { throw failure(r, "\(field) is \(n)") }
         return Int(n)
+    }
+
+    /// A table's layers: a few, each a table of a power of two of slots or a run of at most
+    /// 2^31 entries, and the last a table.
+    private static func layers(_ r: inout ByteReader, _ table: String) throws -> [LayerRecord] {
+        let n = try r.u32("\(table) layers")
+        guard (1...64).contains(n) else { throw failure(r, "\(table) has \(n) layers") }
+        return try (0..<n).map { i in
+            let kind = try r.u8("\(table) layer \(i) kind")
+            let generation = try r.u64("\(table) layer \(i) generation")
+            switch LayerRecord.Kind(rawValue: kind) {
+            case .table?:
+                return LayerRecord(kind: .table, generation: generation, size: try count(&r, "\(table) layer \(i) slots"))
+            case .run? where i < n - 1:
+                let entries = try r.u64("\(table) layer \(i) entries")
+                guard entries <= 1 << 31 else { throw failure(r, "\(table) layer \(i) has \(entries) entries") }
+                return LayerRecord(kind: .run, generation: generation, size: Int(entries))
+            default:
+                throw failure(r, "\(table) layer \(i) is of kind \(kind)\(i == n - 1 ? ", and the last must be a table (0)" : "")")
+            }
+        }
     }
 
     /// A count of items of at least `bytes` each: no more than the bytes left can hold, so that
