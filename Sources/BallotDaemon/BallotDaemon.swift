@@ -37,6 +37,7 @@ public struct BallotDaemon: Service {
         let ledger = try Ledger(path: "\(config.dataDirectory)/ledger",
                                 options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize, observer: metrics),
                                                         check: config.verification.openCheck,
+                                                        keptTableSlots: config.keptTableSlots,
                                                         rebuilding: { [logger] reason in
                                                             logger.notice("rebuilding the kept state from every event", metadata: ["reason": "\(reason)"])
                                                         }),

@@ -18,6 +18,9 @@ public struct DaemonConfig: Sendable {
     public var maxMapSize: Int = 1 << 40
     /// When the whole ledger is checked (see `VerificationMode`).
     public var verification = VerificationMode.tail
+    /// The most slots each kept table grows to before its older entries go to layers that never
+    /// change (`Ledger.Options.keptTableSlots`): a power of two. Key: kept_table_slots.
+    public var keptTableSlots = 1 << 25
     /// The longest request line accepted, in bytes.
     public var maxLineBytes = 1 << 20
     /// The most commands one write transaction takes from the queue.

@@ -95,6 +95,10 @@ public enum DaemonConfigLoader {
             throw DaemonError.setup("verify is '\(verify)'; write one of \(VerificationMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         config.verification = verification
+        config.keptTableSlots = try number("kept_table_slots", config.keptTableSlots)
+        guard config.keptTableSlots & (config.keptTableSlots - 1) == 0 && (1 << 8...1 << 30).contains(config.keptTableSlots) else {
+            throw DaemonError.setup("kept_table_slots is \(config.keptTableSlots); write a power of two from 256 to 1073741824 (the default is 33554432)")
+        }
         config.idleTimeoutSeconds = try number("idle_timeout", config.idleTimeoutSeconds)
         let metricsListen = text("metrics_listen", "")
         if !metricsListen.isEmpty {

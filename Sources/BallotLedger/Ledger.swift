@@ -88,10 +88,12 @@ public final class Ledger {
         /// The most slots the kept voter table and key index grow to before their older entries
         /// go to layers that never change (`TableLayers`): 2^25 (512 MB and 256 MB of file), so
         /// that the pages a batch dirties stay far below the kernel's dirty limit.
-        public var keptTableSlots: Int = 1 << 25
+        public var keptTableSlots: Int
 
         public init(environment: EnvironmentOptions = .init(), check: OpenCheck = .tail, keepState: Bool = true,
-                    snapshotInterval: UInt64 = 100_000, rebuilding: (@Sendable (String) -> Void)? = nil) {
+                    snapshotInterval: UInt64 = 100_000, keptTableSlots: Int = 1 << 25,
+                    rebuilding: (@Sendable (String) -> Void)? = nil) {
+            self.keptTableSlots = keptTableSlots
             self.environment = environment
             self.check = check
             self.keepState = keepState
