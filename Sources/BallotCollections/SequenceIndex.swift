@@ -237,7 +237,7 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
     public func reserve(_ extra: Int) throws(TableError) {
         if let layers {
             layers.settle()
-            if (stored + extra) * 2 > mask + 1 && mask + 1 >= layers.capSlots && stored > 0 { try freeze(layers) }
+            if (stored + extra) * 2 > mask + 1 && mask + 1 >= layers.capSlots && stored > 0 && layers.canFreeze { try freeze(layers) }
         }
         try grow(toFit: extra)
     }

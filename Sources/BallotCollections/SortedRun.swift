@@ -118,17 +118,27 @@ public final class SortedRun: @unchecked Sendable {
         let words: UnsafePointer<UInt64>
         let entries: Int
         let keep: AnyObject   // what owns `words`, held while the build reads them
+        /// Whether slot i is one a lookup can find (nil: every slot in use is).
+        let isVisible: (@Sendable (Int) -> Bool)?
 
-        public init(table words: UnsafePointer<UInt64>, slots: Int, owner: AnyObject) {
+        public init(table words: UnsafePointer<UInt64>, slots: Int, owner: AnyObject, isVisible: (@Sendable (Int) -> Bool)? = nil) {
             self.words = words
             entries = slots
             keep = owner
+            self.isVisible = isVisible
         }
 
         public init(run: SortedRun) {
             words = run.entries
             entries = run.count
             keep = run
+            isVisible = nil
+        }
+
+        func isEntry(_ i: Int, _ wpe: Int) -> Bool {
+            let p = words + i * wpe
+            guard wpe == 1 ? p[0] != 0 : p[0] != 0 || p[1] != 0 else { return false }
+            return isVisible?(i) ?? true
         }
     }
 
@@ -141,7 +151,6 @@ public final class SortedRun: @unchecked Sendable {
     public static func build(from sources: [Source], wordsPerEntry wpe: Int, secondMask: UInt64,
                              to path: String) throws(TableError) -> SortedRun {
         precondition(wpe == 1 || wpe == 2, "an entry is one or two words")
-        func isEmpty(_ p: UnsafePointer<UInt64>) -> Bool { wpe == 1 ? p[0] == 0 : p[0] == 0 && p[1] == 0 }
         var upper = 0
         for s in sources { upper += s.entries }
         guard upper <= maximumEntries else {
@@ -168,7 +177,7 @@ public final class SortedRun: @unchecked Sendable {
             // that after all are placed each holds where its bucket begins, and within a bucket
             // the newer entries come first.
             for s in sources {
-                for i in 0..<s.entries where !isEmpty(s.words + i * wpe) { buckets[bucket(s.words[i * wpe])] += 1 }
+                for i in 0..<s.entries where s.isEntry(i, wpe) { buckets[bucket(s.words[i * wpe])] += 1 }
             }
             var total: UInt32 = 0
             for b in 0..<nb {
@@ -177,7 +186,7 @@ public final class SortedRun: @unchecked Sendable {
             }
             buckets[nb] = total
             for s in sources {
-                for i in 0..<s.entries where !isEmpty(s.words + i * wpe) {
+                for i in 0..<s.entries where s.isEntry(i, wpe) {
                     let b = bucket(s.words[i * wpe])
                     buckets[b] -= 1
                     let at = Int(buckets[b]) * wpe

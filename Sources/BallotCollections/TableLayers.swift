@@ -109,6 +109,9 @@ public final class TableLayers<Table: LayeredTable>: @unchecked Sendable {
         if current.descriptor >= 0 { close(current.descriptor) }
     }
 
+    /// Generations number files, one each, from 0: far fewer than this in any life of a ledger.
+    static var mostGenerations: UInt64 { 1 << 48 }
+
     public func path(_ kind: Record.Kind, _ generation: UInt64) -> String {
         "\(directory)/\(name).\(generation).\(kind == .table ? "table" : "run")"
     }
@@ -120,6 +123,10 @@ public final class TableLayers<Table: LayeredTable>: @unchecked Sendable {
     public func load(_ records: [Record]) throws(TableError) -> Table {
         guard let last = records.last, last.kind == .table else {
             throw TableError(call: "loading", what: "\(name): its layers do not end in a table", errno: EINVAL)
+        }
+        guard records.count <= Self.mostLayers, Set(records.map(\.generation)).count == records.count,
+              records.allSatisfy({ $0.generation < Self.mostGenerations }) else {
+            throw TableError(call: "loading", what: "\(name): its layers are more than \(Self.mostLayers), or their generations repeat or pass 2^48", errno: EINVAL)
         }
         var loaded: [(layer: Layer, generation: UInt64)] = []
         for record in records.dropLast() {
@@ -222,6 +229,21 @@ public final class TableLayers<Table: LayeredTable>: @unchecked Sendable {
             return
         }
         startBuild()
+    }
+
+    /// The most layers a snapshot records of a table (`KeptStateCodec`); past `mostFrozen`
+    /// immutable ones (runs not built as fast as tables fill, or not built at all), the table a
+    /// batch changes grows past the cap instead of freezing.
+    public static var mostLayers: Int { 64 }
+    static var mostFrozen: Int { 48 }
+    var canFreeze: Bool { layers.count < Self.mostFrozen }
+
+    /// Waits for the run being built, if any, without putting it in place: before the files
+    /// are let go (another writer may take them, and would build into the same names).
+    public func waitForBuild() {
+        guard let build else { return }
+        build.done.wait()
+        build.done.signal()
     }
 
     /// Waits for the run being built, if any, and puts it in place (a close, and tests).

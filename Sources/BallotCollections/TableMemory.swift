@@ -46,8 +46,9 @@ struct TableBlock {
     /// Below this, the allocator's own zeroed memory (anonymous blocks only).
     static let pageMappedFrom = 2 << 20
     static let reservationFactor = 64
-    /// A file's reservation: 1 TiB of address space, nothing of memory.
-    static let fileReservation = 1 << 40
+    /// A file's reservation: 64 GiB of address space, nothing of memory (the largest table, 2^31
+    /// slots of 16 bytes, is 32 GiB; a table's layers each keep one: `TableLayers`).
+    static let fileReservation = 1 << 36
 
     private(set) var base: UnsafeMutableRawPointer
     private(set) var bytes: Int

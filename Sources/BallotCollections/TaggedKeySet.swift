@@ -77,7 +77,14 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
     public static var slotWords: Int { 2 }
     /// The top half of a slot's second word is the key's; the bottom half its tag.
     public static var secondKeyMask: UInt64 { 0xFFFF_FFFF_0000_0000 }
-    public var runSource: SortedRun.Source { SortedRun.Source(table: storage.words, slots: mask + 1, owner: self) }
+    /// A removal cut short by the death of the process can leave an entry in two slots (see
+    /// `removeShiftingBack`); a lookup finds the first on its probe path, and so does a run.
+    public var runSource: SortedRun.Source {
+        SortedRun.Source(table: storage.words, slots: mask + 1, owner: self) { [self] i in find(key(atSlot: i)) == i }
+    }
+
+    /// The key held in slot `i` (its tag bits are ignored by `matches`).
+    func key(atSlot i: Int) -> Key128 { Key128(a: slots[2 * i], b: slots[2 * i + 1]) }
 
     /// Puts this table below `layers`, which kept it in files.
     public func keep(in layers: TableLayers<TaggedKeySet>) { self.layers = layers }
@@ -237,7 +244,7 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
     public func reserve(_ extra: Int) throws(TableError) {
         if let layers {
             layers.settle()
-            if (stored + extra) * 4 > (mask + 1) * 3 && mask + 1 >= layers.capSlots && stored > 0 { try freeze(layers) }
+            if (stored + extra) * 4 > (mask + 1) * 3 && mask + 1 >= layers.capSlots && stored > 0 && layers.canFreeze { try freeze(layers) }
         }
         try grow(toFit: extra)
     }

@@ -60,6 +60,8 @@ final class KeptState {
     /// Lets another writer have the files (at a close; the tables must not be used after).
     func release() {
         guard lock >= 0 else { return }
+        voterLayers.waitForBuild()
+        keyLayers.waitForBuild()
         close(lock)
         lock = -1
     }

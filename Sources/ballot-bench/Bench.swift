@@ -51,10 +51,10 @@ struct Bench {
 
         if options.phases {
             let t = ContinuousClock.now
-            workload.prehashed = workload.rows.map { workload.hasher.key(for: $0.voter) }
-            FileHandle.standardError.write(Data("hmac only: \(seconds(since: t)) s for \(workload.rows.count) voter ids\n".utf8))
+            workload.prehashed = (0..<workload.count).map { workload.hasher.key(for: workload.row($0).voter) }
+            FileHandle.standardError.write(Data("hmac only: \(seconds(since: t)) s for \(workload.count) voter ids\n".utf8))
         }
-        let batches = stride(from: 0, to: workload.rows.count, by: options.batch).map { $0..<min($0 + options.batch, workload.rows.count) }
+        let batches = stride(from: 0, to: workload.count, by: options.batch).map { $0..<min($0 + options.batch, workload.count) }
         let ready = BatchQueue()
         let start = ContinuousClock.now
         if options.pipelined {
@@ -66,7 +66,7 @@ struct Bench {
         var firstMillion: Double?, lastMillionStart: Double?
         var longestBatch = 0.0
         for (i, range) in batches.enumerated() {
-            if lastMillionStart == nil && workload.rows.count - range.lowerBound <= 1_000_000 { lastMillionStart = seconds(since: start) }
+            if lastMillionStart == nil && workload.count - range.lowerBound <= 1_000_000 { lastMillionStart = seconds(since: start) }
             let batchStart = ContinuousClock.now
             var batch = options.pipelined ? ready.take() : workload.submissions(range)
             if options.checkpoints && (i % 100 == 99 || i == batches.count - 1) {
@@ -77,7 +77,7 @@ struct Bench {
                 appended += 1
             }
             longestBatch = max(longestBatch, seconds(since: batchStart))
-            if firstMillion == nil && range.upperBound >= min(1_000_000, workload.rows.count) { firstMillion = seconds(since: start) }
+            if firstMillion == nil && range.upperBound >= min(1_000_000, workload.count) { firstMillion = seconds(since: start) }
         }
         let elapsed = seconds(since: start)
         let lastMillion = elapsed - (lastMillionStart ?? 0)

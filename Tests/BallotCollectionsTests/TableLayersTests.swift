@@ -142,6 +142,34 @@ import Foundation
         expectAnswers(reopened)
     }
 
+    /// A removal cut short by a kill can leave a key in two slots; a lookup finds the first on
+    /// its probe path, and a run built from the table must keep that one, not the stale copy.
+    @Test func aRunKeepsTheCopyOfAKeyThatALookupFinds() throws {
+        let files = TableFileFixture()
+        let table = TaggedKeySet(capacity: 100)
+        let key = Key128(a: 5, b: 7 << 32)
+        table.insert(key, tag: 3)
+        let home = table.find(key)
+        table.store(key, tag: 99, at: (home + 1) & table.mask)   // the stale copy, later on the path
+        #expect(table.tag(of: key) == 3)
+        let run = try SortedRun.build(from: [table.runSource], wordsPerEntry: 2, secondMask: TaggedKeySet.secondKeyMask,
+                                      to: files.directory + "/voters.1.run")
+        #expect(run.count == 1 && run.word(0, 1) & 0xFFFF_FFFF == 3)
+    }
+
+    /// Layers whose generations repeat (two layers in one file) or are too many are refused.
+    @Test func layersThatShareAFileAreRefused() throws {
+        let files = TableFileFixture()
+        let layers = TableLayers<TaggedKeySet>(directory: files.directory, name: "voters", capSlots: Self.cap)
+        let table = try layers.fresh(slots: Self.cap)
+        let current = layers.records(currentSlots: table.slotCount)
+        #expect(throws: TableError.self) { try layers.load([current[0], current[0]]) }
+        #expect(throws: TableError.self) { try layers.load(Array(repeating: current[0], count: 65)) }
+        var far = current[0]
+        far.generation = .max
+        #expect(throws: TableError.self) { try layers.load([far]) }
+    }
+
     /// A run whose file was cut short is refused; one whose bucket index is garbage answers
     /// wrongly but reads nothing outside its entries.
     @Test func aDamagedRunIsRefusedOrHarmless() throws {

@@ -236,7 +236,7 @@ public enum KeptStateCodec {
     /// 2^31 entries, and the last a table.
     private static func layers(_ r: inout ByteReader, _ table: String) throws -> [LayerRecord] {
         let n = try r.u32("\(table) layers")
-        guard (1...64).contains(n) else { throw failure(r, "\(table) has \(n) layers") }
+        guard (1...UInt32(TableLayers<TaggedKeySet>.mostLayers)).contains(n) else { throw failure(r, "\(table) has \(n) layers") }
         return try (0..<n).map { i in
             let kind = try r.u8("\(table) layer \(i) kind")
             let generation = try r.u64("\(table) layer \(i) generation")
