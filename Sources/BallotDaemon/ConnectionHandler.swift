@@ -234,9 +234,12 @@ final class ConnectionHandler: ChannelInboundHandler {
             // Refusals from the ledger are counted by the writer; count the rest here.
             if case .read = kind { service.metrics.refused(error.code.rawValue) }
             return Reply.error(id: id, error)
-        case .failure(let error as LedgerError) where error.fullCode != nil:
-            let code = error.fullCode ?? .internal
+        case .failure(let error as LedgerError) where error.storageCode != nil:
+            let code = error.storageCode ?? .internal
             service.metrics.refused(code.rawValue)
+            if error.isStorageFailed {
+                service.logger.error("a commit failed with an I/O error; nothing of its batch was written", metadata: ["request.op": "\(op)", "error": "\(error)"])
+            }
             return Reply.error(id: id, code: code, message: error.description)
         case .failure(DaemonError.shuttingDown):
             return Reply.error(id: id, code: .internal, message: "\(op): the daemon is shutting down; nothing was written")

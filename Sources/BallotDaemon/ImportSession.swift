@@ -152,7 +152,7 @@ final class ImportSession {
         switch result {
         case .failure(let error):
             if failure == nil {
-                let code: ErrorCode = (error as? LedgerError)?.fullCode ?? .internal
+                let code: ErrorCode = (error as? LedgerError)?.storageCode ?? .internal
                 writer.metrics.refused(code.rawValue)   // a failed write is counted where it is answered
                 fail(ProtocolError(code, "import: \(request.file): stopped after \(accepted) accepted rows: \(error); run the import again to add the rest"))
             }

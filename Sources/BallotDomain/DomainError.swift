@@ -29,6 +29,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case ledgerFull = "ledger_full"
     /// The disk holding the ledger is full: nothing written; writes go on once there is room.
     case storageFull = "storage_full"
+    /// The disk reported an I/O error on the commit: nothing of the batch written or acknowledged.
+    case storageFailed = "storage_failed"
     case `internal`
 
     case electionExists = "election_exists"

@@ -47,7 +47,16 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
         return false
     }
 
-    /// The refusal a client gets when a write fails this way, if it is one of the two a client
-    /// can act on (an operator frees space or raises `max_map_size`); nil for `internal`.
-    public var fullCode: ErrorCode? { isLedgerFull ? .ledgerFull : isStorageFull ? .storageFull : nil }
+    /// True when the disk reported an I/O error on a commit: the `storage_failed` refusal.
+    public var isStorageFailed: Bool {
+        if case .store(let e) = self { return e.kind == .storageFailed }
+        return false
+    }
+
+    /// The refusal a client gets when a write fails for the ledger's storage, if it is one of
+    /// those an operator acts on (frees space, raises `max_map_size`, looks at the disk); nil for
+    /// `internal`.
+    public var storageCode: ErrorCode? {
+        isLedgerFull ? .ledgerFull : isStorageFull ? .storageFull : isStorageFailed ? .storageFailed : nil
+    }
 }

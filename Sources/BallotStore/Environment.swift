@@ -174,6 +174,10 @@ public final class Environment: @unchecked Sendable {
                     let code = mdb_txn_commit(txn)
                     if !readOnly { options.observer?.committed(nanoseconds: Self.nanoseconds(ContinuousClock.now - started), ok: code == MDB_SUCCESS) }
                     if code != MDB_SUCCESS, !readOnly, let full = storageFull(code, context()) { throw full }
+                    if code == EIO, !readOnly {
+                        throw StoreError(kind: .storageFailed, call: "mdb_txn_commit", code: code, reason: String(cString: strerror(code)),
+                                         context: "\(context()): the disk holding \(path) reported an I/O error; nothing from this transaction was written")
+                    }
                     try check(code, "mdb_txn_commit", context())
                 }
                 return result

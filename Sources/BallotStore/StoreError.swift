@@ -12,6 +12,11 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         /// The file system holding the environment has no room left: the commit failed (LMDB
         /// reports a short write as EIO), the transaction was aborted, nothing written.
         case storageFull
+        /// The disk reported an I/O error (EIO) on a commit's write or sync, with room to
+        /// spare: the transaction was aborted and nothing of it is in the ledger (LMDB writes a
+        /// commit's pages to free pages, syncs them, and only then the meta page that makes them
+        /// part of the ledger), and no commit before it is touched.
+        case storageFailed
         case keyExists
         case notFound
         case corrupted
