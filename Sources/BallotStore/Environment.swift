@@ -51,6 +51,25 @@ public final class Environment: @unchecked Sendable {
         }
         self.env = handle
         try checkNotTruncated()
+        clearStaleReaders()
+    }
+
+    // MARK: Readers of processes that died
+
+    /// The time of the last `clearStaleReaders` by a writer.
+    private var readersCheckedAt = ContinuousClock.now
+    /// How often a writer frees the slots of dead readers (see `clearStaleReaders`).
+    static let readerCheckInterval = Duration.seconds(10)
+
+    /// Frees the reader slots of processes that died inside a read transaction (a `ballot-replay`
+    /// killed mid-verify): each holds one of the `maxReaders` slots, and pins the pages of the
+    /// ledger as it stood, which the writer then cannot reuse. LMDB frees a slot only when asked
+    /// (`mdb_reader_check`): at open, when a read finds no free slot, and every
+    /// `readerCheckInterval` from the writer. Returns the slots freed.
+    @discardableResult
+    public func clearStaleReaders() -> Int {
+        var dead: Int32 = 0
+        return mdb_reader_check(env, &dead) == MDB_SUCCESS ? Int(dead) : 0
     }
 
     /// A data file shorter than the pages its last transaction uses was cut off (a failed copy,
@@ -126,6 +145,10 @@ public final class Environment: @unchecked Sendable {
             // The stall: from the write's start to the start of the attempt that succeeds (the
             // growth, and any aborted attempt and the caller's redo before it).
             let started = ContinuousClock.now
+            if started - readersCheckedAt > Self.readerCheckInterval {
+                readersCheckedAt = started
+                clearStaleReaders()
+            }
             var grew = try growIfNearlyFull(context())
             var attemptStarted = ContinuousClock.now
             defer {
@@ -158,6 +181,8 @@ public final class Environment: @unchecked Sendable {
                 var txn: OpaquePointer?
                 let code = mdb_txn_begin(env, nil, UInt32(readOnly ? MDB_RDONLY : 0), &txn)
                 if code == MDB_MAP_RESIZED { return nil }
+                // Every slot taken: some may be those of dead processes.
+                if code == MDB_READERS_FULL && clearStaleReaders() > 0 { return nil }
                 try check(code, "mdb_txn_begin", context())
                 guard let txn else { preconditionFailure("mdb_txn_begin succeeded without a handle") }
                 let result: R

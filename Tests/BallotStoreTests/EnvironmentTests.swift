@@ -22,6 +22,39 @@ import TestSupport
         }
     }
 
+    /// Readers killed inside a read transaction (a `ballot-replay` killed mid-verify) leave their
+    /// slots taken; once every slot is, the next read frees those of the dead and goes on. The
+    /// readers are Python's `lmdb`, which the independent verifier uses, each SIGKILLed holding a
+    /// read transaction.
+    @Test func theSlotsOfKilledReadersAreFreed() throws {
+        let dir = TemporaryDirectory()
+        let env = try Environment(path: dir.sub("env"), options: EnvironmentOptions(maxReaders: 4))
+        let db = try env.openDatabase("things")
+        try env.write { txn in try txn.put(key(1), [1], in: db) }
+        let reader = """
+        import lmdb, sys, time
+        env = lmdb.open(sys.argv[1], readonly=True, max_dbs=16, max_readers=4)
+        txn = env.begin()
+        print("ready", flush=True)
+        time.sleep(120)
+        """
+        for _ in 0..<4 {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["python3", "-c", reader, dir.sub("env")]
+            let out = Pipe()
+            p.standardOutput = out
+            try p.run()
+            let ready = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+            #expect(ready.contains("ready"), "the Python reader did not start: \(ready)")
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+        }
+        let value = try env.read { txn in try txn.value(forKey: key(1), in: db) }
+        #expect(value == [1])
+        #expect(env.clearStaleReaders() == 0)
+    }
+
     @Test func aThrowingBodyWritesNothing() throws {
         struct Stop: Error {}
         let dir = TemporaryDirectory()
