@@ -33,6 +33,9 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
     @usableFromInline @exclusivity(unchecked) var prefetched: UInt64 = 0
     /// The older entries of an index in files, frozen or in runs; nil for an index in memory.
     @usableFromInline var layers: TableLayers<SequenceIndex>?
+    /// Whether `layers` holds any layer: what a lookup that misses this table's own slots reads
+    /// (below the cap, every lookup of a new key), kept here so that it is one load.
+    @usableFromInline @exclusivity(unchecked) var hasLayers = false
 
     /// The number of entries.
     @inlinable public var count: Int { stored + (layers?.layeredCount ?? 0) }
@@ -79,7 +82,10 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
     public var runSource: SortedRun.Source { SortedRun.Source(table: storage.words, slots: mask + 1, owner: self) }
 
     /// Puts this index below `layers`, which kept it in files.
-    public func keep(in layers: TableLayers<SequenceIndex>) { self.layers = layers }
+    public func keep(in layers: TableLayers<SequenceIndex>) {
+        self.layers = layers
+        hasLayers = !layers.layers.isEmpty
+    }
 
     /// Counts the changes of the layers: a freeze, a run put in place (0 without layers).
     public var layerChanges: Int { layers?.changes ?? 0 }
@@ -169,7 +175,7 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
                 }
                 i = (i + 1) & mask
             }
-            if earlier == nil && !present && layers != nil {
+            if earlier == nil && !present && hasLayers {
                 (earlier, present) = try layered(entry, before: seq) { try holds(n, $0) }
             }
             if let earlier {
@@ -238,19 +244,13 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
         if let layers {
             layers.settle()
             if (stored + extra) * 2 > mask + 1 && mask + 1 >= layers.capSlots && stored > 0 && layers.canFreeze { try freeze(layers) }
+            hasLayers = !layers.layers.isEmpty
         }
         try grow(toFit: extra)
     }
 
     private func freeze(_ layers: TableLayers<SequenceIndex>) throws(TableError) {
-        let (file, generation) = try layers.newTableFile()
-        let next: TableWords
-        do throws(TableError) {
-            next = try TableWords(words: layers.capSlots, slotBytes: 8, file: file)
-        } catch {
-            layers.discard(file)
-            throw error
-        }
+        let (next, file, generation) = try layers.freshStorage(slotBytes: 8)
         let frozen = SequenceIndex(frozen: storage, homeShift: homeShift)
         storage = next
         slots = next.words
@@ -306,7 +306,7 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
             }
             i = (i + 1) & mask
         }
-        guard layers != nil else { return nil }
+        guard hasLayers else { return nil }
         var found: UInt64?
         try eachLayeredEntry(tagged: tag) { slot in
             var seq = slot & 0xFFFF_FFFF

@@ -184,20 +184,22 @@ public final class TableLayers<Table: LayeredTable>: @unchecked Sendable {
 
     // MARK: Freezing and building
 
-    /// A file for the table that takes the place of a frozen one, and its generation.
-    func newTableFile() throws(TableError) -> (TableFile, UInt64) {
+    /// The slots of the table that takes a frozen one's place (`slotBytes` each, the cap's
+    /// number), in a new file, and the file and its generation.
+    func freshStorage(slotBytes: Int) throws(TableError) -> (storage: TableWords, file: TableFile, generation: UInt64) {
         let generation = nextGeneration
         let path = path(.table, generation)
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw TableError(call: "open", what: "of \(path)", errno: errno) }
         nextGeneration += 1
-        return (TableFile(descriptor: fd, path: path), generation)
-    }
-
-    /// Takes back `newTableFile` when the table could not be made in it.
-    func discard(_ file: TableFile) {
-        close(file.descriptor)
-        unlink(file.path)
+        let file = TableFile(descriptor: fd, path: path)
+        do throws(TableError) {
+            return (try TableWords(words: capSlots * slotBytes / 8, slotBytes: slotBytes, file: file), file, generation)
+        } catch {
+            close(fd)
+            unlink(path)
+            throw error
+        }
     }
 
     /// `frozen` is now a layer, and the table in `file` (of `generation`) the one a batch changes.

@@ -33,6 +33,9 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
     @usableFromInline @exclusivity(unchecked) var prefetched: UInt64 = 0
     /// The older entries of a table in files, frozen or in runs; nil for a table in memory.
     @usableFromInline var layers: TableLayers<TaggedKeySet>?
+    /// Whether `layers` holds any layer: what a lookup that misses this table's own slots reads
+    /// (below the cap, every lookup of a new key), kept here so that it is one load.
+    @usableFromInline @exclusivity(unchecked) var hasLayers = false
 
     /// The number of keys (a key in two layers counts twice).
     @inlinable public var count: Int { stored + (layers?.layeredCount ?? 0) }
@@ -87,7 +90,10 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
     func key(atSlot i: Int) -> Key128 { Key128(a: slots[2 * i], b: slots[2 * i + 1]) }
 
     /// Puts this table below `layers`, which kept it in files.
-    public func keep(in layers: TableLayers<TaggedKeySet>) { self.layers = layers }
+    public func keep(in layers: TableLayers<TaggedKeySet>) {
+        self.layers = layers
+        hasLayers = !layers.layers.isEmpty
+    }
 
     /// Counts the changes of the layers: a freeze, a run put in place (0 without layers).
     public var layerChanges: Int { layers?.changes ?? 0 }
@@ -130,7 +136,7 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
     public func tag(of key: Key128) -> UInt32? {
         let i = find(key)
         if !isEmpty(i) { return tag(atSlot: i) }
-        return layers == nil ? nil : layeredTag(of: key)
+        return hasLayers ? layeredTag(of: key) : nil
     }
 
     /// The tag of `key` in the newest layer that has it.
@@ -164,7 +170,7 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
         makeRoom(for: 1)
         let i = find(key)
         if !isEmpty(i) { return self.tag(atSlot: i) }
-        if layers != nil, let tag = layeredTag(of: key) { return tag }
+        if hasLayers, let tag = layeredTag(of: key) { return tag }
         stored += 1   // first, so that a death in between leaves the count high, never low
         store(key, tag: tag, at: i)
         return nil
@@ -177,7 +183,7 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
         precondition(tag != 0, "a tag of 0 would read as an empty slot")
         var i = find(key)
         if isEmpty(i) {
-            precondition(layers != nil && layeredTag(of: key) != nil, "retagging a key that is not there")
+            precondition(hasLayers && layeredTag(of: key) != nil, "retagging a key that is not there")
             makeRoom(for: 1)
             i = find(key)
             stored += 1
@@ -198,7 +204,7 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
         for (n, key) in keys.enumerated() {
             let i = find(key)
             if isEmpty(i) {
-                if layers != nil, let previous = layeredTag(of: key) {
+                if hasLayers, let previous = layeredTag(of: key) {
                     if visit(n, previous) {
                         stored += 1
                         store(key, tag: tags(n), at: i)
@@ -245,6 +251,7 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
         if let layers {
             layers.settle()
             if (stored + extra) * 4 > (mask + 1) * 3 && mask + 1 >= layers.capSlots && stored > 0 && layers.canFreeze { try freeze(layers) }
+            hasLayers = !layers.layers.isEmpty
         }
         try grow(toFit: extra)
     }
@@ -257,14 +264,7 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
     }
 
     private func freeze(_ layers: TableLayers<TaggedKeySet>) throws(TableError) {
-        let (file, generation) = try layers.newTableFile()
-        let next: TableWords
-        do throws(TableError) {
-            next = try TableWords(words: 2 * layers.capSlots, slotBytes: 16, file: file)
-        } catch {
-            layers.discard(file)
-            throw error
-        }
+        let (next, file, generation) = try layers.freshStorage(slotBytes: 16)
         let frozen = TaggedKeySet(frozen: storage, mask: mask)
         storage = next
         slots = next.words
