@@ -231,7 +231,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BallotLedgerTests",
-            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotCollections", "BallotDomain", "BallotStore", "TestSupport"],
+            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotCollections", "BallotDomain", "BallotStore", "TestSupport", "BallotClient"],
             swiftSettings: strictSettings
         ),
     ],

@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import BallotClient
 @testable import BallotCollections
 
 /// Tables in layers (`TableLayers`): a table at its cap is frozen, runs are built from frozen
@@ -17,7 +18,7 @@ import Foundation
         let layers = TableLayers<TaggedKeySet>(directory: files.directory, name: "voters", capSlots: Self.cap)
         let table = try layers.fresh(slots: Self.cap)
         table.keep(in: layers)
-        var rng = SplitMix(seed)
+        var rng = SplitMix64(seed: seed)
         var model: [Key128: UInt32] = [:]
         var known: [Key128] = []
         var nextTag: UInt32 = 1
@@ -93,7 +94,7 @@ import Foundation
         let layers = TableLayers<SequenceIndex>(directory: files.directory, name: "keys", capSlots: cap)
         let index = try layers.fresh(slots: cap)
         index.keep(in: layers)
-        var rng = SplitMix(9)
+        var rng = SplitMix64(seed: 9)
         var holder: [Key128] = [Key128(a: 0, b: 0)]   // the key of event i (event 0 is none)
         var firstSeq: [Key128: UInt64] = [:]
         for round in 0..<300 {
@@ -196,18 +197,5 @@ import Foundation
             for i in damaged.bucket(of: key.a) where damaged.word(i, 0) == key.a { found += 1 }
         }
         #expect(found <= keys.count)
-    }
-}
-
-/// splitmix64: a small seeded generator for the tests' random operations.
-struct SplitMix {
-    var state: UInt64
-    init(_ seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

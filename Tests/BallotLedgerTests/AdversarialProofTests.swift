@@ -1,5 +1,6 @@
 import Testing
 import TestSupport
+import BallotClient
 @testable import BallotFormat
 
 /// Adversarial proofs (issue 18, method 4): valid inclusion and consistency proofs, mutated at
@@ -33,7 +34,7 @@ import TestSupport
     }
 
     /// One random change to `proof`, always a different list than it was.
-    static func mutate(_ proof: [MerkleHash], _ rng: inout ProofRandom) -> [MerkleHash] {
+    static func mutate(_ proof: [MerkleHash], _ rng: inout SplitMix64) -> [MerkleHash] {
         var p = proof
         let junk = Array("junk \(rng.next())".utf8).withUnsafeBytes { MerkleHash.leaf($0) }
         switch (p.isEmpty ? 4 : Int(rng.next() % 7)) {
@@ -55,7 +56,7 @@ import TestSupport
     }
 
     @Test func noMutatedInclusionProofIsAccepted() throws {
-        var rng = ProofRandom(seed: 18)
+        var rng = SplitMix64(seed: 18)
         var refused = 0
         for round in 0..<100 {
             let tree = Tree(Int(rng.next() % 300) + 2, seed: UInt64(round))
@@ -88,7 +89,7 @@ import TestSupport
     }
 
     @Test func noMutatedConsistencyProofIsAccepted() throws {
-        var rng = ProofRandom(seed: 19)
+        var rng = SplitMix64(seed: 19)
         var refused = 0
         for round in 0..<100 {
             let tree = Tree(Int(rng.next() % 300) + 2, seed: UInt64(round))
@@ -119,18 +120,5 @@ import TestSupport
             }
         }
         #expect(refused >= 9_000)
-    }
-}
-
-/// splitmix64, seeded: the mutations are the same on every run.
-struct ProofRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
