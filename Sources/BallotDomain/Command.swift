@@ -32,6 +32,11 @@ public enum Command: Sendable, Equatable {
         }
     }
 
+    /// Whether this is `vote.cast`.
+    public var isVote: Bool {
+        if case .castVote = self { true } else { false }
+    }
+
     /// The op name a person would recognise, for messages.
     public var name: String {
         switch self {

@@ -55,21 +55,34 @@ public struct LedgerState: Sendable {
     /// earlier event makes it a repeat.
     private mutating func applyReturningVoter(_ record: RecordedEvent, voterIsNew: Bool?) -> (key: Key128, previous: UInt32?)? {
         lastSeq = record.seq
-        if case .electionDefined(let definition) = record.event {
+        switch record.event {
+        case .electionDefined(let definition):
             index.append(definition.id)
             electionList.append(ElectionState(definition: definition, seq: record.seq))
-        } else if case .checkpointSigned(let checkpoint) = record.event {
+        case .checkpointSigned(let checkpoint):
             lastCheckpoint = (record.seq, checkpoint)
-        } else if let election = record.event.election, let i = ordinal(of: election) {
-            if case .voteCast(let vote) = record.event, let nominee = electionList[i].ordinal(of: vote.nominee) {
-                let added = voters.add(vote.voter.prefix, election: i, seq: record.seq, takingOver: voterIsNew == true)
-                let isNew = voterIsNew ?? (added.previous.map { $0 >= VoterRegister.tag(record.seq) } ?? true)
-                electionList[i].applyVote(castAt: vote.castAt, nominee: nominee, seq: record.seq, newVoter: isNew)
-                return added
-            }
+        case .voteCast(let vote):
+            guard let i = ordinal(of: vote.election) else { return nil }
+            return applyVote(vote, of: record, inElection: i, voterIsNew: voterIsNew)
+        default:
+            guard let election = record.event.election, let i = ordinal(of: election) else { return nil }
             electionList[i].apply(record)
         }
         return nil
+    }
+
+    /// `applyReturningVoter` of `vote`, the event of `record`, in the election at position `i`.
+    private mutating func applyVote(_ vote: VoteCast, of record: RecordedEvent, inElection i: Int,
+                                    voterIsNew: Bool?) -> (key: Key128, previous: UInt32?)? {
+        let seq = record.seq
+        guard let nominee = electionList[i].ordinal(of: vote.nominee) else {
+            electionList[i].apply(record)  // a vote for no nominee (only a tampered ledger's) counts for nobody
+            return nil
+        }
+        let added = voters.add(vote.voter.prefix, election: i, seq: seq, takingOver: voterIsNew == true)
+        let isNew = voterIsNew ?? (added.previous.map { $0 >= VoterRegister.tag(seq) } ?? true)
+        electionList[i].applyVote(castAt: vote.castAt, nominee: nominee, seq: seq, newVoter: isNew)
+        return added
     }
 
     /// What a batch of events changed, kept so that a failed transaction can take it back
@@ -85,19 +98,30 @@ public struct LedgerState: Sendable {
         fileprivate var voters: [(key: Key128, previous: UInt32?)] = []
     }
 
-    /// A journal of what the events applied from now on change.
-    public func journal() -> Journal {
-        Journal(elections: electionList.count, index: index, lastSeq: lastSeq, lastCheckpoint: lastCheckpoint,
-                saved: Array(repeating: nil, count: electionList.count))
+    /// A journal of what the events applied from now on change, with room for the voters of
+    /// `events` events.
+    public func journal(events: Int = 0) -> Journal {
+        var journal = Journal(elections: electionList.count, index: index, lastSeq: lastSeq, lastCheckpoint: lastCheckpoint,
+                              saved: Array(repeating: nil, count: electionList.count))
+        journal.voters.reserveCapacity(events)
+        return journal
     }
 
     /// `apply` of an event just decided against this state, noting in `journal` what it changes.
     public mutating func apply(_ record: RecordedEvent, journal: inout Journal) {
+        // A vote, nearly every event, is looked at once: its election found once.
+        if case .voteCast(let vote) = record.event {
+            lastSeq = record.seq
+            guard let i = ordinal(of: vote.election) else { return }
+            if i < journal.elections, journal.saved[i] == nil { journal.saved[i] = electionList[i].saved() }
+            if let voter = applyVote(vote, of: record, inElection: i, voterIsNew: true) { journal.voters.append(voter) }
+            return
+        }
         if let election = record.event.election, let i = ordinal(of: election), i < journal.elections,
            journal.saved[i] == nil {
             journal.saved[i] = electionList[i].saved()
         }
-        if let voter = applyReturningVoter(record, voterIsNew: true) { journal.voters.append(voter) }
+        _ = applyReturningVoter(record, voterIsNew: true)
     }
 
     /// Takes back every event applied since `journal` was made: the state is then what it was.

@@ -64,8 +64,10 @@ package enum IdempotencyScope: Hashable, Sendable {
     /// The op name of the command (`jury.score`, `vote.invalidate`, ...).
     case command(String)
 
-    package init(_ command: Command) {
-        if case .castVote = command { self = .votes } else { self = .command(command.name) }
+    /// Borrowing: an initializer's parameter is otherwise taken owned, which copied the
+    /// command on every keyed submission.
+    package init(_ command: borrowing Command) {
+        if command.isVote { self = .votes } else { self = .command(command.name) }
     }
 
     /// The scope of the command that produced `event`.

@@ -62,9 +62,9 @@ public struct VoterHasher: Sendable {
         trimmed(raw).isEmpty
     }
 
-    package static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
+    @inlinable package static func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0D) }
 
-    package static func trimmed(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
+    @inlinable package static func trimmed(_ raw: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer {
         var start = 0
         var end = raw.count
         while start < end, isSpace(raw[start]) { start += 1 }
@@ -73,13 +73,14 @@ public struct VoterHasher: Sendable {
     }
 
     /// Lends `raw` with surrounding whitespace removed and ASCII letters lower-cased, copying
-    /// (to the stack) only when there is a capital letter to lower.
-    package static func normalized<R>(_ raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+    /// (to the stack) only when there is a capital letter to lower. Inlinable, so that the
+    /// importer's call is specialized: unspecialized, it instantiated generic metadata on every
+    /// row (docs/performance.md).
+    @inlinable package static func normalized<R>(_ raw: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> R) -> R {
         let trimmed = trimmed(raw)
-        let isCapital: (UInt8) -> Bool = { $0 >= 0x41 && $0 <= 0x5A }
-        guard trimmed.contains(where: isCapital) else { return body(trimmed) }
+        guard trimmed.contains(where: { $0 &- 0x41 < 26 }) else { return body(trimmed) }
         return withUnsafeTemporaryAllocation(byteCount: trimmed.count, alignment: 1) { lowered in
-            for (i, c) in trimmed.enumerated() { lowered[i] = isCapital(c) ? c | 0x20 : c }
+            for (i, c) in trimmed.enumerated() { lowered[i] = c &- 0x41 < 26 ? c | 0x20 : c }
             return body(UnsafeRawBufferPointer(lowered))
         }
     }

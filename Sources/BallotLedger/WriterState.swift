@@ -71,7 +71,8 @@ struct WriterState {
     mutating func append(_ batch: [Submission], at now: Timestamp, key: CheckpointKey?, in txn: borrowing WriteTransaction,
                          _ dbs: LedgerDatabases) throws -> [Outcome] {
         precondition(self.batch == nil, "a batch was appended while another was in hand")
-        self.batch = BatchJournal(state: state.journal(), frontier: frontier)
+        self.batch = BatchJournal(state: state.journal(events: batch.count), frontier: frontier)
+        self.batch!.keys.reserveCapacity(batch.count)
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(batch.count)
         var changed = ProjectionChanges()
@@ -122,8 +123,10 @@ struct WriterState {
     private mutating func append(_ submission: Submission, at now: Timestamp, key checkpointKey: CheckpointKey?,
                                  in txn: borrowing WriteTransaction, _ dbs: LedgerDatabases,
                                  changed: inout ProjectionChanges, writer: inout ByteWriter) throws -> Outcome {
-        var command = submission.command
-        if case .takeCheckpoint(let reason) = command {
+        // A checkpoint is made here, where the tree and the key are; any other command is
+        // decided as it came (not copied: a vote's command is read in place).
+        var checkpoint: Command?
+        if case .takeCheckpoint(let reason) = submission.command {
             guard let checkpointKey else {
                 return .refused(DomainError(.badRequest, "this ledger was opened without a checkpoint key; set checkpoint_key_file"))
             }
@@ -131,8 +134,18 @@ struct WriterState {
             if let last = state.lastCheckpoint, last.seq == state.lastSeq {
                 return .repeated(Receipt(seq: last.seq, leafHash: try LedgerReader.node(0, last.seq - 1, in: txn, dbs)))
             }
-            command = .recordCheckpoint(Checkpoint.make(reason, state: state, root: frontier.root, at: now, key: checkpointKey))
+            checkpoint = .recordCheckpoint(Checkpoint.make(reason, state: state, root: frontier.root, at: now, key: checkpointKey))
         }
+        if let checkpoint {
+            return try appendDecided(checkpoint, submission, at: now, in: txn, dbs, changed: &changed, writer: &writer)
+        }
+        return try appendDecided(submission.command, submission, at: now, in: txn, dbs, changed: &changed, writer: &writer)
+    }
+
+    /// `append` of `command`: the submission's own, or the checkpoint made for it.
+    private mutating func appendDecided(_ command: Command, _ submission: Submission, at now: Timestamp,
+                                        in txn: borrowing WriteTransaction, _ dbs: LedgerDatabases,
+                                        changed: inout ProjectionChanges, writer: inout ByteWriter) throws -> Outcome {
         let key = submission.idempotencyKey
         let slot = idempotency.slot(of: submission)
         if let slot {
