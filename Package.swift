@@ -34,6 +34,7 @@ let package = Package(
         .executable(name: "ballotctl", targets: ["ballotctl"]),
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
         .executable(name: "ballot-replay", targets: ["ballot-replay"]),
+        .executable(name: "ballot-fuzz", targets: ["ballot-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -164,6 +165,22 @@ let package = Package(
             name: "BallotClient",
             swiftSettings: strictSettings
         ),
+        // What the fuzzers feed (issue 18, method 3): request lines, vote files, records and
+        // altered ledgers, each with the property it must keep. ballot-fuzz is thin: libFuzzer
+        // drives it when scripts/fuzz builds it so; the tests replay the committed corpora.
+        .target(
+            name: "BallotFuzz",
+            dependencies: [
+                "BallotProtocol", "BallotImport", "BallotLedger", "BallotAudit", "BallotFormat", "BallotStore", "BallotDomain",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "ballot-fuzz",
+            dependencies: ["BallotFuzz"],
+            swiftSettings: strictSettings
+        ),
         .executableTarget(
             name: "ballotctl",
             dependencies: [
@@ -176,6 +193,11 @@ let package = Package(
             name: "TestSupport",
             dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "BallotClient"],
             path: "Tests/TestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BallotFuzzTests",
+            dependencies: ["BallotFuzz", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

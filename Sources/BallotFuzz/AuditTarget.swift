@@ -1,0 +1,120 @@
+import BallotAudit
+import BallotFormat
+import BallotStore
+import BallotDomain
+import Foundation
+
+/// A copy of the newest golden ledger (every event type, a certified election, signed
+/// checkpoints), whose stored records and Merkle nodes each input alters: some bytes flipped,
+/// a value cut short or lengthened, a record taken out. The audit `ballot-replay verify` runs
+/// must then find something (or refuse to read the ledger); an unaltered ledger must verify.
+/// Each input's changes are undone before the next.
+final class AuditTarget: @unchecked Sendable {
+    static let shared = AuditTarget()
+
+    private let env: Environment
+    private let dbs: LedgerDatabases
+    private let reader: LedgerReader
+    /// Every stored record and node: which database, its key.
+    private let entries: [(db: Database, key: [UInt8], isLastEvent: Bool)]
+    /// One input at a time: an input's changes must not be seen by another's audit.
+    private let lock = NSLock()
+
+    /// The golden ledger the target starts from: `BALLOT_FUZZ_LEDGER`, or the newest fixture.
+    static var goldenLedger: String {
+        if let path = ProcessInfo.processInfo.environment["BALLOT_FUZZ_LEDGER"] { return path }
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent("Tests/Fixtures/golden/v2-2026-12-04").path
+    }
+
+    private init() {
+        let copy = NSTemporaryDirectory() + "ballot-fuzz-audit-\(getpid())"
+        let files = FileManager.default
+        try? files.removeItem(atPath: copy)
+        do {
+            try files.createDirectory(atPath: copy, withIntermediateDirectories: true)
+            try files.copyItem(atPath: Self.goldenLedger + "/data.mdb", toPath: copy + "/data.mdb")
+            let env = try Environment(path: copy, options: EnvironmentOptions(mapSize: 16 << 20, durable: false))
+            let dbs = try LedgerDatabases(env)
+            let reader = LedgerReader(env: env, dbs: dbs)
+            (self.env, self.dbs, self.reader) = (env, dbs, reader)
+            let size = try reader.size()
+            var entries: [(Database, [UInt8], Bool)] = []
+            try env.read { txn in
+                for db in [dbs.events, dbs.merkle] {
+                    try txn.forEach(in: db) { key, _ in
+                        entries.append((db, Array(key), db == dbs.events && LedgerKeys.sequence(of: key) == size))
+                        return true
+                    }
+                }
+            }
+            self.entries = entries
+        } catch {
+            fatalError("ballot-fuzz: cannot set up the audit target from \(Self.goldenLedger): \(error)")
+        }
+        let report = try! Audit.verify(reader, helpers: 0)
+        precondition(report.findings.isEmpty, "the golden ledger does not verify: \(report.findings)")
+        try? files.removeItem(atPath: copy)   // the environment keeps its open file
+    }
+
+    /// Each 4 bytes of input alter one entry: which (2 bytes), where (1), and how (1): flip
+    /// bits at that offset, cut the value there, add bytes, or take the record out (never the
+    /// last event: a ledger cut at its end is a shorter ledger, which only a checkpoint held
+    /// elsewhere can tell).
+    func run(_ input: UnsafeRawBufferPointer) {
+        let (altered, findings) = audit(input)
+        guard let findings else { return }   // the ledger could not be read: refused, a verdict too
+        if altered == 0 {
+            precondition(findings.isEmpty, "an unaltered ledger has findings: \(findings.prefix(3))")
+        } else {
+            precondition(!findings.isEmpty, "the audit found nothing in a ledger with \(altered) altered entries")
+        }
+    }
+
+    /// Alters the copy as `input` says, audits it, and undoes the changes: how many entries
+    /// were altered, and what the audit found (nil when it could not read the ledger).
+    func audit(_ input: UnsafeRawBufferPointer) -> (altered: Int, findings: [AuditFinding]?) {
+        lock.lock()
+        defer { lock.unlock() }
+        var originals: [(db: Database, key: [UInt8], value: [UInt8])] = []
+        do {
+            try env.write { txn in
+                var i = 0
+                while i + 4 <= input.count && originals.count < 8 {
+                    let entry = entries[(Int(input[i]) << 8 | Int(input[i + 1])) % entries.count]
+                    let offset = Int(input[i + 2]), how = input[i + 3]
+                    i += 4
+                    guard !originals.contains(where: { $0.db == entry.db && $0.key == entry.key }),
+                          let value = try txn.value(forKey: entry.key, in: entry.db), !value.isEmpty else { continue }
+                    var altered = value
+                    switch how % 4 {
+                    case 0, 1: altered[offset % value.count] ^= how | 1
+                    case 2: altered.removeSubrange((offset % value.count)...)
+                    default:
+                        guard entry.db == dbs.events && !entry.isLastEvent else {
+                            altered.append(contentsOf: [how, UInt8(offset)])
+                            break
+                        }
+                        _ = try txn.delete(entry.key, in: entry.db)
+                        originals.append((entry.db, entry.key, value))
+                        continue
+                    }
+                    try txn.put(entry.key, altered, in: entry.db)
+                    originals.append((entry.db, entry.key, value))
+                }
+            }
+        } catch {
+            preconditionFailure("altering the ledger copy failed: \(error)")
+        }
+        defer {
+            try! env.write { txn in
+                for o in originals { try txn.put(o.key, o.value, in: o.db) }
+            }
+        }
+        do {
+            return (originals.count, try Audit.verify(reader, helpers: 0).findings)
+        } catch {
+            return (originals.count, nil)
+        }
+    }
+}

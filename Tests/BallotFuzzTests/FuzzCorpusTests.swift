@@ -1,0 +1,39 @@
+import Testing
+import Foundation
+import BallotFuzz
+import TestSupport
+
+/// Every input committed under `Tests/Fixtures/fuzz/<target>/` (the seed corpora, and each
+/// input a fuzzer once crashed on, as a regression) run through its target, in the ordinary
+/// test build: a property that breaks traps the test process, naming the input's target.
+@Suite struct FuzzCorpusTests {
+    static let root = "\(Fixtures.repositoryRoot)/Tests/Fixtures/fuzz"
+
+    static func inputs(_ target: FuzzTarget) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: "\(root)/\(target.rawValue)").sorted().map { "\(root)/\(target.rawValue)/\($0)" }
+    }
+
+    @Test(arguments: FuzzTarget.allCases)
+    func everyCommittedInputKeepsItsTargetsProperty(_ target: FuzzTarget) throws {
+        let paths = try Self.inputs(target)
+        #expect(paths.count >= 3, "the \(target) corpus has \(paths.count) inputs")
+        for path in paths {
+            target.run(Array(try Data(contentsOf: URL(fileURLWithPath: path))))
+        }
+    }
+
+    /// The audit target's property is not vacuous: an input that alters nothing finds nothing,
+    /// and each kind of alteration (bits flipped, a value cut short, bytes added, a record taken
+    /// out) alters the ledger and is found.
+    @Test func theAuditTargetAltersTheLedgerItAuditsAndTheAuditFindsIt() {
+        #expect(FuzzTarget.audit([]) == (0, 0))
+        for how: UInt8 in [0x11, 0x02, 0x07, 0x03] {
+            for entry: UInt8 in [3, 40, 120, 200] {
+                let (altered, findings) = FuzzTarget.audit([0, entry, 9, how])
+                #expect(altered == 1, "entry \(entry), how \(how)")
+                #expect(findings.map { $0 > 0 } ?? true, "entry \(entry), how \(how): nothing found")
+            }
+        }
+        #expect(FuzzTarget.audit([]) == (0, 0), "an input's changes are undone")
+    }
+}
