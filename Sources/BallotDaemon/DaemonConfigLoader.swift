@@ -1,7 +1,7 @@
 import Configuration
 import Foundation
 import SystemPackage
-public import BallotDomain
+import BallotDomain
 
 /// Reads `ballotd`'s settings: the command line first, then `BALLOTD_*` environment variables,
 /// then the YAML file, then the defaults. Keys are flat and snake_case; the environment name

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc  // memchr
+#endif
+
 /// Splits CSV bytes into rows of fields as they stream in (RFC 4180: `,` between fields, `"`
 /// around a field that holds `,` or `"` (doubled); LF or CRLF between rows; a UTF-8 byte-order
 /// mark at the start is dropped). Memory is bounded by `maxRowBytes` plus one chunk, however
@@ -77,99 +81,84 @@ public struct CSVScanner {
 
     static let bareCR = "a carriage return that does not end the line: lines must end in LF or CRLF (is this a file with classic Mac line endings? convert it first)"
 
-    /// `resumeAt` nil: the bad line goes on past the bytes at hand; skip it to its line break.
-    private enum Step { case row(end: Int), needMore(inQuotes: Bool), bad(String, resumeAt: Int?) }
-
+    /// Finds the row at `start`: a whole line, up to its LF, or to the end of the file. Nothing
+    /// is decided about a line before all of it is at hand, or more than `maxRowBytes` of it,
+    /// so a file gives the same rows and problems whatever pieces it arrives in.
     private mutating func scan(atEnd: Bool, row: (borrowing Row) throws -> Void,
                                problem: (Int, Problem) throws -> Void) rethrows {
         var start = 0
         defer { if start > 0 { pending.removeFirst(start) } }
         while start < pending.count {
             let rowLine = line
-            let step = pending.withUnsafeBufferPointer { parseRow(from: start, in: $0, atEnd: atEnd) }
-            switch step {
-            case .row(let end):
-                line += countLineBreaks(start, end)
-                start = end
-                // A blank line is not a row.
-                if fieldEnds.count == 1 && fieldEnds[0] == 0 { continue }
-                try fieldBytes.withUnsafeBufferPointer { b in
-                    try fieldEnds.withUnsafeBufferPointer { e in try row(Row(line: rowLine, bytes: b, ends: e)) }
-                }
-            case .bad(let why, let resume):
-                try problem(rowLine, .badQuoting(why))
-                if let resume {
-                    line += countLineBreaks(start, resume)
-                    start = resume
-                } else {
-                    line += countLineBreaks(start, pending.count)
-                    start = pending.count
-                    skippingLine = !atEnd
-                }
-            case .needMore(let inQuotes):
-                guard pending.count - start > maxRowBytes else { return }
-                if inQuotes, let lf = pending[start...].firstIndex(of: 0x0A), lf - start < maxRowBytes {
-                    try problem(rowLine, .badQuoting("a quoted field opened on line \(rowLine) is still open after \(maxRowBytes) bytes"))
+            let lf = pending.withUnsafeBytes { b in
+                memchr(b.baseAddress! + start, 0x0A, b.count - start).map { b.baseAddress!.distance(to: UnsafeRawPointer($0)) }
+            }
+            let contentEnd = lf ?? pending.count
+            // The line goes on past `maxRowBytes`: refused whether or not its end is here yet.
+            if contentEnd - start > maxRowBytes {
+                try problem(rowLine, tooLong(from: start))
+                if let lf {
                     line += 1
                     start = lf + 1
                 } else {
-                    try problem(rowLine, .rowTooLong)
-                    if let lf = pending[start...].firstIndex(of: 0x0A) {
-                        line += 1
-                        start = lf + 1
-                    } else {
-                        start = pending.count
-                        skippingLine = true
-                    }
+                    start = pending.count
+                    skippingLine = !atEnd
                 }
+                continue
+            }
+            guard lf != nil || atEnd else { return }
+            let parsed = pending.withUnsafeBufferPointer { parseLine(UnsafeBufferPointer(rebasing: $0[start..<contentEnd]), endsFile: lf == nil) }
+            if lf != nil { line += 1 }
+            start = lf.map { $0 + 1 } ?? pending.count
+            if let why = parsed {
+                try problem(rowLine, .badQuoting(why))
+                continue
+            }
+            // A blank line is not a row.
+            if fieldEnds.count == 1 && fieldEnds[0] == 0 { continue }
+            try fieldBytes.withUnsafeBufferPointer { b in
+                try fieldEnds.withUnsafeBufferPointer { e in try row(Row(line: rowLine, bytes: b, ends: e)) }
             }
         }
     }
 
-    private func countLineBreaks(_ from: Int, _ to: Int) -> Int {
-        var n = 0
-        for i in from..<to where pending[i] == 0x0A { n += 1 }
-        return n
+    /// What is wrong with a line longer than `maxRowBytes`, from the part of it every reading
+    /// has: a bare carriage return in it says the file has classic Mac line endings.
+    private func tooLong(from start: Int) -> Problem {
+        let end = min(pending.count, start + maxRowBytes + 1)
+        for i in start..<end where pending[i] == 0x0D && i + 1 < end && pending[i + 1] != 0x0A {
+            return .badQuoting(Self.bareCR)
+        }
+        return .rowTooLong
     }
 
-    /// Parses one row starting at `start`, filling `fieldBytes`/`fieldEnds`.
-    private mutating func parseRow(from start: Int, in b: UnsafeBufferPointer<UInt8>, atEnd: Bool) -> Step {
+    /// Parses one line (without its LF) into `fieldBytes`/`fieldEnds`; nil if it is a row,
+    /// else what is wrong with it. `endsFile`: the line is the file's last and has no LF.
+    private mutating func parseLine(_ b: UnsafeBufferPointer<UInt8>, endsFile: Bool) -> String? {
         fieldBytes.removeAll(keepingCapacity: true)
         fieldEnds.removeAll(keepingCapacity: true)
-        let quote: UInt8 = 0x22, comma: UInt8 = 0x2C, lf: UInt8 = 0x0A, cr: UInt8 = 0x0D
-        var i = start
-        func restOfLine(_ from: Int) -> Int? {
-            var j = from
-            while j < b.count && b[j] != lf { j += 1 }
-            return j < b.count ? j + 1 : nil
-        }
+        let quote: UInt8 = 0x22, comma: UInt8 = 0x2C, cr: UInt8 = 0x0D
+        // A CR is allowed only as the first half of a CRLF (or at the very end of the file),
+        // which is the line's last byte here.
+        let end = b.last == cr ? b.count - 1 : b.count
+        var i = 0
         while true {
-            if i < b.count && b[i] == quote {
+            if i < end && b[i] == quote {
                 // Quoted field: runs to a quote not followed by another.
                 i += 1
                 while true {
-                    guard i < b.count else {
-                        if atEnd {
-                            let next = restOfLine(start)
-                            return .bad("the file ends inside a quoted field", resumeAt: next)
-                        }
-                        return .needMore(inQuotes: true)
+                    guard i < end else {
+                        return endsFile ? "the file ends inside a quoted field"
+                            : "the quoted field \(fieldEnds.count + 1) is not closed on its line (a field cannot span lines)"
                     }
                     let c = b[i]
-                    if c == lf {
-                        return .bad("the quoted field \(fieldEnds.count + 1) is not closed on its line (a field cannot span lines)", resumeAt: i + 1)
-                    }
-                    if c == cr {
-                        if i + 1 == b.count && !atEnd { return .needMore(inQuotes: true) }
-                        if i + 1 == b.count || b[i + 1] != lf { return .bad(Self.bareCR, resumeAt: restOfLine(i)) }
-                    }
+                    if c == cr { return Self.bareCR }
                     if c == quote {
-                        if i + 1 < b.count && b[i + 1] == quote {
+                        if i + 1 < end && b[i + 1] == quote {
                             fieldBytes.append(quote)
                             i += 2
                             continue
                         }
-                        if i + 1 == b.count && !atEnd { return .needMore(inQuotes: true) }
                         i += 1
                         break
                     }
@@ -177,35 +166,25 @@ public struct CSVScanner {
                     i += 1
                 }
                 fieldEnds.append(fieldBytes.count)
-                guard i < b.count else { return atEnd ? .row(end: i) : .needMore(inQuotes: false) }
+                guard i < end else { return nil }
                 switch b[i] {
                 case comma: i += 1; continue
-                case lf: return .row(end: i + 1)
-                case cr where i + 1 < b.count && b[i + 1] == lf: return .row(end: i + 2)
-                case cr where i + 1 == b.count: return atEnd ? .row(end: i + 1) : .needMore(inQuotes: false)
-                case cr: return .bad(Self.bareCR, resumeAt: restOfLine(i))
-                default: return .bad("text after the closing quote of field \(fieldEnds.count)", resumeAt: restOfLine(i))
+                case cr: return Self.bareCR
+                default: return "text after the closing quote of field \(fieldEnds.count)"
                 }
             }
-            // Unquoted field: runs to a comma or the line break.
+            // Unquoted field: runs to a comma or the line's end.
             let fieldStart = i
-            while i < b.count {
+            while i < end {
                 let c = b[i]
-                if c == comma || c == lf { break }
-                if c == quote { return .bad("a quote inside unquoted field \(fieldEnds.count + 1)", resumeAt: restOfLine(i)) }
-                if c == cr {
-                    if i + 1 == b.count { if atEnd { break } else { return .needMore(inQuotes: false) } }
-                    if b[i + 1] != lf { return .bad(Self.bareCR, resumeAt: restOfLine(i)) }
-                }
+                if c == comma { break }
+                if c == quote { return "a quote inside unquoted field \(fieldEnds.count + 1)" }
+                if c == cr { return Self.bareCR }
                 i += 1
             }
-            guard i < b.count || atEnd else { return .needMore(inQuotes: false) }
-            var end = i
-            if end > fieldStart && b[end - 1] == cr && (i == b.count || b[i] == lf) { end -= 1 }
-            fieldBytes.append(contentsOf: UnsafeBufferPointer(rebasing: b[fieldStart..<end]))
+            fieldBytes.append(contentsOf: UnsafeBufferPointer(rebasing: b[fieldStart..<i]))
             fieldEnds.append(fieldBytes.count)
-            if i == b.count { return .row(end: i) }
-            if b[i] == lf { return .row(end: i + 1) }
+            if i == end { return nil }
             i += 1  // comma
         }
     }

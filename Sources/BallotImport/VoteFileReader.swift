@@ -1,8 +1,11 @@
 public import BallotDomain
 public import BallotLedger
-public import BallotFormat
-public import BallotAudit
+import BallotFormat
+import BallotAudit
 import BallotProtocol
+#if canImport(Glibc)
+import Glibc  // memchr
+#endif
 
 /// The two vote-file formats of the contract: CSV with a header row, or one JSON object per line.
 public enum VoteFileFormat: String, Sendable, CaseIterable {
@@ -303,12 +306,15 @@ struct LineSplitter {
         }
         pending.append(contentsOf: chunk)
         var start = 0
-        while let lf = pending[start...].firstIndex(of: 0x0A) {
+        while start < pending.count, let lf = pending.withUnsafeBytes({ b in
+            memchr(b.baseAddress! + start, 0x0A, b.count - start).map { b.baseAddress!.distance(to: UnsafeRawPointer($0)) }
+        }) {
             emitLine(start, lf, emit)
             start = lf + 1
         }
         pending.removeFirst(start)
-        if pending.count > maxLineBytes {
+        // Too long without its end in sight (a last CR may be half of a CRLF, which is not counted).
+        if pending.count - (pending.last == 0x0D ? 1 : 0) > maxLineBytes {
             emit(line, nil)
             pending.removeAll()
             skipping = true

@@ -1,7 +1,7 @@
 public import BallotDomain
 public import BallotLedger
-public import BallotFormat
-public import BallotAudit
+import BallotFormat
+import BallotAudit
 import Foundation  // NFKC and case folding
 
 /// Turns a voter identifier as it arrives (a live `vote.cast`, an import row) into the voter's

@@ -74,7 +74,14 @@ package struct ByteReader {
     @inline(__always) package mutating func u64(_ field: @autoclosure () -> String) throws(Failure) -> UInt64 { try load(UInt64.self, field()) }
     @inline(__always) package mutating func i32(_ field: @autoclosure () -> String) throws(Failure) -> Int32 { Int32(bitPattern: try u32(field())) }
     @inline(__always) package mutating func i64(_ field: @autoclosure () -> String) throws(Failure) -> Int64 { Int64(bitPattern: try u64(field())) }
-    @inline(__always) package mutating func f64(_ field: @autoclosure () -> String) throws(Failure) -> Double { Double(bitPattern: try u64(field())) }
+    /// A finite double: no number the ledger stores is infinite or NaN (the door checks them),
+    /// and a NaN would not even equal itself when read back.
+    package mutating func f64(_ field: @autoclosure () -> String) throws(Failure) -> Double {
+        let at = offset
+        let value = Double(bitPattern: try u64(field()))
+        guard value.isFinite else { throw Failure(offset: at, what: "\(field()) is \(value), not a finite number") }
+        return value
+    }
 
     package mutating func bool(_ field: @autoclosure () -> String) throws(Failure) -> Bool {
         let at = offset
