@@ -45,6 +45,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -212,12 +213,13 @@ let package = Package(
         ),
         .testTarget(
             name: "BallotDomainTests",
-            dependencies: ["BallotDomain", "TestSupport"],
+            dependencies: ["BallotDomain", "TestSupport", .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "BallotImportTests",
-            dependencies: ["BallotImport", "BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "TestSupport", "BallotClient"],
+            dependencies: ["BallotImport", "BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "TestSupport", "BallotClient",
+                           .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -253,7 +255,8 @@ let package = Package(
         ),
         .testTarget(
             name: "BallotLedgerTests",
-            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotCollections", "BallotDomain", "BallotStore", "TestSupport", "BallotClient"],
+            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotCollections", "BallotDomain", "BallotStore", "TestSupport", "BallotClient",
+                           .product(name: "PropertyBased", package: "swift-property-based")],
             swiftSettings: strictSettings
         ),
     ],
