@@ -296,8 +296,9 @@ extension Audit {
 
         /// Checks the keys of `batch` against every key before them and returns each repeat.
         func repeats(in batch: Batch, _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
-            // Written in place: an append checks the array is unshared, for every key.
-            var keyed = [(key: Key128, seq: UInt64)](unsafeUninitializedCapacity: batch.votes.count) { keys, made in
+            // Written in place: an append checks the array is unshared, for every key. (None is
+            // []: see `MerkleHash.hashed` on the shared empty array.)
+            var keyed = batch.votes.isEmpty ? [] : [(key: Key128, seq: UInt64)](unsafeUninitializedCapacity: batch.votes.count) { keys, made in
                 for vote in batch.votes {
                     guard let hash = vote.keyHash else { continue }
                     (keys.baseAddress! + made).initialize(to: (Key128(a: hash, b: 0), vote.seq))
