@@ -152,7 +152,9 @@ final class ConnectionHandler: ChannelInboundHandler {
             plan = try service.operations.plan(try Op(request), request: request, peer: peer)
         } catch {
             service.metrics.refused(error.code.rawValue)
-            return reply(Reply.error(id: request.id, error), context)
+            reply(Reply.error(id: request.id, error), context)
+            if Op.isImport(request) { perform(machine.importRefused(), context) }
+            return
         }
         let id = request.id
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)

@@ -143,6 +143,16 @@ struct ConnectionStateMachine {
 
     // MARK: Import
 
+    /// The import just handed out was refused (its role, its parameters): the bytes after its
+    /// line are a file, which must not be read as requests and cannot be told apart from them,
+    /// so the connection closes once the refusal is sent.
+    mutating func importRefused() -> Action {
+        guard case .idle = state else { return .none }
+        pending.removeAll()
+        state = .closed
+        return .close
+    }
+
     /// The request just handed out is an import: the bytes after it are its file.
     mutating func startedImport() {
         guard case .idle = state else { return }

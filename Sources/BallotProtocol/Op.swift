@@ -45,6 +45,10 @@ public enum Op: Sendable {
         "result.certify", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "backup", "metrics", "import",
     ]
 
+    /// Whether `request` asks for an import, whatever else is wrong with it: the bytes after its
+    /// line are then a file, not requests.
+    public static func isImport(_ request: Request) -> Bool { request.op == "import" }
+
     public init(_ request: Request) throws(ProtocolError) {
         let f = Fields(request)
         switch request.op {

@@ -128,6 +128,16 @@ import BallotProtocol
         do { let got = paused.idleTimedOut(importWaitsForBytes: true); #expect(got == .cutImport("nothing arrived for the idle timeout")) }
     }
 
+    @Test func aRefusedImportClosesTheConnectionAndDropsWhatFollowed() {
+        var m = Machine()
+        _ = m.lineArrived(line("import"))
+        _ = m.lineArrived(line("a line of its file"))
+        do { let got = m.next(writable: true); #expect(got == .handle(line("import"))) }
+        do { let got = m.importRefused(); #expect(got == .close) }
+        #expect(m.state == .closed)
+        do { let got = drain(&m); #expect(got == []) }
+    }
+
     @Test func anIdleTimeoutClosesOnlyAnIdleConnection() {
         var idle = Machine()
         do { let got = idle.idleTimedOut(importWaitsForBytes: false); #expect(got == .close) }

@@ -173,6 +173,32 @@ import Glibc
         #expect(daemon.terminate() == 0)
     }
 
+    /// A refused import's file is never read as requests, even when its client sends it without
+    /// waiting for the go-ahead: a line of it that is a request would otherwise be carried out.
+    @Test(arguments: ["a format the daemon does not know", "the observer role"])
+    func aRefusedImportsFileIsNotReadAsRequests(why: String) throws {
+        let dir = TemporaryDirectory("import-refused")
+        let observer = why == "the observer role"
+        let setUp = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"])
+        #expect(try BallotClient(socketPath: setUp.socketPath).call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        setUp.terminate()
+        let daemon = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"] + (observer ? ["--observer-uid", "\(getuid())"] : []))
+        let body = #"{"id": 2, "op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "smuggled@x.no", "cast_at": "2022-11-03T10:00:00Z"}"# + "\n"
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        var request: [String: Any] = ["id": 1, "op": "import", "file": "votes.ndjson", "size": body.utf8.count]
+        if !observer { request["format"] = "xml" }
+        try c.send(String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self))
+        try c.send(raw: Array(body.utf8))
+        let refusal = try #require(try c.readReply())
+        #expect(refusal["id"] as? Int == 1)
+        #expect(refusal.errorCode == (observer ? "forbidden" : "bad_request"))
+        #expect(try c.readReply() == nil, "the connection stays open after a refused import")
+        daemon.terminate()
+        let admin = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"])
+        #expect(try BallotClient(socketPath: admin.socketPath).call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == 0)
+        admin.terminate()
+    }
+
     /// A write that fails while the next batch is half gathered ends the import with the
     /// failure once the file is in: the rows gathered after it are dropped, not left waiting
     /// for a batch that is never sent (the import hung, with no reply, when the failure came
