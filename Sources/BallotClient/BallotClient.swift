@@ -51,8 +51,11 @@ public final class BallotClient: @unchecked Sendable {
             closeSocket()
             throw ClientError.unreachable("cannot connect to \(socketPath): \(reason)")
         }
+        // Both ways: a daemon that stops reading (a client that does not read its replies) must
+        // not block a send for ever either.
         var limit = timeval(tv_sec: timeout, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
     }
 
     private func closeSocket() {

@@ -79,9 +79,14 @@ public final class DaemonProcess: @unchecked Sendable {
 
     /// SIGTERM, and the exit status once it has exited.
     @discardableResult
+    /// SIGTERM, and the exit status. A daemon that does not exit 0 (a sanitizer's report, say)
+    /// prints the end of its log, which would otherwise go with its temporary directory.
     public func terminate() -> Int32 {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
+        if process.terminationStatus != 0, process.terminationReason == .exit {
+            print("ballotd exited \(process.terminationStatus); the end of its log (\(logPath)):\n\(log.suffix(20_000))")
+        }
         return process.terminationStatus
     }
 
