@@ -245,7 +245,7 @@ let package = Package(
         ),
         .testTarget(
             name: "BallotReplayTests",
-            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "TestSupport"],
+            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "TestSupport", "BallotClient"],
             swiftSettings: strictSettings
         ),
         .testTarget(

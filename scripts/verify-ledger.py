@@ -3,6 +3,7 @@
 
 Written from docs/ledger-format.md alone.
 Usage: verify-ledger.py LEDGER_DIR [--pubkey FILE|HEX] [--json]
+       verify-ledger.py --check-proofs FILE   (proofs, checkpoints and receipts, one JSON per line)
 Exit 0: the ledger verifies; 2: it does not (FAIL at seq N); 66: not a ledger; 64: usage.
 Needs PyPI `lmdb`; checks Ed25519 checkpoint signatures when `cryptography` is importable.
 
@@ -276,6 +277,115 @@ def check_checkpoint(seq, h, payload, f, root, elections):
             "public_key": f["public_key"].hex()}
 
 
+# Proofs, checkpoints and receipts on their own (§4, §3.1) ------------------------------
+def verify_inclusion(leaf, index, size, proof, root):
+    """RFC 9162 §2.1.3.2: does `proof` lead from leaf `index` to `root` of a tree of `size`?"""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = sha(b"\x01", p, r)
+            while not (fn & 1 or fn == 0):
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = sha(b"\x01", r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def verify_consistency(n1, n2, root1, root2, proof):
+    """RFC 9162 §2.1.4.2: does `proof` show the tree (n2, root2) extends (n1, root1)?"""
+    if n1 > n2:
+        return False
+    if n1 == n2:
+        return not proof and root1 == root2
+    if n1 == 0:
+        return not proof
+    path = ([root1] if n1 & (n1 - 1) == 0 else []) + list(proof)
+    if not path:
+        return False
+    fn, sn = n1 - 1, n2 - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = sha(b"\x01", c, fr)
+            sr = sha(b"\x01", c, sr)
+            while not (fn & 1 or fn == 0):
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = sha(b"\x01", sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == root1 and sr == root2 and sn == 0
+
+
+def signed_checkpoint(record_hex, seq, pinned):
+    """A checkpoint record as stored (§2, §3 type 12), its signature checked against the pinned
+    key; returns its fields, or raises Corrupt saying why not."""
+    rec = bytes.fromhex(record_hex)
+    h, start, f = decode(rec, seq)
+    if h["type"] != 12:
+        raise Corrupt(f"event {seq} is a {EVENTS[h['type']][0]}, not a checkpoint")
+    if f["public_key"] != pinned:
+        raise Corrupt(f"signed by key {f['public_key'].hex()}, not the pinned key")
+    try:
+        Ed25519PublicKey.from_public_bytes(f["public_key"]).verify(f["signature"], SIG_CONTEXT + rec[start:-64])
+    except InvalidSignature:
+        raise Corrupt("the signature does not verify") from None
+    return f
+
+
+def check_claim(c):
+    """One claim of --check-proofs; returns None when it holds, else why not."""
+    h = bytes.fromhex
+    try:
+        kind = c["kind"]
+        if kind == "inclusion":
+            ok = verify_inclusion(h(c["leaf"]), c["index"], c["size"], [h(p) for p in c["proof"]], h(c["root"]))
+        elif kind == "consistency":
+            ok = verify_consistency(c["old_size"], c["new_size"], h(c["old_root"]), h(c["new_root"]),
+                                    [h(p) for p in c["proof"]])
+        elif kind == "checkpoint":
+            signed_checkpoint(c["record"], c["seq"], h(c["pubkey"]))
+            ok = True
+        elif kind == "receipt":
+            # A receipt (seq, leaf hash) holds when the checkpoint is signed by the pinned key,
+            # covers the event, and the proof leads from the leaf to the root it signs.
+            f = signed_checkpoint(c["checkpoint"], c["checkpoint_seq"], h(c["pubkey"]))
+            ok = 1 <= c["seq"] <= f["size"] and verify_inclusion(
+                h(c["leaf_hash"]), c["seq"] - 1, f["size"], [h(p) for p in c["proof"]], f["root"])
+        else:
+            return f"unknown kind {kind!r}"
+    except Corrupt as e:
+        return str(e)
+    except (KeyError, ValueError, TypeError, struct.error) as e:
+        return f"malformed: {e}"
+    return None if ok else "does not verify"
+
+
+def check_proofs(path):
+    """Prints 'accepted' or 'refused: why' for each claim in the JSON-lines file at `path`."""
+    if Ed25519PublicKey is None:
+        print("verify-ledger.py: --check-proofs needs the 'cryptography' package", file=sys.stderr)
+        return 64
+    with open(path) as f:
+        for line in f:
+            why = check_claim(json.loads(line))
+            print("accepted" if why is None else f"refused: {why}")
+    return 0
+
+
 class NotALedger(Exception):
     pass
 
@@ -321,6 +431,8 @@ def read_pubkey(text):
 
 
 def main(argv):
+    if len(argv) == 2 and argv[0] == "--check-proofs":
+        return check_proofs(argv[1])
     args = [a for a in argv if a != "--json"]
     as_json = len(args) != len(argv)
     pinned = None

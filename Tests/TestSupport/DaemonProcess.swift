@@ -107,8 +107,17 @@ public struct DaemonTestError: Error, CustomStringConvertible {
 
 /// Runs a built executable from the same directory as `ballotd` (`ballotctl`, say) to completion.
 public func runTool(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
+    try run(URL(fileURLWithPath: DaemonProcess.binaryDirectory).appendingPathComponent(name), arguments, environment: environment)
+}
+
+/// Runs the independent Python verifier, `scripts/verify-ledger.py`, to completion.
+public func runPythonVerifier(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    try run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "\(Fixtures.repositoryRoot)/scripts/verify-ledger.py"] + arguments)
+}
+
+private func run(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, stdout: String, stderr: String) {
     let p = Process()
-    p.executableURL = URL(fileURLWithPath: DaemonProcess.binaryDirectory).appendingPathComponent(name)
+    p.executableURL = executable
     p.arguments = arguments
     p.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
     let out = Pipe()
