@@ -57,6 +57,11 @@ class Reader:
             raise Corrupt(f"invalid UTF-8 {b[:40]!r}") from None
 
     def read(self, kind):
+        if kind == "f64":
+            v = self.num("d")
+            if v != v or v in (float("inf"), float("-inf")):
+                raise Corrupt(f"a number that is not finite ({v}): the ledger stores none (§3 primitives)")
+            return v
         if kind in PRIMS:
             return self.num(PRIMS[kind])
         if kind == "bool":
@@ -253,6 +258,14 @@ def verify(path):
         env.close()
 
 
+def check_signature(f, payload):
+    """§3.1: the checkpoint's Ed25519 signature over the context and its payload's signed part."""
+    try:
+        Ed25519PublicKey.from_public_bytes(f["public_key"]).verify(f["signature"], SIG_CONTEXT + payload[:-64])
+    except InvalidSignature:
+        raise Corrupt("checkpoint signature does not verify") from None
+
+
 def check_checkpoint(seq, h, payload, f, root, elections):
     n = f["size"]
     if n != seq - 1:
@@ -267,11 +280,7 @@ def check_checkpoint(seq, h, payload, f, root, elections):
         raise Corrupt("checkpoint does not list every election defined so far, in order")
     checked = False
     if Ed25519PublicKey is not None:
-        try:
-            Ed25519PublicKey.from_public_bytes(f["public_key"]).verify(
-                f["signature"], SIG_CONTEXT + payload[:-64])
-        except InvalidSignature:
-            raise Corrupt("checkpoint signature does not verify") from None
+        check_signature(f, payload)
         checked = True
     return {"seq": seq, "size": n, "root": root.hex(), "signature_checked": checked,
             "public_key": f["public_key"].hex()}
@@ -280,7 +289,7 @@ def check_checkpoint(seq, h, payload, f, root, elections):
 # Proofs, checkpoints and receipts on their own (§4, §3.1) ------------------------------
 def verify_inclusion(leaf, index, size, proof, root):
     """RFC 9162 §2.1.3.2: does `proof` lead from leaf `index` to `root` of a tree of `size`?"""
-    if index >= size:
+    if not 0 <= index < size:
         return False
     fn, sn, r = index, size - 1, leaf
     for p in proof:
@@ -300,12 +309,12 @@ def verify_inclusion(leaf, index, size, proof, root):
 
 def verify_consistency(n1, n2, root1, root2, proof):
     """RFC 9162 §2.1.4.2: does `proof` show the tree (n2, root2) extends (n1, root1)?"""
-    if n1 > n2:
+    if not 0 <= n1 <= n2:
         return False
     if n1 == n2:
         return not proof and root1 == root2
-    if n1 == 0:
-        return not proof
+    if n1 == 0:  # every tree extends the empty one, whose root is SHA-256 of nothing
+        return not proof and root1 == sha(b"")
     path = ([root1] if n1 & (n1 - 1) == 0 else []) + list(proof)
     if not path:
         return False
@@ -339,10 +348,7 @@ def signed_checkpoint(record_hex, seq, pinned):
         raise Corrupt(f"event {seq} is a {EVENTS[h['type']][0]}, not a checkpoint")
     if f["public_key"] != pinned:
         raise Corrupt(f"signed by key {f['public_key'].hex()}, not the pinned key")
-    try:
-        Ed25519PublicKey.from_public_bytes(f["public_key"]).verify(f["signature"], SIG_CONTEXT + rec[start:-64])
-    except InvalidSignature:
-        raise Corrupt("the signature does not verify") from None
+    check_signature(f, rec[start:])
     return f
 
 

@@ -1,7 +1,3 @@
-#if canImport(Glibc)
-import Glibc  // memchr
-#endif
-
 /// Splits CSV bytes into rows of fields as they stream in (RFC 4180: `,` between fields, `"`
 /// around a field that holds `,` or `"` (doubled); LF or CRLF between rows; a UTF-8 byte-order
 /// mark at the start is dropped). Memory is bounded by `maxRowBytes` plus one chunk, however
@@ -63,7 +59,10 @@ public struct CSVScanner {
             chunk = UnsafeRawBufferPointer(rebasing: chunk[(lf + 1)...])
         }
         pending.append(contentsOf: chunk)
-        if atFileStart && pending.count >= 3 {
+        // Nothing is read before the file's first three bytes are here: a byte-order mark is
+        // dropped only from the very start of the file, however it arrives.
+        if atFileStart {
+            guard pending.count >= 3 else { return }
             if pending[0] == 0xEF && pending[1] == 0xBB && pending[2] == 0xBF { pending.removeFirst(3) }
             atFileStart = false
         }
@@ -90,12 +89,10 @@ public struct CSVScanner {
         defer { if start > 0 { pending.removeFirst(start) } }
         while start < pending.count {
             let rowLine = line
-            let lf = pending.withUnsafeBytes { b in
-                memchr(b.baseAddress! + start, 0x0A, b.count - start).map { b.baseAddress!.distance(to: UnsafeRawPointer($0)) }
-            }
+            let lf = LineBreaks.firstLF(in: pending, from: start)
             let contentEnd = lf ?? pending.count
             // The line goes on past `maxRowBytes`: refused whether or not its end is here yet.
-            if contentEnd - start > maxRowBytes {
+            if LineBreaks.length(of: pending, from: start, to: contentEnd) > maxRowBytes {
                 try problem(rowLine, tooLong(from: start))
                 if let lf {
                     line += 1

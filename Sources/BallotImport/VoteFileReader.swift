@@ -3,9 +3,6 @@ public import BallotLedger
 import BallotFormat
 import BallotAudit
 import BallotProtocol
-#if canImport(Glibc)
-import Glibc  // memchr
-#endif
 
 /// The two vote-file formats of the contract: CSV with a header row, or one JSON object per line.
 public enum VoteFileFormat: String, Sendable, CaseIterable {
@@ -306,15 +303,13 @@ struct LineSplitter {
         }
         pending.append(contentsOf: chunk)
         var start = 0
-        while start < pending.count, let lf = pending.withUnsafeBytes({ b in
-            memchr(b.baseAddress! + start, 0x0A, b.count - start).map { b.baseAddress!.distance(to: UnsafeRawPointer($0)) }
-        }) {
+        while let lf = LineBreaks.firstLF(in: pending, from: start) {
             emitLine(start, lf, emit)
             start = lf + 1
         }
         pending.removeFirst(start)
-        // Too long without its end in sight (a last CR may be half of a CRLF, which is not counted).
-        if pending.count - (pending.last == 0x0D ? 1 : 0) > maxLineBytes {
+        // Too long without its end in sight.
+        if LineBreaks.length(of: pending, from: 0, to: pending.count) > maxLineBytes {
             emit(line, nil)
             pending.removeAll()
             skipping = true

@@ -5,28 +5,24 @@ import BallotAudit
 import BallotFormat
 import BallotReport
 
-/// The checkpoint recorded at event `seq`, its signature and root checked; exits 2 if either fails.
+/// The checkpoint recorded at event `seq`, its signature and root checked (`ProofChecks`);
+/// exits 2 if either fails, 64 if there is no checkpoint there.
 func checkedCheckpoint(_ reader: LedgerReader, at seq: UInt64, pinnedKey: Digest32?) -> Checkpoint {
-    let checkpoint: Checkpoint
+    checking { () throws(ProofChecks.Refusal) in try ProofChecks.checkpoint(reader, at: seq, pinnedKey: pinnedKey) }
+}
+
+/// Runs a check, exiting with its refusal's code and message: 64 for a claim about what the
+/// ledger does not hold, 2 for a false claim or an altered ledger, 66 for an unreadable one.
+func checking<R>(_ body: () throws(ProofChecks.Refusal) -> R) -> R {
     do {
-        checkpoint = try reader.checkpoint(at: seq)
-    } catch let error as LedgerError {
-        if case .outOfRange(let what) = error { fail(64, what) }
-        fail(Exit.tampered, "\(error)")
+        return try body()
     } catch {
-        fail(Exit.unreadable, "\(error)")
+        switch error.kind {
+        case .outOfRange: fail(64, error.message)
+        case .tampered: fail(Exit.tampered, error.message)
+        case .unreadable: fail(Exit.unreadable, error.message)
+        }
     }
-    if let pinnedKey, pinnedKey != checkpoint.publicKey {
-        fail(Exit.tampered, "the checkpoint at event \(seq) is signed by key \(checkpoint.publicKey.hex), not the key given")
-    }
-    guard checkpoint.hasValidSignature else {
-        fail(Exit.tampered, "the checkpoint at event \(seq): its signature does not verify")
-    }
-    let root = reading { try reader.root(size: checkpoint.size).root }
-    guard root == checkpoint.root else {
-        fail(Exit.tampered, "the checkpoint at event \(seq) signs root \(checkpoint.root.hex) for events 1…\(checkpoint.size), but the ledger's tree gives \(root.hex)")
-    }
-    return checkpoint
 }
 
 struct Diff: ParsableCommand {
@@ -81,18 +77,10 @@ struct ReceiptCommand: ParsableCommand {
         guard let receipt = Digest32(hex: leafHash) else { throw ValidationError("--leaf-hash must be 64 hex digits") }
         let pinned = readPublicKey(pubkey)
         let reader = try ledger.open()
-        guard let stored = reading({ try reader.leafHash(seq) }) else {
-            fail(Exit.tampered, "the ledger holds no event \(seq): the receipt's event is missing")
-        }
-        guard stored == receipt else {
-            fail(Exit.tampered, "event \(seq) hashes to \(stored.hex), not the receipt's \(receipt.hex): the event was altered or replaced")
-        }
+        checking { () throws(ProofChecks.Refusal) in try ProofChecks.leaf(reader, seq: seq, is: receipt) }
         let at = checkpoint ?? firstCheckpoint(covering: seq, reader)
-        let c = checkedCheckpoint(reader, at: at, pinnedKey: pinned)
-        guard seq <= c.size else { fail(64, "the checkpoint at event \(at) covers events 1…\(c.size), not \(seq)") }
-        let proof = reading { try reader.inclusionProof(seq: seq, size: c.size) }
-        guard MerkleTree.verifyInclusion(leaf: receipt, index: seq - 1, size: c.size, proof: proof, root: c.root) else {
-            fail(Exit.tampered, "the inclusion proof of event \(seq) does not lead to the root the checkpoint at event \(at) signs")
+        let (c, proof) = checking { () throws(ProofChecks.Refusal) in
+            try ProofChecks.receipt(reader, seq: seq, leafHash: receipt, checkpointAt: at, pinnedKey: pinned)
         }
         let record = reading { try reader.record(seq) }
         print("receipt holds: event \(seq) (\(record.map { "\($0.event.kind)" } ?? "?")) is in the ledger, leaf hash \(receipt.hex)")

@@ -5,10 +5,12 @@ import BallotClient
 import BallotLedger
 import BallotFormat
 import BallotDomain
+import BallotAudit
 
 /// Adversarial proofs (issue 18, method 4), against a real ledger: its inclusion and consistency
 /// proofs, its signed checkpoints and its receipts, each mutated at random (10,000 of each
-/// kind; `BALLOT_ADVERSARIAL_COUNT` sets it). Neither the checks `ballot-replay` makes nor the
+/// kind; `BALLOT_ADVERSARIAL_COUNT` sets it). Neither the checks `ballot-replay` makes
+/// (`MerkleTree`'s verifiers, `ProofChecks`, which its `receipt` and `diff` run) nor the
 /// independent Python verifier (`verify-ledger.py --check-proofs`) accepts a single one, and
 /// both accept every claim as it was before its mutation. `ballot-replay receipt` itself, a
 /// process per receipt, is run on the first `BALLOT_ADVERSARIAL_CLI` receipts (50 by default).
@@ -32,11 +34,12 @@ import BallotDomain
         return bytes.withUnsafeBytes { Digest32($0) }
     }
 
-    /// Whether the record is a checkpoint signed by `pinned` whose signature verifies: what
-    /// `ballot-replay` asks of a checkpoint before it believes the root it signs.
+    /// The record as a checkpoint signed by `pinned`, through the codec and `ProofChecks`, as
+    /// `ballot-replay` reads a checkpoint; nil when it is not one.
     static func signedCheckpoint(_ record: [UInt8], seq: UInt64, pinned: Digest32) -> Checkpoint? {
         guard let decoded = try? record.withUnsafeBytes({ try RecordCodec.decode($0, seq: seq) }),
-              case .checkpointSigned(let c) = decoded.event, c.publicKey == pinned, c.hasValidSignature else { return nil }
+              case .checkpointSigned(let c) = decoded.event,
+              (try? ProofChecks.signed(c, at: seq, pinnedKey: pinned)) != nil else { return nil }
         return c
     }
 
@@ -164,11 +167,8 @@ import BallotDomain
                 }
             }
             receipts.append((r, holdsForTheCLI))
-            let c = Self.signedCheckpoint(checkpoints[r.checkpoint]!.record, seq: r.checkpoint, pinned: r.pin)
-            let accepts = c.map { c in
-                r.seq >= 1 && r.seq <= c.size && (try? reader.leafHash(r.seq)) == r.leaf
-                    && MerkleTree.verifyInclusion(leaf: r.leaf, index: r.seq - 1, size: c.size, proof: r.proof, root: c.root)
-            } ?? false
+            let accepts = (try? ProofChecks.receipt(reader, seq: r.seq, leafHash: r.leaf, checkpointAt: r.checkpoint,
+                                                    pinnedKey: r.pin, proof: r.proof)) != nil
             claims.append(Claim(json: ["kind": "receipt", "seq": r.seq, "leaf_hash": r.leaf.hex, "checkpoint_seq": r.checkpoint,
                                        "checkpoint": Self.hex(checkpoints[r.checkpoint]!.record), "pubkey": r.pin.hex, "proof": r.proof.map(\.hex)],
                                 swiftAccepts: accepts, shouldHold: holds))

@@ -103,7 +103,8 @@ public enum MerkleTree {
                                          newRoot: MerkleHash, proof: [MerkleHash]) -> Bool {
         if oldSize > newSize { return false }
         if oldSize == newSize { return proof.isEmpty && oldRoot == newRoot }
-        if oldSize == 0 { return proof.isEmpty }
+        // Every tree extends the empty one, whose root is the hash of nothing.
+        if oldSize == 0 { return proof.isEmpty && oldRoot == MerkleHash.emptyRoot }
         var path = proof
         if oldSize & (oldSize - 1) == 0 { path.insert(oldRoot, at: 0) }
         guard let first = path.first else { return false }
