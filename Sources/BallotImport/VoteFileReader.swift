@@ -323,12 +323,11 @@ struct LineSplitter {
     }
 
     private mutating func emitLine(_ start: Int, _ end: Int, _ emit: (Int, UnsafeRawBufferPointer?) -> Void) {
-        var end = end
-        if end > start && pending[end - 1] == 0x0D { end -= 1 }
-        if end - start > maxLineBytes {
+        let length = LineBreaks.length(of: pending, from: start, to: end)
+        if length > maxLineBytes {
             emit(line, nil)
         } else {
-            pending.withUnsafeBytes { emit(line, UnsafeRawBufferPointer(rebasing: $0[start..<end])) }
+            pending.withUnsafeBytes { emit(line, UnsafeRawBufferPointer(rebasing: $0[start..<(start + length)])) }
         }
         line += 1
     }
