@@ -142,7 +142,13 @@ public enum Audit {
                        segment: Int, helpers: Int) throws -> AuditReport {
         let helpers = max(0, helpers)
         let size = try reader.size()
+        let fresh = start == nil
         let start = start ?? .empty(events: size)
+        // Tables of our own, made for this audit: their pages are faulted in on a thread of their
+        // own, when there is another core, rather than by the rule pass as it fills them.
+        let pages = fresh && helpers > 0 ? [start.state.voters.keys.freshPages, start.keyIndex.freshPages].compactMap { $0 } : []
+        let warming = pages.isEmpty ? nil : HelperThread(stackSize: 64 << 10) { for table in pages { table.populate() } }
+        defer { warming?.join() }
         var rules = RulePass(start, pinnedKey: pinnedKey, maxFindings: maxFindings)
         if size > start.state.lastSeq {
             try run(reader, from: rules.next, through: size, segment: segment, helpers: helpers, &rules)

@@ -77,6 +77,9 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
 
     deinit { storage.release() }
 
+    /// The table's pages when it is in memory of its own mapping (`TablePages`).
+    public var freshPages: TablePages? { storage.freshPages }
+
     public static var slotWords: Int { 1 }
     public static var secondKeyMask: UInt64 { 0 }
     public var runSource: SortedRun.Source { SortedRun.Source(table: storage.words, slots: mask + 1, owner: self) }

@@ -77,6 +77,9 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
 
     deinit { storage.release() }
 
+    /// The table's pages when it is in memory of its own mapping (`TablePages`).
+    public var freshPages: TablePages? { storage.freshPages }
+
     public static var slotWords: Int { 2 }
     /// The top half of a slot's second word is the key's; the bottom half its tag.
     public static var secondKeyMask: UInt64 { 0xFFFF_FFFF_0000_0000 }

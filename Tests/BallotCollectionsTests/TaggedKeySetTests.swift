@@ -53,6 +53,29 @@ final class TableFileFixture {
         #expect(!set.contains(Key128(a: 1, b: 2)))
     }
 
+    /// The audit faults a fresh table's pages in on another thread while it fills the table:
+    /// that changes nothing the table holds. Only a table in memory of its own mapping has such
+    /// pages (a small one comes from the allocator, a file's are the file's).
+    @Test func populatingPagesWhileTheTableFillsChangesNothing() throws {
+        let set = TaggedKeySet(capacity: 1 << 20)
+        let keys = randomKeys(300_000, seed: 99)
+        let pages = try #require(set.freshPages)
+        let populated = DispatchSemaphore(value: 0)
+        Thread {
+            pages.populate()
+            populated.signal()
+        }.start()
+        for (i, k) in keys.enumerated() { set.insert(k, tag: UInt32(i + 1)) }
+        populated.wait()
+        pages.populate()  // and once more, over every key in place
+        #expect(set.count == keys.count)
+        #expect(keys.enumerated().allSatisfy { set.tag(of: $1) == UInt32($0 + 1) })
+        #expect(TaggedKeySet(capacity: 16).freshPages == nil)
+        let files = TableFileFixture()
+        #expect(try TaggedKeySet(file: files.open("voters"), slots: TaggedKeySet.minimumFileSlots).freshPages == nil)
+        #expect(SequenceIndex(capacity: 1 << 20).freshPages != nil)
+    }
+
     /// A key is its first 96 bits: the low half of `b` is the tag's place, so keys that differ
     /// only there are one key; keys that share `a` (one home slot) are told apart by `b`.
     @Test func aKeyIsItsFirst96Bits() {
