@@ -29,10 +29,15 @@ enum VoteFileTarget {
         case refused(line: Int, message: String)
     }
 
-    /// What a row came to, to compare: the vote's key, or the refusal.
+    /// What a row came to, to compare: the vote (its key and command), or the refusal. Compared
+    /// as values: a description of each would cost more than reading the file.
     struct Row: Equatable, CustomStringConvertible {
+        enum What: Equatable {
+            case vote(key: String, Command)
+            case refused(voteID: String, ImportRefusal)
+        }
         let line: Int
-        let what: String
+        let what: What
         var description: String { "\(line): \(what)" }
     }
 
@@ -44,9 +49,9 @@ enum VoteFileTarget {
         func note(_ row: VoteFileRow) {
             switch row {
             case .vote(let line, let submission):
-                rows.append(Row(line: line, what: "vote \(submission.idempotencyKey) \(submission.command)"))
+                rows.append(Row(line: line, what: .vote(key: submission.idempotencyKey, submission.command)))
             case .refused(let line, let voteID, let refusal):
-                rows.append(Row(line: line, what: "refused \(voteID) \(refusal.reason): \(refusal.message)"))
+                rows.append(Row(line: line, what: .refused(voteID: voteID, refusal)))
             }
         }
         do {
