@@ -144,11 +144,18 @@ public enum Audit {
         let size = try reader.size()
         let fresh = start == nil
         let start = start ?? .empty(events: size)
-        // Tables of our own, made for this audit: their pages are faulted in on a thread of their
-        // own, when there is another core, rather than by the rule pass as it fills them.
-        let pages = fresh && helpers > 0 ? [start.state.voters.keys.freshPages, start.keyIndex.freshPages].compactMap { $0 } : []
-        let warming = pages.isEmpty ? nil : HelperThread(stackSize: 64 << 10) { for table in pages { table.populate() } }
-        defer { warming?.join() }
+        // Tables made for this audit, in memory: their pages are faulted in on a thread of their
+        // own (when the audit may use other cores), not by the rule pass as it fills them. An
+        // audit that ends early stops it.
+        let pages = fresh && helpers > 0 ? [start.state.voters.keys.anonymousPages, start.keyIndex.anonymousPages].compactMap { $0 } : []
+        let stopWarming = StopSignal()
+        let warming = pages.isEmpty ? nil : HelperThread(stackSize: 64 << 10) {
+            for table in pages { table.populate(until: { stopWarming.isStopped }) }
+        }
+        defer {
+            stopWarming.stop()
+            warming?.join()
+        }
         var rules = RulePass(start, pinnedKey: pinnedKey, maxFindings: maxFindings)
         if size > start.state.lastSeq {
             try run(reader, from: rules.next, through: size, segment: segment, helpers: helpers, &rules)

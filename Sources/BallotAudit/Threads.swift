@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Synchronization
 public import BallotCollections
 public import BallotDomain
 public import BallotStore
@@ -45,6 +46,14 @@ final class HelperThread {
         let run: @Sendable () -> Void
         init(_ run: @escaping @Sendable () -> Void) { self.run = run }
     }
+}
+
+/// A flag one thread sets and another polls: stop what you are doing.
+final class StopSignal: Sendable {
+    private let stopped = Atomic<Bool>(false)
+
+    func stop() { stopped.store(true, ordering: .relaxed) }
+    var isStopped: Bool { stopped.load(ordering: .relaxed) }
 }
 
 /// A mutex with a condition variable, as `NSCondition` has them: `wait` is called with the lock

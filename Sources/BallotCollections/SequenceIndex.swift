@@ -77,8 +77,8 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
 
     deinit { storage.release() }
 
-    /// The table's pages when it is in memory of its own mapping (`TablePages`).
-    public var freshPages: TablePages? { storage.freshPages }
+    /// The table's pages when it is in anonymous memory of its own mapping (`TablePages`).
+    package var anonymousPages: TablePages? { storage.anonymousPages }
 
     public static var slotWords: Int { 1 }
     public static var secondKeyMask: UInt64 { 0 }

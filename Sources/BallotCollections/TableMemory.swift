@@ -159,27 +159,36 @@ struct TableBlock {
         if reserved == 0 { free(base) } else { munmap(base, reserved) }
     }
 
-    /// The pages of an anonymous block of its own mapping, which have yet to be touched; nil
-    /// for a file's block or one from the allocator.
-    var freshPages: TablePages? {
+    /// The pages of an anonymous block of its own mapping; nil for a file's block or one from
+    /// the allocator.
+    var anonymousPages: TablePages? {
         file == nil && reserved > 0 ? TablePages(address: UInt(bitPattern: base), bytes: bytes) : nil
     }
 }
 
-/// The pages of a table in memory, to be faulted in ahead of use (`populate`) on another thread
-/// than the one that fills the table: the kernel zeroes each fresh page on its first write, and
-/// for the tables of an audit of ten million votes (512 MB) that is about a quarter of the rule
-/// pass's time (docs/performance.md). A plain address, so it can go to that thread: populating
-/// never changes what a page holds, so it is harmless even where the table has moved or gone.
-public struct TablePages: Sendable {
+/// The pages of a table in anonymous memory of its own mapping, to be faulted in (`populate`) on
+/// another thread than the one that fills the table. A fresh page costs the kernel a zeroing on
+/// its first write, and a table filled at random places first maps the shared zero page on a
+/// read, then copies it on the write; populating does each page once, in order. For the audit's
+/// tables at ten million votes (512 MB) it took a quarter of the rule pass's time
+/// (docs/performance.md). A plain address, so that it can go to that thread: populating changes
+/// no byte. Only if the table had moved meanwhile (past its reservation, 64 times its first
+/// size) could the range be another mapping's, whose pages would then be faulted in, unchanged.
+package struct TablePages: Sendable {
     let address: UInt
     let bytes: Int
 
-    /// Faults every page in, zeroed, as a write would (`MADV_POPULATE_WRITE`, Linux 5.14; on an
-    /// older kernel it fails and the pages are faulted in where they are first written, as before).
-    public func populate() {
+    /// Faults the pages in, zeroed, as writes would (`MADV_POPULATE_WRITE`, Linux 5.14; on an
+    /// older kernel it fails, and each page is faulted in where it is first written, as before),
+    /// 64 MB at a time until done or until `stop` says so.
+    package func populate(until stop: () -> Bool = { false }) {
         guard let base = UnsafeMutableRawPointer(bitPattern: address) else { return }
-        _ = madvise(base, bytes, 23 /* MADV_POPULATE_WRITE */)
+        var offset = 0
+        while offset < bytes && !stop() {
+            let n = min(64 << 20, bytes - offset)
+            _ = madvise(base + offset, n, 23 /* MADV_POPULATE_WRITE */)
+            offset += n
+        }
     }
 }
 
@@ -257,7 +266,7 @@ struct TableWords {
         block.release()
     }
 
-    var freshPages: TablePages? { block.freshPages }
+    var anonymousPages: TablePages? { block.anonymousPages }
 }
 
 /// Puts every entry of an open-addressing table with linear probing where it belongs after the

@@ -59,7 +59,7 @@ final class TableFileFixture {
     @Test func populatingPagesWhileTheTableFillsChangesNothing() throws {
         let set = TaggedKeySet(capacity: 1 << 20)
         let keys = randomKeys(300_000, seed: 99)
-        let pages = try #require(set.freshPages)
+        let pages = try #require(set.anonymousPages)
         let populated = DispatchSemaphore(value: 0)
         Thread {
             pages.populate()
@@ -70,10 +70,10 @@ final class TableFileFixture {
         pages.populate()  // and once more, over every key in place
         #expect(set.count == keys.count)
         #expect(keys.enumerated().allSatisfy { set.tag(of: $1) == UInt32($0 + 1) })
-        #expect(TaggedKeySet(capacity: 16).freshPages == nil)
+        #expect(TaggedKeySet(capacity: 16).anonymousPages == nil)
         let files = TableFileFixture()
-        #expect(try TaggedKeySet(file: files.open("voters"), slots: TaggedKeySet.minimumFileSlots).freshPages == nil)
-        #expect(SequenceIndex(capacity: 1 << 20).freshPages != nil)
+        #expect(try TaggedKeySet(file: files.open("voters"), slots: TaggedKeySet.minimumFileSlots).anonymousPages == nil)
+        #expect(SequenceIndex(capacity: 1 << 20).anonymousPages != nil)
     }
 
     /// A key is its first 96 bits: the low half of `b` is the tag's place, so keys that differ
