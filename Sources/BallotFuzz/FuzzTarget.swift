@@ -30,10 +30,11 @@ public enum FuzzTarget: String, Sendable, CaseIterable {
         input.withUnsafeBytes { run($0) }
     }
 
-    /// The audit target's alterations of its ledger, and what the audit found (nil: it could
-    /// not read the ledger), for tests that its property is not vacuous.
-    public static func audit(_ input: [UInt8]) -> (altered: Int, findings: Int?) {
-        let (altered, findings) = input.withUnsafeBytes { AuditTarget.shared.audit($0) }
-        return (altered, findings?.count)
+    /// The audit target's alterations of its ledger (all, and those the ledger protects), and
+    /// what the audit found (nil: it could not read the ledger), for tests that its property is
+    /// not vacuous.
+    public static func audit(_ input: [UInt8]) -> (altered: Int, alteredProtected: Int, findings: Int?) {
+        let (altered, alteredProtected, findings) = input.withUnsafeBytes { AuditTarget.shared.audit($0) }
+        return (altered, alteredProtected, findings?.count)
     }
 }

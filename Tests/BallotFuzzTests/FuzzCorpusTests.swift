@@ -27,14 +27,23 @@ import TestSupport
     /// out) alters the ledger and is found. The golden ledger's 165 entries are its 149 events
     /// (the last at 148: bytes are added to it, not taken out) and then its 16 stored nodes.
     @Test func theAuditTargetAltersTheLedgerItAuditsAndTheAuditFindsIt() {
-        #expect(FuzzTarget.audit([]) == (0, 0))
+        #expect(FuzzTarget.audit([]) == (0, 0, 0))
         for how: UInt8 in [0x11, 0x02, 0x03] {
             for entry: UInt8 in [3, 40, 120, 148, 155, 164] {
-                let (altered, findings) = FuzzTarget.audit([0, entry, 9, how])
+                let (altered, _, findings) = FuzzTarget.audit([0, entry, 9, how])
                 #expect(altered == 1, "entry \(entry), how \(how)")
                 #expect(findings.map { $0 > 0 } ?? true, "entry \(entry), how \(how): nothing found")
             }
         }
-        #expect(FuzzTarget.audit([]) == (0, 0), "an input's changes are undone")
+        #expect(FuzzTarget.audit([]) == (0, 0, 0), "an input's changes are undone")
+    }
+
+    /// What the ledger cannot protect by itself, which fuzzing found: its last event is a
+    /// checkpoint, whose actor is not signed, and nothing comes after it. Its uid changed from
+    /// 0 to 10496 is another ledger that verifies; only a checkpoint held elsewhere would tell.
+    /// Every other entry is protected (a stored node, a signed root, or a signature over it).
+    @Test func theLastCheckpointsActorIsTheOneEntryTheLedgerDoesNotProtect() {
+        #expect(FuzzTarget.audit([0x15, 0x34, 0x15, 0x29]) == (1, 0, 0))
+        #expect(FuzzTarget.audit([0, 147, 21, 0x29]) == (1, 1, 1), "the event before it: under the checkpoint's root")
     }
 }
