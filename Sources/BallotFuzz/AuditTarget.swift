@@ -12,12 +12,15 @@ import Foundation
 /// before the next.
 ///
 /// What the ledger protects: every Merkle node stored, every event under a stored node (the
-/// complete subtrees of 16 leaves and up), every event under the root that a checkpoint signs,
-/// and each checkpoint's signed part. Past all of these, at the ledger's end, an event that is
-/// rewritten and still decodes and obeys the rules (say, the unsigned actor of a last
-/// checkpoint) is another ledger, which only a checkpoint or receipt held elsewhere can tell,
-/// as with events cut from the end. Fuzzing found that case (`crash-5d2dbbf…` in the corpus): the
-/// target still audits such an input, and must not trap, but need not find it.
+/// complete subtrees of 16 leaves and up) or under the root that a checkpoint signs, and of a
+/// checkpoint past those (the golden ledger's last event) all but the fields its signature
+/// leaves out: the actor who recorded it (role and uid, offsets 18 to 22) and its idempotency
+/// key. Changed, and still obeying the rules, those make another ledger, which only a
+/// checkpoint or receipt held elsewhere can tell, as with events cut from the end. Fuzzing found
+/// that case (`crash-5d2dbbf…` in the corpus): the target still audits such an input, and must
+/// not trap, but need not find it. A cut or lengthened record is always protected (its length
+/// is fixed by its fields); so is any byte of an event past those if it is not a checkpoint
+/// (none in the golden ledger; the target would then demand nothing of it).
 final class AuditTarget: @unchecked Sendable {
     static let shared = AuditTarget()
 
@@ -25,8 +28,8 @@ final class AuditTarget: @unchecked Sendable {
     private let dbs: LedgerDatabases
     private let reader: LedgerReader
     /// Every stored record and node: which database, its key, whether it is the last event,
-    /// and whether the ledger protects it (above).
-    private let entries: [(db: Database, key: [UInt8], isLastEvent: Bool, isProtected: Bool)]
+    /// and which of its bytes the ledger does not protect (above), if any.
+    private let entries: [(db: Database, key: [UInt8], isLastEvent: Bool, unprotected: [Range<Int>])]
     /// One input at a time: an input's changes must not be seen by another's audit.
     private let lock = NSLock()
 
@@ -54,14 +57,23 @@ final class AuditTarget: @unchecked Sendable {
             // The events a stored node covers, or the last checkpoint's root (the events before it).
             let underNodes = (size >> UInt64(LedgerKeys.firstStoredLevel)) << UInt64(LedgerKeys.firstStoredLevel)
             let protectedThrough = max(underNodes, (report.checkpoints.last?.seq ?? 1) - 1)
-            var entries: [(Database, [UInt8], Bool, Bool)] = []
+            var entries: [(Database, [UInt8], Bool, [Range<Int>])] = []
             try env.read { txn in
                 for db in [dbs.events, dbs.merkle] {
                     try txn.forEach(in: db) { key, _ in
                         let seq = db == dbs.events ? LedgerKeys.sequence(of: key) : nil
-                        entries.append((db, Array(key), seq == size, seq.map { $0 <= protectedThrough } ?? true))
+                        entries.append((db, Array(key), seq == size, []))
                         return true
                     }
+                }
+            }
+            for i in entries.indices where entries[i].0 == dbs.events {
+                guard let seq = entries[i].1.withUnsafeBytes({ LedgerKeys.sequence(of: $0) }), seq > protectedThrough,
+                      let record = try reader.record(seq) else { continue }
+                if case .checkpointSigned = record.event {
+                    entries[i].3 = [18..<23, 25..<(25 + record.idempotencyKey.utf8.count)]
+                } else {
+                    entries[i].3 = [0..<Int.max]
                 }
             }
             self.entries = entries
@@ -102,6 +114,8 @@ final class AuditTarget: @unchecked Sendable {
                     guard !originals.contains(where: { $0.db == entry.db && $0.key == entry.key }),
                           let value = try txn.value(forKey: entry.key, in: entry.db), !value.isEmpty else { continue }
                     var altered = value
+                    // Only a flip can leave a record's length what its fields say.
+                    let isProtected = how % 4 >= 2 || !entry.unprotected.contains { $0.contains(offset % value.count) }
                     switch how % 4 {
                     case 0, 1: altered[offset % value.count] ^= how | 1
                     case 2: altered.removeSubrange((offset % value.count)...)
@@ -111,11 +125,11 @@ final class AuditTarget: @unchecked Sendable {
                             break
                         }
                         _ = try txn.delete(entry.key, in: entry.db)
-                        originals.append((entry.db, entry.key, value, entry.isProtected))
+                        originals.append((entry.db, entry.key, value, true))
                         continue
                     }
                     try txn.put(entry.key, altered, in: entry.db)
-                    originals.append((entry.db, entry.key, value, entry.isProtected))
+                    originals.append((entry.db, entry.key, value, isProtected))
                 }
             }
         } catch {

@@ -30,8 +30,8 @@ import TestSupport
         #expect(FuzzTarget.audit([]) == (0, 0, 0))
         for how: UInt8 in [0x11, 0x02, 0x03] {
             for entry: UInt8 in [3, 40, 120, 148, 155, 164] {
-                let (altered, _, findings) = FuzzTarget.audit([0, entry, 9, how])
-                #expect(altered == 1, "entry \(entry), how \(how)")
+                let (altered, alteredProtected, findings) = FuzzTarget.audit([0, entry, 9, how])
+                #expect(altered == 1 && alteredProtected == 1, "entry \(entry), how \(how)")
                 #expect(findings.map { $0 > 0 } ?? true, "entry \(entry), how \(how): nothing found")
             }
         }
@@ -40,10 +40,20 @@ import TestSupport
 
     /// What the ledger cannot protect by itself, which fuzzing found: its last event is a
     /// checkpoint, whose actor is not signed, and nothing comes after it. Its uid changed from
-    /// 0 to 10496 is another ledger that verifies; only a checkpoint held elsewhere would tell.
-    /// Every other entry is protected (a stored node, a signed root, or a signature over it).
-    @Test func theLastCheckpointsActorIsTheOneEntryTheLedgerDoesNotProtect() {
-        #expect(FuzzTarget.audit([0x15, 0x34, 0x15, 0x29]) == (1, 0, 0))
-        #expect(FuzzTarget.audit([0, 147, 21, 0x29]) == (1, 1, 1), "the event before it: under the checkpoint's root")
+    /// 0 to 10496, or its role from system to admin, is another ledger that verifies; only a
+    /// checkpoint held elsewhere would tell. Every other byte of every entry is protected, and
+    /// the audit finds it changed: the same flip in any other event (under a stored node or the
+    /// last checkpoint's root) or stored node, and a flip in that checkpoint's signed part.
+    @Test func theLastCheckpointsActorIsAllTheLedgerDoesNotProtect() {
+        #expect(FuzzTarget.audit([0x15, 0x34, 0x15, 0x29]) == (1, 0, 0), "uid 0 to 10496")
+        #expect(FuzzTarget.audit([0, 148, 18, 0x01]) == (1, 0, 0), "role system to admin")
+        for entry: UInt8 in 0...164 where entry != 148 {
+            let (altered, alteredProtected, findings) = FuzzTarget.audit([0, entry, 21, 0x29])
+            #expect(altered == 1 && alteredProtected == 1 && (findings ?? 1) > 0, "entry \(entry)")
+        }
+        for offset: UInt8 in [2, 10, 40, 100, 200] {
+            let (altered, alteredProtected, findings) = FuzzTarget.audit([0, 148, offset, 0x01])
+            #expect(altered == 1 && alteredProtected == 1 && (findings ?? 1) > 0, "the last checkpoint at byte \(offset)")
+        }
     }
 }
