@@ -19,8 +19,9 @@ import Foundation
 /// checkpoint or receipt held elsewhere can tell, as with events cut from the end. Fuzzing found
 /// that case (`crash-5d2dbbf…` in the corpus): the target still audits such an input, and must
 /// not trap, but need not find it. A cut or lengthened record is always protected (its length
-/// is fixed by its fields); so is any byte of an event past those if it is not a checkpoint
-/// (none in the golden ledger; the target would then demand nothing of it).
+/// is fixed by its fields). Of an event past those that is not a checkpoint (none in the
+/// golden ledger), no flipped byte counts as protected: which of its fields the rules or the
+/// stored projections would catch depends on the field.
 final class AuditTarget: @unchecked Sendable {
     static let shared = AuditTarget()
 
