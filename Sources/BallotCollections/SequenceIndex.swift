@@ -261,6 +261,13 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
         layers.didFreeze(frozen, into: file, generation: generation)
     }
 
+    /// Grows in place for `extra` more entries expected soon, never past the size at which
+    /// `reserve` would freeze the index (see `TaggedKeySet.reserveAhead`).
+    public func reserveAhead(_ extra: Int) throws(TableError) {
+        let limit = layers.map { $0.capSlots / 2 } ?? TaggedKeySet.aheadLimit
+        try grow(toFit: min(extra, limit - stored))
+    }
+
     private func grow(toFit extra: Int) throws(TableError) {
         while (stored + extra) * 2 > mask + 1 {
             guard homeShift > 1 else {

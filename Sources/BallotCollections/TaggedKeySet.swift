@@ -259,6 +259,18 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
         try grow(toFit: extra)
     }
 
+    /// Grows in place for `extra` more keys expected soon (an import's remaining rows), so that
+    /// they need no doubling batch by batch, each one rehashing every key again; but never past
+    /// the size at which `reserve` would freeze the table (its layers' cap). A hint: `reserve`
+    /// still makes sure of each batch's room.
+    public func reserveAhead(_ extra: Int) throws(TableError) {
+        let limit = layers.map { $0.capSlots / 4 * 3 } ?? Self.aheadLimit
+        try grow(toFit: min(extra, limit - stored))
+    }
+
+    /// The most keys `reserveAhead` makes room for in a table in memory (one not kept in files).
+    static let aheadLimit = 1 << 26
+
     private func grow(toFit extra: Int) throws(TableError) {
         while (stored + extra) * 4 > (mask + 1) * 3 {
             try storage.grow(toWords: 4 * (mask + 1))

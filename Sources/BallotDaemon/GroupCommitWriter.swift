@@ -22,6 +22,8 @@ final class GroupCommitWriter: @unchecked Sendable {
         let completion: @Sendable (Result<[Outcome], any Error>) -> Void
         /// A dry run's state: decide the submissions, write nothing.
         var trial: TrialBox? = nil
+        /// How many more commands the sender expects to send soon (see `Ledger.submit`).
+        var expecting = 0
     }
     /// A dry run's state, used only on the writer thread.
     final class TrialBox: @unchecked Sendable {
@@ -77,9 +79,10 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// Queues commands; `completion` gets their outcomes on `loop` once the batch is durable.
-    func submit(_ submissions: [Submission], on loop: any EventLoop,
+    /// `expecting`: how many more the sender expects to send soon (an import's remaining rows).
+    func submit(_ submissions: [Submission], expecting: Int = 0, on loop: any EventLoop,
                 completion: @escaping @Sendable (Result<[Outcome], any Error>) -> Void) {
-        enqueue(Job(submissions: submissions, loop: loop, completion: completion))
+        enqueue(Job(submissions: submissions, loop: loop, completion: completion, expecting: expecting))
     }
 
     /// Queues a dry run of `submissions` (see `Ledger.trial`); `completion` runs on `loop`.
@@ -205,7 +208,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             let batch = jobs.count == 1 ? jobs[0].submissions : jobs.flatMap(\.submissions)
             do {
                 let started = ContinuousClock.now
-                let outcomes = try ledger.submit(batch)
+                let outcomes = try ledger.submit(batch, expecting: jobs.reduce(0) { $0 + $1.expecting })
                 let elapsed = ContinuousClock.now - started
                 metrics.commitLatency.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
                 metrics.batchSize.record(batch.count)

@@ -127,9 +127,22 @@ final class ImportSession {
         ])))
     }
 
+    /// How many more rows the file holds, as its first rows tell (their bytes a row, and the
+    /// bytes announced), so that the writer's tables grow for them at once; told once, with the
+    /// first batch, and never more than `maxExpected`.
+    private var rowsExpected: Int? {
+        guard received > 0, received < request.size, rows > 0 else { return nil }
+        let estimate = Double(request.size - received) / Double(received) * Double(rows)
+        return Int(min(estimate, Double(Self.maxExpected)))
+    }
+    private var toldExpected = false
+    static let maxExpected = 1 << 26
+
     /// Hands the batch to the writer once it is full, or whatever is left at the end.
     private func flush(on loop: any EventLoop, force: Bool, done: @escaping @Sendable () -> Void) {
         guard failure == nil, batch.count >= Self.batchRows || (force && !batch.isEmpty) else { return }
+        let expecting = toldExpected ? 0 : rowsExpected ?? 0
+        toldExpected = true
         let submissions = batch
         let lineNumbers = zip(lines, batch).map { ($0, $1.idempotencyKey) }
         batch.removeAll(keepingCapacity: true)
@@ -143,7 +156,7 @@ final class ImportSession {
         if let trialBox {
             writer.trial(submissions, in: trialBox, on: loop, completion: completion)
         } else {
-            writer.submit(submissions, on: loop, completion: completion)
+            writer.submit(submissions, expecting: expecting, on: loop, completion: completion)
         }
     }
 

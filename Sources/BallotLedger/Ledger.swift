@@ -200,13 +200,16 @@ public final class Ledger {
     /// Decides each submission in order against the state left by the ones before it, and
     /// appends the accepted events in one transaction (one fsync). Returns one outcome per
     /// submission once the transaction is durable. Throws (having written nothing) when the
-    /// store fails; `LedgerError.isLedgerFull` tells the `ledger_full` case.
-    public func submit(_ batch: [Submission]) throws -> [Outcome] {
+    /// store fails; `LedgerError.isLedgerFull` tells the `ledger_full` case. `expecting`: how
+    /// many more submissions the caller expects to send soon (an import's estimate of its
+    /// remaining rows), for which the voter table and the key index grow at once, rather than
+    /// doubling batch after batch.
+    public func submit(_ batch: [Submission], expecting: Int = 0) throws -> [Outcome] {
         let now = max(clock.now(), writer.lastTimestamp)
         // Each submission adds at most one voter and one key (a checkpoint neither). A table
         // that doubled no longer matches the snapshot's layout: a new snapshot at once, so that a
         // crash now replays a tail, not every event.
-        if try writer.reserve(batch.count) { try? saveSnapshot(clean: false) }
+        if try writer.reserve(batch.count, ahead: expecting) { try? saveSnapshot(clean: false) }
         do {
             // A map that fills mid-transaction is grown and the batch run again, from the state
             // before it.

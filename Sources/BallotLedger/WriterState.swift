@@ -48,8 +48,9 @@ struct WriterState {
     /// Makes room in the voter table and the key index for a batch of `count` submissions
     /// before it begins: growing a table kept in a file is the one step that can fail (its
     /// disk is full), and it must not fail half way through a batch. Returns whether a table grew
-    /// or its layers changed (a snapshot is due).
-    func reserve(_ count: Int) throws -> Bool {
+    /// or its layers changed (a snapshot is due). `ahead` more submissions are expected soon
+    /// (an import's remaining rows): the tables grow for them now, once, where they can.
+    func reserve(_ count: Int, ahead: Int = 0) throws -> Bool {
         func layout() -> [Int] {
             [state.voters.keys.slotCount, state.voters.keys.layerChanges, idempotency.keyIndex.slotCount, idempotency.keyIndex.layerChanges]
         }
@@ -59,6 +60,11 @@ struct WriterState {
             try idempotency.keyIndex.reserve(count + 2)
         } catch {
             throw LedgerError.tables(error)
+        }
+        if ahead > 0 {
+            // Only a hint: a disk that cannot give room for the estimate gave the batch its own.
+            try? state.voters.keys.reserveAhead(count + ahead)
+            try? idempotency.keyIndex.reserveAhead(count + ahead + 2)
         }
         return before != layout()
     }

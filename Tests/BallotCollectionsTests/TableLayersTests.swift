@@ -158,6 +158,35 @@ import BallotClient
         #expect(run.count == 1 && run.word(0, 1) & 0xFFFF_FFFF == 3)
     }
 
+    /// Growing ahead (an import's expected rows) doubles a table in place up to its layers' cap,
+    /// never past it and never into a layer, and every key keeps its tag or sequence number.
+    @Test func growingAheadStopsAtTheCapAndKeepsEveryKey() throws {
+        let files = TableFileFixture()
+        let voterLayers = TableLayers<TaggedKeySet>(directory: files.directory, name: "voters", capSlots: Self.cap * 8)
+        let voters = try voterLayers.fresh(slots: Self.cap)
+        voters.keep(in: voterLayers)
+        let keyLayers = TableLayers<SequenceIndex>(directory: files.directory, name: "keys", capSlots: SequenceIndex.minimumFileSlots * 8)
+        let index = try keyLayers.fresh(slots: SequenceIndex.minimumFileSlots)
+        index.keep(in: keyLayers)
+        let keys = randomKeys(Self.cap / 2, seed: 11)
+        try voters.reserve(keys.count)
+        try index.reserve(keys.count)
+        for (i, k) in keys.enumerated() {
+            voters.insert(k, tag: UInt32(i + 1))
+            index.insert(k, seq: UInt64(i + 1))
+        }
+        let slots = (voters.slotCount, index.slotCount)
+        try voters.reserveAhead(1)
+        try index.reserveAhead(1)
+        #expect(voters.slotCount == slots.0 && index.slotCount == slots.1, "there was room: nothing grew")
+        try voters.reserveAhead(1 << 30)
+        try index.reserveAhead(1 << 30)
+        #expect(voters.slotCount == Self.cap * 8 && index.slotCount == SequenceIndex.minimumFileSlots * 8)
+        #expect(voterLayers.layers.isEmpty && keyLayers.layers.isEmpty)
+        #expect(keys.enumerated().allSatisfy { i, k in voters.tag(of: k) == UInt32(i + 1) })
+        #expect(keys.enumerated().allSatisfy { i, k in index.firstEvent(holding: k, lastSeq: UInt64(keys.count)) { $0 == UInt64(i + 1) } == UInt64(i + 1) })
+    }
+
     /// Layers whose generations repeat (two layers in one file) or are too many are refused.
     @Test func layersThatShareAFileAreRefused() throws {
         let files = TableFileFixture()
