@@ -57,14 +57,3 @@ import Testing
         #expect(error?.message.contains("nominee id 'Bad Id'") == true)
     }
 }
-
-@Suite struct JSONValueTests {
-    @Test func serializesCanonically() {
-        let v = JSONValue.object([
-            ("b", .int(1)), ("a", .array([.double(0.5), .double(1e-7), .bool(true), .null])),
-            ("s", .string("Rælingen \"quoted\" \\ \n\t\u{01}")),
-        ])
-        #expect(v.text == #"{"b":1,"a":[0.5,1e-07,true,null],"s":"Rælingen \"quoted\" \\ \n\t\u0001"}"#)
-        #expect(v["b"] == .int(1))
-    }
-}
