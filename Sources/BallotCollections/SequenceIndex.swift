@@ -11,7 +11,7 @@ import Glibc
 ///
 /// The home slot of a tag is its top bits, as many as the table has: doubling the table splits
 /// each home in two, so the tag alone places every entry again and the table doubles where it
-/// is (see `rehashAfterDoubling`). The price: entries that share a home share those bits, so
+/// is (see `rehashAfterGrowing`). The price: entries that share a home share those bits, so
 /// only the other 31 - log2(slots) tell keys apart. A key that is not there meets a candidate
 /// in about (load) x 2^(log2(slots) - 31) of lookups: once in 2,000 at a million keys (2^21
 /// slots), once in 130 at 16 million. At most 2^30 entries (2^31 slots). Open addressing with
@@ -268,14 +268,19 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
         try grow(toFit: min(extra, limit - stored))
     }
 
+    /// Doubles as many times as `extra` more entries need, then rehashes once.
     private func grow(toFit extra: Int) throws(TableError) {
-        while (stored + extra) * 2 > mask + 1 {
-            guard homeShift > 1 else {
+        var size = mask + 1, shift = homeShift
+        while (stored + extra) * 2 > size {
+            guard shift > 1 else {
                 throw TableError(call: "growing", what: "an index past 2^30 entries, its most", errno: EFBIG)
             }
-            try storage.grow(toWords: 2 * (mask + 1))
-            rehashAfterDoubling()
+            size *= 2
+            shift -= 1
         }
+        guard size > mask + 1 else { return }
+        try storage.grow(toWords: size)
+        rehashAfterGrowing(homeShift: shift)
     }
 
     /// Room for an insert (see `TaggedKeySet.makeRoom`).
@@ -350,13 +355,13 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
 
     public func syncOwn() throws(TableError) { try storage.sync() }
 
-    private func rehashAfterDoubling() {
+    private func rehashAfterGrowing(homeShift newShift: Int) {
         let oldSlots = mask + 1
         slots = storage.words
-        homeShift -= 1
+        homeShift = newShift
         let slots = slots, shift = UInt64(homeShift)
-        BallotCollections.rehashAfterDoubling(
-            oldSlots: oldSlots, isEmpty: { slots[$0] == 0 }, home: { Int(truncatingIfNeeded: slots[$0] >> (32 + shift)) },
+        BallotCollections.rehashAfterGrowing(
+            oldSlots: oldSlots, newSlots: mask + 1, isEmpty: { slots[$0] == 0 }, home: { Int(truncatingIfNeeded: slots[$0] >> (32 + shift)) },
             move: { i, j in
                 slots[j] = slots[i]
                 slots[i] = 0

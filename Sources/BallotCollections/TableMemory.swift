@@ -270,18 +270,19 @@ struct TableWords {
 }
 
 /// Puts every entry of an open-addressing table with linear probing where it belongs after the
-/// table doubled in place (the old entries in the first half, the second half empty): no second
-/// table is ever held beside the first, which for a million keys is 16 MB or more less at the
-/// peak. Each entry goes to the first slot from its new home that is empty or holds an entry
+/// table grew in place from `oldSlots` to `newSlots` (a power of two times as many: the old
+/// entries in the first part, the rest empty), in one pass however many times it doubled: no
+/// second table is ever held beside the first, which for a million keys is 16 MB or more less at
+/// the peak. Each entry goes to the first slot from its new home that is empty or holds an entry
 /// not yet placed; with the latter it swaps, and the entry swapped in is placed next. Placed
 /// entries never move again, so no lookup path gets a hole: the way swiss tables drop their
-/// tombstones in place. `home` is a slot's home in the doubled table; `move` moves an entry to
+/// tombstones in place. `home` is a slot's home in the grown table; `move` moves an entry to
 /// an empty slot and empties the one it left.
 @inlinable
-func rehashAfterDoubling(oldSlots: Int, isEmpty: (Int) -> Bool, home: (Int) -> Int,
-                         move: (_ from: Int, _ to: Int) -> Void, swap: (Int, Int) -> Void) {
-    let mask = oldSlots * 2 - 1
-    var placed = [UInt64](repeating: 0, count: (oldSlots * 2 + 63) / 64)
+func rehashAfterGrowing(oldSlots: Int, newSlots: Int, isEmpty: (Int) -> Bool, home: (Int) -> Int,
+                        move: (_ from: Int, _ to: Int) -> Void, swap: (Int, Int) -> Void) {
+    let mask = newSlots - 1
+    var placed = [UInt64](repeating: 0, count: (newSlots + 63) / 64)
     func isPlaced(_ i: Int) -> Bool { placed[i >> 6] & (1 << UInt64(i & 63)) != 0 }
     func place(_ i: Int) { placed[i >> 6] |= 1 << UInt64(i & 63) }
     // Entries not yet placed all lie at i or above, in the old half.

@@ -271,11 +271,13 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
     /// The most keys `reserveAhead` makes room for in a table in memory (one not kept in files).
     static let aheadLimit = 1 << 26
 
+    /// Doubles as many times as `extra` more keys need, then rehashes once.
     private func grow(toFit extra: Int) throws(TableError) {
-        while (stored + extra) * 4 > (mask + 1) * 3 {
-            try storage.grow(toWords: 4 * (mask + 1))
-            rehashAfterDoubling()
-        }
+        var size = mask + 1
+        while (stored + extra) * 4 > size * 3 { size *= 2 }
+        guard size > mask + 1 else { return }
+        try storage.grow(toWords: 2 * size)
+        rehashAfterGrowing(to: size)
     }
 
     private func freeze(_ layers: TableLayers<TaggedKeySet>) throws(TableError) {
@@ -320,15 +322,15 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
 
     public func syncOwn() throws(TableError) { try storage.sync() }
 
-    /// Puts every entry where it belongs now that the storage has doubled in place, so that no
-    /// second table is ever held beside the first (see `rehashAfterDoubling(oldSlots:...)`).
-    private func rehashAfterDoubling() {
+    /// Puts every entry where it belongs now that the storage has grown in place, so that no
+    /// second table is ever held beside the first (see `rehashAfterGrowing(oldSlots:...)`).
+    private func rehashAfterGrowing(to size: Int) {
         let oldSlots = mask + 1
         slots = storage.words
-        mask = oldSlots * 2 - 1
+        mask = size - 1
         let slots = slots, mask = mask
-        BallotCollections.rehashAfterDoubling(
-            oldSlots: oldSlots, isEmpty: { slots[2 * $0] == 0 && slots[2 * $0 + 1] == 0 },
+        BallotCollections.rehashAfterGrowing(
+            oldSlots: oldSlots, newSlots: mask + 1, isEmpty: { slots[2 * $0] == 0 && slots[2 * $0 + 1] == 0 },
             home: { Int(truncatingIfNeeded: slots[2 * $0]) & mask },
             move: { i, j in
                 slots[2 * j] = slots[2 * i]
