@@ -11,6 +11,7 @@ Anyone who rewrites a ledger can re-sign every checkpoint with a key of their ow
 --pubkey (the daemon's checkpoint.key.pub, or its 64 hex digits) a pass shows integrity only,
 not who signed; a checkpoint signed by another key than the first one's fails either way.
 """
+import base64
 import hashlib
 import json
 import os
@@ -110,7 +111,11 @@ EVENTS = {
     12: ("checkpoint.signed", ["u64 size", "key32 root", "time taken_at", "u8 reason",
          ("elections", ["id election", "key32 tally", "key32 jury", "key32 ranking"]),
          "key32 public_key", "sig64 signature"]),
+    13: ("checkpoint.noted", ["u64 size", "key32 root", "time taken_at", "u8 reason",
+         ("elections", ["id election", "key32 tally", "key32 jury", "key32 ranking"]),
+         "str origin", "key32 public_key", "sig64 signature"]),
 }
+CHECKPOINT_TYPES = (12, 13)  # §3.1: signed in the ledger's own form, or as a C2SP note
 RULES_VERSIONS = {1, 2}  # §7 "Rules versions"
 CHECKPOINT_REASONS = {1, 2, 3, 4}  # §3 type 12: on request, interval, voting closed, certified
 SIG_CONTEXT = b"BallotLedger checkpoint v1\x00"  # §3.1, 27 bytes
@@ -208,9 +213,10 @@ def verify(path):
                     raise Corrupt(f"timestamp {h['ts']} is before previous {prev_ts}")
                 prev_ts = h["ts"]
                 if h["key"]:  # §2: a non-empty idempotency key is unique within its event type
-                    if (h["type"], h["key"]) in seen_keys:
+                    scope = 12 if h["type"] in CHECKPOINT_TYPES else h["type"]  # both checkpoint types are one
+                    if (scope, h["key"]) in seen_keys:
                         raise Corrupt(f"idempotency key {h['key']!r} used twice by {EVENTS[h['type']][0]} events")
-                    seen_keys.add((h["type"], h["key"]))
+                    seen_keys.add((scope, h["key"]))
                 t = h["type"]
                 if t == 1:
                     elections.append(f["election"])
@@ -230,7 +236,8 @@ def verify(path):
                     a, b = f["first_seq"], f["last_seq"]
                     if (a, b) != (0, 0) and not 0 < a <= b < cur_seq:
                         raise Corrupt(f"import vote range {a}..{b} not before the record")
-                elif t == 12:  # §3.1 checkpoint, checked against the root of events 1..n
+                elif t in CHECKPOINT_TYPES:  # §3.1 checkpoint, checked against the root of events 1..n
+                    check_origin(t, f, checkpoints[-1] if checkpoints else None)
                     checkpoints.append(check_checkpoint(cur_seq, h, rec[pstart:], f,
                                                         fold_root(frontier), elections))
                 # §4 leaf, then merge equal-level peaks; nodes of level >= 4 are stored
@@ -258,12 +265,33 @@ def verify(path):
         env.close()
 
 
+def note_text(f):
+    """§3.1: a noted checkpoint's C2SP note text: origin, size, base64 root, each line ended."""
+    return f"{f['origin']}\n{f['size']}\n{base64.b64encode(f['root']).decode()}\n".encode()
+
+
 def check_signature(f, payload):
-    """§3.1: the checkpoint's Ed25519 signature over the context and its payload's signed part."""
+    """§3.1: the checkpoint's Ed25519 signature, over its note's text (type 13), or over the
+    context and its payload's signed part (type 12)."""
+    message = note_text(f) if "origin" in f else SIG_CONTEXT + payload[:-64]
     try:
-        Ed25519PublicKey.from_public_bytes(f["public_key"]).verify(f["signature"], SIG_CONTEXT + payload[:-64])
+        Ed25519PublicKey.from_public_bytes(f["public_key"]).verify(f["signature"], message)
     except InvalidSignature:
         raise Corrupt("checkpoint signature does not verify") from None
+
+
+def check_origin(t, f, last):
+    """§3.1: an origin is 1 to 255 bytes without spaces, plus signs or control characters; after
+    a noted checkpoint, every checkpoint is a note of the same origin."""
+    if t == 13:
+        o = f["origin"]
+        if not o or len(o.encode()) > 255 or any(c == "+" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in o):
+            raise Corrupt(f"checkpoint origin {o[:80]!r} is not an origin")
+    if last is not None and last["origin"] is not None:
+        if t != 13:
+            raise Corrupt(f"a checkpoint after the note at seq {last['seq']} must be a note too")
+        if f["origin"] != last["origin"]:
+            raise Corrupt(f"checkpoint origin {f['origin']!r} after origin {last['origin']!r}: a log keeps its name")
 
 
 def check_checkpoint(seq, h, payload, f, root, elections):
@@ -283,7 +311,7 @@ def check_checkpoint(seq, h, payload, f, root, elections):
         check_signature(f, payload)
         checked = True
     return {"seq": seq, "size": n, "root": root.hex(), "signature_checked": checked,
-            "public_key": f["public_key"].hex()}
+            "public_key": f["public_key"].hex(), "origin": f.get("origin")}
 
 
 # Proofs, checkpoints and receipts on their own (§4, §3.1) ------------------------------
@@ -340,11 +368,11 @@ def verify_consistency(n1, n2, root1, root2, proof):
 
 
 def signed_checkpoint(record_hex, seq, pinned):
-    """A checkpoint record as stored (§2, §3 type 12), its signature checked against the pinned
+    """A checkpoint record as stored (§2, §3 type 12 or 13), its signature checked against the pinned
     key; returns its fields, or raises Corrupt saying why not."""
     rec = bytes.fromhex(record_hex)
     h, start, f = decode(rec, seq)
-    if h["type"] != 12:
+    if h["type"] not in CHECKPOINT_TYPES:
         raise Corrupt(f"event {seq} is a {EVENTS[h['type']][0]}, not a checkpoint")
     if f["public_key"] != pinned:
         raise Corrupt(f"signed by key {f['public_key'].hex()}, not the pinned key")

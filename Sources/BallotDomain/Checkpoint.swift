@@ -1,7 +1,7 @@
 /// The daemon's signed statement of the ledger's state: "the first `size` events have this
 /// Merkle root, and after them every election's published numbers had these digests". Recorded
-/// as an event (`checkpoint.signed`) right after the events it covers, so `size` is always the
-/// record's sequence number − 1. The ledger layer computes the root and digests and signs; the
+/// as an event (`checkpoint.noted`, or `checkpoint.signed` before the notes) right after the
+/// events it covers, so `size` is always the record's sequence number − 1. The ledger layer computes the root and digests and signs; the
 /// domain only checks where it stands (see `LedgerState.decide`).
 public struct Checkpoint: Sendable, Equatable {
     public enum Reason: UInt8, Sendable, CaseIterable, CustomStringConvertible {
@@ -41,6 +41,11 @@ public struct Checkpoint: Sendable, Equatable {
     public var reason: Reason
     /// Every election defined among the first `size` events, in definition order.
     public var elections: [ElectionDigests]
+    /// The origin line of the checkpoint as a C2SP note (c2sp.org/tlog-checkpoint), which the
+    /// signature is over and whose key name it is: the log's name, the same for all of a
+    /// ledger's checkpoints. Nil for a checkpoint signed in this ledger's own form, as every
+    /// one was before the notes (event type 12, docs/ledger-format.md §3.1).
+    public var origin: String?
     /// The Ed25519 public key that signed.
     public var publicKey: Digest32
     /// The Ed25519 signature, 64 bytes.
@@ -49,12 +54,13 @@ public struct Checkpoint: Sendable, Equatable {
     public static let signatureBytes = 64
 
     public init(size: UInt64, root: Digest32, takenAt: Timestamp, reason: Reason, elections: [ElectionDigests],
-                publicKey: Digest32, signature: [UInt8]) {
+                origin: String? = nil, publicKey: Digest32, signature: [UInt8]) {
         self.size = size
         self.root = root
         self.takenAt = takenAt
         self.reason = reason
         self.elections = elections
+        self.origin = origin
         self.publicKey = publicKey
         self.signature = signature
     }
@@ -73,8 +79,27 @@ public struct Checkpoint: Sendable, Equatable {
         guard elections.map(\.election) == defined else {
             throw DomainError(.badRequest, "the checkpoint lists elections \(elections.map(\.election.value)); the ledger defines \(defined.map(\.value))")
         }
+        // A log keeps its name, and once its checkpoints are notes, they stay notes.
+        if let last = state.lastCheckpoint, let kept = last.checkpoint.origin {
+            guard let origin else {
+                throw DomainError(.badRequest, "a checkpoint after the note at event \(last.seq) must be a note of origin '\(kept)' too")
+            }
+            guard origin == kept else {
+                throw DomainError(.badRequest, "a checkpoint of origin '\(origin.prefix(Limits.checkpointOrigin))' after one of origin '\(kept)' (event \(last.seq)): a log keeps its name")
+            }
+        }
+        if let origin, !Self.isOrigin(origin) {
+            throw DomainError(.badRequest, "a checkpoint's origin is 1 to \(Limits.checkpointOrigin) bytes without spaces, plus signs or control characters, not '\(origin.prefix(Limits.checkpointOrigin))'")
+        }
         guard signature.count == Self.signatureBytes else {
             throw DomainError(.badRequest, "a checkpoint signature is \(Self.signatureBytes) bytes, not \(signature.count)")
         }
+    }
+
+    /// Whether `origin` may name a log: a note's key name (not empty, no Unicode spaces, no
+    /// plus), at most `Limits.checkpointOrigin` bytes, no control characters.
+    public static func isOrigin(_ origin: String) -> Bool {
+        !origin.isEmpty && origin.utf8.count <= Limits.checkpointOrigin
+            && !origin.unicodeScalars.contains { $0 == "+" || $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }
     }
 }

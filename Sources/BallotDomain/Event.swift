@@ -30,7 +30,7 @@ public enum Event: Sendable, Equatable {
         case .juryClosed: .juryClosed
         case .resultCertified: .resultCertified
         case .importRecorded: .importRecorded
-        case .checkpointSigned: .checkpointSigned
+        case .checkpointSigned(let c): c.origin == nil ? .checkpointSigned : .checkpointNoted
         }
     }
 
@@ -64,6 +64,8 @@ public enum EventKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case resultCertified = 10
     case importRecorded = 11
     case checkpointSigned = 12
+    /// A checkpoint whose signature is over its C2SP note (`Checkpoint.origin`).
+    case checkpointNoted = 13
 
     public var description: String {
         switch self {
@@ -79,6 +81,7 @@ public enum EventKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .resultCertified: "result.certified"
         case .importRecorded: "import.recorded"
         case .checkpointSigned: "checkpoint.signed"
+        case .checkpointNoted: "checkpoint.noted"
         }
     }
 }

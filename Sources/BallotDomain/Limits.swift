@@ -10,6 +10,9 @@ public enum Limits {
     public static let criteria = 64
     public static let nominees = 1000
     public static let jurors = 1000
+    /// A checkpoint note's origin line, in bytes: what a cosignature's message holds (an
+    /// 8-bit length, c2sp.org/tlog-cosignature).
+    public static let checkpointOrigin = 255
     /// A checkpoint lists every election's digests under a 16-bit count (docs/ledger-format.md).
     public static let elections = 65_535
     /// The largest weight a criterion may have. Weights are relative, so this costs no

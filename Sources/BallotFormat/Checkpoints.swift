@@ -36,10 +36,45 @@ public struct CheckpointKey: Sendable {
     }
 }
 
+/// What signs a ledger's checkpoints: its key, and the origin (the log's name) its notes carry.
+public struct CheckpointSigner: Sendable {
+    public let origin: String
+    public let key: CheckpointKey
+
+    public init(origin: String, key: CheckpointKey) {
+        self.origin = origin
+        self.key = key
+    }
+
+    /// The origin of a ledger whose id is `ledgerID` when none is configured.
+    public static func defaultOrigin(ledgerID: [UInt8]) -> String {
+        "ballotledger/" + ledgerID.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+    }
+
+    /// The origin a ledger's new checkpoints carry: the configured one, else the one its last
+    /// checkpoint carries, else the default. A log keeps its name (witnesses know it by it), so a
+    /// configured origin other than the one the ledger's checkpoints already carry is refused.
+    public static func origin(configured: String?, last: Checkpoint?, ledgerID: [UInt8]) throws(LedgerError) -> String {
+        if let configured {
+            guard Checkpoint.isOrigin(configured) else {
+                throw .badOrigin("checkpoint_origin '\(configured.prefix(300))' is not an origin: 1 to \(Limits.checkpointOrigin) bytes without spaces, plus signs or control characters, such as example.org/election-2026")
+            }
+            if let kept = last?.origin, kept != configured {
+                throw .badOrigin("checkpoint_origin is '\(configured)', but this ledger's checkpoints carry the origin '\(kept)'; a log keeps its name, which its witnesses and monitors know it by")
+            }
+            return configured
+        }
+        return last?.origin ?? defaultOrigin(ledgerID: ledgerID)
+    }
+}
+
 extension Checkpoint {
-    /// The bytes the signature covers: a context string (so that no other message this key
-    /// might sign can pass for a checkpoint), then the payload up to the public key.
+    /// The bytes the signature covers. A noted checkpoint's: its note's text (origin, size,
+    /// base64 root; c2sp.org/tlog-checkpoint). An older one's: a context string (so that no
+    /// other message this key might sign can pass for a checkpoint), then the payload up to
+    /// the public key.
     public var signedMessage: [UInt8] {
+        if let noteText { return Array(noteText.utf8) }
         var w = ByteWriter(capacity: 128 + elections.count * 100)
         Self.signatureContext.withUnsafeBytes { w.raw($0) }
         PayloadCodec.encodeSignedPart(self, into: &w)
@@ -55,11 +90,24 @@ extension Checkpoint {
         return key.isValidSignature(signature, for: signedMessage)
     }
 
-    /// A signed checkpoint of `state` (whose Merkle root is `root`) at `now`.
-    package static func make(_ reason: Reason, state: LedgerState, root: Digest32, at now: Timestamp, key: CheckpointKey) -> Checkpoint {
+    /// The text of the checkpoint as a C2SP note; nil for a checkpoint from before the notes.
+    public var noteText: String? { origin.map { CheckpointNote(origin: $0, size: size, root: root).text } }
+
+    /// The checkpoint as a C2SP signed note, signed by the key under the origin's name: what
+    /// witnesses cosign and Go's `sumdb/note` opens. Nil for a checkpoint from before the notes.
+    public var note: SignedNote? {
+        guard let origin, let noteText else { return nil }
+        return SignedNote(text: noteText, signatures: [SignedNote.Signature(
+            name: origin, keyID: SignedNote.keyID(name: origin, type: SignedNote.ed25519, publicKey: publicKey), bytes: signature)])
+    }
+
+    /// A signed checkpoint of `state` (whose Merkle root is `root`) at `now`, as a note.
+    package static func make(_ reason: Reason, state: LedgerState, root: Digest32, at now: Timestamp,
+                             signer: CheckpointSigner) -> Checkpoint {
         var checkpoint = Checkpoint(size: state.lastSeq, root: root, takenAt: now, reason: reason,
-                                    elections: digests(of: state), publicKey: key.publicKey, signature: [])
-        checkpoint.signature = key.sign(checkpoint.signedMessage)
+                                    elections: digests(of: state), origin: signer.origin, publicKey: signer.key.publicKey,
+                                    signature: [])
+        checkpoint.signature = signer.key.sign(checkpoint.signedMessage)
         return checkpoint
     }
 

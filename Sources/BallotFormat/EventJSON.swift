@@ -73,7 +73,7 @@ public enum EventJSON {
         }
     }
 
-    /// A checkpoint as JSON: what the `checkpoint` op returns and `checkpoint.signed` events carry.
+    /// A checkpoint as JSON: what the `checkpoint` op returns and checkpoint events carry.
     public static func checkpoint(_ c: Checkpoint) -> JSONValue {
         .object([
             ("size", .uint(c.size)), ("root", .string(c.root.hex)), ("taken_at", .string(c.takenAt.rfc3339)),
@@ -82,8 +82,12 @@ public enum EventJSON {
                 .object([("election", .string(e.election.value)), ("tally_sha256", .string(e.tally.hex)),
                          ("jury_sha256", .string(e.jury.hex)), ("ranking_sha256", .string(e.ranking.hex))])
             })),
+            ("origin", c.origin.map(JSONValue.string) ?? .null),
             ("public_key", .string(c.publicKey.hex)),
             ("signature", .string(c.signature.withUnsafeBytes { hexString($0) })),
+            // The checkpoint as a C2SP signed note (c2sp.org/tlog-checkpoint), for the tools of
+            // that world; null for a checkpoint from before the notes.
+            ("note", c.note.map { .string($0.serialized) } ?? .null),
         ])
     }
 }

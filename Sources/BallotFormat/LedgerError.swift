@@ -12,6 +12,8 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
     case invalidSecret(String)
     /// The checkpoint signing key is unusable.
     case badKey(String)
+    /// The origin given for the checkpoints is not one, or not the ledger's.
+    case badOrigin(String)
     /// The storage layer failed; `context` says what the ledger was doing.
     case store(StoreError)
     /// A table kept between starts (the voters, the idempotency keys) could not have its room.
@@ -25,7 +27,7 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
         case .corruptRecord(let seq, let reason): "corrupt record at sequence number \(seq): \(reason)"
         case .unsupportedFormat(let found, let supported, let at):
             "\(at) uses ledger format version \(found); this build reads version \(supported)"
-        case .invalidSecret(let reason), .badKey(let reason): reason
+        case .invalidSecret(let reason), .badKey(let reason), .badOrigin(let reason): reason
         case .store(let error): error.description
         case .tables(let error) where error.isStorageFull:
             "the file system holding the ledger's kept tables is full: \(error); nothing of this batch was written"

@@ -4,8 +4,8 @@ import BallotStore
 import BallotDomain
 import Foundation
 
-/// A copy of the newest golden ledger (every event type, a certified election, signed
-/// checkpoints), whose stored records and Merkle nodes each input alters: some bytes flipped,
+/// A copy of a golden ledger (`v2-2026-12-04`: every event type, a certified election,
+/// checkpoints of type 12, whose signature covers their digests too), whose stored records and Merkle nodes each input alters: some bytes flipped,
 /// a value cut short or lengthened, a record taken out. The audit `ballot-replay verify` runs
 /// must then find something (or refuse to read the ledger) whenever an altered entry is one
 /// the ledger itself protects; an unaltered ledger must verify. Each input's changes are undone
@@ -34,7 +34,9 @@ final class AuditTarget: @unchecked Sendable {
     /// One input at a time: an input's changes must not be seen by another's audit.
     private let lock = NSLock()
 
-    /// The golden ledger the target starts from: `BALLOT_FUZZ_LEDGER`, or the newest fixture.
+    /// The golden ledger the target starts from: `BALLOT_FUZZ_LEDGER`, or `v2-2026-12-04`. (Of
+    /// a type 13 checkpoint past the protected range, its signature covers only its note: the
+    /// bytes the target counts as unprotected would be more.)
     static var goldenLedger: String {
         if let path = ProcessInfo.processInfo.environment["BALLOT_FUZZ_LEDGER"] { return path }
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

@@ -89,11 +89,16 @@ public final class Ledger {
         /// go to layers that never change (`TableLayers`): 2^25 (512 MB and 256 MB of file), so
         /// that the pages a batch dirties stay far below the kernel's dirty limit.
         public var keptTableSlots: Int
+        /// The origin line of the checkpoints' notes (c2sp.org/tlog-checkpoint): the log's name.
+        /// Nil: the one the ledger's checkpoints already carry, else `ballotledger/<ledger id>`
+        /// (`CheckpointSigner.origin`).
+        public var checkpointOrigin: String?
 
         public init(environment: EnvironmentOptions = .init(), check: OpenCheck = .tail, keepState: Bool = true,
-                    snapshotInterval: UInt64 = 100_000, keptTableSlots: Int = 1 << 25,
+                    snapshotInterval: UInt64 = 100_000, keptTableSlots: Int = 1 << 25, checkpointOrigin: String? = nil,
                     rebuilding: (@Sendable (String) -> Void)? = nil) {
             self.keptTableSlots = keptTableSlots
+            self.checkpointOrigin = checkpointOrigin
             self.environment = environment
             self.check = check
             self.keepState = keepState
@@ -122,7 +127,9 @@ public final class Ledger {
     private let options: Options
     let clock: any LedgerClock
     /// Signs checkpoints; without it `takeCheckpoint` is refused and none is taken on close.
-    private let checkpointKey: CheckpointKey?
+    private let checkpointSigner: CheckpointSigner?
+    /// The origin the ledger's checkpoints carry (`Options.checkpointOrigin`).
+    public let checkpointOrigin: String
     private(set) var writer: WriterState
     /// The files of the kept state; nil for a ledger that keeps none.
     let kept: KeptState?
@@ -142,7 +149,6 @@ public final class Ledger {
         self.path = path
         self.options = options
         self.clock = clock
-        self.checkpointKey = checkpointKey
         do {
             env = try Environment(path: path, options: options.environment)
             dbs = try LedgerDatabases(env)
@@ -154,6 +160,10 @@ public final class Ledger {
         let keeps = options.keepState && !env.options.readOnly
         kept = keeps ? try KeptState(directory: "\(path)/state", capSlots: options.keptTableSlots) : nil
         (writer, opening) = try Self.open(reader, kept: kept, ledgerID: ledgerID, options: options)
+        let origin = try CheckpointSigner.origin(configured: options.checkpointOrigin,
+                                                 last: writer.state.lastCheckpoint?.checkpoint, ledgerID: ledgerID)
+        checkpointOrigin = origin
+        checkpointSigner = checkpointKey.map { CheckpointSigner(origin: origin, key: $0) }
         snapshotAt = writer.state.lastSeq
         // Written at once: a snapshot on disk that says "clean" must not outlive the first change.
         try saveSnapshot(clean: false)
@@ -181,7 +191,7 @@ public final class Ledger {
     public var root: MerkleHash { writer.frontier.root }
     public var size: UInt64 { writer.frontier.size }
     /// The public half of the checkpoint key, if there is one.
-    public var checkpointPublicKey: Digest32? { checkpointKey?.publicKey }
+    public var checkpointPublicKey: Digest32? { checkpointSigner?.key.publicKey }
 
     /// The map's size and use.
     public func storageInfo() throws -> EnvironmentInfo { try env.info() }
@@ -215,7 +225,7 @@ public final class Ledger {
             // before it.
             let outcomes = try env.write("appending a batch of \(batch.count) commands",
                                          beforeRetry: { self.writer.takeBackBatch() }) { txn in
-                try self.writer.append(batch, at: now, key: self.checkpointKey, in: txn, dbs)
+                try self.writer.append(batch, at: now, signer: self.checkpointSigner, in: txn, dbs)
             }
             writer.endBatch()
             writer.lastTimestamp = now

@@ -74,7 +74,7 @@ struct WriterState {
     /// Decides and appends each submission in order; writes the projections the batch changed.
     /// With a checkpoint key, a checkpoint follows every close of a vote and every certification
     /// in the same transaction, so the numbers at those moments are signed before anyone asks.
-    mutating func append(_ batch: [Submission], at now: Timestamp, key: CheckpointKey?, in txn: borrowing WriteTransaction,
+    mutating func append(_ batch: [Submission], at now: Timestamp, signer: CheckpointSigner?, in txn: borrowing WriteTransaction,
                          _ dbs: LedgerDatabases) throws -> [Outcome] {
         precondition(self.batch == nil, "a batch was appended while another was in hand")
         self.batch = BatchJournal(state: state.journal(events: batch.count), frontier: frontier)
@@ -86,16 +86,16 @@ struct WriterState {
         standingsWritten.removeAll(keepingCapacity: true)
         for (i, submission) in batch.enumerated() {
             if i % Self.prefetchRun == 0 { prefetch(batch[i..<min(i + Self.prefetchRun, batch.count)]) }
-            let outcome = try append(submission, at: now, key: key, in: txn, dbs, changed: &changed, writer: &writer)
+            let outcome = try append(submission, at: now, signer: signer, in: txn, dbs, changed: &changed, writer: &writer)
             outcomes.append(outcome)
-            guard key != nil, case .appended = outcome else { continue }
+            guard signer != nil, case .appended = outcome else { continue }
             let reason: Checkpoint.Reason
             switch submission.command {
             case .closeVoting: reason = .votingClosed
             case .certifyResult: reason = .resultCertified
             default: continue
             }
-            _ = try append(Submission(.takeCheckpoint(reason), by: .system), at: now, key: key, in: txn, dbs,
+            _ = try append(Submission(.takeCheckpoint(reason), by: .system), at: now, signer: signer, in: txn, dbs,
                            changed: &changed, writer: &writer)
         }
         try writeProjections(changed, in: txn, dbs)
@@ -126,21 +126,21 @@ struct WriterState {
         if let election { state.prefetchVoters(voters, in: election) }
     }
 
-    private mutating func append(_ submission: Submission, at now: Timestamp, key checkpointKey: CheckpointKey?,
+    private mutating func append(_ submission: Submission, at now: Timestamp, signer: CheckpointSigner?,
                                  in txn: borrowing WriteTransaction, _ dbs: LedgerDatabases,
                                  changed: inout ProjectionChanges, writer: inout ByteWriter) throws -> Outcome {
         // A checkpoint is made here, where the tree and the key are; any other command is
         // decided as it came (not copied: a vote's command is read in place).
         var checkpoint: Command?
         if case .takeCheckpoint(let reason) = submission.command {
-            guard let checkpointKey else {
+            guard let signer else {
                 return .refused(DomainError(.badRequest, "this ledger was opened without a checkpoint key; set checkpoint_key_file"))
             }
             // Nothing happened since the last checkpoint: it still holds.
             if let last = state.lastCheckpoint, last.seq == state.lastSeq {
                 return .repeated(Receipt(seq: last.seq, leafHash: try LedgerReader.node(0, last.seq - 1, in: txn, dbs)))
             }
-            checkpoint = .recordCheckpoint(Checkpoint.make(reason, state: state, root: frontier.root, at: now, key: checkpointKey))
+            checkpoint = .recordCheckpoint(Checkpoint.make(reason, state: state, root: frontier.root, at: now, signer: signer))
         }
         if let checkpoint {
             return try appendDecided(checkpoint, submission, at: now, in: txn, dbs, changed: &changed, writer: &writer)

@@ -64,7 +64,7 @@ import BallotDomain
         #expect(latest?["reason"] as? String == "interval")
         let closed = try #require(try c.call(["op": "election.close", "election": "imdi-2022"]).result)
         let after = try #require(try c.call(["op": "events", "from": (closed["seq"] as! Int) + 1, "limit": 1]).result?["events"] as? [[String: Any]])
-        #expect(after.first?["type"] as? String == "checkpoint.signed")
+        #expect(after.first?["type"] as? String == "checkpoint.noted")
         #expect((after.first?["data"] as? [String: Any])?["reason"] as? String == "voting_closed")
         daemon.terminate()
 

@@ -31,6 +31,9 @@ import TestSupport
                                          elections: [.init(election: id, tally: Fixtures.voter(1).digest, jury: Fixtures.voter(2).digest,
                                                            ranking: Fixtures.voter(3).digest)],
                                          publicKey: Fixtures.voter(4).digest, signature: Array(repeating: 0x5A, count: 64))),
+            .checkpointSigned(Checkpoint(size: 13, root: Digest32(hex: String(repeating: "ce", count: 32))!, takenAt: t, reason: .interval,
+                                         elections: [], origin: "example.org/kommuneprisen-2026",
+                                         publicKey: Fixtures.voter(4).digest, signature: Array(repeating: 0x5B, count: 64))),
         ]
     }
 

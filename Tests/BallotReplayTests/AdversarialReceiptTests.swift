@@ -114,8 +114,11 @@ import BallotAudit
                                 shouldHold: holds))
         }
 
-        // Signed checkpoints: a bit of the payload flipped (its signed fields or its signature),
-        // another checkpoint's signature, or another key pinned.
+        // Signed checkpoints: a bit of what the signature covers flipped, or of the signature,
+        // another checkpoint's signature, or another key pinned. A noted checkpoint (type 13)
+        // signs its note (origin, size, root): its other fields are covered by the next
+        // checkpoint's tree, not by its own signature (docs/ledger-format.md §3.1), so a record
+        // alone vouches for the note's fields only.
         for n in 0..<(2 * Self.count) {
             let seq = checkpointSeqs[Int(rng.next() % UInt64(checkpointSeqs.count))]
             var record = checkpoints[seq]!.record
@@ -125,7 +128,13 @@ import BallotAudit
                 // The payload starts after the 29-byte header and the idempotency key (§2).
                 let payload = 29 + Int(record[23]) << 8 + Int(record[24])
                 switch rng.next() % 4 {
-                case 0, 1: record[payload + Int(rng.next() % UInt64(record.count - payload))] ^= UInt8(1) << UInt8(rng.next() % 8)
+                case 0, 1:
+                    var signed = Array(payload..<record.count)
+                    if let origin = checkpoints[seq]!.checkpoint.origin {
+                        // size and root; then the origin (with its length), the key and the signature
+                        signed = Array(payload..<(payload + 40)) + Array((record.count - 96 - 2 - origin.utf8.count)..<record.count)
+                    }
+                    record[signed[Int(rng.next() % UInt64(signed.count))]] ^= UInt8(1) << UInt8(rng.next() % 8)
                 case 2:
                     let donor = checkpoints[checkpointSeqs[(checkpointSeqs.firstIndex(of: seq)! + 1) % checkpointSeqs.count]]!.record
                     record.replaceSubrange((record.count - 64)..., with: donor.suffix(64))

@@ -68,10 +68,20 @@ import BallotStore
         python.waitUntilExit()
         #expect(python.terminationStatus == 0, "scripts/verify-ledger.py refused \(name)")
 
-        // A writer opens it, verifying, and goes on appending to it.
-        let writer = try Ledger(path: dir.path, options: Fixtures.options(), clock: ManualClock("2023-01-01T00:00:00Z"))
+        // A writer opens it, verifying, and goes on appending to it: its next checkpoint is a
+        // note (type 13), after the older ones, and both verifiers pass the whole.
+        let writer = try Ledger(path: dir.path, options: Fixtures.options(), clock: ManualClock("2023-01-01T00:00:00Z"),
+                                checkpointKey: try CheckpointKey(seed: GoldenLedger.keySeed))
         #expect(writer.size == report.events && writer.root == report.root)
+        _ = try writer.submit(Fixtures.setUpCommands(Slug(unchecked: "after-the-notes")).map { Submission($0, by: Fixtures.admin) })
+        let noted = try #require(try writer.submit(Submission(.takeCheckpoint(.request), by: Fixtures.admin)).receipt)
+        #expect(try writer.reader.record(noted.seq)?.event.kind == .checkpointNoted)
         writer.close()
+        let reopened = try Ledger(path: dir.path, options: Ledger.Options(environment: EnvironmentOptions(readOnly: true), check: .none))
+        let after = try Audit.verify(reopened.reader, pinnedKey: key)
+        #expect(after.findings.isEmpty && after.events == noted.seq, "\(after.findings)")
+        reopened.close()
+        #expect(try runPythonVerifier([dir.path, "--pubkey", key.hex]).status == 0, "scripts/verify-ledger.py refused \(name) with a note after it")
     }
 
     @Test func todaysLedgerCanBeWritten() throws {

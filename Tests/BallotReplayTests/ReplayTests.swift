@@ -528,7 +528,7 @@ struct AuditedLedger {
         let export = try l.replay("export", "--ledger", l.path, "--format", "ndjson")
         let lines = export.stdout.split(separator: "\n")
         #expect(export.status == 0 && lines.count == Int(l.secondCheckpoint) + 60)
-        #expect(lines.contains { $0.contains("\"type\":\"checkpoint.signed\"") })
+        #expect(lines.contains { $0.contains("\"type\":\"checkpoint.noted\"") })
     }
 
     @Test func unreadableLedgersAreRefusedWithExitCode66() throws {

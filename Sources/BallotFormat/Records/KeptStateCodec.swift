@@ -7,7 +7,7 @@ public import BallotCollections
 /// files of their own (`TableLayers`): hash tables, each a header page (with its count of
 /// entries) and its slots, and sorted runs (`SortedRun`).
 ///
-///     "BLKEPT02"                       8 bytes, the magic and layout version
+///     "BLKEPT03"                       8 bytes, the magic and layout version
 ///     ledger id                        16 bytes (the ledger's meta 'ledger_id')
 ///     events covered S                 u64
 ///     Merkle root over events 1…S      32 bytes
@@ -20,14 +20,15 @@ public import BallotCollections
 ///     tables synced to disk            u8 (1: written in full, at a clean stop)
 ///     boot id                          str (the kernel's boot_id when written)
 ///     the state's last sequence number u64 (S again)
-///     last checkpoint                  u8 present, then u64 seq and a checkpoint payload
+///     last checkpoint                  u8 its event type (12 or 13; 0: none), then u64 seq and
+///                                      its payload
 ///     elections                        u32 count, then each (below)
 ///     SHA-256 of everything above      32 bytes
 ///
 /// Payloads (a definition, a nomination, a certified result, a checkpoint) are the event
 /// payloads of the record format, each after a u32 length.
 public enum KeptStateCodec {
-    static let magic = Array("BLKEPT02".utf8)
+    static let magic = Array("BLKEPT03".utf8)
 
     /// What a kept state says of itself, besides the election states.
     public struct Header: Sendable, Equatable {
@@ -84,7 +85,7 @@ public enum KeptStateCodec {
         w.bool(header.synced)
         w.str(header.bootID)
         w.u64(image.lastSeq)
-        w.bool(image.lastCheckpoint != nil)
+        w.u8(image.lastCheckpoint.map { Event.checkpointSigned($0.checkpoint).kind.rawValue } ?? 0)
         if let at = image.lastCheckpoint {
             w.u64(at.seq)
             payload(.checkpointSigned(at.checkpoint), &w)
@@ -147,7 +148,7 @@ public enum KeptStateCodec {
 
     public static func decode(_ bytes: [UInt8]) throws(Unreadable) -> (Header, LedgerState.Image) {
         guard bytes.count >= magic.count + 32, Array(bytes.prefix(magic.count)) == magic else {
-            throw Unreadable(reason: "it is not a kept state of this layout (it does not begin with \"BLKEPT02\")")
+            throw Unreadable(reason: "it is not a kept state of this layout (it does not begin with \"BLKEPT03\")")
         }
         let body = bytes.count - 32
         let digest = bytes.withUnsafeBytes { SHA256Digester.hash(UnsafeRawBufferPointer(rebasing: $0[..<body])) }
@@ -166,9 +167,13 @@ public enum KeptStateCodec {
                     bootID: try r.str("boot id"))
                 let lastSeq = try r.u64("last seq")
                 var checkpoint: LedgerState.Image.CheckpointAt?
-                if try r.bool("has a checkpoint") {
+                let type = try r.u8("the last checkpoint's event type")
+                if type != 0 {
+                    guard let kind = EventKind(rawValue: type), kind == .checkpointSigned || kind == .checkpointNoted else {
+                        throw failure(r, "a last checkpoint of event type \(type)")
+                    }
                     let seq = try r.u64("checkpoint seq")
-                    guard case .checkpointSigned(let c) = try payload(.checkpointSigned, &r) else { throw failure(r, "checkpoint") }
+                    guard case .checkpointSigned(let c) = try payload(kind, &r) else { throw failure(r, "checkpoint") }
                     checkpoint = .init(seq: seq, checkpoint: c)
                 }
                 let elections = try (0..<items(&r, "election count", of: 64)).map { i in try election(&r, UInt32(i)) }

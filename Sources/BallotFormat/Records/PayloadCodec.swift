@@ -86,8 +86,8 @@ package enum PayloadCodec {
         }
     }
 
-    /// A checkpoint's payload up to and including the public key: what its signature covers
-    /// (after the context prefix, see `CheckpointSigning`).
+    /// A checkpoint's payload up to and including the public key: what the signature of a
+    /// type-12 checkpoint covers, after a context prefix (`Checkpoint.signedMessage`).
     package static func encodeSignedPart(_ c: Checkpoint, into w: inout ByteWriter) {
         w.u64(c.size)
         c.root.withBytes { w.raw($0) }
@@ -100,6 +100,7 @@ package enum PayloadCodec {
             e.jury.withBytes { w.raw($0) }
             e.ranking.withBytes { w.raw($0) }
         }
+        if let origin = c.origin { w.str(origin) }   // a noted checkpoint's (type 13)
         c.publicKey.withBytes { w.raw($0) }
     }
 
@@ -192,7 +193,7 @@ package enum PayloadCodec {
             return .importRecorded(ImportRecord(file: file, election: e, bytes: bytes, sha256: sha256, rows: rows, accepted: accepted,
                                                 alreadyPresent: alreadyPresent, refused: refused,
                                                 firstSeq: try r.u64("first seq"), lastSeq: try r.u64("last seq")))
-        case .checkpointSigned:
+        case .checkpointSigned, .checkpointNoted:
             let size = try r.u64("checkpoint size")
             let root = Digest32(try r.bytes(32, "checkpoint root"))
             let takenAt = Timestamp(microseconds: try r.i64("checkpoint taken_at"))
@@ -209,10 +210,11 @@ package enum PayloadCodec {
                     jury: Digest32(try r.bytes(32, "checkpoint election \(i) jury digest")),
                     ranking: Digest32(try r.bytes(32, "checkpoint election \(i) ranking digest"))))
             }
+            let origin = kind == .checkpointNoted ? try r.str("checkpoint origin") : nil
             let publicKey = Digest32(try r.bytes(32, "checkpoint public key"))
             let signature = Array(try r.bytes(Checkpoint.signatureBytes, "checkpoint signature"))
             return .checkpointSigned(Checkpoint(size: size, root: root, takenAt: takenAt, reason: reason, elections: elections,
-                                                publicKey: publicKey, signature: signature))
+                                                origin: origin, publicKey: publicKey, signature: signature))
         }
     }
 }
