@@ -37,7 +37,7 @@ public struct BallotDaemon: Service {
         let ledger = try Ledger(path: "\(config.dataDirectory)/ledger",
                                 options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize, observer: metrics),
                                                         check: config.verification.openCheck,
-                                                        keptTableSlots: config.keptTableSlots,
+                                                        keptTableSlots: config.keptTableSlots, checkpointOrigin: config.checkpointOrigin,
                                                         rebuilding: { [logger] reason in
                                                             logger.notice("rebuilding the kept state from every event", metadata: ["reason": "\(reason)"])
                                                         }),
@@ -51,7 +51,7 @@ public struct BallotDaemon: Service {
         }
         logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.verify": "\(config.verification.rawValue)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)",
                                               "ledger.kept_events": "\(ledger.opening.keptEvents)", "ledger.replayed_events": "\(ledger.opening.replayedEvents)",
-                                              "checkpoint.public_key": "\(checkpointKey.publicKey.hex)"])
+                                              "checkpoint.public_key": "\(checkpointKey.publicKey.hex)", "checkpoint.origin": "\(ledger.checkpointOrigin)"])
         let opening = ledger.opening
         if !opening.findings.isEmpty {
             logger.critical("the ledger's check found it unsound; serving anyway (verify: off)", metadata: [

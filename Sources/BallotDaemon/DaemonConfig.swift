@@ -14,6 +14,9 @@ public struct DaemonConfig: Sendable {
     /// Seconds between checkpoints while the ledger grows; 0 for none but those on request and
     /// on close and certification.
     public var checkpointIntervalSeconds: Int64 = 300
+    /// The origin line of the checkpoints' notes, the log's name (nil: the ledger's own, see
+    /// `Ledger.Options.checkpointOrigin`).
+    public var checkpointOrigin: String?
     public var mapSize: Int = 1 << 30
     public var maxMapSize: Int = 1 << 40
     /// When the whole ledger is checked (see `VerificationMode`).

@@ -58,8 +58,9 @@ struct Connection: ParsableArguments {
         socket ?? ProcessInfo.processInfo.environment["BALLOTD_SOCKET"] ?? "/run/ballotledger/ballotd.sock"
     }
 
-    /// Sends one request and prints the reply; exits non-zero unless it was ok.
-    func send(_ request: [String: Any], human: (([String: Any]) -> String)? = nil) throws {
+    /// Sends one request and prints the reply; exits non-zero unless it was ok. Returns the result.
+    @discardableResult
+    func send(_ request: [String: Any], human: (([String: Any]) -> String)? = nil) throws -> [String: Any] {
         let reply: [String: Any]
         do {
             reply = try BallotClient(socketPath: socketPath).call(request.merging(["id": 1]) { a, _ in a })
@@ -77,6 +78,7 @@ struct Connection: ParsableArguments {
             throw ExitCode(Exit.refused)
         }
         print(json ? Self.line(result) : (human ?? Self.describe)(result))
+        return result
     }
 
     /// Reports a failure to talk to the daemon and gives its exit code: 69 when no daemon
@@ -215,8 +217,21 @@ struct Checkpoint: ParsableCommand {
         discussion: "A checkpoint is the daemon's Ed25519-signed statement of the ledger's size, Merkle root and every election's published numbers; auditors check it with ballot-replay.")
     @OptionGroup var connection: Connection
     @Flag(help: "Show the last checkpoint recorded and the current head; record nothing.") var latest = false
+    @Option(help: ArgumentHelp("Also write the checkpoint as a C2SP signed note to FILE: what Go's sumdb/note, witnesses and monitors read.",
+                               valueName: "FILE")) var note: String?
     func run() throws {
-        try connection.send(latest ? ["op": "checkpoint", "latest": true] : ["op": "checkpoint"], human: Self.describe)
+        let result = try connection.send(latest ? ["op": "checkpoint", "latest": true] : ["op": "checkpoint"], human: Self.describe)
+        guard let note else { return }
+        guard let text = (result["checkpoint"] as? [String: Any])?["note"] as? String else {
+            FileHandle.standardError.write(Data("ballotctl: --note: the checkpoint has no note (there is none yet, or it is from before checkpoints were notes)\n".utf8))
+            throw ExitCode(Exit.refused)
+        }
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: note))
+        } catch {
+            FileHandle.standardError.write(Data("ballotctl: --note: cannot write \(note): \(error.localizedDescription)\n".utf8))
+            throw ExitCode(Exit.failure)
+        }
     }
 
     /// The checkpoint as a person reads it: what it covers, then each election's digests.
@@ -231,7 +246,7 @@ struct Checkpoint: ParsableCommand {
             return lines.joined(separator: "\n")
         }
         lines.append("checkpoint: event \(seq) (\(c["reason"] ?? "?"))")
-        for key in ["size", "root", "taken_at", "public_key", "signature"] {
+        for key in ["size", "root", "taken_at", "origin", "public_key", "signature"] {
             lines.append("  \(key): \(c[key] ?? "-")")
         }
         for e in c["elections"] as? [[String: Any]] ?? [] {
