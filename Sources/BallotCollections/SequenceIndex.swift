@@ -261,9 +261,10 @@ public final class SequenceIndex: LayeredTable, @unchecked Sendable {
         layers.didFreeze(frozen, into: file, generation: generation)
     }
 
-    /// Grows in place for `extra` more entries expected soon, never past the size at which
-    /// `reserve` would freeze the index (see `TaggedKeySet.reserveAhead`).
-    public func reserveAhead(_ extra: Int) throws(TableError) {
+    /// When `needed` more entries would not fit, grows in place for `extra` more, never past
+    /// the size at which `reserve` would freeze the index (see `TaggedKeySet.reserveAhead`).
+    public func reserveAhead(_ extra: Int, whenShortOf needed: Int) throws(TableError) {
+        guard (stored + needed) * 2 > mask + 1 else { return }
         let limit = layers.map { $0.capSlots / 2 } ?? TaggedKeySet.aheadLimit
         try grow(toFit: min(extra, limit - stored))
     }

@@ -285,7 +285,7 @@ func rehashAfterGrowing(oldSlots: Int, newSlots: Int, isEmpty: (Int) -> Bool, ho
     var placed = [UInt64](repeating: 0, count: (newSlots + 63) / 64)
     func isPlaced(_ i: Int) -> Bool { placed[i >> 6] & (1 << UInt64(i & 63)) != 0 }
     func place(_ i: Int) { placed[i >> 6] |= 1 << UInt64(i & 63) }
-    // Entries not yet placed all lie at i or above, in the old half.
+    // Entries not yet placed all lie at i or above, in the old part.
     var i = 0
     while i < oldSlots {
         if isEmpty(i) || isPlaced(i) {

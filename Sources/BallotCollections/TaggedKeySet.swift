@@ -259,11 +259,13 @@ public final class TaggedKeySet: LayeredTable, @unchecked Sendable {
         try grow(toFit: extra)
     }
 
-    /// Grows in place for `extra` more keys expected soon (an import's remaining rows), so that
-    /// they need no doubling batch by batch, each one rehashing every key again; but never past
-    /// the size at which `reserve` would freeze the table (its layers' cap). A hint: `reserve`
-    /// still makes sure of each batch's room.
-    public func reserveAhead(_ extra: Int) throws(TableError) {
+    /// When `needed` more keys would not fit, grows in place for `extra` more, the keys expected
+    /// soon (an import's remaining rows), so that the table grows in a few large steps rather than
+    /// doubling batch by batch, each time rehashing every key; but never past the size at which
+    /// `reserve` would freeze the table (its layers' cap). A hint: `reserve` still makes sure of
+    /// each batch's room, after it.
+    public func reserveAhead(_ extra: Int, whenShortOf needed: Int) throws(TableError) {
+        guard (stored + needed) * 4 > (mask + 1) * 3 else { return }
         let limit = layers.map { $0.capSlots / 4 * 3 } ?? Self.aheadLimit
         try grow(toFit: min(extra, limit - stored))
     }

@@ -127,22 +127,22 @@ final class ImportSession {
         ])))
     }
 
-    /// How many more rows the file holds, as its first rows tell (their bytes a row, and the
-    /// bytes announced), so that the writer's tables grow for them at once; told once, with the
-    /// first batch, and never more than `maxExpected`.
-    private var rowsExpected: Int? {
-        guard received > 0, received < request.size, rows > 0 else { return nil }
+    /// How many more rows the file holds, as the rows so far tell (their bytes a row, and the
+    /// bytes announced), so that the writer's tables grow for them in few steps rather than
+    /// doubling batch by batch; told with every batch. The bytes announced are the client's
+    /// word, so the estimate is never more than `aheadFactor` times the rows already read: a
+    /// client that announces a huge file and sends a little makes the tables grow a little.
+    private var rowsExpected: Int {
+        guard received > 0, received < request.size, rows > 0 else { return 0 }
         let estimate = Double(request.size - received) / Double(received) * Double(rows)
-        return Int(min(estimate, Double(Self.maxExpected)))
+        return Int(min(estimate, Double(rows) * Double(Self.aheadFactor)))
     }
-    private var toldExpected = false
-    static let maxExpected = 1 << 26
+    static let aheadFactor = 16
 
     /// Hands the batch to the writer once it is full, or whatever is left at the end.
     private func flush(on loop: any EventLoop, force: Bool, done: @escaping @Sendable () -> Void) {
         guard failure == nil, batch.count >= Self.batchRows || (force && !batch.isEmpty) else { return }
-        let expecting = toldExpected ? 0 : rowsExpected ?? 0
-        toldExpected = true
+        let expecting = rowsExpected
         let submissions = batch
         let lineNumbers = zip(lines, batch).map { ($0, $1.idempotencyKey) }
         batch.removeAll(keepingCapacity: true)

@@ -212,8 +212,8 @@ public final class Ledger {
     /// submission once the transaction is durable. Throws (having written nothing) when the
     /// store fails; `LedgerError.isLedgerFull` tells the `ledger_full` case. `expecting`: how
     /// many more submissions the caller expects to send soon (an import's estimate of its
-    /// remaining rows), for which the voter table and the key index grow at once, rather than
-    /// doubling batch after batch.
+    /// remaining rows), for which the voter table and the key index grow at once, when they
+    /// must grow, rather than doubling batch after batch.
     public func submit(_ batch: [Submission], expecting: Int = 0) throws -> [Outcome] {
         let now = max(clock.now(), writer.lastTimestamp)
         // Each submission adds at most one voter and one key (a checkpoint neither). A table

@@ -55,16 +55,17 @@ struct WriterState {
             [state.voters.keys.slotCount, state.voters.keys.layerChanges, idempotency.keyIndex.slotCount, idempotency.keyIndex.layerChanges]
         }
         let before = layout()
+        if ahead > 0 {
+            // Only a hint, taken when a table must grow anyway: a disk that cannot give room for
+            // the estimate still gives the batch its own, just below.
+            try? state.voters.keys.reserveAhead(count + ahead, whenShortOf: count)
+            try? idempotency.keyIndex.reserveAhead(count + ahead + 2, whenShortOf: count + 2)
+        }
         do {
             try state.reserveVoters(count)
             try idempotency.keyIndex.reserve(count + 2)
         } catch {
             throw LedgerError.tables(error)
-        }
-        if ahead > 0 {
-            // Only a hint: a disk that cannot give room for the estimate gave the batch its own.
-            try? state.voters.keys.reserveAhead(count + ahead)
-            try? idempotency.keyIndex.reserveAhead(count + ahead + 2)
         }
         return before != layout()
     }
@@ -73,7 +74,8 @@ struct WriterState {
 
     /// Decides and appends each submission in order; writes the projections the batch changed.
     /// With a checkpoint key, a checkpoint follows every close of a vote and every certification
-    /// in the same transaction, so the numbers at those moments are signed before anyone asks.
+    /// in the same transaction, so the numbers at those moments are on the record before anyone
+    /// asks.
     mutating func append(_ batch: [Submission], at now: Timestamp, signer: CheckpointSigner?, in txn: borrowing WriteTransaction,
                          _ dbs: LedgerDatabases) throws -> [Outcome] {
         precondition(self.batch == nil, "a batch was appended while another was in hand")
