@@ -281,11 +281,11 @@ def check_signature(f, payload):
 
 
 def check_origin(t, f, last):
-    """§3.1: an origin is 1 to 255 bytes without spaces, plus signs or control characters; after
-    a noted checkpoint, every checkpoint is a note of the same origin."""
+    """§3.1: an origin is 1 to 255 printable ASCII characters (0x21-0x7E) but '+'; after a
+    noted checkpoint, every checkpoint is a note of the same origin."""
     if t == 13:
         o = f["origin"]
-        if not o or len(o.encode()) > 255 or any(c == "+" or c.isspace() or ord(c) < 0x20 or ord(c) == 0x7F for c in o):
+        if not 1 <= len(o) <= 255 or any(not 0x21 <= ord(c) <= 0x7E or c == "+" for c in o):
             raise Corrupt(f"checkpoint origin {o[:80]!r} is not an origin")
     if last is not None and last["origin"] is not None:
         if t != 13:

@@ -81,7 +81,7 @@ public enum DaemonConfigLoader {
             throw DaemonError.setup("checkpoint_interval is '\(interval)'; write a number of seconds (0 for none)")
         }
         config.checkpointIntervalSeconds = seconds
-        config.checkpointOrigin = reader.string(forKey: "checkpoint_origin")
+        config.checkpointOrigin = reader.string(forKey: "checkpoint_origin").flatMap { $0.isEmpty ? nil : $0 }
         let mode = text("socket_mode", "0660")
         guard let octal = UInt32(mode, radix: 8), octal <= 0o777 else { throw DaemonError.setup("socket_mode '\(mode)' is not an octal mode such as 0660") }
         config.socketMode = octal

@@ -1,5 +1,5 @@
-/// The daemon's signed statement of the ledger's state: "the first `size` events have this
-/// Merkle root, and after them every election's published numbers had these digests". Recorded
+/// The daemon's statement of the ledger's state: "the first `size` events have this Merkle root
+/// (signed), and after them every election's published numbers had these digests". Recorded
 /// as an event (`checkpoint.noted`, or `checkpoint.signed` before the notes) right after the
 /// events it covers, so `size` is always the record's sequence number − 1. The ledger layer computes the root and digests and signs; the
 /// domain only checks where it stands (see `LedgerState.decide`).
@@ -89,17 +89,18 @@ public struct Checkpoint: Sendable, Equatable {
             }
         }
         if let origin, !Self.isOrigin(origin) {
-            throw DomainError(.badRequest, "a checkpoint's origin is 1 to \(Limits.checkpointOrigin) bytes without spaces, plus signs or control characters, not '\(origin.prefix(Limits.checkpointOrigin))'")
+            throw DomainError(.badRequest, "a checkpoint's origin is 1 to \(Limits.checkpointOrigin) printable ASCII characters but spaces and plus signs, not '\(origin.prefix(Limits.checkpointOrigin))'")
         }
         guard signature.count == Self.signatureBytes else {
             throw DomainError(.badRequest, "a checkpoint signature is \(Self.signatureBytes) bytes, not \(signature.count)")
         }
     }
 
-    /// Whether `origin` may name a log: a note's key name (not empty, no Unicode spaces, no
-    /// plus), at most `Limits.checkpointOrigin` bytes, no control characters.
+    /// Whether `origin` may name a log: 1 to `Limits.checkpointOrigin` printable ASCII
+    /// characters (0x21 to 0x7E) but the plus sign, so a note's key name (signed-note: no spaces,
+    /// no plus), and one spelling only: two origins are the same log exactly when their bytes are.
     public static func isOrigin(_ origin: String) -> Bool {
         !origin.isEmpty && origin.utf8.count <= Limits.checkpointOrigin
-            && !origin.unicodeScalars.contains { $0 == "+" || $0.properties.isWhitespace || $0.value < 0x20 || $0.value == 0x7F }
+            && origin.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F && $0 != UInt8(ascii: "+") }
     }
 }

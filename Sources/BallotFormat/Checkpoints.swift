@@ -57,7 +57,7 @@ public struct CheckpointSigner: Sendable {
     public static func origin(configured: String?, last: Checkpoint?, ledgerID: [UInt8]) throws(LedgerError) -> String {
         if let configured {
             guard Checkpoint.isOrigin(configured) else {
-                throw .badOrigin("checkpoint_origin '\(configured.prefix(300))' is not an origin: 1 to \(Limits.checkpointOrigin) bytes without spaces, plus signs or control characters, such as example.org/election-2026")
+                throw .badOrigin("checkpoint_origin '\(configured.prefix(300))' is not an origin: 1 to \(Limits.checkpointOrigin) printable ASCII characters but spaces and plus signs, such as example.org/election-2026")
             }
             if let kept = last?.origin, kept != configured {
                 throw .badOrigin("checkpoint_origin is '\(configured)', but this ledger's checkpoints carry the origin '\(kept)'; a log keeps its name, which its witnesses and monitors know it by")

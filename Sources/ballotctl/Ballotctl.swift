@@ -214,7 +214,7 @@ struct Subscribe: ParsableCommand {
 struct Checkpoint: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sign and record a checkpoint of the ledger (admin), or show the latest one (--latest).",
-        discussion: "A checkpoint is the daemon's Ed25519-signed statement of the ledger's size, Merkle root and every election's published numbers; auditors check it with ballot-replay.")
+        discussion: "A checkpoint records the ledger's size, Merkle root and every election's published numbers; the daemon signs its size and root with Ed25519 as a C2SP note (--note saves it). Auditors check it with ballot-replay.")
     @OptionGroup var connection: Connection
     @Flag(help: "Show the last checkpoint recorded and the current head; record nothing.") var latest = false
     @Option(help: ArgumentHelp("Also write the checkpoint as a C2SP signed note to FILE: what Go's sumdb/note, witnesses and monitors read.",

@@ -74,9 +74,11 @@ import TestSupport
             try Ledger(path: dir.sub("ledger"), options: options, clock: ManualClock(Fixtures.now), checkpointKey: key)
         }
         #expect("\(error!)".contains("a log keeps its name"))
-        options.checkpointOrigin = "has space"
-        #expect(throws: LedgerError.self) {
-            try Ledger(path: dir.sub("ledger"), options: options, clock: ManualClock(Fixtures.now), checkpointKey: key)
+        for bad in ["has space", "café.example/x", "a+b", ""] {
+            options.checkpointOrigin = bad
+            #expect(throws: LedgerError.self, "\(bad)") {
+                try Ledger(path: dir.sub("ledger"), options: options, clock: ManualClock(Fixtures.now), checkpointKey: key)
+            }
         }
         // Unset, the ledger's own origin stays.
         let again = try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock(Fixtures.now), checkpointKey: key)
@@ -111,6 +113,7 @@ import TestSupport
         ("a control character", "a\u{01}\n\n— a AAAAAAA=\n", "control character"),
         ("a bad line", "a\n\n— a\n", "is not \"— <name> <base64>\""),
         ("a plus in the name", "a\n\n— a+b AAAAAAA=\n", "key name"),
+        ("a combining mark after the space", "a\n\n— a \u{301}AAAAAAA=\n", "not base64"),
         ("not base64", "a\n\n— a %%%%\n", "not base64"),
         ("too short", "a\n\n— a AAAA\n", "not base64"),
     ])
@@ -119,9 +122,12 @@ import TestSupport
         #expect(error?.description.contains(says) == true, "\(what): \(String(describing: error))")
     }
 
-    @Test func aCheckpointTextIsThreeExactLines() {
+    /// Origin, size and root, each line exact; extension lines after them are the log's business
+    /// (ours writes none), and are read past.
+    @Test func aCheckpointTextIsOriginSizeAndRoot() {
         let root = Data(repeating: 1, count: 32).base64EncodedString()
         #expect((try? CheckpointNote(text: "o\n12\n\(root)\n"))?.size == 12)
+        #expect((try? CheckpointNote(text: "o\n12\n\(root)\nan extension\n"))?.size == 12)
         for bad in ["o\n012\n\(root)\n", "o\n-1\n\(root)\n", "o\n12\n\(root)", "\n12\n\(root)\n", "o\n12\nAAAA\n", "o\n12\n"] {
             #expect(throws: SignedNote.Malformed.self, "\(bad.debugDescription)") { try CheckpointNote(text: bad) }
         }
