@@ -35,6 +35,7 @@ let package = Package(
         .executable(name: "ballot-bench", targets: ["ballot-bench"]),
         .executable(name: "ballot-replay", targets: ["ballot-replay"]),
         .executable(name: "ballot-fuzz", targets: ["ballot-fuzz"]),
+        .executable(name: "ballot-witness", targets: ["ballot-witness"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -166,6 +167,26 @@ let package = Package(
             name: "BallotClient",
             swiftSettings: strictSettings
         ),
+        // A transparency-log witness (c2sp.org/tlog-witness): its decisions (`Witness`, no
+        // sockets), its state file, and its HTTP side on NIO's HTTP/1 server.
+        .target(
+            name: "BallotWitness",
+            dependencies: [
+                "BallotFormat", "BallotDomain",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "ballot-witness",
+            dependencies: [
+                "BallotWitness", "BallotFormat", "BallotDomain",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // What the fuzzers feed (issue 18, method 3): request lines, vote files, records and
         // altered ledgers, each with the property it must keep. ballot-fuzz is thin: libFuzzer
         // drives it when scripts/fuzz builds it so; the tests replay the committed corpora.
@@ -199,6 +220,11 @@ let package = Package(
         .testTarget(
             name: "BallotFuzzTests",
             dependencies: ["BallotFuzz", "TestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "BallotWitnessTests",
+            dependencies: ["BallotWitness", "BallotLedger", "BallotFormat", "BallotDomain", "TestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

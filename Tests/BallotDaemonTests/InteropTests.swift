@@ -55,4 +55,52 @@ import TestSupport
         let unknown = try go("opennote", [origin, otherKey, notePath])
         #expect(unknown.status == 1 && unknown.stderr.contains("verif"), "\(unknown)")
     }
+
+    /// A witness process cosigns the daemon's checkpoint over HTTP, and Go's `sumdb/note` opens
+    /// the cosigned note with the log's key and, through a verifier written in Go from
+    /// c2sp.org/tlog-cosignature, the witness's.
+    @Test(.enabled(if: hasGo, "needs Go and golang-golang-x-mod-dev: scripts/setup installs them"))
+    func goVerifiesAWitnessCosignature() throws {
+        let daemon = try DaemonProcess(environment: ["BALLOTD_CHECKPOINT_ORIGIN": "example.org/interop-test"])
+        defer { _ = daemon.terminate() }
+        let env = ["BALLOTD_SOCKET": daemon.socketPath]
+        #expect(try runTool("ballotctl", ["election", "define", Fixtures.electionFile("imdi-2022")], environment: env).status == 0)
+        let notePath = daemon.directory.sub("checkpoint.note")
+        let taken = try runTool("ballotctl", ["--json", "checkpoint", "--note", notePath], environment: env)
+        let checkpoint = try #require((try JSONSerialization.jsonObject(with: Data(taken.stdout.utf8)) as? [String: Any])?["checkpoint"] as? [String: Any])
+        let publicKey = try #require(checkpoint["public_key"] as? String)
+
+        let keygen = try runTool("ballot-witness", ["keygen", "--out", daemon.directory.sub("witness.key"), "--name", "witness.example/w1"])
+        let witnessKey = try #require(keygen.stdout.split(separator: "\n").first { $0.hasPrefix("public_key: ") }?.dropFirst(12))
+        let witness = Process()
+        witness.executableURL = URL(fileURLWithPath: DaemonProcess.binaryDirectory + "/ballot-witness")
+        witness.arguments = ["serve", "--name", "witness.example/w1", "--key", daemon.directory.sub("witness.key"),
+                             "--state", daemon.directory.sub("witness.state"), "--log", "example.org/interop-test=\(publicKey)"]
+        let out = Pipe()
+        witness.standardOutput = out
+        try witness.run()
+        defer { witness.terminate(); witness.waitUntilExit() }
+        let line = String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        let port = try #require(line.split(separator: " ").dropFirst(2).first?.split(separator: ":").last.map(String.init))
+
+        let body = daemon.directory.sub("add-checkpoint")
+        try ("old 0\n\n" + (try String(contentsOfFile: notePath, encoding: .utf8))).write(toFile: body, atomically: true, encoding: .utf8)
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = ["-s", "--fail", "--data-binary", "@\(body)", "http://127.0.0.1:\(port)/add-checkpoint"]
+        let reply = Pipe()
+        curl.standardOutput = reply
+        try curl.run()
+        let cosignature = String(decoding: reply.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        curl.waitUntilExit()
+        #expect(curl.terminationStatus == 0 && cosignature.hasPrefix("— witness.example/w1 "), "\(cosignature)")
+        let cosigned = daemon.directory.sub("cosigned.note")
+        try ((try String(contentsOfFile: notePath, encoding: .utf8)) + cosignature).write(toFile: cosigned, atomically: true, encoding: .utf8)
+
+        let opened = try go("opennote", ["example.org/interop-test", publicKey, cosigned, "witness.example/w1=\(witnessKey)"])
+        #expect(opened.status == 0 && opened.stdout.contains("verified witness.example/w1 "), "\(opened)")
+        // Another key for the witness: Go finds no valid cosignature by it.
+        let wrong = try go("opennote", ["example.org/interop-test", publicKey, cosigned, "witness.example/w1=\(publicKey)"])
+        #expect(wrong.status == 1, "\(wrong)")
+    }
 }

@@ -22,7 +22,7 @@ public struct SignedNote: Sendable, Equatable {
             self.bytes = bytes
         }
 
-        var line: String {
+        public var line: String {
             var raw = withUnsafeBytes(of: keyID.bigEndian) { Array($0) }
             raw += bytes
             return "— \(name) \(Data(raw).base64EncodedString())\n"
@@ -33,8 +33,9 @@ public struct SignedNote: Sendable, Equatable {
     public var text: String
     public var signatures: [Signature]
 
-    /// The most signature lines a note may carry here; the spec asks for at least 16.
-    public static let maxSignatures = 64
+    /// The most signature lines a note may carry here (as Go's `note.Open`); the spec asks for
+    /// at least 16.
+    public static let maxSignatures = 100
     /// The most bytes of a note here: a checkpoint with 64 Ed25519 signatures is under 8 KB.
     public static let maxBytes = 64 * 1024
 
@@ -70,14 +71,15 @@ public struct SignedNote: Sendable, Equatable {
         guard lines.count <= Self.maxSignatures else { throw Malformed(reason: "it has \(lines.count) signature lines; at most \(Self.maxSignatures)") }
         signatures = []
         for (i, raw) in lines.enumerated() {
-            let line = String(decoding: raw, as: UTF8.self)
-            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 3, parts[0] == "—" else {
-                throw Malformed(reason: "signature line \(i + 1) is not \"— <name> <base64>\": \(line.prefix(80))")
+            // Split on the space byte, as Go does: a space followed by a combining mark is one
+            // Character in Swift, and would hide the split.
+            let parts = raw.split(separator: 0x20, omittingEmptySubsequences: false)
+            guard parts.count == 3, parts[0].elementsEqual("—".utf8) else {
+                throw Malformed(reason: "signature line \(i + 1) is not \"— <name> <base64>\": \(String(decoding: raw, as: UTF8.self).prefix(80))")
             }
-            let name = String(parts[1])
+            let name = String(decoding: parts[1], as: UTF8.self)
             guard Self.isKeyName(name) else { throw Malformed(reason: "signature line \(i + 1) has the key name \"\(name.prefix(80))\"") }
-            guard let decoded = Data(base64Encoded: String(parts[2])), decoded.count > 4 else {
+            guard let decoded = Data(base64Encoded: String(decoding: parts[2], as: UTF8.self)), decoded.count > 4 else {
                 throw Malformed(reason: "signature line \(i + 1) (\(name)) is not base64 of a key ID and a signature")
             }
             let bytes = Array(decoded)
@@ -115,7 +117,7 @@ public struct SignedNote: Sendable, Equatable {
     /// says), false when there is one that does not verify.
     public func verifies(name: String, publicKey: Digest32) -> Bool? {
         let id = Self.keyID(name: name, type: Self.ed25519, publicKey: publicKey)
-        guard let line = signatures.first(where: { $0.name == name && $0.keyID == id }) else { return nil }
+        guard let line = signatures.first(where: { $0.name.utf8.elementsEqual(name.utf8) && $0.keyID == id }) else { return nil }
         return Self.ed25519Verifies(line.bytes, over: Array(text.utf8), publicKey: publicKey)
     }
 
@@ -123,6 +125,45 @@ public struct SignedNote: Sendable, Equatable {
         guard signature.count == 64,
               let key = publicKey.withBytes({ try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }) else { return false }
         return key.isValidSignature(signature, for: message)
+    }
+}
+
+// MARK: Cosignatures (c2sp.org/tlog-cosignature, the timestamped Ed25519 form)
+
+extension SignedNote {
+    /// What a v1 cosignature signs: "cosignature/v1", the time, then the note's text.
+    static func cosignedMessage(_ text: String, timestamp: UInt64) -> [UInt8] {
+        Array("cosignature/v1\ntime \(timestamp)\n\(text)".utf8)
+    }
+
+    /// A witness's cosignature of `text`, at `timestamp` (seconds since 1970): key ID of type
+    /// 0x04, then the timestamp (u64, big-endian) and the Ed25519 signature.
+    public static func cosign(_ text: String, name: String, key: CheckpointKey, timestamp: UInt64) -> Signature {
+        let id = keyID(name: name, type: cosignatureV1, publicKey: key.publicKey)
+        var bytes = withUnsafeBytes(of: timestamp.bigEndian) { Array($0) }
+        bytes += key.sign(cosignedMessage(text, timestamp: timestamp))
+        return Signature(name: name, keyID: id, bytes: bytes)
+    }
+
+    /// The time of the cosignature by the witness `name` with `publicKey` when one is here and
+    /// verifies; nil when there is none (another key's lines are ignored); `.failure` when one
+    /// is here and does not verify.
+    public func cosignature(name: String, publicKey: Digest32) -> Result<UInt64, CosignatureFailure>? {
+        let id = Self.keyID(name: name, type: Self.cosignatureV1, publicKey: publicKey)
+        guard let line = signatures.first(where: { $0.name.utf8.elementsEqual(name.utf8) && $0.keyID == id }) else { return nil }
+        guard line.bytes.count == 8 + 64 else { return .failure(CosignatureFailure(name: name, reason: "it is \(line.bytes.count) bytes, not 72")) }
+        let timestamp = line.bytes[0..<8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        guard timestamp < 1 << 63 else { return .failure(CosignatureFailure(name: name, reason: "its timestamp \(timestamp) is past 2^63 - 1")) }
+        guard Self.ed25519Verifies(Array(line.bytes[8...]), over: Self.cosignedMessage(text, timestamp: timestamp), publicKey: publicKey) else {
+            return .failure(CosignatureFailure(name: name, reason: "its Ed25519 signature does not verify"))
+        }
+        return .success(timestamp)
+    }
+
+    public struct CosignatureFailure: Error, Sendable, Equatable, CustomStringConvertible {
+        public let name: String
+        public let reason: String
+        public var description: String { "the cosignature of \(name): \(reason)" }
     }
 }
 
