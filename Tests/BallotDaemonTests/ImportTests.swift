@@ -173,6 +173,36 @@ import Glibc
         #expect(daemon.terminate() == 0)
     }
 
+    /// The bytes an import announces are the client's word: one that announces a terabyte and
+    /// sends a batch makes the kept tables grow for its rows (at most 128 times them), not to
+    /// their cap (512 MB and 256 MB of file).
+    @Test func anImportThatAnnouncesAHugeFileGrowsTheTablesForWhatItSent() throws {
+        let dir = TemporaryDirectory("import-huge")
+        let daemon = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"])
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        var body = "vote_id,election,voter,nominee,cast_at,channel\n"
+        for i in 0..<9_000 { body += "h\(i),imdi-2022,h\(i)@x.no,kinn,2022-11-05T12:00:00Z,web\n" }
+        let importer = try BallotClient(socketPath: daemon.socketPath, timeout: 30)
+        let announced = 1 << 40
+        #expect(try importer.call(["id": 1, "op": "import", "file": "huge.csv", "size": announced]).result?["send"] as? Int == announced)
+        try importer.send(raw: Array(body.utf8))
+        importer.finishSending()
+        var reply: [String: Any]?
+        while let line = try importer.readReply() {
+            if line["ok"] != nil { reply = line; break }
+        }
+        #expect(reply?.errorCode == "bad_request", "\(String(describing: reply))")
+        let state = daemon.dataDirectory + "/ledger/state"
+        let tables = try FileManager.default.contentsOfDirectory(atPath: state).filter { $0.hasSuffix(".table") }
+        #expect(!tables.isEmpty)
+        for table in tables {
+            let size = try #require(try FileManager.default.attributesOfItem(atPath: "\(state)/\(table)")[.size] as? Int)
+            #expect(size <= 64 << 20, "\(table) grew to \(size) bytes for 8,192 rows")
+        }
+        #expect(daemon.terminate() == 0)
+    }
+
     /// A refused import's file is never read as requests, even when its client sends it after
     /// the refusal: a line of it that is a request was carried out.
     @Test(arguments: ["a format the daemon does not know", "the observer role"])
