@@ -9,16 +9,19 @@ import TestSupport
     static let goModules = "/usr/share/gocode/src/golang.org/x/mod/sumdb/note"
     static let hasGo = FileManager.default.isExecutableFile(atPath: "/usr/bin/go") && FileManager.default.fileExists(atPath: goModules)
 
-    /// `go run scripts/interop/NAME.go ARGS…`, offline.
-    func go(_ program: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    /// `go run scripts/interop/NAME.go ARGS…`, offline, with `input` on its standard input.
+    func go(_ program: String, _ arguments: [String], input: String = "") throws -> (status: Int32, stdout: String, stderr: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/go")
         p.arguments = ["run", "\(Fixtures.repositoryRoot)/scripts/interop/\(program).go"] + arguments
         p.environment = ProcessInfo.processInfo.environment.merging(["GOPATH": "/usr/share/gocode", "GO111MODULE": "off"]) { _, new in new }
-        let out = Pipe(), err = Pipe()
+        let out = Pipe(), err = Pipe(), inp = Pipe()
         p.standardOutput = out
         p.standardError = err
+        p.standardInput = inp
         try p.run()
+        inp.fileHandleForWriting.write(Data(input.utf8))
+        try inp.fileHandleForWriting.close()
         let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
         return (p.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
@@ -102,5 +105,35 @@ import TestSupport
         // Another key for the witness: Go finds no valid cosignature by it.
         let wrong = try go("opennote", ["example.org/interop-test", publicKey, cosigned, "witness.example/w1=\(publicKey)"])
         #expect(wrong.status == 1, "\(wrong)")
+    }
+
+    /// Go's `sumdb/tlog` checks the daemon's inclusion and consistency proofs (RFC 6962), and
+    /// refuses one with a hash changed.
+    @Test(.enabled(if: hasGo, "needs Go and golang-golang-x-mod-dev: scripts/setup installs them"))
+    func goChecksTheDaemonsProofs() throws {
+        let daemon = try DaemonProcess()
+        defer { _ = daemon.terminate() }
+        let env = ["BALLOTD_SOCKET": daemon.socketPath]
+        func ctl(_ args: String...) throws -> String { try runTool("ballotctl", args, environment: env).stdout }
+        _ = try ctl("election", "define", Fixtures.electionFile("imdi-2022"))
+        for i in 0..<13 {
+            _ = try ctl("vote", "cast", "imdi-2022", "kinn", "--voter", "voter\(i)@example.no", "--cast-at", "2022-11-03T10:00:00Z")
+        }
+        for seq in [1, 6, 7, 12, 19] {
+            let proof = try ctl("--json", "proof", "--seq", "\(seq)")
+            let checked = try go("checkproof", [], input: proof)
+            #expect(checked.status == 0 && checked.stdout == "inclusion ok\n", "seq \(seq): \(checked) for \(proof)")
+        }
+        for old in [1, 4, 7, 16] {
+            let proof = try ctl("--json", "proof", "--old-size", "\(old)")
+            let checked = try go("checkproof", [], input: proof)
+            #expect(checked.status == 0 && checked.stdout == "consistency ok\n", "old size \(old): \(checked) for \(proof)")
+        }
+        var tampered = try #require(try JSONSerialization.jsonObject(with: Data(try ctl("--json", "proof", "--seq", "6").utf8)) as? [String: Any])
+        var path = try #require(tampered["path"] as? [String])
+        path[0] = String(repeating: "0", count: 64)
+        tampered["path"] = path
+        let refused = try go("checkproof", [], input: String(decoding: try JSONSerialization.data(withJSONObject: tampered), as: UTF8.self))
+        #expect(refused.status == 1, "\(refused)")
     }
 }
