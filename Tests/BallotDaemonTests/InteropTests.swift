@@ -14,7 +14,10 @@ import TestSupport
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/go")
         p.arguments = ["run", "\(Fixtures.repositoryRoot)/scripts/interop/\(program).go"] + arguments
-        p.environment = ProcessInfo.processInfo.environment.merging(["GOPATH": "/usr/share/gocode", "GO111MODULE": "off"]) { _, new in new }
+        var environment = ProcessInfo.processInfo.environment.merging(["GOPATH": "/usr/share/gocode", "GO111MODULE": "off"]) { _, new in new }
+        // Without a home, Go has no build cache and `go run` refuses to build.
+        if environment["HOME"] == nil && environment["GOCACHE"] == nil { environment["GOCACHE"] = NSTemporaryDirectory() + "ballot-go-cache" }
+        p.environment = environment
         let out = Pipe(), err = Pipe(), inp = Pipe()
         p.standardOutput = out
         p.standardError = err
