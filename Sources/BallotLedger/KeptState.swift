@@ -201,52 +201,14 @@ final class KeptState {
 
     // MARK: Files
 
-    private func readFile(_ path: String) -> [UInt8]? {
-        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { return nil }
-            if n == 0 { return bytes }
-            bytes += chunk[..<n]
-        }
-    }
+    /// The snapshot's bytes; nil when there is none, or it cannot be read (then it is rebuilt).
+    private func readFile(_ path: String) -> [UInt8]? { (try? ReplacedFile.read(path)) ?? nil }
 
-    /// Writes `bytes` beside `path` and renames it into place, so that a reader sees the old
-    /// file or the new, never half of one; `durable` adds the fsyncs that make it survive a
-    /// crash of the machine.
     private func writeFile(_ path: String, _ bytes: [UInt8], durable: Bool) throws {
-        let temporary = path + ".new"
-        let fd = Glibc.open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw LedgerError.tables(TableError(call: "open", what: "of \(temporary)", errno: errno)) }
-        var failure: TableError?
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                failure = TableError(call: "write", what: "of \(temporary)", errno: errno)
-                break
-            }
-            written += n
-        }
-        if failure == nil, durable, fsync(fd) != 0 { failure = TableError(call: "fsync", what: "of \(temporary)", errno: errno) }
-        close(fd)
-        if failure == nil, rename(temporary, path) != 0 { failure = TableError(call: "rename", what: "of \(temporary)", errno: errno) }
-        if let failure {
-            unlink(temporary)
-            throw LedgerError.tables(failure)
-        }
-        if durable {
-            let dir = Glibc.open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-            if dir >= 0 {
-                _ = fsync(dir)
-                close(dir)
-            }
+        do {
+            try ReplacedFile.replace(path, with: bytes, durable: durable)
+        } catch {
+            throw LedgerError.tables(error)
         }
     }
 

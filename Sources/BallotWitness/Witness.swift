@@ -39,7 +39,8 @@ public struct Witness: Sendable {
     public let name: String
     let key: CheckpointKey
     public let logs: [String: Digest32]
-    public private(set) var state: WitnessState
+    /// Set only by `addCheckpoint`, and put back by the server when it cannot keep a new one.
+    public internal(set) var state: WitnessState
 
     /// The most consistency proof lines a request may carry (the spec's limit).
     public static let maxProofLines = 63

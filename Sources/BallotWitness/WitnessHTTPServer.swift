@@ -3,8 +3,8 @@ import NIOPosix
 import NIOHTTP1
 import Synchronization
 import Glibc
-public import BallotDomain
-public import BallotFormat
+import BallotDomain
+import BallotFormat
 
 /// The witness's HTTP side (c2sp.org/tlog-witness): `POST /add-checkpoint` on NIO's HTTP/1
 /// server. Requests are decided one at a time on a thread of their own, which makes the new
@@ -41,14 +41,14 @@ public final class WitnessServer: Sendable {
     /// Decides `body` on the decider's thread, persisting a changed state first.
     func decide(_ body: [UInt8], on loop: any EventLoop) -> EventLoopFuture<WitnessReply> {
         decider.runIfActive(eventLoop: loop) { [self] in
-            try witness.withLock { w in
+            witness.withLock { w in
                 let before = w.state
                 let reply = w.addCheckpoint(body, now: UInt64(time(nil)))
                 if w.state != before {
                     do {
                         try stateFile.write(w.state)
                     } catch {
-                        w = try Witness(name: w.name, key: w.key, logs: w.logs.map { WitnessedLog(origin: $0.key, publicKey: $0.value) }, state: before)
+                        w.state = before
                         return WitnessReply.refusal(500, "the witness could not keep its state, and did not cosign: \(error)")
                     }
                 }
@@ -119,8 +119,8 @@ final class WitnessHTTPHandler: ChannelInboundHandler {
     }
 }
 
-/// The witness's state on disk: written beside, synced, and renamed into place, so that a
-/// crash leaves the old state or the new, and a cosignature is never sent for a state not kept.
+/// The witness's state on disk, replaced whole and synced (`ReplacedFile`), so that a crash
+/// leaves the old state or the new, and a cosignature is never sent for a state not kept.
 public struct WitnessStateFile: Sendable {
     public let path: String
 
@@ -128,47 +128,21 @@ public struct WitnessStateFile: Sendable {
 
     /// The state in the file; an empty state when there is no file yet.
     public func read() throws -> WitnessState {
-        guard let f = fopen(path, "r") else {
-            if errno == ENOENT { return WitnessState() }
-            throw WitnessError("cannot read the witness state \(path): \(String(cString: strerror(errno)))")
+        let bytes: [UInt8]?
+        do {
+            bytes = try ReplacedFile.read(path)
+        } catch {
+            throw WitnessError("cannot read the witness state: \(error)")
         }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, f)
-            if n == 0 { break }
-            bytes += chunk[..<n]
-        }
+        guard let bytes else { return WitnessState() }
         return try WitnessState(parsing: String(decoding: bytes, as: UTF8.self))
     }
 
     public func write(_ state: WitnessState) throws {
-        let temporary = path + ".new"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw WitnessError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        let bytes = Array(state.serialized.utf8)
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + written, bytes.count - written) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else {
-                close(fd)
-                throw WitnessError("cannot write \(temporary): \(String(cString: strerror(errno)))")
-            }
-            written += n
-        }
-        guard fsync(fd) == 0 else {
-            close(fd)
-            throw WitnessError("cannot sync \(temporary): \(String(cString: strerror(errno)))")
-        }
-        close(fd)
-        guard rename(temporary, path) == 0 else { throw WitnessError("cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))") }
-        let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
-        let dir = open(directory.isEmpty ? "." : directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dir >= 0 {
-            _ = fsync(dir)
-            close(dir)
+        do {
+            try ReplacedFile.replace(path, with: Array(state.serialized.utf8), durable: true)
+        } catch {
+            throw WitnessError("cannot keep the witness state: \(error)")
         }
     }
 }
