@@ -162,6 +162,10 @@ def decode(rec, key_seq):
             raise Corrupt(f"rules version {fields['rules_version']}, this verifier knows {sorted(RULES_VERSIONS)}")
         if fields["rules_version"] >= 2:
             fields["voter_phone_country_code"] = r.num("H")
+        if r.pos < len(rec):  # §3 type 1: witnesses_required, written only when true
+            if r.num("B") != 1:
+                raise Corrupt("witnesses_required is written only when true (1)")
+            fields["witnesses_required"] = True
     if r.pos != len(rec):
         raise Corrupt(f"{len(rec) - r.pos} bytes left over after the payload")
     return h, start, fields

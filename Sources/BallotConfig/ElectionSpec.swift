@@ -50,6 +50,8 @@ public struct ElectionSpec: Decodable, Sendable {
     public var rulesVersion: Int?
     /// The country calling code for phone numbers given without one (rules version 2 on).
     public var voterPhoneCountryCode: Int?
+    /// Whether certification waits for a witnessed checkpoint (`ElectionDefinition.witnessesRequired`).
+    public var witnessesRequired: Bool?
     public var nominees: [NomineeSpec]?
     public var jurors: [JurorSpec]?
 
@@ -96,7 +98,8 @@ public struct ElectionSpec: Decodable, Sendable {
             publicStandings: publicStandings ?? false,
             seriesBucketSeconds: seriesBucketSeconds ?? 3600,
             rules: try rules(),
-            phoneCountryCode: try phoneCountryCode())
+            phoneCountryCode: try phoneCountryCode(),
+            witnessesRequired: witnessesRequired ?? false)
         try definition.validate()
         return definition
     }

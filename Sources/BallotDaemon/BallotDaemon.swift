@@ -57,23 +57,48 @@ public struct BallotDaemon: Service {
             logger.critical("the ledger's check found it unsound; serving anyway (verify: off)", metadata: [
                 "findings": "\(opening.findings.count)", "first": "\(opening.findings[0])"])
         }
+        let loops = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoops)
+        let cosigner: WitnessCosigner?
+        do {
+            cosigner = try config.witnessPolicy.map { policy in
+                try Self.requireLog(in: policy, origin: ledger.checkpointOrigin, key: checkpointKey.publicKey)
+                return WitnessCosigner(policy: policy, reader: ledger.reader, timeoutSeconds: config.witnessTimeoutSeconds, loops: loops,
+                                       notePath: "\(config.dataDirectory)/checkpoint.witnessed", logger: logger)
+            }
+        } catch {
+            ledger.close()
+            try? await loops.shutdownGracefully()
+            throw error
+        }
         let verification = LedgerVerification(mode: config.verification, opening: opening, size: ledger.size, metrics: metrics)
         verification.startInBackground(ledger.reader, logger: logger)
+        var checkpointRecorded: (@Sendable (UInt64, Checkpoint) -> Void)?
+        if let cosigner { checkpointRecorded = { seq, checkpoint in cosigner.checkpointRecorded(seq: seq, checkpoint: checkpoint) } }
         let writer = GroupCommitWriter(ledger: ledger, maxBatch: config.maxBatch,
                                        checkpointIntervalSeconds: config.checkpointIntervalSeconds > 0 ? config.checkpointIntervalSeconds : nil,
-                                       metrics: metrics)
+                                       metrics: metrics, checkpointRecorded: checkpointRecorded)
         writer.start()
+        let witnessing = cosigner.map { c in Task { await c.run() } }
+        if let cosigner {
+            // A start asks the witnesses about the newest checkpoint: one that has seen a later
+            // one of this log shows a rollback at once.
+            if let last = ledger.state.lastCheckpoint { cosigner.checkpointRecorded(seq: last.seq, checkpoint: last.checkpoint) }
+            logger.info("asking witnesses", metadata: ["witnesses": "\(cosigner.policy.witnesses.compactMap { w in w.url.map { "\(w.name)=\($0)" } }.joined(separator: ","))",
+                                                       "quorum": "\(cosigner.policy.quorumDescription)"])
+        }
         let handler = OperationHandler(writer: writer, reader: ledger.reader, hasher: hasher, clock: SystemClock(),
-                                       metrics: metrics, verification: verification, renderMetrics: config.renderMetrics)
+                                       metrics: metrics, verification: verification, renderMetrics: config.renderMetrics,
+                                       witnesses: cosigner, witnessTimeout: .seconds(config.witnessTimeoutSeconds))
 
         let readPool = NIOThreadPool(numberOfThreads: 2)
         readPool.start()
         let service = RequestService(operations: handler, readPool: readPool, maxLineBytes: config.maxLineBytes, logger: logger)
         let connections = OpenConnections()
         let rules = config.access
-        let loops = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoops)
         /// What is running by now, stopped in order when the daemon cannot start serving.
         func stopWithoutServing() async {
+            cosigner?.stop()
+            await witnessing?.value
             await writer.stop()
             try? await readPool.shutdownGracefully()
             try? await loops.shutdownGracefully()
@@ -132,7 +157,10 @@ public struct BallotDaemon: Service {
         try? await metricsServer?.close()
         // Each connection answers the request in hand and closes; subscriptions end.
         writer.commits.close()
+        // Certifications waiting for witnesses are answered now (not witnessed).
+        cosigner?.stop()
         await connections.closeAll()
+        await witnessing?.value
         // Commit what is queued and close.
         await writer.stop()
         try? await readPool.shutdownGracefully()
@@ -140,6 +168,14 @@ public struct BallotDaemon: Service {
         ledger.close()
         unlink(config.socketPath)
         logger.info("stopped", metadata: ["ledger.size": "\(writer.head.size)"])
+    }
+
+    /// A policy that lists logs must list this one: its origin as the key's name, and its key.
+    static func requireLog(in policy: WitnessPolicy, origin: String, key: Digest32) throws {
+        guard !policy.logs.isEmpty else { return }
+        guard policy.logs.contains(where: { $0.name == origin && $0.publicKey == key }) else {
+            throw DaemonError.setup("witness_policy lists the logs \(policy.logs.map(\.name).joined(separator: ", ")), and not this ledger (origin \(origin), key \(VerifierKey(name: origin, type: SignedNote.ed25519, publicKey: key)))")
+        }
     }
 
     /// Serves `GET /metrics` over HTTP/1.1 on `address` (see `MetricsHTTPHandler`).

@@ -178,6 +178,13 @@ final class ConnectionHandler: ChannelInboundHandler {
                     bound.value.0.finish(id: id, op: request.op, .write, result, bound.value.1)
                 }
             }
+        case .writeThenAwait(let submissions, let then):
+            machine.startedAnswering()
+            service.writer.submit(submissions, on: context.eventLoop) { outcomes in
+                bound.value.1.eventLoop.makeFutureWithTask { try await then(try outcomes.get()) }.whenComplete { result in
+                    bound.value.0.finish(id: id, op: request.op, .write, result, bound.value.1)
+                }
+            }
         case .subscribe(let from):
             reply(Reply.ok(id: id, result: .object([("from", .uint(from))])), context)
             machine.subscribed(from: from)

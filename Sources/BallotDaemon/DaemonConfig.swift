@@ -1,4 +1,5 @@
 public import BallotDomain
+public import BallotFormat
 import NIOCore
 
 /// What `ballotd` needs to run. Built by the executable from its command line and environment.
@@ -17,6 +18,12 @@ public struct DaemonConfig: Sendable {
     /// The origin line of the checkpoints' notes, the log's name (nil: the ledger's own, see
     /// `Ledger.Options.checkpointOrigin`).
     public var checkpointOrigin: String?
+    /// The witnesses asked to cosign each checkpoint, and the quorum that makes one witnessed
+    /// (c2sp.org/tlog-policy); nil for none. Key: witness_policy (the file's path).
+    public var witnessPolicy: WitnessPolicy?
+    /// How long one witness has to answer, and how long `result.certify` of an election that
+    /// requires witnesses waits for a witnessed checkpoint. Key: witness_timeout.
+    public var witnessTimeoutSeconds = 10
     public var mapSize: Int = 1 << 30
     public var maxMapSize: Int = 1 << 40
     /// When the whole ledger is checked (see `VerificationMode`).

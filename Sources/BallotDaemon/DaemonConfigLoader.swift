@@ -2,6 +2,7 @@ import Configuration
 import Foundation
 import SystemPackage
 import BallotDomain
+import BallotFormat
 
 /// Reads `ballotd`'s settings: the command line first, then `BALLOTD_*` environment variables,
 /// then the YAML file, then the defaults. Keys are flat and snake_case; the environment name
@@ -82,6 +83,9 @@ public enum DaemonConfigLoader {
         }
         config.checkpointIntervalSeconds = seconds
         config.checkpointOrigin = reader.string(forKey: "checkpoint_origin").flatMap { $0.isEmpty ? nil : $0 }
+        let policyPath = text("witness_policy", "")
+        if !policyPath.isEmpty { config.witnessPolicy = try loadWitnessPolicy(policyPath) }
+        config.witnessTimeoutSeconds = try number("witness_timeout", config.witnessTimeoutSeconds)
         let mode = text("socket_mode", "0660")
         guard let octal = UInt32(mode, radix: 8), octal <= 0o777 else { throw DaemonError.setup("socket_mode '\(mode)' is not an octal mode such as 0660") }
         config.socketMode = octal
@@ -113,5 +117,27 @@ public enum DaemonConfigLoader {
             throw DaemonError.setup("log_level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
         return (config, logLevel)
+    }
+
+    /// Reads the witness policy file; a witness's URL must be one the daemon can ask.
+    static func loadWitnessPolicy(_ path: String) throws -> WitnessPolicy {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw DaemonError.setup("witness_policy: cannot read \(path)")
+        }
+        let policy: WitnessPolicy
+        do {
+            policy = try WitnessPolicy(parsing: String(decoding: data, as: UTF8.self))
+        } catch {
+            throw DaemonError.setup("witness_policy \(path): \(error)")
+        }
+        for w in policy.witnesses {
+            if let url = w.url, WitnessURL(url) == nil {
+                throw DaemonError.setup("witness_policy \(path): the witness \(w.name) has the URL '\(url)'; write http://HOST:PORT[/PREFIX] (TLS is not built yet)")
+            }
+        }
+        guard policy.isSatisfied(by: Set(policy.witnesses.filter { $0.url != nil }.map(\.name))) else {
+            throw DaemonError.setup("witness_policy \(path): the witnesses with a URL, all of them, do not meet the quorum: no checkpoint could ever be witnessed")
+        }
+        return policy
     }
 }

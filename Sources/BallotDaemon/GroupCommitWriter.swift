@@ -49,8 +49,13 @@ final class GroupCommitWriter: @unchecked Sendable {
     let checkpointPublicKey: Digest32?
 
     let metrics: DaemonMetrics
+    /// Told of each checkpoint a commit recorded, on the writer thread: it must not block (the
+    /// witnesses' cosigner only takes note of it).
+    private let checkpointRecorded: (@Sendable (UInt64, Checkpoint) -> Void)?
 
-    init(ledger: Ledger, maxBatch: Int, checkpointIntervalSeconds: Int64? = nil, metrics: DaemonMetrics) {
+    init(ledger: Ledger, maxBatch: Int, checkpointIntervalSeconds: Int64? = nil, metrics: DaemonMetrics,
+         checkpointRecorded: (@Sendable (UInt64, Checkpoint) -> Void)? = nil) {
+        self.checkpointRecorded = checkpointRecorded
         self.ledger = ledger
         self.maxBatch = maxBatch
         self.metrics = metrics
@@ -326,8 +331,10 @@ final class GroupCommitWriter: @unchecked Sendable {
         for status in fresh { statuses[status.id] = status }
         for (id, docs) in documents where docs != nil { standings[id] = docs }
         published = head
+        let newCheckpoint = checkpoint != nil && checkpoint?.seq != publishedCheckpoint?.seq
         publishedCheckpoint = checkpoint
         condition.unlock()
+        if newCheckpoint, let checkpoint { checkpointRecorded?(checkpoint.seq, checkpoint.checkpoint) }
         commits.announce(size: head.0)
         recordCheckpoint(checkpoint)
     }

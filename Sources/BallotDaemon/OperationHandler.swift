@@ -16,6 +16,9 @@ enum Plan: Sendable {
     case write([Submission], combine: @Sendable ([Outcome]) throws -> JSONValue)
     /// Appends through the writer, then reads the ledger (on the read pool) for the reply.
     case writeThenRead([Submission], then: @Sendable ([Outcome]) throws -> JSONValue)
+    /// Appends through the writer, then waits, in a task, for what the reply needs: a
+    /// certification that requires witnesses waits for a witnessed checkpoint covering it.
+    case writeThenAwait([Submission], then: @Sendable ([Outcome]) async throws -> JSONValue)
     /// Streams events (see `ConnectionHandler`).
     case subscribe(from: UInt64)
     /// Receives a vote file (see `ImportSession`).
@@ -33,6 +36,10 @@ struct OperationHandler: Sendable {
     let metrics: DaemonMetrics
     let verification: LedgerVerification
     let renderMetrics: @Sendable () -> [UInt8]
+    /// Asks the witnesses to cosign checkpoints; nil when the daemon has no witness policy.
+    var witnesses: WitnessCosigner? = nil
+    /// How long a certification that requires witnesses waits for them.
+    var witnessTimeout: Duration = .seconds(10)
     static let protocolVersion = 1
     static let serverVersion = "0.1.0"
 
@@ -57,6 +64,7 @@ struct OperationHandler: Sendable {
                 ("merkle_root", .string(head.root.hex)),
                 ("elections", .int(writer.electionCount)),
                 ("verification", verification.json),
+                ("witnessing", witnesses?.json ?? .null),
             ]))
         case .electionGet(let id):
             return .reply(try status(id).json)
@@ -165,7 +173,37 @@ struct OperationHandler: Sendable {
             guard let j = juror ?? peer.juror else { throw ProtocolError(.badRequest, "jury.score: missing field 'juror'") }
             return single(.scoreJury(election: e, juror: j, nominee: n, criterion: c, score: score), peer, key)
         case .juryClose(let e): return single(.closeJury(election: e), peer, key)
-        case .resultCertify(let e): return single(.certifyResult(election: e), peer, key)
+        case .resultCertify(let e):
+            guard try status(e).definition.witnessesRequired else { return single(.certifyResult(election: e), peer, key) }
+            return try witnessedCertification(e, peer, key)
+        }
+    }
+
+    /// `result.certify` of an election that requires witnesses: the certification, and in the
+    /// same commit its checkpoint, are appended; the reply waits until a checkpoint covering it
+    /// is witnessed, or fails with `not_witnessed` after `witnessTimeout`.
+    private func witnessedCertification(_ e: ElectionID, _ peer: Peer, _ key: String) throws(ProtocolError) -> Plan {
+        guard let witnesses else {
+            throw ProtocolError(.noWitnesses, "result.certify: election '\(e)' requires witnessed checkpoints, and this daemon has no witness_policy; nothing was written")
+        }
+        let timeout = witnessTimeout
+        let metrics = self.metrics
+        return .writeThenAwait([Submission(.certifyResult(election: e), by: peer.actor, idempotencyKey: key)]) { outcomes in
+            let receipt = try Self.receipt(outcomes[0])
+            let seq: UInt64
+            switch outcomes[0] {
+            case .appended(let r), .repeated(let r): seq = r.seq
+            case .refused(let refusal): throw refusal
+            }
+            guard let witnessed = await witnesses.waitUntilWitnessed(size: seq, timeout: timeout) else {
+                metrics.refused(ErrorCode.notWitnessed.rawValue)
+                let answers = witnesses.answers.map { "\($0.name): \($0.answer)" }.joined(separator: "; ")
+                throw ProtocolError(.notWitnessed, "result.certify: the certification of '\(e)' is in the ledger at event \(seq), but no checkpoint covering it was cosigned by the witness quorum (\(witnesses.policy.quorumDescription)) within \(timeout.components.seconds) s; \(answers)")
+            }
+            guard case .object(var fields) = receipt else { return receipt }
+            fields.append(("witnessed_checkpoint_seq", .uint(witnessed.seq)))
+            fields.append(("witnessed_note", .string(witnessed.note.serialized)))
+            return .object(fields)
         }
     }
 

@@ -47,6 +47,12 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case juryOpen = "jury_open"
     case juryClosed = "jury_closed"
     case juryIncomplete = "jury_incomplete"
+    /// `result.certify` of an election that requires witnesses, on a daemon with no witness
+    /// policy: nothing written.
+    case noWitnesses = "no_witnesses"
+    /// The certification is in the ledger, but no checkpoint covering it was cosigned by the
+    /// witness policy's quorum in time; the message says which witnesses answered.
+    case notWitnessed = "not_witnessed"
     /// Not a refusal of a command: what replay reports when a stored event is not the one the
     /// rules would give for it (see `LedgerState.check`).
     case corruptRecord = "corrupt_record"

@@ -19,12 +19,18 @@ public struct ElectionDefinition: Sendable, Equatable {
     /// The country calling code put before a phone number given without one (rules version
     /// 2 on; 47, Norway's, unless the definition says otherwise).
     public var phoneCountryCode: UInt16
+    /// When true, the result is certified only once a checkpoint covering the certification
+    /// is cosigned by the daemon's witness policy (c2sp.org/tlog-witness): `result.certify`
+    /// waits for it, then fails clearly. Not a rule: no number depends on it.
+    public var witnessesRequired: Bool
 
     public init(id: ElectionID, title: String, opensAt: Timestamp, closesAt: Timestamp,
                 scale: ScoreScale = ScoreScale(min: 1, max: 10), eligibility: Eligibility = .standard,
                 criteria: [Criterion], formula: Formula = .evenSplit, publicStandings: Bool = false,
-                seriesBucketSeconds: Int64 = 3600, rules: RulesVersion = .latest, phoneCountryCode: UInt16 = 47) {
+                seriesBucketSeconds: Int64 = 3600, rules: RulesVersion = .latest, phoneCountryCode: UInt16 = 47,
+                witnessesRequired: Bool = false) {
         self.rules = rules
+        self.witnessesRequired = witnessesRequired
         self.phoneCountryCode = phoneCountryCode
         self.id = id
         self.title = title

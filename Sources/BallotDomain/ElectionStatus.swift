@@ -37,6 +37,7 @@ public struct ElectionStatus: Sendable {
             ("series_bucket_seconds", .int(d.seriesBucketSeconds)),
             ("rules_version", .int(Int64(d.rules.rawValue))),
             ("voter_phone_country_code", .int(Int64(d.phoneCountryCode))),
+            ("witnesses_required", .bool(d.witnessesRequired)),
             ("nominees", .array(nominees.map { .object([("id", .string($0.id.value)), ("name", .string($0.name)),
                                                         ("goal_attainment_direct", .double($0.goalAttainmentDirect)),
                                                         ("goal_attainment_after_one_year", .double($0.goalAttainmentAfterOneYear))]) })),

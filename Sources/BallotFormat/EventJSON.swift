@@ -41,7 +41,7 @@ public enum EventJSON {
                 ("criteria", .array(d.criteria.map { .object([("id", s($0.id)), ("title", .string($0.title)), ("weight", .double($0.weight))]) })),
                 ("public_weight", .double(d.formula.publicWeight)), ("jury_weight", .double(d.formula.juryWeight)),
                 ("public_standings", .bool(d.publicStandings)), ("series_bucket_seconds", .int(d.seriesBucketSeconds)),
-            ])
+            ] + (d.witnessesRequired ? [("witnesses_required", .bool(true))] : []))
         case .nomineeAdded(let e, let n):
             return .object([("election", s(e)), ("nominee", s(n.id)), ("name", .string(n.name)),
                             ("goal_attainment_direct", .double(n.goalAttainmentDirect)),

@@ -62,11 +62,7 @@ public struct Witness: Sendable {
 
     /// The witness's verifier key in the vkey form of c2sp.org/signed-note: name, key ID, and
     /// base64 of the type byte (0x04) and the public key.
-    public var verifierKey: String {
-        let id = SignedNote.keyID(name: name, type: SignedNote.cosignatureV1, publicKey: publicKey)
-        let hex = String(id, radix: 16)
-        return "\(name)+\(String(repeating: "0", count: 8 - hex.count) + hex)+\(Data([SignedNote.cosignatureV1] + publicKey.withBytes { Array($0) }).base64EncodedString())"
-    }
+    public var verifierKey: VerifierKey { VerifierKey(name: name, type: SignedNote.cosignatureV1, publicKey: publicKey) }
 
     /// Decides one `add-checkpoint` request body, at `now` (seconds since 1970).
     public mutating func addCheckpoint(_ body: [UInt8], now: UInt64) -> WitnessReply {

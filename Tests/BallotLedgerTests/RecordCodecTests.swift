@@ -34,6 +34,9 @@ import TestSupport
             .checkpointSigned(Checkpoint(size: 13, root: Digest32(hex: String(repeating: "ce", count: 32))!, takenAt: t, reason: .interval,
                                          elections: [], origin: "example.org/kommuneprisen-2026",
                                          publicKey: Fixtures.voter(4).digest, signature: Array(repeating: 0x5B, count: 64))),
+            // A definition that requires witnesses, under each rules version's layout.
+            .electionDefined({ var d = Fixtures.definition(); d.witnessesRequired = true; return d }()),
+            .electionDefined({ var d = Fixtures.definition(); d.rules = .v1; d.witnessesRequired = true; return d }()),
         ]
     }
 
@@ -218,6 +221,12 @@ import TestSupport
         let truncated = Array(vote().dropLast(3))
         guard case .corruptRecord(let seq, _)? = decode(truncated) else { Issue.record("truncation not caught"); return }
         #expect(seq == 5)
+
+        // A definition's witnesses_required is written only when true: a 0 there is damage.
+        let defined = RecordCodec.encode(RecordedEvent(seq: 1, timestamp: t, actor: Fixtures.admin, idempotencyKey: "", event: .electionDefined(Fixtures.definition())))
+        var falseFlag = defined + [0]
+        falseFlag[25 + 3] += 1   // the payload length's last byte (after an empty key): one byte more
+        #expect("\(decode(falseFlag, seq: 1).map { "\($0)" } ?? "accepted")".contains("witnesses required is written only when true"))
 
         let padded = "\(decode(vote() + [0])!)"
         #expect(padded.contains("payload length says") && padded.contains("follow"))

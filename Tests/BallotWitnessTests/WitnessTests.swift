@@ -134,6 +134,6 @@ import BallotDomain
         #expect(w.state.latest.isEmpty)
         #expect(throws: WitnessError.self) { try WitnessState(parsing: "example.org/a 12\n") }
         #expect(throws: WitnessError.self) { try WitnessState(parsing: "a 1 \(Data(count: 32).base64EncodedString())\na 2 \(Data(count: 32).base64EncodedString())\n") }
-        #expect(try witness().verifierKey.hasPrefix("witness.example/w1+"))
+        #expect(try witness().verifierKey.description.hasPrefix("witness.example/w1+"))
     }
 }

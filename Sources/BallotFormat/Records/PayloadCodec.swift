@@ -29,6 +29,8 @@ package enum PayloadCodec {
             // Added with rules versions: a definition without them is version 1.
             w.u16(d.rules.rawValue)
             if d.rules >= .v2 { w.u16(d.phoneCountryCode) }
+            // Added with witnesses, only when set: definitions before it end above.
+            if d.witnessesRequired { w.bool(true) }
         case .nomineeAdded(let e, let n):
             w.slug(e)
             w.slug(n.id)
@@ -133,10 +135,17 @@ package enum PayloadCodec {
                 rules = known
                 if rules >= .v2 { country = try r.u16("voter phone country code") }
             }
+            var witnessesRequired = false
+            if r.remaining > 0 {
+                let offset = r.offset
+                witnessesRequired = try r.bool("witnesses required")
+                // Written only when true: a false here is not how this build writes it.
+                guard witnessesRequired else { throw ByteReader.Failure(offset: offset, what: "witnesses required is written only when true, and here it is false") }
+            }
             return .electionDefined(ElectionDefinition(
                 id: id, title: title, opensAt: opensAt, closesAt: closesAt, scale: scale, eligibility: eligibility,
                 criteria: criteria, formula: formula, publicStandings: publicStandings, seriesBucketSeconds: bucket,
-                rules: rules, phoneCountryCode: country))
+                rules: rules, phoneCountryCode: country, witnessesRequired: witnessesRequired))
         case .nomineeAdded:
             let e = try r.slug("election id")
             return .nomineeAdded(election: e, nomination: Nomination(

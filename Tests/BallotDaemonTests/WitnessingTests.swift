@@ -1,0 +1,190 @@
+import Testing
+import Foundation
+import TestSupport
+import BallotDomain
+import BallotFormat
+
+/// `ballotd` asking real `ballot-witness` processes on loopback to cosign its checkpoints,
+/// under a policy in c2sp.org/tlog-policy form (docs/witness.md).
+@Suite(.serialized, .timeLimit(.minutes(3))) struct WitnessingTests {
+    static let origin = "example.org/witnessing-test"
+    let logKey = try! CheckpointKey(seed: Array(repeating: 11, count: 32))
+
+    /// A daemon whose checkpoints are signed with `logKey` under `origin`, asking the witnesses
+    /// of `policy` (written to a file), with no interval checkpoints.
+    func daemon(_ dir: TemporaryDirectory, policy: String?, timeout: Int = 3) throws -> DaemonProcess {
+        let keyFile = dir.sub("checkpoint.key")
+        if !FileManager.default.fileExists(atPath: keyFile) {
+            try (logKey.seed.map { String(format: "%02x", $0) }.joined() + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
+            chmod(keyFile, 0o600)
+        }
+        var environment = ["BALLOTD_CHECKPOINT_ORIGIN": Self.origin, "BALLOTD_CHECKPOINT_INTERVAL": "0", "BALLOTD_WITNESS_TIMEOUT": "\(timeout)"]
+        if let policy {
+            try policy.write(toFile: dir.sub("policy"), atomically: true, encoding: .utf8)
+            environment["BALLOTD_WITNESS_POLICY"] = dir.sub("policy")
+        }
+        return try DaemonProcess(directory: dir, arguments: ["--checkpoint-key-file", keyFile], environment: environment)
+    }
+
+    var logEntry: String { "\(Self.origin)=\(logKey.publicKey.hex)" }
+
+    func policy(_ witnesses: [WitnessProcess], quorum: String) -> String {
+        "log \(VerifierKey(name: Self.origin, type: SignedNote.ed25519, publicKey: logKey.publicKey))\n"
+            + witnesses.enumerated().map { "witness w\($0 + 1) \($1.verifierKey) \($1.url)\n" }.joined()
+            + quorum + "\n"
+    }
+
+    /// Polls `status` until the witnessed checkpoint covers `size` events.
+    func waitUntilWitnessed(_ c: BallotClient, size: Int, seconds: Double = 20) throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let witnessing = try c.call(["op": "status"]).result?["witnessing"] as? [String: Any]
+            if let w = witnessing?["witnessed_checkpoint"] as? [String: Any], (w["size"] as? Int ?? 0) >= size { return witnessing! }
+            usleep(50_000)
+        }
+        throw DaemonTestError("no checkpoint of \(size) events was witnessed: \(String(describing: try c.call(["op": "status"]).result?["witnessing"]))")
+    }
+
+    /// The 2022 election under another id, requiring witnesses, voted on, scored and closed:
+    /// ready to certify.
+    func readyToCertify(_ c: BallotClient, _ id: String) throws {
+        var election = DaemonTests.election2022
+        election["id"] = id
+        election["witnesses_required"] = true
+        #expect(try c.call(["op": "election.define", "election": election]).isOK)
+        for juror in ["jury-a", "jury-b"] { _ = try c.call(["op": "juror.add", "election": id, "juror": juror, "name": juror]) }
+        for i in 0..<5 {
+            #expect(try c.call(["op": "vote.cast", "election": id, "nominee": "kinn", "voter": "\(id)-\(i)@x.no", "cast_at": "2022-11-03T10:00:00Z"]).isOK)
+        }
+        for juror in ["jury-a", "jury-b"] {
+            for nominee in ["bodo", "haugesund", "kinn", "raelingen", "vennesla"] {
+                for criterion in ["results", "settlement", "development", "differentiation"] {
+                    _ = try c.call(["op": "jury.score", "election": id, "juror": juror, "nominee": nominee, "criterion": criterion, "score": 7])
+                }
+            }
+        }
+        #expect(try c.call(["op": "election.close", "election": id]).isOK)
+        #expect(try c.call(["op": "jury.close", "election": id]).isOK)
+    }
+
+    @Test func checkpointsAreCosignedByTwoWitnessesAndACertificationWaitsForThem() throws {
+        let w1 = try WitnessProcess(name: "witness.example/w1", logs: [logEntry])
+        let w2 = try WitnessProcess(name: "witness.example/w2", logs: [logEntry])
+        let dir = TemporaryDirectory("ballotd")
+        let text = policy([w1, w2], quorum: "group both 2 w1 w2\nquorum both")
+        let policy = try WitnessPolicy(parsing: text)
+        let daemon = try daemon(dir, policy: text)
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        try readyToCertify(c, "prize-a")
+        try readyToCertify(c, "prize-b")
+
+        // A checkpoint on request is cosigned by both, and its note is kept beside the ledger.
+        let checkpoint = try #require(try c.call(["op": "checkpoint"]).result)
+        let size = try #require((checkpoint["checkpoint"] as? [String: Any])?["size"] as? Int)
+        let status = try waitUntilWitnessed(c, size: size)
+        #expect(((status["witnesses"] as? [[String: Any]]) ?? []).map { $0["last"] as? String } == ["cosigned", "cosigned"], "\(status)")
+        let kept = try SignedNote(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: daemon.dataDirectory + "/checkpoint.witnessed"))))
+        #expect(policy.cosigners(of: kept).verified == ["w1", "w2"])
+
+        // The certification's reply carries the witnessed note covering it.
+        let certified = try c.call(["op": "result.certify", "election": "prize-a"])
+        #expect(certified.isOK, "\(certified)")
+        let note = try SignedNote(parsing: Array(try #require(certified.result?["witnessed_note"] as? String).utf8))
+        let covered = try CheckpointNote(text: note.text)
+        #expect(covered.size >= UInt64(try #require(certified.result?["seq"] as? Int)))
+        #expect(policy.cosigners(of: note).verified == ["w1", "w2"])
+        #expect(note.verifies(name: Self.origin, publicKey: logKey.publicKey) == true)
+
+        // One witness down: votes flow, and a certification waits, then fails naming it.
+        w2.stop()
+        var live = DaemonTests.liveElection("live")
+        live["witnesses_required"] = false
+        #expect(try c.call(["op": "election.define", "election": live]).isOK)
+        for i in 0..<20 {
+            #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "live-\(i)@x.no"]).isOK)
+        }
+        let started = Date()
+        let refused = try c.call(["op": "result.certify", "election": "prize-b", "idempotency_key": "certify-b"])
+        #expect(refused.errorCode == "not_witnessed", "\(refused)")
+        #expect(Date().timeIntervalSince(started) >= 2.5)
+        let message = (refused["error"] as? [String: Any])?["message"] as? String ?? ""
+        #expect(message.contains("w2") && message.contains("event"), "\(message)")
+
+        // Back up: asking again with the same key waits again, and the witnesses cosign.
+        try w2.start()
+        let again = try c.call(["op": "result.certify", "election": "prize-b", "idempotency_key": "certify-b"])
+        #expect(again.isOK, "\(again)")
+        #expect(again.result?["repeated"] as? Bool == true)
+        #expect(daemon.terminate() == 0)
+        #expect(daemon.log.contains("witness did not cosign"))
+        // The definitions that require witnesses read the same to both verifiers.
+        let python = try runPythonVerifier([daemon.dataDirectory + "/ledger", "--pubkey", logKey.publicKey.hex])
+        #expect(python.status == 0, "\(python.stdout)\(python.stderr)")
+        try (logKey.publicKey.hex + "\n").write(toFile: dir.sub("log.pub"), atomically: true, encoding: .utf8)
+        let replay = try runTool("ballot-replay", ["verify", "--ledger", daemon.dataDirectory + "/ledger", "--pubkey", dir.sub("log.pub")])
+        #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
+    }
+
+    @Test func anElectionThatRequiresWitnessesIsNotCertifiedWithoutAPolicy() throws {
+        let dir = TemporaryDirectory("ballotd")
+        let daemon = try daemon(dir, policy: nil)
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        try readyToCertify(c, "prize-a")
+        let size = try #require(try c.call(["op": "status"]).result?["ledger_size"] as? Int)
+        let refused = try c.call(["op": "result.certify", "election": "prize-a"])
+        #expect(refused.errorCode == "no_witnesses", "\(refused)")
+        #expect(try c.call(["op": "status"]).result?["ledger_size"] as? Int == size)
+        #expect(try c.call(["op": "election.get", "election": "prize-a"]).result?["witnesses_required"] as? Bool == true)
+        #expect(daemon.terminate() == 0)
+    }
+
+    @Test func aLedgerPutBackToAnOlderCopyIsRefusedByItsWitness() throws {
+        let w1 = try WitnessProcess(name: "witness.example/w1", logs: [logEntry])
+        let dir = TemporaryDirectory("ballotd")
+        let text = policy([w1], quorum: "quorum w1")
+        var daemon = try daemon(dir, policy: text)
+        var c = try BallotClient(socketPath: daemon.socketPath)
+        var live = DaemonTests.liveElection("live")
+        live["witnesses_required"] = false
+        #expect(try c.call(["op": "election.define", "election": live]).isOK)
+        let first = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
+        _ = try waitUntilWitnessed(c, size: first)
+        #expect(daemon.terminate() == 0)
+        let backup = TemporaryDirectory("backup")
+        try FileManager.default.copyItem(atPath: daemon.dataDirectory, toPath: backup.sub("data"))
+
+        // The ledger grows, and the witness cosigns the larger tree.
+        daemon = try self.daemon(dir, policy: text)
+        c = try BallotClient(socketPath: daemon.socketPath)
+        for i in 0..<10 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "v\(i)@x.no"]).isOK) }
+        let second = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
+        _ = try waitUntilWitnessed(c, size: second)
+        #expect(daemon.terminate() == 0)
+
+        // Put back to the copy: at its start the daemon asks about its newest checkpoint, and
+        // the witness, which cosigned a larger tree of this log, refuses; so it does for the
+        // next checkpoint of the other history.
+        try FileManager.default.removeItem(atPath: daemon.dataDirectory)
+        try FileManager.default.copyItem(atPath: backup.sub("data"), toPath: daemon.dataDirectory)
+        daemon = try self.daemon(dir, policy: text)
+        c = try BallotClient(socketPath: daemon.socketPath)
+        func witnessAnswer() throws -> [String: Any]? {
+            ((try c.call(["op": "status"]).result?["witnessing"] as? [String: Any])?["witnesses"] as? [[String: Any]])?.first
+        }
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, try witnessAnswer()?["last"] as? String != "conflict" { usleep(50_000) }
+        let answer = try #require(try witnessAnswer())
+        #expect(answer["last"] as? String == "conflict", "\(answer)")
+        #expect((answer["reason"] as? String ?? "").contains("rolled back"), "\(answer)")
+        for i in 0..<15 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "bodo", "voter": "w\(i)@x.no"]).isOK) }
+        let third = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
+        #expect(third > second)
+        usleep(1_000_000)
+        let after = try #require(try witnessAnswer())
+        #expect(after["last"] as? String == "conflict", "\(after)")
+        let witnessed = (try c.call(["op": "status"]).result?["witnessing"] as? [String: Any])?["witnessed_checkpoint"]
+        #expect(witnessed is NSNull, "\(String(describing: witnessed))")
+        #expect(daemon.terminate() == 0)
+        #expect(daemon.log.contains("its view of the log is not this ledger's"))
+    }
+}
