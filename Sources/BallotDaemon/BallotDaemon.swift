@@ -58,12 +58,14 @@ public struct BallotDaemon: Service {
                 "findings": "\(opening.findings.count)", "first": "\(opening.findings[0])"])
         }
         let loops = MultiThreadedEventLoopGroup(numberOfThreads: config.eventLoops)
+        let tiles = config.tilesDirectory.map { TilePublisher(writer: TileWriter(directory: $0, reader: ledger.reader), logger: logger) }
         let cosigner: WitnessCosigner?
         do {
             cosigner = try config.witnessPolicy.map { policy in
                 try Self.requireLog(in: policy, origin: ledger.checkpointOrigin, key: checkpointKey.publicKey)
                 return WitnessCosigner(policy: policy, reader: ledger.reader, timeoutSeconds: config.witnessTimeoutSeconds, loops: loops,
-                                       notePath: "\(config.dataDirectory)/checkpoint.witnessed", logger: logger)
+                                       notePath: "\(config.dataDirectory)/checkpoint.witnessed", logger: logger,
+                                       onWitnessed: { tiles?.offer($0.note) })
             }
         } catch {
             ledger.close()
@@ -73,22 +75,33 @@ public struct BallotDaemon: Service {
         let verification = LedgerVerification(mode: config.verification, opening: opening, size: ledger.size, metrics: metrics)
         verification.startInBackground(ledger.reader, logger: logger)
         var checkpointRecorded: (@Sendable (UInt64, Checkpoint) -> Void)?
-        if let cosigner { checkpointRecorded = { seq, checkpoint in cosigner.checkpointRecorded(seq: seq, checkpoint: checkpoint) } }
+        if cosigner != nil || tiles != nil {
+            checkpointRecorded = { seq, checkpoint in
+                cosigner?.checkpointRecorded(seq: seq, checkpoint: checkpoint)
+                if let note = checkpoint.note { tiles?.offer(note) }
+            }
+        }
         let writer = GroupCommitWriter(ledger: ledger, maxBatch: config.maxBatch,
                                        checkpointIntervalSeconds: config.checkpointIntervalSeconds > 0 ? config.checkpointIntervalSeconds : nil,
                                        metrics: metrics, checkpointRecorded: checkpointRecorded)
+        // The newest checkpoint, read before the writer thread owns the ledger's state.
+        let newest = ledger.state.lastCheckpoint
         writer.start()
+        tiles?.start()
+        // The newest checkpoint is published at start: the directory catches up with the ledger
+        // (and one put back to an older copy shows so to the monitors).
+        if let note = newest?.checkpoint.note { tiles?.offer(note) }
         let witnessing = cosigner.map { c in Task { await c.run() } }
         if let cosigner {
             // A start asks the witnesses about the newest checkpoint: one that has seen a later
             // one of this log shows a rollback at once.
-            if let last = ledger.state.lastCheckpoint { cosigner.checkpointRecorded(seq: last.seq, checkpoint: last.checkpoint) }
+            if let newest { cosigner.checkpointRecorded(seq: newest.seq, checkpoint: newest.checkpoint) }
             logger.info("asking witnesses", metadata: ["witnesses": "\(cosigner.policy.witnesses.compactMap { w in w.url.map { "\(w.name)=\($0)" } }.joined(separator: ","))",
                                                        "quorum": "\(cosigner.policy.quorumDescription)"])
         }
         let handler = OperationHandler(writer: writer, reader: ledger.reader, hasher: hasher, clock: SystemClock(),
                                        metrics: metrics, verification: verification, renderMetrics: config.renderMetrics,
-                                       witnesses: cosigner, witnessTimeout: .seconds(config.witnessTimeoutSeconds))
+                                       witnesses: cosigner, certificationTimeout: .seconds(config.witnessCertifyTimeoutSeconds))
 
         let readPool = NIOThreadPool(numberOfThreads: 2)
         readPool.start()
@@ -98,8 +111,10 @@ public struct BallotDaemon: Service {
         /// What is running by now, stopped in order when the daemon cannot start serving.
         func stopWithoutServing() async {
             cosigner?.stop()
+            witnessing?.cancel()
             await witnessing?.value
             await writer.stop()
+            tiles?.stop()
             try? await readPool.shutdownGracefully()
             try? await loops.shutdownGracefully()
             ledger.close()
@@ -157,12 +172,15 @@ public struct BallotDaemon: Service {
         try? await metricsServer?.close()
         // Each connection answers the request in hand and closes; subscriptions end.
         writer.commits.close()
-        // Certifications waiting for witnesses are answered now (not witnessed).
+        // Certifications waiting for witnesses are answered now (not witnessed), and requests
+        // to witnesses in flight are cancelled.
         cosigner?.stop()
+        witnessing?.cancel()
         await connections.closeAll()
         await witnessing?.value
         // Commit what is queued and close.
         await writer.stop()
+        tiles?.stop()
         try? await readPool.shutdownGracefully()
         try? await loops.shutdownGracefully()
         ledger.close()

@@ -21,9 +21,15 @@ public struct DaemonConfig: Sendable {
     /// The witnesses asked to cosign each checkpoint, and the quorum that makes one witnessed
     /// (c2sp.org/tlog-policy); nil for none. Key: witness_policy (the file's path).
     public var witnessPolicy: WitnessPolicy?
-    /// How long one witness has to answer, and how long `result.certify` of an election that
-    /// requires witnesses waits for a witnessed checkpoint. Key: witness_timeout.
+    /// How long one witness has to answer a request (connection included). Key: witness_timeout.
     public var witnessTimeoutSeconds = 10
+    /// How long `result.certify` of an election that requires witnesses waits for a witnessed
+    /// checkpoint covering it: longer than `witnessTimeoutSeconds`, so that a round still
+    /// under way for an earlier checkpoint, and one retry, fit. Key: witness_certify_timeout.
+    public var witnessCertifyTimeoutSeconds = 30
+    /// Where to publish the ledger as tiles (c2sp.org/tlog-tiles) after each checkpoint, for
+    /// any web server to serve; nil for nowhere. Key: tiles_dir.
+    public var tilesDirectory: String?
     public var mapSize: Int = 1 << 30
     public var maxMapSize: Int = 1 << 40
     /// When the whole ledger is checked (see `VerificationMode`).

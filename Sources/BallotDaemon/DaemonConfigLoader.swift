@@ -86,6 +86,8 @@ public enum DaemonConfigLoader {
         let policyPath = text("witness_policy", "")
         if !policyPath.isEmpty { config.witnessPolicy = try loadWitnessPolicy(policyPath) }
         config.witnessTimeoutSeconds = try number("witness_timeout", config.witnessTimeoutSeconds)
+        config.witnessCertifyTimeoutSeconds = try number("witness_certify_timeout", config.witnessCertifyTimeoutSeconds)
+        config.tilesDirectory = reader.string(forKey: "tiles_dir").flatMap { $0.isEmpty ? nil : $0 }
         let mode = text("socket_mode", "0660")
         guard let octal = UInt32(mode, radix: 8), octal <= 0o777 else { throw DaemonError.setup("socket_mode '\(mode)' is not an octal mode such as 0660") }
         config.socketMode = octal

@@ -39,7 +39,7 @@ struct OperationHandler: Sendable {
     /// Asks the witnesses to cosign checkpoints; nil when the daemon has no witness policy.
     var witnesses: WitnessCosigner? = nil
     /// How long a certification that requires witnesses waits for them.
-    var witnessTimeout: Duration = .seconds(10)
+    var certificationTimeout: Duration = .seconds(30)
     static let protocolVersion = 1
     static let serverVersion = "0.1.0"
 
@@ -186,7 +186,10 @@ struct OperationHandler: Sendable {
         guard let witnesses else {
             throw ProtocolError(.noWitnesses, "result.certify: election '\(e)' requires witnessed checkpoints, and this daemon has no witness_policy; nothing was written")
         }
-        let timeout = witnessTimeout
+        guard witnesses.policy.quorum != .none else {
+            throw ProtocolError(.noWitnesses, "result.certify: election '\(e)' requires witnessed checkpoints, and this daemon's witness_policy says 'quorum none'; nothing was written")
+        }
+        let timeout = certificationTimeout
         let metrics = self.metrics
         return .writeThenAwait([Submission(.certifyResult(election: e), by: peer.actor, idempotencyKey: key)]) { outcomes in
             let receipt = try Self.receipt(outcomes[0])
@@ -197,6 +200,9 @@ struct OperationHandler: Sendable {
             }
             guard let witnessed = await witnesses.waitUntilWitnessed(size: seq, timeout: timeout) else {
                 metrics.refused(ErrorCode.notWitnessed.rawValue)
+                if witnesses.isStopped {
+                    throw ProtocolError(.notWitnessed, "result.certify: the certification of '\(e)' is in the ledger at event \(seq); the daemon is shutting down, and no checkpoint covering it was witnessed yet")
+                }
                 let answers = witnesses.answers.map { "\($0.name): \($0.answer)" }.joined(separator: "; ")
                 throw ProtocolError(.notWitnessed, "result.certify: the certification of '\(e)' is in the ledger at event \(seq), but no checkpoint covering it was cosigned by the witness quorum (\(witnesses.policy.quorumDescription)) within \(timeout.components.seconds) s; \(answers)")
             }

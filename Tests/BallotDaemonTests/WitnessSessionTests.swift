@@ -59,8 +59,13 @@ import BallotDomain
             return
         }
         #expect(why.contains("40") && why.contains("rolled back"))
-        // The next, smaller than what it has seen, is a conflict before any request.
-        guard case .conflict = session.ask(checkpoint(35).0) else { Issue.record("asked again"); return }
+        // The next, smaller than what it has seen, is asked from 0, so that it says its size again.
+        let (c35, note35) = checkpoint(35)
+        #expect(session.ask(c35) == .send(oldSize: 0))
+        guard case .conflict = session.replied(status: 409, contentType: "text/x.tlog.size", body: Array("40\n".utf8), for: note35) else {
+            Issue.record("no conflict the second time")
+            return
+        }
         // A larger one is asked from its size; a proof that does not verify is a conflict too.
         let (c50, note50) = checkpoint(50)
         #expect(session.ask(c50) == .send(oldSize: 40))
@@ -70,11 +75,39 @@ import BallotDomain
         }
     }
 
+    @Test func aWitnessWithAnotherTreeOfTheSameSizeShowsTwoViews() {
+        var session = WitnessSession(witness: witness)
+        let (c, note) = checkpoint(30)
+        _ = session.ask(c)
+        #expect(session.replied(status: 409, contentType: "text/x.tlog.size", body: Array("30\n".utf8), for: note) == .send(oldSize: 30))
+        guard case .conflict(let why) = session.replied(status: 409, contentType: "text/x.tlog.size", body: Array("30\n".utf8), for: note) else {
+            Issue.record("a second 409 at the checkpoint's size is not a conflict")
+            return
+        }
+        #expect(why.contains("two views"))
+        // A 409 that is not a size (this project's witness says why in text) is a conflict too.
+        var other = WitnessSession(witness: witness)
+        _ = other.ask(c)
+        guard case .conflict = other.replied(status: 409, contentType: "text/plain", body: Array("two views\n".utf8), for: note) else {
+            Issue.record("a text 409 is not a conflict")
+            return
+        }
+        // A witness behind the size the session believed is asked again from its size.
+        var behind = WitnessSession(witness: witness)
+        _ = behind.ask(c)
+        _ = behind.replied(status: 200, contentType: "text/plain", body: cosignature(note), for: note)
+        let (c40, note40) = checkpoint(40)
+        #expect(behind.ask(c40) == .send(oldSize: 30))
+        #expect(behind.replied(status: 409, contentType: "text/x.tlog.size", body: Array("20\n".utf8), for: note40) == .send(oldSize: 20))
+    }
+
     @Test func garbageAndForgeriesAreFailuresThatSayWhat() {
         let (c, note) = checkpoint(10)
         let cases: [(Int, String?, [UInt8], String)] = [
             (200, "text/plain", Array("hello\n".utf8), "no cosignature lines"),
             (200, "text/plain", cosignature(note, key: logKey), "without a cosignature of its key"),
+            // A blank line would make what follows part of the text the cosignature is checked over.
+            (200, "text/plain", Array("extension\n\n".utf8) + cosignature(SignedNote(text: note.text + "\nextension\n", signatures: [])), "more than signature lines"),
             (409, "text/x.tlog.size", Array("ten\n".utf8), "not a tree size"),
             (500, "text/plain", Array("disk full\n".utf8), "500: disk full"),
             (403, "text/plain", Array("bad signature\n".utf8), "403"),

@@ -12,13 +12,14 @@ import BallotFormat
 
     /// A daemon whose checkpoints are signed with `logKey` under `origin`, asking the witnesses
     /// of `policy` (written to a file), with no interval checkpoints.
-    func daemon(_ dir: TemporaryDirectory, policy: String?, timeout: Int = 3) throws -> DaemonProcess {
+    func daemon(_ dir: TemporaryDirectory, policy: String?, timeout: Int = 3, certifyTimeout: Int = 3) throws -> DaemonProcess {
         let keyFile = dir.sub("checkpoint.key")
         if !FileManager.default.fileExists(atPath: keyFile) {
             try (logKey.seed.map { String(format: "%02x", $0) }.joined() + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
             chmod(keyFile, 0o600)
         }
-        var environment = ["BALLOTD_CHECKPOINT_ORIGIN": Self.origin, "BALLOTD_CHECKPOINT_INTERVAL": "0", "BALLOTD_WITNESS_TIMEOUT": "\(timeout)"]
+        var environment = ["BALLOTD_CHECKPOINT_ORIGIN": Self.origin, "BALLOTD_CHECKPOINT_INTERVAL": "0", "BALLOTD_WITNESS_TIMEOUT": "\(timeout)",
+                           "BALLOTD_WITNESS_CERTIFY_TIMEOUT": "\(certifyTimeout)"]
         if let policy {
             try policy.write(toFile: dir.sub("policy"), atomically: true, encoding: .utf8)
             environment["BALLOTD_WITNESS_POLICY"] = dir.sub("policy")
@@ -28,10 +29,32 @@ import BallotFormat
 
     var logEntry: String { "\(Self.origin)=\(logKey.publicKey.hex)" }
 
-    func policy(_ witnesses: [WitnessProcess], quorum: String) -> String {
+    func policy(_ witnesses: [WitnessProcess], quorum: String, more: String = "") -> String {
         "log \(VerifierKey(name: Self.origin, type: SignedNote.ed25519, publicKey: logKey.publicKey))\n"
             + witnesses.enumerated().map { "witness w\($0 + 1) \($1.verifierKey) \($1.url)\n" }.joined()
-            + quorum + "\n"
+            + more + quorum + "\n"
+    }
+
+    /// A witness that takes connections and never answers: a listening socket nobody accepts
+    /// on (the kernel completes the handshakes). Its port, and the process to stop.
+    func hungWitness() throws -> (port: Int, process: Process) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-c", "import socket,sys,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(64)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(600)"]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        var line = Data()
+        while !line.contains(0x0A) {
+            let more = out.fileHandleForReading.availableData
+            if more.isEmpty { break }
+            line += more
+        }
+        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            p.terminate()
+            throw DaemonTestError("the hung witness did not say its port")
+        }
+        return (port, p)
     }
 
     /// Polls `status` until the witnessed checkpoint covers `size` events.
@@ -95,13 +118,15 @@ import BallotFormat
         #expect(policy.cosigners(of: note).verified == ["w1", "w2"])
         #expect(note.verifies(name: Self.origin, publicKey: logKey.publicKey) == true)
 
-        // One witness down: votes flow, and a certification waits, then fails naming it.
+        // One witness down: votes and checkpoints flow, and a certification waits, then fails
+        // naming it.
         w2.stop()
         var live = DaemonTests.liveElection("live")
         live["witnesses_required"] = false
         #expect(try c.call(["op": "election.define", "election": live]).isOK)
         for i in 0..<20 {
             #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "live-\(i)@x.no"]).isOK)
+            if i % 5 == 0 { #expect(try c.call(["op": "checkpoint"]).isOK) }
         }
         let started = Date()
         let refused = try c.call(["op": "result.certify", "election": "prize-b", "idempotency_key": "certify-b"])
@@ -123,6 +148,35 @@ import BallotFormat
         try (logKey.publicKey.hex + "\n").write(toFile: dir.sub("log.pub"), atomically: true, encoding: .utf8)
         let replay = try runTool("ballot-replay", ["verify", "--ledger", daemon.dataDirectory + "/ledger", "--pubkey", dir.sub("log.pub")])
         #expect(replay.status == 0, "\(replay.stdout)\(replay.stderr)")
+    }
+
+    /// A witness that takes the connection and never answers holds up neither the votes nor a
+    /// quorum the other two make: the round answers the certification as soon as they cosign,
+    /// well within its wait, though the hung witness has twice as long to answer.
+    @Test func aHungWitnessOutsideTheQuorumsNeedHoldsNothingUp() throws {
+        let w1 = try WitnessProcess(name: "witness.example/w1", logs: [logEntry])
+        let w2 = try WitnessProcess(name: "witness.example/w2", logs: [logEntry])
+        let hung = try hungWitness()
+        defer { hung.process.terminate() }
+        let w3Key = try CheckpointKey(seed: Array(repeating: 3, count: 32))
+        let w3 = "witness w3 \(VerifierKey(name: "witness.example/w3", type: SignedNote.cosignatureV1, publicKey: w3Key.publicKey)) http://127.0.0.1:\(hung.port)\n"
+        let dir = TemporaryDirectory("ballotd")
+        let daemon = try daemon(dir, policy: policy([w1, w2], quorum: "group two 2 w1 w2 w3\nquorum two", more: w3),
+                                timeout: 20, certifyTimeout: 10)
+        let c = try BallotClient(socketPath: daemon.socketPath, timeout: 30)
+        try readyToCertify(c, "prize-a")
+        var live = DaemonTests.liveElection("live")
+        live["witnesses_required"] = false
+        #expect(try c.call(["op": "election.define", "election": live]).isOK)
+        for i in 0..<10 {
+            #expect(try c.call(["op": "checkpoint"]).isOK)
+            #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "live-\(i)@x.no"]).isOK)
+        }
+        let certified = try c.call(["op": "result.certify", "election": "prize-a"])
+        #expect(certified.isOK, "\(certified)")
+        let witnesses = try #require((try c.call(["op": "status"]).result?["witnessing"] as? [String: Any])?["witnesses"] as? [[String: Any]])
+        #expect(witnesses.map { $0["last"] as? String } == ["cosigned", "cosigned", "not_asked"], "\(witnesses)")
+        #expect(daemon.terminate() == 0)
     }
 
     @Test func anElectionThatRequiresWitnessesIsNotCertifiedWithoutAPolicy() throws {
@@ -179,9 +233,11 @@ import BallotFormat
         for i in 0..<15 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "bodo", "voter": "w\(i)@x.no"]).isOK) }
         let third = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
         #expect(third > second)
-        usleep(1_000_000)
+        // Asked from the size it cosigned, with this history's proof: the proof fails.
+        let until = Date().addingTimeInterval(10)
+        while Date() < until, !((try witnessAnswer()?["reason"] as? String ?? "").contains("consistency proof")) { usleep(50_000) }
         let after = try #require(try witnessAnswer())
-        #expect(after["last"] as? String == "conflict", "\(after)")
+        #expect(after["last"] as? String == "conflict" && (after["reason"] as? String ?? "").contains("consistency proof"), "\(after)")
         let witnessed = (try c.call(["op": "status"]).result?["witnessing"] as? [String: Any])?["witnessed_checkpoint"]
         #expect(witnessed is NSNull, "\(String(describing: witnessed))")
         #expect(daemon.terminate() == 0)

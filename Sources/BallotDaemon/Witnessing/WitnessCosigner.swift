@@ -8,14 +8,14 @@ import BallotFormat
 
 /// Asks the policy's witnesses to cosign each new checkpoint, and knows the latest checkpoint
 /// whose cosignatures meet the policy's quorum: the witnessed checkpoint. It runs beside the
-/// writer and never holds it up: the writer only hands it the newest checkpoint (one that
-/// arrives while a round is under way replaces any other waiting), so a witness that is down
-/// or slow costs cosignatures, never votes.
+/// writer and never holds it up: the writer only hands it the newest checkpoint, so a witness
+/// that is down or slow costs cosignatures, never votes.
 ///
-/// Each witness is a `WitnessSession`; a round asks them all at once, each bounded by the
-/// timeout. `result.certify` of an election that requires witnesses waits here
-/// (`waitUntilWitnessed`); while someone waits and the quorum is not met, the witnesses that
-/// failed are asked again every second.
+/// Each witness is a `WitnessSession` served by a task of its own, which asks about the newest
+/// checkpoint whenever it is free: a slow witness holds up neither the others nor a quorum they
+/// make. A checkpoint is witnessed as soon as the cosignatures gathered for it meet the quorum.
+/// `result.certify` of an election that requires witnesses waits here (`waitUntilWitnessed`);
+/// while someone waits, a witness whose last request failed is asked again every second.
 final class WitnessCosigner: Sendable {
     struct Witnessed: Sendable {
         var seq: UInt64
@@ -29,34 +29,42 @@ final class WitnessCosigner: Sendable {
     private let timeout: TimeAmount
     private let loops: any EventLoopGroup
     private let logger: Logger
-    /// Where the latest witnessed note is kept (replaced whole), for auditors and restarts.
+    /// Where the latest witnessed note is kept (replaced whole), for auditors and the tiles.
     let notePath: String
+    /// Told of each witnessed checkpoint (the tiles' publisher).
+    private let onWitnessed: @Sendable (Witnessed) -> Void
 
     private struct Shared {
         var sessions: [WitnessSession]
-        var next: (seq: UInt64, checkpoint: Checkpoint)?
-        /// The last checkpoint asked about, asked again for a waiter if it was not witnessed.
-        var latest: (seq: UInt64, checkpoint: Checkpoint)?
+        /// The newest checkpoint handed over.
+        var newest: (seq: UInt64, checkpoint: Checkpoint)?
+        var newestAt = DispatchTime.now()
+        /// The cosignatures gathered for checkpoints not yet witnessed, by the checkpoint's seq.
+        var gathered: [UInt64: [String: SignedNote.Signature]] = [:]
         var witnessed: Witnessed?
         var waiters: [(id: UInt64, size: UInt64, continuation: CheckedContinuation<Witnessed?, Never>)] = []
         var nextWaiter: UInt64 = 0
         var stopped = false
     }
     private let shared: Mutex<Shared>
-    /// Rung when there is a checkpoint to ask about, or someone began to wait.
-    private let doorbell: AsyncStream<Void>
-    private let ring: AsyncStream<Void>.Continuation
+    /// One per witness, rung when there is a newer checkpoint, or someone began to wait.
+    private let doorbells: [(stream: AsyncStream<Void>, ring: AsyncStream<Void>.Continuation)]
 
     init(policy: WitnessPolicy, reader: LedgerReader, timeoutSeconds: Int, loops: any EventLoopGroup,
-         notePath: String, logger: Logger) {
+         notePath: String, logger: Logger, onWitnessed: @escaping @Sendable (Witnessed) -> Void = { _ in }) {
+        self.onWitnessed = onWitnessed
         self.policy = policy
         self.reader = reader
         self.timeout = .seconds(Int64(timeoutSeconds))
         self.loops = loops
         self.notePath = notePath
         self.logger = logger
-        shared = Mutex(Shared(sessions: policy.witnesses.filter { $0.url != nil }.map(WitnessSession.init)))
-        (doorbell, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        let sessions = policy.witnesses.filter { $0.url != nil }.map(WitnessSession.init)
+        shared = Mutex(Shared(sessions: sessions))
+        doorbells = sessions.map { _ in
+            let (stream, ring) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+            return (stream, ring)
+        }
         for w in policy.witnesses {
             for outcome in ["cosigned", "failed", "conflict"] {
                 Counter(label: "ballotd_witness_requests_total", dimensions: [("witness", w.name), ("outcome", outcome)]).increment(by: 0)
@@ -66,29 +74,23 @@ final class WitnessCosigner: Sendable {
 
     /// Called by the writer after each commit that recorded a checkpoint: never blocks.
     func checkpointRecorded(seq: UInt64, checkpoint: Checkpoint) {
-        shared.withLock { $0.next = (seq, checkpoint) }
-        ring.yield()
+        let newer = shared.withLock { s -> Bool in
+            // Never back: the start hands over the newest checkpoint it read, and the writer
+            // may have recorded a newer one by then.
+            guard seq > (s.newest?.seq ?? 0), !s.stopped else { return false }
+            s.newest = (seq, checkpoint)
+            s.newestAt = DispatchTime.now()
+            return true
+        }
+        if newer { ringAll() }
     }
 
-    /// Asks about checkpoints until `stop`.
+    private func ringAll() { for bell in doorbells { bell.ring.yield() } }
+
+    /// Serves every witness until `stop` (or cancellation).
     func run() async {
-        for await _ in doorbell {
-            guard let (seq, checkpoint) = shared.withLock({ s -> (UInt64, Checkpoint)? in
-                if s.stopped { return nil }
-                if let next = s.next {
-                    s.next = nil
-                    s.latest = next
-                    return next
-                }
-                // Someone began to wait for the last one, which was not witnessed: ask again.
-                guard let latest = s.latest, (s.witnessed?.size ?? 0) < latest.checkpoint.size,
-                      s.waiters.contains(where: { $0.size <= latest.checkpoint.size }) else { return nil }
-                return latest
-            }) else {
-                if shared.withLock({ $0.stopped }) { break }
-                continue
-            }
-            await witness(seq: seq, checkpoint)
+        await withTaskGroup(of: Void.self) { group in
+            for i in doorbells.indices { group.addTask { [self] in await serve(witness: i) } }
         }
     }
 
@@ -100,8 +102,10 @@ final class WitnessCosigner: Sendable {
             return s.waiters
         }
         for w in waiters { w.continuation.resume(returning: nil) }
-        ring.finish()
+        for bell in doorbells { bell.ring.finish() }
     }
+
+    var isStopped: Bool { shared.withLock { $0.stopped } }
 
     /// The latest witnessed checkpoint.
     var witnessed: Witnessed? { shared.withLock { $0.witnessed } }
@@ -109,7 +113,7 @@ final class WitnessCosigner: Sendable {
     /// Waits until a checkpoint of at least `size` events is witnessed, at most `timeout`;
     /// nil when none is by then.
     func waitUntilWitnessed(size: UInt64, timeout: Duration) async -> Witnessed? {
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Witnessed?, Never>) in
+        await withCheckedContinuation { (continuation: CheckedContinuation<Witnessed?, Never>) in
             let (done, id): (Witnessed?, UInt64?) = shared.withLock { s in
                 if let w = s.witnessed, w.size >= size { return (w, nil) }
                 if s.stopped { return (nil, nil) }
@@ -118,7 +122,7 @@ final class WitnessCosigner: Sendable {
                 return (nil, s.nextWaiter)
             }
             guard let id else { return continuation.resume(returning: done) }
-            ring.yield()   // a failed round is retried while someone waits
+            ringAll()   // a witness whose last request failed is asked again while someone waits
             Task { [self] in
                 try? await Task.sleep(for: timeout)
                 let expired = shared.withLock { s -> CheckedContinuation<Witnessed?, Never>? in
@@ -134,7 +138,7 @@ final class WitnessCosigner: Sendable {
     var answers: [(name: String, answer: String)] {
         shared.withLock { $0.sessions }.map { s in
             switch s.last {
-            case .notAsked: (s.witness.name, "not asked yet")
+            case .notAsked: (s.witness.name, "no answer yet")
             case .cosigned(let size, _): (s.witness.name, "cosigned size \(size)")
             case .failed(let reason): (s.witness.name, reason)
             case .conflict(let reason): (s.witness.name, "conflict: \(reason)")
@@ -164,54 +168,57 @@ final class WitnessCosigner: Sendable {
         ])
     }
 
-    // MARK: A round
+    // MARK: One witness
 
-    private func witness(seq: UInt64, _ checkpoint: Checkpoint) async {
+    /// Asks witness `i` about the newest checkpoint each time there is a newer one, and again
+    /// (a second apart) after a failure while someone waits for a checkpoint not yet witnessed.
+    private func serve(witness i: Int) async {
+        var asked: UInt64 = 0
+        for await _ in doorbells[i].stream {
+            while !Task.isCancelled {
+                let next = shared.withLock { s -> (seq: UInt64, checkpoint: Checkpoint, retry: Bool)? in
+                    guard !s.stopped, let newest = s.newest else { return nil }
+                    if newest.seq > asked { return (newest.seq, newest.checkpoint, false) }
+                    guard case .failed = s.sessions[i].last, (s.witnessed?.size ?? 0) < newest.checkpoint.size,
+                          s.waiters.contains(where: { $0.size <= newest.checkpoint.size }) else { return nil }
+                    return (newest.seq, newest.checkpoint, true)
+                }
+                guard let next else { break }
+                if next.retry { try? await Task.sleep(for: .seconds(1)) }
+                asked = next.seq
+                await ask(witness: i, seq: next.seq, next.checkpoint)
+            }
+        }
+    }
+
+    private func ask(witness i: Int, seq: UInt64, _ checkpoint: Checkpoint) async {
         guard let note = checkpoint.note, let origin = checkpoint.origin else {
-            logger.warning("the checkpoint is in the ledger's own form, not a note: witnesses cannot cosign it", metadata: ["checkpoint.seq": "\(seq)"])
+            if i == 0 { logger.warning("the checkpoint is in the ledger's own form, not a note: witnesses cannot cosign it", metadata: ["checkpoint.seq": "\(seq)"]) }
             return
         }
-        let text = CheckpointNote(origin: origin, size: checkpoint.size, root: checkpoint.root)
         let started = DispatchTime.now()
-        var cosignatures: [String: SignedNote.Signature] = [:]
-        while true {
-            let sessions = shared.withLock { $0.sessions }
-            let asked = sessions.indices.filter { cosignatures[sessions[$0].witness.name] == nil }
-            let answers = await withTaskGroup(of: (Int, WitnessSession, WitnessSession.Action).self) { group in
-                for i in asked {
-                    var session = sessions[i]
-                    group.addTask { [self] in
-                        let action = await converse(&session, about: text, note: note)
-                        return (i, session, action)
-                    }
-                }
-                return await group.reduce(into: []) { $0.append($1) }
-            }
-            var sessionsNow = sessions
-            for (i, session, action) in answers {
-                sessionsNow[i] = session
-                report(action, of: session.witness.name, seq: seq, size: checkpoint.size)
-                if case .cosigned(let line) = action { cosignatures[session.witness.name] = line }
-            }
-            let met = policy.isSatisfied(by: Set(cosignatures.keys))
-            let retry = shared.withLock { s -> Bool in
-                s.sessions = sessionsNow
-                return !met && s.next == nil && !s.stopped && s.waiters.contains { $0.size <= checkpoint.size }
-                    && sessionsNow.contains { if case .failed = $0.last { true } else { false } }
-            }
-            if met {
-                Timer(label: "ballotd_witness_round_duration_seconds").recordInterval(since: started)
-                let witnessed = Witnessed(seq: seq, size: checkpoint.size,
-                                          note: SignedNote(text: note.text, signatures: note.signatures + cosignatures.keys.sorted().map { cosignatures[$0]! }))
-                record(witnessed)
-                return
-            }
-            guard retry else { break }
-            try? await Task.sleep(for: .seconds(1))
+        var session = shared.withLock { $0.sessions[i] }
+        let action = await converse(&session, about: CheckpointNote(origin: origin, size: checkpoint.size, root: checkpoint.root), note: note)
+        let name = session.witness.name
+        let met = shared.withLock { s -> (Witnessed, handedAt: DispatchTime)? in
+            s.sessions[i] = session
+            let floor = s.witnessed?.seq ?? 0
+            guard case .cosigned(let line) = action, seq >= floor else { return nil }
+            s.gathered[seq, default: [:]][name] = line
+            let lines = s.gathered[seq]!
+            // Only the witnessed checkpoint and those after it gather, the newest few.
+            s.gathered = s.gathered.filter { $0.key >= floor }
+            while s.gathered.count > 16, let oldest = s.gathered.keys.min() { s.gathered[oldest] = nil }
+            guard policy.isSatisfied(by: Set(lines.keys)) else { return nil }
+            return (Witnessed(seq: seq, size: checkpoint.size,
+                              note: SignedNote(text: note.text, signatures: note.signatures + lines.keys.sorted().map { lines[$0]! })),
+                    s.newest?.seq == seq ? s.newestAt : started)
         }
-        logger.warning("checkpoint not witnessed: the policy's quorum was not met", metadata: [
-            "checkpoint.seq": "\(seq)", "checkpoint.size": "\(checkpoint.size)", "quorum": "\(policy.quorumDescription)",
-            "cosigned": "\(cosignatures.keys.sorted().joined(separator: ","))"])
+        report(action, of: name, seq: seq, size: checkpoint.size)
+        if let (witnessed, handedAt) = met {
+            Timer(label: "ballotd_witness_round_duration_seconds").recordInterval(since: handedAt)
+            record(witnessed)
+        }
     }
 
     /// One witness, one checkpoint: requests until the session stops asking.
@@ -255,21 +262,29 @@ final class WitnessCosigner: Sendable {
         }
     }
 
+    /// Keeps a witnessed checkpoint if it is newer than the one kept (or the same with more
+    /// cosignatures), and answers the waiters it covers.
     private func record(_ witnessed: Witnessed) {
+        let (forward, ready) = shared.withLock { s -> (Bool, [CheckedContinuation<Witnessed?, Never>]) in
+            if let kept = s.witnessed, kept.size > witnessed.size || (kept.size == witnessed.size && kept.note.signatures.count >= witnessed.note.signatures.count) {
+                return (false, [])
+            }
+            s.witnessed = witnessed
+            let ready = s.waiters.filter { $0.size <= witnessed.size }.map(\.continuation)
+            s.waiters.removeAll { $0.size <= witnessed.size }
+            return (true, ready)
+        }
+        guard forward else { return }
         Gauge(label: "ballotd_witnessed_checkpoint_size").record(Double(witnessed.size))
         do {
-            try ReplacedFile.replace(notePath, with: Array(witnessed.note.serialized.utf8), durable: false)
+            try ReplacedFile.replace(notePath, with: Array(witnessed.note.serialized.utf8), durable: false, mode: 0o644)
         } catch {
             logger.warning("cannot write the witnessed checkpoint's note", metadata: ["path": "\(notePath)", "error": "\(error)"])
         }
-        logger.info("checkpoint witnessed", metadata: ["checkpoint.seq": "\(witnessed.seq)", "checkpoint.size": "\(witnessed.size)"])
-        let ready = shared.withLock { s in
-            if (s.witnessed?.size ?? 0) <= witnessed.size { s.witnessed = witnessed }
-            let ready = s.waiters.filter { $0.size <= witnessed.size }
-            s.waiters.removeAll { $0.size <= witnessed.size }
-            return ready
-        }
-        for w in ready { w.continuation.resume(returning: witnessed) }
+        logger.info("checkpoint witnessed", metadata: ["checkpoint.seq": "\(witnessed.seq)", "checkpoint.size": "\(witnessed.size)",
+                                                      "cosignatures": "\(witnessed.note.signatures.count - 1)"])
+        onWitnessed(witnessed)
+        for continuation in ready { continuation.resume(returning: witnessed) }
     }
 }
 

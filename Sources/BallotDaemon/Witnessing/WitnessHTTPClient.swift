@@ -73,6 +73,8 @@ enum WitnessHTTPClient {
 
     static func addCheckpoint(_ body: [UInt8], to url: WitnessURL, timeout: TimeAmount,
                               group: any EventLoopGroup) async throws -> WitnessHTTPReply {
+        // One deadline for the connection and the exchange.
+        let deadline = NIODeadline.now() + timeout
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(timeout)
             .connect(host: url.host, port: url.port) { channel in
@@ -82,15 +84,18 @@ enum WitnessHTTPClient {
                 }
             }
         let expired = NIOLockedValueBox(false)
-        let deadline = channel.channel.eventLoop.scheduleTask(in: timeout) {
+        let closing = channel.channel.eventLoop.scheduleTask(deadline: deadline) {
             expired.withLockedValue { $0 = true }
             channel.channel.close(promise: nil)
         }
-        defer { deadline.cancel() }
+        defer { closing.cancel() }
         do {
-            return try await channel.executeThenClose { inbound, outbound in
+            // Cancelled (the daemon stops): the connection closes, and the exchange ends.
+            return try await withTaskCancellationHandler {
+            try await channel.executeThenClose { inbound, outbound in
                 var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: url.prefix + "/add-checkpoint")
-                head.headers.add(name: "Host", value: url.port == 80 ? url.host : "\(url.host):\(url.port)")
+                let host = url.host.contains(":") ? "[\(url.host)]" : url.host
+                head.headers.add(name: "Host", value: url.port == 80 ? host : "\(host):\(url.port)")
                 head.headers.add(name: "Content-Type", value: "text/plain; charset=utf-8")
                 head.headers.add(name: "Content-Length", value: String(body.count))
                 head.headers.add(name: "Connection", value: "close")
@@ -111,6 +116,9 @@ enum WitnessHTTPClient {
                     }
                 }
                 throw WitnessHTTPError.noReply
+            }
+            } onCancel: {
+                channel.channel.close(promise: nil)
             }
         } catch let error as WitnessHTTPError {
             throw error

@@ -43,14 +43,12 @@ struct WitnessSession: Sendable {
 
     init(witness: WitnessPolicy.Witness) { self.witness = witness }
 
-    /// A new checkpoint is to be cosigned.
+    /// A new checkpoint is to be cosigned. A witness known to be past it is asked from size 0,
+    /// so that it says its size again (one wrong answer does not silence it for good).
     mutating func ask(_ checkpoint: CheckpointNote) -> Action {
         asking = checkpoint
         retried = false
-        guard knownSize <= checkpoint.size else {
-            return conflict("it has cosigned size \(knownSize) of this log, past this checkpoint's \(checkpoint.size): the ledger was rolled back, or shows two views")
-        }
-        return .send(oldSize: knownSize)
+        return .send(oldSize: knownSize <= checkpoint.size ? knownSize : 0)
     }
 
     /// The witness answered `status` with `body` to the request for `note`.
@@ -66,10 +64,15 @@ struct WitnessSession: Sendable {
             } catch {
                 return failed("it answered 200 with no cosignature lines: \(error)")
             }
+            // A blank line in the body would make it part of the text the cosignature is
+            // checked over: only signature lines may follow.
+            guard cosigned.text.utf8.elementsEqual(note.text.utf8) else {
+                return failed("it answered 200 with more than signature lines (a blank line in its body)")
+            }
             switch cosigned.cosignature(name: witness.key.name, publicKey: witness.key.publicKey) {
             case .success(let timestamp)?:
                 let id = witness.key.keyID
-                let line = cosigned.signatures.first { $0.name == witness.key.name && $0.keyID == id }!
+                let line = cosigned.signatures.first { $0.name.utf8.elementsEqual(witness.key.name.utf8) && $0.keyID == id }!
                 knownSize = checkpoint.size
                 last = .cosigned(size: checkpoint.size, timestamp: timestamp)
                 asking = nil
@@ -89,6 +92,11 @@ struct WitnessSession: Sendable {
                 return conflict("it has cosigned size \(size) of this log, past this checkpoint's \(checkpoint.size): the ledger was rolled back, or shows two views")
             }
             guard !retried, size != knownSize else {
+                // Asked from its own size, it still refuses: at the checkpoint's size that is
+                // another tree of the same size (two views).
+                if size == checkpoint.size {
+                    return conflict("it has cosigned another tree of size \(size) (409 to a request from that size): the log shows two views")
+                }
                 return failed("it answered 409 with size \(size) again, after a request from that size")
             }
             knownSize = size
