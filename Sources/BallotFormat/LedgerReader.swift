@@ -96,6 +96,18 @@ public struct LedgerReader: Sendable {
         }
     }
 
+    /// `count` nodes of `level` from `index` on, read in one snapshot: a row of hashes of a
+    /// tile (c2sp.org/tlog-tiles), whose level L holds the nodes of level 8·L.
+    public func nodes(level: Int, from index: UInt64, count: Int) throws -> [MerkleHash] {
+        try env.read { txn in
+            let stored = try Self.size(in: txn, dbs)
+            guard (index + UInt64(count)) << UInt64(level) <= stored else {
+                throw LedgerError.outOfRange("the ledger holds \(stored) events; nodes \(index) to \(index + UInt64(count)) of level \(level) need more")
+            }
+            return try (0..<UInt64(count)).map { try Self.node(level, index + $0, in: txn, dbs) }
+        }
+    }
+
     /// The inclusion proof of event `seq` in the tree of the first `size` events.
     public func inclusionProof(seq: UInt64, size: UInt64) throws -> [MerkleHash] {
         try env.read { txn in

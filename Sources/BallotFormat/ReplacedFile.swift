@@ -28,9 +28,10 @@ package enum ReplacedFile {
 
     /// Writes `bytes` beside `path` and renames them into place; `durable` adds the fsyncs (the
     /// file's, then its directory's) that make the new file survive a crash of the machine.
-    package static func replace(_ path: String, with bytes: [UInt8], durable: Bool) throws(TableError) {
+    /// `mode`: 0600 for what is the owner's alone; published files (tiles) are 0644.
+    package static func replace(_ path: String, with bytes: [UInt8], durable: Bool, mode: UInt32 = 0o600) throws(TableError) {
         let temporary = path + ".new"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode_t(mode))
         guard fd >= 0 else { throw TableError(call: "open", what: "of \(temporary)", errno: errno) }
         var failure: TableError?
         var written = 0

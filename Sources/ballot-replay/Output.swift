@@ -19,6 +19,11 @@ func writeFully(_ fd: Int32, _ bytes: [UInt8]) -> Int32? {
     return nil
 }
 
+/// A warning on standard error; the command goes on.
+func warn(_ message: String) {
+    _ = writeFully(STDERR_FILENO, Array("ballot-replay: \(message)\n".utf8))
+}
+
 /// Writes to standard output; a write that fails ends the command with 74 (I/O error). (A
 /// closed pipe ends it first with SIGPIPE, as it does any tool that writes to one.)
 func writeOut(_ bytes: [UInt8]) {

@@ -1,0 +1,145 @@
+import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
+public import BallotDomain
+
+/// Publishes a ledger as a tiled transparency log (c2sp.org/tlog-tiles) in a directory that any
+/// web server or CDN can serve as it is: hash tiles, entry bundles holding the records as stored
+/// (docs/ledger-format.md; a record holds a voter's key, never the voter's id), and the
+/// checkpoint note. Incremental: what a published checkpoint's tiles already hold is not
+/// written again.
+///
+/// Level-0 tiles are the leaf hashes of the records read for the bundles; the levels above
+/// are the ledger's stored nodes (level 8·L). Every file is written beside and renamed into
+/// place, the tiles are synced before the checkpoint that needs them is replaced, so a client
+/// that reads the checkpoint finds every tile it names.
+public struct TileWriter: Sendable {
+    public let directory: String
+    let reader: LedgerReader
+
+    public init(directory: String, reader: LedgerReader) {
+        self.directory = directory
+        self.reader = reader
+    }
+
+    public struct Update: Sendable, Equatable {
+        /// The size whose tiles were there already (0 when none, or when they were another history's).
+        public var from: UInt64
+        /// A published checkpoint that this ledger does not extend, replaced (a rollback shows so).
+        public var replaced: CheckpointNote?
+        public var files: Int
+    }
+
+    /// The checkpoint published in the directory, nil if there is none (or it does not read).
+    public func published() -> CheckpointNote? {
+        guard let bytes = try? ReplacedFile.read(directory + "/checkpoint"), let note = try? SignedNote(parsing: bytes) else { return nil }
+        return try? CheckpointNote(text: note.text)
+    }
+
+    /// Writes the tiles `note`'s tree needs that the published checkpoint's did not, then
+    /// publishes `note` (with whatever signatures and cosignatures it carries). A published
+    /// checkpoint this ledger does not extend (another history's) is replaced from size 0.
+    public func update(to note: SignedNote) throws -> Update {
+        let checkpoint: CheckpointNote
+        do { checkpoint = try CheckpointNote(text: note.text) } catch { throw TileError("the note to publish: \(error)") }
+        guard try reader.root(size: checkpoint.size).root == checkpoint.root else {
+            throw TileError("the checkpoint of size \(checkpoint.size) has a root this ledger's first \(checkpoint.size) events do not give")
+        }
+        var from: UInt64 = 0
+        var replaced: CheckpointNote?
+        if let published = published() {
+            if published.size <= checkpoint.size, try reader.root(size: published.size).root == published.root {
+                from = published.size
+            } else {
+                replaced = published
+            }
+        }
+        let files = try writeTiles(size: checkpoint.size, from: from)
+        try publish(note)
+        return Update(from: from, replaced: replaced, files: files)
+    }
+
+    /// Writes the tiles and entry bundles a tree of `size` events has that one of `from` did not.
+    public func writeTiles(size: UInt64, from: UInt64) throws -> Int {
+        var files = 0
+        for bundle in TileLayout.newTiles(level: nil, oldSize: from, size: size) {
+            let start = bundle.index * TileLayout.width
+            var entries: [UInt8] = []
+            var leaves: [UInt8] = []
+            leaves.reserveCapacity(bundle.width * TileLayout.hashBytes)
+            var seen = 0
+            try reader.scan(from: start + 1) { seq, bytes, _ in
+                guard seq == start + 1 + UInt64(seen) else { throw TileError("event \(start + 1 + UInt64(seen)) is missing from the ledger") }
+                guard bytes.count <= TileLayout.maxEntryBytes else {
+                    throw TileError("event \(seq) is \(bytes.count) bytes; an entry bundle holds entries of at most \(TileLayout.maxEntryBytes) bytes (c2sp.org/tlog-tiles)")
+                }
+                entries += [UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)]
+                entries += bytes
+                MerkleHash.leaf(bytes).withBytes { leaves += $0 }
+                seen += 1
+                return seen < bundle.width
+            }
+            guard seen == bundle.width else { throw TileError("the ledger ends at event \(start + UInt64(seen)), before \(start + UInt64(bundle.width))") }
+            try write(bundle, entries)
+            try write(TileLayout.Tile(level: 0, index: bundle.index, width: bundle.width), leaves)
+            files += 2
+        }
+        for level in TileLayout.levels(size: size) where level > 0 {
+            for tile in TileLayout.newTiles(level: level, oldSize: from, size: size) {
+                let hashes = try reader.nodes(level: 8 * level, from: tile.index * TileLayout.width, count: tile.width)
+                var bytes: [UInt8] = []
+                bytes.reserveCapacity(tile.width * TileLayout.hashBytes)
+                for hash in hashes { hash.withBytes { bytes += $0 } }
+                try write(tile, bytes)
+                files += 1
+            }
+        }
+        if files > 0 { try syncDirectory() }
+        return files
+    }
+
+    /// Replaces the checkpoint (durably: the tiles it needs are synced before).
+    public func publish(_ note: SignedNote) throws {
+        try makeDirectory(directory)
+        do {
+            try ReplacedFile.replace(directory + "/checkpoint", with: Array(note.serialized.utf8), durable: true, mode: 0o644)
+        } catch {
+            throw TileError("cannot write \(directory)/checkpoint: \(error)")
+        }
+    }
+
+    private func write(_ tile: TileLayout.Tile, _ bytes: [UInt8]) throws {
+        let path = directory + "/" + tile.path
+        try makeDirectory(String(path[..<path.lastIndex(of: "/")!]))
+        do {
+            try ReplacedFile.replace(path, with: bytes, durable: false, mode: 0o644)
+        } catch {
+            throw TileError("cannot write \(path): \(error)")
+        }
+    }
+
+    private func makeDirectory(_ path: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw TileError("cannot make the directory \(path): \(error)")
+        }
+    }
+
+    /// One sync of the file system the tiles are on, rather than one per file.
+    private func syncDirectory() throws {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw TileError("cannot open \(directory): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        guard syncfs(fd) == 0 else { throw TileError("cannot sync \(directory): \(String(cString: strerror(errno)))") }
+    }
+}
+
+public struct TileError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Linux's syncfs(2), which Glibc's Swift module leaves out (a GNU extension).
+@_silgen_name("syncfs") private func syncfs(_ fd: Int32) -> Int32
