@@ -139,4 +139,87 @@ import TestSupport
         let refused = try go("checkproof", [], input: String(decoding: try JSONSerialization.data(withJSONObject: tampered), as: UTF8.self))
         #expect(refused.status == 1, "\(refused)")
     }
+
+    /// The daemon publishes its ledger as tiles (c2sp.org/tlog-tiles) in `tiles_dir`, and Go's
+    /// `sumdb/tlog` reads them: every entry hashes to its leaf, the tiles hash to the
+    /// checkpoint's root (70,000 events: three levels), and the larger tree of the next
+    /// checkpoint extends the first. `ballot-replay tiles` writes the same files from the
+    /// ledger, and an altered bundle or a cut tile is refused.
+    @Test(.enabled(if: hasGo, "needs Go and golang-golang-x-mod-dev: scripts/setup installs them"))
+    func goReadsTheDaemonsTiles() throws {
+        let origin = "example.org/tiles-test"
+        let dir = TemporaryDirectory("ballotd")
+        let tiles = dir.sub("tiles")
+        let daemon = try DaemonProcess(directory: dir, environment: ["BALLOTD_CHECKPOINT_ORIGIN": origin, "BALLOTD_TILES_DIR": tiles,
+                                                                     "BALLOTD_CHECKPOINT_INTERVAL": "0"])
+        defer { _ = daemon.terminate() }
+        let env = ["BALLOTD_SOCKET": daemon.socketPath]
+        func ctl(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) { try runTool("ballotctl", args, environment: env) }
+        #expect(try ctl(["election", "define", Fixtures.electionFile("imdi-2022")]).status == 0)
+        let votes = dir.sub("votes.csv")
+        #expect(try runTool("ballotctl", ["generate", "--election-file", Fixtures.electionFile("imdi-2022"), "--rows", "70000",
+                                          "--duplicates", "0", "--malformed", "0", "--out", votes]).status == 0)
+        let imported = try ctl(["import", votes])
+        #expect(imported.status == 0, "\(imported.stderr)")
+
+        /// Takes a checkpoint and waits until the tiles directory publishes it: its size and root.
+        func published() throws -> (size: Int, root: String, publicKey: String) {
+            let taken = try ctl(["--json", "checkpoint"])
+            let checkpoint = try #require((try JSONSerialization.jsonObject(with: Data(taken.stdout.utf8)) as? [String: Any])?["checkpoint"] as? [String: Any])
+            let size = try #require(checkpoint["size"] as? Int)
+            let deadline = Date().addingTimeInterval(60)
+            while Date() < deadline {
+                let text = (try? String(contentsOfFile: tiles + "/checkpoint", encoding: .utf8)) ?? ""
+                let lines = text.split(separator: "\n")
+                if lines.count > 2, lines[1] == "\(size)" { return (size, String(lines[2]), try #require(checkpoint["public_key"] as? String)) }
+                usleep(50_000)
+            }
+            throw DaemonTestError("the tiles directory did not publish size \(size)")
+        }
+        let first = try published()
+        #expect(first.size > 70_000)
+        let checked = try go("checktiles", [tiles, origin, first.publicKey])
+        #expect(checked.status == 0 && checked.stdout == "ok: \(first.size) entries\n", "\(checked)")
+        #expect(FileManager.default.fileExists(atPath: tiles + "/tile/2/000.p/1"))
+
+        let client = try BallotClient(socketPath: daemon.socketPath)
+        for i in 0..<300 {
+            _ = try client.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "late\(i)@example.no", "cast_at": "2022-11-03T10:00:00Z"])
+        }
+        let second = try published()
+        let extended = try go("checktiles", [tiles, origin, second.publicKey, "\(first.size)", first.root])
+        #expect(extended.status == 0, "\(extended)")
+        let wrongRoot = try go("checktiles", [tiles, origin, second.publicKey, "\(first.size)", second.root])
+        #expect(wrongRoot.status == 1, "\(wrongRoot)")
+
+        // The auditor's tool writes the same files from the ledger alone, then only what is new.
+        let copy = dir.sub("replayed")
+        let replayed = try runTool("ballot-replay", ["tiles", "--ledger", daemon.dataDirectory + "/ledger", "--out", copy])
+        #expect(replayed.status == 0, "\(replayed.stderr)")
+        let written = try #require(FileManager.default.enumerator(atPath: copy)?.allObjects as? [String])
+        var files = 0
+        for path in written where path != "checkpoint" {
+            guard (try? FileManager.default.attributesOfItem(atPath: copy + "/" + path)[.type] as? FileAttributeType) == .typeRegular else { continue }
+            files += 1
+            #expect(FileManager.default.contents(atPath: copy + "/" + path) == FileManager.default.contents(atPath: tiles + "/" + path), "\(path)")
+        }
+        #expect(files > 500)
+        let again = try runTool("ballot-replay", ["tiles", "--ledger", daemon.dataDirectory + "/ledger", "--out", copy])
+        #expect(again.status == 0 && again.stdout.contains(": 0 files written"), "\(again)")
+
+        // An altered entry, or a cut tile: Go refuses them.
+        let bundle = tiles + "/tile/entries/000"
+        var bytes = try #require(FileManager.default.contents(atPath: bundle))
+        bytes[bytes.count - 1] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: bundle))
+        let altered = try go("checktiles", [tiles, origin, second.publicKey])
+        #expect(altered.status == 1 && altered.stderr.contains("entry 255"), "\(altered)")
+        bytes[bytes.count - 1] ^= 1
+        try bytes.write(to: URL(fileURLWithPath: bundle))
+        let tile = tiles + "/tile/1/000"
+        let whole = try #require(FileManager.default.contents(atPath: tile))
+        try whole.prefix(8000).write(to: URL(fileURLWithPath: tile))
+        let cut = try go("checktiles", [tiles, origin, second.publicKey])
+        #expect(cut.status == 1, "\(cut)")
+    }
 }

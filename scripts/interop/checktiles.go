@@ -2,8 +2,10 @@
 // (c2sp.org/tlog-tiles) with Go's own golang.org/x/mod/sumdb/note and sumdb/tlog, which nobody
 // on this project wrote: it opens the checkpoint with the log's key, reads the tree through
 // tlog.TileHashReader (which checks every tile it reads against the checkpoint's root), and for
-// every entry of every bundle checks with tlog.CheckRecord that it is in the tree; given an
-// older checkpoint's size and base64 root, it checks with tlog.CheckTree that the tree extends it.
+// every entry of every bundle checks that its record hash is the one in its level-0 tile, and
+// for one entry of each bundle (each of a bundle under 257 entries) that tlog.CheckRecord finds
+// it in the tree; given an older checkpoint's size and base64 root, it checks with
+// tlog.CheckTree that the tree extends it.
 //
 //	go run checktiles.go DIR ORIGIN PUBHEX [OLDSIZE OLDROOT]
 //
@@ -107,6 +109,13 @@ func main() {
 			fail(err)
 		}
 		entries := data[0]
+		level0, err := reader.ReadTiles([]tlog.Tile{{H: 8, L: 0, N: start / 256, W: int(w)}})
+		if err != nil {
+			fail(err)
+		}
+		if len(level0[0]) != int(w)*tlog.HashSize {
+			fail(fmt.Sprintf("the level-0 tile of entries %d to %d is %d bytes, not %d", start, start+w-1, len(level0[0]), int(w)*tlog.HashSize))
+		}
 		for i := int64(0); i < w; i++ {
 			if len(entries) < 2 {
 				fail(fmt.Sprintf("bundle %s ends before entry %d", reader.path(bundle), start+i))
@@ -117,6 +126,12 @@ func main() {
 			}
 			leaf := tlog.RecordHash(entries[2 : 2+length])
 			entries = entries[2+length:]
+			if string(leaf[:]) != string(level0[0][i*tlog.HashSize:(i+1)*tlog.HashSize]) {
+				fail(fmt.Sprintf("entry %d does not hash to its leaf in the level-0 tile", start+i))
+			}
+			if size > 256 && i != (start/256)%w {
+				continue
+			}
 			proof, err := tlog.ProveRecord(size, start+i, hashes)
 			if err != nil {
 				fail(fmt.Sprintf("entry %d: %v", start+i, err))
