@@ -86,6 +86,7 @@ public struct BallotDaemon: Service {
                                        metrics: metrics, checkpointRecorded: checkpointRecorded)
         // The newest checkpoint, read before the writer thread owns the ledger's state.
         let newest = ledger.state.lastCheckpoint
+        tiles?.entriesArePublic = { writer.sealedElections(at: SystemClock().now()).isEmpty }
         writer.start()
         tiles?.start()
         // The newest checkpoint is published at start: the directory catches up with the ledger

@@ -7,7 +7,8 @@ import BallotFormat
 /// its cosignatures, and it writes the new tiles, then the checkpoint. Only the newest note
 /// waits; one smaller than a note already handed over is ignored, so that the published
 /// checkpoint never goes back, and a note of the same size replaces it only with more
-/// signatures (its cosignatures).
+/// signatures (its cosignatures). While an election is sealed the entry bundles are withheld;
+/// the first update after the last one closes writes them.
 final class TilePublisher: @unchecked Sendable {
     private let writer: TileWriter
     private let logger: Logger
@@ -16,6 +17,10 @@ final class TilePublisher: @unchecked Sendable {
     private var offered: (size: UInt64, signatures: Int)?
     private var stopping = false
     private let stopped = DispatchSemaphore(value: 0)
+    /// Whether the entry bundles may be written now: not while an election's standings are
+    /// sealed (a bundle holds each vote's nominee; the hash tiles reveal nothing). Set before
+    /// `start`.
+    var entriesArePublic: @Sendable () -> Bool = { true }
 
     init(writer: TileWriter, logger: Logger) {
         self.writer = writer
@@ -59,12 +64,13 @@ final class TilePublisher: @unchecked Sendable {
             if done { break }
             guard let note else { continue }
             do {
-                let update = try writer.update(to: note)
+                let update = try writer.update(to: note, entries: entriesArePublic())
                 if let replaced = update.replaced {
                     logger.critical("the tiles directory held a checkpoint this ledger does not extend; every tile was written again", metadata: [
                         "tiles.dir": "\(writer.directory)", "replaced.size": "\(replaced.size)"])
                 }
                 logger.debug("tiles published", metadata: ["tiles.dir": "\(writer.directory)", "tiles.files": "\(update.files)",
+                                                           "tiles.entries": "\(update.entries)",
                                                            "checkpoint.signatures": "\(note.signatures.count)"])
             } catch {
                 logger.error("cannot publish the tiles", metadata: ["tiles.dir": "\(writer.directory)", "error": "\(error)"])

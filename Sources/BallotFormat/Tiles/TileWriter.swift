@@ -26,9 +26,18 @@ public struct TileWriter: Sendable {
     public struct Update: Sendable, Equatable {
         /// The size whose tiles were there already (0 when none, or when they were another history's).
         public var from: UInt64
+        /// How many entries the bundles hold now (less than the size while they are withheld).
+        public var entries: UInt64
         /// A published checkpoint that this ledger does not extend, replaced (a rollback shows so).
         public var replaced: CheckpointNote?
         public var files: Int
+
+        public init(from: UInt64, entries: UInt64, replaced: CheckpointNote?, files: Int) {
+            self.from = from
+            self.entries = entries
+            self.replaced = replaced
+            self.files = files
+        }
     }
 
     /// The checkpoint published in the directory, nil if there is none (or it does not read).
@@ -40,7 +49,9 @@ public struct TileWriter: Sendable {
     /// Writes the tiles `note`'s tree needs that the published checkpoint's did not, then
     /// publishes `note` (with whatever signatures and cosignatures it carries). A published
     /// checkpoint this ledger does not extend (another history's) is replaced from size 0.
-    public func update(to note: SignedNote) throws -> Update {
+    /// Without `entries` the bundles are withheld (the daemon's, while an election's votes are
+    /// sealed: a bundle holds each vote's nominee), and written by a later update that has them.
+    public func update(to note: SignedNote, entries: Bool = true) throws -> Update {
         let checkpoint: CheckpointNote
         do { checkpoint = try CheckpointNote(text: note.text) } catch { throw TileError("the note to publish: \(error)") }
         guard try reader.root(size: checkpoint.size).root == checkpoint.root else {
@@ -55,15 +66,32 @@ public struct TileWriter: Sendable {
                 replaced = published
             }
         }
-        let files = try writeTiles(size: checkpoint.size, from: from)
+        let entriesFrom = replaced == nil ? bundledEntries(upTo: from) : 0
+        let files = try writeTiles(size: checkpoint.size, from: from, entriesFrom: entries ? entriesFrom : nil)
         try publish(note)
-        return Update(from: from, replaced: replaced, files: files)
+        return Update(from: from, entries: entries ? checkpoint.size : entriesFrom, replaced: replaced, files: files)
     }
 
-    /// Writes the tiles and entry bundles a tree of `size` events has that one of `from` did not.
-    public func writeTiles(size: UInt64, from: UInt64) throws -> Int {
+    /// How many entries the bundles in the directory hold, of a tree of `size`: bundles are
+    /// written in order, so those there are a prefix, found by bisection.
+    func bundledEntries(upTo size: UInt64) -> UInt64 {
+        let exists = { (tile: TileLayout.Tile) in FileManager.default.fileExists(atPath: directory + "/" + tile.path) }
+        if let last = TileLayout.newTiles(level: nil, oldSize: 0, size: size).last, exists(last) { return size }
+        var (present, absent) = (UInt64(0), size / TileLayout.width)   // full bundles: [0, present) there, absent not
+        while present < absent {
+            let mid = (present + absent) / 2
+            if exists(TileLayout.Tile(level: nil, index: mid, width: Int(TileLayout.width))) { present = mid + 1 } else { absent = mid }
+        }
+        return present * TileLayout.width
+    }
+
+    /// Writes the tiles a tree of `size` events has that one of `from` did not, and the entry
+    /// bundles from `entriesFrom` on (none when nil).
+    public func writeTiles(size: UInt64, from: UInt64, entriesFrom: UInt64? = nil) throws -> Int {
         var files = 0
-        for bundle in TileLayout.newTiles(level: nil, oldSize: from, size: size) {
+        let bundles = entriesFrom.map { TileLayout.newTiles(level: nil, oldSize: $0, size: size) } ?? []
+        let wanted = Set(TileLayout.newTiles(level: nil, oldSize: from, size: size)).union(bundles).sorted { $0.index < $1.index }
+        for bundle in wanted {
             let start = bundle.index * TileLayout.width
             var entries: [UInt8] = []
             var leaves: [UInt8] = []
@@ -81,9 +109,14 @@ public struct TileWriter: Sendable {
                 return seen < bundle.width
             }
             guard seen == bundle.width else { throw TileError("the ledger ends at event \(start + UInt64(seen)), before \(start + UInt64(bundle.width))") }
-            try write(bundle, entries)
-            try write(TileLayout.Tile(level: 0, index: bundle.index, width: bundle.width), leaves)
-            files += 2
+            if bundles.contains(bundle) {
+                try write(bundle, entries)
+                files += 1
+            }
+            if bundle.index * TileLayout.width + UInt64(bundle.width) > from {
+                try write(TileLayout.Tile(level: 0, index: bundle.index, width: bundle.width), leaves)
+                files += 1
+            }
         }
         for level in TileLayout.levels(size: size) where level > 0 {
             for tile in TileLayout.newTiles(level: level, oldSize: from, size: size) {
