@@ -26,7 +26,8 @@ enum Access {
         case .hello, .status, .electionGet, .tally, .ranking, .events, .subscribe, .checkpoint(latest: true), .inclusionProof,
              .consistencyProof, .metrics:
             allowed = true
-        case .voteCast, .importFile:
+        // A receipt holds the record, and so a sealed election's vote's nominee: for those who cast.
+        case .voteCast, .importFile, .receipt:
             allowed = role == .admin || role == .importer
         case .juryScore(_, let juror, _, _, _):
             if role == .juror {

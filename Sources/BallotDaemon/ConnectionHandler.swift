@@ -185,6 +185,11 @@ final class ConnectionHandler: ChannelInboundHandler {
                     bound.value.0.finish(id: id, op: request.op, .write, result, bound.value.1)
                 }
             }
+        case .await(let work):
+            machine.startedAnswering()
+            context.eventLoop.makeFutureWithTask { try await work() }.whenComplete { result in
+                bound.value.0.finish(id: id, op: request.op, .read, result, bound.value.1)
+            }
         case .subscribe(let from):
             reply(Reply.ok(id: id, result: .object([("from", .uint(from))])), context)
             machine.subscribed(from: from)

@@ -19,6 +19,8 @@ enum Plan: Sendable {
     /// Appends through the writer, then waits, in a task, for what the reply needs: a
     /// certification that requires witnesses waits for a witnessed checkpoint covering it.
     case writeThenAwait([Submission], then: @Sendable ([Outcome]) async throws -> JSONValue)
+    /// Waits, in a task, for what the reply needs.
+    case await(@Sendable () async throws -> JSONValue)
     /// Streams events (see `ConnectionHandler`).
     case subscribe(from: UInt64)
     /// Receives a vote file (see `ImportSession`).
@@ -173,9 +175,42 @@ struct OperationHandler: Sendable {
             guard let j = juror ?? peer.juror else { throw ProtocolError(.badRequest, "jury.score: missing field 'juror'") }
             return single(.scoreJury(election: e, juror: j, nominee: n, criterion: c, score: score), peer, key)
         case .juryClose(let e): return single(.closeJury(election: e), peer, key)
+        case .receipt(let seq, let wait):
+            return receipt(seq, wait: .seconds(wait))
         case .resultCertify(let e):
             guard try status(e).definition.witnessesRequired else { return single(.certifyResult(election: e), peer, key) }
             return try witnessedCertification(e, peer, key)
+        }
+    }
+
+    /// A tlog-proof of event `seq` against the newest witnessed checkpoint covering it (with a
+    /// witness policy) or the newest signed one, waiting up to `wait` for one.
+    private func receipt(_ seq: UInt64, wait: Duration) -> Plan {
+        let (writer, reader, witnesses) = (self.writer, self.reader, self.witnesses)
+        return .await {
+            guard seq <= writer.head.size else { throw ProtocolError(.badRequest, "receipt: there is no event \(seq); the ledger holds \(writer.head.size)") }
+            let note: SignedNote
+            if let witnesses {
+                guard let witnessed = await witnesses.waitUntilWitnessed(size: seq, timeout: wait) else {
+                    throw ProtocolError(.notWitnessed, "receipt: no checkpoint covering event \(seq) has been witnessed\(wait > .zero ? " within \(wait.components.seconds) s" : ""); ask again later, or with 'wait'")
+                }
+                note = witnessed.note
+            } else {
+                let deadline = ContinuousClock.now + wait
+                while (writer.latestCheckpoint?.checkpoint.size ?? 0) < seq && ContinuousClock.now < deadline {
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                guard let latest = writer.latestCheckpoint, latest.checkpoint.size >= seq else {
+                    throw ProtocolError(.notCovered, "receipt: no checkpoint covers event \(seq) yet; one is taken every checkpoint_interval, or ask for one (checkpoint)")
+                }
+                guard let signed = latest.checkpoint.note else {
+                    throw ProtocolError(.notCovered, "receipt: the newest checkpoint is in the ledger's own form (type 12), not a note")
+                }
+                note = signed
+            }
+            let size = try CheckpointNote(text: note.text).size
+            let proof = TlogProof(record: try reader.rawRecord(seq), index: seq - 1, proof: try reader.inclusionProof(seq: seq, size: size), checkpoint: note)
+            return .object([("seq", .uint(seq)), ("checkpoint_size", .uint(size)), ("tlog_proof", .string(proof.serialized))])
         }
     }
 

@@ -53,6 +53,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     /// The certification is in the ledger, but no checkpoint covering it was cosigned by the
     /// witness policy's quorum in time; the message says which witnesses answered.
     case notWitnessed = "not_witnessed"
+    /// A receipt asked for an event no checkpoint covers yet.
+    case notCovered = "not_covered"
     /// Not a refusal of a command: what replay reports when a stored event is not the one the
     /// rules would give for it (see `LedgerState.check`).
     case corruptRecord = "corrupt_record"

@@ -31,6 +31,10 @@ public enum Op: Sendable {
     case inclusionProof(seq: UInt64, size: UInt64?, checkpoint: UInt64?)
     /// A consistency proof between two tree sizes (the new one the whole ledger if nil).
     case consistencyProof(oldSize: UInt64, newSize: UInt64?)
+    /// A receipt of event `seq` as a c2sp.org/tlog-proof: its record, its inclusion proof and
+    /// a checkpoint covering it (witnessed, with a witness policy), waiting up to `wait`
+    /// seconds for one.
+    case receipt(seq: UInt64, wait: Int)
     /// A hot, compacted copy of the ledger into `directory` (on the daemon's machine).
     case backup(directory: String)
     /// The daemon's metrics, in the Prometheus text format.
@@ -42,7 +46,7 @@ public enum Op: Sendable {
     public static let names = [
         "hello", "status", "election.define", "election.get", "election.open", "election.close",
         "nominee.add", "vote.cast", "vote.invalidate", "juror.add", "jury.score", "jury.close",
-        "result.certify", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "backup", "metrics", "import",
+        "result.certify", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "receipt", "backup", "metrics", "import",
     ]
 
     /// Whether `request` asks for an import, whatever else is wrong with it: the bytes after its
@@ -110,6 +114,10 @@ public enum Op: Sendable {
             } else {
                 throw f.bad("give 'seq' (and optionally 'size') for an inclusion proof, or 'old_size' (and optionally 'new_size') for a consistency proof")
             }
+        case "receipt":
+            let wait = try f.optionalInt("wait") ?? 0
+            guard (0...3600).contains(wait) else { throw f.bad("'wait' is seconds, from 0 to 3600") }
+            self = .receipt(seq: try f.sequence("seq"), wait: Int(wait))
         case "import":
             let size = try f.size("size")
             let name = try f.string("file")

@@ -66,17 +66,36 @@ struct Diff: ParsableCommand {
 struct ReceiptCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "receipt",
-        abstract: "Check a vote's receipt (sequence number and leaf hash, from its ack) against a signed checkpoint and the ledger.")
-    @OptionGroup var ledger: LedgerOption
-    @Option(help: "The receipt's sequence number.") var seq: UInt64
-    @Option(name: .customLong("leaf-hash"), help: "The receipt's leaf hash (64 hex digits).") var leafHash: String
+        abstract: "Check a receipt: a c2sp.org/tlog-proof FILE offline, or an ack's sequence number and leaf hash against the ledger.",
+        discussion: """
+            ballot-replay receipt FILE --pubkey KEY [--witness-key VKEY]... [--policy FILE]: the \
+            log's signature on the receipt's checkpoint, each witness's cosignature (or the \
+            policy's quorum), and the record's place under the root, without the ledger. \
+            Exit codes: 0 holds; 2 it does not (what was wrong is printed); 64 usage; 66 unreadable.
+            """)
+    @Argument(help: "A receipt file (c2sp.org/tlog-proof, from 'ballotctl vote cast --receipt').") var file: String?
+    @Option(help: "The ledger directory, for a receipt given as --seq and --leaf-hash.") var ledger: String?
+    @Option(help: "The receipt's sequence number.") var seq: UInt64?
+    @Option(name: .customLong("leaf-hash"), help: "The receipt's leaf hash (64 hex digits).") var leafHash: String?
     @Option(help: "The checkpoint event to check against (default: the first checkpoint that covers the event).") var checkpoint: UInt64?
     @Option(help: "The daemon's checkpoint public key file.") var pubkey: String?
+    @Option(name: .customLong("witness-key"), help: ArgumentHelp("A witness whose cosignature the checkpoint must carry (repeatable).", valueName: "VKEY"))
+    var witnessKeys: [String] = []
+    @Option(help: "A witness policy (c2sp.org/tlog-policy) whose quorum must have cosigned.") var policy: String?
+
+    func validate() throws {
+        if file == nil {
+            guard ledger != nil, seq != nil, leafHash != nil else { throw ValidationError("give a receipt FILE, or --ledger with --seq and --leaf-hash") }
+        } else {
+            guard pubkey != nil else { throw ValidationError("a receipt file is checked against the log's key: give --pubkey") }
+        }
+    }
 
     func run() throws {
-        guard let receipt = Digest32(hex: leafHash) else { throw ValidationError("--leaf-hash must be 64 hex digits") }
+        if let file { return checkProof(file) }
+        guard let leafHash, let seq, let ledger, let receipt = Digest32(hex: leafHash) else { throw ValidationError("--leaf-hash must be 64 hex digits") }
         let pinned = readPublicKey(pubkey)
-        let reader = try ledger.open()
+        let reader = try LedgerOption.parse(["--ledger", ledger]).open()
         checking { () throws(ProofChecks.Refusal) in try ProofChecks.leaf(reader, seq: seq, is: receipt) }
         let at = checkpoint ?? firstCheckpoint(covering: seq, reader)
         let (c, proof) = checking { () throws(ProofChecks.Refusal) in
@@ -86,6 +105,34 @@ struct ReceiptCommand: ParsableCommand {
         print("receipt holds: event \(seq) (\(record.map { "\($0.event.kind)" } ?? "?")) is in the ledger, leaf hash \(receipt.hex)")
         print("  included in the tree of \(c.size) events signed at event \(at) (\(c.takenAt.rfc3339), key \(c.publicKey.hex))")
         print("  inclusion proof (\(proof.count) hashes): \(proof.map(\.hex).joined(separator: " "))")
+    }
+
+    /// Checks a tlog-proof file on its own (`TlogProof.check`), and says what it records.
+    func checkProof(_ path: String) {
+        guard let logKey = readPublicKey(pubkey) else { fail(64, "give --pubkey") }
+        guard let bytes = FileManager.default.contents(atPath: path) else { fail(Exit.unreadable, "cannot read \(path)") }
+        let witnesses: [VerifierKey] = witnessKeys.map { text in
+            do { return try VerifierKey(parsing: text) } catch { fail(64, "--witness-key \(text.prefix(80)): \(error)") }
+        }
+        let quorum: WitnessPolicy? = policy.map { file in
+            guard let data = FileManager.default.contents(atPath: file) else { fail(Exit.unreadable, "cannot read the policy \(file)") }
+            do { return try WitnessPolicy(parsing: String(decoding: data, as: UTF8.self)) } catch { fail(64, "\(file): \(error)") }
+        }
+        let proof: TlogProof
+        do { proof = try TlogProof(parsing: Array(bytes)) } catch { fail(Exit.tampered, "\(path): \(error)") }
+        let checked: TlogProof.Checked
+        do { checked = try proof.check(logKey: logKey, witnesses: witnesses, policy: quorum) } catch { fail(Exit.tampered, "\(path): \(error)") }
+        let seq = proof.index + 1
+        let what = proof.record.flatMap { record in
+            try? record.withUnsafeBytes { try RecordCodec.decode($0, seq: seq) }
+        }.map { "\($0.event.kind)\(Self.summary($0.event))" } ?? "a record this build cannot read"
+        print("receipt holds: event \(seq) (\(what)) is in the tree of \(checked.checkpoint.size) events of \(checked.checkpoint.origin), leaf hash \(checked.leaf.hex)")
+        print("  signed by the log's key \(logKey.hex)" + (checked.cosigners.isEmpty ? "; no cosignatures were asked for" : "; cosigned by \(checked.cosigners.joined(separator: ", "))"))
+    }
+
+    static func summary(_ event: Event) -> String {
+        guard case .voteCast(let vote) = event else { return "" }
+        return ": \(vote.election) for \(vote.nominee), cast \(vote.castAt.rfc3339)"
     }
 
     /// The first checkpoint recorded after `seq` (so covering it); exits 1 if there is none yet.

@@ -17,7 +17,7 @@ struct Ballotctl: ParsableCommand {
         commandName: "ballotctl",
         abstract: "Talk to ballotd over its Unix socket.",
         discussion: "Exit codes: 0 done; 1 the daemon refused (its error code is printed); 64 usage; 65 unreadable input file; 69 no daemon on the socket; 70 the connection failed.",
-        subcommands: [Hello.self, Status.self, ElectionCommand.self, NomineeCommand.self, VoteCommand.self,
+        subcommands: [Hello.self, Status.self, ElectionCommand.self, NomineeCommand.self, VoteCommand.self, Receipt.self,
                       JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self,
                       Subscribe.self, Checkpoint.self, Proof.self, Backup.self, Metrics.self, Send.self,
                       Import.self, Generate.self])
@@ -79,6 +79,21 @@ struct Connection: ParsableArguments {
         }
         print(json ? Self.line(result) : (human ?? Self.describe)(result))
         return result
+    }
+
+    /// Writes `text` (a note, a receipt) to `path`; exits with what is wrong when there is none
+    /// or it cannot be written.
+    static func save(_ text: String?, to path: String, option: String, missing: String) throws {
+        guard let text else {
+            FileHandle.standardError.write(Data("ballotctl: \(option): \(missing)\n".utf8))
+            throw ExitCode(Exit.refused)
+        }
+        do {
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        } catch {
+            FileHandle.standardError.write(Data("ballotctl: \(option): cannot write \(path): \(error.localizedDescription)\n".utf8))
+            throw ExitCode(Exit.failure)
+        }
     }
 
     /// Reports a failure to talk to the daemon and gives its exit code: 69 when no daemon
@@ -211,6 +226,20 @@ struct Subscribe: ParsableCommand {
     }
 }
 
+struct Receipt: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Save an event's receipt as a c2sp.org/tlog-proof file (admin, importer).",
+        discussion: "The receipt holds the event's record, its inclusion proof and a checkpoint covering it, with the witnesses' cosignatures when the daemon has a witness policy. Anyone checks it offline with 'ballot-replay receipt FILE'.")
+    @OptionGroup var connection: Connection
+    @Option(help: "The event's sequence number.") var seq: Int
+    @Option(help: "Where to write the receipt (.tlog-proof).") var out: String
+    @Option(help: "Seconds to wait for a checkpoint covering the event (default 0).") var wait: Int = 0
+    func run() throws {
+        let result = try connection.send(["op": "receipt", "seq": seq, "wait": wait], human: { "receipt of event \($0["seq"] ?? "?") against a checkpoint of \($0["checkpoint_size"] ?? "?") events" })
+        try Connection.save(result["tlog_proof"] as? String, to: out, option: "--out", missing: "the reply holds no receipt")
+    }
+}
+
 struct Checkpoint: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Sign and record a checkpoint of the ledger (admin), or show the latest one (--latest).",
@@ -222,16 +251,8 @@ struct Checkpoint: ParsableCommand {
     func run() throws {
         let result = try connection.send(latest ? ["op": "checkpoint", "latest": true] : ["op": "checkpoint"], human: Self.describe)
         guard let note else { return }
-        guard let text = (result["checkpoint"] as? [String: Any])?["note"] as? String else {
-            FileHandle.standardError.write(Data("ballotctl: --note: the checkpoint has no note (there is none yet, or it is from before checkpoints were notes)\n".utf8))
-            throw ExitCode(Exit.refused)
-        }
-        do {
-            try Data(text.utf8).write(to: URL(fileURLWithPath: note))
-        } catch {
-            FileHandle.standardError.write(Data("ballotctl: --note: cannot write \(note): \(error.localizedDescription)\n".utf8))
-            throw ExitCode(Exit.failure)
-        }
+        try Connection.save((result["checkpoint"] as? [String: Any])?["note"] as? String, to: note, option: "--note",
+                            missing: "the checkpoint has no note (there is none yet, or it is from before checkpoints were notes)")
     }
 
     /// The checkpoint as a person reads it: what it covers, then each election's digests.

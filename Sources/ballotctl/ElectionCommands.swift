@@ -78,12 +78,19 @@ struct VoteCommand: ParsableCommand {
         @Option(name: .customLong("cast-at"), help: "When the voter voted, RFC 3339 (default: now).") var castAt: String?
         @Option(help: "Where the vote came from (web, sms, paper, ...).") var channel: String?
         @Option(help: "An idempotency key (an import's vote_id).") var key: String?
+        @Option(help: ArgumentHelp("Also save the vote's receipt as a c2sp.org/tlog-proof file, once a checkpoint covers it (see 'ballotctl receipt').",
+                                   valueName: "FILE")) var receipt: String?
+        @Option(name: .customLong("receipt-wait"), help: "Seconds to wait for that checkpoint (default 0: one must cover the vote already).")
+        var receiptWait: Int = 0
         func run() throws {
             var request: [String: Any] = ["op": "vote.cast", "election": election, "nominee": nominee, "voter": voter]
             if let castAt { request["cast_at"] = castAt }
             if let channel { request["channel"] = channel }
             if let key { request["idempotency_key"] = key }
-            try connection.send(request, human: Tables.receipt)
+            let result = try connection.send(request, human: Tables.receipt)
+            guard let receipt, let seq = result["seq"] as? Int else { return }
+            let proof = try connection.send(["op": "receipt", "seq": seq, "wait": receiptWait], human: { "receipt: against a checkpoint of \($0["checkpoint_size"] ?? "?") events" })
+            try Connection.save(proof["tlog_proof"] as? String, to: receipt, option: "--receipt", missing: "the reply holds no receipt")
         }
     }
 

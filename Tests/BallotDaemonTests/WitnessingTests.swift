@@ -179,6 +179,74 @@ import BallotFormat
         #expect(daemon.terminate() == 0)
     }
 
+    /// A vote's receipt as a c2sp.org/tlog-proof, saved by ballotctl once a witnessed checkpoint
+    /// covers the vote, and checked offline by ballot-replay with the log's key and the
+    /// witnesses' (or the policy); a receipt altered anywhere, or checked against a witness that
+    /// did not cosign, is refused.
+    @Test func aVotesReceiptIsAStandardProofCheckedOffline() throws {
+        let w1 = try WitnessProcess(name: "witness.example/w1", logs: [logEntry])
+        let w2 = try WitnessProcess(name: "witness.example/w2", logs: [logEntry])
+        let dir = TemporaryDirectory("ballotd")
+        let text = policy([w1, w2], quorum: "group both 2 w1 w2\nquorum both")
+        let daemon = try daemon(dir, policy: text)
+        let env = ["BALLOTD_SOCKET": daemon.socketPath]
+        var live = DaemonTests.liveElection("live")
+        live["witnesses_required"] = false
+        let c = try BallotClient(socketPath: daemon.socketPath)
+        #expect(try c.call(["op": "election.define", "election": live]).isOK)
+        // No checkpoint covers a vote yet: the receipt is refused at once, saying so.
+        let vote = try #require(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "first@x.no"]).result?["seq"] as? Int)
+        #expect(try c.call(["op": "receipt", "seq": vote]).errorCode == "not_witnessed")
+
+        // ballotctl waits for the checkpoint the test then takes.
+        let file = dir.sub("vote.tlog-proof")
+        final class Done: @unchecked Sendable { var result: (status: Int32, stdout: String, stderr: String)? }
+        let done = Done()
+        let finished = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            done.result = try? runTool("ballotctl", ["vote", "cast", "live", "bodo", "--voter", "ola@x.no", "--receipt", file, "--receipt-wait", "20"], environment: env)
+            finished.signal()
+        }
+        usleep(500_000)
+        #expect(try c.call(["op": "checkpoint"]).isOK)
+        finished.wait()
+        #expect(done.result?.status == 0, "\(String(describing: done.result))")
+        let proof = try String(contentsOfFile: file, encoding: .utf8)
+        #expect(proof.hasPrefix("c2sp.org/tlog-proof@v1\nextra "))
+
+        try (logKey.publicKey.hex + "\n").write(toFile: dir.sub("log.pub"), atomically: true, encoding: .utf8)
+        try text.write(toFile: dir.sub("policy.txt"), atomically: true, encoding: .utf8)
+        func check(_ file: String, _ more: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+            try runTool("ballot-replay", ["receipt", file, "--pubkey", dir.sub("log.pub")] + more)
+        }
+        let held = try check(file, ["--witness-key", w1.verifierKey, "--witness-key", w2.verifierKey])
+        #expect(held.status == 0 && held.stdout.contains("vote.cast: live for bodo") && held.stdout.contains("cosigned by witness.example/w1, witness.example/w2"), "\(held)")
+        #expect(try check(file, ["--policy", dir.sub("policy.txt")]).status == 0)
+
+        // A witness that did not cosign; another log key; a changed proof line; a changed record.
+        let stranger = VerifierKey(name: "witness.example/w3", type: SignedNote.cosignatureV1, publicKey: try CheckpointKey(seed: Array(repeating: 9, count: 32)).publicKey)
+        let missing = try check(file, ["--witness-key", stranger.description])
+        #expect(missing.status == 2 && missing.stderr.contains("no cosignature of the witness witness.example/w3"), "\(missing)")
+        try (String(repeating: "ab", count: 32) + "\n").write(toFile: dir.sub("other.pub"), atomically: true, encoding: .utf8)
+        let otherKey = try runTool("ballot-replay", ["receipt", file, "--pubkey", dir.sub("other.pub")])
+        #expect(otherKey.status == 2 && otherKey.stderr.contains("no signature of the log's key"), "\(otherKey)")
+        var lines = proof.components(separatedBy: "\n")
+        let index = try #require(lines.firstIndex { $0.hasPrefix("index ") })
+        for (name, line) in [("proof", index + 1), ("record", 1)] {
+            var altered = lines
+            var bytes = Array(altered[line].utf8)
+            bytes[bytes.count - 5] = bytes[bytes.count - 5] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+            altered[line] = String(decoding: bytes, as: UTF8.self)
+            try altered.joined(separator: "\n").write(toFile: dir.sub(name), atomically: true, encoding: .utf8)
+            let refused = try check(dir.sub(name), [])
+            #expect(refused.status == 2 && refused.stderr.contains("inclusion proof does not put"), "\(name): \(refused)")
+        }
+        lines[0] = "c2sp.org/tlog-proof@v2"
+        try lines.joined(separator: "\n").write(toFile: dir.sub("v2"), atomically: true, encoding: .utf8)
+        #expect(try check(dir.sub("v2"), []).stderr.contains("line 1 of the proof"))
+        #expect(daemon.terminate() == 0)
+    }
+
     @Test func anElectionThatRequiresWitnessesIsNotCertifiedWithoutAPolicy() throws {
         let dir = TemporaryDirectory("ballotd")
         let daemon = try daemon(dir, policy: nil)
