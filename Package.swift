@@ -117,11 +117,23 @@ let package = Package(
             dependencies: ["BallotDomain", "BallotFormat", "BallotAudit", "BallotLedger", "BallotProtocol"],
             swiftSettings: strictSettings
         ),
+        // One HTTP/1 request on NIO's client codec: the daemon's requests to witnesses, the
+        // monitor's and the receipt check's fetches of tiles.
+        .target(
+            name: "BallotHTTP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "BallotDaemon",
             dependencies: [
                 "BallotDomain", "BallotStore", "BallotFormat", "BallotAudit", "BallotLedger", "BallotProtocol",
-                "BallotConfig", "BallotImport",
+                "BallotConfig", "BallotImport", "BallotHTTP",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -158,7 +170,8 @@ let package = Package(
         .executableTarget(
             name: "ballot-replay",
             dependencies: [
-                "BallotReport", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore",
+                "BallotReport", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "BallotHTTP",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

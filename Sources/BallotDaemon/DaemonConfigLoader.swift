@@ -3,6 +3,7 @@ import Foundation
 import SystemPackage
 import BallotDomain
 import BallotFormat
+import BallotHTTP
 
 /// Reads `ballotd`'s settings: the command line first, then `BALLOTD_*` environment variables,
 /// then the YAML file, then the defaults. Keys are flat and snake_case; the environment name
@@ -133,7 +134,7 @@ public enum DaemonConfigLoader {
             throw DaemonError.setup("witness_policy \(path): \(error)")
         }
         for w in policy.witnesses {
-            if let url = w.url, WitnessURL(url) == nil {
+            if let url = w.url, HTTPURL(url) == nil {
                 throw DaemonError.setup("witness_policy \(path): the witness \(w.name) has the URL '\(url)'; write http://HOST:PORT[/PREFIX] (TLS is not built yet)")
             }
         }

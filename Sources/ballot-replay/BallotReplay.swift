@@ -23,7 +23,7 @@ struct BallotReplay: ParsableCommand {
             sequence number is printed); 64 usage error; 66 ledger not found or unreadable. Any \
             command: 73 report cannot write its page; 74 standard output cannot be written.
             """,
-        subcommands: [Verify.self, TallyCommand.self, RankingCommand.self, Diff.self, Export.self, ReceiptCommand.self, Report.self, TilesCommand.self])
+        subcommands: [Verify.self, TallyCommand.self, RankingCommand.self, Diff.self, Export.self, ReceiptCommand.self, Report.self, TilesCommand.self, MonitorCommand.self])
 }
 
 enum Exit {

@@ -3,6 +3,7 @@ import FoundationEssentials
 import BallotDomain
 import BallotAudit
 import BallotFormat
+import BallotHTTP
 import BallotReport
 
 /// The checkpoint recorded at event `seq`, its signature and root checked (`ProofChecks`);
@@ -82,6 +83,8 @@ struct ReceiptCommand: ParsableCommand {
     @Option(name: .customLong("witness-key"), help: ArgumentHelp("A witness whose cosignature the checkpoint must carry (repeatable).", valueName: "VKEY"))
     var witnessKeys: [String] = []
     @Option(help: "A witness policy (c2sp.org/tlog-policy) whose quorum must have cosigned.") var policy: String?
+    @Option(help: "Also check that the log published at this tiles URL (c2sp.org/tlog-tiles) still holds the event: its checkpoint extends the receipt's.")
+    var tiles: String?
 
     func validate() throws {
         if file == nil {
@@ -128,6 +131,35 @@ struct ReceiptCommand: ParsableCommand {
         }.map { "\($0.event.kind)\(Self.summary($0.event))" } ?? "a record this build cannot read"
         print("receipt holds: event \(seq) (\(what)) is in the tree of \(checked.checkpoint.size) events of \(checked.checkpoint.origin), leaf hash \(checked.leaf.hex)")
         print("  signed by the log's key \(logKey.hex)" + (checked.cosigners.isEmpty ? "; no cosignatures were asked for" : "; cosigned by \(checked.cosigners.joined(separator: ", "))"))
+        if let tiles { checkPublished(tiles, holds: checked.checkpoint, logKey: logKey) }
+    }
+
+    /// The log published at `tiles` must extend the receipt's checkpoint: its own checkpoint
+    /// signed (and cosigned as asked), its tiles hashing to its root, and a consistency proof
+    /// from the tiles from the receipt's tree to it. Exits 2 when it does not extend it.
+    func checkPublished(_ tiles: String, holds receipt: CheckpointNote, logKey: Digest32) {
+        guard let url = HTTPURL(tiles) else { fail(64, "--tiles \(tiles): write http://HOST:PORT[/PATH]") }
+        let published = Trust(logKey: logKey, witnessKeys: witnessKeys, policy: policy).fetchCheckpoint(url)
+        guard published.text.origin == receipt.origin else { fail(Exit.tampered, "the log at \(url) is \(published.text.origin), not \(receipt.origin)") }
+        guard published.text.size >= receipt.size else {
+            fail(Exit.tampered, "the log at \(url) now shows \(published.text.size) events, fewer than the receipt's checkpoint (\(receipt.size)): a rollback")
+        }
+        let nodes = TileNodes(size: published.text.size) { path in try fetchTile(url, path) }
+        let proof: [MerkleHash]
+        do {
+            guard try MerkleTree.root(size: published.text.size, nodes.node) == published.text.root else {
+                fail(1, "the tiles at \(url) do not hash to the root of its checkpoint (size \(published.text.size))")
+            }
+            proof = try MerkleTree.consistencyProof(oldSize: receipt.size, newSize: published.text.size, nodes.node)
+        } catch {
+            fail(1, "\(url): \(error)")
+        }
+        guard MerkleTree.verifyConsistency(oldSize: receipt.size, newSize: published.text.size, oldRoot: receipt.root,
+                                           newRoot: published.text.root, proof: proof) else {
+            fail(Exit.tampered, "the log at \(url) (\(published.text.size) events) does not extend the receipt's checkpoint (\(receipt.size)): a split view")
+        }
+        Trust(logKey: logKey, witnessKeys: witnessKeys, policy: policy).requireCosigned(published.note, published.text, at: url)
+        print("  and the log at \(url) still holds it: its checkpoint of \(published.text.size) events extends the receipt's")
     }
 
     static func summary(_ event: Event) -> String {

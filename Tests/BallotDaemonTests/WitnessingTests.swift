@@ -12,7 +12,8 @@ import BallotFormat
 
     /// A daemon whose checkpoints are signed with `logKey` under `origin`, asking the witnesses
     /// of `policy` (written to a file), with no interval checkpoints.
-    func daemon(_ dir: TemporaryDirectory, policy: String?, timeout: Int = 3, certifyTimeout: Int = 3) throws -> DaemonProcess {
+    func daemon(_ dir: TemporaryDirectory, policy: String?, timeout: Int = 3, certifyTimeout: Int = 3,
+                environment more: [String: String] = [:]) throws -> DaemonProcess {
         let keyFile = dir.sub("checkpoint.key")
         if !FileManager.default.fileExists(atPath: keyFile) {
             try (logKey.seed.map { String(format: "%02x", $0) }.joined() + "\n").write(toFile: keyFile, atomically: true, encoding: .utf8)
@@ -24,7 +25,7 @@ import BallotFormat
             try policy.write(toFile: dir.sub("policy"), atomically: true, encoding: .utf8)
             environment["BALLOTD_WITNESS_POLICY"] = dir.sub("policy")
         }
-        return try DaemonProcess(directory: dir, arguments: ["--checkpoint-key-file", keyFile], environment: environment)
+        return try DaemonProcess(directory: dir, arguments: ["--checkpoint-key-file", keyFile], environment: environment.merging(more) { _, new in new })
     }
 
     var logEntry: String { "\(Self.origin)=\(logKey.publicKey.hex)" }

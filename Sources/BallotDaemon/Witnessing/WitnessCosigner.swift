@@ -5,6 +5,7 @@ import NIOCore
 import Synchronization
 import BallotDomain
 import BallotFormat
+import BallotHTTP
 
 /// Asks the policy's witnesses to cosign each new checkpoint, and knows the latest checkpoint
 /// whose cosignatures meet the policy's quorum: the witnessed checkpoint. It runs beside the
@@ -225,7 +226,7 @@ final class WitnessCosigner: Sendable {
     private func converse(_ session: inout WitnessSession, about text: CheckpointNote, note: SignedNote) async -> WitnessSession.Action {
         var action = session.ask(text)
         while case .send(let old) = action {
-            guard let url = session.witness.url.flatMap(WitnessURL.init) else { return session.unreachable("it has no http:// URL") }
+            guard let url = session.witness.url.flatMap(HTTPURL.init) else { return session.unreachable("it has no http:// URL") }
             let proof: [MerkleHash]
             do {
                 proof = old == 0 || old == text.size ? [] : try reader.consistencyProof(oldSize: old, newSize: text.size)
@@ -236,7 +237,7 @@ final class WitnessCosigner: Sendable {
             for hash in proof { body += hash.withBytes { Data($0).base64EncodedString() } + "\n" }
             body += "\n" + note.serialized
             do {
-                let reply = try await WitnessHTTPClient.addCheckpoint(Array(body.utf8), to: url, timeout: timeout, group: loops)
+                let reply = try await HTTPClient.request(.post, url, path: "/add-checkpoint", body: Array(body.utf8), timeout: timeout, group: loops)
                 action = session.replied(status: reply.status, contentType: reply.contentType, body: reply.body, for: note)
             } catch {
                 action = session.unreachable("\(error)")

@@ -1,0 +1,132 @@
+import Testing
+import Foundation
+import TestSupport
+import BallotDomain
+import BallotFormat
+
+/// The issue's whole story on loopback: a daemon, two witness processes (2 of 2), its tiles
+/// served by a stock HTTP server (`python3 -m http.server`), a monitor and a receipt check over
+/// HTTP. Then a witness stops (votes flow, a certification that requires witnesses waits and
+/// fails), and the data directory is put back to an older backup (the witnesses refuse, and
+/// the monitor exits 2).
+@Suite(.serialized, .timeLimit(.minutes(3))) struct TransparencyEndToEndTests {
+    let witnessing = WitnessingTests()
+
+    /// `python3 -m http.server` on 127.0.0.1 serving `directory`: the process and its URL.
+    func serve(_ directory: String) throws -> (process: Process, url: String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        p.arguments = ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", directory]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        var line = Data()
+        while !line.contains(0x0A) {
+            let more = out.fileHandleForReading.availableData
+            if more.isEmpty { break }
+            line += more
+        }
+        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+        let words = String(decoding: line, as: UTF8.self).split(separator: " ")
+        guard let at = words.firstIndex(of: "port"), at + 1 < words.count, let port = Int(words[at + 1]) else {
+            p.terminate()
+            throw DaemonTestError("http.server said: \(String(decoding: line, as: UTF8.self))")
+        }
+        return (p, "http://127.0.0.1:\(port)")
+    }
+
+    @Test func witnessesTilesReceiptsAndAMonitorCatchARollback() throws {
+        let logEntry = witnessing.logEntry
+        let w1 = try WitnessProcess(name: "witness.example/w1", logs: [logEntry])
+        let w2 = try WitnessProcess(name: "witness.example/w2", logs: [logEntry])
+        let dir = TemporaryDirectory("ballotd")
+        let tiles = dir.sub("tiles")
+        try FileManager.default.createDirectory(atPath: tiles, withIntermediateDirectories: true)
+        let http = try serve(tiles)
+        defer { http.process.terminate() }
+        let policy = witnessing.policy([w1, w2], quorum: "group both 2 w1 w2\nquorum both")
+        var daemon = try witnessing.daemon(dir, policy: policy, environment: ["BALLOTD_TILES_DIR": tiles])
+        var c = try BallotClient(socketPath: daemon.socketPath)
+        var live = DaemonTests.liveElection("live", publicStandings: true)
+        live["witnesses_required"] = false
+        #expect(try c.call(["op": "election.define", "election": live]).isOK)
+        try witnessing.readyToCertify(c, "prize-a")
+        try (witnessing.logKey.publicKey.hex + "\n").write(toFile: dir.sub("log.pub"), atomically: true, encoding: .utf8)
+        let keys = ["--witness-key", w1.verifierKey, "--witness-key", w2.verifierKey]
+        func monitor() throws -> (status: Int32, stdout: String, stderr: String) {
+            try runTool("ballot-replay", ["monitor", "--tiles", http.url, "--state", dir.sub("monitor.state"), "--pubkey", dir.sub("log.pub")] + keys)
+        }
+        /// Takes a checkpoint and waits until the tiles publish it with both cosignatures.
+        func witnessedAndPublished() throws -> Int {
+            let size = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
+            let deadline = Date().addingTimeInterval(20)
+            while Date() < deadline {
+                let text = (try? String(contentsOfFile: tiles + "/checkpoint", encoding: .utf8)) ?? ""
+                if text.split(separator: "\n").dropFirst().first == "\(size)", text.components(separatedBy: "\n— ").count == 4 { return size }
+                usleep(50_000)
+            }
+            throw DaemonTestError("no cosigned checkpoint of \(size) events was published")
+        }
+
+        // Votes arrive; a receipt is saved once a witnessed checkpoint covers its vote.
+        for i in 0..<40 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "a\(i)@x.no"]).isOK) }
+        let vote = try #require(try c.call(["op": "vote.cast", "election": "live", "nominee": "bodo", "voter": "receipt@x.no"]).result?["seq"] as? Int)
+        let first = try witnessedAndPublished()
+        let receipt = dir.sub("vote.tlog-proof")
+        let saved = try runTool("ballotctl", ["--socket", daemon.socketPath, "receipt", "--seq", "\(vote)", "--out", receipt])
+        #expect(saved.status == 0, "\(saved)")
+        let seen = try monitor()
+        #expect(seen.status == 0 && seen.stdout.contains("first seen: \(first) events"), "\(seen)")
+        let checked = try runTool("ballot-replay", ["receipt", receipt, "--pubkey", dir.sub("log.pub"), "--tiles", http.url] + keys)
+        #expect(checked.status == 0 && checked.stdout.contains("still holds it"), "\(checked)")
+
+        // A backup of this moment; then the ledger grows, and the monitor follows.
+        #expect(daemon.terminate() == 0)
+        let backup = TemporaryDirectory("backup")
+        try FileManager.default.copyItem(atPath: daemon.dataDirectory, toPath: backup.sub("data"))
+        daemon = try witnessing.daemon(dir, policy: policy, environment: ["BALLOTD_TILES_DIR": tiles])
+        c = try BallotClient(socketPath: daemon.socketPath)
+        for i in 0..<30 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "b\(i)@x.no"]).isOK) }
+        let second = try witnessedAndPublished()
+        let followed = try monitor()
+        #expect(followed.status == 0 && followed.stdout.contains("extends \(first) to \(second) events"), "\(followed)")
+
+        // One witness stopped: votes and checkpoints go on; the certification waits, then fails.
+        w2.stop()
+        for i in 0..<20 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "bodo", "voter": "c\(i)@x.no"]).isOK) }
+        #expect(try c.call(["op": "checkpoint"]).isOK)
+        let refused = try c.call(["op": "result.certify", "election": "prize-a"])
+        #expect(refused.errorCode == "not_witnessed", "\(refused)")
+        try w2.start()
+
+        // Put back to the backup: the daemon publishes its older tree, the monitor exits 2 naming
+        // both checkpoints, and the witnesses refuse the next checkpoint of this history.
+        #expect(daemon.terminate() == 0)
+        try FileManager.default.removeItem(atPath: daemon.dataDirectory)
+        try FileManager.default.copyItem(atPath: backup.sub("data"), toPath: daemon.dataDirectory)
+        daemon = try witnessing.daemon(dir, policy: policy, environment: ["BALLOTD_TILES_DIR": tiles])
+        c = try BallotClient(socketPath: daemon.socketPath)
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline, (try? String(contentsOfFile: tiles + "/checkpoint", encoding: .utf8))?.split(separator: "\n").dropFirst().first != "\(first)" {
+            usleep(50_000)
+        }
+        let caught = try monitor()
+        #expect(caught.status == 2 && caught.stderr.contains("rollback") && caught.stderr.contains("\(second) events") && caught.stderr.contains("\(first) events"), "\(caught)")
+        for i in 0..<15 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "d\(i)@x.no"]).isOK) }
+        let next = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
+        // Each witness has cosigned a larger tree of this log than the new checkpoint: both refuse it.
+        let until = Date().addingTimeInterval(20)
+        func answers() throws -> [String] {
+            ((try c.call(["op": "status"]).result?["witnessing"] as? [String: Any])?["witnesses"] as? [[String: Any]] ?? []).map {
+                "\($0["last"] as? String ?? ""): \($0["reason"] as? String ?? "")"
+            }
+        }
+        while Date() < until, !(try answers().allSatisfy { $0.contains("past this checkpoint's \(next)") }) { usleep(100_000) }
+        let refusals = try answers()
+        #expect(refusals.count == 2 && refusals.allSatisfy { $0.hasPrefix("conflict: ") && $0.contains("past this checkpoint's \(next)") }, "\(refusals)")
+        let stillCaught = try monitor()
+        #expect(stillCaught.status == 2, "\(stillCaught)")
+        #expect(daemon.terminate() == 0)
+    }
+}
