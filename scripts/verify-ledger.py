@@ -4,6 +4,8 @@
 Written from docs/ledger-format.md alone.
 Usage: verify-ledger.py LEDGER_DIR [--pubkey FILE|HEX] [--json]
        verify-ledger.py --check-proofs FILE   (proofs, checkpoints and receipts, one JSON per line)
+       verify-ledger.py --tiles DIR|URL --pubkey KEY [--witness NAME=HEX]...   (§9: published tiles)
+       verify-ledger.py --receipt FILE --pubkey KEY [--witness NAME=HEX]...    (§9: a .tlog-proof)
 Exit 0: the ledger verifies; 2: it does not (FAIL at seq N); 66: not a ledger; 64: usage.
 Needs PyPI `lmdb`; checks Ed25519 checkpoint signatures when `cryptography` is importable.
 
@@ -468,7 +470,214 @@ def read_pubkey(text):
     return text
 
 
+# §9 Publication: notes, cosignatures, tiles, receipts --------------------------
+def read_source(source, path):
+    """A file of a tiles directory, or of a tiles URL (http://...)."""
+    if source.startswith("http://") or source.startswith("https://"):
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(source.rstrip("/") + "/" + path, timeout=30) as reply:
+                return reply.read()
+        except urllib.error.HTTPError as e:
+            if e.code == 404:
+                return None
+            raise Corrupt(f"GET {path}: HTTP {e.code}") from None
+    full = os.path.join(source, path)
+    if not os.path.isfile(full):
+        return None
+    with open(full, "rb") as f:
+        return f.read()
+
+
+def key_id(name, sig_type, key):
+    """§9 signed note: the first 4 bytes of SHA-256(name ‖ 0x0A ‖ type ‖ key)."""
+    return sha(name.encode(), b"\n", bytes([sig_type]), key)[:4]
+
+
+def parse_note(data):
+    """§9: text (to the last empty line) and its signature lines (name, key ID, bytes)."""
+    if len(data) > 65536 or not data.endswith(b"\n"):
+        raise Corrupt("not a signed note: over 64 KiB, or no final newline")
+    at = data.rfind(b"\n\n")
+    if at < 0:
+        raise Corrupt("not a signed note: no empty line before its signatures")
+    text, sigs = data[:at + 1], []
+    for line in data[at + 2:-1].split(b"\n"):
+        parts = line.split(b" ")
+        if len(parts) != 3 or parts[0] != "\u2014".encode():
+            raise Corrupt(f"not a signature line: {line[:80]!r}")
+        raw = base64.b64decode(parts[2], validate=True)
+        sigs.append((parts[1].decode(), raw[:4], raw[4:]))
+    lines = text.decode().split("\n")
+    if len(lines) < 4 or not re.fullmatch(r"0|[1-9][0-9]*", lines[1]):
+        raise Corrupt("the note's text is not a checkpoint: origin, size, root")
+    root = base64.b64decode(lines[2], validate=True)
+    if len(root) != 32:
+        raise Corrupt("the checkpoint's root is not 32 bytes")
+    return text, sigs, lines[0], int(lines[1]), root
+
+
+def check_note(data, log_key, witnesses):
+    """§9: the log's Ed25519 signature (key name = origin) and each witness's cosignature."""
+    text, sigs, origin, size, root = parse_note(data)
+
+    def find(name, sig_type, key):
+        kid = key_id(name, sig_type, key)
+        for n, k, s in sigs:
+            if n == name and k == kid:
+                return s
+        raise Corrupt(f"the checkpoint has no signature line of {name}")
+
+    try:
+        Ed25519PublicKey.from_public_bytes(log_key).verify(find(origin, 1, log_key), text)
+    except InvalidSignature:
+        raise Corrupt(f"the log's signature ({origin}) does not verify") from None
+    for name, key in witnesses:
+        s = find(name, 4, key)
+        if len(s) != 72:
+            raise Corrupt(f"the cosignature of {name} is {len(s)} bytes, not 72")
+        when = struct.unpack(">Q", s[:8])[0]
+        try:
+            Ed25519PublicKey.from_public_bytes(key).verify(s[8:], b"cosignature/v1\ntime %d\n" % when + text)
+        except InvalidSignature:
+            raise Corrupt(f"the cosignature of {name} does not verify") from None
+    return origin, size, root
+
+
+def tile_path(level, n, width):
+    """§9 tiles: tile/<L>/<N>[.p/<W>], N in 3-digit groups, all but the last with an x."""
+    groups = []
+    while True:
+        groups.append(f"{n % 1000:03d}")
+        n //= 1000
+        if n == 0:
+            break
+    groups.reverse()
+    name = "/".join(["x" + g for g in groups[:-1]] + [groups[-1]])
+    return f"tile/{level}/{name}" + ("" if width == 256 else f".p/{width}")
+
+
+def mth(hashes):
+    """§4: the root of a list of leaf hashes (RFC 6962 MTH)."""
+    if len(hashes) == 1:
+        return hashes[0]
+    k = 1
+    while k * 2 < len(hashes):
+        k *= 2
+    return sha(b"\x01", mth(hashes[:k]), mth(hashes[k:]))
+
+
+def check_tiles(source, log_key, witnesses):
+    """§9 tiles: the checkpoint's signatures; every bundle's records decode and hash to their
+    level-0 tile; each level's tiles are the roots of the full tiles below; the leaves give the
+    checkpoint's root. Returns (size, bundled entries)."""
+    data = read_source(source, "checkpoint")
+    if data is None:
+        raise Corrupt("there is no checkpoint")
+    origin, size, root = check_note(data, log_key, witnesses)
+    below, level, bundled = None, 0, 0
+    while size >> (8 * level):
+        count = size >> (8 * level)
+        row = []
+        for n in range((count + 255) // 256):
+            width = min(256, count - 256 * n)
+            tile = read_source(source, tile_path(level, n, width))
+            if tile is None or len(tile) != 32 * width:
+                raise Corrupt(f"{tile_path(level, n, width)} is missing or not {32 * width} bytes")
+            hashes = [tile[i:i + 32] for i in range(0, len(tile), 32)]
+            if level > 0:
+                for i, h in enumerate(hashes):
+                    if h != mth(below[(256 * n + i) * 256:(256 * n + i + 1) * 256]):
+                        raise Corrupt(f"{tile_path(level, n, width)}: hash {i} is not the root of the tile below")
+            else:
+                bundle = read_source(source, tile_path("entries", n, width))
+                if bundle is not None:
+                    at = 0
+                    for i in range(width):
+                        seq = 256 * n + i + 1
+                        if at + 2 > len(bundle):
+                            raise Corrupt(f"{tile_path('entries', n, width)} ends before record {seq}")
+                        length = struct.unpack(">H", bundle[at:at + 2])[0]
+                        rec = bundle[at + 2:at + 2 + length]
+                        at += 2 + length
+                        try:
+                            decode(rec, seq)
+                        except Corrupt as e:
+                            raise Corrupt(f"{tile_path('entries', n, width)}: record {seq}: {e}") from None
+                        if sha(b"\x00", rec) != hashes[i]:
+                            raise Corrupt(f"record {seq} does not hash to its leaf in {tile_path(0, n, width)}")
+                    if at != len(bundle):
+                        raise Corrupt(f"{tile_path('entries', n, width)} has bytes after its {width} records")
+                    bundled = 256 * n + width
+                # (no bundle: withheld while an election is sealed; the tiles still verify)
+            row += hashes
+        if level == 0 and mth(row) != root:
+            raise Corrupt(f"the leaves in the tiles do not give the checkpoint's root for size {size}")
+        below, level = row, level + 1
+    return origin, size, bundled
+
+
+def check_receipt(path, log_key, witnesses):
+    """§9 receipt (c2sp.org/tlog-proof): signatures, the record's leaf led to the root."""
+    with open(path, "rb") as f:
+        data = f.read()
+    at = data.find(b"\n\n")
+    if at < 0:
+        raise Corrupt("the receipt has no empty line before its checkpoint")
+    lines = data[:at].decode().split("\n")
+    if lines[0] != "c2sp.org/tlog-proof@v1" or len(lines) < 3 or not lines[1].startswith("extra "):
+        raise Corrupt("not a receipt: c2sp.org/tlog-proof@v1, then extra (the record)")
+    record = base64.b64decode(lines[1][6:], validate=True)
+    if not re.fullmatch(r"index (0|[1-9][0-9]*)", lines[2]):
+        raise Corrupt("the receipt's third line is not 'index <n>'")
+    index = int(lines[2][6:])
+    proof = [base64.b64decode(p, validate=True) for p in lines[3:]]
+    origin, size, root = check_note(data[at + 2:], log_key, witnesses)
+    _, _, fields = decode(record, index + 1)
+    if not verify_inclusion(sha(b"\x00", record), index, size, proof, root):
+        raise Corrupt(f"the inclusion proof does not lead record {index + 1} to the checkpoint's root")
+    return origin, size, index + 1, fields
+
+
+def publication(argv):
+    """--tiles DIR|URL or --receipt FILE, with --pubkey HEX and --witness NAME=HEX..."""
+    args, witnesses, log_key = list(argv), [], None
+    while "--witness" in args:
+        at = args.index("--witness")
+        name, _, key = (args[at + 1] if at + 1 < len(args) else "").partition("=")
+        if not re.fullmatch(r"[0-9a-f]{64}", key):
+            print("verify-ledger.py: --witness NAME=HEX (the witness's key name and 64 hex digits)", file=sys.stderr)
+            return 64
+        witnesses.append((name, bytes.fromhex(key)))
+        del args[at:at + 2]
+    if "--pubkey" in args:
+        at = args.index("--pubkey")
+        key = read_pubkey(args[at + 1]) if at + 1 < len(args) else None
+        log_key = bytes.fromhex(key) if key else None
+        del args[at:at + 2]
+    if log_key is None or len(args) != 2 or Ed25519PublicKey is None:
+        print("usage: verify-ledger.py --tiles DIR|URL|--receipt FILE --pubkey FILE|HEX [--witness NAME=HEX]...  (needs 'cryptography')",
+              file=sys.stderr)
+        return 64
+    try:
+        if args[0] == "--tiles":
+            origin, size, bundled = check_tiles(args[1], log_key, witnesses)
+            print(f"OK: {origin}: {size} events in the tiles hash to the signed root; {bundled} records in the bundles decode and hash to their leaves"
+                  + (f"; cosigned by {', '.join(n for n, _ in witnesses)}" if witnesses else ""))
+        else:
+            origin, size, seq, fields = check_receipt(args[1], log_key, witnesses)
+            print(f"OK: record {seq} ({fields}) is in the tree of {size} events of {origin}"
+                  + (f"; cosigned by {', '.join(n for n, _ in witnesses)}" if witnesses else ""))
+    except (Corrupt, ValueError, struct.error) as e:
+        print(f"FAIL: {e}")
+        return 2
+    return 0
+
+
 def main(argv):
+    if argv and argv[0] in ("--tiles", "--receipt"):
+        return publication(argv)
     if len(argv) == 2 and argv[0] == "--check-proofs":
         return check_proofs(argv[1])
     args = [a for a in argv if a != "--json"]

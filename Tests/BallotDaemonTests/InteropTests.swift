@@ -181,6 +181,9 @@ import TestSupport
         let checked = try go("checktiles", [tiles, origin, first.publicKey])
         #expect(checked.status == 0 && checked.stdout == "ok: \(first.size) entries\n", "\(checked)")
         #expect(FileManager.default.fileExists(atPath: tiles + "/tile/2/000.p/1"))
+        // The Python verifier, written from docs/ledger-format.md §9, reads them too.
+        let python = try runPythonVerifier(["--tiles", tiles, "--pubkey", first.publicKey])
+        #expect(python.status == 0 && python.stdout.contains("\(first.size) events in the tiles hash to the signed root; \(first.size) records"), "\(python)")
 
         let client = try BallotClient(socketPath: daemon.socketPath)
         for i in 0..<300 {
@@ -214,6 +217,8 @@ import TestSupport
         try bytes.write(to: URL(fileURLWithPath: bundle))
         let altered = try go("checktiles", [tiles, origin, second.publicKey])
         #expect(altered.status == 1 && altered.stderr.contains("entry 255"), "\(altered)")
+        let pythonAltered = try runPythonVerifier(["--tiles", tiles, "--pubkey", second.publicKey])
+        #expect(pythonAltered.status == 2 && pythonAltered.stdout.contains("record 256"), "\(pythonAltered)")
         bytes[bytes.count - 1] ^= 1
         try bytes.write(to: URL(fileURLWithPath: bundle))
         let tile = tiles + "/tile/1/000"

@@ -80,6 +80,9 @@ import BallotFormat
         #expect(seen.status == 0 && seen.stdout.contains("first seen: \(first) events"), "\(seen)")
         let checked = try runTool("ballot-replay", ["receipt", receipt, "--pubkey", dir.sub("log.pub"), "--tiles", http.url] + keys)
         #expect(checked.status == 0 && checked.stdout.contains("still holds it"), "\(checked)")
+        let python = try runPythonVerifier(["--tiles", http.url, "--pubkey", witnessing.logKey.publicKey.hex,
+                                            "--witness", "witness.example/w1=\(w1.publicKeyHex)", "--witness", "witness.example/w2=\(w2.publicKeyHex)"])
+        #expect(python.status == 0 && python.stdout.contains("\(first) events in the tiles hash to the signed root"), "\(python)")
 
         // A backup of this moment; then the ledger grows, and the monitor follows.
         #expect(daemon.terminate() == 0)

@@ -223,6 +223,9 @@ import BallotFormat
         let held = try check(file, ["--witness-key", w1.verifierKey, "--witness-key", w2.verifierKey])
         #expect(held.status == 0 && held.stdout.contains("vote.cast: live for bodo") && held.stdout.contains("cosigned by witness.example/w1, witness.example/w2"), "\(held)")
         #expect(try check(file, ["--policy", dir.sub("policy.txt")]).status == 0)
+        let witnessArgs = ["--witness", "witness.example/w1=\(w1.publicKeyHex)", "--witness", "witness.example/w2=\(w2.publicKeyHex)"]
+        let python = try runPythonVerifier(["--receipt", file, "--pubkey", logKey.publicKey.hex] + witnessArgs)
+        #expect(python.status == 0 && python.stdout.contains("OK: record \(vote + 1)"), "\(python)")
 
         // A witness that did not cosign; another log key; a changed proof line; a changed record.
         let stranger = VerifierKey(name: "witness.example/w3", type: SignedNote.cosignatureV1, publicKey: try CheckpointKey(seed: Array(repeating: 9, count: 32)).publicKey)
@@ -241,6 +244,8 @@ import BallotFormat
             try altered.joined(separator: "\n").write(toFile: dir.sub(name), atomically: true, encoding: .utf8)
             let refused = try check(dir.sub(name), [])
             #expect(refused.status == 2 && refused.stderr.contains("inclusion proof does not put"), "\(name): \(refused)")
+            let pythonRefused = try runPythonVerifier(["--receipt", dir.sub(name), "--pubkey", logKey.publicKey.hex])
+            #expect(pythonRefused.status == 2, "\(name): \(pythonRefused)")
         }
         lines[0] = "c2sp.org/tlog-proof@v2"
         try lines.joined(separator: "\n").write(toFile: dir.sub("v2"), atomically: true, encoding: .utf8)
