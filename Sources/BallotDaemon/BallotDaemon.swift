@@ -90,8 +90,14 @@ public struct BallotDaemon: Service {
         writer.start()
         tiles?.start()
         // The newest checkpoint is published at start: the directory catches up with the ledger
-        // (and one put back to an older copy shows so to the monitors).
-        if let note = newest?.checkpoint.note { tiles?.offer(note) }
+        // (and one put back to an older copy shows so to the monitors). Its note as cosigned
+        // before the stop, when it was, goes out with the cosignatures, and counts as witnessed.
+        if let newest, let note = newest.checkpoint.note {
+            let kept = (try? ReplacedFile.read("\(config.dataDirectory)/checkpoint.witnessed")).flatMap { $0 }.flatMap { try? SignedNote(parsing: $0) }
+            let cosigned = kept.flatMap { $0.text == note.text ? $0 : nil }
+            if let cosigned { cosigner?.resume(seq: newest.seq, size: newest.checkpoint.size, note: cosigned) }
+            tiles?.offer(cosigned ?? note)
+        }
         let witnessing = cosigner.map { c in Task { await c.run() } }
         if let cosigner {
             // A start asks the witnesses about the newest checkpoint: one that has seen a later

@@ -32,6 +32,9 @@ final class CommitSignal: @unchecked Sendable {
         for w in ready { w.callback(true) }
     }
 
+    /// Whether the daemon is stopping (`close` was called).
+    var isClosed: Bool { lock.withLock { closed } }
+
     /// Ends every wait (at shutdown).
     func close() {
         lock.lock()

@@ -185,9 +185,12 @@ final class ConnectionHandler: ChannelInboundHandler {
                     bound.value.0.finish(id: id, op: request.op, .write, result, bound.value.1)
                 }
             }
-        case .await(let work):
+        case .awaitThenRead(let wait):
             machine.startedAnswering()
-            context.eventLoop.makeFutureWithTask { try await work() }.whenComplete { result in
+            let readPool = service.readPool
+            context.eventLoop.makeFutureWithTask { try await wait() }.flatMap { read in
+                readPool.runIfActive(eventLoop: bound.value.1.eventLoop) { try read() }
+            }.whenComplete { result in
                 bound.value.0.finish(id: id, op: request.op, .read, result, bound.value.1)
             }
         case .subscribe(let from):

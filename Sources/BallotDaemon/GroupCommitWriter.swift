@@ -178,7 +178,9 @@ final class GroupCommitWriter: @unchecked Sendable {
                 if due <= SystemClock().now() { break }
                 _ = condition.wait(until: Date(timeIntervalSince1970: Double(due.microseconds) / 1e6))
             }
-            if waiting.isEmpty && !stopping {
+            // Due, it goes first even while clients keep the queue full: under a steady load
+            // the queue is never empty, and the ledger would go unsigned (and unwitnessed).
+            if !stopping, let due = nextIntervalCheckpoint(), due <= SystemClock().now() {
                 condition.unlock()
                 takeIntervalCheckpoint()
                 continue

@@ -19,8 +19,9 @@ enum Plan: Sendable {
     /// Appends through the writer, then waits, in a task, for what the reply needs: a
     /// certification that requires witnesses waits for a witnessed checkpoint covering it.
     case writeThenAwait([Submission], then: @Sendable ([Outcome]) async throws -> JSONValue)
-    /// Waits, in a task, for what the reply needs.
-    case await(@Sendable () async throws -> JSONValue)
+    /// Waits, in a task, for what the reply needs, then reads the ledger (on the read pool)
+    /// with the closure the wait gave.
+    case awaitThenRead(@Sendable () async throws -> @Sendable () throws -> JSONValue)
     /// Streams events (see `ConnectionHandler`).
     case subscribe(from: UInt64)
     /// Receives a vote file (see `ImportSession`).
@@ -176,7 +177,7 @@ struct OperationHandler: Sendable {
             return single(.scoreJury(election: e, juror: j, nominee: n, criterion: c, score: score), peer, key)
         case .juryClose(let e): return single(.closeJury(election: e), peer, key)
         case .receipt(let seq, let wait):
-            return receipt(seq, wait: .seconds(wait))
+            return receipt(seq, wait: .seconds(wait), for: peer)
         case .resultCertify(let e):
             guard try status(e).definition.witnessesRequired else { return single(.certifyResult(election: e), peer, key) }
             return try witnessedCertification(e, peer, key)
@@ -184,11 +185,12 @@ struct OperationHandler: Sendable {
     }
 
     /// A tlog-proof of event `seq` against the newest witnessed checkpoint covering it (with a
-    /// witness policy) or the newest signed one, waiting up to `wait` for one.
-    private func receipt(_ seq: UInt64, wait: Duration) -> Plan {
-        let (writer, reader, witnesses) = (self.writer, self.reader, self.witnesses)
-        return .await {
-            guard seq <= writer.head.size else { throw ProtocolError(.badRequest, "receipt: there is no event \(seq); the ledger holds \(writer.head.size)") }
+    /// witness policy) or the newest signed one, waiting up to `wait` for one. The record names
+    /// a vote's nominee: while its election is sealed, only the one who cast it gets it.
+    private func receipt(_ seq: UInt64, wait: Duration, for peer: Peer) -> Plan {
+        let (writer, reader, witnesses, clock, metrics) = (self.writer, self.reader, self.witnesses, self.clock, self.metrics)
+        return .awaitThenRead {
+            guard seq >= 1, seq <= writer.head.size else { throw ProtocolError(.badRequest, "receipt: there is no event \(seq); the ledger holds \(writer.head.size)") }
             let note: SignedNote
             if let witnesses {
                 guard let witnessed = await witnesses.waitUntilWitnessed(size: seq, timeout: wait) else {
@@ -197,7 +199,7 @@ struct OperationHandler: Sendable {
                 note = witnessed.note
             } else {
                 let deadline = ContinuousClock.now + wait
-                while (writer.latestCheckpoint?.checkpoint.size ?? 0) < seq && ContinuousClock.now < deadline {
+                while (writer.latestCheckpoint?.checkpoint.size ?? 0) < seq && ContinuousClock.now < deadline && !writer.commits.isClosed {
                     try await Task.sleep(for: .milliseconds(100))
                 }
                 guard let latest = writer.latestCheckpoint, latest.checkpoint.size >= seq else {
@@ -208,9 +210,20 @@ struct OperationHandler: Sendable {
                 }
                 note = signed
             }
-            let size = try CheckpointNote(text: note.text).size
-            let proof = TlogProof(record: try reader.rawRecord(seq), index: seq - 1, proof: try reader.inclusionProof(seq: seq, size: size), checkpoint: note)
-            return .object([("seq", .uint(seq)), ("checkpoint_size", .uint(size)), ("tlog_proof", .string(proof.serialized))])
+            let sealed = writer.sealedElections(at: clock.now())
+            return {
+                let size = try CheckpointNote(text: note.text).size
+                guard let record = try reader.rawRecord(seq), let event = try reader.record(seq) else {
+                    throw ProtocolError(.badRequest, "receipt: there is no event \(seq)")
+                }
+                if let election = event.event.election, sealed.contains(election), event.actor.uid != peer.uid,
+                   [.voteCast, .voteInvalidated].contains(event.event.kind) {
+                    metrics.sealedPeeks.increment()
+                    throw ProtocolError(.sealed, "receipt: event \(seq) is a vote of '\(election)', whose standings are sealed until voting closes; only uid \(event.actor.uid), who recorded it, gets its receipt now")
+                }
+                let proof = TlogProof(record: record, index: seq - 1, proof: try reader.inclusionProof(seq: seq, size: size), checkpoint: note)
+                return .object([("seq", .uint(seq)), ("checkpoint_size", .uint(size)), ("tlog_proof", .string(proof.serialized))])
+            }
         }
     }
 

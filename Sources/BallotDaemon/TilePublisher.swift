@@ -44,6 +44,12 @@ final class TilePublisher: @unchecked Sendable {
         condition.signal()
     }
 
+    private func setLast(_ note: SignedNote, incomplete: Bool) {
+        condition.lock()
+        last = (note, incomplete)
+        condition.unlock()
+    }
+
     /// Publishes what is pending, then ends the thread.
     func stop() {
         condition.lock()
@@ -53,10 +59,22 @@ final class TilePublisher: @unchecked Sendable {
         stopped.wait()
     }
 
+    /// The last note published, and whether it went out incomplete (its bundles withheld, or
+    /// its writing failed): then it is tried again every `retry`, so that the bundles follow
+    /// once voting closes by its time, with nothing new appended.
+    private var last: (note: SignedNote, incomplete: Bool)?
+    static let retry: TimeInterval = 30
+
     private func run() {
         while true {
             condition.lock()
-            while pending == nil && !stopping { condition.wait() }
+            while pending == nil && !stopping {
+                if let last, last.incomplete {
+                    if !condition.wait(until: Date().addingTimeInterval(Self.retry)) && pending == nil { pending = last.note }
+                } else {
+                    condition.wait()
+                }
+            }
             let note = pending
             pending = nil
             let done = stopping && note == nil
@@ -65,6 +83,8 @@ final class TilePublisher: @unchecked Sendable {
             guard let note else { continue }
             do {
                 let update = try writer.update(to: note, entries: entriesArePublic())
+                let size = (try? CheckpointNote(text: note.text).size) ?? 0
+                setLast(note, incomplete: update.entries < size)
                 if let replaced = update.replaced {
                     logger.critical("the tiles directory held a checkpoint this ledger does not extend; every tile was written again", metadata: [
                         "tiles.dir": "\(writer.directory)", "replaced.size": "\(replaced.size)"])
@@ -73,6 +93,7 @@ final class TilePublisher: @unchecked Sendable {
                                                            "tiles.entries": "\(update.entries)",
                                                            "checkpoint.signatures": "\(note.signatures.count)"])
             } catch {
+                setLast(note, incomplete: true)
                 logger.error("cannot publish the tiles", metadata: ["tiles.dir": "\(writer.directory)", "error": "\(error)"])
             }
         }

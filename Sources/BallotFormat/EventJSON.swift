@@ -5,25 +5,28 @@ public import BallotCollections
 public enum EventJSON {
     /// With `sealing` true for the event's election, a vote's (or an invalidated vote's)
     /// nominee is withheld (`null`, and `"sealed": true`): per-nominee numbers stay hidden while
-    /// the vote is open, and counting vote events would reveal them.
+    /// the vote is open, and counting vote events would reveal them. So are its leaf hash, a
+    /// vote's voter key and an invalidation's reason: with every other field of the record
+    /// known, hashing each nominee in turn against the leaf (here, or in the published hash
+    /// tiles) would find the one withheld.
     public static func render(_ record: RecordedEvent, leafHash: MerkleHash, sealing: (ElectionID) -> Bool = { _ in false }) -> JSONValue {
         var payload = data(record.event)
         if case .object(var members) = payload, let election = record.event.election, sealing(election), [.voteCast, .voteInvalidated].contains(record.event.kind) {
-            members = members.map { $0.0 == "nominee" ? ("nominee", .null) : $0 }
+            members = members.map { ["nominee", "voter_key", "reason"].contains($0.0) ? ($0.0, .null) : $0 }
             members.append(("sealed", .bool(true)))
-            payload = .object(members)
+            return render(record, leafHash: nil, data: .object(members))
         }
         return render(record, leafHash: leafHash, data: payload)
     }
 
-    package static func render(_ record: RecordedEvent, leafHash: MerkleHash, data: JSONValue) -> JSONValue {
+    package static func render(_ record: RecordedEvent, leafHash: MerkleHash?, data: JSONValue) -> JSONValue {
         .object([
             ("seq", .uint(record.seq)),
             ("type", .string(record.event.kind.description)),
             ("timestamp", .string(record.timestamp.rfc3339)),
             ("actor", .object([("role", .string(record.actor.role.description)), ("uid", .int(Int64(record.actor.uid)))])),
             ("idempotency_key", record.idempotencyKey.isEmpty ? .null : .string(record.idempotencyKey)),
-            ("leaf_hash", .string(leafHash.hex)),
+            ("leaf_hash", leafHash.map { .string($0.hex) } ?? .null),
             ("data", data),
         ])
     }

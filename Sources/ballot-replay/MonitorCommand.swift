@@ -36,20 +36,28 @@ struct MonitorCommand: ParsableCommand {
         guard let logKey = readPublicKey(pubkey) else { fail(64, "give --pubkey") }
         let trust = Trust(logKey: logKey, witnessKeys: witnessKeys, policy: policy)
         while true {
-            check(url, trust)
+            do {
+                try check(url, trust)
+            } catch {
+                // A broken publication (or no answer) ends a single check with 1; a watch goes
+                // on, since the next fetch may find it mended: only a rollback or a split view ends it.
+                guard every != nil else { fail(1, error.description) }
+                warn(error.description)
+            }
             guard let every else { return }
             sleep(UInt32(max(every, 1)))
         }
     }
 
-    func check(_ url: HTTPURL, _ trust: Trust) {
-        let published = trust.fetchCheckpoint(url)
+    func check(_ url: HTTPURL, _ trust: Trust) throws(PublicationProblem) {
+        let published = try trust.fetchCheckpoint(url)
         let nodes = TileNodes(size: published.text.size) { path in try fetchTile(url, path) }
-        let root: MerkleHash
-        do { root = try MerkleTree.root(size: published.text.size, nodes.node) } catch { fail(1, "\(url)/tile: \(error)") }
-        guard root == published.text.root else {
-            fail(1, "the tiles at \(url) do not hash to the root of its checkpoint (size \(published.text.size)): the publication is broken")
-        }
+        func tileProblem(_ error: any Error) -> PublicationProblem { PublicationProblem("\(url)/tile: \(error)") }
+        do {
+            guard try MerkleTree.root(size: published.text.size, nodes.node) == published.text.root else {
+                throw PublicationProblem("the tiles at \(url) do not hash to the root of its checkpoint (size \(published.text.size))")
+            }
+        } catch let problem as PublicationProblem { throw problem } catch { throw tileProblem(error) }
         let seen: (note: SignedNote, text: CheckpointNote)? = {
             let stored: [UInt8]?
             do { stored = try ReplacedFile.read(state) } catch { fail(66, "cannot read the state file \(state): \(error)") }
@@ -68,15 +76,21 @@ struct MonitorCommand: ParsableCommand {
             if published.text.size == old.size {
                 guard published.text.root == old.root else { conflict("split view: the log shows another tree of the same size") }
             } else {
-                let proof: [MerkleHash]
-                do { proof = try MerkleTree.consistencyProof(oldSize: old.size, newSize: published.text.size, nodes.node) } catch { fail(1, "\(url)/tile: \(error)") }
-                guard MerkleTree.verifyConsistency(oldSize: old.size, newSize: published.text.size, oldRoot: old.root,
-                                                   newRoot: published.text.root, proof: proof) else {
-                    conflict("split view: the published tree does not extend the one seen before")
-                }
+                // The tree the tiles give at the old size, linked to the signed new root by a
+                // consistency proof from the same tiles: tiles that fail to link are a broken
+                // publication (1); linked, another old root is a split view (2).
+                do {
+                    let derived = try MerkleTree.root(size: old.size, nodes.node)
+                    let proof = try MerkleTree.consistencyProof(oldSize: old.size, newSize: published.text.size, nodes.node)
+                    guard MerkleTree.verifyConsistency(oldSize: old.size, newSize: published.text.size, oldRoot: derived,
+                                                       newRoot: published.text.root, proof: proof) else {
+                        throw PublicationProblem("the tiles at \(url) do not give a consistency proof to its signed root")
+                    }
+                    guard derived == old.root else { conflict("split view: the published tree does not extend the one seen before") }
+                } catch let problem as PublicationProblem { throw problem } catch { throw tileProblem(error) }
             }
         }
-        trust.requireCosigned(published.note, published.text, at: url)
+        try trust.requireCosigned(published.note, published.text, at: url)
         do {
             try ReplacedFile.replace(state, with: Array(published.note.serialized.utf8), durable: true, mode: 0o644)
         } catch {
@@ -106,34 +120,34 @@ struct Trust {
         }
     }
 
-    /// Fetches `<url>/checkpoint` and checks the log's signature; exits 1 when it does not hold.
-    func fetchCheckpoint(_ url: HTTPURL) -> (note: SignedNote, text: CheckpointNote) {
+    /// Fetches `<url>/checkpoint` and checks the log's signature.
+    func fetchCheckpoint(_ url: HTTPURL) throws(PublicationProblem) -> (note: SignedNote, text: CheckpointNote) {
         let bytes: [UInt8]
-        do { bytes = try fetchTile(url, "checkpoint") } catch { fail(1, "\(error)") }
+        do { bytes = try fetchTile(url, "checkpoint", maxBytes: SignedNote.maxBytes) } catch { throw PublicationProblem("\(error)") }
         let note: SignedNote
         let text: CheckpointNote
         do {
             note = try SignedNote(parsing: bytes)
             text = try CheckpointNote(text: note.text)
         } catch {
-            fail(1, "\(url)/checkpoint: \(error)")
+            throw PublicationProblem("\(url)/checkpoint: \(error)")
         }
         guard note.verifies(name: text.origin, publicKey: logKey) == true else {
-            fail(1, "\(url)/checkpoint: no signature of the log's key (\(text.origin)) verifies on it")
+            throw PublicationProblem("\(url)/checkpoint: no signature of the log's key (\(text.origin)) verifies on it")
         }
         return (note, text)
     }
 
-    /// Exits 1 unless the checkpoint carries the cosignatures asked for. Checked after the
+    /// Whether the checkpoint carries the cosignatures asked for. Checked after the
     /// consistency: a log that signed two views is caught whether or not witnesses cosigned.
-    func requireCosigned(_ note: SignedNote, _ text: CheckpointNote, at url: HTTPURL) {
+    func requireCosigned(_ note: SignedNote, _ text: CheckpointNote, at url: HTTPURL) throws(PublicationProblem) {
         for w in witnesses {
             guard case .success? = note.cosignature(name: w.name, publicKey: w.publicKey) else {
-                fail(1, "\(url)/checkpoint (size \(text.size)): no valid cosignature of the witness \(w.name)")
+                throw PublicationProblem("\(url)/checkpoint (size \(text.size)): no valid cosignature of the witness \(w.name) (yet)")
             }
         }
         if let policy, !policy.isSatisfied(by: policy.cosigners(of: note).verified) {
-            fail(1, "\(url)/checkpoint (size \(text.size)): its cosignatures do not meet the policy's quorum")
+            throw PublicationProblem("\(url)/checkpoint (size \(text.size)): its cosignatures do not meet the policy's quorum (yet)")
         }
     }
 
@@ -143,14 +157,21 @@ struct Trust {
     }
 }
 
-/// GETs `<url>/<path>` (a tile is at most 8 KB; an entry bundle more), blocking this thread:
+/// A published log that cannot be checked now: no answer, a tile missing or of the wrong
+/// length, tiles that do not hash to the signed root, cosignatures not there (yet).
+struct PublicationProblem: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// GETs `<url>/<path>` (a hash tile is at most 8 KB), blocking this thread:
 /// ballot-replay is a command-line tool, and its checks are synchronous.
-func fetchTile(_ url: HTTPURL, _ path: String) throws -> [UInt8] {
+func fetchTile(_ url: HTTPURL, _ path: String, maxBytes: Int = TileLayout.hashBytes * Int(TileLayout.width)) throws -> [UInt8] {
     final class Box: @unchecked Sendable { var result: Result<HTTPReply, any Error>? }
     let box = Box()
     let done = DispatchSemaphore(value: 0)
     Task {
-        do { box.result = .success(try await HTTPClient.request(.get, url, path: "/" + path, timeout: .seconds(30), maxBytes: 1 << 24)) } catch { box.result = .failure(error) }
+        do { box.result = .success(try await HTTPClient.request(.get, url, path: "/" + path, timeout: .seconds(30), maxBytes: maxBytes)) } catch { box.result = .failure(error) }
         done.signal()
     }
     done.wait()

@@ -139,26 +139,35 @@ struct ReceiptCommand: ParsableCommand {
     /// from the tiles from the receipt's tree to it. Exits 2 when it does not extend it.
     func checkPublished(_ tiles: String, holds receipt: CheckpointNote, logKey: Digest32) {
         guard let url = HTTPURL(tiles) else { fail(64, "--tiles \(tiles): write http://HOST:PORT[/PATH]") }
-        let published = Trust(logKey: logKey, witnessKeys: witnessKeys, policy: policy).fetchCheckpoint(url)
+        let trust = Trust(logKey: logKey, witnessKeys: witnessKeys, policy: policy)
+        let published: (note: SignedNote, text: CheckpointNote)
+        do { published = try trust.fetchCheckpoint(url) } catch { fail(1, error.description) }
         guard published.text.origin == receipt.origin else { fail(Exit.tampered, "the log at \(url) is \(published.text.origin), not \(receipt.origin)") }
         guard published.text.size >= receipt.size else {
             fail(Exit.tampered, "the log at \(url) now shows \(published.text.size) events, fewer than the receipt's checkpoint (\(receipt.size)): a rollback")
         }
         let nodes = TileNodes(size: published.text.size) { path in try fetchTile(url, path) }
-        let proof: [MerkleHash]
+        // The tree the tiles give at the receipt's size, linked to the signed root by a
+        // consistency proof from the same tiles: no link is a broken publication (1); linked,
+        // another root than the receipt's is a split view (2).
+        let derived: MerkleHash
         do {
             guard try MerkleTree.root(size: published.text.size, nodes.node) == published.text.root else {
                 fail(1, "the tiles at \(url) do not hash to the root of its checkpoint (size \(published.text.size))")
             }
-            proof = try MerkleTree.consistencyProof(oldSize: receipt.size, newSize: published.text.size, nodes.node)
+            derived = try MerkleTree.root(size: receipt.size, nodes.node)
+            let proof = try MerkleTree.consistencyProof(oldSize: receipt.size, newSize: published.text.size, nodes.node)
+            guard MerkleTree.verifyConsistency(oldSize: receipt.size, newSize: published.text.size, oldRoot: derived,
+                                               newRoot: published.text.root, proof: proof) else {
+                fail(1, "the tiles at \(url) do not give a consistency proof to its signed root")
+            }
         } catch {
             fail(1, "\(url): \(error)")
         }
-        guard MerkleTree.verifyConsistency(oldSize: receipt.size, newSize: published.text.size, oldRoot: receipt.root,
-                                           newRoot: published.text.root, proof: proof) else {
+        guard derived == receipt.root else {
             fail(Exit.tampered, "the log at \(url) (\(published.text.size) events) does not extend the receipt's checkpoint (\(receipt.size)): a split view")
         }
-        Trust(logKey: logKey, witnessKeys: witnessKeys, policy: policy).requireCosigned(published.note, published.text, at: url)
+        do { try trust.requireCosigned(published.note, published.text, at: url) } catch { fail(1, error.description) }
         print("  and the log at \(url) still holds it: its checkpoint of \(published.text.size) events extends the receipt's")
     }
 

@@ -1,5 +1,8 @@
 import ArgumentParser
 import FoundationEssentials
+#if canImport(Glibc)
+import Glibc
+#endif
 import BallotDomain
 import BallotAudit
 import BallotFormat
@@ -24,6 +27,25 @@ struct TilesCommand: ParsableCommand {
     @Option(help: "The sequence number of the checkpoint event to publish (default: the newest note).") var checkpoint: UInt64?
     @Option(help: "A cosigned checkpoint note to publish (it must verify with the ledger's key and root).") var witnessed: String?
     @Option(help: "The daemon's checkpoint public key file.") var pubkey: String?
+    @Option(help: "Entry bundles: auto (withheld while an election's standings are sealed now, as the daemon does), always, or never.")
+    var entries: EntriesMode = .auto
+
+    enum EntriesMode: String, ExpressibleByArgument { case auto, always, never }
+
+    /// Whether the bundles may be written: a bundle holds each vote's nominee, which stays
+    /// hidden while voting is open (unless the election's standings are public).
+    func entriesMayGoOut(_ reader: LedgerReader) -> Bool {
+        switch entries {
+        case .always: return true
+        case .never: return false
+        case .auto:
+            let state = reading { try Audit.replay(reader).state }
+            let now = Timestamp(microseconds: Int64(time(nil)) * 1_000_000)
+            let sealed = state.elections.filter { !$0.status.standingsArePublic(at: now) }.map(\.id.value)
+            if !sealed.isEmpty { warn("the standings of \(sealed.joined(separator: ", ")) are sealed: the entry bundles are withheld (--entries always to write them)") }
+            return sealed.isEmpty
+        }
+    }
 
     func run() throws {
         let pinned = readPublicKey(pubkey)
@@ -34,16 +56,21 @@ struct TilesCommand: ParsableCommand {
         if let witnessed {
             note = cosigned(witnessed, by: signed, reader)
         }
+        let writer = TileWriter(directory: out, reader: reader)
+        if let published = writer.published(), let chosen = try? CheckpointNote(text: note.text), published.size > chosen.size,
+           (try? reader.root(size: published.size).root) == published.root {
+            fail(64, "\(out) publishes a larger tree of this ledger (\(published.size) events) than the checkpoint chosen (\(chosen.size)): publishing it would look like a rollback to every monitor")
+        }
         let update: TileWriter.Update
         do {
-            update = try TileWriter(directory: out, reader: reader).update(to: note)
+            update = try writer.update(to: note, entries: entriesMayGoOut(reader))
         } catch let error as TileError {
             fail(73, "\(error)")
         } catch {
             fail(Exit.unreadable, "\(error)")
         }
         if let replaced = update.replaced {
-            warn("the checkpoint in \(out) (size \(replaced.size)) is not one of this ledger's trees: every tile was written again")
+            warn("the checkpoint in \(out) (size \(replaced.size)) is not one of this ledger's trees: its tiles were removed, and this ledger's written")
         }
         let size = (try? CheckpointNote(text: note.text).size) ?? signed.size
         print("tree size \(size): \(update.files) files written (tiles up to size \(update.from) were there), checkpoint \(out)/checkpoint")

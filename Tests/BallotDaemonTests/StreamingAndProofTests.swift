@@ -103,6 +103,9 @@ import BallotDomain
         let data = try #require(events.first?["data"] as? [String: Any])
         #expect(data["nominee"] is NSNull)
         #expect(data["sealed"] as? Bool == true)
+        // Nor what would let the nominee be found by hashing each against the leaf.
+        #expect(data["voter_key"] is NSNull && events.first?["leaf_hash"] is NSNull)
+        #expect(vote["leaf_hash"] is String)   // the ack, to the one who cast it, keeps it
         #expect(try c.call(["op": "subscribe", "from": 1000]).errorCode == "bad_request")
         daemon.terminate()
     }

@@ -12,30 +12,6 @@ import BallotFormat
 @Suite(.serialized, .timeLimit(.minutes(3))) struct TransparencyEndToEndTests {
     let witnessing = WitnessingTests()
 
-    /// `python3 -m http.server` on 127.0.0.1 serving `directory`: the process and its URL.
-    func serve(_ directory: String) throws -> (process: Process, url: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-u", "-m", "http.server", "0", "--bind", "127.0.0.1", "--directory", directory]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try p.run()
-        var line = Data()
-        while !line.contains(0x0A) {
-            let more = out.fileHandleForReading.availableData
-            if more.isEmpty { break }
-            line += more
-        }
-        // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
-        let words = String(decoding: line, as: UTF8.self).split(separator: " ")
-        guard let at = words.firstIndex(of: "port"), at + 1 < words.count, let port = Int(words[at + 1]) else {
-            p.terminate()
-            throw DaemonTestError("http.server said: \(String(decoding: line, as: UTF8.self))")
-        }
-        return (p, "http://127.0.0.1:\(port)")
-    }
-
     @Test func witnessesTilesReceiptsAndAMonitorCatchARollback() throws {
         let logEntry = witnessing.logEntry
         let w1 = try WitnessProcess(name: "witness.example/w1", logs: [logEntry])
@@ -43,8 +19,8 @@ import BallotFormat
         let dir = TemporaryDirectory("ballotd")
         let tiles = dir.sub("tiles")
         try FileManager.default.createDirectory(atPath: tiles, withIntermediateDirectories: true)
-        let http = try serve(tiles)
-        defer { http.process.terminate() }
+        let http = try StaticHTTPServer(directory: tiles)
+        defer { http.stop() }
         let policy = witnessing.policy([w1, w2], quorum: "group both 2 w1 w2\nquorum both")
         var daemon = try witnessing.daemon(dir, policy: policy, environment: ["BALLOTD_TILES_DIR": tiles])
         var c = try BallotClient(socketPath: daemon.socketPath)

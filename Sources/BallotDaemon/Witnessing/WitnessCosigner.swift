@@ -108,6 +108,14 @@ final class WitnessCosigner: Sendable {
 
     var isStopped: Bool { shared.withLock { $0.stopped } }
 
+    /// At start: the newest checkpoint's note as cosigned before the stop counts as witnessed
+    /// again, if its cosignatures still meet the policy.
+    func resume(seq: UInt64, size: UInt64, note: SignedNote) {
+        guard policy.isSatisfied(by: policy.cosigners(of: note).verified) else { return }
+        shared.withLock { $0.witnessed = Witnessed(seq: seq, size: size, note: note) }
+        Gauge(label: "ballotd_witnessed_checkpoint_size").record(Double(size))
+    }
+
     /// The latest witnessed checkpoint.
     var witnessed: Witnessed? { shared.withLock { $0.witnessed } }
 

@@ -63,7 +63,10 @@ public struct TileWriter: Sendable {
             if published.size <= checkpoint.size, try reader.root(size: published.size).root == published.root {
                 from = published.size
             } else {
+                // Another history's tiles (a restored backup, or an older checkpoint asked
+                // for): none of them may stay beside this ledger's, bundles least of all.
                 replaced = published
+                try removeTiles()
             }
         }
         let entriesFrom = replaced == nil ? bundledEntries(upTo: from) : 0
@@ -89,7 +92,7 @@ public struct TileWriter: Sendable {
     /// bundles from `entriesFrom` on (none when nil).
     public func writeTiles(size: UInt64, from: UInt64, entriesFrom: UInt64? = nil) throws -> Int {
         var files = 0
-        let bundles = entriesFrom.map { TileLayout.newTiles(level: nil, oldSize: $0, size: size) } ?? []
+        let bundles = Set(entriesFrom.map { TileLayout.newTiles(level: nil, oldSize: $0, size: size) } ?? [])
         let wanted = Set(TileLayout.newTiles(level: nil, oldSize: from, size: size)).union(bundles).sorted { $0.index < $1.index }
         for bundle in wanted {
             let start = bundle.index * TileLayout.width
@@ -102,8 +105,10 @@ public struct TileWriter: Sendable {
                 guard bytes.count <= TileLayout.maxEntryBytes else {
                     throw TileError("event \(seq) is \(bytes.count) bytes; an entry bundle holds entries of at most \(TileLayout.maxEntryBytes) bytes (c2sp.org/tlog-tiles)")
                 }
-                entries += [UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)]
-                entries += bytes
+                if bundles.contains(bundle) {
+                    entries += [UInt8(bytes.count >> 8), UInt8(bytes.count & 0xFF)]
+                    entries += bytes
+                }
                 MerkleHash.leaf(bytes).withBytes { leaves += $0 }
                 seen += 1
                 return seen < bundle.width
@@ -139,6 +144,16 @@ public struct TileWriter: Sendable {
             try ReplacedFile.replace(directory + "/checkpoint", with: Array(note.serialized.utf8), durable: true, mode: 0o644)
         } catch {
             throw TileError("cannot write \(directory)/checkpoint: \(error)")
+        }
+    }
+
+    private func removeTiles() throws {
+        let tiles = directory + "/tile"
+        guard FileManager.default.fileExists(atPath: tiles) else { return }
+        do {
+            try FileManager.default.removeItem(atPath: tiles)
+        } catch {
+            throw TileError("cannot remove the tiles of another history in \(tiles): \(error)")
         }
     }
 
