@@ -39,20 +39,10 @@ import BallotFormat
     /// A witness that takes connections and never answers: a listening socket nobody accepts
     /// on (the kernel completes the handshakes). Its port, and the process to stop.
     func hungWitness() throws -> (port: Int, process: Process) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
-        p.arguments = ["-c", "import socket,sys,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(64)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(600)"]
-        let out = Pipe()
-        p.standardOutput = out
-        try p.run()
-        var line = Data()
-        while !line.contains(0x0A) {
-            let more = out.fileHandleForReading.availableData
-            if more.isEmpty { break }
-            line += more
-        }
-        guard let port = Int(String(decoding: line, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            p.terminate()
+        let (p, line) = try launchReadingFirstLine("/usr/bin/python3",
+            ["-c", "import socket,sys,time\ns=socket.socket()\ns.bind(('127.0.0.1',0))\ns.listen(64)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(600)"])
+        guard let port = Int(line.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+            kill(p.processIdentifier, SIGKILL)
             throw DaemonTestError("the hung witness did not say its port")
         }
         return (port, p)

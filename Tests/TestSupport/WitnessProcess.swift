@@ -28,25 +28,14 @@ public final class WitnessProcess: @unchecked Sendable {
     public var url: String { "http://127.0.0.1:\(port)" }
 
     public func start() throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: DaemonProcess.binaryDirectory + "/ballot-witness")
-        p.arguments = ["serve", "--name", name, "--key", directory.sub("witness.key"), "--state", directory.sub("witness.state"),
-                       "--listen", "127.0.0.1:\(port)"] + logs.flatMap { ["--log", $0] }
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-        try p.run()
-        var line = Data()
-        while !line.contains(0x0A) {
-            let more = out.fileHandleForReading.availableData
-            if more.isEmpty { break }
-            line += more
-        }
+        let (p, line) = try launchReadingFirstLine(DaemonProcess.binaryDirectory + "/ballot-witness",
+            ["serve", "--name", name, "--key", directory.sub("witness.key"), "--state", directory.sub("witness.state"),
+             "--listen", "127.0.0.1:\(port)"] + logs.flatMap { ["--log", $0] })
         // "listening on HOST:PORT as VKEY"
-        let words = String(decoding: line, as: UTF8.self).split(whereSeparator: \.isWhitespace)
+        let words = line.split(whereSeparator: \.isWhitespace)
         guard words.count == 5, let port = words[2].split(separator: ":").last.flatMap({ Int($0) }) else {
             p.terminate()
-            throw DaemonTestError("ballot-witness serve said: \(String(decoding: line, as: UTF8.self))")
+            throw DaemonTestError("ballot-witness serve said: \(line)")
         }
         self.port = port
         verifierKey = String(words[4])
