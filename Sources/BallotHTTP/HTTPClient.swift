@@ -99,9 +99,15 @@ public enum HTTPClient {
                         head.headers.add(name: "Content-Length", value: String(body.count))
                     }
                     head.headers.add(name: "Connection", value: "close")
-                    try await outbound.write(.head(head))
-                    if !body.isEmpty { try await outbound.write(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
-                    try await outbound.write(.end(nil))
+                    if method == .get { head.headers.add(name: "Content-Length", value: "0") }
+                    // A server may answer and close as soon as it has read the head (an HTTP/1.0
+                    // one does): a write that fails then is not the exchange failing. The answer
+                    // is read either way; the write's error counts only if there is none.
+                    var parts: [HTTPClientRequestPart] = [.head(head)]
+                    if !body.isEmpty { parts.append(.body(.byteBuffer(ByteBuffer(bytes: body)))) }
+                    parts.append(.end(nil))
+                    var writeError: (any Error)?
+                    do { try await outbound.write(contentsOf: parts) } catch { writeError = error }
                     var reply: HTTPReply?
                     for try await part in inbound {
                         switch part {
@@ -111,11 +117,11 @@ public enum HTTPClient {
                             guard (reply?.body.count ?? 0) + buffer.readableBytes <= maxBytes else { throw HTTPClientError.bodyTooLarge(maxBytes) }
                             reply?.body += buffer.readBytes(length: buffer.readableBytes) ?? []
                         case .end:
-                            guard let reply else { throw HTTPClientError.noReply }
+                            guard let reply else { throw writeError ?? HTTPClientError.noReply }
                             return reply
                         }
                     }
-                    throw HTTPClientError.noReply
+                    throw writeError ?? HTTPClientError.noReply
                 }
             } onCancel: {
                 channel.channel.close(promise: nil)
