@@ -17,19 +17,8 @@ import BallotDomain
         let process: Process
         let port: Int
         init(_ arguments: [String]) throws {
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: DaemonProcess.binaryDirectory + "/ballot-witness")
-            process.arguments = arguments
-            let out = Pipe()
-            process.standardOutput = out
-            try process.run()
-            var line = Data()
-            while !line.contains(0x0A) {
-                let more = out.fileHandleForReading.availableData
-                if more.isEmpty { break }
-                line += more
-            }
-            let text = String(decoding: line, as: UTF8.self)
+            let (process, text) = try launchReadingFirstLine(DaemonProcess.binaryDirectory + "/ballot-witness", arguments)
+            self.process = process
             guard let portText = text.split(separator: " ").dropFirst(2).first?.split(separator: ":").last, let port = Int(portText) else {
                 process.terminate()
                 throw WitnessError("ballot-witness said: \(text)")
