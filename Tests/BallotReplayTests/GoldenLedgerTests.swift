@@ -91,8 +91,23 @@ import BallotStore
         // Today's code verifies what it writes (and the committed fixtures above what older code wrote).
         #expect(expected["size"] as? UInt64 ?? 0 > 100)
         guard let target else { return }
+        try Self.copy(dir.sub("ledger"), expected, to: target)
+    }
+
+    /// The small ledger the audit fuzz target's long run alters (`scripts/fuzz`): every kind of
+    /// event the big one has, in 23 events, so that an input audits some eight times faster.
+    /// `FUZZ_LEDGER_WRITE=DIR swift test --filter GoldenLedgerTests` writes it.
+    @Test func theSmallFuzzLedgerCanBeWritten() throws {
+        let dir = TemporaryDirectory("golden-write-small")
+        let expected = try GoldenLedger.writeSmall(to: dir.sub("ledger"))
+        #expect(expected["size"] as? UInt64 ?? 0 > 16, "a stored Merkle node needs 16 events")
+        guard let target = ProcessInfo.processInfo.environment["FUZZ_LEDGER_WRITE"] else { return }
+        try Self.copy(dir.sub("ledger"), expected, to: target)
+    }
+
+    static func copy(_ ledger: String, _ expected: [String: Any], to target: String) throws {
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
-        try FileManager.default.copyItem(atPath: dir.sub("ledger/data.mdb"), toPath: "\(target)/data.mdb")
+        try FileManager.default.copyItem(atPath: "\(ledger)/data.mdb", toPath: "\(target)/data.mdb")
         try JSONSerialization.data(withJSONObject: expected, options: [.prettyPrinted, .sortedKeys])
             .write(to: URL(fileURLWithPath: "\(target)/expected.json"))
     }
@@ -170,6 +185,59 @@ enum GoldenLedger {
         let expected: [String: Any] = [
             "size": ledger.size, "root": ledger.root.hex, "checkpoint_public_key": key.publicKey.hex,
             "format_version": Int(RecordCodec.formatVersion), "rankings": rankings,
+        ]
+        _ = try ledger.reader.backup(to: path)
+        ledger.close()
+        return expected
+    }
+
+    /// The small ledger (above): one election of two nominees, one criterion and one juror,
+    /// eight votes (some keyed, one invalidated), an import's record, scores (one amended),
+    /// closes, certification and checkpoints.
+    static func writeSmall(to path: String) throws -> [String: Any] {
+        let scratch = TemporaryDirectory("golden-scratch")
+        let clock = ManualClock(Fixtures.now)
+        let key = try CheckpointKey(seed: keySeed)
+        let ledger = try Ledger(path: scratch.sub("ledger"), options: Fixtures.options(), clock: clock, checkpointKey: key)
+        let award = Fixtures.slug("small-2022"), admin = Fixtures.admin
+        func must(_ batch: [Submission]) throws -> [Outcome] {
+            let outcomes = try ledger.submit(batch)
+            for (s, o) in zip(batch, outcomes) where o.receipt == nil { throw DaemonTestError("small ledger: \(s.command.name) refused: \(o)") }
+            return outcomes
+        }
+        var definition = Fixtures.definition(award)
+        definition.criteria = [definition.criteria[0]]
+        let nominees = ["bodo", "kinn"]
+        _ = try must([Submission(.defineElection(definition), by: admin)]
+                     + nominees.map { Submission(.addNominee(election: award, nomination: Fixtures.nomination($0)), by: admin) }
+                     + [Submission(.addJuror(election: award, juror: Fixtures.slug("jury-a"), name: "Jury A"), by: admin)])
+        let votes = try must((0..<8).map { i in
+            Submission(.castVote(election: award, nominee: Fixtures.slug(nominees[i % 3 == 0 ? 0 : 1]), voter: Fixtures.voter(i),
+                                 castAt: Fixtures.time("2022-11-0\(2 + i % 7)T12:00:00Z"), channel: i % 2 == 0 ? "web" : "sms"),
+                       by: Fixtures.importer, idempotencyKey: i % 3 == 0 ? "web-\(i)" : "")
+        })
+        _ = try must([Submission(.invalidateVote(election: award, vote: votes[2].receipt!.seq, reason: "a test of invalidation"), by: admin)])
+        _ = try must([Submission(.recordImport(ImportRecord(
+            file: "small.csv", election: award, bytes: 512, sha256: Digest32(hex: String(repeating: "cd", count: 32))!,
+            rows: 9, accepted: 8, alreadyPresent: 0, refused: [ImportRecord.ReasonCount(reason: "duplicate_vote", count: 1)],
+            firstSeq: votes[0].receipt!.seq, lastSeq: votes[7].receipt!.seq)), by: Fixtures.importer)])
+        _ = try must([Submission(.takeCheckpoint(.request), by: admin)])
+        let criterion = definition.criteria[0].id
+        _ = try must(nominees.enumerated().map { n, nominee in
+            Submission(.scoreJury(election: award, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug(nominee), criterion: criterion,
+                                  score: Int32(4 + 3 * n)), by: Fixtures.juror, idempotencyKey: "score-\(n)")
+        })
+        _ = try must([Submission(.scoreJury(election: award, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug("bodo"),
+                                            criterion: criterion, score: 9), by: Fixtures.juror)])
+        clock.set("2022-11-12T09:00:00Z")
+        _ = try must([Submission(.closeVoting(election: award), by: admin)])
+        _ = try must([Submission(.closeJury(election: award), by: admin)])
+        clock.set("2022-11-17T10:00:00Z")
+        _ = try must([Submission(.certifyResult(election: award), by: admin)])
+        let expected: [String: Any] = [
+            "size": ledger.size, "root": ledger.root.hex, "checkpoint_public_key": key.publicKey.hex,
+            "format_version": Int(RecordCodec.formatVersion),
+            "rankings": [award.value: String(decoding: try ledger.reader.projection(award, .ranking)!, as: UTF8.self)],
         ]
         _ = try ledger.reader.backup(to: path)
         ledger.close()
