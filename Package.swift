@@ -219,7 +219,7 @@ let package = Package(
         .executableTarget(
             name: "ballotctl",
             dependencies: [
-                "BallotClient",
+                "BallotClient", "BallotDomain", "BallotFormat",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

@@ -222,6 +222,8 @@ extension Audit {
                     guard case .voteCast(let v)? = try reader.record(vote)?.event else { return nil }
                     return v
                 })
+                // A juror's signature, which the rules leave to the one check that has Ed25519.
+                if refusal == nil { refusal = JurySignatures.refusal(record.event, after: state) }
                 if let refusal {
                     note(.tampered, seq...seq, "the rules refuse this \(record.event.kind) event: \(refusal.message)")
                 }

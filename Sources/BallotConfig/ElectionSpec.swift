@@ -52,6 +52,11 @@ public struct ElectionSpec: Decodable, Sendable {
     public var voterPhoneCountryCode: Int?
     /// Whether certification waits for a witnessed checkpoint (`ElectionDefinition.witnessesRequired`).
     public var witnessesRequired: Bool?
+    /// "required": every score signed by its juror's key; "optional" (or absent): a signed
+    /// score is checked, an unsigned one taken (`ElectionDefinition.jurySignatures`).
+    public var jurySignatures: String?
+    /// How many jurors co-sign the result before it is certified; 0 or absent: none.
+    public var juryQuorum: Int?
     public var nominees: [NomineeSpec]?
     public var jurors: [JurorSpec]?
 
@@ -99,7 +104,8 @@ public struct ElectionSpec: Decodable, Sendable {
             seriesBucketSeconds: seriesBucketSeconds ?? 3600,
             rules: try rules(),
             phoneCountryCode: try phoneCountryCode(),
-            witnessesRequired: witnessesRequired ?? false)
+            witnessesRequired: witnessesRequired ?? false,
+            jurySignatures: try jurySignaturePolicy())
         try definition.validate()
         return definition
     }
@@ -110,6 +116,20 @@ public struct ElectionSpec: Decodable, Sendable {
             throw DomainError(.badRequest, "election '\(id)': rules_version is \(rulesVersion); this build knows \(RulesVersion.allCases.map { "\($0.rawValue)" }.joined(separator: " and "))")
         }
         return version
+    }
+
+    private func jurySignaturePolicy() throws(DomainError) -> JurySignaturePolicy {
+        let required: Bool
+        switch jurySignatures {
+        case nil, "optional": required = false
+        case "required": required = true
+        case let other?: throw DomainError(.badRequest, "election '\(id)': jury_signatures is '\(other.prefix(40))'; it is \"required\" or \"optional\"")
+        }
+        let quorum = juryQuorum ?? 0
+        guard (0...Limits.juryQuorum).contains(quorum) else {
+            throw DomainError(.badRequest, "election '\(id)': jury_quorum is \(quorum); it is from 0 (no co-signing) to \(Limits.juryQuorum) jurors")
+        }
+        return JurySignaturePolicy(required: required, quorum: quorum)
     }
 
     private func phoneCountryCode() throws(DomainError) -> UInt16 {

@@ -29,7 +29,7 @@ enum Access {
         // A receipt holds the record, and so a sealed election's vote's nominee: for those who cast.
         case .voteCast, .importFile, .receipt:
             allowed = role == .admin || role == .importer
-        case .juryScore(_, let juror, _, _, _):
+        case .juryScore(_, let juror, _, _, _, _), .resultSign(_, let juror, _):
             if role == .juror {
                 if let juror, juror != peer.juror {
                     throw ProtocolError(.forbidden, "\(op): uid \(peer.uid) scores as juror '\(peer.juror?.value ?? "?")', not '\(juror)'")
@@ -38,6 +38,9 @@ enum Access {
             } else {
                 allowed = role == .admin
             }
+        // The jury's own table, with every score before voting ends: for the jury and admins.
+        case .jury:
+            allowed = role == .admin || role == .juror
         case .electionDefine, .electionOpen, .electionClose, .nomineeAdd, .voteInvalidate, .jurorAdd, .juryClose, .resultCertify, .backup,
              .checkpoint(latest: false):
             allowed = role == .admin

@@ -171,16 +171,45 @@ struct OperationHandler: Sendable {
             let voterKey = VoterIdentity(hasher: hasher).key(for: voter, in: writer.status(e)?.definition)
             return single(.castVote(election: e, nominee: n, voter: voterKey, castAt: castAt, channel: channel), peer, key)
         case .voteInvalidate(let e, let vote, let reason): return single(.invalidateVote(election: e, vote: vote, reason: reason), peer, key)
-        case .jurorAdd(let e, let j, let name): return single(.addJuror(election: e, juror: j, name: name), peer, key)
-        case .juryScore(let e, let juror, let n, let c, let score):
+        case .jurorAdd(let e, let j, let name, let vkey):
+            var jurorKey: JurorKey?
+            if let vkey {
+                let parsed: VerifierKey
+                do {
+                    parsed = try VerifierKey(parsing: vkey)
+                } catch {
+                    throw ProtocolError(.badRequest, "juror.add: field 'key': \(error)")
+                }
+                guard parsed.type == SignedNote.ed25519 else {
+                    throw ProtocolError(.badRequest, "juror.add: field 'key' is a witness's cosignature key (type 0x04); a juror signs with an Ed25519 key (type 0x01, from ballotctl jury keygen)")
+                }
+                jurorKey = parsed.jurorKey
+            }
+            return single(.addJuror(election: e, juror: j, name: name, key: jurorKey), peer, key)
+        case .juryScore(let e, let juror, let n, let c, let score, let signed):
             guard let j = juror ?? peer.juror else { throw ProtocolError(.badRequest, "jury.score: missing field 'juror'") }
-            return single(.scoreJury(election: e, juror: j, nominee: n, criterion: c, score: score), peer, key)
+            return single(.scoreJury(election: e, juror: j, nominee: n, criterion: c, score: score, signed: signed), peer, key)
         case .juryClose(let e): return single(.closeJury(election: e), peer, key)
+        case .jury(let e):
+            _ = try status(e)
+            return .read {
+                guard let table = try reader.projection(e, .jury) else { throw ProtocolError(.unknownElection, "jury: there is no election '\(e)'") }
+                return .raw(table)
+            }
+        case .resultSign(let e, let juror, let signature):
+            guard let j = juror ?? peer.juror else { throw ProtocolError(.badRequest, "result.sign: missing field 'juror'") }
+            let command = Command.signResult(election: e, juror: j, signature: signature)
+            guard try status(e).definition.witnessesRequired else { return single(command, peer, key) }
+            return try witnessedCertification(command, e, peer, key)
         case .receipt(let seq, let wait):
             return receipt(seq, wait: .seconds(wait), for: peer)
-        case .resultCertify(let e):
-            guard try status(e).definition.witnessesRequired else { return single(.certifyResult(election: e), peer, key) }
-            return try witnessedCertification(e, peer, key)
+        case .resultCertify(let e, let justification):
+            let definition = try status(e).definition
+            let command = Command.certifyResult(election: e, justification: justification)
+            // With a jury quorum this only puts the result to the jury: the co-signature that
+            // completes it (result.sign) is what witnesses must see.
+            guard definition.witnessesRequired && definition.jurySignatures.quorum == 0 else { return single(command, peer, key) }
+            return try witnessedCertification(command, e, peer, key)
         }
     }
 
@@ -230,7 +259,8 @@ struct OperationHandler: Sendable {
     /// `result.certify` of an election that requires witnesses: the certification, and in the
     /// same commit its checkpoint, are appended; the reply waits until a checkpoint covering it
     /// is witnessed, or fails with `not_witnessed` after `witnessTimeout`.
-    private func witnessedCertification(_ e: ElectionID, _ peer: Peer, _ key: String) throws(ProtocolError) -> Plan {
+    /// (With a jury quorum, each `result.sign` waits so, the last of them being the certification.)
+    private func witnessedCertification(_ command: Command, _ e: ElectionID, _ peer: Peer, _ key: String) throws(ProtocolError) -> Plan {
         guard let witnesses else {
             throw ProtocolError(.noWitnesses, "result.certify: election '\(e)' requires witnessed checkpoints, and this daemon has no witness_policy; nothing was written")
         }
@@ -239,7 +269,7 @@ struct OperationHandler: Sendable {
         }
         let timeout = certificationTimeout
         let metrics = self.metrics
-        return .writeThenAwait([Submission(.certifyResult(election: e), by: peer.actor, idempotencyKey: key)]) { outcomes in
+        return .writeThenAwait([Submission(command, by: peer.actor, idempotencyKey: key)]) { outcomes in
             let receipt = try Self.receipt(outcomes[0])
             let seq: UInt64
             switch outcomes[0] {

@@ -47,6 +47,12 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case juryOpen = "jury_open"
     case juryClosed = "jury_closed"
     case juryIncomplete = "jury_incomplete"
+    /// A juror's signature is missing where the election requires one, does not verify with the
+    /// juror's recorded key, or signs another statement; the message names the juror.
+    case jurorSignature = "juror_signature"
+    /// `result.certify` again while the result awaits its jurors' co-signatures (the message
+    /// says who has signed), or a jury too small for the election's quorum.
+    case juryQuorum = "jury_quorum"
     /// `result.certify` of an election that requires witnesses, on a daemon with no witness
     /// policy: nothing written.
     case noWitnesses = "no_witnesses"

@@ -23,12 +23,15 @@ public struct ElectionDefinition: Sendable, Equatable {
     /// is cosigned by the daemon's witness policy (c2sp.org/tlog-witness): `result.certify`
     /// waits for it, then fails clearly. Not a rule: no number depends on it.
     public var witnessesRequired: Bool
+    /// Whether scores must be signed by their jurors, and how many jurors co-sign the result.
+    public var jurySignatures: JurySignaturePolicy
 
     public init(id: ElectionID, title: String, opensAt: Timestamp, closesAt: Timestamp,
                 scale: ScoreScale = ScoreScale(min: 1, max: 10), eligibility: Eligibility = .standard,
                 criteria: [Criterion], formula: Formula = .evenSplit, publicStandings: Bool = false,
                 seriesBucketSeconds: Int64 = 3600, rules: RulesVersion = .latest, phoneCountryCode: UInt16 = 47,
-                witnessesRequired: Bool = false) {
+                witnessesRequired: Bool = false, jurySignatures: JurySignaturePolicy = .none) {
+        self.jurySignatures = jurySignatures
         self.rules = rules
         self.witnessesRequired = witnessesRequired
         self.phoneCountryCode = phoneCountryCode
@@ -77,6 +80,9 @@ public struct ElectionDefinition: Sendable, Equatable {
         else { throw bad("formula weights \(f.publicWeight) and \(f.juryWeight) must be non-negative and add up to 1") }
         guard (1...31_622_400).contains(seriesBucketSeconds) else {
             throw bad("series_bucket_seconds is \(seriesBucketSeconds); it must be from 1 to 31,622,400 (a year)")
+        }
+        guard (0...Limits.juryQuorum).contains(jurySignatures.quorum) else {
+            throw bad("jury_quorum is \(jurySignatures.quorum); it is from 0 (no co-signing) to \(Limits.juryQuorum) jurors")
         }
         guard (1...999).contains(phoneCountryCode) else {
             throw bad("voter_phone_country_code is \(phoneCountryCode); a country calling code is 1 to 999")

@@ -19,6 +19,15 @@ public struct ElectionState: Sendable {
     /// Nominees in the order they were nominated; an ordinal indexes `votes` and the series.
     public var nominees: [Nomination] { storage.nominees }
     public var jurors: [(id: JurorID, name: String)] { storage.jurors }
+    /// A juror's own signing key, when `juror.add` recorded one.
+    public func key(ofJuror id: JurorID) -> JurorKey? { storage.jurorKeys[id] }
+    /// The result put to the jury and the event that did, while it awaits its co-signatures
+    /// (nil once certified, or when none was proposed).
+    public var proposal: (seq: UInt64, result: ResultProposal)? { storage.proposal }
+    /// The co-signatures of `proposal` so far, in the order they were recorded.
+    public var cosignatures: [JurorSignature] { storage.cosignatures }
+    /// Whether the current score in `slot` was signed by its juror.
+    public func isSigned(_ slot: ScoreSlot) -> Bool { storage.signedScores.contains(slot) }
     public var votingOpenedAt: Timestamp? { storage.votingOpenedAt }
     public var votingClosedAt: Timestamp? { storage.votingClosedAt }
     public var juryClosed: Bool { storage.juryClosed }
@@ -146,6 +155,10 @@ public struct ElectionState: Sendable {
         var nomineeIndex = OrdinalIndex()
         var jurors: [(id: JurorID, name: String)] = []
         var jurorIDs: Set<JurorID> = []
+        var jurorKeys: [JurorID: JurorKey] = [:]
+        var proposal: (seq: UInt64, result: ResultProposal)?
+        var cosignatures: [JurorSignature] = []
+        var signedScores: Set<ScoreSlot> = []
         var votingOpenedAt: Timestamp?
         var votingClosedAt: Timestamp?
         var juryClosed = false
@@ -171,6 +184,10 @@ public struct ElectionState: Sendable {
             c.nomineeIndex = nomineeIndex
             c.jurors = jurors
             c.jurorIDs = jurorIDs
+            c.jurorKeys = jurorKeys
+            c.proposal = proposal
+            c.cosignatures = cosignatures
+            c.signedScores = signedScores
             c.votingOpenedAt = votingOpenedAt
             c.votingClosedAt = votingClosedAt
             c.rule = rule
@@ -210,16 +227,26 @@ public struct ElectionState: Sendable {
                 invalidatedVotes += 1
                 counts.votes[i] -= 1
                 counts.count(x.castAt, nominee: i, by: -1)
-            case .jurorAdded(_, let j, let name):
+            case .jurorAdded(_, let j, let name, let key):
                 jurorIDs.insert(j)
                 jurors.append((j, name))
+                if let key { jurorKeys[j] = key }
             case .juryScored(let s):
-                scores[ScoreSlot(juror: s.juror, nominee: s.nominee, criterion: s.criterion)] = (s.score, record.seq)
+                let slot = ScoreSlot(juror: s.juror, nominee: s.nominee, criterion: s.criterion)
+                scores[slot] = (s.score, record.seq)
+                if s.signature != nil { signedScores.insert(slot) } else { signedScores.remove(slot) }
             case .juryClosed:
                 juryClosed = true
             case .resultCertified(let r):
                 certified = r
                 rule.sealedBy = r
+                proposal = nil
+                cosignatures = []
+            case .resultProposed(let p):
+                proposal = (record.seq, p)
+                cosignatures = []
+            case .resultCosigned(let c):
+                cosignatures.append(c.signature)
             case .importRecorded, .checkpointSigned:
                 break
             }
@@ -242,6 +269,10 @@ extension ElectionState {
         public var votingClosedAt: Timestamp?
         public var juryClosed: Bool
         public var certified: CertifiedResult?
+        /// The result awaiting co-signatures, and the event that proposed it.
+        public var proposal: Proposal?
+        /// The co-signatures of `proposal` so far, in the order recorded.
+        public var cosignatures: [JurorSignature]
         /// Valid votes per nominee, in nomination order.
         public var votes: [Int]
         public var votesCast: Int
@@ -256,7 +287,14 @@ extension ElectionState {
         public struct Juror: Sendable, Equatable {
             public var id: JurorID
             public var name: String
-            public init(id: JurorID, name: String) { self.id = id; self.name = name }
+            public var key: JurorKey?
+            public init(id: JurorID, name: String, key: JurorKey? = nil) { self.id = id; self.name = name; self.key = key }
+        }
+
+        public struct Proposal: Sendable, Equatable {
+            public var seq: UInt64
+            public var result: ResultProposal
+            public init(seq: UInt64, result: ResultProposal) { self.seq = seq; self.result = result }
         }
 
         public struct SeriesRow: Sendable, Equatable {
@@ -269,12 +307,15 @@ extension ElectionState {
             public var slot: ScoreSlot
             public var score: Int32
             public var seq: UInt64
-            public init(slot: ScoreSlot, score: Int32, seq: UInt64) { self.slot = slot; self.score = score; self.seq = seq }
+            public var signed: Bool
+            public init(slot: ScoreSlot, score: Int32, seq: UInt64, signed: Bool = false) {
+                self.slot = slot; self.score = score; self.seq = seq; self.signed = signed
+            }
         }
 
         public init(definition: ElectionDefinition, definedAt: UInt64, lastSeq: UInt64, nominees: [Nomination], jurors: [Juror],
                     votingOpenedAt: Timestamp?, votingClosedAt: Timestamp?, juryClosed: Bool, certified: CertifiedResult?,
-                    votes: [Int], votesCast: Int, invalidatedVotes: Int, invalidated: [UInt64], series: [SeriesRow],
+                    proposal: Proposal? = nil, cosignatures: [JurorSignature] = [], votes: [Int], votesCast: Int, invalidatedVotes: Int, invalidated: [UInt64], series: [SeriesRow],
                     scores: [Score]) {
             self.definition = definition
             self.definedAt = definedAt
@@ -285,6 +326,8 @@ extension ElectionState {
             self.votingClosedAt = votingClosedAt
             self.juryClosed = juryClosed
             self.certified = certified
+            self.proposal = proposal
+            self.cosignatures = cosignatures
             self.votes = votes
             self.votesCast = votesCast
             self.invalidatedVotes = invalidatedVotes
@@ -297,11 +340,13 @@ extension ElectionState {
     public var image: Image {
         let s = storage
         let rows = s.counts.seriesBuckets.sorted().map { Image.SeriesRow(bucket: $0, counts: s.counts.seriesRow($0) ?? []) }
-        let scores = s.scores.map { Image.Score(slot: $0.key, score: $0.value.score, seq: $0.value.seq) }
+        let scores = s.scores.map { Image.Score(slot: $0.key, score: $0.value.score, seq: $0.value.seq, signed: s.signedScores.contains($0.key)) }
             .sorted { ($0.slot.juror, $0.slot.nominee, $0.slot.criterion) < ($1.slot.juror, $1.slot.nominee, $1.slot.criterion) }
         return Image(definition: s.definition, definedAt: s.definedAt, lastSeq: s.lastSeq, nominees: s.nominees,
-                     jurors: s.jurors.map { Image.Juror(id: $0.id, name: $0.name) }, votingOpenedAt: s.votingOpenedAt,
-                     votingClosedAt: s.votingClosedAt, juryClosed: s.juryClosed, certified: s.certified, votes: s.counts.votes,
+                     jurors: s.jurors.map { Image.Juror(id: $0.id, name: $0.name, key: s.jurorKeys[$0.id]) }, votingOpenedAt: s.votingOpenedAt,
+                     votingClosedAt: s.votingClosedAt, juryClosed: s.juryClosed, certified: s.certified,
+                     proposal: s.proposal.map { Image.Proposal(seq: $0.seq, result: $0.result) }, cosignatures: s.cosignatures,
+                     votes: s.counts.votes,
                      votesCast: s.counts.votesCast, invalidatedVotes: s.invalidatedVotes, invalidated: s.invalidated.sorted(),
                      series: rows, scores: scores)
     }
@@ -326,7 +371,10 @@ extension ElectionState {
         for juror in image.jurors {
             s.jurorIDs.insert(juror.id)
             s.jurors.append((juror.id, juror.name))
+            if let key = juror.key { s.jurorKeys[juror.id] = key }
         }
+        s.proposal = image.proposal.map { ($0.seq, $0.result) }
+        s.cosignatures = image.cosignatures
         s.votingOpenedAt = image.votingOpenedAt
         s.votingClosedAt = image.votingClosedAt
         s.rule.window = (image.definition.effectiveOpensAt(openedAt: image.votingOpenedAt),
@@ -345,7 +393,10 @@ extension ElectionState {
             }
             for (i, n) in row.counts.enumerated() { s.counts.count(Timestamp(microseconds: row.bucket), nominee: i, by: n) }
         }
-        for score in image.scores { s.scores[score.slot] = (score.score, score.seq) }
+        for score in image.scores {
+            s.scores[score.slot] = (score.score, score.seq)
+            if score.signed { s.signedScores.insert(score.slot) }
+        }
         s.lastSeq = image.lastSeq
         storage = s
     }

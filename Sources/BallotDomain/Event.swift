@@ -8,10 +8,16 @@ public enum Event: Sendable, Equatable {
     case votingClosed(election: ElectionID)
     case voteCast(VoteCast)
     case voteInvalidated(VoteInvalidation)
-    case jurorAdded(election: ElectionID, juror: JurorID, name: String)
+    /// `key`: the juror's own signing key, when they have one (always, in an election that
+    /// requires signatures).
+    case jurorAdded(election: ElectionID, juror: JurorID, name: String, key: JurorKey? = nil)
     case juryScored(JuryScore)
     case juryClosed(election: ElectionID)
     case resultCertified(CertifiedResult)
+    /// The result put to the jury for co-signing (an election with a `jury_quorum`).
+    case resultProposed(ResultProposal)
+    /// One juror co-signed the proposal; the quorum's last signature is the certification.
+    case resultCosigned(ResultCosignature)
     /// A batch import finished; see `ImportRecord`.
     case importRecorded(ImportRecord)
     /// The daemon signed the ledger's state; see `Checkpoint`. Concerns no one election.
@@ -29,6 +35,8 @@ public enum Event: Sendable, Equatable {
         case .juryScored: .juryScored
         case .juryClosed: .juryClosed
         case .resultCertified: .resultCertified
+        case .resultProposed: .resultProposed
+        case .resultCosigned: .resultCosigned
         case .importRecorded: .importRecorded
         case .checkpointSigned(let c): c.origin == nil ? .checkpointSigned : .checkpointNoted
         }
@@ -39,11 +47,13 @@ public enum Event: Sendable, Equatable {
         switch self {
         case .electionDefined(let d): d.id
         case .nomineeAdded(let e, _), .votingOpened(let e), .votingClosed(let e),
-             .jurorAdded(let e, _, _), .juryClosed(let e): e
+             .jurorAdded(let e, _, _, _), .juryClosed(let e): e
         case .voteCast(let v): v.election
         case .voteInvalidated(let v): v.election
         case .juryScored(let s): s.election
         case .resultCertified(let r): r.election
+        case .resultProposed(let p): p.election
+        case .resultCosigned(let c): c.election
         case .importRecorded(let i): i.election
         case .checkpointSigned: nil
         }
@@ -66,6 +76,8 @@ public enum EventKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case checkpointSigned = 12
     /// A checkpoint whose signature is over its C2SP note (`Checkpoint.origin`).
     case checkpointNoted = 13
+    case resultProposed = 14
+    case resultCosigned = 15
 
     public var description: String {
         switch self {
@@ -82,6 +94,8 @@ public enum EventKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .importRecorded: "import.recorded"
         case .checkpointSigned: "checkpoint.signed"
         case .checkpointNoted: "checkpoint.noted"
+        case .resultProposed: "result.proposed"
+        case .resultCosigned: "result.cosigned"
         }
     }
 }
@@ -132,9 +146,13 @@ public struct JuryScore: Sendable, Equatable {
     public var score: Int32
     /// The sequence number of the score this one amends, or nil for a first score.
     public var supersedes: UInt64?
+    /// The juror's Ed25519 signature (64 bytes) of the score's statement, which names all of
+    /// the above (docs/ledger-format.md, "Jury statements"); nil for an unsigned score.
+    public var signature: [UInt8]?
 
     public init(election: ElectionID, juror: JurorID, nominee: NomineeID, criterion: CriterionID,
-                score: Int32, supersedes: UInt64? = nil) {
+                score: Int32, supersedes: UInt64? = nil, signature: [UInt8]? = nil) {
+        self.signature = signature
         self.election = election
         self.juror = juror
         self.nominee = nominee
@@ -149,11 +167,19 @@ public struct CertifiedResult: Sendable, Equatable {
     public var election: ElectionID
     public var winner: NomineeID
     public var ranking: [NomineeID]
+    /// The jury's written justification; empty when none was given.
+    public var justification: String
+    /// The jurors' co-signatures of the result's statement, in the order they were recorded
+    /// (the last one certified it); empty in an election without a `jury_quorum`.
+    public var cosignatures: [JurorSignature]
 
-    public init(election: ElectionID, winner: NomineeID, ranking: [NomineeID]) {
+    public init(election: ElectionID, winner: NomineeID, ranking: [NomineeID], justification: String = "",
+                cosignatures: [JurorSignature] = []) {
         self.election = election
         self.winner = winner
         self.ranking = ranking
+        self.justification = justification
+        self.cosignatures = cosignatures
     }
 }
 

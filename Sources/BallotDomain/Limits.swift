@@ -10,6 +10,10 @@ public enum Limits {
     public static let criteria = 64
     public static let nominees = 1000
     public static let jurors = 1000
+    /// The jury's written justification of its result, in UTF-8 bytes.
+    public static let justification = 8192
+    /// The most co-signatures a result may need: each is in the certification's record.
+    public static let juryQuorum = 100
     /// A checkpoint note's origin line, in bytes: what a cosignature's message holds (an
     /// 8-bit length, c2sp.org/tlog-cosignature).
     public static let checkpointOrigin = 255

@@ -107,16 +107,24 @@ extension ElectionState {
             }
             return .voteInvalidated(VoteInvalidation(election: id, vote: seq, nominee: vote.nominee, castAt: vote.castAt, reason: reason))
 
-        case .addJuror(let id, let juror, let name):
+        case .addJuror(let id, let juror, let name, let key):
             try requireOpenJury()
             try Limits.check(name, "juror '\(juror)' name", max: Limits.name)
             if hasJuror(juror) { throw DomainError(.jurorExists, "'\(juror)' is already a juror of '\(id)'") }
             if jurors.count >= Limits.jurors {
                 throw DomainError(.badRequest, "'\(id)' already has \(Limits.jurors) jurors, the limit")
             }
-            return .jurorAdded(election: id, juror: juror, name: name)
+            if let key {
+                try Limits.check(key.name, "juror '\(juror)' key name", max: Limits.name)
+                if let other = jurors.first(where: { self.key(ofJuror: $0.id)?.publicKey == key.publicKey }) {
+                    throw DomainError(.badRequest, "juror '\(juror)': that key is already juror '\(other.id)'s in '\(id)'; each juror signs with a key of their own")
+                }
+            } else if definition.jurySignatures.required || definition.jurySignatures.quorum > 0 {
+                throw DomainError(.jurorSignature, "juror '\(juror)' has no key: '\(id)' requires its jurors' signatures, so juror.add needs the juror's public key (field 'key')")
+            }
+            return .jurorAdded(election: id, juror: juror, name: name, key: key)
 
-        case .scoreJury(let id, let juror, let nominee, let criterion, let score):
+        case .scoreJury(let id, let juror, let nominee, let criterion, let score, let signed):
             try requireOpenJury()
             guard hasJuror(juror) else { throw DomainError(.unknownJuror, "'\(juror)' is not a juror of '\(id)'") }
             guard ordinal(of: nominee) != nil else { throw unknownNominee(nominee) }
@@ -129,8 +137,18 @@ extension ElectionState {
                 throw DomainError(.scoreOutOfRange, "score \(score) is off the scale of '\(id)', \(scale.min) to \(scale.max)")
             }
             let previous = scores[ScoreSlot(juror: juror, nominee: nominee, criterion: criterion)]?.seq
+            if let signed {
+                try checkSignature(signed.signature, of: juror, for: "score")
+                guard signed.supersedes == previous else {
+                    let said = signed.supersedes.map { "event \($0)" } ?? "no earlier score"
+                    let actual = previous.map { "event \($0)" } ?? "no earlier score"
+                    throw DomainError(.jurorSignature, "juror '\(juror)' signed a score of '\(nominee)' on '\(criterion)' that supersedes \(said), but it would supersede \(actual): sign it again")
+                }
+            } else if definition.jurySignatures.required {
+                throw DomainError(.jurorSignature, "the score of juror '\(juror)' for '\(nominee)' on '\(criterion)' is not signed; '\(id)' requires each score signed with its juror's key")
+            }
             return .juryScored(JuryScore(election: id, juror: juror, nominee: nominee, criterion: criterion,
-                                         score: score, supersedes: previous))
+                                         score: score, supersedes: previous, signature: signed?.signature.bytes))
 
         case .closeJury(let id):
             try requireOpenJury()
@@ -141,7 +159,8 @@ extension ElectionState {
             }
             return .juryClosed(election: id)
 
-        case .certifyResult(let id):
+        case .certifyResult(let id, let justification):
+            if !justification.isEmpty { try Limits.check(justification, "result.certify justification", max: Limits.justification) }
             guard isVotingOver(at: now) else {
                 throw DomainError(.votingOpen, "voting for '\(id)' is still open until \(effectiveClosesAt); close it first")
             }
@@ -154,7 +173,64 @@ extension ElectionState {
             guard let winner = ranking.entries.first else {
                 throw DomainError(.badRequest, "'\(id)' has no nominees; there is nothing to certify")
             }
-            return .resultCertified(CertifiedResult(election: id, winner: winner.nominee, ranking: ranking.entries.map(\.nominee)))
+            let order = ranking.entries.map(\.nominee)
+            let quorum = definition.jurySignatures.quorum
+            guard quorum > 0 else {
+                return .resultCertified(CertifiedResult(election: id, winner: winner.nominee, ranking: order, justification: justification))
+            }
+            guard !justification.isEmpty else {
+                throw DomainError(.badRequest, "result.certify of '\(id)' needs the jury's written justification (field 'justification'): its jurors co-sign it with the result")
+            }
+            let proposal = ResultProposal(election: id, winner: winner.nominee, ranking: order, justification: justification)
+            if let pending = self.proposal, pending.result == proposal {
+                throw DomainError(.juryQuorum, "the result of '\(id)' was put to the jury at event \(pending.seq) and awaits its co-signatures: \(cosignatures.count) of \(quorum)\(cosignatures.isEmpty ? "" : " (" + cosignatures.map(\.juror.value).joined(separator: ", ") + ")"); it is certified when the last of them signs (result.sign)")
+            }
+            let keyed = jurors.count(where: { key(ofJuror: $0.id) != nil })
+            guard keyed >= quorum else {
+                throw DomainError(.juryQuorum, "'\(id)' needs \(quorum) jurors to co-sign its result, and only \(keyed) have keys")
+            }
+            return .resultProposed(proposal)
+
+        case .signResult(let id, let juror, let signature):
+            let quorum = definition.jurySignatures.quorum
+            guard quorum > 0 else {
+                throw DomainError(.badRequest, "'\(id)' has no jury_quorum: its result is certified by result.certify alone")
+            }
+            guard let pending = proposal else {
+                throw DomainError(.juryOpen, "no result of '\(id)' awaits the jury's co-signatures: result.certify puts it to them first")
+            }
+            guard hasJuror(juror) else { throw DomainError(.unknownJuror, "'\(juror)' is not a juror of '\(id)'") }
+            try checkSignature(signature, of: juror, for: "co-signature")
+            if cosignatures.contains(where: { $0.juror == juror }) {
+                throw DomainError(.conflict, "juror '\(juror)' has already co-signed the result of '\(id)' proposed at event \(pending.seq)")
+            }
+            // The jury signs a ranking; if it has changed since (a vote invalidated), that one
+            // is no longer the result.
+            let order = Ranking(self).entries.map(\.nominee)
+            guard order == pending.result.ranking else {
+                throw DomainError(.conflict, "the ranking of '\(id)' has changed since the result was put to the jury at event \(pending.seq); result.certify puts the new one to them")
+            }
+            let cosignature = JurorSignature(juror: juror, bytes: signature.bytes)
+            if cosignatures.count + 1 >= quorum {
+                let p = pending.result
+                return .resultCertified(CertifiedResult(election: id, winner: p.winner, ranking: p.ranking, justification: p.justification,
+                                                        cosignatures: cosignatures + [cosignature]))
+            }
+            return .resultCosigned(ResultCosignature(election: id, proposal: pending.seq, signature: cosignature))
+        }
+    }
+
+    /// A juror's signature has the form of one by their recorded key (whether it verifies is
+    /// checked where Ed25519 is: BallotFormat's `JurySignatures`, after the rules).
+    private func checkSignature(_ signature: SentSignature, of juror: JurorID, for what: String) throws(DomainError) {
+        guard let key = key(ofJuror: juror) else {
+            throw DomainError(.jurorSignature, "juror '\(juror)' has no key recorded in '\(id)', so their \(what) cannot be signed")
+        }
+        if let keyID = signature.keyID, keyID != key.keyID {
+            throw DomainError(.jurorSignature, "the \(what) of juror '\(juror)' is signed by another key (key ID \(String(keyID, radix: 16))), not theirs, '\(key.name)' (key ID \(String(key.keyID, radix: 16)))")
+        }
+        guard signature.bytes.count == 64 else {
+            throw DomainError(.jurorSignature, "the \(what) signature of juror '\(juror)' is \(signature.bytes.count) bytes; an Ed25519 signature is 64")
         }
     }
 

@@ -1,3 +1,4 @@
+import FoundationEssentials
 public import BallotDomain
 public import BallotCollections
 
@@ -44,7 +45,9 @@ public enum EventJSON {
                 ("criteria", .array(d.criteria.map { .object([("id", s($0.id)), ("title", .string($0.title)), ("weight", .double($0.weight))]) })),
                 ("public_weight", .double(d.formula.publicWeight)), ("jury_weight", .double(d.formula.juryWeight)),
                 ("public_standings", .bool(d.publicStandings)), ("series_bucket_seconds", .int(d.seriesBucketSeconds)),
-            ] + (d.witnessesRequired ? [("witnesses_required", .bool(true))] : []))
+            ] + (d.witnessesRequired ? [("witnesses_required", .bool(true))] : [])
+              + (d.jurySignatures != .none ? [("jury_signatures", .string(d.jurySignatures.required ? "required" : "optional")),
+                                              ("jury_quorum", .int(d.jurySignatures.quorum))] : []))
         case .nomineeAdded(let e, let n):
             return .object([("election", s(e)), ("nominee", s(n.id)), ("name", .string(n.name)),
                             ("goal_attainment_direct", .double(n.goalAttainmentDirect)),
@@ -57,14 +60,22 @@ public enum EventJSON {
         case .voteInvalidated(let x):
             return .object([("election", s(x.election)), ("vote", .uint(x.vote)), ("nominee", s(x.nominee)),
                             ("cast_at", .string(x.castAt.rfc3339)), ("reason", .string(x.reason))])
-        case .jurorAdded(let e, let j, let name):
-            return .object([("election", s(e)), ("juror", s(j)), ("name", .string(name))])
+        case .jurorAdded(let e, let j, let name, let key):
+            return .object([("election", s(e)), ("juror", s(j)), ("name", .string(name))] + (key.map { [("key", .string($0.vkey))] } ?? []))
         case .juryScored(let x):
             return .object([("election", s(x.election)), ("juror", s(x.juror)), ("nominee", s(x.nominee)),
                             ("criterion", s(x.criterion)), ("score", .int(Int64(x.score))),
-                            ("supersedes", x.supersedes.map { .uint($0) } ?? .null)])
+                            ("supersedes", x.supersedes.map { .uint($0) } ?? .null)]
+                           + (x.signature.map { [("signature", .string(base64($0)))] } ?? []))
         case .resultCertified(let r):
-            return .object([("election", s(r.election)), ("winner", s(r.winner)), ("ranking", .array(r.ranking.map(s)))])
+            return .object([("election", s(r.election)), ("winner", s(r.winner)), ("ranking", .array(r.ranking.map(s)))]
+                           + (r.justification.isEmpty ? [] : [("justification", .string(r.justification))])
+                           + (r.cosignatures.isEmpty ? [] : [("cosignatures", .array(r.cosignatures.map(cosignature)))]))
+        case .resultProposed(let p):
+            return .object([("election", s(p.election)), ("winner", s(p.winner)), ("ranking", .array(p.ranking.map(s))),
+                            ("justification", .string(p.justification))])
+        case .resultCosigned(let c):
+            return .object([("election", s(c.election)), ("proposal", .uint(c.proposal))] + cosignatureFields(c.signature))
         case .importRecorded(let i):
             return .object([("election", s(i.election)), ("file", .string(i.file)), ("bytes", .uint(i.bytes)),
                             ("sha256", .string(i.sha256.hex)), ("rows", .uint(i.rows)), ("accepted", .uint(i.accepted)),
@@ -75,6 +86,14 @@ public enum EventJSON {
             return checkpoint(c)
         }
     }
+
+    private static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
+
+    private static func cosignatureFields(_ c: JurorSignature) -> [(String, JSONValue)] {
+        [("juror", .string(c.juror.value)), ("signature", .string(base64(c.bytes)))]
+    }
+
+    private static func cosignature(_ c: JurorSignature) -> JSONValue { .object(cosignatureFields(c)) }
 
     /// A checkpoint as JSON: what the `checkpoint` op returns and checkpoint events carry.
     public static func checkpoint(_ c: Checkpoint) -> JSONValue {

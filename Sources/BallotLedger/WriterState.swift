@@ -175,6 +175,7 @@ struct WriterState {
         } catch let refusal as DomainError {
             return .refused(refusal)
         }
+        if let refusal = JurySignatures.refusal(event, after: state) { return .refused(refusal) }
         let seq = state.lastSeq + 1
         guard seq <= Limits.events else {
             return .refused(DomainError(.ledgerFull, "the ledger holds \(Limits.events) events, the most one ledger can hold"))

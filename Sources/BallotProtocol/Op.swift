@@ -14,11 +14,18 @@ public enum Op: Sendable {
     /// `voter` is the raw identifier; the daemon hashes it and drops it.
     case voteCast(election: ElectionID, nominee: NomineeID, voter: String, castAt: Timestamp?, channel: String)
     case voteInvalidate(election: ElectionID, vote: UInt64, reason: String)
-    case jurorAdd(election: ElectionID, juror: JurorID, name: String)
+    /// `key`: the juror's own verifier key in the vkey form (c2sp.org/signed-note), which the
+    /// daemon reads (the codec has no signed-note code).
+    case jurorAdd(election: ElectionID, juror: JurorID, name: String, key: String?)
     /// `juror` may be omitted by a juror, who scores as the juror their uid is mapped to.
-    case juryScore(election: ElectionID, juror: JurorID?, nominee: NomineeID, criterion: CriterionID, score: Int32)
+    /// `signed`: the juror's signature of the score's statement (docs/protocol.md).
+    case juryScore(election: ElectionID, juror: JurorID?, nominee: NomineeID, criterion: CriterionID, score: Int32, signed: SignedScore?)
     case juryClose(ElectionID)
-    case resultCertify(ElectionID)
+    /// The jury's table: scores, and in an election with signatures the event of each.
+    case jury(ElectionID)
+    case resultCertify(ElectionID, justification: String)
+    /// A juror's co-signature of the result put to the jury (`juror` as for `jury.score`).
+    case resultSign(election: ElectionID, juror: JurorID?, signature: SentSignature)
     case tally(ElectionID)
     case ranking(ElectionID)
     case events(from: UInt64, limit: Int)
@@ -45,8 +52,8 @@ public enum Op: Sendable {
     /// Every op name the daemon knows, for `hello` and for `unknown_op` messages.
     public static let names = [
         "hello", "status", "election.define", "election.get", "election.open", "election.close",
-        "nominee.add", "vote.cast", "vote.invalidate", "juror.add", "jury.score", "jury.close",
-        "result.certify", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "receipt", "backup", "metrics", "import",
+        "nominee.add", "vote.cast", "vote.invalidate", "juror.add", "jury.score", "jury.close", "jury",
+        "result.certify", "result.sign", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "receipt", "backup", "metrics", "import",
     ]
 
     /// Whether `request` asks for an import, whatever else is wrong with it: the bytes after its
@@ -81,14 +88,27 @@ public enum Op: Sendable {
         case "vote.invalidate":
             self = .voteInvalidate(election: try f.slug("election"), vote: try f.sequence("vote"), reason: try f.string("reason"))
         case "juror.add":
-            self = .jurorAdd(election: try f.slug("election"), juror: try f.slug("juror"), name: try f.string("name"))
+            self = .jurorAdd(election: try f.slug("election"), juror: try f.slug("juror"), name: try f.string("name"),
+                             key: try f.optionalString("key"))
         case "jury.score":
             let score = try f.int("score")
             guard let score32 = Int32(exactly: score) else { throw f.bad("field 'score' (\(score)) is out of range") }
+            var signed: SignedScore?
+            if f.has("signature") {
+                let supersedes = try f.optionalInt("supersedes") ?? 0
+                guard supersedes >= 0 else { throw f.bad("field 'supersedes' must be a sequence number, or 0 for a first score") }
+                signed = SignedScore(supersedes: supersedes == 0 ? nil : UInt64(supersedes), signature: try f.noteSignature("signature"))
+            } else if f.has("supersedes") {
+                throw f.bad("field 'supersedes' belongs to a signed score: it is what the signature says the score supersedes")
+            }
             self = .juryScore(election: try f.slug("election"), juror: f.has("juror") ? try f.slug("juror") : nil,
-                              nominee: try f.slug("nominee"), criterion: try f.slug("criterion"), score: score32)
+                              nominee: try f.slug("nominee"), criterion: try f.slug("criterion"), score: score32, signed: signed)
         case "jury.close": self = .juryClose(try f.slug("election"))
-        case "result.certify": self = .resultCertify(try f.slug("election"))
+        case "jury": self = .jury(try f.slug("election"))
+        case "result.certify": self = .resultCertify(try f.slug("election"), justification: try f.optionalString("justification") ?? "")
+        case "result.sign":
+            self = .resultSign(election: try f.slug("election"), juror: f.has("juror") ? try f.slug("juror") : nil,
+                               signature: try f.noteSignature("signature"))
         case "tally": self = .tally(try f.slug("election"))
         case "ranking": self = .ranking(try f.slug("election"))
         case "events":

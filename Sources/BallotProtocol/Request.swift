@@ -1,3 +1,4 @@
+import FoundationEssentials
 public import BallotDomain
 public import NIOCore
 
@@ -115,6 +116,17 @@ public struct Fields: Sendable {
         guard let s = try optionalString(name) else { return nil }
         guard let t = Timestamp(rfc3339: s) else { throw bad("field '\(name)' ('\(s)') is not an RFC 3339 time") }
         return t
+    }
+
+    /// A signature as a signed-note signature line carries it: base64 of the key ID (4 bytes)
+    /// and an Ed25519 signature (64 bytes).
+    public func noteSignature(_ name: String) throws(ProtocolError) -> SentSignature {
+        let text = try string(name)
+        guard let raw = Data(base64Encoded: text), raw.count == 68 else {
+            throw bad("field '\(name)' must be the base64 of a key ID and an Ed25519 signature (68 bytes), as a signed note's signature line has it")
+        }
+        let bytes = Array(raw)
+        return SentSignature(keyID: bytes[0..<4].reduce(0) { $0 << 8 | UInt32($1) }, bytes: Array(bytes[4...]))
     }
 
     public func object(_ name: String) throws(ProtocolError) -> JSONValue {

@@ -61,6 +61,14 @@ struct Connection: ParsableArguments {
     /// Sends one request and prints the reply; exits non-zero unless it was ok. Returns the result.
     @discardableResult
     func send(_ request: [String: Any], human: (([String: Any]) -> String)? = nil) throws -> [String: Any] {
+        let result = try ask(request)
+        print(json ? Self.line(result) : (human ?? Self.describe)(result))
+        return result
+    }
+
+    /// Sends one request and returns its result without printing it; a refusal is reported
+    /// and exits as `send` does.
+    func ask(_ request: [String: Any]) throws -> [String: Any] {
         let reply: [String: Any]
         do {
             reply = try BallotClient(socketPath: socketPath).call(request.merging(["id": 1]) { a, _ in a })
@@ -77,7 +85,6 @@ struct Connection: ParsableArguments {
             FileHandle.standardError.write(Data("ballotctl: \(code): \(message)\n".utf8))
             throw ExitCode(Exit.refused)
         }
-        print(json ? Self.line(result) : (human ?? Self.describe)(result))
         return result
     }
 

@@ -115,12 +115,19 @@ struct JurorCommand: ParsableCommand {
         @Argument(help: "The election id.") var election: String
         @Argument(help: "The juror id.") var juror: String
         @Option(help: "The juror's name.") var name: String
-        func run() throws { try connection.send(["op": "juror.add", "election": election, "juror": juror, "name": name], human: Tables.receipt) }
+        @Option(help: "The juror's own verifier key (the vkey `ballotctl jury keygen` prints), or a file holding it; required where the election asks for signatures.")
+        var key: String?
+        func run() throws {
+            var request: [String: Any] = ["op": "juror.add", "election": election, "juror": juror, "name": name]
+            if let key { request["key"] = try JurorSigning.verifierKey(key) }
+            try connection.send(request, human: Tables.receipt)
+        }
     }
 }
 
 struct JuryCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "jury", abstract: "Score and close the jury.", subcommands: [Score.self, Close.self])
+    static let configuration = CommandConfiguration(commandName: "jury", abstract: "Score and close the jury; make a juror's key.",
+                                                    subcommands: [Score.self, Close.self, Keygen.self])
 
     struct Score: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Score a nominee on a criterion (again to amend).")
@@ -129,10 +136,23 @@ struct JuryCommand: ParsableCommand {
         @Argument(help: "The nominee id.") var nominee: String
         @Argument(help: "The criterion id.") var criterion: String
         @Argument(help: "The score, on the election's scale.") var score: Int
-        @Option(help: "The juror (a juror's own uid implies it).") var juror: String?
+        @Option(help: "The juror (a juror's own uid implies it; needed with --key).") var juror: String?
+        @Option(help: "Sign the score with the juror's key file (from jury keygen).") var key: String?
+        @Option(help: "With --key: the event of the score this one supersedes (0: none); asked of the daemon when not given.")
+        var supersedes: Int?
         func run() throws {
             var request: [String: Any] = ["op": "jury.score", "election": election, "nominee": nominee, "criterion": criterion, "score": score]
             if let juror { request["juror"] = juror }
+            if let key {
+                guard let juror else { throw ValidationError("--key needs --juror: the signed statement names the juror") }
+                let signer = try JurorSigning.signer(key)
+                let previous = try supersedes ?? JurorSigning.currentScoreEvent(connection, election: election, juror: juror,
+                                                                                 nominee: nominee, criterion: criterion)
+                let signature = try JurorSigning.signScore(signer, election: election, juror: juror, nominee: nominee,
+                                                           criterion: criterion, score: score, supersedes: previous)
+                request["signature"] = signature
+                request["supersedes"] = previous
+            }
             try connection.send(request, human: Tables.receipt)
         }
     }
@@ -146,12 +166,33 @@ struct JuryCommand: ParsableCommand {
 }
 
 struct ResultCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "result", abstract: "Certify the result.", subcommands: [Certify.self])
+    static let configuration = CommandConfiguration(commandName: "result", abstract: "Certify the result; co-sign it as a juror.",
+                                                    subcommands: [Certify.self, Sign.self])
 
     struct Certify: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Certify the result; seals the election.")
+        static let configuration = CommandConfiguration(
+            abstract: "Certify the result; seals the election. With a jury quorum, puts it to the jury, whose last co-signature certifies it.")
         @OptionGroup var connection: Connection
         @Argument(help: "The election id.") var election: String
-        func run() throws { try connection.send(["op": "result.certify", "election": election], human: Tables.receipt) }
+        @Option(help: "A file with the jury's written justification (UTF-8); required with a jury quorum.") var justification: String?
+        func run() throws {
+            var request: [String: Any] = ["op": "result.certify", "election": election]
+            if let justification { request["justification"] = try JurorSigning.text(justification) }
+            try connection.send(request, human: Tables.receipt)
+        }
+    }
+
+    struct Sign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Co-sign, as a juror, the result put to the jury: its winner, ranking and justification (printed on stderr first).")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The election id.") var election: String
+        @Option(help: "The juror co-signing.") var juror: String
+        @Option(help: "The juror's key file (from jury keygen).") var key: String
+        func run() throws {
+            let signer = try JurorSigning.signer(key)
+            let signature = try JurorSigning.signProposal(signer, connection, election: election)
+            try connection.send(["op": "result.sign", "election": election, "juror": juror, "signature": signature], human: Tables.receipt)
+        }
     }
 }

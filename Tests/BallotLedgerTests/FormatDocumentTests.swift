@@ -91,9 +91,18 @@ import TestSupport
             // The row gives the newest layout; what an older rules version leaves out, and the
             // byte written only when an election requires witnesses, its notes say.
             var trailing = 0
-            if case .electionDefined(let d) = event {
+            switch event {
+            case .electionDefined(let d):
                 if d.rules < .v2 { continue }
-                trailing = d.witnessesRequired ? 1 : 0
+                trailing = d.jurySignatures != .none ? 4 : d.witnessesRequired ? 1 : 0
+            case .jurorAdded(_, _, _, let key?):
+                trailing = 2 + key.name.utf8.count + 32
+            case .juryScored(let score) where score.signature != nil:
+                trailing = 64
+            case .resultCertified(let r) where !r.justification.isEmpty || !r.cosignatures.isEmpty:
+                trailing = 2 + r.justification.utf8.count + 2 + r.cosignatures.reduce(0) { $0 + 2 + $1.juror.value.utf8.count + 64 }
+            default:
+                break
             }
             let kind = event.kind
             let row = try #require(rows[kind.rawValue], "no row for type \(kind.rawValue)")
@@ -106,6 +115,9 @@ import TestSupport
             try consume(row.fields, payload, &at)
             #expect(at + trailing == payload.count, "\(kind): the document accounts for \(at) of \(payload.count) payload bytes")
             if trailing == 1 { #expect(payload.last == 1) }
+            if case .electionDefined(let d) = event, trailing == 4 {
+                #expect(Array(payload.suffix(4)) == [d.witnessesRequired ? 1 : 0, d.jurySignatures.required ? 1 : 0, 0, UInt8(d.jurySignatures.quorum)])
+            }
         }
     }
 }

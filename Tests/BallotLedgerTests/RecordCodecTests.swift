@@ -37,7 +37,26 @@ import TestSupport
             // A definition that requires witnesses, under each rules version's layout.
             .electionDefined({ var d = Fixtures.definition(); d.witnessesRequired = true; return d }()),
             .electionDefined({ var d = Fixtures.definition(); d.rules = .v1; d.witnessesRequired = true; return d }()),
+            // Jurors' signatures: a definition asking for them (with and without witnesses), a
+            // juror with a key, a signed score, a proposal, a co-signature, a co-signed result.
+            .electionDefined({ var d = Fixtures.definition(); d.jurySignatures = JurySignaturePolicy(required: true, quorum: 2); return d }()),
+            .electionDefined({ var d = Fixtures.definition(); d.witnessesRequired = true; d.jurySignatures = JurySignaturePolicy(required: false, quorum: 1); return d }()),
+            .jurorAdded(election: id, juror: Fixtures.slug("jury-b"), name: "Bjørn", key: Self.jurorKey),
+            .juryScored(JuryScore(election: id, juror: Fixtures.slug("jury-b"), nominee: Fixtures.slug("kinn"), criterion: Fixtures.slug("results"),
+                                  score: 7, supersedes: 41, signature: Array(repeating: 0x33, count: 64))),
+            .resultProposed(ResultProposal(election: id, winner: Fixtures.slug("kinn"), ranking: Fixtures.nominees.map(Fixtures.slug),
+                                           justification: "Kinn får prisen — for godt arbeid.")),
+            .resultCosigned(ResultCosignature(election: id, proposal: 77, signature: JurorSignature(juror: Fixtures.slug("jury-b"), bytes: Array(repeating: 0x44, count: 64)))),
+            .resultCertified(CertifiedResult(election: id, winner: Fixtures.slug("kinn"), ranking: Fixtures.nominees.map(Fixtures.slug),
+                                             justification: "Kinn får prisen.",
+                                             cosignatures: [JurorSignature(juror: Fixtures.slug("jury-b"), bytes: Array(repeating: 0x44, count: 64)),
+                                                            JurorSignature(juror: Fixtures.slug("jury-c"), bytes: Array(repeating: 0x45, count: 64))])),
+            .resultCertified(CertifiedResult(election: id, winner: Fixtures.slug("kinn"), ranking: [Fixtures.slug("kinn")], justification: "Alone.")),
         ]
+    }
+
+    static var jurorKey: JurorKey {
+        VerifierKey(name: "bjorn-2023", type: SignedNote.ed25519, publicKey: Fixtures.voter(9).digest).jurorKey
     }
 
     @Test func everyEventKindRoundTrips() throws {

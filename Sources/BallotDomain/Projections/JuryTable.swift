@@ -4,8 +4,9 @@ public struct JuryTable: Sendable {
     public struct CriterionResult: Sendable {
         public var criterion: CriterionID
         public var weight: Double
-        /// Current scores by juror, in juror id order.
-        public var scores: [(juror: JurorID, score: Int32)]
+        /// Current scores by juror, in juror id order, with the event that set each and
+        /// whether its juror signed it.
+        public var scores: [(juror: JurorID, score: Int32, seq: UInt64, signed: Bool)]
         public var mean: Double? { scores.isEmpty ? nil : Double(scores.reduce(0) { $0 + Int64($1.score) }) / Double(scores.count) }
     }
 
@@ -24,18 +25,23 @@ public struct JuryTable: Sendable {
     public var closed: Bool
     public var scale: ScoreScale
     public var rows: [Row]
+    /// Whether the election asks for jurors' signatures: its table then shows, per score, the
+    /// event that set it (what a signed amendment names) and whether it was signed.
+    public var showsSignatures: Bool
 
     public init(_ e: borrowing ElectionState) {
         election = e.id
         lastSeq = e.lastSeq
         closed = e.juryClosed
         scale = e.definition.scale
+        showsSignatures = e.definition.jurySignatures != .none
         let jurors = e.jurors.map(\.id).sorted()
         let scale = e.definition.scale
         rows = e.nominees.map { n in
             let criteria = e.definition.criteria.map { c in
                 CriterionResult(criterion: c.id, weight: c.weight, scores: jurors.compactMap { j in
-                    e.scores[ScoreSlot(juror: j, nominee: n.id, criterion: c.id)].map { (j, $0.score) }
+                    let slot = ScoreSlot(juror: j, nominee: n.id, criterion: c.id)
+                    return e.scores[slot].map { (j, $0.score, $0.seq, e.isSigned(slot)) }
                 })
             }
             var sum = 0.0
@@ -78,7 +84,10 @@ public struct JuryTable: Sendable {
                             ("weight", .double(c.weight)),
                             ("scores", .object(c.scores.map { ($0.juror.value, .int(Int64($0.score))) })),
                             ("mean", c.mean.map(JSONValue.double) ?? .null),
-                        ])
+                        ] + (showsSignatures ? [
+                            ("events", .object(c.scores.map { ($0.juror.value, .uint($0.seq)) })),
+                            ("signed", .object(c.scores.map { ($0.juror.value, .bool($0.signed)) })),
+                        ] : []))
                     })),
                     ("weighted", row.weighted.map(JSONValue.double) ?? .null),
                     ("normalized", .double(row.normalized)),

@@ -20,6 +20,8 @@ public struct Ranking: Sendable {
     public var lastSeq: UInt64
     public var formula: Formula
     public var certified: CertifiedResult?
+    /// The result awaiting the jury's co-signatures, who have signed so far, and how many must.
+    public var proposal: (seq: UInt64, result: ResultProposal, cosigners: [JurorID], quorum: Int)?
     public var entries: [Entry]
 
     public init(_ e: borrowing ElectionState) {
@@ -27,6 +29,7 @@ public struct Ranking: Sendable {
         lastSeq = e.lastSeq
         formula = e.definition.formula
         certified = e.certified
+        proposal = e.proposal.map { ($0.seq, $0.result, e.cosignatures.map(\.juror), e.definition.jurySignatures.quorum) }
         let tally = Tally(e)
         let jury = JuryTable(e)
         let f = formula
@@ -55,7 +58,22 @@ public struct Ranking: Sendable {
                 ("text", .string(formula.text)),
             ])),
             ("tie_break", .array(Ranking.tieBreak.map(JSONValue.string))),
-            ("certified", certified.map { .object([("winner", .string($0.winner.value))]) } ?? .null),
+            ("certified", certified.map { c in
+                // The justification and co-signers only when there are some: a ranking of an
+                // election before them is the bytes it always was (its digest is in checkpoints).
+                var fields: [(String, JSONValue)] = [("winner", .string(c.winner.value))]
+                if !c.justification.isEmpty { fields.append(("justification", .string(c.justification))) }
+                if !c.cosignatures.isEmpty { fields.append(("cosigned_by", .array(c.cosignatures.map { .string($0.juror.value) }))) }
+                return .object(fields)
+            } ?? .null),
+        ] + (proposal.map { p in
+            [("proposed", JSONValue.object([
+                ("event", .uint(p.seq)), ("winner", .string(p.result.winner.value)),
+                ("ranking", .array(p.result.ranking.map { .string($0.value) })),
+                ("justification", .string(p.result.justification)),
+                ("cosigned_by", .array(p.cosigners.map { .string($0.value) })), ("quorum", .int(p.quorum)),
+            ]))]
+        } ?? []) + [
             ("ranking", .array(entries.map { e in
                 .object([
                     ("rank", .int(e.rank)), ("nominee", .string(e.nominee.value)), ("name", .string(e.name)),

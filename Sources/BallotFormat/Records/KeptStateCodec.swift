@@ -7,7 +7,7 @@ public import BallotCollections
 /// files of their own (`TableLayers`): hash tables, each a header page (with its count of
 /// entries) and its slots, and sorted runs (`SortedRun`).
 ///
-///     "BLKEPT03"                       8 bytes, the magic and layout version
+///     "BLKEPT04"                       8 bytes, the magic and layout version
 ///     ledger id                        16 bytes (the ledger's meta 'ledger_id')
 ///     events covered S                 u64
 ///     Merkle root over events 1…S      32 bytes
@@ -25,10 +25,12 @@ public import BallotCollections
 ///     elections                        u32 count, then each (below)
 ///     SHA-256 of everything above      32 bytes
 ///
-/// Payloads (a definition, a nomination, a certified result, a checkpoint) are the event
-/// payloads of the record format, each after a u32 length.
+/// Payloads (a definition, a nomination, a juror, a certified or proposed result, a
+/// co-signature, a checkpoint) are the event payloads of the record format, each after a u32
+/// length. (Layout 04 added jurors' keys, the result awaiting co-signatures, and whether each
+/// score is signed; an older kept state is not read, and the ledger is replayed instead.)
 public enum KeptStateCodec {
-    static let magic = Array("BLKEPT03".utf8)
+    static let magic = Array("BLKEPT04".utf8)
 
     /// What a kept state says of itself, besides the election states.
     public struct Header: Sendable, Equatable {
@@ -106,10 +108,7 @@ public enum KeptStateCodec {
         w.u32(UInt32(e.nominees.count))
         for n in e.nominees { payload(.nomineeAdded(election: e.definition.id, nomination: n), &w) }
         w.u32(UInt32(e.jurors.count))
-        for j in e.jurors {
-            w.slug(j.id)
-            w.str(j.name)
-        }
+        for j in e.jurors { payload(.jurorAdded(election: e.definition.id, juror: j.id, name: j.name, key: j.key), &w) }
         for t in [e.votingOpenedAt, e.votingClosedAt] {
             w.bool(t != nil)
             w.i64(t?.microseconds ?? 0)
@@ -117,6 +116,15 @@ public enum KeptStateCodec {
         w.bool(e.juryClosed)
         w.bool(e.certified != nil)
         if let c = e.certified { payload(.resultCertified(c), &w) }
+        w.bool(e.proposal != nil)
+        if let p = e.proposal {
+            w.u64(p.seq)
+            payload(.resultProposed(p.result), &w)
+        }
+        w.u32(UInt32(e.cosignatures.count))
+        for c in e.cosignatures {
+            payload(.resultCosigned(ResultCosignature(election: e.definition.id, proposal: e.proposal?.seq ?? 0, signature: c)), &w)
+        }
         for v in e.votes { w.i64(Int64(v)) }
         w.i64(Int64(e.votesCast))
         w.i64(Int64(e.invalidatedVotes))
@@ -135,6 +143,7 @@ public enum KeptStateCodec {
             w.slug(s.slot.criterion)
             w.i32(s.score)
             w.u64(s.seq)
+            w.bool(s.signed)
         }
     }
 
@@ -148,7 +157,7 @@ public enum KeptStateCodec {
 
     public static func decode(_ bytes: [UInt8]) throws(Unreadable) -> (Header, LedgerState.Image) {
         guard bytes.count >= magic.count + 32, Array(bytes.prefix(magic.count)) == magic else {
-            throw Unreadable(reason: "it is not a kept state of this layout (it does not begin with \"BLKEPT03\")")
+            throw Unreadable(reason: "it is not a kept state of this layout (it does not begin with \"BLKEPT04\")")
         }
         let body = bytes.count - 32
         let digest = bytes.withUnsafeBytes { SHA256Digester.hash(UnsafeRawBufferPointer(rebasing: $0[..<body])) }
@@ -192,7 +201,10 @@ public enum KeptStateCodec {
             guard case .nomineeAdded(_, let n) = try payload(.nomineeAdded, &r) else { throw failure(r, "nominee") }
             return n
         }
-        let jurors = try (0..<items(&r, "juror count", of: 4)).map { _ in ElectionState.Image.Juror(id: try r.slug("juror"), name: try r.str("juror name")) }
+        let jurors = try (0..<items(&r, "juror count", of: 8)).map { _ throws -> ElectionState.Image.Juror in
+            guard case .jurorAdded(_, let id, let name, let key) = try payload(.jurorAdded, &r) else { throw failure(r, "juror") }
+            return ElectionState.Image.Juror(id: id, name: name, key: key)
+        }
         var window: [Timestamp?] = []
         for field in ["voting opened at", "voting closed at"] {
             let present = try r.bool(field)
@@ -205,6 +217,16 @@ public enum KeptStateCodec {
             guard case .resultCertified(let c) = try payload(.resultCertified, &r) else { throw failure(r, "certified result") }
             certified = c
         }
+        var proposal: ElectionState.Image.Proposal?
+        if try r.bool("proposal") {
+            let seq = try r.u64("proposal seq")
+            guard case .resultProposed(let p) = try payload(.resultProposed, &r) else { throw failure(r, "proposal") }
+            proposal = ElectionState.Image.Proposal(seq: seq, result: p)
+        }
+        let cosignatures = try (0..<items(&r, "co-signature count", of: 8)).map { _ throws -> JurorSignature in
+            guard case .resultCosigned(let c) = try payload(.resultCosigned, &r) else { throw failure(r, "co-signature") }
+            return c.signature
+        }
         let votes = try nominees.map { _ in Int(try r.i64("votes")) }
         let votesCast = Int(try r.i64("votes cast")), invalidatedVotes = Int(try r.i64("invalidated votes"))
         let invalidated = try (0..<items(&r, "invalidated count", of: 8)).map { _ in try r.u64("invalidated vote") }
@@ -212,13 +234,13 @@ public enum KeptStateCodec {
             let bucket = try r.i64("bucket")
             return ElectionState.Image.SeriesRow(bucket: bucket, counts: try (0..<r.u16("row length")).map { _ in Int(try r.i64("count")) })
         }
-        let scores = try (0..<items(&r, "score count", of: 18)).map { _ in
+        let scores = try (0..<items(&r, "score count", of: 19)).map { _ in
             ElectionState.Image.Score(slot: ScoreSlot(juror: try r.slug("juror"), nominee: try r.slug("nominee"), criterion: try r.slug("criterion")),
-                                      score: try r.i32("score"), seq: try r.u64("score seq"))
+                                      score: try r.i32("score"), seq: try r.u64("score seq"), signed: try r.bool("score signed"))
         }
         return ElectionState.Image(definition: definition, definedAt: definedAt, lastSeq: lastSeq, nominees: nominees, jurors: jurors,
                                    votingOpenedAt: window[0], votingClosedAt: window[1], juryClosed: juryClosed, certified: certified,
-                                   votes: votes, votesCast: votesCast, invalidatedVotes: invalidatedVotes, invalidated: invalidated,
+                                   proposal: proposal, cosignatures: cosignatures, votes: votes, votesCast: votesCast, invalidatedVotes: invalidatedVotes, invalidated: invalidated,
                                    series: series, scores: scores)
     }
 

@@ -30,7 +30,15 @@ package enum PayloadCodec {
             w.u16(d.rules.rawValue)
             if d.rules >= .v2 { w.u16(d.phoneCountryCode) }
             // Added with witnesses, only when set: definitions before it end above.
-            if d.witnessesRequired { w.bool(true) }
+            // Added with jurors' signatures, only when asked for: the witnesses byte (then
+            // written false too), whether scores must be signed, the co-signing quorum.
+            if d.jurySignatures != .none {
+                w.bool(d.witnessesRequired)
+                w.bool(d.jurySignatures.required)
+                w.u16(UInt16(d.jurySignatures.quorum))
+            } else if d.witnessesRequired {
+                w.bool(true)
+            }
         case .nomineeAdded(let e, let n):
             w.slug(e)
             w.slug(n.id)
@@ -51,10 +59,14 @@ package enum PayloadCodec {
             w.slug(x.nominee)
             w.i64(x.castAt.microseconds)
             w.str(x.reason)
-        case .jurorAdded(let e, let j, let name):
+        case .jurorAdded(let e, let j, let name, let key):
             w.slug(e)
             w.slug(j)
             w.str(name)
+            if let key {   // added with jurors' signatures, only when there is one
+                w.str(key.name)
+                key.publicKey.withBytes { w.raw($0) }
+            }
         case .juryScored(let s):
             w.slug(s.election)
             w.slug(s.juror)
@@ -62,11 +74,26 @@ package enum PayloadCodec {
             w.slug(s.criterion)
             w.i32(s.score)
             w.u64(s.supersedes ?? 0)
+            if let signature = s.signature { signature.withUnsafeBytes { w.raw($0) } }   // only when signed
         case .resultCertified(let r):
-            w.slug(r.election)
-            w.slug(r.winner)
-            w.u16(UInt16(r.ranking.count))
-            for n in r.ranking { w.slug(n) }
+            encodeResult(r.election, r.winner, r.ranking, into: &w)
+            // Added with jurors' signatures, only when there is a justification or a co-signature.
+            if !r.justification.isEmpty || !r.cosignatures.isEmpty {
+                w.str(r.justification)
+                w.u16(UInt16(r.cosignatures.count))
+                for c in r.cosignatures {
+                    w.slug(c.juror)
+                    c.bytes.withUnsafeBytes { w.raw($0) }
+                }
+            }
+        case .resultProposed(let p):
+            encodeResult(p.election, p.winner, p.ranking, into: &w)
+            w.str(p.justification)
+        case .resultCosigned(let c):
+            w.slug(c.election)
+            w.u64(c.proposal)
+            w.slug(c.signature.juror)
+            c.signature.bytes.withUnsafeBytes { w.raw($0) }
         case .importRecorded(let i):
             w.slug(i.election)
             w.str(i.file)
@@ -86,6 +113,28 @@ package enum PayloadCodec {
             encodeSignedPart(c, into: &w)
             c.signature.withUnsafeBytes { w.raw($0) }
         }
+    }
+
+    /// A result's election, winner and ranking (a certification's and a proposal's).
+    private static func encodeResult(_ election: ElectionID, _ winner: NomineeID, _ ranking: [NomineeID], into w: inout ByteWriter) {
+        w.slug(election)
+        w.slug(winner)
+        w.u16(UInt16(ranking.count))
+        for n in ranking { w.slug(n) }
+    }
+
+    private static func decodeResult(_ r: inout ByteReader) throws -> (ElectionID, NomineeID, [NomineeID]) {
+        let e = try r.slug("election id")
+        let winner = try r.slug("winner")
+        let count = Int(try r.u16("ranking count"))
+        var ranking: [NomineeID] = []
+        for i in 0..<count { ranking.append(try r.slug("ranking entry \(i)")) }
+        return (e, winner, ranking)
+    }
+
+    /// A juror's signature: 64 bytes.
+    private static func signature(_ r: inout ByteReader, _ what: String) throws -> [UInt8] {
+        Array(try r.bytes(64, what))
     }
 
     /// A checkpoint's payload up to and including the public key: what the signature of a
@@ -136,16 +185,22 @@ package enum PayloadCodec {
                 if rules >= .v2 { country = try r.u16("voter phone country code") }
             }
             var witnessesRequired = false
+            var jury = JurySignaturePolicy.none
             if r.remaining > 0 {
                 let offset = r.offset
                 witnessesRequired = try r.bool("witnesses required")
-                // Written only when true: a false here is not how this build writes it.
-                guard witnessesRequired else { throw ByteReader.Failure(offset: offset, what: "witnesses required is written only when true, and here it is false") }
+                if r.remaining > 0 {
+                    jury = JurySignaturePolicy(required: try r.bool("jury signatures required"), quorum: Int(try r.u16("jury quorum")))
+                    guard jury != .none else { throw ByteReader.Failure(offset: r.offset, what: "the jury's signature policy is written only when it asks for something, and here it asks for nothing") }
+                } else {
+                    // Written only when true: a false here is not how this build writes it.
+                    guard witnessesRequired else { throw ByteReader.Failure(offset: offset, what: "witnesses required is written only when true, and here it is false") }
+                }
             }
             return .electionDefined(ElectionDefinition(
                 id: id, title: title, opensAt: opensAt, closesAt: closesAt, scale: scale, eligibility: eligibility,
                 criteria: criteria, formula: formula, publicStandings: publicStandings, seriesBucketSeconds: bucket,
-                rules: rules, phoneCountryCode: country, witnessesRequired: witnessesRequired))
+                rules: rules, phoneCountryCode: country, witnessesRequired: witnessesRequired, jurySignatures: jury))
         case .nomineeAdded:
             let e = try r.slug("election id")
             return .nomineeAdded(election: e, nomination: Nomination(
@@ -169,7 +224,14 @@ package enum PayloadCodec {
             let castAt = Timestamp(microseconds: try r.i64("cast_at"))
             return .voteInvalidated(VoteInvalidation(election: e, vote: vote, nominee: n, castAt: castAt, reason: try r.str("reason")))
         case .jurorAdded:
-            return .jurorAdded(election: try r.slug("election id"), juror: try r.slug("juror id"), name: try r.str("juror name"))
+            let (e, j, name) = (try r.slug("election id"), try r.slug("juror id"), try r.str("juror name"))
+            var key: JurorKey?
+            if r.remaining > 0 {
+                let keyName = try r.str("juror key name")
+                let publicKey = Digest32(try r.bytes(32, "juror public key"))
+                key = VerifierKey(name: keyName, type: SignedNote.ed25519, publicKey: publicKey).jurorKey
+            }
+            return .jurorAdded(election: e, juror: j, name: name, key: key)
         case .juryScored:
             let e = try r.slug("election id")
             let j = try r.slug("juror id")
@@ -177,15 +239,32 @@ package enum PayloadCodec {
             let c = try r.slug("criterion id")
             let score = try r.i32("score")
             let supersedes = try r.u64("supersedes")
+            let signature = r.remaining > 0 ? try Self.signature(&r, "juror's signature") : nil
             return .juryScored(JuryScore(election: e, juror: j, nominee: n, criterion: c, score: score,
-                                         supersedes: supersedes == 0 ? nil : supersedes))
+                                         supersedes: supersedes == 0 ? nil : supersedes, signature: signature))
         case .resultCertified:
+            let (e, winner, ranking) = try decodeResult(&r)
+            var result = CertifiedResult(election: e, winner: winner, ranking: ranking)
+            if r.remaining > 0 {
+                result.justification = try r.str("justification")
+                let count = Int(try r.u16("co-signature count"))
+                for i in 0..<count {
+                    result.cosignatures.append(JurorSignature(juror: try r.slug("co-signer \(i)"), bytes: try Self.signature(&r, "co-signature \(i)")))
+                }
+                guard !result.justification.isEmpty || !result.cosignatures.isEmpty else {
+                    throw ByteReader.Failure(offset: r.offset, what: "an empty justification without co-signatures is not written")
+                }
+            }
+            return .resultCertified(result)
+        case .resultProposed:
+            let (e, winner, ranking) = try decodeResult(&r)
+            return .resultProposed(ResultProposal(election: e, winner: winner, ranking: ranking, justification: try r.str("justification")))
+        case .resultCosigned:
             let e = try r.slug("election id")
-            let winner = try r.slug("winner")
-            let count = Int(try r.u16("ranking count"))
-            var ranking: [NomineeID] = []
-            for i in 0..<count { ranking.append(try r.slug("ranking entry \(i)")) }
-            return .resultCertified(CertifiedResult(election: e, winner: winner, ranking: ranking))
+            let proposal = try r.u64("proposal")
+            let juror = try r.slug("juror id")
+            return .resultCosigned(ResultCosignature(election: e, proposal: proposal,
+                                                     signature: JurorSignature(juror: juror, bytes: try Self.signature(&r, "co-signature"))))
         case .importRecorded:
             let e = try r.slug("election id")
             let file = try r.str("file name")

@@ -1,0 +1,87 @@
+/// A juror's own Ed25519 key, as c2sp.org/signed-note names one: a key name, the public key,
+/// and its key ID (the first four bytes of SHA-256 over the name, a newline, the type byte 0x01
+/// and the key; computed where SHA-256 is, BallotFormat's `VerifierKey`). Recorded by
+/// `juror.add`; the daemon never holds the private half.
+public struct JurorKey: Sendable, Equatable {
+    public var name: String
+    public var publicKey: Digest32
+    public var keyID: UInt32
+
+    public init(name: String, publicKey: Digest32, keyID: UInt32) {
+        self.name = name
+        self.publicKey = publicKey
+        self.keyID = keyID
+    }
+}
+
+/// What an election asks of its jurors' signatures (its definition's `jury_signatures` and
+/// `jury_quorum`). Not a rule of any number: a score or a result is what it is; the policy
+/// says who must have signed it before the ledger takes it.
+public struct JurySignaturePolicy: Sendable, Equatable {
+    /// Every score must be signed with its juror's key (an admin's entry too).
+    public var required: Bool
+    /// How many jurors must co-sign the result before it is certified; 0: no co-signing, and
+    /// `result.certify` certifies at once, as before.
+    public var quorum: Int
+
+    public init(required: Bool, quorum: Int) {
+        self.required = required
+        self.quorum = quorum
+    }
+
+    public static let none = JurySignaturePolicy(required: false, quorum: 0)
+}
+
+/// An Ed25519 signature (64 bytes) by a juror's key, of a statement the ledger can rebuild
+/// from the event that holds it (docs/ledger-format.md, "Jury statements").
+public struct JurorSignature: Sendable, Equatable {
+    public var juror: JurorID
+    public var bytes: [UInt8]
+
+    public init(juror: JurorID, bytes: [UInt8]) {
+        self.juror = juror
+        self.bytes = bytes
+    }
+}
+
+/// A signature as a client sends it: the key ID of the signed-note signature line (nil when
+/// replay rebuilds the command from an event, which keeps only the signature) and the bytes.
+public struct SentSignature: Sendable, Equatable {
+    public var keyID: UInt32?
+    public var bytes: [UInt8]
+
+    public init(keyID: UInt32?, bytes: [UInt8]) {
+        self.keyID = keyID
+        self.bytes = bytes
+    }
+}
+
+/// The result an admin put to the jury in an election with a co-signing quorum: the ranking as
+/// it stood, its winner, and the jury's written justification. Jurors co-sign it
+/// (`result.sign`); the quorum's last signature certifies it.
+public struct ResultProposal: Sendable, Equatable {
+    public var election: ElectionID
+    public var winner: NomineeID
+    public var ranking: [NomineeID]
+    public var justification: String
+
+    public init(election: ElectionID, winner: NomineeID, ranking: [NomineeID], justification: String) {
+        self.election = election
+        self.winner = winner
+        self.ranking = ranking
+        self.justification = justification
+    }
+}
+
+/// One juror's co-signature of the proposal recorded at event `proposal`.
+public struct ResultCosignature: Sendable, Equatable {
+    public var election: ElectionID
+    public var proposal: UInt64
+    public var signature: JurorSignature
+
+    public init(election: ElectionID, proposal: UInt64, signature: JurorSignature) {
+        self.election = election
+        self.proposal = proposal
+        self.signature = signature
+    }
+}

@@ -1,0 +1,106 @@
+import ArgumentParser
+import BallotDomain
+import BallotFormat
+import Foundation
+
+extension JuryCommand {
+    struct Keygen: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a juror's own Ed25519 key: the private key to --out (mode 0600), its verifier key (for juror add --key) on stdout.")
+        @Option(help: "The file to write the private key to; it must not exist.") var out: String
+        @Option(help: "The key's name, which signatures carry (default: the file's name without extension).") var name: String?
+        func run() throws {
+            let keyName = name ?? ((out as NSString).lastPathComponent as NSString).deletingPathExtension
+            let signer: SignerKey
+            do {
+                signer = try SignerKey(name: keyName)
+            } catch {
+                throw ValidationError("--name: \(error)")
+            }
+            guard FileManager.default.createFile(atPath: out, contents: Data((signer.description + "\n").utf8),
+                                                 attributes: [.posixPermissions: 0o600]) else {
+                throw ValidationError("--out: cannot write \(out)")
+            }
+            print(signer.verifierKey.description)
+        }
+
+        func validate() throws {
+            if FileManager.default.fileExists(atPath: out) { throw ValidationError("--out: \(out) exists; a key is never overwritten") }
+        }
+    }
+}
+
+/// What `ballotctl` does for a juror's signatures: reads keys, asks the daemon what a statement
+/// must name, and signs (the statements are BallotFormat's `JuryStatement`, the daemon's own).
+enum JurorSigning {
+    /// A juror's private key file.
+    static func signer(_ path: String) throws -> SignerKey {
+        let text = try self.text(path)
+        do {
+            return try SignerKey(parsing: text)
+        } catch {
+            throw ValidationError("--key \(path): \(error)")
+        }
+    }
+
+    /// A verifier key given as itself or as a file holding it.
+    static func verifierKey(_ given: String) throws -> String {
+        let text = FileManager.default.fileExists(atPath: given) ? try self.text(given) : given
+        let vkey = text.split(whereSeparator: \.isWhitespace).first.map(String.init) ?? ""
+        do {
+            return try VerifierKey(parsing: vkey).description
+        } catch {
+            throw ValidationError("--key: \(error)")
+        }
+    }
+
+    static func text(_ path: String) throws -> String {
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw ValidationError("cannot read \(path) as UTF-8 text")
+        }
+        return text
+    }
+
+    /// The event of the juror's current score in that cell, or 0: what a new signed score supersedes.
+    static func currentScoreEvent(_ connection: Connection, election: String, juror: String, nominee: String, criterion: String) throws -> Int {
+        let table = try connection.ask(["op": "jury", "election": election])
+        let row = (table["nominees"] as? [[String: Any]] ?? []).first { $0["nominee"] as? String == nominee }
+        let cell = (row?["criteria"] as? [[String: Any]] ?? []).first { $0["criterion"] as? String == criterion }
+        return (cell?["events"] as? [String: Any])?[juror] as? Int ?? 0
+    }
+
+    /// The base64 signature (key ID and signature, as a signed-note line has them) of a score.
+    static func signScore(_ signer: SignerKey, election: String, juror: String, nominee: String, criterion: String,
+                          score: Int, supersedes: Int) throws -> String {
+        guard let s = Int32(exactly: score) else { throw ValidationError("the score \(score) is out of range") }
+        let (e, j, n, c) = (try slug(election), try slug(juror), try slug(nominee), try slug(criterion))
+        let statement = JuryStatement.score(JuryScore(election: e, juror: j, nominee: n, criterion: c, score: s,
+                                                      supersedes: supersedes > 0 ? UInt64(supersedes) : nil))
+        return base64(signer.sign(statement))
+    }
+
+    /// The base64 co-signature of the result awaiting the jury, which is printed on stderr first.
+    static func signProposal(_ signer: SignerKey, _ connection: Connection, election: String) throws -> String {
+        let ranking = try connection.ask(["op": "ranking", "election": election])
+        guard let proposed = ranking["proposed"] as? [String: Any], let winner = proposed["winner"] as? String,
+              let order = proposed["ranking"] as? [String], let justification = proposed["justification"] as? String else {
+            throw ValidationError("no result of '\(election)' awaits the jury's co-signatures (result certify puts it to them)")
+        }
+        let statement = JuryStatement.result(election: try slug(election), winner: try slug(winner), ranking: try order.map(slug),
+                                             justification: justification)
+        FileHandle.standardError.write(Data("ballotctl: co-signing the result of \(election) proposed at event \(proposed["event"] ?? "?"): winner \(winner); ranking \(order.joined(separator: ", "))\njustification:\n\(justification)\n\nstatement:\n\(statement)".utf8))
+        return base64(signer.sign(statement))
+    }
+
+    private static func slug(_ text: String) throws -> Slug {
+        do {
+            return try Slug(text, what: "identifier")
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
+    private static func base64(_ signature: SignedNote.Signature) -> String {
+        Data(withUnsafeBytes(of: signature.keyID.bigEndian) { Array($0) } + signature.bytes).base64EncodedString()
+    }
+}
