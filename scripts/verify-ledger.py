@@ -116,6 +116,14 @@ EVENTS = {
     13: ("checkpoint.noted", ["u64 size", "key32 root", "time taken_at", "u8 reason",
          ("elections", ["id election", "key32 tally", "key32 jury", "key32 ranking"]),
          "str origin", "key32 public_key", "sig64 signature"]),
+    14: ("result.proposed", ["id election", "id winner", ("ranking", ["id nominee"]), "str justification"]),
+    15: ("result.cosigned", ["id election", "u64 proposal", "id juror", "sig64 signature"]),
+}
+# §3.2: what only some records carry after their fields, when there is one
+TRAILING = {
+    7: ["str key_name", "key32 key"],
+    8: ["sig64 signature"],
+    10: ["str justification", ("cosignatures", ["id juror", "sig64 signature"])],
 }
 CHECKPOINT_TYPES = (12, 13)  # §3.1: signed in the ledger's own form, or as a C2SP note
 RULES_VERSIONS = {1, 2}  # §7 "Rules versions"
@@ -164,13 +172,84 @@ def decode(rec, key_seq):
             raise Corrupt(f"rules version {fields['rules_version']}, this verifier knows {sorted(RULES_VERSIONS)}")
         if fields["rules_version"] >= 2:
             fields["voter_phone_country_code"] = r.num("H")
-        if r.pos < len(rec):  # §3 type 1: witnesses_required, written only when true
-            if r.num("B") != 1:
+        if r.pos < len(rec):  # §3 type 1: witnesses_required, written only when true...
+            fields["witnesses_required"] = r.read("bool")
+            if r.pos < len(rec):  # ...or when the jury's signature policy follows (§3.2)
+                fields["jury_signatures_required"] = r.read("bool")
+                fields["jury_quorum"] = r.num("H")
+                if not fields["jury_signatures_required"] and fields["jury_quorum"] == 0:
+                    raise Corrupt("a jury signature policy that asks for nothing is not written (§3.2)")
+            elif not fields["witnesses_required"]:
                 raise Corrupt("witnesses_required is written only when true (1)")
-            fields["witnesses_required"] = True
+    elif etype in TRAILING and r.pos < len(rec):
+        fields.update(read_fields(r, TRAILING[etype]))
+        if etype == 10 and not fields["justification"] and not fields["cosignatures"]:
+            raise Corrupt("an empty justification without co-signatures is not written (§3.2)")
     if r.pos != len(rec):
         raise Corrupt(f"{len(rec) - r.pos} bytes left over after the payload")
     return h, start, fields
+
+
+# §3.2 jurors' signatures -------------------------------------------------------
+class JurySignatures:
+    """Every juror's signature verifies with the key their juror.added recorded, over the
+    statement §3.2 rebuilds from the event; where an election requires signed scores, each
+    score has one. (The other rules of a jury are the Swift audit's; this checks what the
+    signatures promise, from the document alone.)"""
+
+    def __init__(self):
+        self.required, self.keys, self.proposals = {}, {}, {}
+
+    @staticmethod
+    def score_statement(f):
+        return ("ballotledger/jury-score/v1\nelection %s\njuror %s\nnominee %s\ncriterion %s\n"
+                "score %d\nsupersedes %d\n" % (f["election"], f["juror"], f["nominee"], f["criterion"],
+                                                f["score"], f["supersedes"])).encode()
+
+    @staticmethod
+    def result_statement(election, winner, ranking, justification):
+        order = "".join(n + "\n" for n in ranking).encode()
+        return ("ballotledger/jury-result/v1\nelection %s\nwinner %s\nranking %s\njustification %s\n" % (
+            election, winner, hashlib.sha256(order).hexdigest(),
+            hashlib.sha256(justification.encode()).hexdigest())).encode()
+
+    def verify(self, election, juror, signature, statement, what):
+        key = self.keys.get((election, juror))
+        if key is None:
+            raise Corrupt(f"the {what} of juror {juror!r} is signed, but no key of theirs is recorded in {election!r}")
+        if Ed25519PublicKey is None:
+            return
+        try:
+            Ed25519PublicKey.from_public_bytes(key).verify(signature, statement)
+        except InvalidSignature:
+            raise Corrupt(f"the {what} of juror {juror!r} does not verify with their key (§3.2)") from None
+
+    def check(self, seq, t, f):
+        if t == 1:
+            self.required[f["election"]] = f.get("jury_signatures_required", False)
+        elif t == 7 and "key" in f:
+            if any(k == f["key"] for (e, _), k in self.keys.items() if e == f["election"]):
+                raise Corrupt(f"juror {f['juror']!r} has another juror's key (§3.2)")
+            self.keys[(f["election"], f["juror"])] = f["key"]
+        elif t == 8:
+            if "signature" in f:
+                self.verify(f["election"], f["juror"], f["signature"], self.score_statement(f), "score")
+            elif self.required.get(f["election"]):
+                raise Corrupt(f"an unsigned score of juror {f['juror']!r} in {f['election']!r}, which requires signed scores (§3.2)")
+        elif t == 14:
+            ranking = [x["nominee"] for x in f["ranking"]]
+            self.proposals[f["election"]] = (seq, self.result_statement(f["election"], f["winner"], ranking, f["justification"]))
+        elif t == 15:
+            proposal = self.proposals.get(f["election"])
+            if proposal is None or proposal[0] != f["proposal"]:
+                raise Corrupt(f"juror {f['juror']!r} co-signs event {f['proposal']}, not the result awaiting the jury (§3.2)")
+            self.verify(f["election"], f["juror"], f["signature"], proposal[1], "co-signature")
+        elif t == 10:
+            ranking = [x["nominee"] for x in f["ranking"]]
+            statement = self.result_statement(f["election"], f["winner"], ranking, f.get("justification", ""))
+            for c in f.get("cosignatures", []):
+                self.verify(f["election"], c["juror"], c["signature"], statement, "co-signature of the certified result")
+            self.proposals.pop(f["election"], None)
 
 
 # §4 Merkle tree (RFC 6962) ---------------------------------------------------
@@ -207,6 +286,7 @@ def verify(path):
             mcur = txn.cursor(db=dbs["merkle"])
             more = mcur.first()
             prev_ts, seen_keys, elections, checkpoints = None, set(), [], []
+            jury = JurySignatures()
             for key, rec in txn.cursor(db=dbs["events"]):
                 cur_seq += 1
                 if len(key) != 8:
@@ -224,6 +304,7 @@ def verify(path):
                         raise Corrupt(f"idempotency key {h['key']!r} used twice by {EVENTS[h['type']][0]} events")
                     seen_keys.add((scope, h["key"]))
                 t = h["type"]
+                jury.check(cur_seq, t, f)
                 if t == 1:
                     elections.append(f["election"])
                 elif t == 6:  # §3.1 last paragraph: must match the vote it names

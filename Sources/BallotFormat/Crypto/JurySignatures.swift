@@ -120,7 +120,8 @@ public struct SignerKey: Sendable, CustomStringConvertible {
 
     public init(parsing text: String) throws(VerifierKey.Malformed) {
         let word = text.split(whereSeparator: \.isWhitespace).first.map(String.init) ?? ""
-        let fields = word.split(separator: "+", omittingEmptySubsequences: false)
+        // Base64 may hold '+' too: the key is whatever follows the fourth.
+        let fields = word.split(separator: "+", maxSplits: 4, omittingEmptySubsequences: false)
         let parts = fields
         guard parts.count == 5, parts[0] == "PRIVATE", parts[1] == "KEY" else {
             throw VerifierKey.Malformed(reason: "a signer key is PRIVATE+KEY+<name>+<key ID>+<base64 key>")
