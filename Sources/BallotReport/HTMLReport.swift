@@ -76,11 +76,37 @@ public struct HTMLReport {
 
     func resultSection(_ ranking: Ranking) -> String {
         if let c = election.certified {
-            let name = election.nominees.first { $0.id == c.winner }?.name ?? c.winner.value
-            return "<p id=\"result\" class=\"result\">Certified winner: <strong>\(esc(name))</strong></p>"
+            return "<p id=\"result\" class=\"result\">Certified winner: <strong>\(esc(nomineeName(c.winner)))</strong></p>"
+                + justification(c.justification) + cosigners(c.cosignatures.map(\.juror), complete: true)
+        }
+        if let p = election.proposal {
+            return "<p id=\"result\" class=\"result\">Put to the jury at event \(p.seq), not certified yet: <strong>\(esc(nomineeName(p.result.winner)))</strong></p>"
+                + justification(p.result.justification) + cosigners(election.cosignatures.map(\.juror), complete: false)
         }
         guard let first = ranking.entries.first else { return "<p id=\"result\" class=\"result\">No nominees.</p>" }
         return "<p id=\"result\" class=\"result\">Not certified yet. Leading on the combined assessment: <strong>\(esc(first.name))</strong></p>"
+    }
+
+    func nomineeName(_ id: NomineeID) -> String { election.nominees.first { $0.id == id }?.name ?? id.value }
+
+    func jurorName(_ id: JurorID) -> String { election.jurors.first { $0.id == id }?.name ?? id.value }
+
+    /// The jury's written justification, a paragraph per blank-line-separated part.
+    func justification(_ text: String) -> String {
+        guard !text.isEmpty else { return "" }
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        let paragraphs = lines.split { $0.allSatisfy(\.isWhitespace) }.map { $0.joined(separator: "\n") }
+        return "<h3>The jury's justification</h3><blockquote id=\"justification\">" + paragraphs.map { "<p>\(esc($0))</p>" }.joined() + "</blockquote>"
+    }
+
+    /// Which jurors co-signed the result (each signature verified by the audit this page reports).
+    func cosigners(_ jurors: [JurorID], complete: Bool) -> String {
+        let quorum = election.definition.jurySignatures.quorum
+        guard quorum > 0 else { return "" }
+        let names = jurors.map { j in "<li data-juror=\"\(esc(j.value))\">\(esc(jurorName(j))) <code>\(esc(election.key(ofJuror: j)?.name ?? "-"))</code></li>" }.joined()
+        let what = complete ? "Co-signed by \(jurors.count) of the jury's \(election.jurors.count) jurors (\(quorum) required), each signature verified against the key the ledger recorded for that juror:"
+            : "Co-signed so far by \(jurors.count) of the \(quorum) jurors required:"
+        return "<p>\(what)</p><ul id=\"cosigners\">\(names)</ul>"
     }
 
     func rankingTable(_ ranking: Ranking) -> String {
@@ -142,6 +168,19 @@ public struct HTMLReport {
             html += "<tr><td>\(esc(row.name))</td>"
             for c in row.criteria { html += "<td class=\"n\">\(c.mean.map { Text.fixed($0, digits: 2) } ?? "–")</td>" }
             html += "<td class=\"n\">\(row.weighted.map { Text.fixed($0) } ?? "–")</td><td class=\"n\">\(Text.fixed(row.normalized))</td></tr>"
+        }
+        html += "</table>"
+        guard jury.showsSignatures else { return html }
+        // Each juror's own scores, and whether the juror signed each with their key.
+        html += "<h3>Each juror's scores</h3><p>\(election.definition.jurySignatures.required ? "Every score must be signed with its juror's own key." : "A score may be signed with its juror's own key.") Signatures are verified by the audit above.</p>"
+        html += "<table id=\"jury-signed\"><tr><th>Juror</th><th>Key</th><th>Nominee</th><th>Criterion</th><th>Score</th><th>Event</th><th>Signed</th></tr>"
+        for juror in election.jurors.map(\.id).sorted() {
+            for row in jury.rows {
+                for c in row.criteria {
+                    guard let s = c.scores.first(where: { $0.juror == juror }) else { continue }
+                    html += "<tr data-juror=\"\(esc(juror.value))\" data-signed=\"\(s.signed)\"><td>\(esc(jurorName(juror)))</td><td><code>\(esc(election.key(ofJuror: juror)?.name ?? "-"))</code></td><td>\(esc(row.name))</td><td>\(esc(c.criterion.value))</td><td class=\"n\">\(s.score)</td><td class=\"n\">\(s.seq)</td><td>\(s.signed ? "✓ signed" : "unsigned")</td></tr>"
+                }
+            }
         }
         return html + "</table>"
     }

@@ -74,6 +74,31 @@ import BallotFormat
         #expect(verified.status == 0, "\(verified)")
         #expect(try runPythonVerifier([ledger]).status == 0)
 
+        // The report, as Chromium lays it out: the justification, who co-signed, and each
+        // juror's scores marked signed.
+        let page = daemon.directory.sub("report.html")
+        #expect(try runTool("ballot-replay", ["report", "--ledger", ledger, "--election", election, "--out", page]).status == 0)
+        let seen = try probeInChromium(page, probe: """
+            function () {
+              const justification = document.getElementById('justification');
+              return {
+                result: document.getElementById('result').innerText,
+                justification: justification.innerText, justificationHeight: justification.getBoundingClientRect().height,
+                paragraphs: justification.querySelectorAll('p').length,
+                cosigners: [...document.querySelectorAll('#cosigners li')].map(li => li.dataset.juror),
+                signedRows: document.querySelectorAll('#jury-signed tr[data-signed="true"]').length,
+                unsignedRows: document.querySelectorAll('#jury-signed tr[data-signed="false"]').length,
+                jurorsScoring: [...new Set([...document.querySelectorAll('#jury-signed tr[data-juror]')].map(r => r.dataset.juror))]
+              };
+            }
+            """, directory: daemon.directory)
+        #expect((seen["result"] as? String)?.contains("Certified winner: Tønsberg") == true, "\(seen)")
+        #expect((seen["justification"] as? String)?.hasPrefix("Juryen mener at årets vinner") == true && (seen["justificationHeight"] as? Double ?? 0) > 0)
+        #expect(seen["paragraphs"] as? Int == 4)
+        #expect(seen["cosigners"] as? [String] == ["jury-a", "jury-c"])
+        #expect(seen["signedRows"] as? Int == 17 && seen["unsignedRows"] as? Int == 0, "\(seen)")
+        #expect(seen["jurorsScoring"] as? [String] == ["jury-a", "jury-b"])
+
         // A copy whose last signed score has one signature byte changed: both name its event.
         let copy = daemon.directory.sub("tampered")
         try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: true)

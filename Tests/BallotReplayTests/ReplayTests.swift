@@ -635,13 +635,12 @@ struct AuditedLedger {
         let page = l.dir.sub("report.html")
         let made = try l.replay("report", "--ledger", l.path, "--election", Fixtures.electionID.value, "--out", page, "--pubkey", l.pubkeyFile)
         #expect(made.status == 0)
-        let probe = """
-            <script>
-            (function () {
+        let seen = try probeInChromium(page, probe: """
+            function () {
               const bars = [...document.querySelectorAll('#votes-chart rect.bar')].map(b => ({votes: +b.dataset.votes, width: b.getBBox().width}));
               const ratios = bars.filter(b => b.votes > 0).map(b => b.width / b.votes);
               const verdict = document.getElementById('verdict');
-              const out = {
+              return {
                 verdict: verdict.innerText, verdictHeight: verdict.getBoundingClientRect().height,
                 result: document.getElementById('result').innerText,
                 bars: bars.length, votes: bars.reduce((a, b) => a + b.votes, 0),
@@ -654,28 +653,8 @@ struct AuditedLedger {
                 checkpoint: document.getElementById('checkpoint').innerText,
                 externalResources: performance.getEntriesByType('resource').length
               };
-              const pre = document.createElement('pre'); pre.id = 'probe'; pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
-            })();
-            </script>
-            """
-        let html = try String(contentsOfFile: page, encoding: .utf8)
-        let probed = l.dir.sub("probed.html")
-        try html.replacingOccurrences(of: "</body>", with: probe + "</body>").write(toFile: probed, atomically: true, encoding: .utf8)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        p.arguments = ["120", "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(l.dir.sub("chromium"))",
-                       "--dump-dom", "file://\(probed)"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let dom = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        let start = try #require(dom.range(of: "<pre id=\"probe\">"), "Chromium printed no probe (exit \(p.terminationStatus))")
-        let end = try #require(dom.range(of: "</pre>", range: start.upperBound..<dom.endIndex))
-        let text = String(dom[start.upperBound..<end.lowerBound])
-            .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">").replacingOccurrences(of: "&amp;", with: "&")
-        let seen = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            }
+            """, directory: l.dir)
         #expect((seen["verdict"] as? String)?.hasPrefix("VERIFIED") == true)
         #expect((seen["verdictHeight"] as? Double ?? 0) > 0)
         #expect((seen["result"] as? String)?.contains("Not certified yet") == true)
