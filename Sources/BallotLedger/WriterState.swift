@@ -94,7 +94,11 @@ struct WriterState {
             let reason: Checkpoint.Reason
             switch submission.command {
             case .closeVoting: reason = .votingClosed
-            case .certifyResult: reason = .resultCertified
+            // Certified by result.certify, or by the co-signature that met the jury's quorum
+            // (not by one that only put the result to the jury, or added a signature short of it).
+            case .certifyResult(let e, _), .signResult(let e, _, _):
+                guard state[e]?.certified != nil else { continue }
+                reason = .resultCertified
             default: continue
             }
             _ = try append(Submission(.takeCheckpoint(reason), by: .system), at: now, signer: signer, in: txn, dbs,

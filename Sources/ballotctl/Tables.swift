@@ -26,6 +26,11 @@ enum Tables {
                                 e["jury_normalized"] as? Double ?? 0, e["combined"] as? Double ?? 0))
         }
         if let winner = (r["certified"] as? [String: Any])?["winner"] as? String { lines.append("certified winner: \(winner)") }
+        if let cosigners = (r["certified"] as? [String: Any])?["cosigned_by"] as? [String] { lines.append("co-signed by the jurors: \(cosigners.joined(separator: ", "))") }
+        if let p = r["proposed"] as? [String: Any] {
+            let cosigners = p["cosigned_by"] as? [String] ?? []
+            lines.append("put to the jury at event \(p["event"] ?? "?"): winner \(p["winner"] ?? "?"), co-signed by \(cosigners.count) of \(p["quorum"] ?? "?") needed\(cosigners.isEmpty ? "" : " (" + cosigners.joined(separator: ", ") + ")")")
+        }
         return lines.joined(separator: "\n")
     }
 

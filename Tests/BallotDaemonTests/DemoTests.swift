@@ -45,7 +45,18 @@ import TestSupport
         #expect(output.contains("ballotctl: duplicate_vote: this voter has already voted"))
         #expect(output.contains("certified winner: kinn"))
         #expect(output.contains("   stopped cleanly; ledger left in \(data)/ledger"))
-        #expect(output.contains("VERIFIED: 3078 events intact"))
+        #expect(output.contains("VERIFIED: 3541 events intact"))
+
+        // The 2023 award: signed scores, an unsigned one refused, certified at the jury's quorum.
+        #expect(output.contains("ballotctl: juror_signature: the score of juror 'jury-chair' for 'tonsberg' on 'results' is not signed"))
+        #expect(output.contains("   48 signed scores recorded"))
+        #expect(output.contains("awaits its co-signatures: 1 of 2 (jury-chair)"))
+        #expect(output.contains("certified winner: tonsberg\nco-signed by the jurors: jury-chair, jury-research"))
+        #expect(output.contains("(result_certified)"))
+        let report2023 = try String(contentsOfFile: "\(data)/report-2023.html", encoding: .utf8)
+        #expect(report2023.contains("<blockquote id=\"justification\"><p>Juryen mener at årets vinner"))
+        #expect(report2023.contains("<li data-juror=\"jury-chair\">") && report2023.contains("<li data-juror=\"jury-research\">"))
+        #expect(report2023.components(separatedBy: "data-signed=\"true\"").count == 49)
 
         // First import: all but the three bad rows; second: nothing new, the same three refused.
         let imports = importRows(output, file: "sms-export.csv")

@@ -154,6 +154,10 @@ struct SignedJury {
         guard case .resultCertified(let result)? = try jury.ledger.reader.record(certified.seq)?.event else { Issue.record("not certified"); return }
         #expect(result.cosignatures.map(\.juror) == [jury.jurors[0], jury.jurors[1]])
         #expect(result.justification == jury.justification && result.winner == jury.nominees[0])
+        // The checkpoint a certification gets follows the co-signature that completed it, not the proposal.
+        guard case .checkpointSigned(let checkpoint)? = try jury.ledger.reader.record(certified.seq + 1)?.event else { Issue.record("no checkpoint after the certification"); return }
+        #expect(checkpoint.reason == .resultCertified)
+        #expect(try jury.ledger.reader.record(proposed.seq + 1)?.event.kind == .resultCosigned)
         #expect(try jury.refusal(jury.cosign(2, proposal: ResultProposal(election: jury.id, winner: result.winner, ranking: result.ranking,
                                                                          justification: result.justification)))?.code == .electionSealed)
         let ranking = String(decoding: try #require(try jury.ledger.reader.projection(jury.id, .ranking)), as: UTF8.self)
