@@ -1,6 +1,8 @@
 import Testing
 import Foundation
 import TestSupport
+import BallotDomain
+import BallotFormat
 
 /// The daemon's checkpoints read by tools nobody here wrote: Go's `golang.org/x/mod/sumdb/note`
 /// (scripts/interop/opennote.go), built offline from Debian's golang-golang-x-mod-dev, which
@@ -60,6 +62,30 @@ import TestSupport
         let otherKey = String(repeating: "ab", count: 32)
         let unknown = try go("opennote", [origin, otherKey, notePath])
         #expect(unknown.status == 1 && unknown.stderr.contains("verif"), "\(unknown)")
+    }
+
+    /// A juror's signed score, as `ballotctl jury keygen`'s key signs it (ledger-format §3.2),
+    /// is a signed note Go's `sumdb/note` opens with the juror's key, and refuses once altered.
+    @Test(.enabled(if: hasGo, "needs Go and golang-golang-x-mod-dev: scripts/setup installs them"))
+    func goOpensAJurorsSignedScore() throws {
+        let dir = TemporaryDirectory("juror-note")
+        let made = try runTool("ballotctl", ["jury", "keygen", "--out", dir.sub("anne.key"), "--name", "anne-2023"])
+        #expect(made.status == 0)
+        let signer = try SignerKey(parsing: try String(contentsOfFile: dir.sub("anne.key"), encoding: .utf8))
+        #expect(signer.verifierKey.description == made.stdout.trimmingCharacters(in: .whitespacesAndNewlines))
+        let score = JuryScore(election: try Slug("imdi-2023", what: "election"), juror: try Slug("anne", what: "juror"),
+                              nominee: try Slug("tonsberg", what: "nominee"), criterion: try Slug("results", what: "criterion"),
+                              score: 9, supersedes: 41)
+        let statement = JuryStatement.score(score)
+        let note = statement + "\n" + signer.sign(statement).line
+        try note.write(toFile: dir.sub("score.note"), atomically: true, encoding: .utf8)
+        let publicKey = signer.key.publicKey.hex
+        let opened = try go("opennote", ["anne-2023", publicKey, dir.sub("score.note")])
+        #expect(opened.status == 0, "\(opened.stderr)")
+        #expect(opened.stdout.hasPrefix(statement) && opened.stdout.contains("verified anne-2023 "))
+        try note.replacingOccurrences(of: "score 9\n", with: "score 10\n").write(toFile: dir.sub("altered.note"), atomically: true, encoding: .utf8)
+        let refused = try go("opennote", ["anne-2023", publicKey, dir.sub("altered.note")])
+        #expect(refused.status == 1 && refused.stderr.contains("invalid signature"), "\(refused)")
     }
 
     /// A witness process cosigns the daemon's checkpoint over HTTP, and Go's `sumdb/note` opens
