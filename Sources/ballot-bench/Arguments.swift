@@ -4,6 +4,7 @@ import Foundation
 struct Arguments: Sendable {
     static let usage = """
         usage: ballot-bench append --dir DIR [--votes N] [--batch B] [--keys] [--no-sync] [--pipelined] [--phases] [--checkpoints] [--checkpoint-key FILE] [--no-kept-state]
+               ballot-bench jury --dir DIR [--batch B]
                ballot-bench open DIR
                ballot-bench scan DIR
         """

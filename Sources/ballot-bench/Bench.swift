@@ -21,6 +21,15 @@ struct Bench {
             }
             return
         }
+        if CommandLine.arguments.dropFirst().first == "jury" {
+            do {
+                try JuryBench.run(Array(CommandLine.arguments.dropFirst(2)))
+            } catch is Arguments.UsageError {
+                FileHandle.standardError.write(Data((JuryBench.usage + "\n").utf8))
+                exit(64)
+            }
+            return
+        }
         if CommandLine.arguments.dropFirst().first == "scan" {
             try scan(CommandLine.arguments.dropFirst(2).first ?? "")
             return
