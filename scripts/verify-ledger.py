@@ -123,7 +123,7 @@ EVENTS = {
 TRAILING = {
     7: ["str key_name", "key32 key"],
     8: ["sig64 signature"],
-    10: ["str justification", ("cosignatures", ["id juror", "sig64 signature"])],
+    10: ["str justification", "u64 proposal", ("cosignatures", ["id juror", "sig64 signature"])],
 }
 CHECKPOINT_TYPES = (12, 13)  # §3.1: signed in the ledger's own form, or as a C2SP note
 RULES_VERSIONS = {1, 2}  # §7 "Rules versions"
@@ -185,33 +185,60 @@ def decode(rec, key_seq):
         fields.update(read_fields(r, TRAILING[etype]))
         if etype == 10 and not fields["justification"] and not fields["cosignatures"]:
             raise Corrupt("an empty justification without co-signatures is not written (§3.2)")
+        if etype == 10 and (fields["proposal"] == 0) != (not fields["cosignatures"]):
+            raise Corrupt("a certification names its proposal exactly when it has co-signatures (§3.2)")
     if r.pos != len(rec):
         raise Corrupt(f"{len(rec) - r.pos} bytes left over after the payload")
     return h, start, fields
 
 
+def command_kind(t, f):
+    """§2: the kind of command an event of type t answers, whose keys share one space."""
+    if t in CHECKPOINT_TYPES:
+        return 12                      # both checkpoint types are one
+    if t == 14 or (t == 10 and not f.get("cosignatures")):
+        return "result.certify"
+    if t == 15 or t == 10:
+        return "result.sign"
+    return t
+
+
 # §3.2 jurors' signatures -------------------------------------------------------
+# §3.2: Ed25519 points of small order (libsodium's list, sign bit cleared)
+SMALL_ORDER = {bytes.fromhex(h) for h in (
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")}
+
+
 class JurySignatures:
-    """Every juror's signature verifies with the key their juror.added recorded, over the
-    statement §3.2 rebuilds from the event; where an election requires signed scores, each
-    score has one. (The other rules of a jury are the Swift audit's; this checks what the
-    signatures promise, from the document alone.)"""
+    """Every juror's signature verifies with the key their first juror.added recorded, over the
+    statement §3.2 rebuilds from the event and the ledger's id; where an election requires
+    signed scores, each score has one; a co-signed certification has its quorum of distinct
+    jurors. (The other rules of a jury are the Swift audit's; this checks what the signatures
+    promise, from the document alone.)"""
 
-    def __init__(self):
-        self.required, self.keys, self.proposals = {}, {}, {}
+    def __init__(self, ledger_id):
+        self.ledger = ledger_id.hex()
+        self.required, self.quorum, self.keys, self.proposals = {}, {}, {}, {}
 
-    @staticmethod
-    def score_statement(f):
-        return ("ballotledger/jury-score/v1\nelection %s\njuror %s\nnominee %s\ncriterion %s\n"
-                "score %d\nsupersedes %d\n" % (f["election"], f["juror"], f["nominee"], f["criterion"],
+    def score_statement(self, f):
+        return ("ballotledger/jury-score/v1\nledger %s\nelection %s\njuror %s\nnominee %s\ncriterion %s\n"
+                "score %d\nsupersedes %d\n" % (self.ledger, f["election"], f["juror"], f["nominee"], f["criterion"],
                                                 f["score"], f["supersedes"])).encode()
 
-    @staticmethod
-    def result_statement(election, winner, ranking, justification):
+    def result_statement(self, proposal, election, winner, ranking, justification):
         order = "".join(n + "\n" for n in ranking).encode()
-        return ("ballotledger/jury-result/v1\nelection %s\nwinner %s\nranking %s\njustification %s\n" % (
-            election, winner, hashlib.sha256(order).hexdigest(),
-            hashlib.sha256(justification.encode()).hexdigest())).encode()
+        return ("ballotledger/jury-result/v1\nledger %s\nproposal %d\nelection %s\nwinner %s\nranking %s\n"
+                "justification %s\n" % (self.ledger, proposal, election, winner, hashlib.sha256(order).hexdigest(),
+                                        hashlib.sha256(justification.encode()).hexdigest())).encode()
+
+    def seen_jurors(self):
+        return self.keys.keys()
 
     def verify(self, election, juror, signature, statement, what):
         key = self.keys.get((election, juror))
@@ -227,10 +254,17 @@ class JurySignatures:
     def check(self, seq, t, f):
         if t == 1:
             self.required[f["election"]] = f.get("jury_signatures_required", False)
-        elif t == 7 and "key" in f:
-            if any(k == f["key"] for (e, _), k in self.keys.items() if e == f["election"]):
+            self.quorum[f["election"]] = f.get("jury_quorum", 0)
+        elif t == 7:
+            if (f["election"], f["juror"]) in self.seen_jurors():
+                raise Corrupt(f"juror {f['juror']!r} is added to {f['election']!r} a second time (§3.2: a juror's key is the first recorded)")
+            self.keys[(f["election"], f["juror"])] = f.get("key")
+            if "key" not in f:
+                return
+            if bytes([*f["key"][:31], f["key"][31] & 0x7F]) in SMALL_ORDER:
+                raise Corrupt(f"juror {f['juror']!r} has a key of small order (§3.2)")
+            if any(k == f["key"] for (e, j), k in self.keys.items() if e == f["election"] and j != f["juror"]):
                 raise Corrupt(f"juror {f['juror']!r} has another juror's key (§3.2)")
-            self.keys[(f["election"], f["juror"])] = f["key"]
         elif t == 8:
             if "signature" in f:
                 self.verify(f["election"], f["juror"], f["signature"], self.score_statement(f), "score")
@@ -238,7 +272,7 @@ class JurySignatures:
                 raise Corrupt(f"an unsigned score of juror {f['juror']!r} in {f['election']!r}, which requires signed scores (§3.2)")
         elif t == 14:
             ranking = [x["nominee"] for x in f["ranking"]]
-            self.proposals[f["election"]] = (seq, self.result_statement(f["election"], f["winner"], ranking, f["justification"]))
+            self.proposals[f["election"]] = (seq, self.result_statement(seq, f["election"], f["winner"], ranking, f["justification"]))
         elif t == 15:
             proposal = self.proposals.get(f["election"])
             if proposal is None or proposal[0] != f["proposal"]:
@@ -246,7 +280,11 @@ class JurySignatures:
             self.verify(f["election"], f["juror"], f["signature"], proposal[1], "co-signature")
         elif t == 10:
             ranking = [x["nominee"] for x in f["ranking"]]
-            statement = self.result_statement(f["election"], f["winner"], ranking, f.get("justification", ""))
+            statement = self.result_statement(f.get("proposal", 0), f["election"], f["winner"], ranking, f.get("justification", ""))
+            signers = [c["juror"] for c in f.get("cosignatures", [])]
+            quorum = self.quorum.get(f["election"], 0)
+            if len(signers) != quorum or len(set(signers)) != len(signers):
+                raise Corrupt(f"the certification of {f['election']!r} has co-signatures of {signers}, not {quorum} distinct jurors (§3.2)")
             for c in f.get("cosignatures", []):
                 self.verify(f["election"], c["juror"], c["signature"], statement, "co-signature of the certified result")
             self.proposals.pop(f["election"], None)
@@ -286,7 +324,7 @@ def verify(path):
             mcur = txn.cursor(db=dbs["merkle"])
             more = mcur.first()
             prev_ts, seen_keys, elections, checkpoints = None, set(), [], []
-            jury = JurySignatures()
+            jury = JurySignatures(txn.get(b"ledger_id", db=dbs["meta"]) or bytes(16))
             for key, rec in txn.cursor(db=dbs["events"]):
                 cur_seq += 1
                 if len(key) != 8:
@@ -298,8 +336,8 @@ def verify(path):
                 if prev_ts is not None and h["ts"] < prev_ts:  # §2 timestamps never decrease
                     raise Corrupt(f"timestamp {h['ts']} is before previous {prev_ts}")
                 prev_ts = h["ts"]
-                if h["key"]:  # §2: a non-empty idempotency key is unique within its event type
-                    scope = 12 if h["type"] in CHECKPOINT_TYPES else h["type"]  # both checkpoint types are one
+                if h["key"]:  # §2: a non-empty idempotency key is unique within its kind of command
+                    scope = command_kind(h["type"], f)
                     if (scope, h["key"]) in seen_keys:
                         raise Corrupt(f"idempotency key {h['key']!r} used twice by {EVENTS[h['type']][0]} events")
                     seen_keys.add((scope, h["key"]))
@@ -802,6 +840,8 @@ def main(argv):
            "signatures NOT checked (install the 'cryptography' package)")
     print(f"{len(cps)} checkpoint(s) checked" + (f", {sig}" if cps else "")
           + (f"; signing key(s): {', '.join(keys)}" if keys else ""))
+    print("jurors' signatures (§3.2) " + ("verified" if Ed25519PublicKey else
+          "NOT checked (install the 'cryptography' package)"))
     print("projections and checkpoint projection digests (§5) were not rebuilt")
     return 0
 

@@ -156,7 +156,7 @@ public enum Audit {
             stopWarming.stop()
             warming?.join()
         }
-        var rules = RulePass(start, pinnedKey: pinnedKey, maxFindings: maxFindings)
+        var rules = RulePass(start, pinnedKey: pinnedKey, maxFindings: maxFindings, ledgerID: try reader.ledgerID())
         if size > start.state.lastSeq {
             try run(reader, from: rules.next, through: size, segment: segment, helpers: helpers, &rules)
         }

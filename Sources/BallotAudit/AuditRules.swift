@@ -16,6 +16,8 @@ extension Audit {
     /// segments; at the end every stored projection must be what the replay gives.
     struct RulePass {
         let pinnedKey: Digest32?
+        /// The ledger's id, which jurors' statements name.
+        let ledgerID: [UInt8]
         let maxFindings: Int
         var state: LedgerState
         var keys: KeyCheck
@@ -34,8 +36,9 @@ extension Audit {
         /// The run of votes being gathered for the rules (kept to keep its storage).
         private var run: [RecordedVote] = []
 
-        init(_ start: AuditStart, pinnedKey: Digest32?, maxFindings: Int) {
+        init(_ start: AuditStart, pinnedKey: Digest32?, maxFindings: Int, ledgerID: [UInt8]) {
             self.pinnedKey = pinnedKey
+            self.ledgerID = ledgerID
             self.maxFindings = maxFindings
             state = start.state
             frontier = start.frontier
@@ -223,7 +226,7 @@ extension Audit {
                     return v
                 })
                 // A juror's signature, which the rules leave to the one check that has Ed25519.
-                if refusal == nil { refusal = JurySignatures.refusal(record.event, after: state) }
+                if refusal == nil { refusal = JurySignatures.refusal(record.event, after: state, ledger: ledgerID) }
                 if let refusal {
                     note(.tampered, seq...seq, "the rules refuse this \(record.event.kind) event: \(refusal.message)")
                 }

@@ -145,6 +145,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         return publishedCheckpoint
     }
 
+    /// The ledger's id, in hex: what jurors' statements name (`status`).
+    var ledgerID: String { ledger.ledgerID.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
+
     var electionCount: Int {
         condition.lock()
         defer { condition.unlock() }

@@ -63,6 +63,7 @@ struct OperationHandler: Sendable {
         case .status:
             let head = writer.head
             return .reply(.object([
+                ("ledger_id", .string(writer.ledgerID)),
                 ("ledger_size", .uint(head.size)),
                 ("merkle_root", .string(head.root.hex)),
                 ("elections", .int(writer.electionCount)),
@@ -259,15 +260,17 @@ struct OperationHandler: Sendable {
     /// `result.certify` of an election that requires witnesses: the certification, and in the
     /// same commit its checkpoint, are appended; the reply waits until a checkpoint covering it
     /// is witnessed, or fails with `not_witnessed` after `witnessTimeout`.
-    /// (With a jury quorum, each `result.sign` waits so, the last of them being the certification.)
+    /// (With a jury quorum, the same for the `result.sign` that certifies; one short of the
+    /// quorum is answered at once.)
     private func witnessedCertification(_ command: Command, _ e: ElectionID, _ peer: Peer, _ key: String) throws(ProtocolError) -> Plan {
         guard let witnesses else {
-            throw ProtocolError(.noWitnesses, "result.certify: election '\(e)' requires witnessed checkpoints, and this daemon has no witness_policy; nothing was written")
+            throw ProtocolError(.noWitnesses, "\(command.name): election '\(e)' requires witnessed checkpoints, and this daemon has no witness_policy; nothing was written")
         }
         guard witnesses.policy.quorum != .none else {
-            throw ProtocolError(.noWitnesses, "result.certify: election '\(e)' requires witnessed checkpoints, and this daemon's witness_policy says 'quorum none'; nothing was written")
+            throw ProtocolError(.noWitnesses, "\(command.name): election '\(e)' requires witnessed checkpoints, and this daemon's witness_policy says 'quorum none'; nothing was written")
         }
         let timeout = certificationTimeout
+        let writer = self.writer
         let metrics = self.metrics
         return .writeThenAwait([Submission(command, by: peer.actor, idempotencyKey: key)]) { outcomes in
             let receipt = try Self.receipt(outcomes[0])
@@ -276,6 +279,8 @@ struct OperationHandler: Sendable {
             case .appended(let r), .repeated(let r): seq = r.seq
             case .refused(let refusal): throw refusal
             }
+            // A co-signature short of the jury's quorum certifies nothing: nothing to witness yet.
+            if case .signResult = command, writer.status(e)?.certified == nil { return receipt }
             guard let witnessed = await witnesses.waitUntilWitnessed(size: seq, timeout: timeout) else {
                 metrics.refused(ErrorCode.notWitnessed.rawValue)
                 if witnesses.isStopped {

@@ -230,7 +230,9 @@ public struct ElectionState: Sendable {
             case .jurorAdded(_, let j, let name, let key):
                 jurorIDs.insert(j)
                 jurors.append((j, name))
-                if let key { jurorKeys[j] = key }
+                // A juror's key is the first recorded: a second juror.added for them (which the
+                // rules refuse, and an audit reports) must not re-key the signatures after it.
+                if let key, jurorKeys[j] == nil { jurorKeys[j] = key }
             case .juryScored(let s):
                 let slot = ScoreSlot(juror: s.juror, nominee: s.nominee, criterion: s.criterion)
                 scores[slot] = (s.score, record.seq)

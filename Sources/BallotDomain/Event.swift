@@ -172,9 +172,13 @@ public struct CertifiedResult: Sendable, Equatable {
     /// The jurors' co-signatures of the result's statement, in the order they were recorded
     /// (the last one certified it); empty in an election without a `jury_quorum`.
     public var cosignatures: [JurorSignature]
+    /// The `result.proposed` event the co-signatures sign (their statement names it); 0 when
+    /// there are none.
+    public var proposal: UInt64
 
     public init(election: ElectionID, winner: NomineeID, ranking: [NomineeID], justification: String = "",
-                cosignatures: [JurorSignature] = []) {
+                cosignatures: [JurorSignature] = [], proposal: UInt64 = 0) {
+        self.proposal = proposal
         self.election = election
         self.winner = winner
         self.ranking = ranking

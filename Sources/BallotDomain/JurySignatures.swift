@@ -14,6 +14,27 @@ public struct JurorKey: Sendable, Equatable {
     }
 }
 
+extension Digest32 {
+    /// Whether these 32 bytes encode an Ed25519 point of small order (orders 1, 2, 4 and 8,
+    /// the sign bit ignored, non-canonical forms included): under such a "public key", one
+    /// signature verifies for every message. The list is libsodium's.
+    public var isSmallOrderEd25519: Bool {
+        var bytes = withBytes { Array($0) }
+        bytes[31] &= 0x7F
+        return Self.smallOrderPoints.contains(bytes)
+    }
+
+    private static let smallOrderPoints: [[UInt8]] = [
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0100000000000000000000000000000000000000000000000000000000000000",
+        "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+        "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+        "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+        "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    ].map { hex in stride(from: 0, to: 64, by: 2).map { UInt8(hex.dropFirst($0).prefix(2), radix: 16)! } }
+}
+
 /// What an election asks of its jurors' signatures (its definition's `jury_signatures` and
 /// `jury_quorum`). Not a rule of any number: a score or a result is what it is; the policy
 /// says who must have signed it before the ledger takes it.

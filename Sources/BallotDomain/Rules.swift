@@ -116,7 +116,10 @@ extension ElectionState {
             }
             if let key {
                 try Limits.check(key.name, "juror '\(juror)' key name", max: Limits.name)
-                if let other = jurors.first(where: { self.key(ofJuror: $0.id)?.publicKey == key.publicKey }) {
+                if key.publicKey.isSmallOrderEd25519 {
+                throw DomainError(.badRequest, "juror '\(juror)': that key is a point of small order, under which one signature verifies for any statement; make a key with ballotctl jury keygen")
+            }
+            if let other = jurors.first(where: { self.key(ofJuror: $0.id)?.publicKey == key.publicKey }) {
                     throw DomainError(.badRequest, "juror '\(juror)': that key is already juror '\(other.id)'s in '\(id)'; each juror signs with a key of their own")
                 }
             } else if definition.jurySignatures.required || definition.jurySignatures.quorum > 0 {
@@ -214,7 +217,7 @@ extension ElectionState {
             if cosignatures.count + 1 >= quorum {
                 let p = pending.result
                 return .resultCertified(CertifiedResult(election: id, winner: p.winner, ranking: p.ranking, justification: p.justification,
-                                                        cosignatures: cosignatures + [cosignature]))
+                                                        cosignatures: cosignatures + [cosignature], proposal: pending.seq))
             }
             return .resultCosigned(ResultCosignature(election: id, proposal: pending.seq, signature: cosignature))
         }

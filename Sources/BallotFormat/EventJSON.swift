@@ -70,7 +70,7 @@ public enum EventJSON {
         case .resultCertified(let r):
             return .object([("election", s(r.election)), ("winner", s(r.winner)), ("ranking", .array(r.ranking.map(s)))]
                            + (r.justification.isEmpty ? [] : [("justification", .string(r.justification))])
-                           + (r.cosignatures.isEmpty ? [] : [("cosignatures", .array(r.cosignatures.map(cosignature)))]))
+                           + (r.cosignatures.isEmpty ? [] : [("proposal", .uint(r.proposal)), ("cosignatures", .array(r.cosignatures.map(cosignature)))]))
         case .resultProposed(let p):
             return .object([("election", s(p.election)), ("winner", s(p.winner)), ("ranking", .array(p.ranking.map(s))),
                             ("justification", .string(p.justification))])

@@ -51,6 +51,14 @@ public struct LedgerReader: Sendable {
         return LedgerReader(env: env, dbs: dbs)
     }
 
+    /// The ledger's id, its meta 'ledger_id' (16 bytes; zeros for a ledger from before ids,
+    /// which no election with jurors' signatures is: their statements name it).
+    public func ledgerID() throws -> [UInt8] {
+        let stored = try env.read { txn in try txn.value(forKey: Array("ledger_id".utf8), in: dbs.meta) }
+        guard let stored, stored.count == 16 else { return [UInt8](repeating: 0, count: 16) }
+        return stored
+    }
+
     /// The number of events (the sequence number of the last one).
     public func size() throws -> UInt64 {
         try env.read { txn in try Self.size(in: txn, dbs) }

@@ -133,8 +133,8 @@ public final class Ledger {
     private(set) var writer: WriterState
     /// The files of the kept state; nil for a ledger that keeps none.
     let kept: KeptState?
-    /// The ledger's id (its meta 'ledger_id'), which the kept state names.
-    private let ledgerID: [UInt8]
+    /// The ledger's id (its meta 'ledger_id'), which the kept state and jurors' statements name.
+    public let ledgerID: [UInt8]
     /// The event the last snapshot covers.
     private var snapshotAt: UInt64 = 0
     public private(set) var opening: Opening
@@ -342,7 +342,7 @@ public final class Ledger {
         if check != .none, let last = report.state.lastCheckpoint, last.seq <= keptEvents {
             try checkNewest(last, reader)
         }
-        return (WriterState(report, keySeed: start.keySeed),
+        return (WriterState(report, keySeed: start.keySeed, ledgerID: ledgerID),
                 Opening(keptEvents: keptEvents, rebuiltBecause: rebuilt, replayedEvents: report.events - keptEvents,
                         findings: report.findings, check: check))
     }

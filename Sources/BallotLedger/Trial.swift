@@ -54,7 +54,7 @@ extension Ledger {
             } catch let refusal as DomainError {
                 return .refused(refusal)
             }
-            if let refusal = JurySignatures.refusal(event, after: state) { return .refused(refusal) }
+            if let refusal = JurySignatures.refusal(event, after: state, ledger: writer.ledgerID) { return .refused(refusal) }
             let seq = state.lastSeq + 1
             state.apply(RecordedEvent(seq: seq, timestamp: now, actor: submission.actor, idempotencyKey: key, event: event))
             if let used { trial.keys[used.slot] = used.content }

@@ -13,6 +13,8 @@ struct WriterState {
     var frontier: MerkleFrontier
     var idempotency: IdempotencyIndex
     var lastTimestamp: Timestamp
+    /// The ledger's id, which jurors' statements name (docs/ledger-format.md §3.2).
+    let ledgerID: [UInt8]
     /// The tally and ranking documents the last batch wrote, by election: what the daemon
     /// publishes once the batch commits, without reading them back.
     var standingsWritten: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
@@ -31,7 +33,8 @@ struct WriterState {
 
     /// The state the audit ended in, from wherever it began (`AuditStart`): its elections and
     /// voters, its Merkle frontier, its idempotency keys.
-    init(_ report: AuditReport, keySeed: UInt64) {
+    init(_ report: AuditReport, keySeed: UInt64, ledgerID: [UInt8]) {
+        self.ledgerID = ledgerID
         state = report.state
         frontier = report.frontier
         idempotency = IdempotencyIndex(report.idempotency, seed: keySeed)
@@ -179,7 +182,7 @@ struct WriterState {
         } catch let refusal as DomainError {
             return .refused(refusal)
         }
-        if let refusal = JurySignatures.refusal(event, after: state) { return .refused(refusal) }
+        if let refusal = JurySignatures.refusal(event, after: state, ledger: ledgerID) { return .refused(refusal) }
         let seq = state.lastSeq + 1
         guard seq <= Limits.events else {
             return .refused(DomainError(.ledgerFull, "the ledger holds \(Limits.events) events, the most one ledger can hold"))

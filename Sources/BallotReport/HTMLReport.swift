@@ -103,10 +103,18 @@ public struct HTMLReport {
     func cosigners(_ jurors: [JurorID], complete: Bool) -> String {
         let quorum = election.definition.jurySignatures.quorum
         guard quorum > 0 else { return "" }
-        let names = jurors.map { j in "<li data-juror=\"\(esc(j.value))\">\(esc(jurorName(j))) <code>\(esc(election.key(ofJuror: j)?.name ?? "-"))</code></li>" }.joined()
-        let what = complete ? "Co-signed by \(jurors.count) of the jury's \(election.jurors.count) jurors (\(quorum) required), each signature verified against the key the ledger recorded for that juror:"
-            : "Co-signed so far by \(jurors.count) of the \(quorum) jurors required:"
+        let names = jurors.map { j in "<li data-juror=\"\(esc(j.value))\">\(esc(jurorName(j))), key <code>\(esc(election.key(ofJuror: j)?.vkey ?? "-"))</code></li>" }.joined()
+        let what = complete ? "Co-signed by \(jurors.count) of the jury's \(election.jurors.count) jurors (\(quorum) required)\(signaturesChecked):"
+            : "Co-signed so far by \(jurors.count) of the \(quorum) jurors required\(signaturesChecked):"
         return "<p>\(what)</p><ul id=\"cosigners\">\(names)</ul>"
+    }
+
+    /// What the audit says of the signatures on this page: verified only when it found nothing.
+    /// Each key is shown whole (name, key ID, public key), for a juror to compare with their own.
+    var signaturesChecked: String {
+        audit.exitCode == 0 && !audit.stoppedEarly
+            ? ", each signature verified by this audit against the key the ledger recorded for that juror"
+            : "; this audit found problems in the ledger (above), so no signature here is vouched for"
     }
 
     func rankingTable(_ ranking: Ranking) -> String {
@@ -172,13 +180,13 @@ public struct HTMLReport {
         html += "</table>"
         guard jury.showsSignatures else { return html }
         // Each juror's own scores, and whether the juror signed each with their key.
-        html += "<h3>Each juror's scores</h3><p>\(election.definition.jurySignatures.required ? "Every score must be signed with its juror's own key." : "A score may be signed with its juror's own key.") Signatures are verified by the audit above.</p>"
+        html += "<h3>Each juror's scores</h3><p>\(election.definition.jurySignatures.required ? "Every score must be signed with its juror's own key." : "A score may be signed with its juror's own key.")\(signaturesChecked.replacingFirstComma).</p>"
         html += "<table id=\"jury-signed\"><tr><th>Juror</th><th>Key</th><th>Nominee</th><th>Criterion</th><th>Score</th><th>Event</th><th>Signed</th></tr>"
         for juror in election.jurors.map(\.id).sorted() {
             for row in jury.rows {
                 for c in row.criteria {
                     guard let s = c.scores.first(where: { $0.juror == juror }) else { continue }
-                    html += "<tr data-juror=\"\(esc(juror.value))\" data-signed=\"\(s.signed)\"><td>\(esc(jurorName(juror)))</td><td><code>\(esc(election.key(ofJuror: juror)?.name ?? "-"))</code></td><td>\(esc(row.name))</td><td>\(esc(c.criterion.value))</td><td class=\"n\">\(s.score)</td><td class=\"n\">\(s.seq)</td><td>\(s.signed ? "✓ signed" : "unsigned")</td></tr>"
+                    html += "<tr data-juror=\"\(esc(juror.value))\" data-signed=\"\(s.signed)\"><td>\(esc(jurorName(juror)))</td><td><code>\(esc(election.key(ofJuror: juror)?.vkey ?? "-"))</code></td><td>\(esc(row.name))</td><td>\(esc(c.criterion.value))</td><td class=\"n\">\(s.score)</td><td class=\"n\">\(s.seq)</td><td>\(s.signed ? "✓ signed" : "unsigned")</td></tr>"
                 }
             }
         }
@@ -211,4 +219,12 @@ func esc(_ s: String) -> String {
         }
     }
     return out
+}
+
+private extension String {
+    /// ", each signature…" as a sentence of its own: " Each signature…"; "; this audit…" likewise.
+    var replacingFirstComma: String {
+        guard let first = dropFirst(2).first else { return self }
+        return " " + String(first).uppercased() + dropFirst(3)
+    }
 }

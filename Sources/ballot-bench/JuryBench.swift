@@ -55,7 +55,8 @@ enum JuryBench {
                     let score = Int32(1 + (j + n + c) % 10)
                     var signature: SignedScore?
                     if signed {
-                        let statement = JuryStatement.score(JuryScore(election: id, juror: juror, nominee: nominee, criterion: criterion.id, score: score))
+                        let statement = JuryStatement.score(JuryScore(election: id, juror: juror, nominee: nominee, criterion: criterion.id, score: score),
+                                                            ledger: ledger.ledgerID)
                         let line = keys[j].sign(statement)
                         signature = SignedScore(supersedes: nil, signature: SentSignature(keyID: line.keyID, bytes: line.bytes))
                     }

@@ -148,7 +148,7 @@ struct JuryCommand: ParsableCommand {
                 let signer = try JurorSigning.signer(key)
                 let previous = try supersedes ?? JurorSigning.currentScoreEvent(connection, election: election, juror: juror,
                                                                                  nominee: nominee, criterion: criterion)
-                let signature = try JurorSigning.signScore(signer, election: election, juror: juror, nominee: nominee,
+                let signature = try JurorSigning.signScore(signer, ledger: try JurorSigning.ledgerID(connection), election: election, juror: juror, nominee: nominee,
                                                            criterion: criterion, score: score, supersedes: previous)
                 request["signature"] = signature
                 request["supersedes"] = previous

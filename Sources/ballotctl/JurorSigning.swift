@@ -69,13 +69,24 @@ enum JurorSigning {
         return (cell?["events"] as? [String: Any])?[juror] as? Int ?? 0
     }
 
+    /// The id of the daemon's ledger, which every statement names (from `status`).
+    static func ledgerID(_ connection: Connection) throws -> [UInt8] {
+        let status = try connection.ask(["op": "status"])
+        let hex = Array((status["ledger_id"] as? String ?? "").utf8)
+        let id = stride(from: 0, to: hex.count, by: 2).compactMap { i in i + 1 < hex.count ? UInt8(String(decoding: hex[i...i + 1], as: UTF8.self), radix: 16) : nil }
+        guard hex.count == 32, id.count == 16 else {
+            throw ValidationError("the daemon's status has no ledger_id (is it older than jurors' signatures?)")
+        }
+        return id
+    }
+
     /// The base64 signature (key ID and signature, as a signed-note line has them) of a score.
-    static func signScore(_ signer: SignerKey, election: String, juror: String, nominee: String, criterion: String,
+    static func signScore(_ signer: SignerKey, ledger: [UInt8], election: String, juror: String, nominee: String, criterion: String,
                           score: Int, supersedes: Int) throws -> String {
         guard let s = Int32(exactly: score) else { throw ValidationError("the score \(score) is out of range") }
         let (e, j, n, c) = (try slug(election), try slug(juror), try slug(nominee), try slug(criterion))
         let statement = JuryStatement.score(JuryScore(election: e, juror: j, nominee: n, criterion: c, score: s,
-                                                      supersedes: supersedes > 0 ? UInt64(supersedes) : nil))
+                                                      supersedes: supersedes > 0 ? UInt64(supersedes) : nil), ledger: ledger)
         return base64(signer.sign(statement))
     }
 
@@ -83,11 +94,12 @@ enum JurorSigning {
     static func signProposal(_ signer: SignerKey, _ connection: Connection, election: String) throws -> String {
         let ranking = try connection.ask(["op": "ranking", "election": election])
         guard let proposed = ranking["proposed"] as? [String: Any], let winner = proposed["winner"] as? String,
+              let seq = proposed["event"] as? Int, seq > 0,
               let order = proposed["ranking"] as? [String], let justification = proposed["justification"] as? String else {
             throw ValidationError("no result of '\(election)' awaits the jury's co-signatures (result certify puts it to them)")
         }
-        let statement = JuryStatement.result(election: try slug(election), winner: try slug(winner), ranking: try order.map(slug),
-                                             justification: justification)
+        let statement = JuryStatement.result(ledger: try ledgerID(connection), proposal: UInt64(seq), election: try slug(election),
+                                             winner: try slug(winner), ranking: try order.map(slug), justification: justification)
         FileHandle.standardError.write(Data("ballotctl: co-signing the result of \(election) proposed at event \(proposed["event"] ?? "?"): winner \(winner); ranking \(order.joined(separator: ", "))\njustification:\n\(justification)\n\nstatement:\n\(statement)".utf8))
         return base64(signer.sign(statement))
     }

@@ -76,7 +76,7 @@ import BallotFormat
         let score = JuryScore(election: try Slug("imdi-2023", what: "election"), juror: try Slug("anne", what: "juror"),
                               nominee: try Slug("tonsberg", what: "nominee"), criterion: try Slug("results", what: "criterion"),
                               score: 9, supersedes: 41)
-        let statement = JuryStatement.score(score)
+        let statement = JuryStatement.score(score, ledger: Array(repeating: 7, count: 16))
         let note = statement + "\n" + signer.sign(statement).line
         try note.write(toFile: dir.sub("score.note"), atomically: true, encoding: .utf8)
         let publicKey = signer.key.publicKey.hex

@@ -99,7 +99,7 @@ import BallotStore
     func expectMemoryIsWhatIsStored(_ ledger: Ledger, sourceLocation: SourceLocation = #_sourceLocation) throws {
         #expect(ledger.replays == 1, "the log was replayed after a failure", sourceLocation: sourceLocation)
         let memory = ledger.writer
-        let stored = WriterState(try Audit.verify(ledger.reader), keySeed: IdempotencySlot.seed)
+        let stored = WriterState(try Audit.verify(ledger.reader), keySeed: IdempotencySlot.seed, ledgerID: try ledger.reader.ledgerID())
         #expect(memory.state.lastSeq == stored.state.lastSeq, sourceLocation: sourceLocation)
         #expect(memory.state.lastCheckpoint?.seq == stored.state.lastCheckpoint?.seq, sourceLocation: sourceLocation)
         #expect(memory.frontier.size == stored.frontier.size && memory.frontier.root == stored.frontier.root, sourceLocation: sourceLocation)

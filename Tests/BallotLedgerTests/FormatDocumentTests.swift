@@ -100,7 +100,7 @@ import TestSupport
             case .juryScored(let score) where score.signature != nil:
                 trailing = 64
             case .resultCertified(let r) where !r.justification.isEmpty || !r.cosignatures.isEmpty:
-                trailing = 2 + r.justification.utf8.count + 2 + r.cosignatures.reduce(0) { $0 + 2 + $1.juror.value.utf8.count + 64 }
+                trailing = 2 + r.justification.utf8.count + 8 + 2 + r.cosignatures.reduce(0) { $0 + 2 + $1.juror.value.utf8.count + 64 }
             default:
                 break
             }

@@ -50,10 +50,12 @@ struct SignedJury {
 
     /// A score signed by `signer` (juror `juror`'s own key unless told otherwise).
     func score(_ juror: Int, _ nominee: Int, _ score: Int32, supersedes: UInt64? = nil, election: ElectionID? = nil,
-               signedFor: ElectionID? = nil, signer: Int? = nil, signedScore: Int32? = nil, by actor: Actor = Fixtures.juror) -> Submission {
+               signedFor: ElectionID? = nil, signer: Int? = nil, signedScore: Int32? = nil, inLedger: [UInt8]? = nil,
+               by actor: Actor = Fixtures.juror) -> Submission {
         let e = election ?? id
         let statement = JuryStatement.score(JuryScore(election: signedFor ?? e, juror: jurors[juror], nominee: nominees[nominee],
-                                                      criterion: criterion, score: signedScore ?? score, supersedes: supersedes))
+                                                      criterion: criterion, score: signedScore ?? score, supersedes: supersedes),
+                                            ledger: inLedger ?? ledger.ledgerID)
         return Submission(.scoreJury(election: e, juror: jurors[juror], nominee: nominees[nominee], criterion: criterion, score: score,
                                      signed: SignedScore(supersedes: supersedes, signature: signature(keys[signer ?? juror], statement))),
                           by: actor)
@@ -76,9 +78,11 @@ struct SignedJury {
         try must([Submission(.closeVoting(election: id), by: Fixtures.admin), Submission(.closeJury(election: id), by: Fixtures.admin)])
     }
 
-    func cosign(_ juror: Int, signer: Int? = nil, proposal: ResultProposal? = nil) -> Submission {
-        let p = proposal ?? ledger.state[id]!.proposal!.result
-        return Submission(.signResult(election: id, juror: jurors[juror], signature: signature(keys[signer ?? juror], JuryStatement.result(p))),
+    /// A co-signature of the result awaiting the jury (or of `proposal`, proposed at `seq`).
+    func cosign(_ juror: Int, signer: Int? = nil, proposal: ResultProposal? = nil, seq: UInt64? = nil) -> Submission {
+        let pending = ledger.state[id]!.proposal
+        let statement = JuryStatement.result(proposal ?? pending!.result, proposedAt: seq ?? pending!.seq, ledger: ledger.ledgerID)
+        return Submission(.signResult(election: id, juror: jurors[juror], signature: signature(keys[signer ?? juror], statement)),
                           by: Fixtures.juror)
     }
 }
@@ -105,6 +109,9 @@ struct SignedJury {
         #expect(otherBytes.code == .jurorSignature && otherBytes.message.contains("does not verify"), "\(otherBytes)")
         let replayed = try #require(try jury.refusal(jury.score(1, 0, 5, election: jury.other, signedFor: jury.id)))
         #expect(replayed.code == .jurorSignature && replayed.message.contains("does not verify"))
+        // A juror's signature from a rehearsal (another ledger, the same election id) is not one here.
+        let rehearsal = try #require(try jury.refusal(jury.score(1, 0, 5, inLedger: Array(repeating: 0xEE, count: 16))))
+        #expect(rehearsal.code == .jurorSignature && rehearsal.message.contains("does not verify"))
         try jury.must([jury.score(1, 0, 5, by: Fixtures.admin)])
 
         // An amendment names what it supersedes; the first signature cannot be replayed after it.
@@ -123,6 +130,12 @@ struct SignedJury {
         let shared = try #require(try jury.refusal(Submission(.addJuror(election: jury.id, juror: Fixtures.slug("jury-d"), name: "D",
                                                                         key: jury.keys[0].verifierKey.jurorKey), by: Fixtures.admin)))
         #expect(shared.code == .badRequest && shared.message.contains("already juror 'jury-a'"))
+        // The identity point: under it, one signature verifies for every statement.
+        var identity = [UInt8](repeating: 0, count: 32)
+        identity[0] = 1
+        let weak = VerifierKey(name: "weak", type: SignedNote.ed25519, publicKey: identity.withUnsafeBytes { Digest32($0) }).jurorKey
+        let refused = try #require(try jury.refusal(Submission(.addJuror(election: jury.id, juror: Fixtures.slug("jury-d"), name: "D", key: weak), by: Fixtures.admin)))
+        #expect(refused.code == .badRequest && refused.message.contains("small order"))
     }
 
     @Test func certificationWaitsForTheQuorumAndCompletesAtK() throws {
@@ -158,8 +171,9 @@ struct SignedJury {
         guard case .checkpointSigned(let checkpoint)? = try jury.ledger.reader.record(certified.seq + 1)?.event else { Issue.record("no checkpoint after the certification"); return }
         #expect(checkpoint.reason == .resultCertified)
         #expect(try jury.ledger.reader.record(proposed.seq + 1)?.event.kind == .resultCosigned)
+        #expect(result.proposal == proposed.seq)
         #expect(try jury.refusal(jury.cosign(2, proposal: ResultProposal(election: jury.id, winner: result.winner, ranking: result.ranking,
-                                                                         justification: result.justification)))?.code == .electionSealed)
+                                                                         justification: result.justification), seq: proposed.seq))?.code == .electionSealed)
         let ranking = String(decoding: try #require(try jury.ledger.reader.projection(jury.id, .ranking)), as: UTF8.self)
         #expect(ranking.contains("\"cosigned_by\":[\"jury-a\",\"jury-b\"]") && ranking.contains(jury.justification))
 
@@ -189,7 +203,14 @@ struct SignedJury {
         try #require(Ranking(jury.ledger.state[jury.id]!).entries.map(\.nominee) != before.ranking, "the invalidations change the winner")
         let changed = try #require(try jury.refusal(jury.cosign(0)))
         #expect(changed.code == .conflict && changed.message.contains("has changed"))
+        let first = jury.ledger.state[jury.id]!.proposal!.seq
+        // A newer proposal with another text, then this one again: a co-signature of the first
+        // proposal (the same result and text) counts for neither, since it names its proposal.
+        try jury.must([Submission(.certifyResult(election: jury.id, justification: "Another text."), by: Fixtures.admin)])
         try jury.must([Submission(.certifyResult(election: jury.id, justification: jury.justification), by: Fixtures.admin)])
+        let current = jury.ledger.state[jury.id]!.proposal!
+        #expect(current.seq > first)
+        #expect(try jury.refusal(jury.cosign(0, proposal: current.result, seq: first))?.code == .jurorSignature)
         try jury.must([jury.cosign(0), jury.cosign(2)])
         #expect(jury.ledger.state[jury.id]!.certified?.cosignatures.map(\.juror) == [jury.jurors[0], jury.jurors[2]])
     }

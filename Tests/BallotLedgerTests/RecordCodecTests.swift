@@ -50,13 +50,25 @@ import TestSupport
             .resultCertified(CertifiedResult(election: id, winner: Fixtures.slug("kinn"), ranking: Fixtures.nominees.map(Fixtures.slug),
                                              justification: "Kinn får prisen.",
                                              cosignatures: [JurorSignature(juror: Fixtures.slug("jury-b"), bytes: Array(repeating: 0x44, count: 64)),
-                                                            JurorSignature(juror: Fixtures.slug("jury-c"), bytes: Array(repeating: 0x45, count: 64))])),
+                                                            JurorSignature(juror: Fixtures.slug("jury-c"), bytes: Array(repeating: 0x45, count: 64))],
+                                             proposal: 77)),
             .resultCertified(CertifiedResult(election: id, winner: Fixtures.slug("kinn"), ranking: [Fixtures.slug("kinn")], justification: "Alone.")),
         ]
     }
 
     static var jurorKey: JurorKey {
         VerifierKey(name: "bjorn-2023", type: SignedNote.ed25519, publicKey: Fixtures.voter(9).digest).jurorKey
+    }
+
+    /// The record fuzz target's seeds (all but the crashes it found) are records this build
+    /// decodes: a seed of an older layout would only feed the fuzzer refusals.
+    @Test func theRecordFuzzSeedsDecode() throws {
+        let dir = "\(Fixtures.repositoryRoot)/Tests/Fixtures/fuzz/record"
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) where !name.hasPrefix("crash-") {
+            let bytes = Array(try Data(contentsOf: URL(fileURLWithPath: "\(dir)/\(name)")))
+            let seq = bytes[2..<10].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+            #expect(throws: Never.self, "\(name)") { _ = try bytes.withUnsafeBytes { try RecordCodec.decode($0, seq: seq) } }
+        }
     }
 
     @Test func everyEventKindRoundTrips() throws {

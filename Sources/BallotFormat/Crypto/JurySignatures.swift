@@ -2,15 +2,18 @@ import FoundationEssentials
 public import BallotDomain
 
 /// What a juror signs, as the text of a signed note (c2sp.org/signed-note, with the juror's key
-/// as the signer). Each statement is rebuilt from the event that holds its signature, so the
-/// ledger stores only the 64 signature bytes; docs/ledger-format.md, "Jury statements", gives
-/// the same lines, which the Python verifier builds too.
+/// as the signer). Each statement is rebuilt from the event that holds its signature and the
+/// ledger's id (its meta 'ledger_id', which `status` gives), so the ledger stores only the 64
+/// signature bytes; docs/ledger-format.md §3.2 gives the same lines, which the Python verifier
+/// builds too.
 public enum JuryStatement {
-    /// A score: every field of it, and the score it supersedes (0: none), so that a signature
-    /// cannot be replayed in another election, for another juror, or to undo an amendment.
-    public static func score(_ s: JuryScore) -> String {
+    /// A score: the ledger, every field of the score, and the score it supersedes (0: none), so
+    /// that a signature cannot be replayed in another ledger (a rehearsal's), another election,
+    /// for another juror, or to undo an amendment.
+    public static func score(_ s: JuryScore, ledger: [UInt8]) -> String {
         """
         ballotledger/jury-score/v1
+        ledger \(hex(ledger))
         election \(s.election)
         juror \(s.juror)
         nominee \(s.nominee)
@@ -21,11 +24,15 @@ public enum JuryStatement {
         """
     }
 
-    /// A result the jury co-signs: its election and winner, the SHA-256 of its ranking (each
-    /// nominee id and a newline, in rank order) and of its written justification (UTF-8).
-    public static func result(election: ElectionID, winner: NomineeID, ranking: [NomineeID], justification: String) -> String {
+    /// A result the jury co-signs: the ledger and the `result.proposed` event that put it to
+    /// the jury, its election and winner, the SHA-256 of its ranking (each nominee id and a
+    /// newline, in rank order) and of its written justification (UTF-8).
+    public static func result(ledger: [UInt8], proposal: UInt64, election: ElectionID, winner: NomineeID, ranking: [NomineeID],
+                              justification: String) -> String {
         """
         ballotledger/jury-result/v1
+        ledger \(hex(ledger))
+        proposal \(proposal)
         election \(election)
         winner \(winner)
         ranking \(rankingDigest(ranking).hex)
@@ -34,8 +41,12 @@ public enum JuryStatement {
         """
     }
 
-    public static func result(_ p: ResultProposal) -> String {
-        result(election: p.election, winner: p.winner, ranking: p.ranking, justification: p.justification)
+    public static func result(_ p: ResultProposal, proposedAt seq: UInt64, ledger: [UInt8]) -> String {
+        result(ledger: ledger, proposal: seq, election: p.election, winner: p.winner, ranking: p.ranking, justification: p.justification)
+    }
+
+    private static func hex(_ bytes: [UInt8]) -> String {
+        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
     }
 
     public static func rankingDigest(_ ranking: [NomineeID]) -> Digest32 {
@@ -52,21 +63,24 @@ public enum JuryStatement {
 /// the event gives. The writer asks it of each event the rules decide, and the audit of each
 /// recorded one: one check, in one place.
 public enum JurySignatures {
-    /// Why `event`, decided against `state` (the ledger just before it), must not be recorded:
-    /// a signature in it does not verify. Nil when it carries none or all verify.
-    public static func refusal(_ event: Event, after state: LedgerState) -> DomainError? {
+    /// Why `event`, decided against `state` (the ledger just before it) in the ledger whose id
+    /// is `ledger`, must not be recorded: a signature in it does not verify. Nil when it
+    /// carries none or all verify.
+    public static func refusal(_ event: Event, after state: LedgerState, ledger: [UInt8]) -> DomainError? {
         switch event {
         case .juryScored(let s):
             guard let signature = s.signature else { return nil }
-            return check(JurorSignature(juror: s.juror, bytes: signature), of: JuryStatement.score(s), in: s.election, state,
+            return check(JurorSignature(juror: s.juror, bytes: signature), of: JuryStatement.score(s, ledger: ledger), in: s.election, state,
                          what: "score for '\(s.nominee)' on '\(s.criterion)'")
         case .resultCosigned(let c):
             guard let proposal = state[c.election]?.proposal, proposal.seq == c.proposal else {
                 return DomainError(.jurorSignature, "juror '\(c.signature.juror)' co-signed a proposal at event \(c.proposal), which is not the result awaiting the jury of '\(c.election)'")
             }
-            return check(c.signature, of: JuryStatement.result(proposal.result), in: c.election, state, what: "co-signature")
+            return check(c.signature, of: JuryStatement.result(proposal.result, proposedAt: proposal.seq, ledger: ledger), in: c.election, state,
+                         what: "co-signature")
         case .resultCertified(let r):
-            let statement = JuryStatement.result(election: r.election, winner: r.winner, ranking: r.ranking, justification: r.justification)
+            let statement = JuryStatement.result(ledger: ledger, proposal: r.proposal, election: r.election, winner: r.winner, ranking: r.ranking,
+                                                 justification: r.justification)
             for c in r.cosignatures {
                 if let refusal = check(c, of: statement, in: r.election, state, what: "co-signature of the certified result") { return refusal }
             }

@@ -80,6 +80,7 @@ package enum PayloadCodec {
             // Added with jurors' signatures, only when there is a justification or a co-signature.
             if !r.justification.isEmpty || !r.cosignatures.isEmpty {
                 w.str(r.justification)
+                w.u64(r.proposal)
                 w.u16(UInt16(r.cosignatures.count))
                 for c in r.cosignatures {
                     w.slug(c.juror)
@@ -247,12 +248,16 @@ package enum PayloadCodec {
             var result = CertifiedResult(election: e, winner: winner, ranking: ranking)
             if r.remaining > 0 {
                 result.justification = try r.str("justification")
+                result.proposal = try r.u64("proposal co-signed")
                 let count = Int(try r.u16("co-signature count"))
                 for i in 0..<count {
                     result.cosignatures.append(JurorSignature(juror: try r.slug("co-signer \(i)"), bytes: try Self.signature(&r, "co-signature \(i)")))
                 }
                 guard !result.justification.isEmpty || !result.cosignatures.isEmpty else {
                     throw ByteReader.Failure(offset: r.offset, what: "an empty justification without co-signatures is not written")
+                }
+                guard (result.proposal == 0) == result.cosignatures.isEmpty else {
+                    throw ByteReader.Failure(offset: r.offset, what: "a certification names the proposal it co-signs exactly when it has co-signatures")
                 }
             }
             return .resultCertified(result)
