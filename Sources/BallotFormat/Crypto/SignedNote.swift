@@ -121,7 +121,7 @@ public struct SignedNote: Sendable, Equatable {
         return Self.ed25519Verifies(line.bytes, over: Array(text.utf8), publicKey: publicKey)
     }
 
-    static func ed25519Verifies(_ signature: [UInt8], over message: [UInt8], publicKey: Digest32) -> Bool {
+    package static func ed25519Verifies(_ signature: [UInt8], over message: [UInt8], publicKey: Digest32) -> Bool {
         guard signature.count == 64,
               let key = publicKey.withBytes({ try? Curve25519.Signing.PublicKey(rawRepresentation: $0) }) else { return false }
         return key.isValidSignature(signature, for: message)
