@@ -3,6 +3,7 @@ import Foundation
 import TestSupport
 import BallotStore
 import BallotFormat
+import BallotClient
 
 /// The jury's own signatures through the real daemon, `ballotctl` and `ballot-replay` (issue
 /// 22): keys made by `ballotctl jury keygen`, signed scores taken, unsigned and forged ones
@@ -30,6 +31,26 @@ import BallotFormat
         #expect(nokey.status == 1 && nokey.stderr.contains("juror_signature") && nokey.stderr.contains("'jury-d'"))
         let badKey = try ctl("juror", "add", election, "jury-d", "--name", "D", "--key", "jury-d+00000000+AAAA")
         #expect(badKey.status == 64, "\(badKey)")
+        // Malformed keys and signatures, sent as they are (not through ballotctl, which checks
+        // them first): each refused with what was wrong, nothing written.
+        let client = try BallotClient(socketPath: daemon.socketPath)
+        func refusal(_ request: [String: Any]) throws -> (code: String, message: String) {
+            let error = try client.call(request.merging(["id": 1]) { a, _ in a })["error"] as? [String: Any] ?? [:]
+            return (error["code"] as? String ?? "", error["message"] as? String ?? "")
+        }
+        let sizeBefore = try #require(try client.call(["id": 1, "op": "status"])["result"].flatMap { ($0 as? [String: Any])?["ledger_size"] as? Int })
+        for (request, field) in [
+            (["op": "juror.add", "election": election, "juror": "jury-x", "name": "X", "key": "not a key"], "field 'key'"),
+            (["op": "juror.add", "election": election, "juror": "jury-x", "name": "X", "key": "jury-x+00000000+AAAA"], "field 'key'"),
+            (["op": "jury.score", "election": election, "juror": "jury-a", "nominee": "tonsberg", "criterion": "results", "score": 5, "signature": "AAAA"], "field 'signature'"),
+            (["op": "jury.score", "election": election, "juror": "jury-a", "nominee": "tonsberg", "criterion": "results", "score": 5, "supersedes": 3], "field 'supersedes'"),
+            (["op": "result.sign", "election": election, "juror": "jury-a"], "field 'signature'"),
+        ] as [([String: Any], String)] {
+            let (code, message) = try refusal(request)
+            #expect(code == "bad_request" && message.contains(field), "\(request): \(code) \(message)")
+        }
+        #expect(try client.call(["id": 1, "op": "status"])["result"].flatMap { ($0 as? [String: Any])?["ledger_size"] as? Int } == sizeBefore)
+
         #expect(try ctl("vote", "cast", election, "tonsberg", "--voter", "kari@example.no", "--cast-at", "2023-11-03T10:00:00Z").status == 0)
 
         // Juror a scores everything, b one cell; signed, they are taken.
