@@ -270,23 +270,41 @@ class JurySignatures:
                 self.verify(f["election"], f["juror"], f["signature"], self.score_statement(f), "score")
             elif self.required.get(f["election"]):
                 raise Corrupt(f"an unsigned score of juror {f['juror']!r} in {f['election']!r}, which requires signed scores (§3.2)")
-        elif t == 14:
+        elif t == 14:  # a newer proposal replaces the one before, and its co-signatures
             ranking = [x["nominee"] for x in f["ranking"]]
-            self.proposals[f["election"]] = (seq, self.result_statement(seq, f["election"], f["winner"], ranking, f["justification"]))
+            self.proposals[f["election"]] = {
+                "seq": seq, "winner": f["winner"], "ranking": ranking, "justification": f["justification"],
+                "statement": self.result_statement(seq, f["election"], f["winner"], ranking, f["justification"]),
+                "cosigned": []}
         elif t == 15:
             proposal = self.proposals.get(f["election"])
-            if proposal is None or proposal[0] != f["proposal"]:
+            if proposal is None or proposal["seq"] != f["proposal"]:
                 raise Corrupt(f"juror {f['juror']!r} co-signs event {f['proposal']}, not the result awaiting the jury (§3.2)")
-            self.verify(f["election"], f["juror"], f["signature"], proposal[1], "co-signature")
+            if any(c["juror"] == f["juror"] for c in proposal["cosigned"]):
+                raise Corrupt(f"juror {f['juror']!r} co-signs the proposal at event {f['proposal']} a second time (§3.2)")
+            self.verify(f["election"], f["juror"], f["signature"], proposal["statement"], "co-signature")
+            proposal["cosigned"].append({"juror": f["juror"], "signature": f["signature"]})
         elif t == 10:
             ranking = [x["nominee"] for x in f["ranking"]]
-            statement = self.result_statement(f.get("proposal", 0), f["election"], f["winner"], ranking, f.get("justification", ""))
-            signers = [c["juror"] for c in f.get("cosignatures", [])]
+            cosignatures = f.get("cosignatures", [])
             quorum = self.quorum.get(f["election"], 0)
-            if len(signers) != quorum or len(set(signers)) != len(signers):
-                raise Corrupt(f"the certification of {f['election']!r} has co-signatures of {signers}, not {quorum} distinct jurors (§3.2)")
-            for c in f.get("cosignatures", []):
-                self.verify(f["election"], c["juror"], c["signature"], statement, "co-signature of the certified result")
+            if len(cosignatures) != quorum:
+                raise Corrupt(f"the certification of {f['election']!r} has {len(cosignatures)} co-signatures, where its jury_quorum is {quorum} (§3.2)")
+            if cosignatures:
+                # §3.2: the certification is the quorum's last co-signature of the newest
+                # proposal, repeating it and the co-signatures recorded for it, in order.
+                p = self.proposals.get(f["election"])
+                if p is None or p["seq"] != f["proposal"]:
+                    raise Corrupt(f"the certification of {f['election']!r} names the proposal at event {f['proposal']}, not the result awaiting the jury (§3.2)")
+                if (f["winner"], ranking, f.get("justification", "")) != (p["winner"], p["ranking"], p["justification"]):
+                    raise Corrupt(f"the certification of {f['election']!r} is not the result proposed at event {p['seq']} (§3.2)")
+                earlier = [(c["juror"], c["signature"]) for c in cosignatures[:-1]]
+                if earlier != [(c["juror"], c["signature"]) for c in p["cosigned"]] or \
+                        cosignatures[-1]["juror"] in [c["juror"] for c in p["cosigned"]]:
+                    raise Corrupt(f"the certification of {f['election']!r} does not repeat the co-signatures recorded for its proposal, then a new juror's (§3.2)")
+                statement = self.result_statement(f["proposal"], f["election"], f["winner"], ranking, f.get("justification", ""))
+                for c in cosignatures:
+                    self.verify(f["election"], c["juror"], c["signature"], statement, "co-signature of the certified result")
             self.proposals.pop(f["election"], None)
 
 

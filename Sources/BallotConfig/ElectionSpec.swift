@@ -161,6 +161,10 @@ public struct ElectionSpec: Decodable, Sendable {
     /// The commands that set the election up: define, then nominate, then register jurors.
     public func commands() throws(DomainError) -> [Command] {
         let d = try definition()
+        // Refused whole, before anything is written: a juror listed here has no key.
+        if d.jurySignatures != .none, let first = jurors?.first {
+            throw DomainError(.jurorSignature, "election '\(d.id)' asks for its jurors' signatures, and juror '\(first.id)' is listed with it without a key; leave the jurors out of the file and add each with juror.add and their key")
+        }
         return [.defineElection(d)]
             + (try nominations()).map { .addNominee(election: d.id, nomination: $0) }
             + (try jurorList()).map { .addJuror(election: d.id, juror: $0.id, name: $0.name) }

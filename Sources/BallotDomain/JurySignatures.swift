@@ -24,6 +24,19 @@ extension Digest32 {
         return Self.smallOrderPoints.contains(bytes)
     }
 
+    /// Whether these 32 bytes are a canonical Ed25519 point encoding: y (little-endian, the
+    /// sign bit cleared) below p = 2^255 - 19. (Whether y is on the curve takes field
+    /// arithmetic, which no library here offers; a key that is not cannot sign anything, like a
+    /// lost one, and a mistyped one fails its vkey's key ID.)
+    public var isCanonicalEd25519: Bool {
+        var y = withBytes { Array($0) }
+        y[31] &= 0x7F
+        // p = 0x7fff…ffed, little-endian: ed, then thirty ff, then 7f.
+        let p: [UInt8] = [0xED] + Array(repeating: 0xFF, count: 30) + [0x7F]
+        for i in stride(from: 31, through: 0, by: -1) where y[i] != p[i] { return y[i] < p[i] }
+        return false
+    }
+
     private static let smallOrderPoints: [[UInt8]] = [
         "0000000000000000000000000000000000000000000000000000000000000000",
         "0100000000000000000000000000000000000000000000000000000000000000",

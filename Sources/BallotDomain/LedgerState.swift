@@ -186,7 +186,9 @@ public struct LedgerState: Sendable {
             return refusal
         }
         guard expected == record.event else {
-            return DomainError(.corruptRecord, "event \(record.seq) (\(record.event.kind)) differs from what the rules give for it: \(expected)")
+            // Events can be large (signatures, justifications): enough of one to tell it by.
+            let given = String(describing: expected)
+            return DomainError(.corruptRecord, "event \(record.seq) (\(record.event.kind)) differs from what the rules give for it: \(given.prefix(300))\(given.count > 300 ? "…" : "")")
         }
         return nil
     }

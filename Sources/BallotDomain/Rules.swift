@@ -116,10 +116,16 @@ extension ElectionState {
             }
             if let key {
                 try Limits.check(key.name, "juror '\(juror)' key name", max: Limits.name)
+                if key.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                    throw DomainError(.badRequest, "juror '\(juror)': the key name holds a control character")
+                }
                 if key.publicKey.isSmallOrderEd25519 {
-                throw DomainError(.badRequest, "juror '\(juror)': that key is a point of small order, under which one signature verifies for any statement; make a key with ballotctl jury keygen")
-            }
-            if let other = jurors.first(where: { self.key(ofJuror: $0.id)?.publicKey == key.publicKey }) {
+                    throw DomainError(.badRequest, "juror '\(juror)': that key is a point of small order, under which one signature verifies for any statement; make a key with ballotctl jury keygen")
+                }
+                if !key.publicKey.isCanonicalEd25519 {
+                    throw DomainError(.badRequest, "juror '\(juror)': that key is not a canonical Ed25519 encoding (its y is not below 2^255 - 19); make a key with ballotctl jury keygen")
+                }
+                if let other = jurors.first(where: { self.key(ofJuror: $0.id)?.publicKey == key.publicKey }) {
                     throw DomainError(.badRequest, "juror '\(juror)': that key is already juror '\(other.id)'s in '\(id)'; each juror signs with a key of their own")
                 }
             } else if definition.jurySignatures.required || definition.jurySignatures.quorum > 0 {
@@ -160,10 +166,23 @@ extension ElectionState {
             if let gap = JuryTable(self).firstMissing {
                 throw DomainError(.juryIncomplete, "'\(gap.nominee)' has no jury score on criterion '\(gap.criterion)' yet; the jury of '\(id)' closes only once every nominee is scored on every criterion")
             }
+            // Likewise a jury too small to co-sign its result: no juror can be added once closed.
+            let quorum = definition.jurySignatures.quorum
+            let keyed = jurors.count(where: { key(ofJuror: $0.id) != nil })
+            if keyed < quorum {
+                throw DomainError(.juryQuorum, "'\(id)' needs \(quorum) jurors to co-sign its result, and only \(keyed) have keys; add jurors before the jury closes")
+            }
             return .juryClosed(election: id)
 
         case .certifyResult(let id, let justification):
-            if !justification.isEmpty { try Limits.check(justification, "result.certify justification", max: Limits.justification) }
+            if !justification.isEmpty {
+                try Limits.check(justification, "result.certify justification", max: Limits.justification)
+                // Text a juror reads before signing: no control character may rewrite what a
+                // terminal shows them (an escape sequence), so only newlines and tabs.
+                if let bad = justification.unicodeScalars.first(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" }) {
+                    throw DomainError(.badRequest, "result.certify justification holds the control character U+\(String(bad.value, radix: 16, uppercase: true)); only newlines and tabs are allowed")
+                }
+            }
             guard isVotingOver(at: now) else {
                 throw DomainError(.votingOpen, "voting for '\(id)' is still open until \(effectiveClosesAt); close it first")
             }
@@ -223,6 +242,12 @@ extension ElectionState {
         }
     }
 
+    /// A key ID as signed-note writes it: eight hex digits.
+    private static func hex8(_ id: UInt32) -> String {
+        let digits = String(id, radix: 16)
+        return String(repeating: "0", count: 8 - digits.count) + digits
+    }
+
     /// A juror's signature has the form of one by their recorded key (whether it verifies is
     /// checked where Ed25519 is: BallotFormat's `JurySignatures`, after the rules).
     private func checkSignature(_ signature: SentSignature, of juror: JurorID, for what: String) throws(DomainError) {
@@ -230,7 +255,7 @@ extension ElectionState {
             throw DomainError(.jurorSignature, "juror '\(juror)' has no key recorded in '\(id)', so their \(what) cannot be signed")
         }
         if let keyID = signature.keyID, keyID != key.keyID {
-            throw DomainError(.jurorSignature, "the \(what) of juror '\(juror)' is signed by another key (key ID \(String(keyID, radix: 16))), not theirs, '\(key.name)' (key ID \(String(key.keyID, radix: 16)))")
+            throw DomainError(.jurorSignature, "the \(what) of juror '\(juror)' is signed by another key (key ID \(Self.hex8(keyID))), not theirs, '\(key.name)' (key ID \(Self.hex8(key.keyID)))")
         }
         guard signature.bytes.count == 64 else {
             throw DomainError(.jurorSignature, "the \(what) signature of juror '\(juror)' is \(signature.bytes.count) bytes; an Ed25519 signature is 64")

@@ -96,12 +96,29 @@ enum JurorSigning {
         guard let proposed = ranking["proposed"] as? [String: Any], let winner = proposed["winner"] as? String,
               let seq = proposed["event"] as? Int, seq > 0,
               let order = proposed["ranking"] as? [String], let justification = proposed["justification"] as? String else {
-            throw ValidationError("no result of '\(election)' awaits the jury's co-signatures (result certify puts it to them)")
+            FileHandle.standardError.write(Data("ballotctl: no result of '\(election)' awaits the jury's co-signatures (result certify puts it to them)\n".utf8))
+            throw ExitCode(Exit.refused)
         }
         let statement = JuryStatement.result(ledger: try ledgerID(connection), proposal: UInt64(seq), election: try slug(election),
                                              winner: try slug(winner), ranking: try order.map(slug), justification: justification)
-        FileHandle.standardError.write(Data("ballotctl: co-signing the result of \(election) proposed at event \(proposed["event"] ?? "?"): winner \(winner); ranking \(order.joined(separator: ", "))\njustification:\n\(justification)\n\nstatement:\n\(statement)".utf8))
+        // What the juror is about to sign, with any control character shown, not obeyed: an
+        // escape sequence in the text must not rewrite what their terminal shows.
+        let shown = "ballotctl: co-signing the result of \(election) proposed at event \(seq): winner \(winner); ranking \(order.joined(separator: ", "))\njustification:\n\(justification)\n\nstatement:\n\(statement)"
+        FileHandle.standardError.write(Data(visible(shown).utf8))
         return base64(signer.sign(statement))
+    }
+
+    /// `text` with every control character but newline and tab written as `\u{…}`.
+    static func visible(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            if scalar.properties.generalCategory == .control && scalar != "\n" && scalar != "\t" {
+                out += "\\u{\(String(scalar.value, radix: 16))}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
     }
 
     private static func slug(_ text: String) throws -> Slug {

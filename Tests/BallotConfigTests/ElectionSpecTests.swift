@@ -43,4 +43,21 @@ import BallotAudit
         #expect(throws: ConfigError.self) { try ElectionSpec.load(path: "/nonexistent/election.json") }
         #expect(throws: ConfigError.self) { try ElectionSpec.decode(Array("not json".utf8), source: "n.json") }
     }
+
+    /// An election that asks for jurors' signatures cannot list its jurors (they have no key
+    /// there): refused whole, before any of its events is written.
+    @Test func aSigningJuryIsNotListedInTheFile() throws {
+        let json = """
+            {"id": "signed", "title": "Signed", "voting_window": {"opens_at": "2023-11-01T00:00:00Z", "closes_at": "2023-11-11T00:00:00Z"},
+             "criteria": [{"id": "results", "title": "Results", "weight": 1}], "jury_signatures": "required", "jury_quorum": 1,
+             "jurors": [{"id": "anne", "name": "Anne"}]}
+            """
+        let spec = try ElectionSpec.decode(Array(json.utf8), source: "test")
+        #expect(throws: DomainError.self) { try spec.commands() }
+        do {
+            _ = try spec.commands()
+        } catch {
+            #expect(error.code == .jurorSignature && error.message.contains("'anne'"))
+        }
+    }
 }

@@ -136,11 +136,34 @@ struct SignedJury {
         let weak = VerifierKey(name: "weak", type: SignedNote.ed25519, publicKey: identity.withUnsafeBytes { Digest32($0) }).jurorKey
         let refused = try #require(try jury.refusal(Submission(.addJuror(election: jury.id, juror: Fixtures.slug("jury-d"), name: "D", key: weak), by: Fixtures.admin)))
         #expect(refused.code == .badRequest && refused.message.contains("small order"))
+        // y = p + 2: not canonical, so no keygen made it; and a key name with a control character.
+        let nonCanonical = [0xEF] + [UInt8](repeating: 0xFF, count: 30) + [0x7F]
+        let odd = VerifierKey(name: "odd", type: SignedNote.ed25519, publicKey: nonCanonical.withUnsafeBytes { Digest32($0) }).jurorKey
+        let notCanonical = try #require(try jury.refusal(Submission(.addJuror(election: jury.id, juror: Fixtures.slug("jury-d"), name: "D", key: odd), by: Fixtures.admin)))
+        #expect(notCanonical.code == .badRequest && notCanonical.message.contains("not a canonical"))
+        var control = try SignerKey(name: "fine").verifierKey.jurorKey
+        control.name = "a\u{0}b"
+        #expect(try jury.refusal(Submission(.addJuror(election: jury.id, juror: Fixtures.slug("jury-d"), name: "D", key: control), by: Fixtures.admin))?.message.contains("control character") == true)
+    }
+
+    /// A jury that could never co-sign its result does not close: no juror can be added after.
+    @Test func aJuryTooSmallForItsQuorumDoesNotClose() throws {
+        let jury = try SignedJury(quorum: 4)
+        for j in jury.jurors.indices {
+            for n in jury.nominees.indices { try jury.must([jury.score(j, n, 7)]) }
+        }
+        let refused = try #require(try jury.refusal(Submission(.closeJury(election: jury.id), by: Fixtures.admin)))
+        #expect(refused.code == .juryQuorum && refused.message.contains("needs 4 jurors") && refused.message.contains("only 3 have keys"))
+        let fourth = try SignerKey(name: "juror-d")
+        try jury.must([Submission(.addJuror(election: jury.id, juror: Fixtures.slug("jury-d"), name: "D", key: fourth.verifierKey.jurorKey), by: Fixtures.admin)])
+        try jury.must([Submission(.closeJury(election: jury.id), by: Fixtures.admin)])
     }
 
     @Test func certificationWaitsForTheQuorumAndCompletesAtK() throws {
         let jury = try SignedJury()
         try jury.scoreAndClose()
+        let escape = try #require(try jury.refusal(Submission(.certifyResult(election: jury.id, justification: "Fine.\u{1B}[3A\rRewritten"), by: Fixtures.admin)))
+        #expect(escape.code == .badRequest && escape.message.contains("U+1B"))
         let bare = try #require(try jury.refusal(Submission(.certifyResult(election: jury.id), by: Fixtures.admin)))
         #expect(bare.code == .badRequest && bare.message.contains("justification"))
         let tooLong = try #require(try jury.refusal(Submission(.certifyResult(election: jury.id, justification: String(repeating: "x", count: Limits.justification + 1)), by: Fixtures.admin)))
