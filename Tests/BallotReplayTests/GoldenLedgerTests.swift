@@ -105,6 +105,16 @@ import BallotStore
         try Self.copy(dir.sub("ledger"), expected, to: target)
     }
 
+    /// A ledger of a jury that signs (docs/ledger-format.md §3.2): keyed jurors, signed scores
+    /// and an amendment, the result put to the jury with a justification and certified by two
+    /// co-signatures. `GOLDEN_WRITE_SIGNED=DIR swift test --filter GoldenLedgerTests` writes it.
+    @Test func theSignedJuryLedgerCanBeWritten() throws {
+        let dir = TemporaryDirectory("golden-write-signed")
+        let expected = try GoldenLedger.writeSignedJury(to: dir.sub("ledger"))
+        guard let target = ProcessInfo.processInfo.environment["GOLDEN_WRITE_SIGNED"] else { return }
+        try Self.copy(dir.sub("ledger"), expected, to: target)
+    }
+
     static func copy(_ ledger: String, _ expected: [String: Any], to target: String) throws {
         try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: "\(ledger)/data.mdb", toPath: "\(target)/data.mdb")
@@ -185,6 +195,65 @@ enum GoldenLedger {
         let expected: [String: Any] = [
             "size": ledger.size, "root": ledger.root.hex, "checkpoint_public_key": key.publicKey.hex,
             "format_version": Int(RecordCodec.formatVersion), "rankings": rankings,
+        ]
+        _ = try ledger.reader.backup(to: path)
+        ledger.close()
+        return expected
+    }
+
+    /// The signing jury's ledger (above): deterministic keys, three jurors, a quorum of two.
+    static func writeSignedJury(to path: String) throws -> [String: Any] {
+        let scratch = TemporaryDirectory("golden-scratch")
+        let clock = ManualClock(Fixtures.now)
+        let key = try CheckpointKey(seed: keySeed)
+        let ledger = try Ledger(path: scratch.sub("ledger"), options: Fixtures.options(), clock: clock, checkpointKey: key)
+        let award = Fixtures.slug("signed-2023"), admin = Fixtures.admin
+        func must(_ batch: [Submission]) throws -> [Outcome] {
+            let outcomes = try ledger.submit(batch)
+            for (s, o) in zip(batch, outcomes) where o.receipt == nil { throw DaemonTestError("signed ledger: \(s.command.name) refused: \(o)") }
+            return outcomes
+        }
+        func signed(_ signer: SignerKey, _ statement: String) -> SentSignature {
+            let line = signer.sign(statement)
+            return SentSignature(keyID: line.keyID, bytes: line.bytes)
+        }
+        var definition = Fixtures.definition(award)
+        definition.criteria = [definition.criteria[0]]
+        definition.jurySignatures = JurySignaturePolicy(required: true, quorum: 2)
+        let nominees = ["kinn", "bodo"].map(Fixtures.slug), criterion = definition.criteria[0].id
+        let jurors = ["jury-a", "jury-b", "jury-c"].map(Fixtures.slug)
+        let keys = try jurors.enumerated().map { i, j in
+            try SignerKey(name: j.value, key: CheckpointKey(seed: (0..<32).map { UInt8(truncatingIfNeeded: $0 * 7 + 3 + i) }))
+        }
+        _ = try must([Submission(.defineElection(definition), by: admin)]
+                     + nominees.map { Submission(.addNominee(election: award, nomination: Fixtures.nomination($0.value)), by: admin) }
+                     + zip(jurors, keys).map { Submission(.addJuror(election: award, juror: $0, name: $0.value.uppercased(), key: $1.verifierKey.jurorKey), by: admin) })
+        _ = try must((0..<6).map { i in
+            Submission(.castVote(election: award, nominee: nominees[i % 3 == 0 ? 1 : 0], voter: Fixtures.voter(i),
+                                 castAt: Fixtures.time("2022-11-0\(2 + i)T12:00:00Z"), channel: "web"), by: Fixtures.importer)
+        })
+        func score(_ j: Int, _ n: Int, _ value: Int32, supersedes: UInt64? = nil) -> Submission {
+            let statement = JuryStatement.score(JuryScore(election: award, juror: jurors[j], nominee: nominees[n], criterion: criterion,
+                                                          score: value, supersedes: supersedes), ledger: ledger.ledgerID)
+            return Submission(.scoreJury(election: award, juror: jurors[j], nominee: nominees[n], criterion: criterion, score: value,
+                                         signed: SignedScore(supersedes: supersedes, signature: signed(keys[j], statement))), by: Fixtures.juror)
+        }
+        let first = try must([score(0, 0, 8)])[0].receipt!.seq
+        _ = try must([score(0, 1, 6), score(1, 0, 9), score(1, 1, 5), score(0, 0, 9, supersedes: first)])
+        clock.set("2022-11-12T09:00:00Z")
+        _ = try must([Submission(.closeVoting(election: award), by: admin), Submission(.closeJury(election: award), by: admin)])
+        clock.set("2022-11-17T10:00:00Z")
+        let proposal = try must([Submission(.certifyResult(election: award, justification: "Kinn viser vei.\n\nEt eksempel for andre."), by: admin)])[0].receipt!.seq
+        let pending = ledger.state[award]!.proposal!.result
+        for j in [0, 2] {
+            let statement = JuryStatement.result(pending, proposedAt: proposal, ledger: ledger.ledgerID)
+            _ = try must([Submission(.signResult(election: award, juror: jurors[j], signature: signed(keys[j], statement)), by: Fixtures.juror)])
+        }
+        guard ledger.state[award]?.certified?.cosignatures.count == 2 else { throw DaemonTestError("signed ledger: not certified") }
+        let expected: [String: Any] = [
+            "size": ledger.size, "root": ledger.root.hex, "checkpoint_public_key": key.publicKey.hex,
+            "format_version": Int(RecordCodec.formatVersion),
+            "rankings": [award.value: String(decoding: try ledger.reader.projection(award, .ranking)!, as: UTF8.self)],
         ]
         _ = try ledger.reader.backup(to: path)
         ledger.close()
