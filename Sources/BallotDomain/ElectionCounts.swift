@@ -121,10 +121,11 @@ struct ElectionCounts: Sendable {
     private func start(ofBucket n: Int) -> Int64 { bucketOrigin.microseconds + Int64(n) * bucketWidth }
 
     /// The number of the bucket starting at `bucket`, if that is a bucket start at or after
-    /// the origin.
+    /// the origin. (A bucket so far from the origin that the difference overflows, which only a
+    /// damaged or hostile ledger holds, is one of `sparse`'s: fuzzing found the trap.)
     private func number(ofBucket bucket: Int64) -> Int? {
-        let offset = bucket - bucketOrigin.microseconds
-        guard offset >= 0 && offset % bucketWidth == 0 else { return nil }
+        let (offset, overflow) = bucket.subtractingReportingOverflow(bucketOrigin.microseconds)
+        guard !overflow, offset >= 0 && offset % bucketWidth == 0 else { return nil }
         return Int(exactly: offset / bucketWidth)
     }
 

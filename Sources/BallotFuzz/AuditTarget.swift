@@ -23,7 +23,16 @@ import Foundation
 /// golden ledger), no flipped byte counts as protected: which of its fields the rules or the
 /// stored projections would catch depends on the field.
 final class AuditTarget: @unchecked Sendable {
-    static let shared = AuditTarget()
+    static let shared = AuditTarget(ledger: goldenLedger)
+    /// The same on the small golden ledger the long run uses (`v2-small-for-fuzzing`), where
+    /// inputs found there are replayed as regressions.
+    static let small = AuditTarget(ledger: smallLedger)
+
+    static var smallLedger: String { repositoryRoot + "/Tests/Fixtures/golden/v2-small-for-fuzzing" }
+
+    private static var repositoryRoot: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }
 
     private let env: Environment
     private let dbs: LedgerDatabases
@@ -40,17 +49,16 @@ final class AuditTarget: @unchecked Sendable {
     /// bytes the target counts as unprotected would be more.)
     static var goldenLedger: String {
         if let path = ProcessInfo.processInfo.environment["BALLOT_FUZZ_LEDGER"] { return path }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent("Tests/Fixtures/golden/v2-2026-12-04").path
+        return repositoryRoot + "/Tests/Fixtures/golden/v2-2026-12-04"
     }
 
-    private init() {
-        let copy = NSTemporaryDirectory() + "ballot-fuzz-audit-\(getpid())"
+    private init(ledger: String) {
+        let copy = NSTemporaryDirectory() + "ballot-fuzz-audit-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
         let files = FileManager.default
         try? files.removeItem(atPath: copy)
         do {
             try files.createDirectory(atPath: copy, withIntermediateDirectories: true)
-            try files.copyItem(atPath: Self.goldenLedger + "/data.mdb", toPath: copy + "/data.mdb")
+            try files.copyItem(atPath: ledger + "/data.mdb", toPath: copy + "/data.mdb")
             let env = try Environment(path: copy, options: EnvironmentOptions(mapSize: 16 << 20, durable: false))
             let dbs = try LedgerDatabases(env)
             let reader = LedgerReader(env: env, dbs: dbs)
@@ -82,7 +90,7 @@ final class AuditTarget: @unchecked Sendable {
             }
             self.entries = entries
         } catch {
-            fatalError("ballot-fuzz: cannot set up the audit target from \(Self.goldenLedger): \(error)")
+            fatalError("ballot-fuzz: cannot set up the audit target from \(ledger): \(error)")
         }
         try? files.removeItem(atPath: copy)   // the environment keeps its open file
     }

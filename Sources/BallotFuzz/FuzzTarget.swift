@@ -30,6 +30,12 @@ public enum FuzzTarget: String, Sendable, CaseIterable {
         input.withUnsafeBytes { run($0) }
     }
 
+    /// The audit target's property on the small golden ledger its long run alters (where an
+    /// input found there must be replayed).
+    public static func auditTheSmallLedger(_ input: [UInt8]) {
+        input.withUnsafeBytes { AuditTarget.small.run($0) }
+    }
+
     /// The audit target's alterations of its ledger (all, and those the ledger protects), and
     /// what the audit found (nil: it could not read the ledger), for tests that its property is
     /// not vacuous.
