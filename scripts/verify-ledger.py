@@ -20,6 +20,7 @@ import os
 import re
 import struct
 import sys
+import unicodedata
 
 import lmdb
 
@@ -215,12 +216,25 @@ SMALL_ORDER = {bytes.fromhex(h) for h in (
     "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f")}
 
 
+def has_control(text, allowed=""):
+    """§3.2: a control character (Unicode category Cc) other than those allowed."""
+    return any(unicodedata.category(ch) == "Cc" and ch not in allowed for ch in text)
+
+
+def canonical_point(key):
+    """§3.2: y (little-endian, the sign bit cleared) below p = 2^255 - 19."""
+    return int.from_bytes(bytes([*key[:31], key[31] & 0x7F]), "little") < 2**255 - 19
+
+
 class JurySignatures:
-    """Every juror's signature verifies with the key their first juror.added recorded, over the
-    statement §3.2 rebuilds from the event and the ledger's id; where an election requires
-    signed scores, each score has one; a co-signed certification has its quorum of distinct
-    jurors. (The other rules of a jury are the Swift audit's; this checks what the signatures
-    promise, from the document alone.)"""
+    """What jurors' signatures promise, from §3.2 alone: a juror's key is the first recorded,
+    canonical, not of small order and not another juror's; every signature verifies with it
+    over the statement rebuilt from the event and the ledger's id; where an election requires
+    signed scores, each score has one; a co-signature signs the newest proposal, once per juror;
+    a co-signed certification is that proposal, repeating the co-signatures recorded for it and
+    adding the quorum's last; justifications and key names hold no control characters (but
+    newlines and tabs in a justification). The jury's other rules (a ranking that changed
+    since the proposal, among them) are the Swift audit's replay."""
 
     def __init__(self, ledger_id):
         self.ledger = ledger_id.hex()
@@ -263,6 +277,10 @@ class JurySignatures:
                 return
             if bytes([*f["key"][:31], f["key"][31] & 0x7F]) in SMALL_ORDER:
                 raise Corrupt(f"juror {f['juror']!r} has a key of small order (§3.2)")
+            if not canonical_point(f["key"]):
+                raise Corrupt(f"juror {f['juror']!r} has a key that is not a canonical encoding (§3.2)")
+            if has_control(f["key_name"]):
+                raise Corrupt(f"juror {f['juror']!r} has a key name with a control character (§3.2)")
             if any(k == f["key"] for (e, j), k in self.keys.items() if e == f["election"] and j != f["juror"]):
                 raise Corrupt(f"juror {f['juror']!r} has another juror's key (§3.2)")
         elif t == 8:
@@ -271,6 +289,8 @@ class JurySignatures:
             elif self.required.get(f["election"]):
                 raise Corrupt(f"an unsigned score of juror {f['juror']!r} in {f['election']!r}, which requires signed scores (§3.2)")
         elif t == 14:  # a newer proposal replaces the one before, and its co-signatures
+            if has_control(f["justification"], "\n\t"):
+                raise Corrupt("the justification holds a control character other than newline and tab (§3.2)")
             ranking = [x["nominee"] for x in f["ranking"]]
             self.proposals[f["election"]] = {
                 "seq": seq, "winner": f["winner"], "ranking": ranking, "justification": f["justification"],
@@ -342,7 +362,8 @@ def verify(path):
             mcur = txn.cursor(db=dbs["merkle"])
             more = mcur.first()
             prev_ts, seen_keys, elections, checkpoints = None, set(), [], []
-            jury = JurySignatures(txn.get(b"ledger_id", db=dbs["meta"]) or bytes(16))
+            stored_id = txn.get(b"ledger_id", db=dbs["meta"])  # §1: zeros when absent or not 16 bytes
+            jury = JurySignatures(stored_id if stored_id is not None and len(stored_id) == 16 else bytes(16))
             for key, rec in txn.cursor(db=dbs["events"]):
                 cur_seq += 1
                 if len(key) != 8:
@@ -381,6 +402,10 @@ def verify(path):
                         raise Corrupt(f"import vote range {a}..{b} not before the record")
                 elif t in CHECKPOINT_TYPES:  # §3.1 checkpoint, checked against the root of events 1..n
                     check_origin(t, f, checkpoints[-1] if checkpoints else None)
+                    default_origin = "ballotledger/" + jury.ledger  # §1: a default origin names the ledger id
+                    if t == 13 and f["origin"].startswith("ballotledger/") and len(f["origin"]) == len(default_origin) \
+                            and f["origin"] != default_origin:
+                        raise Corrupt(f"checkpoint origin {f['origin']!r} names another ledger id than meta 'ledger_id' ({jury.ledger})")
                     checkpoints.append(check_checkpoint(cur_seq, h, rec[pstart:], f,
                                                         fold_root(frontier), elections))
                 # §4 leaf, then merge equal-level peaks; nodes of level >= 4 are stored
@@ -848,7 +873,8 @@ def main(argv):
         for c in cps:
             del c["public_key"]
         print(json.dumps({"format": 1, "events": n, "root": root.hex(), "checkpoints": cps,
-                          "key_pinned": pinned is not None, "ok": True}))
+                          "key_pinned": pinned is not None, "signatures_checked": Ed25519PublicKey is not None,
+                          "ok": True}))
         return 0
     caveat = ("" if pinned is not None or not cps else
               "; no key was pinned, so this proves integrity, not authorship (pass --pubkey)")

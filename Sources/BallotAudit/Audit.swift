@@ -42,6 +42,9 @@ public struct AuditReport: Sendable {
     public var state: LedgerState
     /// Whether checkpoint signatures were checked against a key the auditor supplied.
     public var keyPinned: Bool
+    /// The ledger's id (meta 'ledger_id'), which jurors' statements name: stored outside the
+    /// Merkle tree, so shown to the auditor rather than proven.
+    public var ledgerID: [UInt8]
     /// The Merkle tree's frontier over the first `rootCovers` records, the latest timestamp,
     /// and every idempotency key: with the state, all a writer needs to go on from a ledger
     /// found sound (`WriterState.init(_:keySeed:)`).
@@ -180,7 +183,7 @@ public enum Audit {
         let findings = inEventOrder(rules.recordFindings).prefix(maxFindings) + inEventOrder(rules.findings).prefix(maxFindings)
         return AuditReport(events: rules.next - 1, root: rules.frontier.root, rootCovers: rules.frontier.size,
                            stoppedEarly: rules.full, checkpoints: rules.checkpoints,
-                           findings: inEventOrder(Array(findings)), state: rules.state, keyPinned: pinnedKey != nil,
+                           findings: inEventOrder(Array(findings)), state: rules.state, keyPinned: pinnedKey != nil, ledgerID: rules.ledgerID,
                            frontier: rules.frontier, lastTimestamp: rules.next == 1 ? Timestamp(microseconds: 0) : rules.lastTime,
                            idempotency: rules.keys.keyIndex)
     }

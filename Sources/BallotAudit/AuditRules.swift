@@ -239,6 +239,11 @@ extension Audit {
                 if pinnedKey == nil, let first = checkpoints.first, first.checkpoint.publicKey != checkpoint.publicKey {
                     note(.tampered, seq...seq, "checkpoint: it is signed by key \(checkpoint.publicKey.hex), but the first checkpoint (event \(first.seq)) by key \(first.checkpoint.publicKey.hex): the signing key changed within the ledger; pass --pubkey with the daemon's key to tell which is genuine")
                 }
+                // The ledger's id is outside the tree; a default origin names it under a signature.
+                let defaultOrigin = CheckpointSigner.defaultOrigin(ledgerID: ledgerID)
+                if let origin = checkpoint.origin, origin.hasPrefix("ballotledger/"), origin.utf8.count == defaultOrigin.utf8.count, origin != defaultOrigin {
+                    note(.tampered, seq...seq, "checkpoint: its origin '\(origin)' names another ledger id than this ledger's meta 'ledger_id' (\(defaultOrigin.dropFirst(13))), which jurors' statements name")
+                }
                 let finding = checkpoint.finding(root: root, state: state, pinnedKey: pinnedKey)
                 switch finding {
                 case .badSignature(let what)?: note(.tampered, seq...seq, "checkpoint: \(what)")

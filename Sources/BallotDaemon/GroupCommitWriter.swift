@@ -146,7 +146,7 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// The ledger's id, in hex: what jurors' statements name (`status`).
-    var ledgerID: String { ledger.ledgerID.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined() }
+    var ledgerID: String { ledger.ledgerID.withUnsafeBytes { hexString($0) } }
 
     var electionCount: Int {
         condition.lock()

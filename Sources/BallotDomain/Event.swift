@@ -146,8 +146,8 @@ public struct JuryScore: Sendable, Equatable {
     public var score: Int32
     /// The sequence number of the score this one amends, or nil for a first score.
     public var supersedes: UInt64?
-    /// The juror's Ed25519 signature (64 bytes) of the score's statement, which names all of
-    /// the above (docs/ledger-format.md, "Jury statements"); nil for an unsigned score.
+    /// The juror's Ed25519 signature (64 bytes) of the score's statement, which names the
+    /// ledger and all of the above (docs/ledger-format.md §3.2); nil for an unsigned score.
     public var signature: [UInt8]?
 
     public init(election: ElectionID, juror: JurorID, nominee: NomineeID, criterion: CriterionID,

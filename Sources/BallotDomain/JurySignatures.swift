@@ -67,7 +67,7 @@ public struct JurySignaturePolicy: Sendable, Equatable {
 }
 
 /// An Ed25519 signature (64 bytes) by a juror's key, of a statement the ledger can rebuild
-/// from the event that holds it (docs/ledger-format.md, "Jury statements").
+/// from the event that holds it and the ledger's id (docs/ledger-format.md §3.2).
 public struct JurorSignature: Sendable, Equatable {
     public var juror: JurorID
     public var bytes: [UInt8]

@@ -116,7 +116,7 @@ extension ElectionState {
             }
             if let key {
                 try Limits.check(key.name, "juror '\(juror)' key name", max: Limits.name)
-                if key.name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+                if key.name.firstControlCharacter() != nil {
                     throw DomainError(.badRequest, "juror '\(juror)': the key name holds a control character")
                 }
                 if key.publicKey.isSmallOrderEd25519 {
@@ -167,10 +167,9 @@ extension ElectionState {
                 throw DomainError(.juryIncomplete, "'\(gap.nominee)' has no jury score on criterion '\(gap.criterion)' yet; the jury of '\(id)' closes only once every nominee is scored on every criterion")
             }
             // Likewise a jury too small to co-sign its result: no juror can be added once closed.
-            let quorum = definition.jurySignatures.quorum
             let keyed = jurors.count(where: { key(ofJuror: $0.id) != nil })
-            if keyed < quorum {
-                throw DomainError(.juryQuorum, "'\(id)' needs \(quorum) jurors to co-sign its result, and only \(keyed) have keys; add jurors before the jury closes")
+            if keyed < definition.jurySignatures.quorum {
+                throw DomainError(.juryQuorum, "'\(id)' needs \(definition.jurySignatures.quorum) jurors to co-sign its result, and only \(keyed) have keys; add jurors before the jury closes")
             }
             return .juryClosed(election: id)
 
@@ -179,7 +178,7 @@ extension ElectionState {
                 try Limits.check(justification, "result.certify justification", max: Limits.justification)
                 // Text a juror reads before signing: no control character may rewrite what a
                 // terminal shows them (an escape sequence), so only newlines and tabs.
-                if let bad = justification.unicodeScalars.first(where: { $0.properties.generalCategory == .control && $0 != "\n" && $0 != "\t" }) {
+                if let bad = justification.firstControlCharacter(allowing: ["\n", "\t"]) {
                     throw DomainError(.badRequest, "result.certify justification holds the control character U+\(String(bad.value, radix: 16, uppercase: true)); only newlines and tabs are allowed")
                 }
             }
@@ -207,10 +206,7 @@ extension ElectionState {
             if let pending = self.proposal, pending.result == proposal {
                 throw DomainError(.juryQuorum, "the result of '\(id)' was put to the jury at event \(pending.seq) and awaits its co-signatures: \(cosignatures.count) of \(quorum)\(cosignatures.isEmpty ? "" : " (" + cosignatures.map(\.juror.value).joined(separator: ", ") + ")"); it is certified when the last of them signs (result.sign)")
             }
-            let keyed = jurors.count(where: { key(ofJuror: $0.id) != nil })
-            guard keyed >= quorum else {
-                throw DomainError(.juryQuorum, "'\(id)' needs \(quorum) jurors to co-sign its result, and only \(keyed) have keys")
-            }
+            // (A jury too small for its quorum did not close: see jury.close.)
             return .resultProposed(proposal)
 
         case .signResult(let id, let juror, let signature):

@@ -23,3 +23,17 @@ extension String {
         return utf8.withContiguousStorageIfAvailable { UnsafeRawBufferPointer($0).elementsEqual(raw) } ?? utf8.elementsEqual(raw)
     }
 }
+
+extension String {
+    /// The first control character (Unicode general category Cc) other than those `allowed`:
+    /// what may not be in text a person reads in a terminal (an escape sequence could rewrite
+    /// what it shows them).
+    public func firstControlCharacter(allowing allowed: Set<Unicode.Scalar> = []) -> Unicode.Scalar? {
+        unicodeScalars.first { $0.isControlCharacter && !allowed.contains($0) }
+    }
+}
+
+extension Unicode.Scalar {
+    /// A control character: Unicode general category Cc (C0, DEL and C1).
+    public var isControlCharacter: Bool { properties.generalCategory == .control }
+}

@@ -48,7 +48,7 @@ public struct CheckpointSigner: Sendable {
 
     /// The origin of a ledger whose id is `ledgerID` when none is configured.
     public static func defaultOrigin(ledgerID: [UInt8]) -> String {
-        "ballotledger/" + ledgerID.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        "ballotledger/" + ledgerID.withUnsafeBytes { hexString($0) }
     }
 
     /// The origin a ledger's new checkpoints carry: the configured one, else the one its last

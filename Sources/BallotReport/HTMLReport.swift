@@ -109,11 +109,13 @@ public struct HTMLReport {
         return "<p>\(what)</p><ul id=\"cosigners\">\(names)</ul>"
     }
 
-    /// What the audit says of the signatures on this page: verified only when it found nothing.
-    /// Each key is shown whole (name, key ID, public key), for a juror to compare with their own.
+    /// Whether this page may vouch for the signatures it shows: only when the audit found
+    /// nothing. (Each key is shown whole, name, key ID and public key, for a juror to compare
+    /// with their own.)
+    var signaturesVouched: Bool { audit.exitCode == 0 && !audit.stoppedEarly }
+
     var signaturesChecked: String {
-        audit.exitCode == 0 && !audit.stoppedEarly
-            ? ", each signature verified by this audit against the key the ledger recorded for that juror"
+        signaturesVouched ? ", each signature verified by this audit against the key the ledger recorded for that juror"
             : "; this audit found problems in the ledger (above), so no signature here is vouched for"
     }
 
@@ -180,7 +182,7 @@ public struct HTMLReport {
         html += "</table>"
         guard jury.showsSignatures else { return html }
         // Each juror's own scores, and whether the juror signed each with their key.
-        html += "<h3>Each juror's scores</h3><p>\(election.definition.jurySignatures.required ? "Every score must be signed with its juror's own key." : "A score may be signed with its juror's own key.")\(signaturesChecked.replacingFirstComma).</p>"
+        html += "<h3>Each juror's scores</h3><p>\(election.definition.jurySignatures.required ? "Every score must be signed with its juror's own key." : "A score may be signed with its juror's own key.")\(signaturesVouched ? " Each signature was verified by this audit against the key the ledger recorded for its juror." : " This audit found problems in the ledger (above), so no signature here is vouched for.")</p>"
         html += "<table id=\"jury-signed\"><tr><th>Juror</th><th>Key</th><th>Nominee</th><th>Criterion</th><th>Score</th><th>Event</th><th>Signed</th></tr>"
         for juror in election.jurors.map(\.id).sorted() {
             for row in jury.rows {
@@ -219,12 +221,4 @@ func esc(_ s: String) -> String {
         }
     }
     return out
-}
-
-private extension String {
-    /// ", each signature…" as a sentence of its own: " Each signature…"; "; this audit…" likewise.
-    var replacingFirstComma: String {
-        guard let first = dropFirst(2).first else { return self }
-        return " " + String(first).uppercased() + dropFirst(3)
-    }
 }

@@ -24,6 +24,7 @@ public enum Verdict {
     public static func text(_ report: AuditReport, ledger: String, elapsed: Duration) -> String {
         var lines = ["ledger:      \(ledger)",
                      "events:      \(report.events)",
+                     "ledger id:   \(report.ledgerID.withUnsafeBytes { hexString($0) }) (meta, outside the tree: what jurors' signed statements name)",
                      "merkle root: \(report.root.hex)" + (report.stoppedEarly ? " (over the first \(report.rootCovers) records: the audit stopped at its limit of findings)" : "")]
         let held = report.checkpoints.filter(\.holds).count
         let keyNote = report.keyPinned ? "against the key given" : "against the key each names (pass --pubkey to pin the daemon's key)"
@@ -53,6 +54,7 @@ public enum Verdict {
             ("verdict", .string(verdict)),
             ("exit_code", .int(Int64(report.exitCode))),
             ("events", .uint(report.events)),
+            ("ledger_id", .string(report.ledgerID.withUnsafeBytes { hexString($0) })),
             ("merkle_root", .string(report.root.hex)),
             ("merkle_root_covers", .uint(report.rootCovers)),
             ("stopped_early", .bool(report.stoppedEarly)),

@@ -112,7 +112,7 @@ enum JurorSigning {
     static func visible(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
-            if scalar.properties.generalCategory == .control && scalar != "\n" && scalar != "\t" {
+            if scalar.isControlCharacter && scalar != "\n" && scalar != "\t" {
                 out += "\\u{\(String(scalar.value, radix: 16))}"
             } else {
                 out.unicodeScalars.append(scalar)

@@ -212,6 +212,21 @@ struct SignedJury {
         reopened.close()
     }
 
+    /// A quorum of one: the single co-signature is the certification (no result.cosigned).
+    @Test func aQuorumOfOneCertifiesAtTheFirstCoSignature() throws {
+        let jury = try SignedJury(quorum: 1)
+        try jury.scoreAndClose()
+        let proposed = try #require(try jury.must([Submission(.certifyResult(election: jury.id, justification: jury.justification), by: Fixtures.admin)])[0].receipt)
+        let certified = try #require(try jury.must([jury.cosign(1)])[0].receipt)
+        #expect(certified.seq == proposed.seq + 1)
+        guard case .resultCertified(let result)? = try jury.ledger.reader.record(certified.seq)?.event else { Issue.record("not certified"); return }
+        #expect(result.cosignatures.map(\.juror) == [jury.jurors[1]] && result.proposal == proposed.seq)
+        let report = try Audit.verify(jury.ledger.reader)
+        #expect(report.findings.isEmpty, "\(report.findings)")
+        jury.ledger.close()
+        #expect(try runPythonVerifier([jury.dir.sub("ledger")]).status == 0)
+    }
+
     /// A ranking that changes after the proposal (a vote invalidated) is not the one the jury
     /// was asked to sign: co-signing stops until the admin proposes the new one.
     @Test func aChangedRankingNeedsANewProposal() throws {

@@ -45,9 +45,7 @@ public enum JuryStatement {
         result(ledger: ledger, proposal: seq, election: p.election, winner: p.winner, ranking: p.ranking, justification: p.justification)
     }
 
-    private static func hex(_ bytes: [UInt8]) -> String {
-        bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
-    }
+    private static func hex(_ bytes: [UInt8]) -> String { bytes.withUnsafeBytes { hexString($0) } }
 
     public static func rankingDigest(_ ranking: [NomineeID]) -> Digest32 {
         digest(Array(ranking.map { "\($0)\n" }.joined().utf8))
