@@ -11,21 +11,22 @@ import BallotStore
 import Foundation
 
 enum JuryBench {
-    static let usage = "usage: ballot-bench jury --dir DIR [--batch B]"
+    static let usage = "usage: ballot-bench jury --dir DIR [--batch B] [--signed-first]"
 
     static func run(_ args: [String]) throws {
-        var dir = "", batch = 100
+        var dir = "", batch = 100, signedFirst = false
         var it = args.makeIterator()
         while let a = it.next() {
             switch a {
             case "--dir": dir = it.next() ?? ""
             case "--batch": batch = Int(it.next() ?? "") ?? batch
+            case "--signed-first": signedFirst = true
             default: throw Arguments.UsageError()
             }
         }
         guard !dir.isEmpty, batch > 0 else { throw Arguments.UsageError() }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        for signed in [false, true] {
+        for signed in signedFirst ? [true, false] : [false, true] {
             let path = dir + (signed ? "/signed" : "/unsigned")
             try? FileManager.default.removeItem(atPath: path)
             print(try append(to: path, signed: signed, batch: batch))
