@@ -128,40 +128,59 @@ import BallotStore
 enum GoldenLedger {
     static let keySeed = (0..<32).map { UInt8(truncatingIfNeeded: $0 * 13 + 5) }
 
-    /// Writes it to `path` (compacted) and returns what `expected.json` records.
-    static func write(to path: String) throws -> [String: Any] {
+    /// Writes a ledger to `path` (compacted): `story` appends to it, through `must`, which
+    /// throws on any refusal, with the fixtures' manual clock and checkpoint key. Returns what
+    /// `expected.json` records.
+    static func written(to path: String, _ story: (Ledger, ManualClock, ([Submission]) throws -> [Outcome]) throws -> Void) throws -> [String: Any] {
         let scratch = TemporaryDirectory("golden-scratch")
         let clock = ManualClock(Fixtures.now)
         let key = try CheckpointKey(seed: keySeed)
         let ledger = try Ledger(path: scratch.sub("ledger"), options: Fixtures.options(), clock: clock, checkpointKey: key)
-        let award = Fixtures.electionID, early = Fixtures.slug("early-2022")
         func must(_ batch: [Submission]) throws -> [Outcome] {
             let outcomes = try ledger.submit(batch)
             for (s, o) in zip(batch, outcomes) where o.receipt == nil { throw DaemonTestError("golden ledger: \(s.command.name) refused: \(o)") }
             return outcomes
         }
-        let admin = Fixtures.admin
-        // An election with the whole story: nominees, jurors, votes (some keyed, one
-        // invalidated), an import's record, scores, closes, certification and checkpoints.
-        _ = try must(Fixtures.setUpCommands(award).map { Submission($0, by: admin) })
-        let votes = try must(Fixtures.votes(0..<60, election: award).enumerated().map {
-            Submission($1, by: Fixtures.importer, idempotencyKey: $0 % 3 == 0 ? "web-\($0)" : "")
-        })
-        _ = try must([Submission(.invalidateVote(election: award, vote: votes[7].receipt!.seq, reason: "a test of invalidation"), by: admin)])
-        _ = try must([Submission(.recordImport(ImportRecord(
-            file: "golden.csv", election: award, bytes: 4_096, sha256: Digest32(hex: String(repeating: "ab", count: 32))!,
-            rows: 62, accepted: 60, alreadyPresent: 0, refused: [ImportRecord.ReasonCount(reason: "duplicate_vote", count: 2)],
-            firstSeq: votes[0].receipt!.seq, lastSeq: votes[59].receipt!.seq)), by: Fixtures.importer)])
-        _ = try must([Submission(.takeCheckpoint(.request), by: admin)])
-        var scores: [Submission] = []
-        for (j, juror) in Fixtures.jurors.enumerated() {
-            for (n, nominee) in Fixtures.nominees.enumerated() {
-                for (c, criterion) in Fixtures.criteria.enumerated() {
-                    scores.append(Submission(.scoreJury(election: award, juror: Fixtures.slug(juror), nominee: Fixtures.slug(nominee),
-                                                        criterion: Fixtures.slug(criterion), score: Int32(1 + (j + 2 * n + 3 * c) % 10)),
-                                             by: Fixtures.juror, idempotencyKey: "score-\(j)-\(n)-\(c)"))
+        try story(ledger, clock, must)
+        var rankings: [String: String] = [:]
+        for election in ledger.state.elections {
+            rankings[election.id.value] = String(decoding: try ledger.reader.projection(election.id, .ranking)!, as: UTF8.self)
+        }
+        let expected: [String: Any] = [
+            "size": ledger.size, "root": ledger.root.hex, "checkpoint_public_key": key.publicKey.hex,
+            "format_version": Int(RecordCodec.formatVersion), "rankings": rankings,
+        ]
+        _ = try ledger.reader.backup(to: path)
+        ledger.close()
+        return expected
+    }
+
+    /// The golden ledger of today's code: every kind of event, two elections.
+    static func write(to path: String) throws -> [String: Any] {
+        try written(to: path) { ledger, clock, must in
+            let award = Fixtures.electionID, early = Fixtures.slug("early-2022")
+            let admin = Fixtures.admin
+            // An election with the whole story: nominees, jurors, votes (some keyed, one
+            // invalidated), an import's record, scores, closes, certification and checkpoints.
+            _ = try must(Fixtures.setUpCommands(award).map { Submission($0, by: admin) })
+            let votes = try must(Fixtures.votes(0..<60, election: award).enumerated().map {
+                Submission($1, by: Fixtures.importer, idempotencyKey: $0 % 3 == 0 ? "web-\($0)" : "")
+            })
+            _ = try must([Submission(.invalidateVote(election: award, vote: votes[7].receipt!.seq, reason: "a test of invalidation"), by: admin)])
+            _ = try must([Submission(.recordImport(ImportRecord(
+                file: "golden.csv", election: award, bytes: 4_096, sha256: Digest32(hex: String(repeating: "ab", count: 32))!,
+                rows: 62, accepted: 60, alreadyPresent: 0, refused: [ImportRecord.ReasonCount(reason: "duplicate_vote", count: 2)],
+                firstSeq: votes[0].receipt!.seq, lastSeq: votes[59].receipt!.seq)), by: Fixtures.importer)])
+            _ = try must([Submission(.takeCheckpoint(.request), by: admin)])
+            var scores: [Submission] = []
+            for (j, juror) in Fixtures.jurors.enumerated() {
+                for (n, nominee) in Fixtures.nominees.enumerated() {
+                    for (c, criterion) in Fixtures.criteria.enumerated() {
+                        scores.append(Submission(.scoreJury(election: award, juror: Fixtures.slug(juror), nominee: Fixtures.slug(nominee),
+                                                            criterion: Fixtures.slug(criterion), score: Int32(1 + (j + 2 * n + 3 * c) % 10)),
+                                                 by: Fixtures.juror, idempotencyKey: "score-\(j)-\(n)-\(c)"))
+                    }
                 }
-            }
         }
         _ = try must(scores)
         // A score changed: the later one counts.
@@ -187,35 +206,16 @@ enum GoldenLedger {
         })
         clock.set("2022-11-22T08:00:00Z")
         _ = try must([Submission(.closeVoting(election: early), by: admin)])
-
-        var rankings: [String: String] = [:]
-        for election in ledger.state.elections {
-            rankings[election.id.value] = String(decoding: try ledger.reader.projection(election.id, .ranking)!, as: UTF8.self)
         }
-        let expected: [String: Any] = [
-            "size": ledger.size, "root": ledger.root.hex, "checkpoint_public_key": key.publicKey.hex,
-            "format_version": Int(RecordCodec.formatVersion), "rankings": rankings,
-        ]
-        _ = try ledger.reader.backup(to: path)
-        ledger.close()
-        return expected
     }
 
     /// The signing jury's ledger (above): deterministic keys, three jurors, a quorum of two.
     static func writeSignedJury(to path: String) throws -> [String: Any] {
-        let scratch = TemporaryDirectory("golden-scratch")
-        let clock = ManualClock(Fixtures.now)
-        let key = try CheckpointKey(seed: keySeed)
-        let ledger = try Ledger(path: scratch.sub("ledger"), options: Fixtures.options(), clock: clock, checkpointKey: key)
-        let award = Fixtures.slug("signed-2023"), admin = Fixtures.admin
-        func must(_ batch: [Submission]) throws -> [Outcome] {
-            let outcomes = try ledger.submit(batch)
-            for (s, o) in zip(batch, outcomes) where o.receipt == nil { throw DaemonTestError("signed ledger: \(s.command.name) refused: \(o)") }
-            return outcomes
-        }
-        func signed(_ signer: SignerKey, _ statement: String) -> SentSignature {
-            let line = signer.sign(statement)
-            return SentSignature(keyID: line.keyID, bytes: line.bytes)
+        try written(to: path) { ledger, clock, must in
+            let award = Fixtures.slug("signed-2023"), admin = Fixtures.admin
+            func signed(_ signer: SignerKey, _ statement: String) -> SentSignature {
+                let line = signer.sign(statement)
+                return SentSignature(keyID: line.keyID, bytes: line.bytes)
         }
         var definition = Fixtures.definition(award)
         definition.criteria = [definition.criteria[0]]
@@ -250,66 +250,44 @@ enum GoldenLedger {
             _ = try must([Submission(.signResult(election: award, juror: jurors[j], signature: signed(keys[j], statement)), by: Fixtures.juror)])
         }
         guard ledger.state[award]?.certified?.cosignatures.count == 2 else { throw DaemonTestError("signed ledger: not certified") }
-        let expected: [String: Any] = [
-            "size": ledger.size, "root": ledger.root.hex, "checkpoint_public_key": key.publicKey.hex,
-            "format_version": Int(RecordCodec.formatVersion),
-            "rankings": [award.value: String(decoding: try ledger.reader.projection(award, .ranking)!, as: UTF8.self)],
-        ]
-        _ = try ledger.reader.backup(to: path)
-        ledger.close()
-        return expected
+        }
     }
 
     /// The small ledger (above): one election of two nominees, one criterion and one juror,
     /// eight votes (some keyed, one invalidated), an import's record, scores (one amended),
     /// closes, certification and checkpoints.
     static func writeSmall(to path: String) throws -> [String: Any] {
-        let scratch = TemporaryDirectory("golden-scratch")
-        let clock = ManualClock(Fixtures.now)
-        let key = try CheckpointKey(seed: keySeed)
-        let ledger = try Ledger(path: scratch.sub("ledger"), options: Fixtures.options(), clock: clock, checkpointKey: key)
-        let award = Fixtures.slug("small-2022"), admin = Fixtures.admin
-        func must(_ batch: [Submission]) throws -> [Outcome] {
-            let outcomes = try ledger.submit(batch)
-            for (s, o) in zip(batch, outcomes) where o.receipt == nil { throw DaemonTestError("small ledger: \(s.command.name) refused: \(o)") }
-            return outcomes
+        try written(to: path) { _, clock, must in
+            let award = Fixtures.slug("small-2022"), admin = Fixtures.admin
+            var definition = Fixtures.definition(award)
+            definition.criteria = [definition.criteria[0]]
+            let nominees = ["bodo", "kinn"]
+            _ = try must([Submission(.defineElection(definition), by: admin)]
+                         + nominees.map { Submission(.addNominee(election: award, nomination: Fixtures.nomination($0)), by: admin) }
+                         + [Submission(.addJuror(election: award, juror: Fixtures.slug("jury-a"), name: "Jury A"), by: admin)])
+            let votes = try must((0..<8).map { i in
+                Submission(.castVote(election: award, nominee: Fixtures.slug(nominees[i % 3 == 0 ? 0 : 1]), voter: Fixtures.voter(i),
+                                     castAt: Fixtures.time("2022-11-0\(2 + i % 7)T12:00:00Z"), channel: i % 2 == 0 ? "web" : "sms"),
+                           by: Fixtures.importer, idempotencyKey: i % 3 == 0 ? "web-\(i)" : "")
+            })
+            _ = try must([Submission(.invalidateVote(election: award, vote: votes[2].receipt!.seq, reason: "a test of invalidation"), by: admin)])
+            _ = try must([Submission(.recordImport(ImportRecord(
+                file: "small.csv", election: award, bytes: 512, sha256: Digest32(hex: String(repeating: "cd", count: 32))!,
+                rows: 9, accepted: 8, alreadyPresent: 0, refused: [ImportRecord.ReasonCount(reason: "duplicate_vote", count: 1)],
+                firstSeq: votes[0].receipt!.seq, lastSeq: votes[7].receipt!.seq)), by: Fixtures.importer)])
+            _ = try must([Submission(.takeCheckpoint(.request), by: admin)])
+            let criterion = definition.criteria[0].id
+            _ = try must(nominees.enumerated().map { n, nominee in
+                Submission(.scoreJury(election: award, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug(nominee), criterion: criterion,
+                                      score: Int32(4 + 3 * n)), by: Fixtures.juror, idempotencyKey: "score-\(n)")
+            })
+            _ = try must([Submission(.scoreJury(election: award, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug("bodo"),
+                                                criterion: criterion, score: 9), by: Fixtures.juror)])
+            clock.set("2022-11-12T09:00:00Z")
+            _ = try must([Submission(.closeVoting(election: award), by: admin)])
+            _ = try must([Submission(.closeJury(election: award), by: admin)])
+            clock.set("2022-11-17T10:00:00Z")
+            _ = try must([Submission(.certifyResult(election: award), by: admin)])
         }
-        var definition = Fixtures.definition(award)
-        definition.criteria = [definition.criteria[0]]
-        let nominees = ["bodo", "kinn"]
-        _ = try must([Submission(.defineElection(definition), by: admin)]
-                     + nominees.map { Submission(.addNominee(election: award, nomination: Fixtures.nomination($0)), by: admin) }
-                     + [Submission(.addJuror(election: award, juror: Fixtures.slug("jury-a"), name: "Jury A"), by: admin)])
-        let votes = try must((0..<8).map { i in
-            Submission(.castVote(election: award, nominee: Fixtures.slug(nominees[i % 3 == 0 ? 0 : 1]), voter: Fixtures.voter(i),
-                                 castAt: Fixtures.time("2022-11-0\(2 + i % 7)T12:00:00Z"), channel: i % 2 == 0 ? "web" : "sms"),
-                       by: Fixtures.importer, idempotencyKey: i % 3 == 0 ? "web-\(i)" : "")
-        })
-        _ = try must([Submission(.invalidateVote(election: award, vote: votes[2].receipt!.seq, reason: "a test of invalidation"), by: admin)])
-        _ = try must([Submission(.recordImport(ImportRecord(
-            file: "small.csv", election: award, bytes: 512, sha256: Digest32(hex: String(repeating: "cd", count: 32))!,
-            rows: 9, accepted: 8, alreadyPresent: 0, refused: [ImportRecord.ReasonCount(reason: "duplicate_vote", count: 1)],
-            firstSeq: votes[0].receipt!.seq, lastSeq: votes[7].receipt!.seq)), by: Fixtures.importer)])
-        _ = try must([Submission(.takeCheckpoint(.request), by: admin)])
-        let criterion = definition.criteria[0].id
-        _ = try must(nominees.enumerated().map { n, nominee in
-            Submission(.scoreJury(election: award, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug(nominee), criterion: criterion,
-                                  score: Int32(4 + 3 * n)), by: Fixtures.juror, idempotencyKey: "score-\(n)")
-        })
-        _ = try must([Submission(.scoreJury(election: award, juror: Fixtures.slug("jury-a"), nominee: Fixtures.slug("bodo"),
-                                            criterion: criterion, score: 9), by: Fixtures.juror)])
-        clock.set("2022-11-12T09:00:00Z")
-        _ = try must([Submission(.closeVoting(election: award), by: admin)])
-        _ = try must([Submission(.closeJury(election: award), by: admin)])
-        clock.set("2022-11-17T10:00:00Z")
-        _ = try must([Submission(.certifyResult(election: award), by: admin)])
-        let expected: [String: Any] = [
-            "size": ledger.size, "root": ledger.root.hex, "checkpoint_public_key": key.publicKey.hex,
-            "format_version": Int(RecordCodec.formatVersion),
-            "rankings": [award.value: String(decoding: try ledger.reader.projection(award, .ranking)!, as: UTF8.self)],
-        ]
-        _ = try ledger.reader.backup(to: path)
-        ledger.close()
-        return expected
     }
 }
