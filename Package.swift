@@ -55,6 +55,12 @@ let package = Package(
             providers: [.apt(["liblmdb-dev"])]
         ),
         .systemLibrary(name: "CEpoll"),
+        // The official NATS C client, with JetStream (Debian's libnats-dev); BallotNATS wraps it.
+        .systemLibrary(
+            name: "CNATS",
+            pkgConfig: "libnats",
+            providers: [.apt(["libnats-dev"])]
+        ),
         .systemLibrary(
             name: "COpenSSL",
             pkgConfig: "libcrypto",
@@ -129,11 +135,18 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // NATS JetStream through the official C client: a connection, streams, a durable pull
+        // consumer, publishing with message ids. Nothing of the domain.
+        .target(
+            name: "BallotNATS",
+            dependencies: ["CNATS"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "BallotDaemon",
             dependencies: [
                 "BallotDomain", "BallotStore", "BallotFormat", "BallotAudit", "BallotLedger", "BallotProtocol",
-                "BallotConfig", "BallotImport", "BallotHTTP",
+                "BallotConfig", "BallotImport", "BallotHTTP", "BallotNATS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -219,7 +232,7 @@ let package = Package(
         .executableTarget(
             name: "ballotctl",
             dependencies: [
-                "BallotClient", "BallotDomain", "BallotFormat",
+                "BallotClient", "BallotDomain", "BallotFormat", "BallotNATS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -274,7 +287,7 @@ let package = Package(
             name: "BallotDaemonTests",
             dependencies: [
                 "BallotDaemon", "BallotDomain", "BallotFormat", "BallotAudit", "BallotLedger", "BallotStore", "BallotProtocol",
-                "TestSupport",
+                "BallotImport", "BallotNATS", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

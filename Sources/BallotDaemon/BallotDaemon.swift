@@ -110,6 +110,9 @@ public struct BallotDaemon: Service {
                                        metrics: metrics, verification: verification, renderMetrics: config.renderMetrics,
                                        witnesses: cosigner, certificationTimeout: .seconds(config.witnessCertifyTimeoutSeconds))
 
+        let intake = config.intake.map {
+            JetStreamIntake(config: $0, writer: writer, hasher: hasher, daemonUID: config.access.daemonUID, loop: loops.next(), logger: logger)
+        }
         let readPool = NIOThreadPool(numberOfThreads: 2)
         readPool.start()
         let service = RequestService(operations: handler, readPool: readPool, maxLineBytes: config.maxLineBytes, logger: logger)
@@ -170,6 +173,7 @@ public struct BallotDaemon: Service {
         }
         logger.info("serving", metadata: ["socket.path": "\(config.socketPath)", "socket.mode": "\(String(config.socketMode, radix: 8))",
                                           "event_loops": "\(config.eventLoops)"])
+        intake?.start()
         SystemdNotify.ready()
 
         // Serve until SIGTERM or SIGINT (or cancellation).
@@ -177,6 +181,9 @@ public struct BallotDaemon: Service {
         logger.info("shutting down: no new connections")
         try? await server.close()
         try? await metricsServer?.close()
+        // The intake settles the batch in hand (its votes decided and their outcomes out, or
+        // left to be delivered again) and takes no more.
+        await intake?.stop()
         // Each connection answers the request in hand and closes; subscriptions end.
         writer.commits.close()
         // Certifications waiting for witnesses are answered now (not witnessed), and requests

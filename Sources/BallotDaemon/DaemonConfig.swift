@@ -52,6 +52,9 @@ public struct DaemonConfig: Sendable {
     public var access: AccessRules
     /// Where to serve `GET /metrics` over HTTP for Prometheus; nil (the default) for nowhere.
     public var metricsListen: ListenAddress?
+    /// Votes taken from NATS JetStream (docs/intake.md); nil (the default) for none. Key:
+    /// intake.nats_url and the other intake.* keys.
+    public var intake: IntakeConfig?
     /// Renders the metrics for the `metrics` op in the Prometheus text format; `main` sets it
     /// when it bootstraps the metrics backend.
     public var renderMetrics: @Sendable () -> [UInt8] = { Array("# no metrics backend\n".utf8) }
@@ -110,4 +113,28 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Where and how `ballotd` takes votes from NATS JetStream (docs/intake.md).
+public struct IntakeConfig: Sendable, Equatable {
+    /// The NATS server (`nats://HOST:PORT`; several, comma-separated, for a cluster).
+    public var natsURL: String
+    /// The stream front ends publish votes to, made if missing (work-queue retention), and
+    /// the subjects: `<votesSubject>.<election>`.
+    public var votesStream = "BALLOT_VOTES"
+    public var votesSubject = "ballot.votes"
+    /// The stream every outcome is kept in, made if missing, on `<outcomesSubject>.<election>.<vote>`.
+    public var outcomesStream = "BALLOT_OUTCOMES"
+    public var outcomesSubject = "ballot.outcomes"
+    /// The durable pull consumer's name.
+    public var consumer = "ballotd"
+    /// The most messages one fetch takes: one writer job, one commit.
+    public var batch = 4096
+    /// How long JetStream waits for an acknowledgement before it delivers a message again.
+    public var ackWaitSeconds: Int64 = 30
+    /// How long the streams JetStream makes remember a message id (a front end's repeat of a
+    /// vote within it is dropped before ballotd sees it).
+    public var duplicateWindowSeconds: Int64 = 600
+
+    public init(natsURL: String) { self.natsURL = natsURL }
 }

@@ -115,11 +115,50 @@ public enum DaemonConfigLoader {
             }
             config.metricsListen = address
         }
+        let natsURL = text("intake.nats_url", "")
+        if !natsURL.isEmpty {
+            var intake = IntakeConfig(natsURL: natsURL)
+            intake.votesStream = try natsName("intake.votes_stream", text("intake.votes_stream", intake.votesStream))
+            intake.votesSubject = try subjectPrefix("intake.votes_subject", text("intake.votes_subject", intake.votesSubject))
+            intake.outcomesStream = try natsName("intake.outcomes_stream", text("intake.outcomes_stream", intake.outcomesStream))
+            intake.outcomesSubject = try subjectPrefix("intake.outcomes_subject", text("intake.outcomes_subject", intake.outcomesSubject))
+            intake.consumer = try natsName("intake.consumer", text("intake.consumer", intake.consumer))
+            intake.batch = try number("intake.batch", intake.batch)
+            intake.ackWaitSeconds = Int64(try number("intake.ack_wait", Int(intake.ackWaitSeconds)))
+            intake.duplicateWindowSeconds = Int64(try number("intake.duplicate_window", Int(intake.duplicateWindowSeconds)))
+            guard intake.votesStream != intake.outcomesStream, intake.votesSubject != intake.outcomesSubject,
+                  !intake.votesSubject.hasPrefix(intake.outcomesSubject + "."), !intake.outcomesSubject.hasPrefix(intake.votesSubject + ".") else {
+                throw DaemonError.setup("intake: the votes and the outcomes need streams and subjects of their own (votes \(intake.votesStream) on \(intake.votesSubject), outcomes \(intake.outcomesStream) on \(intake.outcomesSubject))")
+            }
+            guard intake.batch <= 65536 else { throw DaemonError.setup("intake.batch is \(intake.batch); at most 65536") }
+            config.intake = intake
+        }
         let logLevel = text("log_level", "info")
         guard ["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(logLevel) else {
             throw DaemonError.setup("log_level '\(logLevel)' is not one of trace, debug, info, notice, warning, error, critical")
         }
         return (config, logLevel)
+    }
+
+    /// A stream's or consumer's name: letters, digits, - and _.
+    static func natsName(_ key: String, _ value: String) throws -> String {
+        guard !value.isEmpty, value.utf8.count <= 64, value.utf8.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") }) else {
+            throw DaemonError.setup("\(key) is '\(value)'; write a name of letters, digits, - and _")
+        }
+        return value
+    }
+
+    /// A subject prefix: dot-separated tokens of letters, digits, - and _, no wildcard.
+    static func subjectPrefix(_ key: String, _ value: String) throws -> String {
+        let tokens = value.split(separator: ".", omittingEmptySubsequences: false)
+        guard !value.isEmpty, tokens.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy { isAlphanumeric($0) || $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") } }) else {
+            throw DaemonError.setup("\(key) is '\(value)'; write a subject such as ballot.votes (tokens of letters, digits, - and _)")
+        }
+        return value
+    }
+
+    private static func isAlphanumeric(_ b: UInt8) -> Bool {
+        (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(b) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
     }
 
     /// Reads the witness policy file; a witness's URL must be one the daemon can ask.

@@ -49,7 +49,10 @@ struct DaemonMetrics: Sendable {
     /// to read before the first refusal or import.
     init() {
         for code in ErrorCode.allCases { Counter(label: "ballotd_refusals_total", dimensions: [("code", code.rawValue)]).increment(by: 0) }
-        for outcome in ImportRowOutcome.allCases { importRows(outcome, 0) }
+        for outcome in ImportRowOutcome.allCases {
+            importRows(outcome, 0)
+            intakeMessages(outcome, 0)
+        }
     }
 
     /// One counter per refusal code.
@@ -62,6 +65,22 @@ struct DaemonMetrics: Sendable {
     /// Rows of vote files read, by what became of them.
     func importRows(_ outcome: ImportRowOutcome, _ count: Int = 1) {
         Counter(label: "ballotd_import_rows_total", dimensions: [("outcome", outcome.rawValue)]).increment(by: count)
+    }
+
+    /// Vote messages taken from JetStream and answered, by outcome (docs/intake.md).
+    func intakeMessages(_ outcome: ImportRowOutcome, _ count: Int = 1) {
+        Counter(label: "ballotd_intake_messages_total", dimensions: [("outcome", outcome.rawValue)]).increment(by: count)
+    }
+
+    func intakeOutcomes(_ outcomes: [IntakeOutcome]) {
+        var counts: [ImportRowOutcome: Int] = [:]
+        for o in outcomes {
+            switch o.decision {
+            case .accepted(_, _, let alreadyPresent): counts[alreadyPresent ? .alreadyPresent : .accepted, default: 0] += 1
+            case .refused: counts[.refused, default: 0] += 1
+            }
+        }
+        for (outcome, n) in counts { intakeMessages(outcome, n) }
     }
 }
 

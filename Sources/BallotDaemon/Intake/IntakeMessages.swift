@@ -1,0 +1,143 @@
+import BallotDomain
+import BallotFormat
+import BallotImport
+import BallotLedger
+import BallotProtocol
+
+/// One vote message as JetStream delivered it: what deciding it needs, without the client's
+/// handle (docs/intake.md).
+struct IntakeMessage: Sendable {
+    /// `<votes prefix>.<election>`.
+    var subject: String
+    /// The `Nats-Msg-Id` header: the row's `vote_id`. nil when the message has none.
+    var messageID: String?
+    /// One NDJSON row of docs/import.md.
+    var body: [UInt8]
+    /// The message's place in the votes stream: what its outcome names, and what tells a
+    /// redelivery of it from another message with the same `vote_id`.
+    var streamSequence: UInt64
+    /// 1 on first delivery.
+    var delivered: UInt64
+}
+
+/// What became of one vote message, as published on `<outcomes prefix>.<election>.<vote>`.
+struct IntakeOutcome: Sendable, Equatable {
+    enum Decision: Sendable, Equatable {
+        /// In the ledger at `seq`. `alreadyPresent`: by an earlier delivery or another path
+        /// (an import with the same `vote_id`), so this message added nothing.
+        case accepted(seq: UInt64, leafHash: MerkleHash, alreadyPresent: Bool)
+        /// Refused for good, with the code of the rules or of the import (docs/import.md).
+        case refused(code: String, message: String)
+    }
+
+    /// The election as the subject names it (possibly not an election id at all).
+    var election: String
+    var voteID: String
+    var streamSequence: UInt64
+    var decision: Decision
+
+    /// The outcome's subject: the election, then the first 32 hex digits of SHA-256 of the
+    /// `vote_id` (a `vote_id` may hold characters a subject cannot), so that a front end can
+    /// ask JetStream for one vote's outcome by subject.
+    func subject(prefix: String) -> String {
+        "\(prefix).\(election).\(Self.voteToken(voteID))"
+    }
+
+    /// JetStream drops a second outcome of the same vote message: a redelivery after a crash
+    /// between publishing the outcome and acknowledging the vote publishes nothing new.
+    var messageID: String { "vote-\(streamSequence)" }
+
+    static func voteToken(_ voteID: String) -> String {
+        var d = SHA256Digester()
+        Array(voteID.utf8).withUnsafeBytes { d.update($0) }
+        return String(d.finalize().hex.prefix(32))
+    }
+
+    /// The published document: one JSON object.
+    var document: [UInt8] {
+        var fields: [(String, JSONValue)] = [("vote_id", .string(voteID)), ("election", .string(election)),
+                                             ("stream_seq", .uint(streamSequence))]
+        switch decision {
+        case .accepted(let seq, let leafHash, let alreadyPresent):
+            fields += [("outcome", .string("accepted")), ("seq", .uint(seq)), ("leaf_hash", .string(leafHash.hex))]
+            if alreadyPresent { fields.append(("already_present", .bool(true))) }
+        case .refused(let code, let message):
+            fields += [("outcome", .string("refused")), ("code", .string(code)), ("message", .string(message))]
+        }
+        return JSONValue.object(fields).serialized()
+    }
+
+    /// The stream sequence an outcome document names, read back when a redelivered message
+    /// looks for the outcome of an earlier delivery.
+    static func streamSequence(ofDocument bytes: [UInt8]) -> UInt64? {
+        guard let value = try? bytes.withUnsafeBytes({ try JSONParser.parse($0) }), case .int(let n)? = value["stream_seq"], n > 0 else { return nil }
+        return UInt64(n)
+    }
+}
+
+/// Turns vote messages into `vote.cast` submissions with the import's reader, one reader per
+/// election named by a subject, so that a message is read exactly as an NDJSON file's line is.
+struct IntakeRows {
+    let identity: VoterIdentity
+    let definitions: (ElectionID) -> ElectionDefinition?
+    let actor: Actor
+    private var readers: [ElectionID: VoteFileReader] = [:]
+    let subjectPrefix: String
+
+    init(subjectPrefix: String, identity: VoterIdentity, definitions: @escaping (ElectionID) -> ElectionDefinition?, actor: Actor) {
+        self.subjectPrefix = subjectPrefix
+        self.identity = identity
+        self.definitions = definitions
+        self.actor = actor
+    }
+
+    /// The election token of a vote subject (`<prefix>.<election>`), whatever it holds.
+    func electionToken(of subject: String) -> String {
+        subject.hasPrefix(subjectPrefix + ".") ? String(subject.dropFirst(subjectPrefix.count + 1)) : subject
+    }
+
+    /// The message's submission, or the refusal that decides it before the rules see it.
+    mutating func read(_ message: IntakeMessage) -> Result<Submission, ImportRefusal> {
+        let token = electionToken(of: message.subject)
+        guard let election = try? Slug(token, what: "election") else {
+            return .failure(ImportRefusal(ImportRefusal.wrongElection, "the subject \(message.subject) does not end in an election id"))
+        }
+        guard let messageID = message.messageID, !messageID.isEmpty else {
+            return .failure(ImportRefusal(ErrorCode.badRequest.rawValue, "the message has no Nats-Msg-Id header; it must be the row's vote_id"))
+        }
+        var body = message.body[...]
+        if body.last == UInt8(ascii: "\n") { body = body.dropLast() }
+        if body.last == UInt8(ascii: "\r") { body = body.dropLast() }
+        guard !body.contains(UInt8(ascii: "\n")) else {
+            return .failure(ImportRefusal(ErrorCode.badRequest.rawValue, "the message holds more than one line; a message is one vote, one NDJSON row"))
+        }
+        var reader = readers[election] ?? VoteFileReader(format: .ndjson, election: election, identity: identity,
+                                                         definitions: definitions, actor: actor)
+        var row: VoteFileRow?
+        let line = Array(body) + [UInt8(ascii: "\n")]
+        do {
+            try line.withUnsafeBytes { raw in try reader.feed(raw) { row = $0 } }
+        } catch {
+            return .failure(ImportRefusal(ImportRefusal.badJSON, "\(error)"))
+        }
+        readers[election] = reader
+        switch row {
+        case nil:
+            return .failure(ImportRefusal(ImportRefusal.missingValue, "the message is empty"))
+        case .refused(_, _, let refusal)?:
+            return .failure(refusal)
+        case .vote(_, let submission)?:
+            guard submission.idempotencyKey == messageID else {
+                return .failure(ImportRefusal(ErrorCode.badRequest.rawValue, "the Nats-Msg-Id header '\(messageID.prefix(64))' is not the row's vote_id '\(submission.idempotencyKey.prefix(64))'"))
+            }
+            return .success(submission)
+        }
+    }
+
+    /// The `vote_id` a message's outcome names: its header, or else its row's.
+    func voteID(of message: IntakeMessage) -> String {
+        if let id = message.messageID, !id.isEmpty { return id }
+        guard let value = try? message.body.withUnsafeBytes({ try JSONParser.parse($0) }), case .string(let id)? = value["vote_id"] else { return "" }
+        return id
+    }
+}
