@@ -94,7 +94,7 @@ public final class JetStream: @unchecked Sendable {
             }
         }
         try NATSError.check(status, "js_PullSubscribe", "\(stream)/\(durable)", jetStreamCode: code)
-        return PullSubscription(subscription!, name: "\(stream)/\(durable)")
+        return PullSubscription(subscription!, name: "\(stream)/\(durable)", jetStream: self)
     }
 
     /// Publishes and waits for JetStream's acknowledgement: the stream's sequence number, and
@@ -120,15 +120,28 @@ public final class JetStream: @unchecked Sendable {
     }
 
     /// Waits until JetStream has acknowledged every asynchronous publish, and returns how many
-    /// it refused or lost since the last call (0: all are stored).
+    /// it refused, or did not acknowledge within `timeoutMilliseconds`, since the last call (0:
+    /// all are stored). Those not acknowledged are given up: a message whose acknowledgement
+    /// died with a server would otherwise be waited for by every later call. Publish them
+    /// again (with the same message id, JetStream keeps one).
     public func publishAsyncComplete(timeoutMilliseconds: Int64) throws(NATSError) -> Int64 {
         var options = jsPubOptions()
         try NATSError.check(jsPubOptions_Init(&options), "jsPubOptions_Init", "")
         options.MaxWait = timeoutMilliseconds
-        try NATSError.check(js_PublishAsyncComplete(context, &options), "js_PublishAsyncComplete", "")
+        let status = js_PublishAsyncComplete(context, &options)
+        var abandoned: Int64 = 0
+        if status == NATS_TIMEOUT {
+            var pending = natsMsgList()
+            if js_PublishAsyncGetPendingList(&pending, context) == NATS_OK {
+                abandoned = Int64(pending.Count)
+                natsMsgList_Destroy(&pending)
+            }
+        } else {
+            try NATSError.check(status, "js_PublishAsyncComplete", "")
+        }
         let failed = ballot_nats_read_counter(publishFailures)
         publishFailures.pointee = 0
-        return failed
+        return failed + abandoned
     }
 
     /// The newest message of `stream` on `subject`, or nil when there is none.
@@ -136,7 +149,7 @@ public final class JetStream: @unchecked Sendable {
         var message: OpaquePointer?
         var code = jsErrCode(rawValue: 0)
         let status = js_GetLastMsg(&message, context, stream, subject, nil, &code)
-        if status == NATS_OK, let message { return NATSMessage(message) }
+        if status == NATS_OK, let message { return NATSMessage(message, connection: connection) }
         let error = NATSError("js_GetLastMsg", "\(stream) \(subject)", status: status, jetStreamCode: code)
         if error.isNotFound { return nil }
         throw error
@@ -161,10 +174,13 @@ public final class JetStream: @unchecked Sendable {
 public final class PullSubscription: @unchecked Sendable {
     let handle: OpaquePointer
     public let name: String
+    /// Kept so that the connection outlives the subscription.
+    let jetStream: JetStream
 
-    init(_ handle: OpaquePointer, name: String) {
+    init(_ handle: OpaquePointer, name: String, jetStream: JetStream) {
         self.handle = handle
         self.name = name
+        self.jetStream = jetStream
     }
 
     /// Up to `batch` messages, waiting at most `timeoutMilliseconds` for the first; an empty
@@ -179,7 +195,7 @@ public final class PullSubscription: @unchecked Sendable {
         messages.reserveCapacity(Int(list.Count))
         for i in 0..<Int(list.Count) {
             if let m = list.Msgs[i] {
-                messages.append(NATSMessage(m))
+                messages.append(NATSMessage(m, connection: jetStream.connection))
                 list.Msgs[i] = nil   // owned by the NATSMessage now, not by the list
             }
         }

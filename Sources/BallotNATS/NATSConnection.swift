@@ -52,8 +52,13 @@ public final class NATSConnection: @unchecked Sendable {
 /// One message as the client received it; it owns the C client's message.
 public final class NATSMessage: @unchecked Sendable {
     let handle: OpaquePointer
+    /// Kept so that the connection an acknowledgement goes out on outlives the message.
+    let connection: NATSConnection
 
-    init(_ handle: OpaquePointer) { self.handle = handle }
+    init(_ handle: OpaquePointer, connection: NATSConnection) {
+        self.handle = handle
+        self.connection = connection
+    }
 
     public var subject: String { String(cString: natsMsg_GetSubject(handle)) }
 

@@ -23,9 +23,16 @@ struct Publish: ParsableCommand {
     @Option(help: "The election of rows that name none.") var election: String?
     @Option(help: "Append the vote_id of each row JetStream stored to this file, as it is stored.") var published: String?
     @Option(help: "Give up after this many seconds without JetStream storing a group.") var timeout = 30
+    @Option(help: "Publish at most this many votes a second (0: as fast as JetStream stores them).") var rate = 0
     @Flag(help: "The summary only.") var quiet = false
 
-    static let group = 512
+    func validate() throws {
+        guard rate >= 0 else { throw ValidationError("--rate must be 0 or more") }
+        guard timeout > 0 else { throw ValidationError("--timeout must be a positive number of seconds") }
+    }
+
+    /// Rows sent before waiting for JetStream to store them: a tenth of a second's worth when paced.
+    var group: Int { rate > 0 ? min(512, max(1, rate / 10)) : 512 }
 
     func run() throws {
         let js: JetStream
@@ -43,6 +50,13 @@ struct Publish: ParsableCommand {
         }
         var stored = 0
         var skipped = 0
+        let started = Date()
+        /// Waits until `stored` votes are due at `rate`.
+        func pace() {
+            guard rate > 0 else { return }
+            let due = started.addingTimeInterval(Double(stored) / Double(rate))
+            if due > Date() { Thread.sleep(until: due) }
+        }
         for file in files {
             guard let data = FileManager.default.contents(atPath: file) else {
                 FileHandle.standardError.write(Data("ballotctl: \(file): not a readable file\n".utf8))
@@ -64,7 +78,8 @@ struct Publish: ParsableCommand {
                     continue
                 }
                 batch.append(("\(subject).\(rowElection)", row, voteID))
-                if batch.count == Self.group {
+                if batch.count == group {
+                    pace()
                     try send(batch, js, log)
                     stored += batch.count
                     batch.removeAll(keepingCapacity: true)

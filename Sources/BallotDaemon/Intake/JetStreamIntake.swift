@@ -103,7 +103,7 @@ final class JetStreamIntake: @unchecked Sendable {
                     for o in outcomes {
                         try jetStream!.publishAsync(subject: o.subject(prefix: config.outcomesSubject), data: o.document, messageID: o.messageID)
                     }
-                    let lost = try jetStream!.publishAsyncComplete(timeoutMilliseconds: 10_000)
+                    let lost = try jetStream!.publishAsyncComplete(timeoutMilliseconds: 5000)
                     if lost > 0 {
                         logger.warning("intake: JetStream did not store \(lost) of \(outcomes.count) outcomes; their votes will be delivered again")
                     }
