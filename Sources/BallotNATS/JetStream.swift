@@ -75,11 +75,12 @@ public final class JetStream: @unchecked Sendable {
     }
 
     /// A durable pull consumer of `stream` (made if missing, with explicit acks) and a
-    /// subscription that fetches from it.
-    public func pullSubscribe(stream: String, subject: String, durable: String, ackWaitSeconds: Int64,
+    /// subscription that fetches from it; with no `durable` name, a consumer of this
+    /// subscription's own that the server removes once it is gone.
+    public func pullSubscribe(stream: String, subject: String, durable: String?, ackWaitSeconds: Int64,
                               maxAckPending: Int64) throws(NATSError) -> PullSubscription {
         var options = jsSubOptions()
-        try NATSError.check(jsSubOptions_Init(&options), "jsSubOptions_Init", durable)
+        try NATSError.check(jsSubOptions_Init(&options), "jsSubOptions_Init", stream)
         var subscription: OpaquePointer?
         var code = jsErrCode(rawValue: 0)
         let status: natsStatus = stream.withCString { cStream in
@@ -93,8 +94,9 @@ public final class JetStream: @unchecked Sendable {
                 return js_PullSubscribe(&subscription, context, subject, durable, nil, &options, &code)
             }
         }
-        try NATSError.check(status, "js_PullSubscribe", "\(stream)/\(durable)", jetStreamCode: code)
-        return PullSubscription(subscription!, name: "\(stream)/\(durable)", jetStream: self)
+        let name = "\(stream)/\(durable ?? "ephemeral")"
+        try NATSError.check(status, "js_PullSubscribe", name, jetStreamCode: code)
+        return PullSubscription(subscription!, name: name, jetStream: self)
     }
 
     /// Publishes and waits for JetStream's acknowledgement: the stream's sequence number, and

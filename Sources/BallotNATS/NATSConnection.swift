@@ -7,8 +7,10 @@ public final class NATSConnection: @unchecked Sendable {
     let handle: OpaquePointer
     public let url: String
 
-    /// `name` is how the server's monitoring shows this client.
-    public init(url: String, name: String, connectTimeoutMilliseconds: Int64 = 2000) throws(NATSError) {
+    /// `name` is how the server's monitoring shows this client. `waitForServer`: connect even
+    /// when no server answers yet, and go on trying in the background (a daemon); otherwise
+    /// (a command) no server is an error at once.
+    public init(url: String, name: String, waitForServer: Bool, connectTimeoutMilliseconds: Int64 = 2000) throws(NATSError) {
         self.url = url
         var options: OpaquePointer?
         try NATSError.check(natsOptions_Create(&options), "natsOptions_Create", url)
@@ -20,7 +22,7 @@ public final class NATSConnection: @unchecked Sendable {
         try NATSError.check(natsOptions_SetReconnectWait(options, 250), "natsOptions_SetReconnectWait", url)
         // Publishes made while reconnecting wait in this buffer (8 MiB) rather than fail at once.
         try NATSError.check(natsOptions_SetReconnectBufSize(options, 8 << 20), "natsOptions_SetReconnectBufSize", url)
-        try NATSError.check(natsOptions_SetRetryOnFailedConnect(options, true, nil, nil), "natsOptions_SetRetryOnFailedConnect", url)
+        try NATSError.check(natsOptions_SetRetryOnFailedConnect(options, waitForServer, nil, nil), "natsOptions_SetRetryOnFailedConnect", url)
         var connection: OpaquePointer?
         let status = natsConnection_Connect(&connection, options)
         // NATS_NOT_YET_CONNECTED: no server yet; the client keeps trying in the background.

@@ -20,7 +20,7 @@ struct Ballotctl: ParsableCommand {
         subcommands: [Hello.self, Status.self, ElectionCommand.self, NomineeCommand.self, VoteCommand.self, Receipt.self,
                       JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self,
                       Subscribe.self, Checkpoint.self, Proof.self, Backup.self, Metrics.self, Send.self,
-                      Import.self, Publish.self, Generate.self])
+                      Import.self, Publish.self, Outcomes.self, Generate.self])
 
     /// `ballotctl --socket PATH --json tally ID` works as well as `ballotctl tally ID --socket PATH
     /// --json`: the shared options are moved behind the subcommand before parsing.

@@ -37,7 +37,7 @@ struct Publish: ParsableCommand {
     func run() throws {
         let js: JetStream
         do {
-            js = try NATSConnection(url: nats, name: "ballotctl-publish").jetStream()
+            js = try NATSConnection(url: nats, name: "ballotctl-publish", waitForServer: false).jetStream()
         } catch {
             FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
             throw ExitCode(Exit.unreachable)

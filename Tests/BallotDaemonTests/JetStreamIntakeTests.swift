@@ -39,7 +39,7 @@ import Glibc
         var documents: [[String: Any]] = []
 
         init(_ url: String, name: String = "test-reader") throws {
-            let js = try NATSConnection(url: url, name: name).jetStream()
+            let js = try NATSConnection(url: url, name: name, waitForServer: false).jetStream()
             // ballotd makes the stream; wait for it.
             var made: PullSubscription?
             for _ in 0..<200 where made == nil {
@@ -119,7 +119,7 @@ import Glibc
         let s = try start()
         let reader = try OutcomeReader(s.nats.url)
         let size = try s.json(["status"])["ledger_size"] as? Int
-        let js = try NATSConnection(url: s.nats.url, name: "test-front-end").jetStream()
+        let js = try NATSConnection(url: s.nats.url, name: "test-front-end", waitForServer: false).jetStream()
         func row(_ id: String) -> [UInt8] {
             Array(#"{"vote_id":"\#(id)","voter":"x@example.no","nominee":"kinn","cast_at":"2023-11-03T10:00:00Z"}"#.utf8)
         }

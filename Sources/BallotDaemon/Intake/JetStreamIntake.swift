@@ -155,7 +155,7 @@ final class JetStreamIntake: @unchecked Sendable {
 
     private func setUp() throws {
         if connection == nil {
-            connection = try NATSConnection(url: config.natsURL, name: "ballotd")
+            connection = try NATSConnection(url: config.natsURL, name: "ballotd", waitForServer: true)
         }
         let js = try connection!.jetStream()
         try js.ensureStream(config.votesStream, subjects: ["\(config.votesSubject).*"], retention: .workQueue,
