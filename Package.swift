@@ -172,7 +172,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ballot-bench",
-            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "BallotClient", "CEpoll"],
+            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "BallotClient", "BallotNATS", "CEpoll"],
             swiftSettings: strictSettings
         ),
         .target(

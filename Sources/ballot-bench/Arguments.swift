@@ -50,7 +50,7 @@ struct Arguments: Sendable {
         if dir.isEmpty { throw UsageError() }
     }
 
-    private static func number(_ s: String?) throws -> Int {
+    static func number(_ s: String?) throws -> Int {
         guard let s, let n = Int(s), n > 0 else { throw UsageError() }
         return n
     }

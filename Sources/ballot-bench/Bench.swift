@@ -30,6 +30,15 @@ struct Bench {
             }
             return
         }
+        if CommandLine.arguments.dropFirst().first == "jetstream" {
+            do {
+                try JetStreamBench.run(Array(CommandLine.arguments.dropFirst(2)))
+            } catch is Arguments.UsageError {
+                FileHandle.standardError.write(Data((JetStreamBench.usage + "\n").utf8))
+                exit(64)
+            }
+            return
+        }
         if CommandLine.arguments.dropFirst().first == "scan" {
             try scan(CommandLine.arguments.dropFirst(2).first ?? "")
             return
