@@ -99,6 +99,20 @@ public final class JetStream: @unchecked Sendable {
         return PullSubscription(subscription!, name: name, jetStream: self)
     }
 
+    /// Whether `stream` has the consumer `durable` (false when either is missing).
+    public func hasConsumer(stream: String, durable: String) throws(NATSError) -> Bool {
+        var info: UnsafeMutablePointer<jsConsumerInfo>?
+        var code = jsErrCode(rawValue: 0)
+        let status = js_GetConsumerInfo(&info, context, stream, durable, nil, &code)
+        if status == NATS_OK {
+            jsConsumerInfo_Destroy(info)
+            return true
+        }
+        let error = NATSError("js_GetConsumerInfo", "\(stream)/\(durable)", status: status, jetStreamCode: code)
+        if error.isNotFound { return false }
+        throw error
+    }
+
     /// Publishes and waits for JetStream's acknowledgement: the stream's sequence number, and
     /// whether `messageID` was a repeat it dropped.
     @discardableResult

@@ -37,6 +37,11 @@ public struct NATSError: Error, Sendable, CustomStringConvertible {
         text = detail.isEmpty || detail == plain ? plain : "\(plain): \(detail)"
     }
 
+    /// A stream, consumer or message that a look-up found missing.
+    public static func notFound(_ what: String) -> NATSError {
+        NATSError("look-up", what, status: NATS_NOT_FOUND)
+    }
+
     /// Throws unless `status` is `NATS_OK`.
     static func check(_ status: natsStatus, _ call: String, _ context: String, jetStreamCode: jsErrCode = jsErrCode(rawValue: 0)) throws(NATSError) {
         guard status == NATS_OK else { throw NATSError(call, context, status: status, jetStreamCode: jetStreamCode) }

@@ -21,20 +21,16 @@ struct Bench {
             }
             return
         }
-        if CommandLine.arguments.dropFirst().first == "jury" {
+        // Subcommands with their own arguments: a usage error prints the subcommand's usage.
+        let subcommands: [String: (usage: String, run: ([String]) throws -> Void)] = [
+            "jury": (JuryBench.usage, JuryBench.run),
+            "jetstream": (JetStreamBench.usage, JetStreamBench.run),
+        ]
+        if let name = CommandLine.arguments.dropFirst().first, let subcommand = subcommands[name] {
             do {
-                try JuryBench.run(Array(CommandLine.arguments.dropFirst(2)))
+                try subcommand.run(Array(CommandLine.arguments.dropFirst(2)))
             } catch is Arguments.UsageError {
-                FileHandle.standardError.write(Data((JuryBench.usage + "\n").utf8))
-                exit(64)
-            }
-            return
-        }
-        if CommandLine.arguments.dropFirst().first == "jetstream" {
-            do {
-                try JetStreamBench.run(Array(CommandLine.arguments.dropFirst(2)))
-            } catch is Arguments.UsageError {
-                FileHandle.standardError.write(Data((JetStreamBench.usage + "\n").utf8))
+                FileHandle.standardError.write(Data((subcommand.usage + "\n").utf8))
                 exit(64)
             }
             return

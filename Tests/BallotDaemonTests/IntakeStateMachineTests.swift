@@ -130,6 +130,12 @@ import TestSupport
         guard case .stop = m.settled() else { Issue.record("did not stop"); return }
     }
 
+    @Test func aServerThatLostTheStreamIsSetUpAgain() {
+        var m = machine()
+        guard case .pause = m.failed(setUpLost: true), case .setUp = m.paused() else { Issue.record("not set up again"); return }
+        guard case .fetch = m.setUpDone() else { Issue.record("no fetch after the set-up"); return }
+    }
+
     @Test func aSetUpThatFailsIsTriedAgainAfterAPause() {
         let rows = IntakeRows(subjectPrefix: "ballot.votes", identity: VoterIdentity(hasher: Fixtures.hasher),
                               definitions: { _ in nil }, actor: Fixtures.importer)

@@ -146,6 +146,31 @@ import Glibc
         #expect(s.daemon.terminate() == 0)
     }
 
+    /// A nats-server started again on an empty store (its disk replaced, say) has neither the
+    /// streams nor the consumer: the intake makes them again and takes the votes published since.
+    @Test func aServerStartedOnAnEmptyStoreIsSetUpAgain() throws {
+        let s = try start()
+        let (file, _) = try generate(s, rows: 200, seed: 41, duplicates: 0, malformed: 0)
+        let lines = try String(contentsOfFile: file, encoding: .utf8).split(separator: "\n")
+        let (first, second) = (s.daemon.directory.sub("first.ndjson"), s.daemon.directory.sub("second.ndjson"))
+        try lines.prefix(100).map { $0 + "\n" }.joined().write(toFile: first, atomically: true, encoding: .utf8)
+        try lines.dropFirst(100).map { $0 + "\n" }.joined().write(toFile: second, atomically: true, encoding: .utf8)
+        #expect(try s.ctl(["publish", first, "--nats", s.nats.url]).status == 0)
+        #expect(try OutcomeReader(s.nats.url).read(until: 100, seconds: 30).count == 100)
+        s.nats.stop()
+        try FileManager.default.removeItem(atPath: s.nats.directory.sub("store"))
+        try s.nats.start()
+        // The streams come back once the intake has set them up again.
+        var published = try s.ctl(["publish", second, "--nats", s.nats.url, "--timeout", "2"])
+        for _ in 0..<15 where published.status != 0 {
+            published = try s.ctl(["publish", second, "--nats", s.nats.url, "--timeout", "2"])
+        }
+        #expect(published.status == 0, "\(published.stderr)")
+        #expect(try OutcomeReader(s.nats.url, name: "after-wipe").read(until: 100, seconds: 30).count == 100)
+        #expect(try votes(s).values.reduce(0, +) == 200)
+        #expect(s.daemon.terminate() == 0)
+    }
+
     /// Issue 21's fault test, short: 8 front ends publish while ballotd and, separately,
     /// nats-server are killed (SIGKILL) at random moments. Once both run again, every vote
     /// JetStream acknowledged to a publisher has exactly one outcome, and the ledger holds each

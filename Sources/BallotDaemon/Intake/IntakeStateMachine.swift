@@ -175,9 +175,12 @@ struct IntakeStateMachine {
 
     /// A call to NATS failed. With messages in hand, none is acknowledged: they are asked for
     /// again (which may fail too, and then JetStream delivers them again after its ack wait).
-    /// Then the loop pauses, longer after each failure in a row, up to 5 s.
-    mutating func failed() -> Action {
+    /// Then the loop pauses, longer after each failure in a row, up to 5 s. `setUpLost`: the
+    /// server no longer has the stream or the consumer (a server started on an empty store),
+    /// so they are set up again after the pause.
+    mutating func failed(setUpLost: Bool = false) -> Action {
         failures += 1
+        if setUpLost { isSetUp = false }
         switch state {
         case .lookingUp(let batch), .deciding(let batch), .publishing(let batch):
             state = .settling

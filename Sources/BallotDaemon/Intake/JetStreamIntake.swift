@@ -79,6 +79,11 @@ final class JetStreamIntake: @unchecked Sendable {
             case .fetch:
                 action = attempt("fetching votes") {
                     inHand = try subscription!.fetch(batch: config.batch, timeoutMilliseconds: Self.fetchWaitMilliseconds)
+                    if inHand.isEmpty {
+                        try checkConsumerWhenIdle()
+                    } else {
+                        lastSign = ContinuousClock.now
+                    }
                     return machine.fetched(try inHand.map(Self.intakeMessage))
                 }
             case .lookUp(let wanted):
@@ -135,6 +140,19 @@ final class JetStreamIntake: @unchecked Sendable {
         }
     }
 
+    /// When a fetch last brought messages, or the consumer was last seen to exist.
+    private var lastSign = ContinuousClock.now
+
+    /// A fetch from a consumer the server no longer has (a server started on an empty store)
+    /// is only ever empty: after 5 s of nothing, ask whether the consumer is still there.
+    private func checkConsumerWhenIdle() throws {
+        guard ContinuousClock.now - lastSign > .seconds(5) else { return }
+        guard try jetStream!.hasConsumer(stream: config.votesStream, durable: config.consumer) else {
+            throw NATSError.notFound("the consumer \(config.consumer) of \(config.votesStream) is gone")
+        }
+        lastSign = ContinuousClock.now
+    }
+
     /// Runs one step; a NATS error is logged (once until a step succeeds) and handed to the machine.
     private func attempt(_ what: String, _ step: () throws -> IntakeStateMachine.Action) -> IntakeStateMachine.Action {
         do {
@@ -149,7 +167,7 @@ final class JetStreamIntake: @unchecked Sendable {
                 logger.warning("intake: \(what) failed; retrying", metadata: ["error": "\(error)", "nats.url": "\(config.natsURL)"])
                 failureLogged = true
             }
-            return machine.failed()
+            return machine.failed(setUpLost: (error as? NATSError)?.isNotFound == true)
         }
     }
 
