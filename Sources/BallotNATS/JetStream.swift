@@ -9,7 +9,8 @@ public final class JetStream: @unchecked Sendable {
     public let connection: NATSConnection
     let context: OpaquePointer
     /// Asynchronous publishes JetStream refused or never acknowledged, counted by the C
-    /// client's callback (`ballot_nats_count_publish_failures`).
+    /// client's callback (`ballot_nats_count_publish_failures`). Never freed: the C context is
+    /// reference-counted and its callback may run after this object is gone (8 bytes a context).
     private let publishFailures = UnsafeMutablePointer<Int64>.allocate(capacity: 1)
 
     init(connection: NATSConnection, timeoutMilliseconds: Int64) throws(NATSError) {
@@ -23,7 +24,6 @@ public final class JetStream: @unchecked Sendable {
         var context: OpaquePointer?
         let status = natsConnection_JetStream(&context, connection.handle, &options)
         guard status == NATS_OK, let context else {
-            publishFailures.deallocate()
             throw NATSError("natsConnection_JetStream", connection.url, status: status)
         }
         self.context = context
@@ -31,7 +31,6 @@ public final class JetStream: @unchecked Sendable {
 
     deinit {
         jsCtx_Destroy(context)
-        publishFailures.deallocate()
     }
 
     /// What a stream made by `ensureStream` keeps.
@@ -145,19 +144,20 @@ public final class JetStream: @unchecked Sendable {
         try NATSError.check(jsPubOptions_Init(&options), "jsPubOptions_Init", "")
         options.MaxWait = timeoutMilliseconds
         let status = js_PublishAsyncComplete(context, &options)
+        // A time-out counts as at least one not stored, whatever the counts say: the client
+        // drops a message from its pending list before its failure callback has counted it.
         var abandoned: Int64 = 0
         if status == NATS_TIMEOUT {
+            abandoned = 1
             var pending = natsMsgList()
             if js_PublishAsyncGetPendingList(&pending, context) == NATS_OK {
-                abandoned = Int64(pending.Count)
+                abandoned = max(1, Int64(pending.Count))
                 natsMsgList_Destroy(&pending)
             }
         } else {
             try NATSError.check(status, "js_PublishAsyncComplete", "")
         }
-        let failed = ballot_nats_read_counter(publishFailures)
-        publishFailures.pointee = 0
-        return failed + abandoned
+        return ballot_nats_take_counter(publishFailures) + abandoned
     }
 
     /// The newest message of `stream` on `subject`, or nil when there is none.
@@ -165,7 +165,7 @@ public final class JetStream: @unchecked Sendable {
         var message: OpaquePointer?
         var code = jsErrCode(rawValue: 0)
         let status = js_GetLastMsg(&message, context, stream, subject, nil, &code)
-        if status == NATS_OK, let message { return NATSMessage(message, connection: connection) }
+        if status == NATS_OK, let message { return NATSMessage(message, owner: self) }
         let error = NATSError("js_GetLastMsg", "\(stream) \(subject)", status: status, jetStreamCode: code)
         if error.isNotFound { return nil }
         throw error
@@ -211,7 +211,7 @@ public final class PullSubscription: @unchecked Sendable {
         messages.reserveCapacity(Int(list.Count))
         for i in 0..<Int(list.Count) {
             if let m = list.Msgs[i] {
-                messages.append(NATSMessage(m, connection: jetStream.connection))
+                messages.append(NATSMessage(m, owner: self))
                 list.Msgs[i] = nil   // owned by the NATSMessage now, not by the list
             }
         }

@@ -54,12 +54,13 @@ public final class NATSConnection: @unchecked Sendable {
 /// One message as the client received it; it owns the C client's message.
 public final class NATSMessage: @unchecked Sendable {
     let handle: OpaquePointer
-    /// Kept so that the connection an acknowledgement goes out on outlives the message.
-    let connection: NATSConnection
+    /// What the message came from (its subscription, or JetStream), kept so that the
+    /// subscription and connection an acknowledgement goes out on outlive the message.
+    let owner: AnyObject
 
-    init(_ handle: OpaquePointer, connection: NATSConnection) {
+    init(_ handle: OpaquePointer, owner: AnyObject) {
         self.handle = handle
-        self.connection = connection
+        self.owner = owner
     }
 
     public var subject: String { String(cString: natsMsg_GetSubject(handle)) }

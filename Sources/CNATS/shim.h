@@ -16,8 +16,9 @@ static inline void ballot_nats_count_publish_failures(jsOptions *opts, int64_t *
     opts->PublishAsync.ErrHandlerClosure = counter;
 }
 
-static inline int64_t ballot_nats_read_counter(int64_t *counter) {
-    return __atomic_load_n(counter, __ATOMIC_RELAXED);
+/* The count so far, and zero in its place, in one step (the callback may run meanwhile). */
+static inline int64_t ballot_nats_take_counter(int64_t *counter) {
+    return __atomic_exchange_n(counter, 0, __ATOMIC_RELAXED);
 }
 
 #endif

@@ -56,8 +56,9 @@ import TestSupport
         #expect(code(6) == "bad_request")      // two rows in one message
         #expect(code(8) == "duplicate_vote")
         // Each outcome is on its election's subject, keyed by the vote_id's hash, and names its message.
-        #expect(byID[1]?.subject(prefix: "ballot.outcomes") == "ballot.outcomes.award-2022.\(IntakeOutcome.voteToken("web-1"))")
-        #expect(byID[1]?.messageID == "vote-1")
+        #expect(byID[1]?.subject(prefix: "ballot.outcomes") == "ballot.outcomes.award-2022.\(IntakeOutcome.voteToken("web-1")).1")
+        #expect(byID[1]?.messageID == "\(IntakeOutcome.voteToken("web-1")).1")
+        #expect(byID[5]?.subject(prefix: "ballot.outcomes") == "ballot.outcomes._invalid.\(IntakeOutcome.voteToken("web-5")).5")
         #expect(IntakeOutcome.streamSequence(ofDocument: byID[8]!.document) == 8)
         guard case .settle(let ack, let retry) = m.published(allStored: true) else { Issue.record("not settled"); return }
         #expect(ack == Array(0..<7) && retry.isEmpty)
@@ -70,7 +71,7 @@ import TestSupport
         guard case .lookUp(let wanted) = m.fetched(messages) else { Issue.record("no look-up"); return }
         #expect(wanted.map(\.index) == [0, 1])
         #expect(wanted.map(\.streamSequence) == [1, 2])
-        #expect(wanted[0].subject == "ballot.outcomes.award-2022.\(IntakeOutcome.voteToken("web-1"))")
+        #expect(wanted[0].subject == "ballot.outcomes.award-2022.\(IntakeOutcome.voteToken("web-1")).1")
         // web-1's outcome is out; web-2's is not (the daemon stopped before publishing it).
         guard case .submit(let submissions) = m.lookedUp(answered: [0]) else { Issue.record("no job"); return }
         #expect(submissions.map(\.idempotencyKey) == ["web-2", "web-3"])
@@ -128,6 +129,37 @@ import TestSupport
         guard case .settle(let ack, _) = m.published(allStored: true) else { Issue.record("not settled"); return }
         #expect(ack == [0])
         guard case .stop = m.settled() else { Issue.record("did not stop"); return }
+    }
+
+    /// A hostile message must not make its outcome too large to publish (which would hold up
+    /// its whole batch for ever): the vote_id is cut to 256 bytes, the subject is bounded.
+    @Test func aHugeMessageIdOrSubjectGivesAnOutcomeOfBoundedSize() {
+        var m = machine()
+        let huge = String(repeating: "\"", count: 600_000)
+        let messages = [vote("x", seq: 1, header: huge), vote("y", seq: 2, subject: "ballot.votes." + String(repeating: "q", count: 4000))]
+        guard case .publish(let outcomes) = m.fetched(messages) else { Issue.record("nothing published"); return }
+        #expect(outcomes.allSatisfy { $0.voteID.utf8.count <= 256 && $0.subject(prefix: "ballot.outcomes").utf8.count < 200 && $0.document.count < 2000 })
+        #expect(outcomes[1].election == "_invalid")
+    }
+
+    /// Votes for an election not yet defined are refused, not read by a voter rule made without
+    /// its definition: once it is defined, they are read by its rules.
+    @Test func aVoteBeforeItsElectionIsDefinedIsRefusedAndNoRuleIsKeptFromIt() {
+        final class Defined: @unchecked Sendable { var yes = false }
+        let defined = Defined()
+        let rows = IntakeRows(subjectPrefix: "ballot.votes", identity: VoterIdentity(hasher: Fixtures.hasher),
+                              definitions: { defined.yes && $0 == Fixtures.electionID ? Fixtures.definition() : nil }, actor: Fixtures.importer)
+        var m = Machine(rows: rows, outcomesSubject: "ballot.outcomes")
+        _ = m.start(); _ = m.setUpDone()
+        guard case .publish(let early) = m.fetched([vote("web-1", seq: 1)]) else { Issue.record("not refused"); return }
+        #expect(early.first?.decision == .refused(code: "unknown_election", message: "no election 'award-2022' is defined"))
+        _ = m.published(allStored: true); _ = m.settled()
+        defined.yes = true
+        guard case .submit(let submissions) = m.fetched([vote("web-2", seq: 2, voter: "A@Example.no")]) else { Issue.record("no job"); return }
+        var reference = IntakeRows(subjectPrefix: "ballot.votes", identity: VoterIdentity(hasher: Fixtures.hasher),
+                                   definitions: { _ in Fixtures.definition() }, actor: Fixtures.importer)
+        guard case .success(let expected) = reference.read(vote("web-2", seq: 2, voter: "A@Example.no")) else { Issue.record("unread"); return }
+        #expect(submissions.first?.command == expected.command)
     }
 
     @Test func aServerThatLostTheStreamIsSetUpAgain() {

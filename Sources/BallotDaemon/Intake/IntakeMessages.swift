@@ -30,22 +30,36 @@ struct IntakeOutcome: Sendable, Equatable {
         case refused(code: String, message: String)
     }
 
-    /// The election as the subject names it (possibly not an election id at all).
+    /// The election its subject names, or `_invalid` when that is not an election id.
     var election: String
+    /// The message's `vote_id`, cut to 256 bytes (a hostile one must not make the outcome too
+    /// large to publish).
     var voteID: String
     var streamSequence: UInt64
     var decision: Decision
 
-    /// The outcome's subject: the election, then the first 32 hex digits of SHA-256 of the
-    /// `vote_id` (a `vote_id` may hold characters a subject cannot), so that a front end can
-    /// ask JetStream for one vote's outcome by subject.
-    func subject(prefix: String) -> String {
-        "\(prefix).\(election).\(Self.voteToken(voteID))"
+    init(election: String, voteID: String, streamSequence: UInt64, decision: Decision) {
+        self.election = election
+        self.voteID = voteID.prefix(utf8Bytes: RecordCodec.maxIdempotencyKeyBytes)
+        self.streamSequence = streamSequence
+        self.decision = decision
     }
 
-    /// JetStream drops a second outcome of the same vote message: a redelivery after a crash
-    /// between publishing the outcome and acknowledging the vote publishes nothing new.
-    var messageID: String { "vote-\(streamSequence)" }
+    /// The outcome's subject (see `subject(prefix:election:voteID:streamSequence:)`).
+    func subject(prefix: String) -> String { Self.subject(prefix: prefix, election: election, voteID: voteID, streamSequence: streamSequence) }
+
+    /// `<prefix>.<election>.<vote>.<stream_seq>`: `<vote>` is the first 32 hex digits of SHA-256
+    /// of the `vote_id` (which may hold characters a subject cannot), so that a front end reads
+    /// one vote's outcomes on `<prefix>.<election>.<vote>.*`, and each message's outcome has a
+    /// subject of its own, which a redelivery of that message looks up.
+    static func subject(prefix: String, election: String, voteID: String, streamSequence: UInt64) -> String {
+        "\(prefix).\(election).\(voteToken(voteID)).\(streamSequence)"
+    }
+
+    /// JetStream drops a second outcome of the same vote message (within its duplicate
+    /// window): the vote's token and the message's place, so that a votes stream made again,
+    /// whose sequence numbers start again, does not collide with outcomes of other votes.
+    var messageID: String { "\(Self.voteToken(voteID)).\(streamSequence)" }
 
     static func voteToken(_ voteID: String) -> String {
         var d = SHA256Digester()
@@ -91,16 +105,34 @@ struct IntakeRows {
         self.actor = actor
     }
 
-    /// The election token of a vote subject (`<prefix>.<election>`), whatever it holds.
-    func electionToken(of subject: String) -> String {
-        subject.hasPrefix(subjectPrefix + ".") ? String(subject.dropFirst(subjectPrefix.count + 1)) : subject
+    /// What an outcome's subject says for an election that is not an election id.
+    static let invalidElection = "_invalid"
+
+    /// The election a vote subject (`<prefix>.<election>`) names, or nil when its last token
+    /// is not an election id.
+    func election(of subject: String) -> ElectionID? {
+        guard subject.hasPrefix(subjectPrefix + "."), let token = String(subject.utf8.dropFirst(subjectPrefix.utf8.count + 1)) else { return nil }
+        return try? Slug(token, what: "election")
     }
+
+    /// The election token of the message's outcome.
+    func outcomeElection(of message: IntakeMessage) -> String {
+        election(of: message.subject).map { "\($0)" } ?? Self.invalidElection
+    }
+
+    /// Forgets each election's voter rule: a batch reads by the definitions as they stand when
+    /// it begins, never by a rule kept from before an election was defined.
+    mutating func startBatch() { readers.removeAll(keepingCapacity: true) }
 
     /// The message's submission, or the refusal that decides it before the rules see it.
     mutating func read(_ message: IntakeMessage) -> Result<Submission, ImportRefusal> {
-        let token = electionToken(of: message.subject)
-        guard let election = try? Slug(token, what: "election") else {
-            return .failure(ImportRefusal(ImportRefusal.wrongElection, "the subject \(message.subject) does not end in an election id"))
+        guard let election = election(of: message.subject) else {
+            return .failure(ImportRefusal(ImportRefusal.wrongElection, "the subject \(message.subject.prefix(utf8Bytes: 128)) does not end in an election id"))
+        }
+        // No voter rule is made for an election not (yet) defined: its votes are refused here,
+        // as the rules would refuse them, and not read by a rule its definition may change.
+        guard definitions(election) != nil else {
+            return .failure(ImportRefusal(ErrorCode.unknownElection.rawValue, "no election '\(election)' is defined"))
         }
         guard let messageID = message.messageID, !messageID.isEmpty else {
             return .failure(ImportRefusal(ErrorCode.badRequest.rawValue, "the message has no Nats-Msg-Id header; it must be the row's vote_id"))
@@ -128,7 +160,7 @@ struct IntakeRows {
             return .failure(refusal)
         case .vote(_, let submission)?:
             guard submission.idempotencyKey == messageID else {
-                return .failure(ImportRefusal(ErrorCode.badRequest.rawValue, "the Nats-Msg-Id header '\(messageID.prefix(64))' is not the row's vote_id '\(submission.idempotencyKey.prefix(64))'"))
+                return .failure(ImportRefusal(ErrorCode.badRequest.rawValue, "the Nats-Msg-Id header '\(messageID.prefix(utf8Bytes: 64))' is not the row's vote_id '\(submission.idempotencyKey.prefix(utf8Bytes: 64))'"))
             }
             return .success(submission)
         }
@@ -139,5 +171,20 @@ struct IntakeRows {
         if let id = message.messageID, !id.isEmpty { return id }
         guard let value = try? message.body.withUnsafeBytes({ try JSONParser.parse($0) }), case .string(let id)? = value["vote_id"] else { return "" }
         return id
+    }
+}
+
+extension String {
+    /// The longest prefix of whole Unicode scalars that is at most `limit` bytes of UTF-8.
+    func prefix(utf8Bytes limit: Int) -> String {
+        guard utf8.count > limit else { return self }
+        var bytes = 0
+        var kept = String.UnicodeScalarView()
+        for scalar in unicodeScalars {
+            bytes += scalar.utf8.count
+            if bytes > limit { break }
+            kept.append(scalar)
+        }
+        return String(kept)
     }
 }

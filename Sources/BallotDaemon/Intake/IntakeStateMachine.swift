@@ -44,9 +44,8 @@ struct IntakeStateMachine {
     enum Action {
         case setUp
         case fetch
-        /// Look for the published outcome of each of these messages' earlier deliveries: the
-        /// last outcome on its subject, if it names the message's stream sequence.
-        case lookUp([(index: Int, subject: String, streamSequence: UInt64)])
+        /// Look for the published outcome of each of these messages' earlier deliveries.
+        case lookUp([IntakeLookUp])
         /// One writer job; `decided` takes its result.
         case submit([Submission])
         case publish([IntakeOutcome])
@@ -97,7 +96,9 @@ struct IntakeStateMachine {
         if !redelivered.isEmpty {
             state = .lookingUp(batch)
             return .lookUp(redelivered.map { i in
-                (i, outcome(of: messages[i], .refused(code: "", message: "")).subject(prefix: outcomesSubject), messages[i].streamSequence)
+                IntakeLookUp(index: i, subject: IntakeOutcome.subject(prefix: outcomesSubject, election: rows.outcomeElection(of: messages[i]),
+                                                                      voteID: rows.voteID(of: messages[i]), streamSequence: messages[i].streamSequence),
+                             streamSequence: messages[i].streamSequence)
             })
         }
         return decide(batch)
@@ -113,6 +114,7 @@ struct IntakeStateMachine {
     private mutating func decide(_ batch: Batch) -> Action {
         var batch = batch
         var submissions: [Submission] = []
+        rows.startBatch()
         for (i, message) in batch.messages.enumerated() where !batch.answeredBefore.contains(i) {
             switch rows.read(message) {
             case .success(let submission):
@@ -209,7 +211,15 @@ struct IntakeStateMachine {
     }
 
     private func outcome(of message: IntakeMessage, _ decision: IntakeOutcome.Decision) -> IntakeOutcome {
-        IntakeOutcome(election: rows.electionToken(of: message.subject), voteID: rows.voteID(of: message),
+        IntakeOutcome(election: rows.outcomeElection(of: message), voteID: rows.voteID(of: message),
                       streamSequence: message.streamSequence, decision: decision)
     }
+}
+
+/// A redelivered message's look-up: the subject its earlier delivery's outcome would be on
+/// (its own, see `IntakeOutcome.subject`), and the stream sequence that outcome must name.
+struct IntakeLookUp: Sendable, Equatable {
+    var index: Int
+    var subject: String
+    var streamSequence: UInt64
 }

@@ -111,8 +111,9 @@ final class JetStreamIntake: @unchecked Sendable {
                     let lost = try jetStream!.publishAsyncComplete(timeoutMilliseconds: 5000)
                     if lost > 0 {
                         logger.warning("intake: JetStream did not store \(lost) of \(outcomes.count) outcomes; their votes will be delivered again")
+                    } else {
+                        writer.metrics.intakeOutcomes(outcomes)
                     }
-                    writer.metrics.intakeOutcomes(outcomes)
                     return machine.published(allStored: lost == 0)
                 }
             case .settle(let ack, let retry):
@@ -130,6 +131,8 @@ final class JetStreamIntake: @unchecked Sendable {
                 }
                 action = machine.paused()
             case .stop:
+                // The acknowledgements still buffered go out before the connection closes.
+                try? connection?.flush(timeoutMilliseconds: 2000)
                 inHand = []
                 subscription = nil
                 jetStream = nil
