@@ -131,6 +131,11 @@ public enum DaemonConfigLoader {
                 throw DaemonError.setup("intake: the votes and the outcomes need streams and subjects of their own (votes \(intake.votesStream) on \(intake.votesSubject), outcomes \(intake.outcomesStream) on \(intake.outcomesSubject))")
             }
             guard intake.batch <= 65536 else { throw DaemonError.setup("intake.batch is \(intake.batch); at most 65536") }
+            // The duplicate window is what drops a second outcome of a message decided again,
+            // and a front end's repeat: it must outlast several redeliveries.
+            guard intake.duplicateWindowSeconds >= 4 * intake.ackWaitSeconds else {
+                throw DaemonError.setup("intake.duplicate_window is \(intake.duplicateWindowSeconds) s; at least 4 times intake.ack_wait (\(intake.ackWaitSeconds) s)")
+            }
             config.intake = intake
         }
         let logLevel = text("log_level", "info")

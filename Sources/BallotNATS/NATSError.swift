@@ -39,7 +39,15 @@ public struct NATSError: Error, Sendable, CustomStringConvertible {
 
     /// A stream, consumer or message that a look-up found missing.
     public static func notFound(_ what: String) -> NATSError {
-        NATSError("look-up", what, status: NATS_NOT_FOUND)
+        NATSError(call: "look-up", context: what, status: Int32(NATS_NOT_FOUND.rawValue), jetStreamCode: 0, text: "not found")
+    }
+
+    private init(call: String, context: String, status: Int32, jetStreamCode: Int32, text: String) {
+        self.call = call
+        self.context = context
+        self.status = status
+        self.jetStreamCode = jetStreamCode
+        self.text = text
     }
 
     /// Throws unless `status` is `NATS_OK`.

@@ -43,6 +43,7 @@ import TestSupport
             ("batch: 100000", "intake.batch"),
             ("outcomes_subject: ballot.votes.out", "outcomes"),
             ("outcomes_stream: BALLOT_VOTES", "outcomes"),
+            ("duplicate_window: 60", "intake.duplicate_window"),
         ]
         for (line, key) in cases {
             do {

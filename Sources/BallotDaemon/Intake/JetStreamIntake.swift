@@ -23,6 +23,8 @@ final class JetStreamIntake: @unchecked Sendable {
     private var subscription: PullSubscription?
     private var inHand: [NATSMessage] = []
     private var failureLogged = false
+    /// When a fetch last brought messages, or the consumer was last seen to exist.
+    private var lastSign = ContinuousClock.now
 
     private let lock = NSCondition()
     private var stopRequested = false
@@ -142,9 +144,6 @@ final class JetStreamIntake: @unchecked Sendable {
             }
         }
     }
-
-    /// When a fetch last brought messages, or the consumer was last seen to exist.
-    private var lastSign = ContinuousClock.now
 
     /// A fetch from a consumer the server no longer has (a server started on an empty store)
     /// is only ever empty: after 5 s of nothing, ask whether the consumer is still there.
