@@ -122,7 +122,13 @@ struct IntakeRows {
 
     /// Forgets each election's voter rule: a batch reads by the definitions as they stand when
     /// it begins, never by a rule kept from before an election was defined.
-    mutating func startBatch() { readers.removeAll(keepingCapacity: true) }
+    mutating func startBatch() {
+        readers.removeAll(keepingCapacity: true)
+        defined.removeAll(keepingCapacity: true)
+    }
+
+    /// Whether each election the batch names is defined, asked once a batch.
+    private var defined: [ElectionID: Bool] = [:]
 
     /// The message's submission, or the refusal that decides it before the rules see it.
     mutating func read(_ message: IntakeMessage) -> Result<Submission, ImportRefusal> {
@@ -131,7 +137,9 @@ struct IntakeRows {
         }
         // No voter rule is made for an election not (yet) defined: its votes are refused here,
         // as the rules would refuse them, and not read by a rule its definition may change.
-        guard definitions(election) != nil else {
+        let isDefined = defined[election] ?? (definitions(election) != nil)
+        defined[election] = isDefined
+        guard isDefined else {
             return .failure(ImportRefusal(ErrorCode.unknownElection.rawValue, "no election '\(election)' is defined"))
         }
         guard let messageID = message.messageID, !messageID.isEmpty else {
