@@ -225,9 +225,9 @@ public final class PullSubscription: @unchecked Sendable {
 }
 
 /// Lends C strings of `strings` as an array of pointers, valid inside `body`.
-private func withCStrings<R>(_ strings: [String], _ body: (UnsafeMutableBufferPointer<UnsafePointer<CChar>?>) -> R) -> R {
+func withCStrings<R, E: Error>(_ strings: [String], _ body: (UnsafeMutableBufferPointer<UnsafePointer<CChar>?>) throws(E) -> R) throws(E) -> R {
     let copies = strings.map { strdup($0) }
     defer { copies.forEach { free($0) } }
     var pointers = copies.map { UnsafePointer($0) }
-    return pointers.withUnsafeMutableBufferPointer { body($0) }
+    return try pointers.withUnsafeMutableBufferPointer { (list) throws(E) -> R in try body(list) }
 }

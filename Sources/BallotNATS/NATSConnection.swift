@@ -7,6 +7,7 @@ public final class NATSConnection: @unchecked Sendable {
     let handle: OpaquePointer
     public let url: String
 
+    /// `url`: one server, or several comma-separated (a cluster), each tried in turn.
     /// `name` is how the server's monitoring shows this client. `waitForServer`: connect even
     /// when no server answers yet, and go on trying in the background (a daemon); otherwise
     /// (a command) no server is an error at once.
@@ -15,7 +16,10 @@ public final class NATSConnection: @unchecked Sendable {
         var options: OpaquePointer?
         try NATSError.check(natsOptions_Create(&options), "natsOptions_Create", url)
         defer { natsOptions_Destroy(options) }
-        try NATSError.check(natsOptions_SetURL(options, url), "natsOptions_SetURL", url)
+        let servers = url.split(separator: ",").map { String($0.filter { !$0.isWhitespace }) }.filter { !$0.isEmpty }
+        try withCStrings(servers) { list throws(NATSError) in
+            try NATSError.check(natsOptions_SetServers(options, list.baseAddress, Int32(list.count)), "natsOptions_SetServers", url)
+        }
         try NATSError.check(natsOptions_SetName(options, name), "natsOptions_SetName", url)
         try NATSError.check(natsOptions_SetTimeout(options, connectTimeoutMilliseconds), "natsOptions_SetTimeout", url)
         try NATSError.check(natsOptions_SetMaxReconnect(options, -1), "natsOptions_SetMaxReconnect", url)

@@ -119,7 +119,8 @@ import Glibc
         let s = try start()
         let reader = try OutcomeReader(s.nats.url)
         let size = try s.json(["status"])["ledger_size"] as? Int
-        let js = try NATSConnection(url: s.nats.url, name: "test-front-end", waitForServer: false).jetStream()
+        // A list of servers, the first of which is not there: the client finds the other.
+        let js = try NATSConnection(url: "nats://127.0.0.1:1, \(s.nats.url)", name: "test-front-end", waitForServer: false).jetStream()
         func row(_ id: String) -> [UInt8] {
             Array(#"{"vote_id":"\#(id)","voter":"x@example.no","nominee":"kinn","cast_at":"2023-11-03T10:00:00Z"}"#.utf8)
         }
