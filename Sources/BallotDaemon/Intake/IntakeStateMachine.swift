@@ -63,8 +63,6 @@ struct IntakeStateMachine {
     private var stopRequested = false
     /// Failures in a row, for the back-off.
     private var failures = 0
-    /// The batch being settled, kept for a settle that fails.
-    private var settling: Batch?
 
     /// Where outcomes are published (`IntakeConfig.outcomesSubject`).
     let outcomesSubject: String
@@ -166,14 +164,10 @@ struct IntakeStateMachine {
         let ack = batch.messages.indices.filter { batch.answeredBefore.contains($0) || batch.outcomes[$0] != nil }
         let retry = batch.messages.indices.filter { !batch.answeredBefore.contains($0) && batch.outcomes[$0] == nil }
         state = .settling
-        settling = batch
         return .settle(ack: ack, retry: retry)
     }
 
-    mutating func settled() -> Action {
-        settling = nil
-        return next()
-    }
+    mutating func settled() -> Action { next() }
 
     /// A call to NATS failed. With messages in hand, none is acknowledged: they are asked for
     /// again (which may fail too, and then JetStream delivers them again after its ack wait).
@@ -186,10 +180,8 @@ struct IntakeStateMachine {
         switch state {
         case .lookingUp(let batch), .deciding(let batch), .publishing(let batch):
             state = .settling
-            settling = batch
             return .settle(ack: [], retry: Array(batch.messages.indices))
         default:
-            settling = nil
             state = .pausing
             return .pause(milliseconds: min(5000, 100 << min(failures - 1, 6)))
         }
