@@ -221,12 +221,10 @@ extension Audit {
             let seq = record.seq
             var refusal: DomainError?
             do {
-                refusal = try state.check(record, lookupVote: { vote in
+                refusal = try Audit.ruleRefusal(record, after: state, ledgerID: ledgerID, lookupVote: { vote in
                     guard case .voteCast(let v)? = try reader.record(vote)?.event else { return nil }
                     return v
                 })
-                // A juror's signature, which the rules leave to the one check that has Ed25519.
-                if refusal == nil { refusal = JurySignatures.refusal(record.event, after: state, ledger: ledgerID) }
                 if let refusal {
                     note(.tampered, seq...seq, "the rules refuse this \(record.event.kind) event: \(refusal.message)")
                 }
@@ -234,24 +232,11 @@ extension Audit {
                 note(.tampered, seq...seq, "the event it refers to cannot be read: \(error)")
             }
             if case .checkpointSigned(let checkpoint) = record.event, let root = rootBefore {
-                // Unpinned, the first checkpoint's key stands for the ledger's signer: another
-                // key later is a finding (with a key pinned, each is checked against it).
-                if pinnedKey == nil, let first = checkpoints.first, first.checkpoint.publicKey != checkpoint.publicKey {
-                    note(.tampered, seq...seq, "checkpoint: it is signed by key \(checkpoint.publicKey.hex), but the first checkpoint (event \(first.seq)) by key \(first.checkpoint.publicKey.hex): the signing key changed within the ledger; pass --pubkey with the daemon's key to tell which is genuine")
-                }
-                // The ledger's id is outside the tree; a default origin names it under a signature.
-                let defaultOrigin = CheckpointSigner.defaultOrigin(ledgerID: ledgerID)
-                if let origin = checkpoint.origin, origin.hasPrefix("ballotledger/"), origin.utf8.count == defaultOrigin.utf8.count, origin != defaultOrigin {
-                    note(.tampered, seq...seq, "checkpoint: its origin '\(origin)' names another ledger id than this ledger's meta 'ledger_id' (\(defaultOrigin.dropFirst(13))), which jurors' statements name")
-                }
-                let finding = checkpoint.finding(root: root, state: state, pinnedKey: pinnedKey)
-                switch finding {
-                case .badSignature(let what)?: note(.tampered, seq...seq, "checkpoint: \(what)")
-                case .wrongRoot(let what)?: note(.tampered, 1...max(checkpoint.size, 1), "checkpoint at event \(seq): \(what)")
-                case .disagrees(let what)?: note(.disagrees, seq...seq, "checkpoint: \(what)")
-                case nil: break
-                }
-                checkpoints.append((seq, checkpoint, finding == nil))
+                // Unpinned, the first checkpoint's key stands for the ledger's signer.
+                let check = Audit.checkpoint(checkpoint, at: seq, rootBefore: root, state: state, ledgerID: ledgerID,
+                                             pinnedKey: pinnedKey, earlierKey: checkpoints.first?.checkpoint.publicKey)
+                findings += check.findings
+                checkpoints.append((seq, checkpoint, check.holds))
             }
             state.apply(record, checked: refusal)
         }

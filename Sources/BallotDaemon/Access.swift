@@ -41,8 +41,9 @@ enum Access {
         // The jury's own table, with every score before voting ends: for the jury and admins.
         case .jury:
             allowed = role == .admin || role == .juror
+        // A follower's stream holds every record as stored, sealed votes' nominees included.
         case .electionDefine, .electionOpen, .electionClose, .nomineeAdd, .voteInvalidate, .jurorAdd, .juryClose, .resultCertify, .backup,
-             .checkpoint(latest: false):
+             .checkpoint(latest: false), .replicate:
             allowed = role == .admin
         }
         guard allowed else { throw ProtocolError(.forbidden, "\(op) is not allowed for the \(role) role (uid \(peer.uid))") }

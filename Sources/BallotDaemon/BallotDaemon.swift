@@ -31,8 +31,17 @@ public struct BallotDaemon: Service {
         defer { instance.release() }
         try InstanceGuard.claimSocketPath(config.socketPath)
 
+        // A follower needs the primary's voter secret only to be promoted one day; while it
+        // follows it decides no votes and signs no checkpoints (it loads no key).
         let hasher = try VoterHasher(secret: VoterSecretFile.load(config.secretFile))
-        let (checkpointKey, keyCreated) = try CheckpointKeyFile.loadOrCreate(config.checkpointKeyFile, logger: logger)
+        let checkpointKey: CheckpointKey?
+        var keyCreated = false
+        if config.follow == nil {
+            let (key, created) = try CheckpointKeyFile.loadOrCreate(config.checkpointKeyFile, logger: logger)
+            (checkpointKey, keyCreated) = (key, created)
+        } else {
+            checkpointKey = nil
+        }
         let metrics = DaemonMetrics()
         let ledger = try Ledger(path: "\(config.dataDirectory)/ledger",
                                 options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize, observer: metrics),
@@ -42,16 +51,18 @@ public struct BallotDaemon: Service {
                                                             logger.notice("rebuilding the kept state from every event", metadata: ["reason": "\(reason)"])
                                                         }),
                                 checkpointKey: checkpointKey)
-        do {
-            try CheckpointKeyFile.requireLedgersKey(checkpointKey, path: config.checkpointKeyFile, created: keyCreated,
-                                                    signedBy: ledger.state.lastCheckpoint?.checkpoint.publicKey)
-        } catch {
-            ledger.close()
-            throw error
+        if let checkpointKey {
+            do {
+                try CheckpointKeyFile.requireLedgersKey(checkpointKey, path: config.checkpointKeyFile, created: keyCreated,
+                                                        signedBy: ledger.state.lastCheckpoint?.checkpoint.publicKey)
+            } catch {
+                ledger.close()
+                throw error
+            }
         }
         logger.info("ledger open", metadata: ["ledger.path": "\(ledger.path)", "ledger.verify": "\(config.verification.rawValue)", "ledger.size": "\(ledger.size)", "ledger.root": "\(ledger.root)",
                                               "ledger.kept_events": "\(ledger.opening.keptEvents)", "ledger.replayed_events": "\(ledger.opening.replayedEvents)",
-                                              "checkpoint.public_key": "\(checkpointKey.publicKey.hex)", "checkpoint.origin": "\(ledger.checkpointOrigin)"])
+                                              "checkpoint.public_key": "\(checkpointKey?.publicKey.hex ?? "none (a follower)")", "checkpoint.origin": "\(ledger.checkpointOrigin)"])
         let opening = ledger.opening
         if !opening.findings.isEmpty {
             logger.critical("the ledger's check found it unsound; serving anyway (verify: off)", metadata: [
@@ -62,6 +73,7 @@ public struct BallotDaemon: Service {
         let cosigner: WitnessCosigner?
         do {
             cosigner = try config.witnessPolicy.map { policy in
+                guard let checkpointKey else { throw DaemonError.setup("witness_policy is set on a follower, which signs no checkpoints") }
                 try Self.requireLog(in: policy, origin: ledger.checkpointOrigin, key: checkpointKey.publicKey)
                 return WitnessCosigner(policy: policy, reader: ledger.reader, timeoutSeconds: config.witnessTimeoutSeconds, loops: loops,
                                        notePath: "\(config.dataDirectory)/checkpoint.witnessed", logger: logger,
@@ -106,9 +118,11 @@ public struct BallotDaemon: Service {
             logger.info("asking witnesses", metadata: ["witnesses": "\(cosigner.policy.witnesses.compactMap { w in w.url.map { "\(w.name)=\($0)" } }.joined(separator: ","))",
                                                        "quorum": "\(cosigner.policy.quorumDescription)"])
         }
+        let follower = config.follow.map { Follower(config: $0, writer: writer, loop: loops.next(), metrics: metrics, logger: logger) }
         let handler = OperationHandler(writer: writer, reader: ledger.reader, hasher: hasher, clock: SystemClock(),
                                        metrics: metrics, verification: verification, renderMetrics: config.renderMetrics,
-                                       witnesses: cosigner, certificationTimeout: .seconds(config.witnessCertifyTimeoutSeconds))
+                                       witnesses: cosigner, certificationTimeout: .seconds(config.witnessCertifyTimeoutSeconds),
+                                       following: follower?.status)
 
         let intake = config.intake.map {
             JetStreamIntake(config: $0, writer: writer, hasher: hasher, daemonUID: config.access.daemonUID, loop: loops.next(), logger: logger)
@@ -174,6 +188,11 @@ public struct BallotDaemon: Service {
         logger.info("serving", metadata: ["socket.path": "\(config.socketPath)", "socket.mode": "\(String(config.socketMode, radix: 8))",
                                           "event_loops": "\(config.eventLoops)"])
         intake?.start()
+        if let follower, let follow = config.follow {
+            logger.info("following", metadata: ["primary": "\(follow.primary)", "ledger.size": "\(ledger.size)",
+                                                 "checkpoint.pinned_key": "\(follow.checkpointKey?.hex ?? "none: the first checkpoint's key")"])
+            follower.start()
+        }
         SystemdNotify.ready()
 
         // Serve until SIGTERM or SIGINT (or cancellation).
@@ -184,6 +203,8 @@ public struct BallotDaemon: Service {
         // The intake settles the batch in hand (its votes decided and their outcomes out, or
         // left to be delivered again) and takes no more.
         await intake?.stop()
+        // The follower takes nothing more; the chunk being stored still commits.
+        await follower?.stop()
         // Each connection answers the request in hand and closes; subscriptions end.
         writer.commits.close()
         // Certifications waiting for witnesses are answered now (not witnessed), and requests

@@ -57,6 +57,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         if machine.isSubscribed { service.metrics.subscribers.decrement() }
         if importing != nil { service.metrics.importsInProgress.decrement() }
         importing = nil
+        heartbeat?.cancel()
+        heartbeat = nil
         machine.channelClosed()
         context.fireChannelInactive()
     }
@@ -111,7 +113,8 @@ final class ConnectionHandler: ChannelInboundHandler {
         case .resumeReading:
             context.channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
             context.read()
-        case .sendEvents(let from): sendEvents(from: from, context)
+        case .send(.events, let from): sendEvents(from: from, context)
+        case .send(.records, let from): sendRecords(from: from, context)
         case .cutImport(let why):
             importing?.stopReceiving(because: why)
             importProgress(context)
@@ -195,7 +198,12 @@ final class ConnectionHandler: ChannelInboundHandler {
             }
         case .subscribe(let from):
             reply(Reply.ok(id: id, result: .object([("from", .uint(from))])), context)
-            machine.subscribed(from: from)
+            machine.subscribed(.events, from: from)
+            service.metrics.subscribers.increment()
+            stream(context)
+        case .replicate(let start):
+            reply(Reply.ok(id: id, result: start.json), context)
+            machine.subscribed(.records, from: start.from)
             service.metrics.subscribers.increment()
             stream(context)
         case .importFile(let request):
@@ -302,16 +310,79 @@ final class ConnectionHandler: ChannelInboundHandler {
             context.flush()
             handler.machine.chunkWritten()
             if lines.isEmpty {
-                let loop = context.eventLoop
-                handler.service.writer.commits.notify(whenMoreThan: next - 1) { more in
-                    loop.execute {
-                        let (handler, context) = bound.value
-                        if more { handler.stream(context) } else { context.close(promise: nil) }
-                    }
-                }
+                handler.awaitCommit(after: next - 1, context)
             } else {
                 handler.stream(context)   // goes on at once if writable, else on writability
             }
+        }
+    }
+
+    /// Sends a follower the records from `next` on, as stored, a chunk at a time while it
+    /// reads: a `ChunkHeader` line, then the chunk's bytes. A read that fails (a missing event)
+    /// ends the stream with an error line: a follower must never skip one.
+    private func sendRecords(from next: UInt64, _ context: ChannelHandlerContext) {
+        let reader = service.operations.reader
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        service.readPool.runIfActive(eventLoop: context.eventLoop) {
+            try reader.chunk(from: next, maxRecords: 4096, maxBytes: 1 << 20)
+        }.whenComplete { result in
+            let (handler, context) = bound.value
+            let chunk: RecordChunk
+            switch result {
+            case .success(let read): chunk = read
+            case .failure(let error):
+                handler.service.logger.error("replicate: cannot read the records for a follower", metadata: ["from": "\(next)", "error": "\(error)"])
+                handler.reply(Reply.error(id: .null, code: .internal, message: "replicate: cannot read the records from event \(next): \(error)"), context)
+                return context.close(promise: nil)
+            }
+            handler.machine.chunkRead(count: chunk.count)
+            if chunk.count > 0 {
+                // The published head can trail the read by the commit being published.
+                let size = max(handler.service.writer.head.size, chunk.end - 1)
+                let header = ChunkHeader(records: chunk.count, from: next, bytes: chunk.wire.count, ledgerSize: size)
+                context.write(handler.wrapOutboundOut(ByteBuffer(bytes: header.line)), promise: nil)
+                context.write(handler.wrapOutboundOut(ByteBuffer(bytes: chunk.wire)), promise: nil)
+                context.flush()
+            }
+            handler.machine.chunkWritten()
+            if chunk.count == 0 {
+                handler.awaitCommit(after: next - 1, context)
+                handler.sendHeartbeats(at: next, context)
+            } else {
+                handler.stream(context)
+            }
+        }
+    }
+
+    /// Streams on once the ledger holds more than `size` events; closes when the daemon stops.
+    private func awaitCommit(after size: UInt64, _ context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        service.writer.commits.notify(whenMoreThan: size) { more in
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.heartbeat?.cancel()
+                handler.heartbeat = nil
+                if more { handler.stream(context) } else { context.close(promise: nil) }
+            }
+        }
+    }
+
+    /// While a follower's stream waits for a commit, an empty chunk every `heartbeatInterval`
+    /// tells it the primary is alive and how many events it holds, so that it can tell an idle
+    /// primary from a lost one, and report its lag.
+    private var heartbeat: Scheduled<Void>?
+    static let heartbeatInterval = TimeAmount.seconds(2)
+
+    private func sendHeartbeats(at next: UInt64, _ context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        heartbeat?.cancel()
+        heartbeat = context.eventLoop.scheduleTask(in: Self.heartbeatInterval) {
+            let (handler, context) = bound.value
+            guard context.channel.isActive, handler.machine.streamIsIdle, handler.machine.streamPosition == next else { return }
+            let header = ChunkHeader(records: 0, from: next, bytes: 0, ledgerSize: handler.service.writer.head.size)
+            context.writeAndFlush(handler.wrapOutboundOut(ByteBuffer(bytes: header.line)), promise: nil)
+            handler.sendHeartbeats(at: next, context)
         }
     }
 }

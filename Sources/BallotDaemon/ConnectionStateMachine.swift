@@ -19,9 +19,13 @@ struct ConnectionStateMachine {
         case importing(completing: Bool)
         /// Subscribed: `next` is the next event to send; `sending` while a chunk is being read
         /// or written, so that a writability change in between cannot send it twice.
-        case streaming(next: UInt64, sending: Bool)
+        case streaming(Stream, next: UInt64, sending: Bool)
         case closed
     }
+
+    /// What a stream sends: events as JSON lines (`subscribe`), or the records as stored, to a
+    /// follower (`replicate`).
+    enum Stream: Equatable { case events, records }
 
     enum Action: Equatable {
         case none
@@ -30,8 +34,8 @@ struct ConnectionStateMachine {
         case handle(LineFrameDecoder.Frame)
         case pauseReading
         case resumeReading
-        /// Read the events from this one on and send them (`chunkSent` when written).
-        case sendEvents(from: UInt64)
+        /// Read the events from this one on and send them (`chunkRead`, then `chunkWritten`).
+        case send(Stream, from: UInt64)
         /// End the import in hand, whose file stops arriving, for this reason.
         case cutImport(String)
         case close
@@ -105,41 +109,46 @@ struct ConnectionStateMachine {
 
     // MARK: Subscription
 
-    /// The request just handed out subscribed from event `from`: the connection only sends now.
-    mutating func subscribed(from: UInt64) {
+    /// The request just handed out subscribed from event `from` (or, a follower, asked for the
+    /// records from it): the connection only sends now.
+    mutating func subscribed(_ stream: Stream, from: UInt64) {
         guard case .idle = state else { return }
         pending.removeAll()
-        state = .streaming(next: from, sending: false)
+        state = .streaming(stream, next: from, sending: false)
     }
 
     /// Whether to send the next chunk: only when subscribed, not already sending, and the client
     /// reads. After shutdown the stream ends.
     mutating func streamCanSend(writable: Bool) -> Action {
-        guard case .streaming(let next, sending: false) = state else { return .none }
+        guard case .streaming(let stream, let next, sending: false) = state else { return .none }
         if stopping {
             state = .closed
             return .close
         }
         guard writable else { return .none }
-        state = .streaming(next: next, sending: true)
-        return .sendEvents(from: next)
+        state = .streaming(stream, next: next, sending: true)
+        return .send(stream, from: next)
     }
 
     /// `count` events from the chunk's start are being written: the position moves now, and the
     /// stream stays `sending` until `chunkWritten`, so that a flush that turns the channel
     /// writable again cannot start the same chunk a second time.
     mutating func chunkRead(count: Int) {
-        guard case .streaming(let next, sending: true) = state else { return }
-        state = .streaming(next: next + UInt64(count), sending: true)
+        guard case .streaming(let stream, let next, sending: true) = state else { return }
+        state = .streaming(stream, next: next + UInt64(count), sending: true)
     }
 
     mutating func chunkWritten() {
-        guard case .streaming(let next, sending: true) = state else { return }
-        state = .streaming(next: next, sending: false)
+        guard case .streaming(let stream, let next, sending: true) = state else { return }
+        state = .streaming(stream, next: next, sending: false)
     }
 
     /// The next event to send, while subscribed.
-    var streamPosition: UInt64? { if case .streaming(let next, _) = state { next } else { nil } }
+    var streamPosition: UInt64? { if case .streaming(_, let next, _) = state { next } else { nil } }
+
+    /// Whether a stream waits for the next commit with nothing in hand: what a heartbeat may
+    /// be sent in (a follower's stream says it is alive while the ledger is idle).
+    var streamIsIdle: Bool { if case .streaming(_, _, sending: false) = state { true } else { false } }
 
     // MARK: Import
 

@@ -55,6 +55,9 @@ public struct DaemonConfig: Sendable {
     /// Votes taken from NATS JetStream (docs/intake.md); nil (the default) for none. Key:
     /// intake.nats_url and the other intake.* keys.
     public var intake: IntakeConfig?
+    /// Set: this daemon is a follower of that primary (`follow`): it stores the primary's
+    /// records, each verified, and serves reads; writes are refused as `read_only`.
+    public var follow: FollowConfig?
     /// Renders the metrics for the `metrics` op in the Prometheus text format; `main` sets it
     /// when it bootstraps the metrics backend.
     public var renderMetrics: @Sendable () -> [UInt8] = { Array("# no metrics backend\n".utf8) }
@@ -137,4 +140,29 @@ public struct IntakeConfig: Sendable, Equatable {
     public var duplicateWindowSeconds: Int64 = 600
 
     public init(natsURL: String) { self.natsURL = natsURL }
+}
+
+/// A follower's primary (`follow`, `follow_checkpoint_key`; docs/operations.md, "Followers").
+public struct FollowConfig: Sendable, Equatable {
+    /// The primary's Unix socket.
+    public var socketPath: String
+    /// The primary's checkpoint key: every checkpoint must be signed by it. Nil: the first
+    /// checkpoint's key stands for it, as in `ballot-replay verify` without `--pubkey`.
+    public var checkpointKey: Digest32?
+
+    /// What `follow` names: `unix:///PATH` or a path.
+    public var primary: String { "unix://\(socketPath)" }
+
+    /// Reads `follow`: `unix://` and an absolute path, or the path alone.
+    public init(_ text: String, checkpointKey: Digest32? = nil) throws {
+        let path = text.hasPrefix("unix://") ? String(text.dropFirst("unix://".count)) : text
+        if text.hasPrefix("tls://") {
+            throw DaemonError.setup("follow is '\(text)': following over TLS is not built yet; follow the primary's Unix socket (unix:///PATH)")
+        }
+        guard path.hasPrefix("/"), !path.utf8.contains(0) else {
+            throw DaemonError.setup("follow is '\(text)'; write the primary's socket as unix:///PATH or an absolute path")
+        }
+        socketPath = path
+        self.checkpointKey = checkpointKey
+    }
 }

@@ -115,6 +115,24 @@ public enum DaemonConfigLoader {
             }
             config.metricsListen = address
         }
+        let follow = text("follow", "")
+        if !follow.isEmpty {
+            let keyText = text("follow_checkpoint_key", "")
+            var key: Digest32?
+            if !keyText.isEmpty {
+                guard let parsed = Digest32(hex: keyText) else {
+                    throw DaemonError.setup("follow_checkpoint_key is '\(keyText)'; write the primary's checkpoint public key as 64 hex digits (hello's checkpoint_public_key)")
+                }
+                key = parsed
+            }
+            config.follow = try FollowConfig(follow, checkpointKey: key)
+            guard config.follow?.socketPath != config.socketPath else {
+                throw DaemonError.setup("follow names this daemon's own socket (\(config.socketPath))")
+            }
+            guard config.witnessPolicy == nil else {
+                throw DaemonError.setup("witness_policy is set on a follower: witnesses cosign the primary's checkpoints, asked by the primary; remove it here")
+            }
+        }
         let natsURL = text("intake.nats_url", "")
         if !natsURL.isEmpty {
             var intake = IntakeConfig(natsURL: natsURL)
@@ -135,6 +153,9 @@ public enum DaemonConfigLoader {
             // and a front end's repeat: it must outlast several redeliveries.
             guard intake.duplicateWindowSeconds >= 4 * intake.ackWaitSeconds else {
                 throw DaemonError.setup("intake.duplicate_window is \(intake.duplicateWindowSeconds) s; at least 4 times intake.ack_wait (\(intake.ackWaitSeconds) s)")
+            }
+            guard config.follow == nil else {
+                throw DaemonError.setup("intake.nats_url is set on a follower, which takes no votes; set it on the primary")
             }
             config.intake = intake
         }

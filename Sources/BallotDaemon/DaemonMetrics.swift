@@ -36,6 +36,13 @@ struct DaemonMetrics: Sendable {
     let verificationRunning = Gauge(label: "ballotd_verification_running")
     let verifiedEvents = Gauge(label: "ballotd_verified_events")
     let verificationFindings = Gauge(label: "ballotd_verification_findings")
+    // A follower (`follow`).
+    /// Events its primary holds beyond its own, as of the last chunk or heartbeat.
+    let followerLag = Gauge(label: "ballotd_follower_lag_events")
+    /// Events verified and stored from the primary.
+    let followerEvents = Counter(label: "ballotd_follower_events_total")
+    /// 1 while replication is stopped because a record did not verify.
+    let followerStopped = Gauge(label: "ballotd_follower_stopped")
     // Clients.
     let connections = Meter(label: "ballotd_connections")
     let connectionsOpened = Counter(label: "ballotd_connections_opened_total")

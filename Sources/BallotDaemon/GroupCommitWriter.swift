@@ -24,6 +24,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         var trial: TrialBox? = nil
         /// How many more commands the sender expects to send soon (see `Ledger.submit`).
         var expecting = 0
+        /// A follower's chunk of its primary's records, to verify and store (`Ledger.replicate`)
+        /// in place of submissions; its completion gets no outcomes.
+        var replication: (chunk: RecordChunk, primary: Ledger.Primary)? = nil
     }
     /// A dry run's state, used only on the writer thread.
     final class TrialBox: @unchecked Sendable {
@@ -41,6 +44,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     private var statuses: [ElectionID: ElectionStatus] = [:]
     private var standings: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
     private var published: (size: UInt64, root: MerkleHash)
+    /// The ledger's id, which a follower's empty ledger takes from its primary.
+    private var publishedLedgerID: [UInt8]
     private var publishedCheckpoint: (seq: UInt64, checkpoint: Checkpoint)?
     /// How often the ledger is checkpointed while it grows (nil: only on request and on close).
     private let checkpointInterval: Int64?
@@ -62,6 +67,7 @@ final class GroupCommitWriter: @unchecked Sendable {
         checkpointPublicKey = ledger.checkpointPublicKey
         checkpointInterval = checkpointPublicKey == nil ? nil : checkpointIntervalSeconds
         published = (ledger.size, ledger.root)
+        publishedLedgerID = ledger.ledgerID
         publishedCheckpoint = ledger.state.lastCheckpoint
         commits.announce(size: ledger.size)
         for e in ledger.state.elections {
@@ -88,6 +94,13 @@ final class GroupCommitWriter: @unchecked Sendable {
     func submit(_ submissions: [Submission], expecting: Int = 0, on loop: any EventLoop,
                 completion: @escaping @Sendable (Result<[Outcome], any Error>) -> Void) {
         enqueue(Job(submissions: submissions, loop: loop, completion: completion, expecting: expecting))
+    }
+
+    /// Queues a follower's chunk of records; `completion` runs on `loop` once it is stored, or
+    /// with the error that refused it (nothing of it stored).
+    func replicate(_ chunk: RecordChunk, from primary: Ledger.Primary, on loop: any EventLoop,
+                   completion: @escaping @Sendable (Result<[Outcome], any Error>) -> Void) {
+        enqueue(Job(submissions: [], loop: loop, completion: completion, replication: (chunk, primary)))
     }
 
     /// Queues a dry run of `submissions` (see `Ledger.trial`); `completion` runs on `loop`.
@@ -146,7 +159,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// The ledger's id, in hex: what jurors' statements name (`status`).
-    var ledgerID: String { ledger.ledgerID.withUnsafeBytes { hexString($0) } }
+    var ledgerID: String { ledgerIDBytes.withUnsafeBytes { hexString($0) } }
+    var ledgerIDBytes: [UInt8] { condition.withLock { publishedLedgerID } }
 
     var electionCount: Int {
         condition.lock()
@@ -204,9 +218,15 @@ final class GroupCommitWriter: @unchecked Sendable {
                 answer([(job, Result { try ledger.trial(job.submissions, &box.trial) })])
                 continue
             }
+            if let replication = waiting.first?.replication {
+                let job = waiting.removeFirst()
+                condition.unlock()
+                answer([(job, Result { try replicate(replication.chunk, from: replication.primary) })])
+                continue
+            }
             var jobs: [Job] = []
             var count = 0
-            while let job = waiting.first, job.trial == nil, jobs.isEmpty || count + job.submissions.count <= maxBatch {
+            while let job = waiting.first, job.trial == nil, job.replication == nil, jobs.isEmpty || count + job.submissions.count <= maxBatch {
                 jobs.append(job)
                 count += job.submissions.count
                 waiting.removeFirst()
@@ -236,6 +256,19 @@ final class GroupCommitWriter: @unchecked Sendable {
                 answer(jobs.map { ($0, .failure(error)) })
             }
         }
+    }
+
+    /// Stores a follower's chunk and publishes what it changed, as a batch's commit does.
+    private func replicate(_ chunk: RecordChunk, from primary: Ledger.Primary) throws -> [Outcome] {
+        let started = ContinuousClock.now
+        let changed = try ledger.replicate(chunk, from: primary)
+        let elapsed = ContinuousClock.now - started
+        metrics.commitLatency.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
+        metrics.batchSize.record(chunk.count)
+        metrics.followerEvents.increment(by: chunk.count)
+        metrics.ledgerEvents.record(Double(ledger.size))
+        publish(changed: Set(changed))
+        return []
     }
 
     /// The elections the appended submissions of a batch changed (a checkpoint names none).
@@ -332,7 +365,9 @@ final class GroupCommitWriter: @unchecked Sendable {
         let documents = changed.map { id in (id, written[id] ?? storedStandings(id)) }
         let head = (ledger.size, ledger.root)
         let checkpoint = ledger.state.lastCheckpoint
+        let id = ledger.ledgerID
         condition.lock()
+        publishedLedgerID = id
         for status in fresh { statuses[status.id] = status }
         for (id, docs) in documents where docs != nil { standings[id] = docs }
         published = head

@@ -24,6 +24,8 @@ enum Plan: Sendable {
     case awaitThenRead(@Sendable () async throws -> @Sendable () throws -> JSONValue)
     /// Streams events (see `ConnectionHandler`).
     case subscribe(from: UInt64)
+    /// Streams the records as stored, to a follower (see `ConnectionHandler`).
+    case replicate(ReplicationStart)
     /// Receives a vote file (see `ImportSession`).
     case importFile(ImportRequest)
 }
@@ -43,11 +45,16 @@ struct OperationHandler: Sendable {
     var witnesses: WitnessCosigner? = nil
     /// How long a certification that requires witnesses waits for them.
     var certificationTimeout: Duration = .seconds(30)
+    /// On a follower, where it stands; it refuses every write as `read_only`.
+    var following: FollowerStatus? = nil
     static let protocolVersion = 1
     static let serverVersion = "0.1.0"
 
     func plan(_ operation: Op, request: Request, peer: Peer) throws(ProtocolError) -> Plan {
         try Access.check(operation, op: request.op, for: peer)
+        if let following, operation.isWrite {
+            throw ProtocolError(.readOnly, "\(request.op): this daemon is a follower of \(following.primary) and serves reads only; send writes to the primary")
+        }
         let key = try Fields(request).optionalString("idempotency_key") ?? ""
         let reader = self.reader
         switch operation {
@@ -69,6 +76,7 @@ struct OperationHandler: Sendable {
                 ("elections", .int(writer.electionCount)),
                 ("verification", verification.json),
                 ("witnessing", witnesses?.json ?? .null),
+                ("follower", following?.json(size: head.size) ?? .null),
             ]))
         case .electionGet(let id):
             return .reply(try status(id).json)
@@ -150,6 +158,12 @@ struct OperationHandler: Sendable {
                 throw ProtocolError(.badRequest, "subscribe: 'from' is \(from) but the ledger holds \(size) events; start at \(size + 1) at most")
             }
             return .subscribe(from: from)
+        case .replicate(let from):
+            let head = writer.head
+            guard from <= head.size + 1 else {
+                throw ProtocolError(.badRequest, "replicate: 'from' is \(from) but the ledger holds \(head.size) events; start at \(head.size + 1) at most")
+            }
+            return .replicate(ReplicationStart(from: from, ledgerID: writer.ledgerIDBytes, ledgerSize: head.size))
         case .events(let from, let limit):
             let sealed = writer.sealedElections(at: clock.now())
             return .read { .object([("events", .array(try Self.events(reader, from: from, limit: limit, sealed: sealed)))]) }

@@ -17,17 +17,11 @@ public struct Digest32: Hashable, Sendable, CustomStringConvertible {
 
     /// Parses 64 hex digits (either case).
     public init?(hex: String) {
-        let chars = Array(hex.utf8)
-        guard chars.count == 64 else { return nil }
-        var raw = [UInt8](repeating: 0, count: 32)
-        for i in 0..<32 {
-            guard let hi = Self.nibble(chars[2 * i]), let lo = Self.nibble(chars[2 * i + 1]) else { return nil }
-            raw[i] = hi << 4 | lo
-        }
+        guard hex.utf8.count == 64, let raw = hexBytes(hex) else { return nil }
         self = raw.withUnsafeBytes { Digest32($0) }
     }
 
-    private static func nibble(_ c: UInt8) -> UInt8? {
+    fileprivate static func nibble(_ c: UInt8) -> UInt8? {
         switch c {
         case 0x30...0x39: c - 0x30
         case 0x61...0x66: c - 0x61 + 10
@@ -53,6 +47,18 @@ public struct Digest32: Hashable, Sendable, CustomStringConvertible {
 
     /// The words are already uniformly distributed: one is enough to hash.
     public func hash(into hasher: inout Hasher) { hasher.combine(words.0) }
+}
+
+/// The bytes an even number of hex digits (either case) spell; nil for anything else.
+public func hexBytes(_ hex: String) -> [UInt8]? {
+    let chars = Array(hex.utf8)
+    guard chars.count % 2 == 0 else { return nil }
+    var raw = [UInt8](repeating: 0, count: chars.count / 2)
+    for i in 0..<raw.count {
+        guard let hi = Digest32.nibble(chars[2 * i]), let lo = Digest32.nibble(chars[2 * i + 1]) else { return nil }
+        raw[i] = hi << 4 | lo
+    }
+    return raw
 }
 
 /// Lower-case hex of `bytes`.

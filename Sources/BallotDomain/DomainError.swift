@@ -61,6 +61,9 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case notWitnessed = "not_witnessed"
     /// A receipt asked for an event no checkpoint covers yet.
     case notCovered = "not_covered"
+    /// (protocol) A write sent to a follower, which only serves reads; the message names its
+    /// primary, where writes go.
+    case readOnly = "read_only"
     /// Not a refusal of a command: what replay reports when a stored event is not the one the
     /// rules would give for it (see `LedgerState.check`).
     case corruptRecord = "corrupt_record"

@@ -6,6 +6,9 @@ public import BallotCollections
 public enum LedgerError: Error, CustomStringConvertible, Sendable {
     /// A stored record does not decode, or does not fit the records around it.
     case corruptRecord(seq: UInt64, reason: String)
+    /// A record a follower's primary sent does not verify (`Ledger.replicate`): nothing of its
+    /// chunk was stored.
+    case unverifiedRecord(seq: UInt64, reason: String)
     /// The ledger was written by a newer (or unknown) format version.
     case unsupportedFormat(found: UInt8, supported: UInt8, at: String)
     /// The operator's voter secret is unusable (too short).
@@ -25,6 +28,7 @@ public enum LedgerError: Error, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .corruptRecord(let seq, let reason): "corrupt record at sequence number \(seq): \(reason)"
+        case .unverifiedRecord(let seq, let reason): "the primary's event \(seq) does not verify: \(reason); nothing of its chunk was stored"
         case .unsupportedFormat(let found, let supported, let at):
             "\(at) uses ledger format version \(found); this build reads version \(supported)"
         case .invalidSecret(let reason), .badKey(let reason), .badOrigin(let reason): reason

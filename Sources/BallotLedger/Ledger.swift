@@ -134,7 +134,8 @@ public final class Ledger {
     /// The files of the kept state; nil for a ledger that keeps none.
     let kept: KeptState?
     /// The ledger's id (its meta 'ledger_id'), which the kept state and jurors' statements name.
-    public let ledgerID: [UInt8]
+    /// A follower's empty ledger takes its primary's (`replicate`).
+    public private(set) var ledgerID: [UInt8]
     /// The event the last snapshot covers.
     private var snapshotAt: UInt64 = 0
     public private(set) var opening: Opening
@@ -241,6 +242,55 @@ public final class Ledger {
         } catch {
             // Nothing of the batch was stored: take back what it changed in memory.
             writer.takeBackBatch()
+            if let storeError = error as? StoreError { throw LedgerError.store(storeError) }
+            throw error
+        }
+    }
+
+    /// A follower's append: stores the records its primary sent, exactly as sent, each
+    /// verified first against the state before it by the audit's own checks (it decodes, follows
+    /// the event before it in sequence and time, the rules accept it, its juror's signature
+    /// holds, its idempotency key is new, and a checkpoint is signed by the ledger's key over
+    /// the root of the events before it and the numbers they give). All in one transaction:
+    /// a record that does not verify throws `LedgerError.unverifiedRecord` and nothing of the
+    /// chunk is stored. An empty ledger takes the primary's id; a ledger that holds events of
+    /// another is refused. Returns the elections the chunk changed.
+    public func replicate(_ chunk: RecordChunk, from primary: Primary) throws -> [ElectionID] {
+        func hex(_ id: [UInt8]) -> String { id.withUnsafeBytes { hexString($0) } }
+        let adopting = primary.ledgerID != ledgerID
+        if adopting {
+            guard size == 0, primary.ledgerID.count == 16 else {
+                throw LedgerError.unverifiedRecord(seq: chunk.first, reason: "the primary's ledger is \(hex(primary.ledgerID)), and this follower holds \(size) events of ledger \(hex(ledgerID)): it follows another ledger; start the follower on an empty data directory")
+            }
+        }
+        guard chunk.first == size + 1 else {
+            throw LedgerError.unverifiedRecord(seq: chunk.first, reason: "the follower holds \(size) events, so the next it takes is event \(size + 1)")
+        }
+        guard chunk.count > 0 else { return [] }
+        if try writer.reserve(chunk.count) { try? saveSnapshot(clean: false) }
+        let ownID = writer.ledgerID
+        writer.ledgerID = primary.ledgerID
+        do {
+            let (changed, last) = try env.write("storing \(chunk.count) events from \(chunk.first), as the primary sent them",
+                                                beforeRetry: { self.writer.takeBackBatch() }) { txn in
+                if adopting { try txn.put(Array("ledger_id".utf8), primary.ledgerID, in: dbs.meta) }
+                return try self.writer.replicate(chunk, pinnedKey: primary.pinnedKey, in: txn, dbs)
+            }
+            writer.endBatch()
+            writer.lastTimestamp = last
+            ledgerID = primary.ledgerID
+            if adopting || writer.state.lastSeq - snapshotAt >= options.snapshotInterval {
+                do {
+                    try saveSnapshot(clean: false)
+                    lastSnapshotError = nil
+                } catch {
+                    lastSnapshotError = "\(error)"
+                }
+            }
+            return changed
+        } catch {
+            writer.takeBackBatch()
+            writer.ledgerID = ownID
             if let storeError = error as? StoreError { throw LedgerError.store(storeError) }
             throw error
         }

@@ -14,7 +14,7 @@ struct WriterState {
     var idempotency: IdempotencyIndex
     var lastTimestamp: Timestamp
     /// The ledger's id, which jurors' statements name (docs/ledger-format.md §3.2).
-    let ledgerID: [UInt8]
+    var ledgerID: [UInt8]
     /// The tally and ranking documents the last batch wrote, by election: what the daemon
     /// publishes once the batch commits, without reading them back.
     var standingsWritten: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
@@ -81,14 +81,11 @@ struct WriterState {
     /// asks.
     mutating func append(_ batch: [Submission], at now: Timestamp, signer: CheckpointSigner?, in txn: borrowing WriteTransaction,
                          _ dbs: LedgerDatabases) throws -> [Outcome] {
-        precondition(self.batch == nil, "a batch was appended while another was in hand")
-        self.batch = BatchJournal(state: state.journal(events: batch.count), frontier: frontier)
-        self.batch!.keys.reserveCapacity(batch.count)
+        beginBatch(events: batch.count)
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(batch.count)
         var changed = ProjectionChanges()
         var writer = ByteWriter(capacity: 256)
-        standingsWritten.removeAll(keepingCapacity: true)
         for (i, submission) in batch.enumerated() {
             if i % Self.prefetchRun == 0 { prefetch(batch[i..<min(i + Self.prefetchRun, batch.count)]) }
             let outcome = try append(submission, at: now, signer: signer, in: txn, dbs, changed: &changed, writer: &writer)
@@ -190,11 +187,20 @@ struct WriterState {
         let record = RecordedEvent(seq: seq, timestamp: now, actor: submission.actor, idempotencyKey: key, event: event)
         writer.bytes.removeAll(keepingCapacity: true)
         RecordCodec.encode(record, into: &writer)
-        let leaf = writer.bytes.withUnsafeBytes { MerkleHash.leaf($0) }
+        let leaf = try writer.bytes.withUnsafeBytes { try store(record, bytes: $0, slot: slot, in: txn, dbs, changed: &changed) }
+        return .appended(Receipt(seq: seq, leafHash: leaf))
+    }
+
+    /// The part of an append after its decision, shared by a decided command and a replicated
+    /// record: stores the event's bytes at its sequence number, hashes its leaf into the
+    /// frontier (storing the nodes it completes), applies it to the state and notes its
+    /// idempotency key. Returns the leaf hash.
+    mutating func store(_ record: RecordedEvent, bytes: UnsafeRawBufferPointer, slot: Key128?, in txn: borrowing WriteTransaction,
+                        _ dbs: LedgerDatabases, changed: inout ProjectionChanges) throws -> MerkleHash {
+        let seq = record.seq
+        let leaf = MerkleHash.leaf(bytes)
         try withUnsafeBytes(of: seq.bigEndian) { k in
-            try writer.bytes.withUnsafeBytes { v in
-                try txn.put(k, v, in: dbs.events, flags: .append, "appending event \(seq) (\(event.kind)) to 'events'")
-            }
+            try txn.put(k, bytes, in: dbs.events, flags: .append, "appending event \(seq) (\(record.event.kind)) to 'events'")
         }
         try frontier.append(leaf) { level, index, hash in
             guard level >= LedgerKeys.firstStoredLevel else { return }
@@ -209,8 +215,16 @@ struct WriterState {
             idempotency.insert(slot, seq: seq)
             batch!.keys.append((slot, seq))
         }
-        changed.note(event, state)
-        return .appended(Receipt(seq: seq, leafHash: leaf))
+        changed.note(record.event, state)
+        return leaf
+    }
+
+    /// Starts the journal of a batch of `events` events (see `takeBackBatch`).
+    mutating func beginBatch(events: Int) {
+        precondition(batch == nil, "a batch was begun while another was in hand")
+        batch = BatchJournal(state: state.journal(events: events), frontier: frontier)
+        batch!.keys.reserveCapacity(events)
+        standingsWritten.removeAll(keepingCapacity: true)
     }
 
     /// A key seen before: the original receipt if the content matches, else a conflict.

@@ -31,6 +31,9 @@ public enum Op: Sendable {
     case events(from: UInt64, limit: Int)
     /// Streams events from `from` (catching up first), then live as they are committed.
     case subscribe(from: UInt64)
+    /// Streams the records from `from` exactly as stored, then live as they are committed: what
+    /// a follower verifies and stores (docs/protocol.md, "replicate").
+    case replicate(from: UInt64)
     /// Signs and records a new checkpoint; with `latest`, only returns the last one recorded.
     case checkpoint(latest: Bool)
     /// An inclusion proof of event `seq` in the tree of `size` events, or of the checkpoint
@@ -53,8 +56,21 @@ public enum Op: Sendable {
     public static let names = [
         "hello", "status", "election.define", "election.get", "election.open", "election.close",
         "nominee.add", "vote.cast", "vote.invalidate", "juror.add", "jury.score", "jury.close", "jury",
-        "result.certify", "result.sign", "tally", "ranking", "events", "subscribe", "checkpoint", "proof", "receipt", "backup", "metrics", "import",
+        "result.certify", "result.sign", "tally", "ranking", "events", "subscribe", "replicate", "checkpoint", "proof", "receipt", "backup", "metrics", "import",
     ]
+
+    /// Whether the op appends to the ledger: what a follower refuses (`read_only`). Listed
+    /// whole, so that a new op must be placed on one side.
+    public var isWrite: Bool {
+        switch self {
+        case .electionDefine, .electionOpen, .electionClose, .nomineeAdd, .voteCast, .voteInvalidate, .jurorAdd, .juryScore, .juryClose,
+             .resultCertify, .resultSign, .checkpoint(latest: false), .importFile:
+            true
+        case .hello, .status, .electionGet, .jury, .tally, .ranking, .events, .subscribe, .replicate, .checkpoint(latest: true),
+             .inclusionProof, .consistencyProof, .receipt, .backup, .metrics:
+            false
+        }
+    }
 
     /// Whether `request` asks for an import, whatever else is wrong with it: the bytes after its
     /// line are then a file, not requests.
@@ -120,6 +136,10 @@ public enum Op: Sendable {
             let from = try f.optionalInt("from") ?? 1
             guard from >= 1 else { throw f.bad("'from' must be 1 or more") }
             self = .subscribe(from: UInt64(from))
+        case "replicate":
+            let from = try f.optionalInt("from") ?? 1
+            guard from >= 1 else { throw f.bad("'from' must be 1 or more") }
+            self = .replicate(from: UInt64(from))
         case "checkpoint": self = .checkpoint(latest: try f.optionalBool("latest") ?? false)
         case "metrics": self = .metrics
         case "proof":

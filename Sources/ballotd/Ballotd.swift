@@ -99,6 +99,12 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("no-verify"), help: "The same as --verify off.")
     var noVerify = false
 
+    @Option(name: .customLong("follow"), help: "unix:///PATH of a primary's socket: run as its follower, storing its records (each verified) and serving reads; writes are refused as read_only. Key: follow.")
+    var follow: String?
+
+    @Option(name: .customLong("follow-checkpoint-key"), help: "The primary's checkpoint public key (64 hex digits): every checkpoint it sends must be signed by it. Key: follow_checkpoint_key.")
+    var followCheckpointKey: String?
+
     func validate() throws {
         if let logLevel, Logger.Level(rawValue: logLevel) == nil { throw ValidationError("--log-level '\(logLevel)' is not a log level") }
     }
@@ -109,6 +115,8 @@ struct Serve: AsyncParsableCommand {
         flags["metrics_listen"] = metricsListen
         flags["log_level"] = logLevel
         flags["verify"] = noVerify ? "off" : verify
+        flags["follow"] = follow
+        flags["follow_checkpoint_key"] = followCheckpointKey
         var lists: [String: [String]] = [:]
         if !adminUIDs.isEmpty { lists["access.admin_uids"] = adminUIDs.map(String.init) }
         if !importerUIDs.isEmpty { lists["access.importer_uids"] = importerUIDs.map(String.init) }

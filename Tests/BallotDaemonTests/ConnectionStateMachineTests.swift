@@ -76,8 +76,8 @@ import BallotProtocol
     /// re-entered the stream while the chunk was going out, and the chunk was sent twice.
     @Test func aStreamSendsEachChunkOnceWhateverWritabilityDoes() {
         var m = Machine()
-        m.subscribed(from: 1)
-        do { let got = m.streamCanSend(writable: true); #expect(got == .sendEvents(from: 1)) }
+        m.subscribed(.events, from: 1)
+        do { let got = m.streamCanSend(writable: true); #expect(got == .send(.events, from: 1)) }
         // a writability change while reading
         do { let got = m.streamCanSend(writable: true); #expect(got == .none) }
         m.chunkRead(count: 256)
@@ -87,7 +87,7 @@ import BallotProtocol
         #expect(m.streamPosition == 257)
         // a client that does not read
         do { let got = m.streamCanSend(writable: false); #expect(got == .none) }
-        do { let got = m.streamCanSend(writable: true); #expect(got == .sendEvents(from: 257)) }
+        do { let got = m.streamCanSend(writable: true); #expect(got == .send(.events, from: 257)) }
         // A subscribed connection only listens.
         do { let got = m.lineArrived(line("x")); #expect(got == .none) }
         do { let got = drain(&m).isEmpty; #expect(got) }
@@ -145,7 +145,7 @@ import BallotProtocol
         answering.startedAnswering()
         do { let got = answering.idleTimedOut(importWaitsForBytes: false); #expect(got == .none) }
         var streaming = Machine()
-        streaming.subscribed(from: 1)
+        streaming.subscribed(.records, from: 1)
         do { let got = streaming.idleTimedOut(importWaitsForBytes: false); #expect(got == .none) }
     }
 }

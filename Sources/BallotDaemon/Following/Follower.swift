@@ -1,0 +1,239 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import BallotDomain
+import BallotFormat
+import BallotLedger
+import BallotProtocol
+
+/// Where a follower stands, for `status` and the refusals of writes: read from any thread.
+final class FollowerStatus: @unchecked Sendable {
+    let primary: String
+    private let lock = NSLock()
+    private var state = "disconnected"
+    private var primarySize: UInt64?
+    private var lastError: String?
+    private var stoppedBecause: String?
+    /// When the primary last sent anything (a reply, a chunk, a heartbeat).
+    private var lastContact: ContinuousClock.Instant?
+
+    init(primary: String) {
+        self.primary = primary
+    }
+
+    func update(_ machine: FollowerStateMachine, contact: Bool) {
+        lock.withLock {
+            state = machine.state.description
+            primarySize = machine.primarySize
+            lastError = machine.lastError
+            if case .stopped(let why) = machine.state { stoppedBecause = why }
+            if contact { lastContact = .now }
+        }
+    }
+
+    /// `status`'s `follower` object; `size` is what this daemon has published.
+    func json(size: UInt64) -> JSONValue {
+        lock.withLock {
+            let since = lastContact.map { ContinuousClock.now - $0 }
+            return .object([
+                ("primary", .string(primary)),
+                ("state", .string(state)),
+                ("primary_ledger_size", primarySize.map { .uint($0) } ?? .null),
+                ("lag_events", primarySize.map { .uint($0 > size ? $0 - size : 0) } ?? .null),
+                ("seconds_since_contact", since.map { .double(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) } ?? .null),
+                ("stopped_because", stoppedBecause.map { .string($0) } ?? .null),
+                ("last_error", lastError.map { .string($0) } ?? .null),
+            ])
+        }
+    }
+}
+
+/// A follower's replication: one connection to the primary's socket asking for its records
+/// (`replicate`), each chunk handed to the writer, which verifies every record before it stores
+/// any (`Ledger.replicate`). What to do is decided by `FollowerStateMachine`; this class
+/// performs it, on one event loop.
+final class Follower: @unchecked Sendable {
+    private let config: FollowConfig
+    private let writer: GroupCommitWriter
+    private let loop: any EventLoop
+    private let logger: Logger
+    private let metrics: DaemonMetrics
+    let status: FollowerStatus
+    /// Touched only on `loop`.
+    private var machine: FollowerStateMachine
+    private var channel: (any Channel)?
+    /// Each connection's number: events of an older one are ignored.
+    private var generation = 0
+    /// Nothing from the primary for this long (it heartbeats every 2 s when idle) means the
+    /// connection is lost.
+    static let silence = TimeAmount.seconds(10)
+
+    init(config: FollowConfig, writer: GroupCommitWriter, loop: any EventLoop, metrics: DaemonMetrics, logger: Logger) {
+        self.config = config
+        self.writer = writer
+        self.loop = loop
+        self.logger = logger
+        self.metrics = metrics
+        status = FollowerStatus(primary: config.primary)
+        machine = FollowerStateMachine(stored: writer.head.size)
+    }
+
+    func start() {
+        loop.execute { self.perform(self.machine.start()) }
+    }
+
+    /// Closes the connection; the chunk being stored still commits.
+    func stop() async {
+        try? await loop.submit { self.perform(self.machine.shutdown()) }.get()
+    }
+
+    private func perform(_ actions: [FollowerStateMachine.Action], contact: Bool = false) {
+        loop.preconditionInEventLoop()
+        status.update(machine, contact: contact)
+        metrics.followerLag.record(Double(machine.lag ?? 0))
+        for action in actions {
+            switch action {
+            case .connect: connect()
+            case .ask(let from):
+                var line = JSONValue.object([("op", .string("replicate")), ("from", .uint(from))]).serialized()
+                line.append(UInt8(ascii: "\n"))
+                channel?.writeAndFlush(ByteBuffer(bytes: line), promise: nil)
+            case .store(let chunk, let ledgerID):
+                let primary = Ledger.Primary(ledgerID: ledgerID, pinnedKey: config.checkpointKey)
+                let end = chunk.end
+                writer.replicate(chunk, from: primary, on: loop) { result in
+                    switch result {
+                    case .success: self.perform(self.machine.stored(through: end))
+                    case .failure(let error as LedgerError):
+                        if case .unverifiedRecord = error {
+                            self.perform(self.machine.storeFailed("\(error)", unverified: true))
+                        } else {
+                            self.perform(self.machine.storeFailed("\(error)", unverified: false))
+                        }
+                    case .failure(let error):
+                        self.perform(self.machine.storeFailed("\(error)", unverified: false))
+                    }
+                }
+            case .pauseReading: channel?.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            case .resumeReading:
+                channel?.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+                channel?.read()
+            case .disconnect:
+                generation += 1
+                channel?.close(promise: nil)
+                channel = nil
+            case .reconnect(let delay):
+                if let reason = machine.lastError {
+                    logger.warning("follower: lost the primary; connecting again", metadata: [
+                        "primary": "\(config.primary)", "reason": "\(reason)", "after_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
+                }
+                loop.scheduleTask(in: .nanoseconds(delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)) {
+                    self.perform(self.machine.reconnectDue())
+                }
+            case .halt(let reason):
+                metrics.followerStopped.record(1)
+                logger.critical("follower: replication stopped; a record from the primary does not verify, and nothing of its chunk was stored. This follower keeps serving what it verified; look at the primary's ledger (ballot-replay verify)", metadata: [
+                    "primary": "\(config.primary)", "reason": "\(reason)"])
+            }
+        }
+    }
+
+    private func connect() {
+        generation += 1
+        let mine = generation
+        ClientBootstrap(group: loop)
+            .channelOption(.allowRemoteHalfClosure, value: false)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.silence))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RecordStreamDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(FollowerChannelHandler(self, generation: mine))
+                }
+            }
+            .connect(unixDomainSocketPath: config.socketPath)
+            .whenComplete { result in
+                guard mine == self.generation else {
+                    if case .success(let channel) = result { channel.close(promise: nil) }
+                    return
+                }
+                switch result {
+                case .success(let channel):
+                    self.channel = channel
+                    self.perform(self.machine.connected())
+                case .failure(let error):
+                    self.perform(self.machine.connectionLost("cannot connect to \(self.config.socketPath): \(error)"))
+                }
+            }
+    }
+
+    // What the connection's handler reports, on the loop.
+
+    fileprivate func received(_ frame: RecordStreamDecoder.Frame, generation: Int) {
+        guard generation == self.generation else { return }
+        switch frame {
+        case .reply(let value):
+            guard case .bool(true)? = value["ok"], let result = value["result"] else {
+                let message: String
+                if case .object? = value["error"], case .string(let code)? = value["error"]?["code"], case .string(let text)? = value["error"]?["message"] {
+                    message = "\(code): \(text)"
+                } else {
+                    message = String(decoding: value.serialized().prefix(300), as: UTF8.self)
+                }
+                return perform(machine.refused(message), contact: true)
+            }
+            do {
+                perform(machine.replied(try ReplicationStart(result)), contact: true)
+            } catch {
+                perform(machine.refused(error.message), contact: true)
+            }
+        case .chunk(let header, let wire):
+            do {
+                let chunk = try RecordChunk(first: header.from, count: header.records, wire: wire)
+                perform(machine.chunkArrived(header, chunk), contact: true)
+            } catch {
+                perform(machine.connectionLost("the primary sent a chunk that cannot be read: \(error)"))
+            }
+        }
+    }
+
+    fileprivate func lost(_ reason: String, generation: Int) {
+        guard generation == self.generation else { return }
+        perform(machine.connectionLost(reason))
+    }
+}
+
+/// The follower's connection: hands each frame to `Follower`, and says when it ends.
+private final class FollowerChannelHandler: ChannelInboundHandler {
+    typealias InboundIn = RecordStreamDecoder.Frame
+    private let follower: Follower
+    private let generation: Int
+
+    init(_ follower: Follower, generation: Int) {
+        self.follower = follower
+        self.generation = generation
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        follower.received(unwrapInboundIn(data), generation: generation)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        follower.lost("the primary closed the connection", generation: generation)
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            follower.lost("nothing from the primary for \(Follower.silence.nanoseconds / 1_000_000_000) s", generation: generation)
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        follower.lost("the connection failed: \(error)", generation: generation)
+        context.close(promise: nil)
+    }
+}

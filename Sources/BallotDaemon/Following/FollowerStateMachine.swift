@@ -1,0 +1,213 @@
+import BallotFormat
+import BallotProtocol
+
+/// A follower's side of `replicate`, as a value: `Follower` tells it what happened (connected,
+/// the primary's reply, a chunk, a chunk stored or refused, the connection lost, a timer) and
+/// performs the actions it returns. Tested without sockets (`FollowerStateMachineTests`).
+///
+/// The follower asks for the records after those it has stored, hands each chunk to the writer
+/// (one at a time, in order: the writer verifies each record against the state before it) and
+/// stops reading while two chunks wait, so that a fast primary cannot make it buffer without
+/// bound. A lost connection is taken again after a back-off (100 ms doubling to 5 s), once
+/// the chunk being stored is done, from whatever the follower then holds. A record that does
+/// not verify stops replication for good: the follower keeps serving what it verified, and
+/// an operator must look (docs/operations.md, "Followers").
+struct FollowerStateMachine {
+    enum State: Equatable, CustomStringConvertible {
+        /// Waiting to connect (after a back-off, or for the chunk being stored).
+        case disconnected
+        case connecting
+        /// Connected and asked for the records after those stored; no reply yet.
+        case asking
+        /// Receiving chunks.
+        case streaming
+        /// A record did not verify, or the primary is another ledger: nothing more is taken.
+        case stopped(String)
+        case shutDown
+
+        var description: String {
+            switch self {
+            case .disconnected: "disconnected"
+            case .connecting: "connecting"
+            case .asking: "asking"
+            case .streaming: "streaming"
+            case .stopped: "stopped"
+            case .shutDown: "shut_down"
+            }
+        }
+    }
+
+    enum Action: Equatable {
+        /// Open a connection to the primary.
+        case connect
+        /// Ask for the records from this event on (`replicate`).
+        case ask(from: UInt64)
+        /// Hand this chunk, from the ledger the primary named, to the writer (`stored` or
+        /// `storeFailed` when it is done).
+        case store(RecordChunk, ledgerID: [UInt8])
+        case pauseReading
+        case resumeReading
+        /// Close the connection (nothing more is read from it).
+        case disconnect
+        /// Call `reconnectDue` after this long.
+        case reconnect(after: Duration)
+        /// Replication stops for good: say so loudly, and why.
+        case halt(String)
+    }
+
+    /// Chunks received and waiting for the writer, past which reading pauses.
+    static let maxWaiting = 2
+    static let firstBackoff = Duration.milliseconds(100)
+    static let maxBackoff = Duration.seconds(5)
+
+    private(set) var state = State.disconnected
+    /// The events the follower's ledger holds (stored and committed).
+    private(set) var stored: UInt64
+    /// The event the stream should bring next.
+    private var expected: UInt64
+    /// What the primary said it holds, in its last chunk or heartbeat.
+    private(set) var primarySize: UInt64?
+    /// Why the last connection or chunk failed, for `status`.
+    private(set) var lastError: String?
+    /// The primary's ledger id, from its reply.
+    private var ledgerID: [UInt8] = []
+    private var waiting: [RecordChunk] = []
+    private var storing = false
+    private var reading = true
+    private var backoff = FollowerStateMachine.firstBackoff
+    /// A reconnection fell due while a chunk was being stored: connect once it is.
+    private var connectWhenStored = false
+
+    init(stored: UInt64) {
+        self.stored = stored
+        expected = stored + 1
+    }
+
+    /// The primary's events not yet stored here, as far as the follower knows.
+    var lag: UInt64? { primarySize.map { $0 > stored ? $0 - stored : 0 } }
+
+    mutating func start() -> [Action] {
+        guard state == .disconnected else { return [] }
+        state = .connecting
+        return [.connect]
+    }
+
+    mutating func connected() -> [Action] {
+        guard state == .connecting else { return [.disconnect] }
+        state = .asking
+        reading = true
+        expected = stored + 1
+        return [.ask(from: expected)]
+    }
+
+    /// The primary answered `replicate`.
+    mutating func replied(_ start: ReplicationStart) -> [Action] {
+        guard state == .asking else { return [] }
+        guard start.from == expected else {
+            return lost("the primary answered for events from \(start.from); asked from \(expected)")
+        }
+        state = .streaming
+        ledgerID = start.ledgerID
+        primarySize = start.ledgerSize
+        lastError = nil
+        return []
+    }
+
+    /// The primary refused `replicate`, or ended the stream with an error line.
+    mutating func refused(_ message: String) -> [Action] {
+        lost("the primary refused: \(message)")
+    }
+
+    mutating func chunkArrived(_ header: ChunkHeader, _ chunk: RecordChunk) -> [Action] {
+        guard state == .streaming else { return [] }
+        primarySize = max(primarySize ?? 0, header.ledgerSize)
+        guard chunk.count > 0 else { return [] }   // a heartbeat
+        guard chunk.first == expected else {
+            return lost("the primary sent events from \(chunk.first); the next the follower needs is \(expected)")
+        }
+        expected = chunk.end
+        waiting.append(chunk)
+        var actions: [Action] = []
+        if !storing { actions += storeNext() }
+        if waiting.count >= Self.maxWaiting && reading {
+            reading = false
+            actions.append(.pauseReading)
+        }
+        return actions
+    }
+
+    /// The writer stored the chunk in hand: the follower holds up to `end - 1`.
+    mutating func stored(through end: UInt64) -> [Action] {
+        storing = false
+        stored = end - 1
+        backoff = Self.firstBackoff
+        if !waiting.isEmpty { return storeNext() }
+        if connectWhenStored, state == .disconnected {
+            connectWhenStored = false
+            state = .connecting
+            return [.connect]
+        }
+        if !reading && state == .streaming {
+            reading = true
+            return [.resumeReading]
+        }
+        return []
+    }
+
+    /// The writer refused the chunk in hand. `unverified`: a record did not verify (or the
+    /// primary is another ledger), and replication stops; otherwise (a full disk, say) the
+    /// connection is dropped and taken again after a back-off.
+    mutating func storeFailed(_ reason: String, unverified: Bool) -> [Action] {
+        storing = false
+        waiting.removeAll()
+        lastError = reason
+        guard unverified else { return lost(reason) }
+        guard state != .shutDown else { return [] }
+        state = .stopped(reason)
+        return [.halt(reason), .disconnect]
+    }
+
+    /// The connection failed, closed, or went silent.
+    mutating func connectionLost(_ reason: String) -> [Action] {
+        lost(reason)
+    }
+
+    /// A back-off ended.
+    mutating func reconnectDue() -> [Action] {
+        guard state == .disconnected else { return [] }
+        if storing {
+            connectWhenStored = true
+            return []
+        }
+        state = .connecting
+        return [.connect]
+    }
+
+    /// The daemon stops: no more connections.
+    mutating func shutdown() -> [Action] {
+        state = .shutDown
+        waiting.removeAll()
+        return [.disconnect]
+    }
+
+    private mutating func storeNext() -> [Action] {
+        storing = true
+        return [.store(waiting.removeFirst(), ledgerID: ledgerID)]
+    }
+
+    /// Drops the connection and what it brought that is not being stored, and connects again
+    /// after the back-off.
+    private mutating func lost(_ reason: String) -> [Action] {
+        switch state {
+        case .stopped, .shutDown: return []
+        case .disconnected: return []
+        case .connecting, .asking, .streaming: break
+        }
+        state = .disconnected
+        lastError = reason
+        waiting.removeAll()
+        let delay = backoff
+        backoff = min(backoff * 2, Self.maxBackoff)
+        return [.disconnect, .reconnect(after: delay)]
+    }
+}

@@ -1,0 +1,79 @@
+public import BallotStore
+public import BallotDomain
+public import BallotFormat
+import BallotCollections
+import BallotAudit
+
+// A follower's writer: records its primary sent, each verified by the audit's own checks
+// (`Audit.ruleRefusal`, `Audit.checkpoint`) against the state before it, then stored as sent.
+
+extension WriterState {
+    /// Verifies and stores each record of `chunk` in order, and writes the projections they
+    /// change. The first record that does not verify throws `LedgerError.unverifiedRecord`
+    /// naming it, and the caller aborts the transaction: nothing of the chunk is stored.
+    /// Returns the elections the chunk changed and the last record's timestamp.
+    mutating func replicate(_ chunk: RecordChunk, pinnedKey: Digest32?, in txn: borrowing WriteTransaction,
+                            _ dbs: LedgerDatabases) throws -> (changed: [ElectionID], lastTimestamp: Timestamp) {
+        beginBatch(events: chunk.count)
+        var changed = ProjectionChanges()
+        var time = lastTimestamp
+        for i in 0..<chunk.count {
+            let seq = chunk.first + UInt64(i)
+            try chunk.withRecord(i) { bytes in
+                func refuse(_ why: String) -> LedgerError { .unverifiedRecord(seq: seq, reason: why) }
+                guard seq == state.lastSeq + 1 else { throw refuse("the follower holds \(state.lastSeq) events: the next must be event \(state.lastSeq + 1)") }
+                guard seq <= Limits.events else { throw refuse("a ledger holds at most \(Limits.events) events") }
+                let record: RecordedEvent
+                do {
+                    record = try RecordCodec.decode(bytes, seq: seq)
+                } catch {
+                    throw refuse("it does not decode: \(error)")
+                }
+                guard state.lastSeq == 0 || record.timestamp >= time else {
+                    throw refuse("its timestamp \(record.timestamp) is earlier than the event before it (\(time))")
+                }
+                let refusal = try Audit.ruleRefusal(record, after: state, ledgerID: ledgerID) { vote in
+                    guard case .voteCast(let v)? = try LedgerReader.record(vote, in: txn, dbs)?.event else { return nil }
+                    return v
+                }
+                if let refusal { throw refuse("the rules refuse this \(record.event.kind) event: \(refusal.message)") }
+                if case .checkpointSigned(let checkpoint) = record.event {
+                    let check = Audit.checkpoint(checkpoint, at: seq, rootBefore: frontier.root, state: state, ledgerID: ledgerID,
+                                                 pinnedKey: pinnedKey, earlierKey: state.lastCheckpoint?.checkpoint.publicKey)
+                    if let finding = check.findings.first { throw refuse(finding.what) }
+                }
+                var slot: Key128?
+                let key = record.idempotencyKey
+                if !key.isEmpty {
+                    let scope = IdempotencyScope(record.event)
+                    let candidate = scope.slot(key, seed: idempotency.seed)
+                    if let original = try idempotency.original(of: key, in: scope, slot: candidate, lastSeq: state.lastSeq,
+                                                               record: { try LedgerReader.record($0, in: txn, dbs) }) {
+                        throw refuse("its idempotency key '\(key)' was used before, by event \(original.seq)")
+                    }
+                    slot = candidate
+                }
+                _ = try store(record, bytes: bytes, slot: slot, in: txn, dbs, changed: &changed)
+                time = record.timestamp
+            }
+        }
+        try writeProjections(changed, in: txn, dbs)
+        return (changed.elections, time)
+    }
+}
+
+extension Ledger {
+    /// What a follower learns of its primary with each chunk: which ledger it is, and the key
+    /// its checkpoints must be signed by, if one was given.
+    public struct Primary: Sendable {
+        public var ledgerID: [UInt8]
+        /// The primary's checkpoint key, when the operator pinned it (`follow_checkpoint_key`);
+        /// otherwise the first checkpoint's key stands for it, as in `ballot-replay verify`.
+        public var pinnedKey: Digest32?
+
+        public init(ledgerID: [UInt8], pinnedKey: Digest32? = nil) {
+            self.ledgerID = ledgerID
+            self.pinnedKey = pinnedKey
+        }
+    }
+}

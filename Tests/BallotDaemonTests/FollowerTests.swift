@@ -1,0 +1,166 @@
+import Testing
+import Foundation
+import TestSupport
+import BallotStore
+import BallotLedger
+import BallotFormat
+import BallotAudit
+import BallotDomain
+
+/// Followers end to end: two real `ballotd`s, the follower on the primary's socket
+/// (`--follow`), each with its own data directory.
+@Suite(.serialized, .timeLimit(.minutes(3))) struct FollowerTests {
+    static func vote(_ c: BallotClient, _ i: Int, nominee: String = "kinn") throws {
+        let reply = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": nominee, "voter": "v\(i)@x.no", "cast_at": "2022-11-03T10:00:00Z"])
+        guard reply.isOK else { throw DaemonTestError("vote \(i): \(reply)") }
+    }
+
+    static func status(_ daemon: DaemonProcess) throws -> [String: Any] {
+        try #require(try BallotClient(socketPath: daemon.socketPath).call(["op": "status"]).result)
+    }
+
+    /// Waits until the follower holds what the primary holds, and returns that size.
+    @discardableResult
+    static func caughtUp(_ follower: DaemonProcess, _ primary: DaemonProcess, timeout: Double = 30) throws -> Int {
+        let deadline = Date().addingTimeInterval(timeout)
+        var last: (Int, Int) = (-1, -1)
+        while Date() < deadline {
+            let want = try status(primary)["ledger_size"] as! Int
+            let have = try status(follower)["ledger_size"] as! Int
+            if want == have { return have }
+            last = (have, want)
+            usleep(50_000)
+        }
+        throw DaemonTestError("the follower holds \(last.0) events, the primary \(last.1), after \(timeout) s: \(follower.log.suffix(3000))")
+    }
+
+    static func follow(_ primary: DaemonProcess, directory: TemporaryDirectory = TemporaryDirectory("follower"), key: String? = nil) throws -> DaemonProcess {
+        try DaemonProcess(directory: directory, arguments: ["--follow", "unix://\(primary.socketPath)"] + (key.map { ["--follow-checkpoint-key", $0] } ?? []))
+    }
+
+    @Test func aFollowerStoresEveryRecordVerifiedAndServesReads() throws {
+        let primary = try DaemonProcess(environment: ["BALLOTD_CHECKPOINT_INTERVAL": "1"])
+        let c = try BallotClient(socketPath: primary.socketPath)
+        _ = try c.call(["op": "election.define", "election": DaemonTests.election2022])
+        for i in 0..<150 { try Self.vote(c, i) }
+        _ = try c.call(["op": "checkpoint"])
+        let key = try #require(try c.call(["op": "hello"]).result?["checkpoint_public_key"] as? String)
+
+        // It starts on an empty directory while the primary keeps taking votes.
+        let followerDir = TemporaryDirectory("follower")
+        var follower = try Self.follow(primary, directory: followerDir, key: key)
+        for i in 150..<400 {
+            try Self.vote(c, i, nominee: i % 3 == 0 ? "bodo" : "kinn")
+            if i % 100 == 0 { _ = try c.call(["op": "checkpoint"]) }
+        }
+        try Self.caughtUp(follower, primary)
+        let f = try BallotClient(socketPath: follower.socketPath)
+        let (ps, fs) = (try Self.status(primary), try Self.status(follower))
+        #expect(ps["merkle_root"] as? String == fs["merkle_root"] as? String)
+        #expect(ps["ledger_id"] as? String == fs["ledger_id"] as? String)
+        let following = try #require(fs["follower"] as? [String: Any])
+        #expect(following["state"] as? String == "streaming" && following["primary"] as? String == "unix://\(primary.socketPath)")
+        #expect(following["lag_events"] as? Int == 0 && following["primary_ledger_size"] as? Int == ps["ledger_size"] as? Int)
+
+        // The same root at every size a checkpoint signs.
+        let events = try #require(try c.call(["op": "events", "from": 1, "limit": 10_000]).result?["events"] as? [[String: Any]])
+        let signedSizes = events.compactMap { e -> Int? in
+            guard (e["type"] as? String ?? "").hasPrefix("checkpoint.") else { return nil }
+            return (e["data"] as? [String: Any])?["size"] as? Int
+        }
+        #expect(signedSizes.count >= 3, "\(signedSizes)")
+        for size in signedSizes where size > 0 {
+            let p = try #require(try c.call(["op": "proof", "seq": 1, "size": size]).result)
+            let q = try #require(try f.call(["op": "proof", "seq": 1, "size": size]).result)
+            #expect(p["root"] as? String == q["root"] as? String, "size \(size)")
+        }
+        // Every event reads the same, and the jury's and the public's reads are served.
+        let followed = try #require(try f.call(["op": "events", "from": 1, "limit": 10_000]).result?["events"] as? [[String: Any]])
+        #expect(followed.map { $0["leaf_hash"] as? String } == events.map { $0["leaf_hash"] as? String })
+        #expect(try f.call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == 400)
+
+        // Writes are refused, naming the primary.
+        let refused = try f.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "late@x.no"])
+        #expect(refused.errorCode == "read_only")
+        let message = (refused["error"] as? [String: Any])?["message"] as? String
+        #expect(message?.contains(primary.socketPath) == true, "\(refused)")
+        #expect(try f.call(["op": "checkpoint"]).errorCode == "read_only")
+
+        // A subscription on the follower sees a vote cast on the primary.
+        let size = try Self.status(follower)["ledger_size"] as! Int
+        let watcher = try BallotClient(socketPath: follower.socketPath, timeout: 20)
+        _ = try watcher.call(["op": "subscribe", "from": size + 1])
+        try Self.vote(c, 400)
+        let seen = try #require(try watcher.readReply())
+        #expect(seen["seq"] as? Int == size + 1 && seen["type"] as? String == "vote.cast", "\(seen)")
+
+        // Killed, it resumes from what it stored; so does it when the primary restarts.
+        follower.kill()
+        for i in 401..<450 { try Self.vote(c, i) }
+        follower = try Self.follow(primary, directory: followerDir, key: key)
+        try Self.caughtUp(follower, primary)
+        primary.terminate()
+        let restarted = try DaemonProcess(directory: primary.directory)
+        let c2 = try BallotClient(socketPath: restarted.socketPath)
+        for i in 450..<470 { try Self.vote(c2, i) }
+        try Self.caughtUp(follower, restarted)
+        #expect(try Self.status(restarted)["merkle_root"] as? String == Self.status(follower)["merkle_root"] as? String)
+        let finalSize = try Self.status(follower)["ledger_size"] as! Int
+        #expect(follower.terminate() == 0)
+        #expect(restarted.terminate() == 0)
+
+        // What it stored is what an auditor accepts, under the primary's key.
+        let reader = try LedgerReader.openReadOnly(path: followerDir.sub("data/ledger"))
+        let report = try Audit.verify(reader, pinnedKey: Digest32(hex: key))
+        #expect(report.findings.isEmpty, "\(report.findings)")
+        #expect(report.events == UInt64(finalSize))
+    }
+
+    /// A record the rules refuse (a voter's second vote, written into the primary's ledger
+    /// behind its back) stops replication: nothing of its chunk is stored, the follower says
+    /// why, and it keeps serving what it verified.
+    @Test func aRecordThatDoesNotVerifyStopsReplicationAndIsNeverStored() throws {
+        let primary = try DaemonProcess()
+        let c = try BallotClient(socketPath: primary.socketPath)
+        _ = try c.call(["op": "election.define", "election": DaemonTests.election2022])
+        for i in 0..<30 { try Self.vote(c, i) }
+        let followerDir = TemporaryDirectory("follower")
+        var follower = try Self.follow(primary, directory: followerDir)
+        let verified = try Self.caughtUp(follower, primary)
+        #expect(follower.terminate() == 0)
+        for i in 30..<60 { try Self.vote(c, i) }
+        #expect(primary.terminate() == 0)
+
+        // Event `bad` becomes a second vote by the voter of the event before it.
+        let bad = UInt64(verified + 10)
+        let env = try Environment(path: primary.directory.sub("data/ledger"), options: EnvironmentOptions(mapSize: 1 << 30))
+        let events = try env.openDatabase("events", create: false)
+        let before = try #require(try LedgerReader.openReadOnly(path: primary.directory.sub("data/ledger")).record(bad - 1))
+        var forged = before
+        forged.seq = bad
+        forged.idempotencyKey = "forged"
+        try env.write { txn in
+            try txn.put(withUnsafeBytes(of: bad.bigEndian) { Array($0) }, RecordCodec.encode(forged), in: events)
+        }
+        env.close()
+        let tampered = try DaemonProcess(directory: primary.directory, arguments: ["--verify", "off"])
+        follower = try Self.follow(tampered, directory: followerDir)
+        var following: [String: Any] = [:]
+        for _ in 0..<200 {
+            following = try Self.status(follower)["follower"] as? [String: Any] ?? [:]
+            if following["state"] as? String == "stopped" { break }
+            usleep(50_000)
+        }
+        #expect(following["state"] as? String == "stopped", "\(following)")
+        let why = following["stopped_because"] as? String ?? ""
+        #expect(why.contains("event \(bad)") && why.contains("the rules refuse"), "\(why)")
+        // Nothing of the chunk that held it: the follower holds what it verified before.
+        #expect(try Self.status(follower)["ledger_size"] as? Int == verified)
+        #expect(follower.log.contains("critical") && follower.log.contains("replication stopped"))
+        #expect(try BallotClient(socketPath: follower.socketPath).call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == 30)
+        let metrics = try #require(try BallotClient(socketPath: follower.socketPath).call(["op": "metrics"]).result?["text"] as? String)
+        #expect(metrics.contains("ballotd_follower_stopped 1"), "\(metrics.split(separator: "\n").filter { $0.contains("follower") })")
+        #expect(follower.terminate() == 0)
+        tampered.terminate()
+    }
+}

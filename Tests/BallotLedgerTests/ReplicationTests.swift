@@ -1,0 +1,202 @@
+import Testing
+import Foundation
+import TestSupport
+import BallotClient
+import BallotStore
+@testable import BallotLedger
+@testable import BallotFormat
+@testable import BallotAudit
+@testable import BallotDomain
+
+/// A follower's writer (`Ledger.replicate`): the golden ledgers, sent in chunks of every size,
+/// come out byte for byte (same root, same projections, same id), and a record altered in any
+/// of the ways an auditor catches is refused by name with nothing of its chunk stored.
+@Suite struct ReplicationTests {
+    static let golden = "\(Fixtures.repositoryRoot)/Tests/Fixtures/golden"
+    static var fixtures: [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: golden)) ?? []).filter { !$0.hasPrefix(".") }.sorted()
+    }
+
+    /// A golden ledger, copied, and its records.
+    struct Primary {
+        let reader: LedgerReader
+        let ledgerID: [UInt8]
+        let size: UInt64
+        let key: Digest32
+        let dir: TemporaryDirectory
+
+        init(_ name: String) throws {
+            dir = TemporaryDirectory("primary")
+            try FileManager.default.copyItem(atPath: "\(ReplicationTests.golden)/\(name)/data.mdb", toPath: dir.sub("data.mdb"))
+            let expected = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(ReplicationTests.golden)/\(name)/expected.json"))) as? [String: Any])
+            key = try #require(Digest32(hex: expected["checkpoint_public_key"] as? String ?? ""))
+            reader = try LedgerReader.openReadOnly(path: dir.path)
+            ledgerID = try reader.ledgerID()
+            size = try reader.size()
+        }
+
+        func chunk(from first: UInt64, count: Int) throws -> RecordChunk {
+            try reader.chunk(from: first, maxRecords: count, maxBytes: .max)
+        }
+
+        /// The records from `first` as they are stored, one array each.
+        func records(from first: UInt64, count: Int) throws -> [[UInt8]] {
+            let chunk = try chunk(from: first, count: count)
+            return (0..<chunk.count).map { i in chunk.withRecord(i) { Array($0) } }
+        }
+    }
+
+    static func follower(_ dir: TemporaryDirectory) throws -> Ledger {
+        try Ledger(path: dir.path, options: Fixtures.options())
+    }
+
+    @Test(arguments: fixtures) func aGoldenLedgerReplicatesByteForByte(_ name: String) throws {
+        let primary = try Primary(name)
+        let dir = TemporaryDirectory("follower")
+        var ledger = try Self.follower(dir)
+        #expect(ledger.ledgerID != primary.ledgerID)
+        var rng = SplitMix64(seed: 7)
+        // Chunks of 1 to 40 records; the follower is closed and opened again half way.
+        while ledger.size < primary.size {
+            let chunk = try primary.chunk(from: ledger.size + 1, count: Int(rng.next() % 40) + 1)
+            _ = try ledger.replicate(chunk, from: Ledger.Primary(ledgerID: primary.ledgerID, pinnedKey: primary.key))
+            if ledger.size >= primary.size / 2 && ledger.size - UInt64(chunk.count) < primary.size / 2 {
+                ledger.close()
+                ledger = try Self.follower(dir)
+            }
+        }
+        #expect(ledger.ledgerID == primary.ledgerID)
+        #expect(try ledger.reader.ledgerID() == primary.ledgerID)
+        #expect(ledger.root == (try primary.reader.root()).root)
+        // The same root at every size a checkpoint signs, and at every size at all.
+        for size in 1...primary.size {
+            #expect(try ledger.reader.root(size: size).root == primary.reader.root(size: size).root, "size \(size)")
+        }
+        #expect(try ledger.reader.storedProjections() == primary.reader.storedProjections())
+        let report = try Audit.verify(ledger.reader, pinnedKey: primary.key)
+        #expect(report.findings.isEmpty, "\(report.findings)")
+        ledger.close()
+        // Its kept state opens, and a full check agrees.
+        let reopened = try Ledger(path: dir.path, options: Fixtures.options(check: .full))
+        #expect(reopened.opening.findings.isEmpty)
+        #expect(reopened.root == (try primary.reader.root()).root)
+        reopened.close()
+    }
+
+    /// Each alteration is refused naming the event, and leaves the follower exactly as it was:
+    /// the chunk's good records before the bad one are not stored either, and the true chunk is
+    /// taken afterwards.
+    @Test func anAlteredRecordIsRefusedAndNothingOfItsChunkIsStored() throws {
+        let primary = try Primary("v3-2026-12-06-notes")
+        let all = try primary.records(from: 1, count: Int(primary.size))
+        let checkpoints = try (1...primary.size).filter { seq in
+            if case .checkpointSigned = try primary.reader.record(seq)?.event { return true }
+            return false
+        }
+        let votes = try (1...primary.size).filter { seq in
+            if case .voteCast = try primary.reader.record(seq)?.event { return true }
+            return false
+        }
+        let firstCheckpoint = try #require(checkpoints.first)
+        let secondVote = votes[1]
+        func chunk(_ records: ArraySlice<[UInt8]>, first: UInt64) -> RecordChunk {
+            var chunk = RecordChunk(first: first)
+            for r in records { r.withUnsafeBytes { chunk.append($0) } }
+            return chunk
+        }
+        let dir = TemporaryDirectory("follower")
+        let ledger = try Self.follower(dir)
+        defer { ledger.close() }
+        let from = Ledger.Primary(ledgerID: primary.ledgerID, pinnedKey: primary.key)
+
+        // The first few events go in; everything after is tried against them.
+        let start = UInt64(3)
+        _ = try ledger.replicate(chunk(all[0..<Int(start)], first: 1), from: from)
+        let before = (ledger.size, ledger.root, try ledger.reader.storedProjections())
+
+        struct Case { let name: String; let records: [[UInt8]]; let first: UInt64; let expect: String; let seq: UInt64; var key: Digest32? = nil }
+        var cases: [Case] = []
+        var rest = Array(all[Int(start)...])
+        // A byte of the checkpoint's signature (its last bytes) flipped.
+        var forged = rest
+        forged[Int(firstCheckpoint - start - 1)][forged[Int(firstCheckpoint - start - 1)].count - 3] ^= 0x01
+        cases.append(Case(name: "forged signature", records: forged, first: start + 1, expect: "signature", seq: firstCheckpoint))
+        // The same checkpoint, the key pinned to another.
+        cases.append(Case(name: "another key pinned", records: rest, first: start + 1, expect: "not the key given", seq: firstCheckpoint,
+                          key: Digest32(hex: String(repeating: "ab", count: 32))!))
+        // A vote dropped: its checkpoint then signs another root.
+        var dropped = rest
+        let dropAt = Int(secondVote - start - 1)
+        dropped.remove(at: dropAt)
+        if dropped.count > Int(firstCheckpoint - start - 1) {
+            cases.append(Case(name: "vote removed", records: dropped, first: start + 1, expect: "", seq: 0))
+        }
+        // A vote repeated: the same voter twice, or the same idempotency key.
+        var repeated = rest
+        repeated.insert(rest[dropAt], at: dropAt + 1)
+        cases.append(Case(name: "vote repeated", records: repeated, first: start + 1, expect: "", seq: secondVote + 1))
+        // The same voter again under a new idempotency key: only the rules catch it.
+        var again = rest
+        var revote = try #require(try primary.reader.record(secondVote))
+        revote.idempotencyKey = "another-key"
+        revote.seq = secondVote + 1
+        again.insert(RecordCodec.encode(revote), at: dropAt + 1)
+        cases.append(Case(name: "voter votes twice", records: again, first: start + 1, expect: "the rules refuse", seq: secondVote + 1))
+        // Bytes that do not decode.
+        var garbage = rest
+        garbage[0] = [0xFF, 0x00, 0x13]
+        cases.append(Case(name: "garbage", records: garbage, first: start + 1, expect: "does not decode", seq: start + 1))
+        // A chunk that skips an event.
+        rest.removeFirst()
+        cases.append(Case(name: "gap", records: rest, first: start + 2, expect: "the next it takes is event \(start + 1)", seq: start + 2))
+
+        for c in cases {
+            let attempt = chunk(c.records[...], first: c.first)
+            let refused = #expect(throws: LedgerError.self, "\(c.name)") {
+                try ledger.replicate(attempt, from: Ledger.Primary(ledgerID: primary.ledgerID, pinnedKey: c.key ?? primary.key))
+            }
+            if case .unverifiedRecord(let seq, let reason)? = refused {
+                if c.seq > 0 { #expect(seq == c.seq, "\(c.name): \(reason)") }
+                if !c.expect.isEmpty { #expect(reason.contains(c.expect), "\(c.name): \(reason)") }
+            } else {
+                Issue.record("\(c.name): \(String(describing: refused))")
+            }
+            #expect(ledger.size == before.0, "\(c.name)")
+            #expect(ledger.root == before.1, "\(c.name)")
+            #expect(try ledger.reader.storedProjections() == before.2, "\(c.name)")
+        }
+        // After every refusal the true records still go in, and the result verifies.
+        _ = try ledger.replicate(chunk(all[Int(start)...], first: start + 1), from: from)
+        #expect(ledger.root == (try primary.reader.root()).root)
+        #expect(try Audit.verify(ledger.reader, pinnedKey: primary.key).findings.isEmpty)
+    }
+
+    /// A follower that holds events of one ledger takes nothing of another.
+    @Test func aFollowerOfOneLedgerRefusesAnother() throws {
+        let primary = try Primary("v3-2026-12-06-notes")
+        let other = try Primary("v2-2026-12-07-signed-jury")
+        let dir = TemporaryDirectory("follower")
+        let ledger = try Self.follower(dir)
+        defer { ledger.close() }
+        _ = try ledger.replicate(try primary.chunk(from: 1, count: 5), from: Ledger.Primary(ledgerID: primary.ledgerID))
+        let refused = #expect(throws: LedgerError.self) {
+            try ledger.replicate(try other.chunk(from: 6, count: 5), from: Ledger.Primary(ledgerID: other.ledgerID))
+        }
+        #expect("\(String(describing: refused))".contains("it follows another ledger"))
+        #expect(ledger.size == 5)
+    }
+
+    /// The wire form: what `append` writes, `init(first:count:wire:)` reads back; a length that
+    /// runs past the end, or bytes left over, are refused.
+    @Test func aChunkReadsBackAndRefusesBadLengths() throws {
+        var chunk = RecordChunk(first: 10)
+        for n in [1, 300, 70_000] { [UInt8](repeating: UInt8(n % 251), count: n).withUnsafeBytes { chunk.append($0) } }
+        let read = try RecordChunk(first: 10, count: 3, wire: chunk.wire)
+        #expect(read == chunk)
+        #expect(read.withRecord(1) { Array($0) } == [UInt8](repeating: UInt8(300 % 251), count: 300))
+        #expect(throws: RecordChunk.ChunkError.self) { try RecordChunk(first: 10, count: 4, wire: chunk.wire) }
+        #expect(throws: RecordChunk.ChunkError.self) { try RecordChunk(first: 10, count: 2, wire: chunk.wire) }
+        #expect(throws: RecordChunk.ChunkError.self) { try RecordChunk(first: 10, count: 1, wire: [0xFF, 0xFF, 0xFF, 0xFF, 1]) }
+        #expect(throws: RecordChunk.ChunkError.self) { try RecordChunk(first: 10, count: 1, wire: [0, 0, 0, 0]) }
+    }
+}
