@@ -1,0 +1,140 @@
+import Testing
+import BallotFormat
+import BallotProtocol
+@testable import BallotDaemon
+
+/// The follower's decisions, without sockets or a ledger.
+@Suite struct FollowerStateMachineTests {
+    typealias Machine = FollowerStateMachine
+    static let id = [UInt8](repeating: 7, count: 16)
+
+    static func chunk(from first: UInt64, count: Int) -> RecordChunk {
+        var chunk = RecordChunk(first: first)
+        for i in 0..<count { [UInt8](repeating: UInt8(i % 200 + 1), count: 10).withUnsafeBytes { chunk.append($0) } }
+        return chunk
+    }
+
+    static func header(_ chunk: RecordChunk, size: UInt64) -> ChunkHeader {
+        ChunkHeader(records: chunk.count, from: chunk.first, bytes: chunk.wire.count, ledgerSize: size)
+    }
+
+    /// A machine that holds `stored` events and streams from a primary of `size`.
+    static func streaming(stored: UInt64 = 10, size: UInt64 = 100) -> Machine {
+        var m = Machine(stored: stored)
+        _ = m.start()
+        _ = m.connected()
+        _ = m.replied(ReplicationStart(from: stored + 1, ledgerID: id, ledgerSize: size))
+        return m
+    }
+
+    @Test func itAsksForTheRecordsAfterThoseItStored() {
+        var m = Machine(stored: 41)
+        #expect(m.start() == [.connect])
+        #expect(m.state == .connecting)
+        #expect(m.connected() == [.ask(from: 42)])
+        #expect(m.replied(ReplicationStart(from: 42, ledgerID: Self.id, ledgerSize: 50)).isEmpty)
+        #expect(m.state == .streaming && m.lag == 9)
+    }
+
+    @Test func chunksAreStoredOneAtATimeInOrderAndReadingPausesWhileTwoWait() {
+        var m = Self.streaming()
+        let a = Self.chunk(from: 11, count: 5), b = Self.chunk(from: 16, count: 5), c = Self.chunk(from: 21, count: 5)
+        #expect(m.chunkArrived(Self.header(a, size: 100), a) == [.store(a, ledgerID: Self.id)])
+        #expect(m.chunkArrived(Self.header(b, size: 100), b).isEmpty)
+        #expect(m.chunkArrived(Self.header(c, size: 100), c) == [.pauseReading])
+        #expect(m.stored(through: a.end) == [.store(b, ledgerID: Self.id)])
+        #expect(m.stored(through: b.end) == [.store(c, ledgerID: Self.id)])
+        #expect(m.stored(through: c.end) == [.resumeReading])
+        #expect(m.stored == 25 && m.lag == 75)
+    }
+
+    @Test func aHeartbeatUpdatesTheLagAndStoresNothing() {
+        var m = Self.streaming(stored: 10, size: 10)
+        let beat = RecordChunk(first: 11)
+        #expect(m.chunkArrived(ChunkHeader(records: 0, from: 11, bytes: 0, ledgerSize: 30), beat).isEmpty)
+        #expect(m.lag == 20)
+    }
+
+    @Test func aChunkOutOfOrderDropsTheConnectionAndAsksAgainFromWhatIsStored() {
+        var m = Self.streaming()
+        let wrong = Self.chunk(from: 15, count: 2)
+        #expect(m.chunkArrived(Self.header(wrong, size: 100), wrong) == [.disconnect, .reconnect(after: Machine.firstBackoff)])
+        #expect(m.state == .disconnected)
+        #expect(m.lastError?.contains("the next the follower needs is 11") == true)
+        #expect(m.reconnectDue() == [.connect])
+        #expect(m.connected() == [.ask(from: 11)])
+    }
+
+    @Test func aLostConnectionWaitsForTheChunkBeingStoredBeforeAskingAgain() {
+        var m = Self.streaming()
+        let a = Self.chunk(from: 11, count: 5), b = Self.chunk(from: 16, count: 5)
+        _ = m.chunkArrived(Self.header(a, size: 100), a)
+        _ = m.chunkArrived(Self.header(b, size: 100), b)
+        #expect(m.connectionLost("gone") == [.disconnect, .reconnect(after: Machine.firstBackoff)])
+        // The back-off ends while `a` is still being stored: no connection yet.
+        #expect(m.reconnectDue().isEmpty)
+        // `b`, received but not stored, is dropped; the next ask starts after `a`.
+        #expect(m.stored(through: a.end) == [.connect])
+        #expect(m.connected() == [.ask(from: 16)])
+    }
+
+    @Test func theBackoffDoublesToItsCapAndResetsOnceAChunkIsStored() {
+        var m = Machine(stored: 0)
+        _ = m.start()
+        var delays: [Duration] = []
+        for _ in 0..<8 {
+            let actions = m.connectionLost("refused")
+            guard case .reconnect(let after)? = actions.last else { Issue.record("\(actions)"); return }
+            delays.append(after)
+            _ = m.reconnectDue()
+        }
+        #expect(delays == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .milliseconds(3200), .seconds(5), .seconds(5)])
+        _ = m.connected()
+        _ = m.replied(ReplicationStart(from: 1, ledgerID: Self.id, ledgerSize: 5))
+        let a = Self.chunk(from: 1, count: 5)
+        _ = m.chunkArrived(Self.header(a, size: 5), a)
+        _ = m.stored(through: a.end)
+        #expect(m.connectionLost("again") == [.disconnect, .reconnect(after: .milliseconds(100))])
+    }
+
+    @Test func aRecordThatDoesNotVerifyStopsReplicationForGood() {
+        var m = Self.streaming()
+        let a = Self.chunk(from: 11, count: 5), b = Self.chunk(from: 16, count: 5)
+        _ = m.chunkArrived(Self.header(a, size: 100), a)
+        _ = m.chunkArrived(Self.header(b, size: 100), b)
+        let why = "the primary's event 13 does not verify: the rules refuse it"
+        #expect(m.storeFailed(why, unverified: true) == [.halt(why), .disconnect])
+        #expect(m.state == .stopped(why) && m.stored == 10)
+        // Nothing brings it back: not a lost connection, not a timer, not a late chunk.
+        #expect(m.connectionLost("closed").isEmpty)
+        #expect(m.reconnectDue().isEmpty)
+        #expect(m.chunkArrived(Self.header(b, size: 100), b).isEmpty)
+    }
+
+    @Test func aStoreThatFailsForTheDiskIsTriedAgainAfterABackoff() {
+        var m = Self.streaming()
+        let a = Self.chunk(from: 11, count: 5)
+        _ = m.chunkArrived(Self.header(a, size: 100), a)
+        #expect(m.storeFailed("storage_full", unverified: false) == [.disconnect, .reconnect(after: Machine.firstBackoff)])
+        #expect(m.reconnectDue() == [.connect])
+        #expect(m.connected() == [.ask(from: 11)])
+    }
+
+    @Test func aRefusalOrAReplyForTheWrongStartIsALostConnection() {
+        var m = Machine(stored: 5)
+        _ = m.start()
+        _ = m.connected()
+        #expect(m.refused("forbidden: replicate is not allowed for the observer role") == [.disconnect, .reconnect(after: Machine.firstBackoff)])
+        #expect(m.lastError?.contains("forbidden") == true)
+        _ = m.reconnectDue()
+        _ = m.connected()
+        #expect(m.replied(ReplicationStart(from: 1, ledgerID: Self.id, ledgerSize: 9)).first == .disconnect)
+    }
+
+    @Test func shutdownClosesAndNothingFollows() {
+        var m = Self.streaming()
+        #expect(m.shutdown() == [.disconnect])
+        #expect(m.connectionLost("closed").isEmpty)
+        #expect(m.reconnectDue().isEmpty)
+    }
+}
