@@ -202,10 +202,18 @@ final class ConnectionHandler: ChannelInboundHandler {
             service.metrics.subscribers.increment()
             stream(context)
         case .replicate(let start):
-            reply(Reply.ok(id: id, result: start.json), context)
-            machine.subscribed(.records, from: start.from)
-            service.metrics.subscribers.increment()
-            stream(context)
+            machine.startedAnswering()
+            service.readPool.runIfActive(eventLoop: context.eventLoop) { try start() }.whenComplete { result in
+                let (handler, context) = bound.value
+                guard case .success(let start) = result else {
+                    return handler.finish(id: id, op: request.op, .read, result.map { $0.json }, context)
+                }
+                handler.machine.finishedAnswering()
+                handler.reply(Reply.ok(id: id, result: start.json), context)
+                handler.machine.subscribed(.records, from: start.from)
+                handler.service.metrics.subscribers.increment()
+                handler.stream(context)
+            }
         case .importFile(let request):
             machine.startedImport()
             let session = ImportSession(id: id, request: request, peer: peer, writer: service.writer,

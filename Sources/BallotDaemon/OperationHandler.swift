@@ -24,8 +24,9 @@ enum Plan: Sendable {
     case awaitThenRead(@Sendable () async throws -> @Sendable () throws -> JSONValue)
     /// Streams events (see `ConnectionHandler`).
     case subscribe(from: UInt64)
-    /// Streams the records as stored, to a follower (see `ConnectionHandler`).
-    case replicate(ReplicationStart)
+    /// Streams the records as stored, to a follower, once the reply is read (the root of the
+    /// events before the stream; see `ConnectionHandler`).
+    case replicate(start: @Sendable () throws -> ReplicationStart)
     /// Receives a vote file (see `ImportSession`).
     case importFile(ImportRequest)
 }
@@ -76,7 +77,7 @@ struct OperationHandler: Sendable {
                 ("elections", .int(writer.electionCount)),
                 ("verification", verification.json),
                 ("witnessing", witnesses?.json ?? .null),
-                ("follower", following?.json(size: head.size) ?? .null),
+                ("follower", following?.json(size: head.size, checkpointSize: writer.latestCheckpoint?.checkpoint.size) ?? .null),
             ]))
         case .electionGet(let id):
             return .reply(try status(id).json)
@@ -160,10 +161,19 @@ struct OperationHandler: Sendable {
             return .subscribe(from: from)
         case .replicate(let from):
             let head = writer.head
+            // A follower that holds more than this ledger has events this ledger does not (it
+            // was restored from an older copy, or is another history): `conflict`, which stops it.
             guard from <= head.size + 1 else {
-                throw ProtocolError(.badRequest, "replicate: 'from' is \(from) but the ledger holds \(head.size) events; start at \(head.size + 1) at most")
+                throw ProtocolError(.conflict, "replicate: 'from' is \(from), so the follower holds \(from - 1) events, and this ledger holds \(head.size): the follower has events this ledger does not")
             }
-            return .replicate(ReplicationStart(from: from, ledgerID: writer.ledgerIDBytes, ledgerSize: head.size))
+            let id = writer.ledgerIDBytes
+            return .replicate {
+                do {
+                    return ReplicationStart(from: from, ledgerID: id, ledgerSize: head.size, rootBefore: try reader.root(size: from - 1).root)
+                } catch let error as LedgerError {
+                    throw ProtocolError(.internal, "replicate: the root of events 1…\(from - 1) cannot be read: \(error)")
+                }
+            }
         case .events(let from, let limit):
             let sealed = writer.sealedElections(at: clock.now())
             return .read { .object([("events", .array(try Self.events(reader, from: from, limit: limit, sealed: sealed)))]) }

@@ -1,30 +1,36 @@
 public import BallotDomain
 public import NIOCore
 
-/// The reply to `replicate`, before its chunks: where the stream starts, and which ledger it is.
+/// The reply to `replicate`, before its chunks: where the stream starts, which ledger it is,
+/// and the Merkle root of the events before `from`, which a follower compares with its own so
+/// that it never builds on a history the primary no longer has.
 public struct ReplicationStart: Sendable, Equatable {
     public var from: UInt64
     /// The primary's ledger id (16 bytes), which a follower's ledger takes.
     public var ledgerID: [UInt8]
     public var ledgerSize: UInt64
+    /// The root of events 1…`from - 1` (of none: SHA-256 of nothing).
+    public var rootBefore: Digest32
 
-    public init(from: UInt64, ledgerID: [UInt8], ledgerSize: UInt64) {
+    public init(from: UInt64, ledgerID: [UInt8], ledgerSize: UInt64, rootBefore: Digest32) {
         self.from = from
         self.ledgerID = ledgerID
         self.ledgerSize = ledgerSize
+        self.rootBefore = rootBefore
     }
 
     public var json: JSONValue {
         .object([("from", .uint(from)), ("ledger_id", .string(ledgerID.withUnsafeBytes { hexString($0) })),
-                 ("ledger_size", .uint(ledgerSize))])
+                 ("ledger_size", .uint(ledgerSize)), ("root_before", .string(rootBefore.hex))])
     }
 
     public init(_ result: JSONValue) throws(ProtocolError) {
         guard case .int(let from)? = result["from"], from >= 1, case .string(let id)? = result["ledger_id"],
-              let ledgerID = hexBytes(id), ledgerID.count == 16, case .int(let size)? = result["ledger_size"], size >= 0 else {
-            throw ProtocolError(.badRequest, "replicate: the reply lacks 'from', a 16-byte hex 'ledger_id' or 'ledger_size': \(String(decoding: result.serialized().prefix(200), as: UTF8.self))")
+              let ledgerID = hexBytes(id), ledgerID.count == 16, case .int(let size)? = result["ledger_size"], size >= 0,
+              case .string(let root)? = result["root_before"], let rootBefore = Digest32(hex: root) else {
+            throw ProtocolError(.badRequest, "replicate: the reply lacks 'from', a 16-byte hex 'ledger_id', 'ledger_size' or 'root_before': \(String(decoding: result.serialized().prefix(200), as: UTF8.self))")
         }
-        self.init(from: UInt64(from), ledgerID: ledgerID, ledgerSize: UInt64(size))
+        self.init(from: UInt64(from), ledgerID: ledgerID, ledgerSize: UInt64(size), rootBefore: rootBefore)
     }
 }
 
@@ -38,8 +44,10 @@ public struct ChunkHeader: Sendable, Equatable {
     public var bytes: Int
     public var ledgerSize: UInt64
 
-    /// The most bytes a chunk may announce: a bound on what a peer makes a follower hold.
-    public static let maxBytes = 128 << 20
+    /// The most bytes a chunk may announce: a bound on what a peer makes a follower hold. A
+    /// primary sends about 1 MiB, or one record that is larger (at most 64 MiB,
+    /// `RecordChunk.maxRecordBytes`) and its length.
+    public static let maxBytes = (64 << 20) + 4096
     /// The most records a chunk may announce.
     public static let maxRecords = 1 << 20
 

@@ -55,5 +55,10 @@ struct Arguments: Sendable {
         return n
     }
 
+    static func text(_ s: String?) throws -> String {
+        guard let s, !s.isEmpty else { throw UsageError() }
+        return s
+    }
+
     struct UsageError: Error {}
 }

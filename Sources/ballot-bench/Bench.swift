@@ -25,6 +25,7 @@ struct Bench {
         let subcommands: [String: (usage: String, run: ([String]) throws -> Void)] = [
             "jury": (JuryBench.usage, JuryBench.run),
             "jetstream": (JetStreamBench.usage, JetStreamBench.run),
+            "follow": (FollowBench.usage, FollowBench.run),
         ]
         if let name = CommandLine.arguments.dropFirst().first, let subcommand = subcommands[name] {
             do {

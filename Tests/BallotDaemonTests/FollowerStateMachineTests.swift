@@ -1,4 +1,5 @@
 import Testing
+import BallotDomain
 import BallotFormat
 import BallotProtocol
 @testable import BallotDaemon
@@ -7,6 +8,12 @@ import BallotProtocol
 @Suite struct FollowerStateMachineTests {
     typealias Machine = FollowerStateMachine
     static let id = [UInt8](repeating: 7, count: 16)
+    static let root = Digest32(hex: String(repeating: "ab", count: 32))!
+    static let otherRoot = Digest32(hex: String(repeating: "cd", count: 32))!
+
+    static func start(from: UInt64, size: UInt64, root: Digest32 = root) -> ReplicationStart {
+        ReplicationStart(from: from, ledgerID: id, ledgerSize: size, rootBefore: root)
+    }
 
     static func chunk(from first: UInt64, count: Int) -> RecordChunk {
         var chunk = RecordChunk(first: first)
@@ -22,8 +29,8 @@ import BallotProtocol
     static func streaming(stored: UInt64 = 10, size: UInt64 = 100) -> Machine {
         var m = Machine(stored: stored)
         _ = m.start()
-        _ = m.connected()
-        _ = m.replied(ReplicationStart(from: stored + 1, ledgerID: id, ledgerSize: size))
+        _ = m.connected(root: root)
+        _ = m.replied(start(from: stored + 1, size: size))
         return m
     }
 
@@ -31,21 +38,47 @@ import BallotProtocol
         var m = Machine(stored: 41)
         #expect(m.start() == [.connect])
         #expect(m.state == .connecting)
-        #expect(m.connected() == [.ask(from: 42)])
-        #expect(m.replied(ReplicationStart(from: 42, ledgerID: Self.id, ledgerSize: 50)).isEmpty)
+        #expect(m.connected(root: Self.root) == [.ask(from: 42)])
+        #expect(m.replied(Self.start(from: 42, size: 50)).isEmpty)
         #expect(m.state == .streaming && m.lag == 9)
     }
 
-    @Test func chunksAreStoredOneAtATimeInOrderAndReadingPausesWhileTwoWait() {
-        var m = Self.streaming()
-        let a = Self.chunk(from: 11, count: 5), b = Self.chunk(from: 16, count: 5), c = Self.chunk(from: 21, count: 5)
-        #expect(m.chunkArrived(Self.header(a, size: 100), a) == [.store(a, ledgerID: Self.id)])
-        #expect(m.chunkArrived(Self.header(b, size: 100), b).isEmpty)
-        #expect(m.chunkArrived(Self.header(c, size: 100), c) == [.pauseReading])
-        #expect(m.stored(through: a.end) == [.store(b, ledgerID: Self.id)])
-        #expect(m.stored(through: b.end) == [.store(c, ledgerID: Self.id)])
-        #expect(m.stored(through: c.end) == [.resumeReading])
-        #expect(m.stored == 25 && m.lag == 75)
+    @Test func chunksThatWaitedAreStoredTogetherInOrderAndReadingPausesPastTheLimit() {
+        var m = Self.streaming(size: 1000)
+        let a = Self.chunk(from: 11, count: 5)
+        #expect(m.chunkArrived(Self.header(a, size: 1000), a) == [.store(a, ledgerID: Self.id)])
+        // While `a` is stored, chunks wait; the limit-th pauses reading.
+        var waited: [RecordChunk] = []
+        var next = a.end
+        for i in 0..<Machine.maxWaiting {
+            let c = Self.chunk(from: next, count: 3)
+            next = c.end
+            waited.append(c)
+            let actions = m.chunkArrived(Self.header(c, size: 1000), c)
+            #expect(actions == (i == Machine.maxWaiting - 1 ? [.pauseReading] : []), "\(i)")
+        }
+        // They go to the writer as one store, the records in order.
+        var merged = waited[0]
+        for c in waited.dropFirst() { merged.append(contentsOf: c) }
+        #expect(m.stored(through: a.end) == [.store(merged, ledgerID: Self.id)])
+        #expect(merged.first == a.end && merged.count == 3 * Machine.maxWaiting)
+        #expect(m.stored(through: merged.end) == [.resumeReading])
+        #expect(m.stored == merged.end - 1 && m.lag == 1000 - (merged.end - 1))
+    }
+
+    @Test func aPrimaryWhoseHistoryDiffersStopsReplication() {
+        var m = Machine(stored: 20)
+        _ = m.start()
+        _ = m.connected(root: Self.root)
+        let actions = m.replied(Self.start(from: 21, size: 40, root: Self.otherRoot))
+        guard case .halt(let why)? = actions.first else { Issue.record("\(actions)"); return }
+        #expect(why.contains("not the one this follower verified"), "\(why)")
+        #expect(m.connectionLost("closed").isEmpty && m.reconnectDue().isEmpty)
+        // A primary that holds fewer events than the follower says so with `conflict`: stopped too.
+        var n = Machine(stored: 20)
+        _ = n.start()
+        _ = n.connected(root: Self.root)
+        #expect(n.refused("conflict", "the follower has events this ledger does not").first == .halt("the primary refused: conflict: the follower has events this ledger does not"))
     }
 
     @Test func aHeartbeatUpdatesTheLagAndStoresNothing() {
@@ -62,7 +95,7 @@ import BallotProtocol
         #expect(m.state == .disconnected)
         #expect(m.lastError?.contains("the next the follower needs is 11") == true)
         #expect(m.reconnectDue() == [.connect])
-        #expect(m.connected() == [.ask(from: 11)])
+        #expect(m.connected(root: Self.root) == [.ask(from: 11)])
     }
 
     @Test func aLostConnectionWaitsForTheChunkBeingStoredBeforeAskingAgain() {
@@ -75,7 +108,17 @@ import BallotProtocol
         #expect(m.reconnectDue().isEmpty)
         // `b`, received but not stored, is dropped; the next ask starts after `a`.
         #expect(m.stored(through: a.end) == [.connect])
-        #expect(m.connected() == [.ask(from: 16)])
+        #expect(m.connected(root: Self.root) == [.ask(from: 16)])
+    }
+
+    @Test func aStoreThatFailsAfterTheConnectionWasLostStillConnectsAgain() {
+        var m = Self.streaming()
+        let a = Self.chunk(from: 11, count: 5)
+        _ = m.chunkArrived(Self.header(a, size: 100), a)
+        _ = m.connectionLost("gone")
+        #expect(m.reconnectDue().isEmpty)   // waits for the store
+        #expect(m.storeFailed("storage_full", unverified: false) == [.connect])
+        #expect(m.connected(root: Self.root) == [.ask(from: 11)])
     }
 
     @Test func theBackoffDoublesToItsCapAndResetsOnceAChunkIsStored() {
@@ -89,8 +132,8 @@ import BallotProtocol
             _ = m.reconnectDue()
         }
         #expect(delays == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .milliseconds(3200), .seconds(5), .seconds(5)])
-        _ = m.connected()
-        _ = m.replied(ReplicationStart(from: 1, ledgerID: Self.id, ledgerSize: 5))
+        _ = m.connected(root: Self.root)
+        _ = m.replied(Self.start(from: 1, size: 5))
         let a = Self.chunk(from: 1, count: 5)
         _ = m.chunkArrived(Self.header(a, size: 5), a)
         _ = m.stored(through: a.end)
@@ -117,18 +160,18 @@ import BallotProtocol
         _ = m.chunkArrived(Self.header(a, size: 100), a)
         #expect(m.storeFailed("storage_full", unverified: false) == [.disconnect, .reconnect(after: Machine.firstBackoff)])
         #expect(m.reconnectDue() == [.connect])
-        #expect(m.connected() == [.ask(from: 11)])
+        #expect(m.connected(root: Self.root) == [.ask(from: 11)])
     }
 
     @Test func aRefusalOrAReplyForTheWrongStartIsALostConnection() {
         var m = Machine(stored: 5)
         _ = m.start()
-        _ = m.connected()
-        #expect(m.refused("forbidden: replicate is not allowed for the observer role") == [.disconnect, .reconnect(after: Machine.firstBackoff)])
+        _ = m.connected(root: Self.root)
+        #expect(m.refused("forbidden", "replicate is not allowed for the observer role") == [.disconnect, .reconnect(after: Machine.firstBackoff)])
         #expect(m.lastError?.contains("forbidden") == true)
         _ = m.reconnectDue()
-        _ = m.connected()
-        #expect(m.replied(ReplicationStart(from: 1, ledgerID: Self.id, ledgerSize: 9)).first == .disconnect)
+        _ = m.connected(root: Self.root)
+        #expect(m.replied(Self.start(from: 1, size: 9)).first == .disconnect)
     }
 
     @Test func shutdownClosesAndNothingFollows() {

@@ -163,4 +163,45 @@ import BallotDomain
         #expect(follower.terminate() == 0)
         tampered.terminate()
     }
+
+    /// A primary put back to an older copy of its ledger, which then takes other votes, has a
+    /// history the follower did not verify: the follower stops rather than build on it, and
+    /// says why. (Asked from its own size, the primary's root over those events differs.)
+    @Test func aPrimaryPutBackToAnOlderCopyStopsItsFollower() throws {
+        let primary = try DaemonProcess()
+        let c = try BallotClient(socketPath: primary.socketPath)
+        _ = try c.call(["op": "election.define", "election": DaemonTests.election2022])
+        for i in 0..<20 { try Self.vote(c, i) }
+        let copy = primary.directory.sub("older-copy")
+        #expect(try c.call(["op": "backup", "directory": copy]).isOK)
+        for i in 20..<40 { try Self.vote(c, i) }
+        let followerDir = TemporaryDirectory("follower")
+        var follower = try Self.follow(primary, directory: followerDir)
+        let verified = try Self.caughtUp(follower, primary)
+        #expect(follower.terminate() == 0)
+        #expect(primary.terminate() == 0)
+
+        // The older copy goes back in place, and other votes make it longer than the follower.
+        let ledger = primary.directory.sub("data/ledger")
+        try FileManager.default.removeItem(atPath: ledger)
+        try FileManager.default.createDirectory(atPath: ledger, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: "\(copy)/data.mdb", toPath: "\(ledger)/data.mdb")
+        let restored = try DaemonProcess(directory: primary.directory)
+        let c2 = try BallotClient(socketPath: restored.socketPath)
+        for i in 100..<140 { try Self.vote(c2, i) }
+        #expect(try Self.status(restored)["ledger_size"] as! Int > verified)
+
+        follower = try Self.follow(restored, directory: followerDir)
+        var following: [String: Any] = [:]
+        for _ in 0..<200 {
+            following = try Self.status(follower)["follower"] as? [String: Any] ?? [:]
+            if following["state"] as? String == "stopped" { break }
+            usleep(50_000)
+        }
+        let why = following["stopped_because"] as? String ?? ""
+        #expect(following["state"] as? String == "stopped" && why.contains("not the one this follower verified"), "\(following)")
+        #expect(try Self.status(follower)["ledger_size"] as? Int == verified)
+        #expect(follower.terminate() == 0)
+        restored.terminate()
+    }
 }

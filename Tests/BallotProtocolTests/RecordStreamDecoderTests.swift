@@ -6,7 +6,7 @@ import BallotDomain
 
 /// What a follower reads from its primary: reply lines, and chunk headers with their bytes.
 @Suite struct RecordStreamDecoderTests {
-    static let reply = #"{"id":null,"ok":true,"result":{"from":1,"ledger_id":"000102030405060708090a0b0c0d0e0f","ledger_size":3}}"#
+    static let reply = #"{"id":null,"ok":true,"result":{"from":1,"ledger_id":"000102030405060708090a0b0c0d0e0f","ledger_size":3,"root_before":"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}}"#
 
     @Test func splitsRepliesChunksAndHeartbeatsWhateverTheChunking() throws {
         let header = ChunkHeader(records: 2, from: 1, bytes: 11, ledgerSize: 3)
@@ -22,7 +22,8 @@ import BallotDomain
         // The verifier also feeds the input one byte at a time and in other splits.
         try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: [(input, expected)], decoderFactory: { RecordStreamDecoder() })
         let start = try ReplicationStart(try JSONParser.parse(Self.reply)["result"]!)
-        #expect(start == ReplicationStart(from: 1, ledgerID: Array(0..<16), ledgerSize: 3))
+        #expect(start == ReplicationStart(from: 1, ledgerID: Array(0..<16), ledgerSize: 3,
+                                          rootBefore: Digest32(hex: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")!))
     }
 
     @Test func aHeaderThatAnnouncesTooMuchOrNonsenseIsRefused() {

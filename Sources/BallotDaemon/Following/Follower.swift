@@ -32,8 +32,10 @@ final class FollowerStatus: @unchecked Sendable {
         }
     }
 
-    /// `status`'s `follower` object; `size` is what this daemon has published.
-    func json(size: UInt64) -> JSONValue {
+    /// `status`'s `follower` object; `size` is what this daemon has published, and
+    /// `checkpointSize` the size its newest stored checkpoint signs: events after it are checked
+    /// by the rules alone until the next checkpoint comes.
+    func json(size: UInt64, checkpointSize: UInt64?) -> JSONValue {
         lock.withLock {
             let since = lastContact.map { ContinuousClock.now - $0 }
             return .object([
@@ -41,6 +43,7 @@ final class FollowerStatus: @unchecked Sendable {
                 ("state", .string(state)),
                 ("primary_ledger_size", primarySize.map { .uint($0) } ?? .null),
                 ("lag_events", primarySize.map { .uint($0 > size ? $0 - size : 0) } ?? .null),
+                ("checkpoint_size", checkpointSize.map { .uint($0) } ?? .null),
                 ("seconds_since_contact", since.map { .double(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) } ?? .null),
                 ("stopped_because", stoppedBecause.map { .string($0) } ?? .null),
                 ("last_error", lastError.map { .string($0) } ?? .null),
@@ -133,7 +136,7 @@ final class Follower: @unchecked Sendable {
                 }
             case .halt(let reason):
                 metrics.followerStopped.record(1)
-                logger.critical("follower: replication stopped; a record from the primary does not verify, and nothing of its chunk was stored. This follower keeps serving what it verified; look at the primary's ledger (ballot-replay verify)", metadata: [
+                logger.critical("follower: replication stopped; nothing more is taken from the primary. This follower keeps serving what it stored; look at the primary's ledger (ballot-replay verify on a backup)", metadata: [
                     "primary": "\(config.primary)", "reason": "\(reason)"])
             }
         }
@@ -160,7 +163,7 @@ final class Follower: @unchecked Sendable {
                 switch result {
                 case .success(let channel):
                     self.channel = channel
-                    self.perform(self.machine.connected())
+                    self.perform(self.machine.connected(root: self.writer.head.root))
                 case .failure(let error):
                     self.perform(self.machine.connectionLost("cannot connect to \(self.config.socketPath): \(error)"))
                 }
@@ -174,18 +177,15 @@ final class Follower: @unchecked Sendable {
         switch frame {
         case .reply(let value):
             guard case .bool(true)? = value["ok"], let result = value["result"] else {
-                let message: String
-                if case .object? = value["error"], case .string(let code)? = value["error"]?["code"], case .string(let text)? = value["error"]?["message"] {
-                    message = "\(code): \(text)"
-                } else {
-                    message = String(decoding: value.serialized().prefix(300), as: UTF8.self)
+                guard case .string(let code)? = value["error"]?["code"], case .string(let text)? = value["error"]?["message"] else {
+                    return perform(machine.connectionLost("the primary sent a line that is neither a reply nor a chunk: \(String(decoding: value.serialized().prefix(300), as: UTF8.self))"), contact: true)
                 }
-                return perform(machine.refused(message), contact: true)
+                return perform(machine.refused(code, text), contact: true)
             }
             do {
                 perform(machine.replied(try ReplicationStart(result)), contact: true)
             } catch {
-                perform(machine.refused(error.message), contact: true)
+                perform(machine.connectionLost("the primary's reply to replicate: \(error.message)"), contact: true)
             }
         case .chunk(let header, let wire):
             do {
@@ -200,6 +200,14 @@ final class Follower: @unchecked Sendable {
     fileprivate func lost(_ reason: String, generation: Int) {
         guard generation == self.generation else { return }
         perform(machine.connectionLost(reason))
+    }
+
+    /// Nothing arrived for `silence`: the primary is lost, unless the follower stopped reading
+    /// itself while a long store runs.
+    fileprivate func silent(generation: Int) -> Bool {
+        guard generation == self.generation, machine.isReading else { return false }
+        perform(machine.connectionLost("nothing from the primary for \(Self.silence.nanoseconds / 1_000_000_000) s"))
+        return true
     }
 }
 
@@ -225,8 +233,7 @@ private final class FollowerChannelHandler: ChannelInboundHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            follower.lost("nothing from the primary for \(Follower.silence.nanoseconds / 1_000_000_000) s", generation: generation)
-            context.close(promise: nil)
+            if follower.silent(generation: generation) { context.close(promise: nil) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }

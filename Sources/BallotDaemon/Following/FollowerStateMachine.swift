@@ -1,3 +1,4 @@
+import BallotDomain
 import BallotFormat
 import BallotProtocol
 
@@ -5,13 +6,15 @@ import BallotProtocol
 /// the primary's reply, a chunk, a chunk stored or refused, the connection lost, a timer) and
 /// performs the actions it returns. Tested without sockets (`FollowerStateMachineTests`).
 ///
-/// The follower asks for the records after those it has stored, hands each chunk to the writer
-/// (one at a time, in order: the writer verifies each record against the state before it) and
-/// stops reading while two chunks wait, so that a fast primary cannot make it buffer without
-/// bound. A lost connection is taken again after a back-off (100 ms doubling to 5 s), once
-/// the chunk being stored is done, from whatever the follower then holds. A record that does
-/// not verify stops replication for good: the follower keeps serving what it verified, and
-/// an operator must look (docs/operations.md, "Followers").
+/// The follower asks for the records after those it has stored, and first checks that the
+/// primary's root over those events is its own (else the primary's history is not the one it
+/// stored: it stops). It hands the chunks to the writer one store at a time, in order (the
+/// writer verifies each record against the state before it), the chunks that waited meanwhile
+/// in one store, and stops reading while `maxWaiting` chunks or `maxWaitingBytes` wait, so that
+/// a fast primary cannot make it buffer without bound. A lost connection is taken again after a
+/// back-off (100 ms doubling to 5 s), once the store in hand is done, from whatever the follower
+/// then holds. A record that does not verify stops replication for good: the follower keeps
+/// serving what it stored, and an operator must look (docs/operations.md, "Followers").
 struct FollowerStateMachine {
     enum State: Equatable, CustomStringConvertible {
         /// Waiting to connect (after a back-off, or for the chunk being stored).
@@ -55,8 +58,9 @@ struct FollowerStateMachine {
         case halt(String)
     }
 
-    /// Chunks received and waiting for the writer, past which reading pauses.
-    static let maxWaiting = 2
+    /// Chunks (or bytes) received and waiting for the writer, past which reading pauses.
+    static let maxWaiting = 8
+    static let maxWaitingBytes = 16 << 20
     static let firstBackoff = Duration.milliseconds(100)
     static let maxBackoff = Duration.seconds(5)
 
@@ -71,7 +75,10 @@ struct FollowerStateMachine {
     private(set) var lastError: String?
     /// The primary's ledger id, from its reply.
     private var ledgerID: [UInt8] = []
+    /// The follower's root over what it stored, when it asked: the primary's must be the same.
+    private var rootAsked: Digest32?
     private var waiting: [RecordChunk] = []
+    private var waitingBytes = 0
     private var storing = false
     private var reading = true
     private var backoff = FollowerStateMachine.firstBackoff
@@ -92,11 +99,16 @@ struct FollowerStateMachine {
         return [.connect]
     }
 
-    mutating func connected() -> [Action] {
+    /// Whether the connection is being read (not paused while chunks wait for the writer).
+    var isReading: Bool { reading }
+
+    /// Connected; `root` is the follower's Merkle root over the events it stored.
+    mutating func connected(root: Digest32) -> [Action] {
         guard state == .connecting else { return [.disconnect] }
         state = .asking
         reading = true
         expected = stored + 1
+        rootAsked = root
         return [.ask(from: expected)]
     }
 
@@ -106,6 +118,9 @@ struct FollowerStateMachine {
         guard start.from == expected else {
             return lost("the primary answered for events from \(start.from); asked from \(expected)")
         }
+        if let rootAsked, start.rootBefore != rootAsked {
+            return halt("the primary's events 1…\(stored) hash to \(start.rootBefore.hex), and the \(stored) this follower stored to \(rootAsked.hex): the primary's history is not the one this follower verified (was it restored from an older copy?)")
+        }
         state = .streaming
         ledgerID = start.ledgerID
         primarySize = start.ledgerSize
@@ -113,9 +128,14 @@ struct FollowerStateMachine {
         return []
     }
 
-    /// The primary refused `replicate`, or ended the stream with an error line.
-    mutating func refused(_ message: String) -> [Action] {
-        lost("the primary refused: \(message)")
+    /// The primary refused `replicate`, or ended the stream with an error line. `conflict`: it
+    /// holds fewer events than the follower, which stops; anything else (a role the primary
+    /// does not grant yet, say) is tried again after the back-off.
+    mutating func refused(_ code: String, _ message: String) -> [Action] {
+        if code == ErrorCode.conflict.rawValue, state == .asking {
+            return halt("the primary refused: \(code): \(message)")
+        }
+        return lost("the primary refused: \(code): \(message)")
     }
 
     mutating func chunkArrived(_ header: ChunkHeader, _ chunk: RecordChunk) -> [Action] {
@@ -127,9 +147,10 @@ struct FollowerStateMachine {
         }
         expected = chunk.end
         waiting.append(chunk)
+        waitingBytes += chunk.wire.count
         var actions: [Action] = []
         if !storing { actions += storeNext() }
-        if waiting.count >= Self.maxWaiting && reading {
+        if (waiting.count >= Self.maxWaiting || waitingBytes >= Self.maxWaitingBytes) && reading {
             reading = false
             actions.append(.pauseReading)
         }
@@ -160,11 +181,18 @@ struct FollowerStateMachine {
     mutating func storeFailed(_ reason: String, unverified: Bool) -> [Action] {
         storing = false
         waiting.removeAll()
-        lastError = reason
-        guard unverified else { return lost(reason) }
-        guard state != .shutDown else { return [] }
-        state = .stopped(reason)
-        return [.halt(reason), .disconnect]
+        waitingBytes = 0
+        guard unverified else {
+            // Lost already, its reconnection waiting for this store: connect now.
+            if state == .disconnected && connectWhenStored {
+                connectWhenStored = false
+                lastError = reason
+                state = .connecting
+                return [.connect]
+            }
+            return lost(reason)
+        }
+        return halt(reason)
     }
 
     /// The connection failed, closed, or went silent.
@@ -187,12 +215,32 @@ struct FollowerStateMachine {
     mutating func shutdown() -> [Action] {
         state = .shutDown
         waiting.removeAll()
+        waitingBytes = 0
         return [.disconnect]
     }
 
+    /// Every chunk waiting, as one store: one transaction and one sync for what arrived while
+    /// the last store ran.
     private mutating func storeNext() -> [Action] {
         storing = true
-        return [.store(waiting.removeFirst(), ledgerID: ledgerID)]
+        var chunk = waiting.removeFirst()
+        for next in waiting { chunk.append(contentsOf: next) }
+        waiting.removeAll()
+        waitingBytes = 0
+        return [.store(chunk, ledgerID: ledgerID)]
+    }
+
+    /// Replication stops for good.
+    private mutating func halt(_ reason: String) -> [Action] {
+        switch state {
+        case .stopped, .shutDown: return []
+        case .disconnected, .connecting, .asking, .streaming: break
+        }
+        lastError = reason
+        waiting.removeAll()
+        waitingBytes = 0
+        state = .stopped(reason)
+        return [.halt(reason), .disconnect]
     }
 
     /// Drops the connection and what it brought that is not being stored, and connects again
@@ -206,6 +254,7 @@ struct FollowerStateMachine {
         state = .disconnected
         lastError = reason
         waiting.removeAll()
+        waitingBytes = 0
         let delay = backoff
         backoff = min(backoff * 2, Self.maxBackoff)
         return [.disconnect, .reconnect(after: delay)]

@@ -32,6 +32,15 @@ public struct RecordChunk: Sendable, Equatable {
         ends.append(wire.count)
     }
 
+    /// Appends the records of `next`, which must start where this chunk ends.
+    public mutating func append(contentsOf next: RecordChunk) {
+        precondition(next.first == end, "chunk from \(next.first) appended to one that ends before \(end)")
+        let offset = wire.count
+        wire.append(contentsOf: next.wire)
+        starts.append(contentsOf: next.starts.lazy.map { $0 + offset })
+        ends.append(contentsOf: next.ends.lazy.map { $0 + offset })
+    }
+
     /// Reads the wire form of `count` records from `first`: every length must be in bounds, and
     /// no byte may be left over.
     public init(first: UInt64, count: Int, wire: [UInt8]) throws(ChunkError) {
