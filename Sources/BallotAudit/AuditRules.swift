@@ -301,12 +301,12 @@ extension Audit {
                 }
             }
             if batch.records.contains(where: { !$0.idempotencyKey.isEmpty }) {
-                // Other events with keys (rare): every key in sequence order, hashed after its
-                // scope's name (`IdempotencyScope`: another kind's key is another key).
+                // Events decoded in full with keys (rare): other kinds, whose keys are hashed
+                // after their scope's name (`IdempotencyScope`: another kind's key is another
+                // key), and votes the coded path could not take (a long election or nominee id),
+                // whose keys share the votes' space. Every key in sequence order.
                 for record in batch.records where !record.idempotencyKey.isEmpty {
-                    guard case .command(let op) = IdempotencyScope(record.event) else { continue }
-                    var key = op + "\u{0}" + record.idempotencyKey
-                    keyed.append((Key128(a: key.withUTF8 { KeyHash.hash(UnsafeRawBufferPointer($0), seed: seed) }, b: 0), record.seq))
+                    keyed.append((IdempotencyScope(record.event).slot(record.idempotencyKey, seed: seed), record.seq))
                 }
                 keyed.sort { $0.seq < $1.seq }
             }

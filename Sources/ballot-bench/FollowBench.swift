@@ -193,7 +193,7 @@ enum FollowBench {
         Thread {
             // Interim lines (refusals, progress), then the reply.
             while let line = try? readLine(fd) {
-                if contains(line[...], Array(#""refused":{"#.utf8)) { failures.add(1) }
+                if contains(line[...], Array(#""refused":{"line""#.utf8)) { failures.add(1) }
                 if contains(line[...], Array(#""ok":"#.utf8)) { break }
             }
             done.signal()

@@ -668,3 +668,30 @@ struct AuditedLedger {
         #expect(seen["externalResources"] as? Int == 0)
     }
 }
+
+/// A vote the audit's coded path cannot take (an election id over 32 bytes: decoded in full)
+/// still has its idempotency key checked against every other vote's.
+@Suite struct FullyDecodedVoteKeyTests {
+    @Test func aRepeatedKeyOnVotesDecodedInFullIsAFinding() throws {
+        let dir = TemporaryDirectory("long-ids")
+        let long = Fixtures.slug("an-election-whose-id-is-longer-than-32-bytes")
+        let ledger = try Ledger(path: dir.sub("ledger"), options: Fixtures.options(), clock: ManualClock(Fixtures.now))
+        _ = try ledger.submit(Fixtures.setUpCommands(long).map { Submission($0, by: Fixtures.admin) })
+        let votes = try ledger.submit(Fixtures.votes(0..<3, election: long).enumerated().map { i, vote in
+            Submission(vote, by: Fixtures.importer, idempotencyKey: "row-\(i)")
+        })
+        let first = try #require(votes[0].receipt?.seq), third = try #require(votes[2].receipt?.seq)
+        let original = try #require(try ledger.reader.record(third))
+        ledger.close()
+        #expect(try Audit.verify(LedgerReader.openReadOnly(path: dir.sub("ledger"))).findings.isEmpty)
+        // The third vote takes the first one's key.
+        let env = try Environment(path: dir.sub("ledger"), options: EnvironmentOptions(mapSize: 16 << 20))
+        let db = try env.openDatabase(LedgerKeys.events, create: false)
+        var forged = original
+        forged.idempotencyKey = "row-0"
+        try env.write { txn in try txn.put(LedgerKeys.sequence(third), RecordCodec.encode(forged), in: db) }
+        env.close()
+        let report = try Audit.verify(LedgerReader.openReadOnly(path: dir.sub("ledger")))
+        #expect(report.findings.contains { $0.what.contains("idempotency key 'row-0' was already used by event \(first)") }, "\(report.findings)")
+    }
+}
