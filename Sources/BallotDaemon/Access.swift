@@ -1,7 +1,8 @@
 public import BallotDomain
 import BallotProtocol
 
-/// The peer on the other end of a connection, from `SO_PEERCRED`.
+/// The peer on the other end of a connection: from `SO_PEERCRED` on the Unix socket, or from
+/// its client certificate on the TLS listener (`access.tls_clients` names its uid).
 public struct Peer: Sendable {
     public let uid: UInt32
     public let gid: UInt32
@@ -10,6 +11,11 @@ public struct Peer: Sendable {
     public let role: Actor.Role?
     /// The juror this peer scores as, when its role is juror.
     public let juror: JurorID?
+    /// On the TLS listener: the SHA-256 of its certificate (hex).
+    public var certificate: String? = nil
+
+    /// Whether the peer has a uid: every peer of the socket, and a certificate the rules list.
+    public var hasUID: Bool { certificate == nil || role != nil }
 
     public var actor: Actor { Actor(role: role ?? .observer, uid: uid) }
 }

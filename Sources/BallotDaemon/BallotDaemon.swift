@@ -3,6 +3,7 @@ public import Logging
 import NIOCore
 import NIOPosix
 import NIOHTTP1
+import NIOSSL
 public import ServiceLifecycle
 import BallotDomain
 import BallotLedger
@@ -173,12 +174,26 @@ public struct BallotDaemon: Service {
             await stopWithoutServing()
             throw DaemonError.setup("cannot set the mode of \(config.socketPath): \(reason)")
         }
+        var tlsServer: (any Channel)?
+        if let tls = config.listenTLS {
+            do {
+                tlsServer = try await Self.serveTLS(tls, loops: loops, service: service, rules: rules, connections: connections,
+                                                    idleTimeout: config.idleTimeoutSeconds, logger: logger)
+            } catch {
+                try? await server.close()
+                unlink(config.socketPath)
+                await stopWithoutServing()
+                throw error as? DaemonError ?? DaemonError.setup("cannot listen with TLS on \(tls.address): \(error)")
+            }
+            logger.info("serving over TLS", metadata: ["tls.address": "\(tls.address)", "tls.clients": "\(rules.tlsClients.count)"])
+        }
         var metricsServer: (any Channel)?
         if let address = config.metricsListen {
             do {
                 metricsServer = try await Self.serveMetrics(on: address, loops: loops, render: config.renderMetrics)
             } catch {
                 try? await server.close()
+                try? await tlsServer?.close()
                 unlink(config.socketPath)
                 await stopWithoutServing()
                 throw DaemonError.setup("cannot listen for metrics on \(address): \(error)")
@@ -199,6 +214,7 @@ public struct BallotDaemon: Service {
         try? await gracefulShutdown()
         logger.info("shutting down: no new connections")
         try? await server.close()
+        try? await tlsServer?.close()
         try? await metricsServer?.close()
         // The intake settles the batch in hand (its votes decided and their outcomes out, or
         // left to be delivered again) and takes no more.
@@ -229,6 +245,35 @@ public struct BallotDaemon: Service {
         guard policy.logs.contains(where: { $0.name == origin && $0.publicKey == key }) else {
             throw DaemonError.setup("witness_policy lists the logs \(policy.logs.map(\.name).joined(separator: ", ")), and not this ledger (origin \(origin), key \(VerifierKey(name: origin, type: SignedNote.ed25519, publicKey: key)))")
         }
+    }
+
+    /// Serves the line protocol over TCP with mutual TLS (see `TLSListener`).
+    static func serveTLS(_ tls: TLSListenConfig, loops: any EventLoopGroup, service: RequestService, rules: AccessRules,
+                         connections: OpenConnections, idleTimeout: Int, logger: Logger) async throws -> any Channel {
+        let context = try TLSListener.context(tls)
+        return try await ServerBootstrap(group: loops)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 1)
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelInitializer { child in
+                connections.add(child)
+                return child.eventLoop.makeCompletedFuture {
+                    // The idle timeout covers the handshake too: a client that connects and says
+                    // nothing is closed like any other.
+                    try child.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(Int64(idleTimeout))))
+                    try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
+                    try child.pipeline.syncOperations.addHandler(TLSPeerHandler(rules: rules, logger: logger) { peer, context in
+                        let bulk = LineFrameDecoder.Bulk()
+                        try context.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maximumLineBytes: service.maxLineBytes, bulk: bulk)),
+                                                                       position: .after(context.handler))
+                        let decoder = try context.pipeline.syncOperations.handler(type: ByteToMessageHandler<LineFrameDecoder>.self)
+                        try context.pipeline.syncOperations.addHandler(ConnectionHandler(service: service, peer: peer, bulk: bulk),
+                                                                       position: .after(decoder))
+                    })
+                }
+            }
+            .bind(host: tls.address.host, port: tls.address.port).get()
     }
 
     /// Serves `GET /metrics` over HTTP/1.1 on `address` (see `MetricsHTTPHandler`).

@@ -55,6 +55,8 @@ public struct DaemonConfig: Sendable {
     /// Votes taken from NATS JetStream (docs/intake.md); nil (the default) for none. Key:
     /// intake.nats_url and the other intake.* keys.
     public var intake: IntakeConfig?
+    /// Set: a TCP listener with mutual TLS speaking the same protocol (`listen_tls`).
+    public var listenTLS: TLSListenConfig?
     /// Set: this daemon is a follower of that primary (`follow`): it stores the primary's
     /// records, each verified, and serves reads; writes are refused as `read_only`.
     public var follow: FollowConfig?
@@ -82,22 +84,44 @@ public struct AccessRules: Sendable {
     public var observerGroups = Set<UInt32>()
     /// uid → the juror that uid scores as.
     public var jurors: [UInt32: JurorID] = [:]
+    /// Client certificates of the TLS listener, by the SHA-256 of their DER bytes, and the uid
+    /// each stands for (`access.tls_clients`): its role is that uid's.
+    public var tlsClients: [Digest32: UInt32] = [:]
     /// The daemon's own uid (an admin by default).
     public var daemonUID: UInt32
 
     public init(daemonUID: UInt32) { self.daemonUID = daemonUID }
 
     /// The role a peer with these credentials acts in, or nil for none.
-    public func role(uid: UInt32, gid: UInt32) -> Actor.Role? {
+    /// `gid`: nil for a TLS client, which has a uid (`tlsClients`) and no group.
+    public func role(uid: UInt32, gid: UInt32?) -> Actor.Role? {
         if admins.contains(uid) { return .admin }
         if jurors[uid] != nil { return .juror }
         if importers.contains(uid) { return .importer }
         if observers.contains(uid) { return .observer }
         if uid == daemonUID { return .admin }
+        guard let gid else { return nil }
         if adminGroups.contains(gid) { return .admin }
         if importerGroups.contains(gid) { return .importer }
         if observerGroups.contains(gid) { return .observer }
         return nil
+    }
+}
+
+/// The TCP listener with mutual TLS (`listen_tls`, `tls.*`; docs/operations.md, "Remote access").
+public struct TLSListenConfig: Sendable, Equatable {
+    public var address: ListenAddress
+    /// PEM files: the daemon's certificate (chain), its private key, and the CA that signs
+    /// the clients' certificates (none other is accepted).
+    public var certificateFile: String
+    public var privateKeyFile: String
+    public var clientCAFile: String
+
+    public init(address: ListenAddress, certificateFile: String, privateKeyFile: String, clientCAFile: String) {
+        self.address = address
+        self.certificateFile = certificateFile
+        self.privateKeyFile = privateKeyFile
+        self.clientCAFile = clientCAFile
     }
 }
 

@@ -71,6 +71,14 @@ public enum DaemonConfigLoader {
             }
             access.jurors[uid] = Slug(unchecked: parts[1])
         }
+        for entry in reader.stringArray(forKey: "access.tls_clients") ?? [] {
+            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let hex = parts.first.map { $0.replacingOccurrences(of: ":", with: "").lowercased() } ?? ""
+            guard parts.count == 2, let fingerprint = Digest32(hex: hex), let uid = UInt32(parts[1]) else {
+                throw DaemonError.setup("access.tls_clients holds '\(entry)'; write SHA256=UID, the certificate's SHA-256 fingerprint (openssl x509 -noout -fingerprint -sha256 -in CERT) and the uid whose role it takes")
+            }
+            access.tlsClients[fingerprint] = uid
+        }
 
         var config = DaemonConfig(
             dataDirectory: text("data_dir", "/var/lib/ballotledger"),
@@ -114,6 +122,17 @@ public enum DaemonConfigLoader {
                 throw DaemonError.setup("metrics_listen is '\(metricsListen)'; write HOST:PORT, for example 127.0.0.1:9464 or [::1]:9464")
             }
             config.metricsListen = address
+        }
+        let listenTLS = text("listen_tls", "")
+        if !listenTLS.isEmpty {
+            guard let address = ListenAddress(listenTLS) else {
+                throw DaemonError.setup("listen_tls is '\(listenTLS)'; write HOST:PORT, for example 0.0.0.0:7443 or [::]:7443")
+            }
+            let files = ["tls.certificate", "tls.private_key", "tls.client_ca"].map { text($0, "") }
+            for (key, file) in zip(["tls.certificate", "tls.private_key", "tls.client_ca"], files) where file.isEmpty {
+                throw DaemonError.setup("listen_tls is set, and \(key) is not: the listener needs the daemon's certificate, its private key and the CA of the clients' certificates (PEM files)")
+            }
+            config.listenTLS = TLSListenConfig(address: address, certificateFile: files[0], privateKeyFile: files[1], clientCAFile: files[2])
         }
         let follow = text("follow", "")
         if !follow.isEmpty {

@@ -64,7 +64,8 @@ struct OperationHandler: Sendable {
                 ("protocol_version", .int(Self.protocolVersion)),
                 ("server_version", .string(Self.serverVersion)),
                 ("role", peer.role.map { .string($0.description) } ?? .null),
-                ("uid", .int(Int64(peer.uid))),
+                ("uid", peer.hasUID ? .int(Int64(peer.uid)) : .null),
+                ("certificate_sha256", peer.certificate.map { .string($0) } ?? .null),
                 ("ops", .array(Op.names.map(JSONValue.string))),
                 ("checkpoint_public_key", writer.checkpointPublicKey.map { .string($0.hex) } ?? .null),
             ]))

@@ -15,7 +15,7 @@ enum Exit {
 struct Ballotctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballotctl",
-        abstract: "Talk to ballotd over its Unix socket.",
+        abstract: "Talk to ballotd over its Unix socket, or over TCP with mutual TLS (--connect tls://HOST:PORT --cert --key --ca).",
         discussion: "Exit codes: 0 done; 1 the daemon refused (its error code is printed); 64 usage; 65 unreadable input file; 69 no daemon on the socket; 70 the connection failed.",
         subcommands: [Hello.self, Status.self, ElectionCommand.self, NomineeCommand.self, VoteCommand.self, Receipt.self,
                       JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self,
@@ -31,11 +31,12 @@ struct Ballotctl: ParsableCommand {
     static func hoistingSharedOptions(_ arguments: [String]) -> [String] {
         var leading: [String] = []
         var rest = arguments[...]
+        let valued = ["--socket", "--connect", "--cert", "--key", "--ca"]
         while let first = rest.first {
-            if first == "--json" || first.hasPrefix("--socket=") {
+            if first == "--json" || valued.contains(where: { first.hasPrefix($0 + "=") }) {
                 leading.append(first)
                 rest = rest.dropFirst()
-            } else if first == "--socket", rest.count >= 2 {
+            } else if valued.contains(first), rest.count >= 2 {
                 leading += rest.prefix(2)
                 rest = rest.dropFirst(2)
             } else {
@@ -54,8 +55,35 @@ struct Connection: ParsableArguments {
     @Flag(name: .long, help: "Print the reply's result as one line of JSON, for scripts.")
     var json = false
 
+    @Option(name: .long, help: "tls://HOST:PORT: talk to the daemon's TLS listener (listen_tls) instead of its socket, with --cert, --key and --ca.")
+    var connect: String?
+
+    @Option(name: .long, help: "With --connect: this client's certificate (PEM), which the daemon maps to a role.")
+    var cert: String?
+
+    @Option(name: .long, help: "With --connect: this client's private key (PEM).")
+    var key: String?
+
+    @Option(name: .long, help: "With --connect: the CA that signed the daemon's certificate (PEM).")
+    var ca: String?
+
     var socketPath: String {
         socket ?? ProcessInfo.processInfo.environment["BALLOTD_SOCKET"] ?? "/run/ballotledger/ballotd.sock"
+    }
+
+    /// A client on the socket, or on the TLS listener with `--connect`; `timeout` seconds for a
+    /// reply (0: none).
+    func client(timeout: Int = 60) throws -> BallotClient {
+        do {
+            guard let connect else { return try BallotClient(socketPath: socketPath, timeout: timeout) }
+            guard let (host, port) = TLSEndpoint.address(connect) else {
+                throw ValidationError("--connect is '\(connect)'; write tls://HOST:PORT")
+            }
+            guard let cert, let key, let ca else { throw ValidationError("--connect needs --cert, --key and --ca") }
+            return try BallotClient(tls: TLSEndpoint(host: host, port: port, certificateFile: cert, privateKeyFile: key, caFile: ca), timeout: timeout)
+        } catch let error as ClientError {
+            throw Self.exit(for: error)
+        }
     }
 
     /// Sends one request and prints the reply; exits non-zero unless it was ok. Returns the result.
@@ -70,8 +98,9 @@ struct Connection: ParsableArguments {
     /// and exits as `send` does.
     func ask(_ request: [String: Any]) throws -> [String: Any] {
         let reply: [String: Any]
+        let client = try self.client()
         do {
-            reply = try BallotClient(socketPath: socketPath).call(request.merging(["id": 1]) { a, _ in a })
+            reply = try client.call(request.merging(["id": 1]) { a, _ in a })
         } catch let error as ClientError {
             throw Self.exit(for: error)
         }
@@ -176,12 +205,7 @@ struct Send: ParsableCommand {
     @Flag(name: .long, help: "Print only the summary, not each reply.") var quiet = false
 
     func run() throws {
-        let client: BallotClient
-        do {
-            client = try BallotClient(socketPath: connection.socketPath)
-        } catch let error as ClientError {
-            throw Connection.exit(for: error)
-        }
+        let client = try connection.client()
         var counts = (ok: 0, repeated: 0, refused: [String: Int]())
         while let line = readLine(strippingNewline: true) {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
@@ -220,7 +244,7 @@ struct Subscribe: ParsableCommand {
     @Option(help: "The first sequence number.") var from = 1
     func run() throws {
         do {
-            let client = try BallotClient(socketPath: connection.socketPath, timeout: 0)
+            let client = try connection.client(timeout: 0)
             let reply = try client.call(["id": 1, "op": "subscribe", "from": from])
             guard reply.isOK else {
                 FileHandle.standardError.write(Data("ballotctl: \(reply.errorCode ?? "internal"): \((reply["error"] as? [String: Any])?["message"] ?? "")\n".utf8))

@@ -76,12 +76,7 @@ struct Import: ParsableCommand {
     }
 
     private func importFile(_ file: String, size: UInt64) throws -> Outcome {
-        let client: BallotClient
-        do {
-            client = try BallotClient(socketPath: connection.socketPath, timeout: 0)
-        } catch let error as ClientError {
-            throw Connection.exit(for: error)
-        }
+        let client = try connection.client(timeout: 0)
         var request: [String: Any] = ["id": 1, "op": "import", "file": (file as NSString).lastPathComponent, "size": size, "dry_run": dryRun]
         if let election { request["election"] = election }
         if let format { request["format"] = format }

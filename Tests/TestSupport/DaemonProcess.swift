@@ -110,6 +110,11 @@ public func runTool(_ name: String, _ arguments: [String], environment: [String:
     try run(URL(fileURLWithPath: DaemonProcess.binaryDirectory).appendingPathComponent(name), arguments, environment: environment)
 }
 
+/// Runs any program (by its path) to completion.
+public func runProgram(_ path: String, _ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    try run(URL(fileURLWithPath: path), arguments)
+}
+
 /// Runs the independent Python verifier, `scripts/verify-ledger.py`, to completion.
 public func runPythonVerifier(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
     try run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "\(Fixtures.repositoryRoot)/scripts/verify-ledger.py"] + arguments)
