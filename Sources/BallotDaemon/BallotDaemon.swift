@@ -204,7 +204,7 @@ public struct BallotDaemon: Service {
                                           "event_loops": "\(config.eventLoops)"])
         intake?.start()
         if let follower, let follow = config.follow {
-            logger.info("following", metadata: ["primary": "\(follow.primary)", "ledger.size": "\(ledger.size)",
+            logger.info("following", metadata: ["primary": "\(follow.description)", "ledger.size": "\(ledger.size)",
                                                  "checkpoint.pinned_key": "\(follow.checkpointKey?.hex ?? "none: the first checkpoint's key")"])
             follower.start()
         }

@@ -166,27 +166,52 @@ public struct IntakeConfig: Sendable, Equatable {
     public init(natsURL: String) { self.natsURL = natsURL }
 }
 
-/// A follower's primary (`follow`, `follow_checkpoint_key`; docs/operations.md, "Followers").
+/// A follower's primary (`follow`, `follow_checkpoint_key`, `follow_tls`; docs/operations.md,
+/// "Followers").
 public struct FollowConfig: Sendable, Equatable {
-    /// The primary's Unix socket.
-    public var socketPath: String
+    /// Where the primary is: its Unix socket, or its TLS listener.
+    public enum Primary: Sendable, Equatable {
+        case socket(String)
+        /// With the follower's certificate and key and the CA of the primary's certificate.
+        case tls(host: String, port: Int, certificate: String, privateKey: String, ca: String)
+    }
+
+    public var primary: Primary
     /// The primary's checkpoint key: every checkpoint must be signed by it. Nil: the first
     /// checkpoint's key stands for it, as in `ballot-replay verify` without `--pubkey`.
     public var checkpointKey: Digest32?
 
-    /// What `follow` names: `unix:///PATH` or a path.
-    public var primary: String { "unix://\(socketPath)" }
+    /// What `follow` names.
+    public var description: String {
+        switch primary {
+        case .socket(let path): "unix://\(path)"
+        case .tls(let host, let port, _, _, _): "tls://\(host.contains(":") ? "[\(host)]" : host):\(port)"
+        }
+    }
 
-    /// Reads `follow`: `unix://` and an absolute path, or the path alone.
-    public init(_ text: String, checkpointKey: Digest32? = nil) throws {
-        let path = text.hasPrefix("unix://") ? String(text.dropFirst("unix://".count)) : text
-        if text.hasPrefix("tls://") {
-            throw DaemonError.setup("follow is '\(text)': following over TLS is not built yet; follow the primary's Unix socket (unix:///PATH)")
-        }
-        guard path.hasPrefix("/"), !path.utf8.contains(0) else {
-            throw DaemonError.setup("follow is '\(text)'; write the primary's socket as unix:///PATH or an absolute path")
-        }
-        socketPath = path
+    public init(primary: Primary, checkpointKey: Digest32? = nil) {
+        self.primary = primary
         self.checkpointKey = checkpointKey
+    }
+
+    /// Reads `follow`: `unix:///PATH` (or the path alone), or `tls://HOST:PORT` with `tls`, the
+    /// follower's certificate, key and the primary's CA (`follow_tls.*`).
+    public init(_ text: String, tls: (certificate: String, privateKey: String, ca: String)?, checkpointKey: Digest32? = nil) throws {
+        self.checkpointKey = checkpointKey
+        if text.hasPrefix("tls://") {
+            guard let address = ListenAddress(String(text.dropFirst("tls://".count))) else {
+                throw DaemonError.setup("follow is '\(text)'; write tls://HOST:PORT")
+            }
+            guard let tls else {
+                throw DaemonError.setup("follow is '\(text)', and follow_tls.certificate, follow_tls.private_key and follow_tls.ca are not all set: a follower over TLS needs its certificate, its key and the primary's CA (PEM files)")
+            }
+            primary = .tls(host: address.host, port: address.port, certificate: tls.certificate, privateKey: tls.privateKey, ca: tls.ca)
+            return
+        }
+        let path = text.hasPrefix("unix://") ? String(text.dropFirst("unix://".count)) : text
+        guard path.hasPrefix("/"), !path.utf8.contains(0) else {
+            throw DaemonError.setup("follow is '\(text)'; write the primary's socket as unix:///PATH (or an absolute path), or its TLS listener as tls://HOST:PORT")
+        }
+        primary = .socket(path)
     }
 }

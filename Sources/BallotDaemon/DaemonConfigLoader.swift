@@ -144,8 +144,10 @@ public enum DaemonConfigLoader {
                 }
                 key = parsed
             }
-            config.follow = try FollowConfig(follow, checkpointKey: key)
-            guard config.follow?.socketPath != config.socketPath else {
+            let files = ["follow_tls.certificate", "follow_tls.private_key", "follow_tls.ca"].map { text($0, "") }
+            let tls = files.allSatisfy { !$0.isEmpty } ? (certificate: files[0], privateKey: files[1], ca: files[2]) : nil
+            config.follow = try FollowConfig(follow, tls: tls, checkpointKey: key)
+            guard config.follow?.primary != .socket(config.socketPath) else {
                 throw DaemonError.setup("follow names this daemon's own socket (\(config.socketPath))")
             }
             guard config.witnessPolicy == nil else {

@@ -99,7 +99,7 @@ struct Serve: AsyncParsableCommand {
     @Flag(name: .customLong("no-verify"), help: "The same as --verify off.")
     var noVerify = false
 
-    @Option(name: .customLong("follow"), help: "unix:///PATH of a primary's socket: run as its follower, storing its records (each verified) and serving reads; writes are refused as read_only. Key: follow.")
+    @Option(name: .customLong("follow"), help: "unix:///PATH of a primary's socket, or tls://HOST:PORT of its TLS listener (with follow_tls in the configuration): run as its follower, storing its records (each verified) and serving reads; writes are refused as read_only. Key: follow.")
     var follow: String?
 
     @Option(name: .customLong("follow-checkpoint-key"), help: "The primary's checkpoint public key (64 hex digits): every checkpoint it sends must be signed by it. Key: follow_checkpoint_key.")

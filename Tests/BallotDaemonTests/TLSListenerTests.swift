@@ -165,4 +165,35 @@ import Glibc
         #expect(daemon.log.contains("tls: refused a connection") && daemon.log.contains(clientIP), "\(daemon.log.suffix(2000))")
         #expect(daemon.terminate() == 0)
     }
+
+    /// A follower on the primary's TLS listener, with a certificate the primary maps to an admin.
+    @Test func aFollowerFollowsOverTLS() throws {
+        let directory = TemporaryDirectory("tls-follow")
+        let files = try TLSFiles(in: directory.sub("certs"))
+        let port = try Self.freePort()
+        let primary = try Self.daemon(files, host: "127.0.0.1", port: port, directory: directory)
+        let c = try BallotClient(socketPath: primary.socketPath)
+        _ = try c.call(["op": "election.define", "election": DaemonTests.election2022])
+        for i in 0..<50 {
+            _ = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "t\(i)@x.no", "cast_at": "2022-11-03T10:00:00Z"])
+        }
+        let followerDir = TemporaryDirectory("tls-follower")
+        let config = followerDir.sub("follower.yaml")
+        try """
+            follow: tls://127.0.0.1:\(port)
+            follow_tls:
+              certificate: \(files.client("admin").cert)
+              private_key: \(files.client("admin").key)
+              ca: \(files.ca)
+
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let follower = try DaemonProcess(directory: followerDir, arguments: ["--config", config])
+        let size = try FollowerTests.caughtUp(follower, primary)
+        #expect(size > 50)
+        let status = try FollowerTests.status(follower)
+        #expect(status["merkle_root"] as? String == (try FollowerTests.status(primary))["merkle_root"] as? String)
+        #expect((status["follower"] as? [String: Any])?["primary"] as? String == "tls://127.0.0.1:\(port)", "\(status)")
+        #expect(follower.terminate() == 0)
+        #expect(primary.terminate() == 0)
+    }
 }

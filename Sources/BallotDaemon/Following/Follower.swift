@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 import BallotDomain
 import BallotFormat
 import BallotLedger
@@ -78,7 +79,7 @@ final class Follower: @unchecked Sendable {
         self.loop = loop
         self.logger = logger
         self.metrics = metrics
-        status = FollowerStatus(primary: config.primary)
+        status = FollowerStatus(primary: config.description)
         machine = FollowerStateMachine(stored: writer.head.size)
     }
 
@@ -129,7 +130,7 @@ final class Follower: @unchecked Sendable {
             case .reconnect(let delay):
                 if let reason = machine.lastError {
                     logger.warning("follower: lost the primary; connecting again", metadata: [
-                        "primary": "\(config.primary)", "reason": "\(reason)", "after_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
+                        "primary": "\(config.description)", "reason": "\(reason)", "after_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
                 }
                 loop.scheduleTask(in: .nanoseconds(delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)) {
                     self.perform(self.machine.reconnectDue())
@@ -137,25 +138,52 @@ final class Follower: @unchecked Sendable {
             case .halt(let reason):
                 metrics.followerStopped.record(1)
                 logger.critical("follower: replication stopped; nothing more is taken from the primary. This follower keeps serving what it stored; look at the primary's ledger (ballot-replay verify on a backup)", metadata: [
-                    "primary": "\(config.primary)", "reason": "\(reason)"])
+                    "primary": "\(config.description)", "reason": "\(reason)"])
             }
         }
     }
 
+    /// The TLS context of a follower over TLS: its certificate, and the primary's checked
+    /// against the CA given (not its host name), as `ballotctl --connect` does.
+    private lazy var tls: Result<NIOSSLContext, any Error>? = {
+        guard case .tls(_, _, let certificate, let key, let ca) = config.primary else { return nil }
+        return Result {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            tls.minimumTLSVersion = .tlsv12
+            tls.certificateVerification = .noHostnameVerification
+            tls.trustRoots = .file(ca)
+            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            return try NIOSSLContext(configuration: tls)
+        }
+    }()
+
     private func connect() {
         generation += 1
         let mine = generation
-        ClientBootstrap(group: loop)
+        var context: NIOSSLContext?
+        switch tls {
+        case .success(let made)?: context = made
+        case .failure(let error)?:
+            return perform(machine.connectionLost("cannot load follow_tls's certificate, key or CA: \(error)"))
+        case nil: context = nil
+        }
+        let bootstrap = ClientBootstrap(group: loop)
             .channelOption(.allowRemoteHalfClosure, value: false)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let context { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil)) }
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.silence))
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(RecordStreamDecoder()))
                     try channel.pipeline.syncOperations.addHandler(FollowerChannelHandler(self, generation: mine))
                 }
             }
-            .connect(unixDomainSocketPath: config.socketPath)
-            .whenComplete { result in
+        let connecting: EventLoopFuture<any Channel>
+        switch config.primary {
+        case .socket(let path): connecting = bootstrap.connect(unixDomainSocketPath: path)
+        case .tls(let host, let port, _, _, _): connecting = bootstrap.connect(host: host, port: port)
+        }
+        connecting.whenComplete { result in
                 guard mine == self.generation else {
                     if case .success(let channel) = result { channel.close(promise: nil) }
                     return
@@ -165,7 +193,7 @@ final class Follower: @unchecked Sendable {
                     self.channel = channel
                     self.perform(self.machine.connected(root: self.writer.head.root))
                 case .failure(let error):
-                    self.perform(self.machine.connectionLost("cannot connect to \(self.config.socketPath): \(error)"))
+                    self.perform(self.machine.connectionLost("cannot connect to \(self.config.description): \(error)"))
                 }
             }
     }
