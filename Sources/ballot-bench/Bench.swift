@@ -26,6 +26,7 @@ struct Bench {
             "jury": (JuryBench.usage, JuryBench.run),
             "jetstream": (JetStreamBench.usage, JetStreamBench.run),
             "follow": (FollowBench.usage, FollowBench.run),
+            "transport": (TransportBench.usage, TransportBench.run),
         ]
         if let name = CommandLine.arguments.dropFirst().first, let subcommand = subcommands[name] {
             do {

@@ -15,7 +15,7 @@ enum Exit {
 struct Ballotctl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ballotctl",
-        abstract: "Talk to ballotd over its Unix socket, or over TCP with mutual TLS (--connect tls://HOST:PORT --cert --key --ca).",
+        abstract: "Talk to ballotd over its Unix socket, or over TCP with mutual TLS (--connect tls://HOST:PORT --tls-cert --tls-key --tls-ca).",
         discussion: "Exit codes: 0 done; 1 the daemon refused (its error code is printed); 64 usage; 65 unreadable input file; 69 no daemon on the socket; 70 the connection failed.",
         subcommands: [Hello.self, Status.self, ElectionCommand.self, NomineeCommand.self, VoteCommand.self, Receipt.self,
                       JurorCommand.self, JuryCommand.self, ResultCommand.self, Tally.self, Ranking.self, Events.self,
@@ -31,7 +31,7 @@ struct Ballotctl: ParsableCommand {
     static func hoistingSharedOptions(_ arguments: [String]) -> [String] {
         var leading: [String] = []
         var rest = arguments[...]
-        let valued = ["--socket", "--connect", "--cert", "--key", "--ca"]
+        let valued = ["--socket", "--connect", "--tls-cert", "--tls-key", "--tls-ca"]
         while let first = rest.first {
             if first == "--json" || valued.contains(where: { first.hasPrefix($0 + "=") }) {
                 leading.append(first)
@@ -55,16 +55,17 @@ struct Connection: ParsableArguments {
     @Flag(name: .long, help: "Print the reply's result as one line of JSON, for scripts.")
     var json = false
 
-    @Option(name: .long, help: "tls://HOST:PORT: talk to the daemon's TLS listener (listen_tls) instead of its socket, with --cert, --key and --ca.")
+    @Option(name: .long, help: "tls://HOST:PORT: talk to the daemon's TLS listener (listen_tls) instead of its socket, with --tls-cert, --tls-key and --tls-ca.")
     var connect: String?
 
-    @Option(name: .long, help: "With --connect: this client's certificate (PEM), which the daemon maps to a role.")
+    // Named tls-*: `--key` is a juror's signing key (`jury score --key`).
+    @Option(name: .customLong("tls-cert"), help: "With --connect: this client's certificate (PEM), which the daemon maps to a role.")
     var cert: String?
 
-    @Option(name: .long, help: "With --connect: this client's private key (PEM).")
+    @Option(name: .customLong("tls-key"), help: "With --connect: this client's private key (PEM).")
     var key: String?
 
-    @Option(name: .long, help: "With --connect: the CA that signed the daemon's certificate (PEM).")
+    @Option(name: .customLong("tls-ca"), help: "With --connect: the CA that signed the daemon's certificate (PEM).")
     var ca: String?
 
     var socketPath: String {
@@ -79,7 +80,7 @@ struct Connection: ParsableArguments {
             guard let (host, port) = TLSEndpoint.address(connect) else {
                 throw ValidationError("--connect is '\(connect)'; write tls://HOST:PORT")
             }
-            guard let cert, let key, let ca else { throw ValidationError("--connect needs --cert, --key and --ca") }
+            guard let cert, let key, let ca else { throw ValidationError("--connect needs --tls-cert, --tls-key and --tls-ca") }
             return try BallotClient(tls: TLSEndpoint(host: host, port: port, certificateFile: cert, privateKeyFile: key, caFile: ca), timeout: timeout)
         } catch let error as ClientError {
             throw Self.exit(for: error)

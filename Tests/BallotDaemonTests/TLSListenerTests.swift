@@ -112,8 +112,8 @@ import Glibc
         #expect(daemon.log.contains("peer.address=") && daemon.log.contains("reason="))
 
         // ballotctl speaks it too.
-        let ctl = try runTool("ballotctl", ["--connect", "tls://127.0.0.1:\(port)", "--cert", files.client("admin").cert, "--key", files.client("admin").key,
-                                            "--ca", files.ca, "--json", "status"])
+        let ctl = try runTool("ballotctl", ["--connect", "tls://127.0.0.1:\(port)", "--tls-cert", files.client("admin").cert, "--tls-key", files.client("admin").key,
+                                            "--tls-ca", files.ca, "--json", "status"])
         #expect(ctl.status == 0 && ctl.stdout.contains("\"ledger_size\""), "\(ctl)")
         #expect(daemon.terminate() == 0)
     }
@@ -156,7 +156,7 @@ import Glibc
         let daemon = try Self.daemon(files, host: daemonIP, port: port, directory: directory)
         func ctl(_ name: String) throws -> (status: Int32, stdout: String, stderr: String) {
             try runProgram("/usr/sbin/ip", ["netns", "exec", namespace, "\(DaemonProcess.binaryDirectory)/ballotctl", "--connect", "tls://\(daemonIP):\(port)",
-                                         "--cert", files.client(name).cert, "--key", files.client(name).key, "--ca", files.ca, "--json", "hello"])
+                                         "--tls-cert", files.client(name).cert, "--tls-key", files.client(name).key, "--tls-ca", files.ca, "--json", "hello"])
         }
         let admin = try ctl("admin")
         #expect(admin.status == 0 && admin.stdout.contains("\"role\":\"admin\""), "\(admin)")
