@@ -147,7 +147,7 @@ let package = Package(
             name: "BallotDaemon",
             dependencies: [
                 "BallotDomain", "BallotStore", "BallotFormat", "BallotAudit", "BallotLedger", "BallotProtocol",
-                "BallotConfig", "BallotImport", "BallotHTTP", "BallotNATS",
+                "BallotConfig", "BallotImport", "BallotHTTP", "BallotNATS", "BallotClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
-import NIOSSL
+public import NIOSSL
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,6 +31,19 @@ public struct TLSEndpoint: Sendable, Equatable {
         self.certificateFile = certificateFile
         self.privateKeyFile = privateKeyFile
         self.caFile = caFile
+    }
+
+    /// The client side of mutual TLS, as `ballotctl --connect` and a follower speak it: TLS 1.2
+    /// or later, this client's certificate, and the daemon's checked against the CA given (not
+    /// its host name: the CA is the operator's own).
+    public static func clientContext(certificateFile: String, privateKeyFile: String, caFile: String) throws -> NIOSSLContext {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        tls.certificateVerification = .noHostnameVerification
+        tls.trustRoots = .file(caFile)
+        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificateFile).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: privateKeyFile, format: .pem))
+        return try NIOSSLContext(configuration: tls)
     }
 
     /// Reads `tls://HOST:PORT` (an IPv6 host in brackets).
@@ -124,13 +137,8 @@ final class TLSTransport: ClientTransport, @unchecked Sendable {
         self.inbox = inbox
         let context: NIOSSLContext
         do {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            tls.minimumTLSVersion = .tlsv12
-            tls.certificateVerification = .noHostnameVerification
-            tls.trustRoots = .file(endpoint.caFile)
-            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(endpoint.certificateFile).map { .certificate($0) }
-            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: endpoint.privateKeyFile, format: .pem))
-            context = try NIOSSLContext(configuration: tls)
+            context = try TLSEndpoint.clientContext(certificateFile: endpoint.certificateFile, privateKeyFile: endpoint.privateKeyFile,
+                                                    caFile: endpoint.caFile)
         } catch {
             try? group.syncShutdownGracefully()
             throw ClientError.unreachable("cannot load the client's certificate \(endpoint.certificateFile), key \(endpoint.privateKeyFile) or CA \(endpoint.caFile): \(error)")
@@ -221,8 +229,8 @@ final class TLSTransport: ClientTransport, @unchecked Sendable {
         static func describe(_ error: any Error) -> String {
             switch error {
             case NIOSSLError.handshakeFailed(let errors): "the TLS handshake failed: \(errors)"
-            case let error as NIOSSLError: "TLS failed (the daemon refused this client's certificate, or this client the daemon's): \(error)"
-            case let error as BoringSSLError: "TLS failed (the daemon refused this client's certificate, or this client the daemon's): \(error)"
+            case NIOSSLError.uncleanShutdown: "the daemon closed the connection without ending TLS"
+            case BoringSSLError.sslError(let errors): "TLS failed (the daemon refused this client's certificate, or this client the daemon's): \(errors)"
             default: "\(error)"
             }
         }

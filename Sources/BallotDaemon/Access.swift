@@ -13,9 +13,15 @@ public struct Peer: Sendable {
     public let juror: JurorID?
     /// On the TLS listener: the SHA-256 of its certificate (hex).
     public var certificate: String? = nil
+    /// On the TLS listener: whether `access.tls_clients` lists the certificate (and so gives
+    /// it a uid, whose role may still be none).
+    public var listed = true
 
     /// Whether the peer has a uid: every peer of the socket, and a certificate the rules list.
-    public var hasUID: Bool { certificate == nil || role != nil }
+    public var hasUID: Bool { certificate == nil || listed }
+
+    /// Who the peer is, for refusals: its uid, or the certificate no rule lists.
+    public var name: String { hasUID ? "uid \(uid)" : "the certificate \(certificate ?? "?") (not in access.tls_clients)" }
 
     public var actor: Actor { Actor(role: role ?? .observer, uid: uid) }
 }
@@ -25,7 +31,7 @@ enum Access {
     static func check(_ operation: Op, op: String, for peer: Peer) throws(ProtocolError) {
         guard let role = peer.role else {
             if case .hello = operation { return }
-            throw ProtocolError(.forbidden, "\(op): uid \(peer.uid) has no role on this daemon; only 'hello' is open to it")
+            throw ProtocolError(.forbidden, "\(op): \(peer.name) has no role on this daemon; only 'hello' is open to it")
         }
         let allowed: Bool
         switch operation {

@@ -259,8 +259,8 @@ public struct BallotDaemon: Service {
             .childChannelInitializer { child in
                 connections.add(child)
                 return child.eventLoop.makeCompletedFuture {
-                    // The idle timeout covers the handshake too: a client that connects and says
-                    // nothing is closed like any other.
+                    // The idle timeout covers the handshake too (`TLSPeerHandler` closes a client
+                    // that connects and never completes it).
                     try child.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: .seconds(Int64(idleTimeout))))
                     try child.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
                     try child.pipeline.syncOperations.addHandler(TLSPeerHandler(rules: rules, logger: logger) { peer, context in

@@ -52,6 +52,14 @@ final class ConnectionHandler: ChannelInboundHandler {
         context.fireChannelActive()
     }
 
+    /// A TLS connection gets this handler once its handshake is done, after the channel became
+    /// active: it is counted here instead.
+    func handlerAdded(context: ChannelHandlerContext) {
+        guard context.channel.isActive else { return }
+        service.metrics.connections.increment()
+        service.metrics.connectionsOpened.increment()
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         service.metrics.connections.decrement()
         if machine.isSubscribed { service.metrics.subscribers.decrement() }

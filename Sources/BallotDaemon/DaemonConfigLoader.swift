@@ -4,6 +4,7 @@ import SystemPackage
 import BallotDomain
 import BallotFormat
 import BallotHTTP
+import BallotClient
 
 /// Reads `ballotd`'s settings: the command line first, then `BALLOTD_*` environment variables,
 /// then the YAML file, then the defaults. Keys are flat and snake_case; the environment name
@@ -74,8 +75,11 @@ public enum DaemonConfigLoader {
         for entry in reader.stringArray(forKey: "access.tls_clients") ?? [] {
             let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             let hex = parts.first.map { $0.replacingOccurrences(of: ":", with: "").lowercased() } ?? ""
-            guard parts.count == 2, let fingerprint = Digest32(hex: hex), let uid = UInt32(parts[1]) else {
-                throw DaemonError.setup("access.tls_clients holds '\(entry)'; write SHA256=UID, the certificate's SHA-256 fingerprint (openssl x509 -noout -fingerprint -sha256 -in CERT) and the uid whose role it takes")
+            guard parts.count == 2, let fingerprint = Digest32(hex: hex), let uid = UInt32(parts[1]), uid != UInt32.max else {
+                throw DaemonError.setup("access.tls_clients holds '\(entry)'; write SHA256=UID, the certificate's SHA-256 fingerprint (openssl x509 -noout -fingerprint -sha256 -in CERT) and the uid whose role it takes (below 4294967295)")
+            }
+            guard access.tlsClients[fingerprint] == nil else {
+                throw DaemonError.setup("access.tls_clients lists the certificate \(fingerprint.hex) twice")
             }
             access.tlsClients[fingerprint] = uid
         }
@@ -133,6 +137,9 @@ public enum DaemonConfigLoader {
                 throw DaemonError.setup("listen_tls is set, and \(key) is not: the listener needs the daemon's certificate, its private key and the CA of the clients' certificates (PEM files)")
             }
             config.listenTLS = TLSListenConfig(address: address, certificateFile: files[0], privateKeyFile: files[1], clientCAFile: files[2])
+            _ = try TLSListener.context(config.listenTLS!)   // unreadable files stop the start here
+        } else if let set = ["tls.certificate", "tls.private_key", "tls.client_ca"].first(where: { !text($0, "").isEmpty }) {
+            throw DaemonError.setup("\(set) is set, and listen_tls is not: set listen_tls (HOST:PORT) to serve over TLS, or remove the tls settings")
         }
         let follow = text("follow", "")
         if !follow.isEmpty {
@@ -144,8 +151,23 @@ public enum DaemonConfigLoader {
                 }
                 key = parsed
             }
-            let files = ["follow_tls.certificate", "follow_tls.private_key", "follow_tls.ca"].map { text($0, "") }
-            let tls = files.allSatisfy { !$0.isEmpty } ? (certificate: files[0], privateKey: files[1], ca: files[2]) : nil
+            let keys = ["follow_tls.certificate", "follow_tls.private_key", "follow_tls.ca"]
+            let files = keys.map { text($0, "") }
+            let missing = zip(keys, files).filter { $0.1.isEmpty }.map(\.0)
+            if follow.hasPrefix("tls://"), !missing.isEmpty, missing.count < keys.count {
+                throw DaemonError.setup("follow is \(follow), and \(missing.joined(separator: ", ")) \(missing.count == 1 ? "is" : "are") not set: a follower over TLS needs its certificate, its key and the primary's CA (PEM files)")
+            }
+            if !follow.hasPrefix("tls://"), missing.count < keys.count {
+                throw DaemonError.setup("follow_tls is set, and follow is \(follow), not tls://HOST:PORT: remove follow_tls, or follow the primary's TLS listener")
+            }
+            let tls = missing.isEmpty ? (certificate: files[0], privateKey: files[1], ca: files[2]) : nil
+            if let tls {
+                do {
+                    _ = try TLSEndpoint.clientContext(certificateFile: tls.certificate, privateKeyFile: tls.privateKey, caFile: tls.ca)
+                } catch {
+                    throw DaemonError.setup("follow_tls: cannot load the certificate \(tls.certificate), the key \(tls.privateKey) or the CA \(tls.ca): \(error)")
+                }
+            }
             config.follow = try FollowConfig(follow, tls: tls, checkpointKey: key)
             guard config.follow?.primary != .socket(config.socketPath) else {
                 throw DaemonError.setup("follow names this daemon's own socket (\(config.socketPath))")

@@ -3,6 +3,9 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
+#if canImport(Glibc)
+import Glibc
+#endif
 import BallotDomain
 import BallotFormat
 import BallotProtocol
@@ -34,13 +37,14 @@ enum TLSListener {
         return der.withUnsafeBytes { SHA256Digester.hash($0) }
     }
 
-    /// The peer a verified client certificate stands for.
+    /// The peer a verified client certificate stands for. (A peer with no uid has uid
+    /// `UInt32.max`, which `access.tls_clients` may not name, and no role.)
     static func peer(_ certificate: NIOSSLCertificate?, rules: AccessRules) -> (Peer, fingerprint: String) {
         guard let certificate, let fingerprint = fingerprint(certificate) else {
-            return (Peer(uid: UInt32.max, gid: UInt32.max, pid: 0, role: nil, juror: nil, certificate: "none"), "none")
+            return (Peer(uid: UInt32.max, gid: UInt32.max, pid: 0, role: nil, juror: nil, certificate: "none", listed: false), "none")
         }
         guard let uid = rules.tlsClients[fingerprint] else {
-            return (Peer(uid: UInt32.max, gid: UInt32.max, pid: 0, role: nil, juror: nil, certificate: fingerprint.hex), fingerprint.hex)
+            return (Peer(uid: UInt32.max, gid: UInt32.max, pid: 0, role: nil, juror: nil, certificate: fingerprint.hex, listed: false), fingerprint.hex)
         }
         let role = rules.role(uid: uid, gid: nil)
         return (Peer(uid: uid, gid: UInt32.max, pid: 0, role: role, juror: role == .juror ? rules.jurors[uid] : nil, certificate: fingerprint.hex),
@@ -73,12 +77,33 @@ final class TLSPeerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard case TLSUserEvent.handshakeCompleted = event else { return context.fireUserInboundEventTriggered(event) }
+        guard case TLSUserEvent.handshakeCompleted = event else {
+            // Before the handshake completes nothing behind this handler would hear of an idle
+            // connection or a shutdown: a client that connects and never finishes its handshake
+            // is closed here, as an idle one is.
+            if !installed, event is ShutdownRequested || (event as? IdleStateHandler.IdleStateEvent) == .read {
+                if !(event is ShutdownRequested) {
+                    logger.warning("tls: refused a connection", metadata: [
+                        "peer.address": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "no TLS handshake within idle_timeout"])
+                }
+                return context.close(promise: nil)
+            }
+            return context.fireUserInboundEventTriggered(event)
+        }
         let certificate = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).peerCertificate
+        // A resumed session skips the certificate's dates: they are checked here on every one.
+        if let certificate {
+            let now = time(nil)
+            guard certificate.notValidBefore <= now, now <= certificate.notValidAfter else {
+                logger.warning("tls: refused a connection", metadata: [
+                    "peer.address": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "the client certificate is out of date (a resumed session)"])
+                return context.close(promise: nil)
+            }
+        }
         let (peer, fingerprint) = TLSListener.peer(certificate, rules: rules)
         logger.info("tls: a client connected", metadata: [
             "peer.address": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "peer.certificate_sha256": "\(fingerprint)",
-            "peer.uid": "\(peer.role == nil ? "none (not in access.tls_clients: hello only)" : "\(peer.uid)")"])
+            "peer.uid": "\(peer.listed ? "\(peer.uid)\(peer.role == nil ? " (which has no role)" : "")" : "none (not in access.tls_clients: hello only)")"])
         do {
             try install(peer, context)
         } catch {

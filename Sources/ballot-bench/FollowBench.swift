@@ -223,7 +223,8 @@ enum FollowBench {
 
 // Small socket helpers.
 
-private func connectUnix(_ path: String) throws -> Int32 {
+/// A connected Unix socket (shared with `SocketLoad`).
+func connectUnix(_ path: String) throws -> Int32 {
     let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
     var address = sockaddr_un()
     address.sun_family = sa_family_t(AF_UNIX)

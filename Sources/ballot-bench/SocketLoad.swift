@@ -147,19 +147,5 @@ struct EpollLoad {
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return (votes, tallies, failures, seconds)
     }
-    private func connect(_ path: String) throws -> Int32 {
-        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard ok == 0 else { throw Arguments.UsageError() }
-        return fd
-    }
+    private func connect(_ path: String) throws -> Int32 { try connectUnix(path) }
 }

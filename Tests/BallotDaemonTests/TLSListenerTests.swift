@@ -30,6 +30,7 @@ import Glibc
     static func daemon(_ files: TLSFiles, host: String, port: Int, directory: TemporaryDirectory) throws -> DaemonProcess {
         let config = directory.sub("ballotd.yaml")
         try """
+            idle_timeout: 3
             listen_tls: \(host):\(port)
             tls:
               certificate: \(files.server.cert)
@@ -101,14 +102,27 @@ import Glibc
         close(plain)
         #expect(!String(decoding: answer, as: UTF8.self).contains("\"ok\""), "a plain client got a reply: \(answer)")
 
+        // A client that connects and never starts its handshake is closed after idle_timeout.
+        let silent = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let silentConnected = withUnsafePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(silent, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        #expect(silentConnected)
+        setsockopt(silent, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let waited = Date()
+        let got = buffer.withUnsafeMutableBytes { read(silent, $0.baseAddress, $0.count) }
+        close(silent)
+        #expect(got == 0 && Date().timeIntervalSince(waited) < 9, "the silent client was not closed: read \(got)")
+
         // Each refusal is a log line naming the peer and the reason.
         var refusals = 0
         for _ in 0..<100 {
             refusals = daemon.log.components(separatedBy: "tls: refused a connection").count - 1
-            if refusals >= 3 { break }
+            if refusals >= 4 { break }
             usleep(50_000)
         }
-        #expect(refusals >= 3, "\(daemon.log.suffix(3000))")
+        #expect(refusals >= 4, "\(daemon.log.suffix(3000))")
+        #expect(daemon.log.contains("no TLS handshake within idle_timeout"))
         #expect(daemon.log.contains("peer.address=") && daemon.log.contains("reason="))
 
         // ballotctl speaks it too.

@@ -7,6 +7,7 @@ import BallotDomain
 import BallotFormat
 import BallotLedger
 import BallotProtocol
+import BallotClient
 
 /// Where a follower stands, for `status` and the refusals of writes: read from any thread.
 final class FollowerStatus: @unchecked Sendable {
@@ -143,19 +144,10 @@ final class Follower: @unchecked Sendable {
         }
     }
 
-    /// The TLS context of a follower over TLS: its certificate, and the primary's checked
-    /// against the CA given (not its host name), as `ballotctl --connect` does.
+    /// The TLS context of a follower over TLS: the client side `ballotctl --connect` speaks.
     private lazy var tls: Result<NIOSSLContext, any Error>? = {
         guard case .tls(_, _, let certificate, let key, let ca) = config.primary else { return nil }
-        return Result {
-            var tls = TLSConfiguration.makeClientConfiguration()
-            tls.minimumTLSVersion = .tlsv12
-            tls.certificateVerification = .noHostnameVerification
-            tls.trustRoots = .file(ca)
-            tls.certificateChain = try NIOSSLCertificate.fromPEMFile(certificate).map { .certificate($0) }
-            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
-            return try NIOSSLContext(configuration: tls)
-        }
+        return Result { try TLSEndpoint.clientContext(certificateFile: certificate, privateKeyFile: key, caFile: ca) }
     }()
 
     private func connect() {
