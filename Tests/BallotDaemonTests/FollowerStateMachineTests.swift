@@ -180,4 +180,19 @@ import BallotProtocol
         #expect(m.connectionLost("closed").isEmpty)
         #expect(m.reconnectDue().isEmpty)
     }
+
+    /// A failure stays in `status` until a chunk is stored again: a primary that stalls mid-chunk
+    /// every time does not look healthy between its stalls.
+    @Test func theLastFailureShowsUntilAChunkIsStored() {
+        var m = Self.streaming()
+        _ = m.connectionLost("nothing from the primary for 10 s")
+        _ = m.reconnectDue()
+        _ = m.connected(root: Self.root)
+        _ = m.replied(Self.start(from: 11, size: 100))
+        #expect(m.state == .streaming && m.lastError == "nothing from the primary for 10 s")
+        let a = Self.chunk(from: 11, count: 2)
+        _ = m.chunkArrived(Self.header(a, size: 100), a)
+        _ = m.stored(through: a.end)
+        #expect(m.lastError == nil)
+    }
 }

@@ -260,7 +260,10 @@ private final class FollowerChannelHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        follower.lost("the connection failed: \(error)", generation: generation)
+        // The decoder's errors are the primary's: what it sent is not a replicate stream.
+        let reason = (error as? ProtocolError).map { "the primary sent what is not a replicate stream: \($0.message)" }
+            ?? "the connection failed: \(error)"
+        follower.lost(reason, generation: generation)
         context.close(promise: nil)
     }
 }

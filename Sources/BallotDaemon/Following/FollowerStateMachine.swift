@@ -71,7 +71,7 @@ struct FollowerStateMachine {
     private var expected: UInt64
     /// What the primary said it holds, in its last chunk or heartbeat.
     private(set) var primarySize: UInt64?
-    /// Why the last connection or chunk failed, for `status`.
+    /// Why the last connection or chunk failed, for `status`, until a chunk is stored again.
     private(set) var lastError: String?
     /// The primary's ledger id, from its reply.
     private var ledgerID: [UInt8] = []
@@ -124,7 +124,6 @@ struct FollowerStateMachine {
         state = .streaming
         ledgerID = start.ledgerID
         primarySize = start.ledgerSize
-        lastError = nil
         return []
     }
 
@@ -162,6 +161,8 @@ struct FollowerStateMachine {
         storing = false
         stored = end - 1
         backoff = Self.firstBackoff
+        // The last failure stays on show until replication makes progress again.
+        lastError = nil
         if !waiting.isEmpty { return storeNext() }
         if connectWhenStored, state == .disconnected {
             connectWhenStored = false
