@@ -47,15 +47,17 @@ final class ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        service.metrics.connections.increment()
-        service.metrics.connectionsOpened.increment()
+        countOpened()
         context.fireChannelActive()
     }
 
     /// A TLS connection gets this handler once its handshake is done, after the channel became
     /// active: it is counted here instead.
     func handlerAdded(context: ChannelHandlerContext) {
-        guard context.channel.isActive else { return }
+        if context.channel.isActive { countOpened() }
+    }
+
+    private func countOpened() {
         service.metrics.connections.increment()
         service.metrics.connectionsOpened.increment()
     }

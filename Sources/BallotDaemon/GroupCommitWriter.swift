@@ -239,9 +239,7 @@ final class GroupCommitWriter: @unchecked Sendable {
             do {
                 let started = ContinuousClock.now
                 let outcomes = try ledger.submit(batch, expecting: jobs.reduce(0) { $0 + $1.expecting })
-                let elapsed = ContinuousClock.now - started
-                metrics.commitLatency.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-                metrics.batchSize.record(batch.count)
+                recordCommit(since: started, of: batch.count)
                 record(batch, outcomes)
                 publish(changed: Self.elections(appendedBy: batch, outcomes))
                 var offset = 0
@@ -262,13 +260,17 @@ final class GroupCommitWriter: @unchecked Sendable {
     private func replicate(_ chunk: RecordChunk, from primary: Ledger.Primary) throws -> [Outcome] {
         let started = ContinuousClock.now
         let changed = try ledger.replicate(chunk, from: primary)
-        let elapsed = ContinuousClock.now - started
-        metrics.commitLatency.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-        metrics.batchSize.record(chunk.count)
+        recordCommit(since: started, of: chunk.count)
         metrics.followerEvents.increment(by: chunk.count)
         metrics.ledgerEvents.record(Double(ledger.size))
         publish(changed: Set(changed))
         return []
+    }
+
+    /// A commit's time and size.
+    private func recordCommit(since started: ContinuousClock.Instant, of count: Int) {
+        metrics.commitLatency.recordNanoseconds(TimeAmount(ContinuousClock.now - started).nanoseconds)
+        metrics.batchSize.record(count)
     }
 
     /// The elections the appended submissions of a batch changed (a checkpoint names none).

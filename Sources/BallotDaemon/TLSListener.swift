@@ -82,10 +82,7 @@ final class TLSPeerHandler: ChannelInboundHandler, RemovableChannelHandler {
             // connection or a shutdown: a client that connects and never finishes its handshake
             // is closed here, as an idle one is.
             if !installed, event is ShutdownRequested || (event as? IdleStateHandler.IdleStateEvent) == .read {
-                if !(event is ShutdownRequested) {
-                    logger.warning("tls: refused a connection", metadata: [
-                        "peer.address": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "no TLS handshake within idle_timeout"])
-                }
+                if !(event is ShutdownRequested) { refused(context, "no TLS handshake within idle_timeout") }
                 return context.close(promise: nil)
             }
             return context.fireUserInboundEventTriggered(event)
@@ -95,8 +92,7 @@ final class TLSPeerHandler: ChannelInboundHandler, RemovableChannelHandler {
         if let certificate {
             let now = time(nil)
             guard certificate.notValidBefore <= now, now <= certificate.notValidAfter else {
-                logger.warning("tls: refused a connection", metadata: [
-                    "peer.address": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "the client certificate is out of date (a resumed session)"])
+                refused(context, "the client certificate is out of date (a resumed session)")
                 return context.close(promise: nil)
             }
         }
@@ -118,11 +114,14 @@ final class TLSPeerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if !installed {
-            logger.warning("tls: refused a connection", metadata: [
-                "peer.address": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(Self.reason(error))"])
-        }
+        if !installed { refused(context, Self.reason(error)) }
         context.close(promise: nil)
+    }
+
+    /// The log line of a refused connection: who, and why.
+    private func refused(_ context: ChannelHandlerContext, _ reason: String) {
+        logger.warning("tls: refused a connection", metadata: [
+            "peer.address": "\(context.remoteAddress.map { "\($0)" } ?? "?")", "reason": "\(reason)"])
     }
 
     /// What went wrong, for the log line: the handshake's own error where there is one.

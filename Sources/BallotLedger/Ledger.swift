@@ -230,14 +230,7 @@ public final class Ledger {
             }
             writer.endBatch()
             writer.lastTimestamp = now
-            if writer.state.lastSeq - snapshotAt >= options.snapshotInterval {
-                do {
-                    try saveSnapshot(clean: false)
-                    lastSnapshotError = nil
-                } catch {
-                    lastSnapshotError = "\(error)"
-                }
-            }
+            snapshotIfDue()
             return outcomes
         } catch {
             // Nothing of the batch was stored: take back what it changed in memory.
@@ -279,14 +272,8 @@ public final class Ledger {
             writer.endBatch()
             writer.lastTimestamp = last
             ledgerID = primary.ledgerID
-            if adopting || writer.state.lastSeq - snapshotAt >= options.snapshotInterval {
-                do {
-                    try saveSnapshot(clean: false)
-                    lastSnapshotError = nil
-                } catch {
-                    lastSnapshotError = "\(error)"
-                }
-            }
+            // A snapshot names the ledger's id: one taken now names the primary's.
+            snapshotIfDue(now: adopting)
             return changed
         } catch {
             writer.takeBackBatch()
@@ -407,6 +394,18 @@ public final class Ledger {
         let stored = try reader.root(size: checkpoint.size).root
         guard stored == checkpoint.root else {
             throw LedgerError.corruptRecord(seq: last.seq, reason: "the newest checkpoint signs root \(checkpoint.root.hex) over \(checkpoint.size) events, but the ledger's stored tree gives \(stored.hex)")
+        }
+    }
+
+    /// After a durable batch: a snapshot once `snapshotInterval` events have passed since the
+    /// last (or `now`). A failure is kept for `keptStateError`, not thrown: the batch is durable.
+    private func snapshotIfDue(now: Bool = false) {
+        guard now || writer.state.lastSeq - snapshotAt >= options.snapshotInterval else { return }
+        do {
+            try saveSnapshot(clean: false)
+            lastSnapshotError = nil
+        } catch {
+            lastSnapshotError = "\(error)"
         }
     }
 

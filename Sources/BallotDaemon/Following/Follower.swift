@@ -110,14 +110,9 @@ final class Follower: @unchecked Sendable {
                 writer.replicate(chunk, from: primary, on: loop) { result in
                     switch result {
                     case .success: self.perform(self.machine.stored(through: end))
-                    case .failure(let error as LedgerError):
-                        if case .unverifiedRecord = error {
-                            self.perform(self.machine.storeFailed("\(error)", unverified: true))
-                        } else {
-                            self.perform(self.machine.storeFailed("\(error)", unverified: false))
-                        }
                     case .failure(let error):
-                        self.perform(self.machine.storeFailed("\(error)", unverified: false))
+                        let unverified = if case LedgerError.unverifiedRecord = error { true } else { false }
+                        self.perform(self.machine.storeFailed("\(error)", unverified: unverified))
                     }
                 }
             case .pauseReading: channel?.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
@@ -131,9 +126,9 @@ final class Follower: @unchecked Sendable {
             case .reconnect(let delay):
                 if let reason = machine.lastError {
                     logger.warning("follower: lost the primary; connecting again", metadata: [
-                        "primary": "\(config.description)", "reason": "\(reason)", "after_ms": "\(delay.components.seconds * 1000 + delay.components.attoseconds / 1_000_000_000_000_000)"])
+                        "primary": "\(config.description)", "reason": "\(reason)", "after_ms": "\(TimeAmount(delay).nanoseconds / 1_000_000)"])
                 }
-                loop.scheduleTask(in: .nanoseconds(delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000)) {
+                loop.scheduleTask(in: TimeAmount(delay)) {
                     self.perform(self.machine.reconnectDue())
                 }
             case .halt(let reason):
