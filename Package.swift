@@ -174,7 +174,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "ballot-bench",
-            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "BallotClient", "BallotNATS", "CEpoll"],
+            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "BallotClient", "BallotProtocol", "BallotNATS", "CEpoll"],
             swiftSettings: strictSettings
         ),
         .target(
@@ -196,7 +196,10 @@ let package = Package(
         .target(
             name: "BallotClient",
             dependencies: [
+                "BallotProtocol",
+                "BallotDomain",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ],
@@ -241,14 +244,14 @@ let package = Package(
         .executableTarget(
             name: "ballotctl",
             dependencies: [
-                "BallotClient", "BallotDomain", "BallotFormat", "BallotNATS",
+                "BallotClient", "BallotProtocol", "BallotConfig", "BallotDomain", "BallotFormat", "BallotNATS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
         ),
         .target(
             name: "TestSupport",
-            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "BallotClient"],
+            dependencies: ["BallotLedger", "BallotAudit", "BallotFormat", "BallotDomain", "BallotStore", "BallotClient", "BallotProtocol", "BallotConfig"],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),
@@ -286,7 +289,8 @@ let package = Package(
         .testTarget(
             name: "BallotProtocolTests",
             dependencies: [
-                "BallotProtocol", "BallotDomain", "TestSupport",
+                "BallotProtocol", "BallotDomain", "BallotConfig", "TestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),
             ],

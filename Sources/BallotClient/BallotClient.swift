@@ -1,81 +1,136 @@
-public import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+public import BallotDomain
+public import BallotProtocol
+import Foundation
 
-/// Why talking to the daemon failed (as opposed to the daemon refusing a request).
+/// Why talking to the daemon failed, or what it refused.
 public enum ClientError: Error, CustomStringConvertible {
-    /// No daemon could be reached at the socket path.
+    /// No daemon could be reached at the socket path or address.
     case unreachable(String)
     /// The connection failed mid-conversation.
     case connection(String)
-    /// The daemon sent something that is not a reply line.
+    /// The daemon sent something that is not a reply line, or a result of the wrong form.
     case protocolViolation(String)
+    /// The daemon answered `ok: false`.
+    case refused(ProtocolError)
 
     public var description: String {
         switch self {
         case .unreachable(let m), .connection(let m), .protocolViolation(let m): m
+        case .refused(let error): error.description
         }
     }
 }
 
-/// A blocking client for the daemon: one JSON object per line each way, over its Unix socket or
-/// over TCP with mutual TLS (`listen_tls`). Used by `ballotctl`, the benchmarks and the
-/// integration tests. Use one from one thread at a time (it may be handed between threads,
-/// hence `Sendable`, but its read buffer is not locked).
+/// A blocking client for the daemon on NIO: one JSON object per line each way, over its Unix
+/// socket or over TCP with mutual TLS (`listen_tls`). Requests are `Op`s and replies
+/// `ReplyLine`s, the types the daemon itself decodes and encodes; results are read with the
+/// `OpResult` the daemon wrote them with. Used by `ballotctl`, the benchmarks and the tests.
+///
+/// One thread reads at a time; another may send meanwhile (an import sends its file while the
+/// replies are read).
 public final class BallotClient: @unchecked Sendable {
-    private let transport: any ClientTransport
+    private let connection: ClientConnection
     private var buffered: [UInt8] = []
+    private var nextID: Int64 = 1
 
-    /// Connects to the Unix socket; a receive timeout of `timeout` seconds (0: none) guards
-    /// against a daemon that hangs.
+    /// Connects to the Unix socket; a reply (or a send) taking more than `timeout` seconds (0:
+    /// no limit) fails, which guards against a daemon that hangs.
     public init(socketPath: String, timeout: Int = 60) throws {
-        transport = try UnixSocketTransport(path: socketPath, timeout: timeout)
+        connection = try ClientConnection(.unix(socketPath), timeout: timeout)
     }
 
     /// Connects over TCP with mutual TLS (`ballotctl --connect tls://HOST:PORT`).
     public init(tls endpoint: TLSEndpoint, timeout: Int = 60) throws {
-        transport = try TLSTransport(endpoint, timeout: timeout)
+        connection = try ClientConnection(.tls(endpoint), timeout: timeout)
     }
 
-    deinit { transport.close() }
+    deinit { connection.close() }
 
-    public func send(raw: [UInt8]) throws { try transport.send(raw) }
+    /// Sends bytes as they are: a vote file after `import`'s go-ahead, or lines made by hand.
+    public func send(raw: [UInt8]) throws { try connection.send(raw) }
 
+    /// Sends one request line as written (a newline is added).
     public func send(_ line: String) throws { try send(raw: Array((line + "\n").utf8)) }
 
-    /// Closes the sending side: the daemon still answers what was sent.
-    public func finishSending() { transport.finishSending() }
+    /// Sends `op` without waiting for its reply; returns the id it was sent with.
+    @discardableResult
+    public func send(_ op: Op, idempotencyKey: String? = nil) throws -> JSONValue {
+        let id = JSONValue.int(nextID)
+        nextID += 1
+        try send(raw: op.requestLine(id: id, idempotencyKey: idempotencyKey))
+        return id
+    }
 
-    /// The next reply line, decoded; nil when the daemon closed the connection.
-    public func readReply() throws -> [String: Any]? {
+    /// Closes the sending side: the daemon still answers what was sent.
+    public func finishSending() { connection.finishSending() }
+
+    /// The next line from the daemon; nil when it closed the connection.
+    public func readReply() throws -> ReplyLine? {
         while true {
             if let newline = buffered.firstIndex(of: 0x0A) {
-                let line = Array(buffered[..<newline])
-                buffered.removeFirst(newline + 1)
-                guard let object = try JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
-                    throw ClientError.protocolViolation("the reply is not a JSON object: \(String(decoding: line, as: UTF8.self))")
+                let line = buffered[..<newline]
+                defer { buffered.removeFirst(newline + 1) }
+                do {
+                    return try ReplyLine(parsing: line)
+                } catch {
+                    throw ClientError.protocolViolation(error.message)
                 }
-                return object
             }
-            guard try transport.receive(into: &buffered) else { return nil }
+            guard try connection.receive(into: &buffered) else { return nil }
         }
     }
 
-    /// Sends a request and returns its reply.
+    /// Sends `op` and returns the reply line.
     @discardableResult
-    public func call(_ request: [String: Any]) throws -> [String: Any] {
-        let data = try JSONSerialization.data(withJSONObject: request)
-        try send(raw: Array(data) + [0x0A])
+    public func call(_ op: Op, idempotencyKey: String? = nil) throws -> ReplyLine {
+        try send(op, idempotencyKey: idempotencyKey)
+        return try reply()
+    }
+
+    /// Sends a request written out by hand (as a test of what the daemon refuses, or `ballotctl
+    /// send`) and returns the reply line.
+    @discardableResult
+    public func call(raw request: JSONValue) throws -> ReplyLine {
+        var line = request.serialized()
+        line.append(0x0A)
+        try send(raw: line)
+        return try reply()
+    }
+
+    /// Sends `op` and reads its result as `R`; a refusal is thrown as `ClientError.refused`.
+    @discardableResult
+    public func request<R: OpResult>(_ op: Op, idempotencyKey: String? = nil, as type: R.Type = R.self) throws -> R {
+        try result(of: call(op, idempotencyKey: idempotencyKey), as: type)
+    }
+
+    /// Sends `op` and returns its result as it is (an election's documents: `tally`, `ranking`,
+    /// `jury`, `election.get`); a refusal is thrown as `ClientError.refused`.
+    public func document(_ op: Op) throws -> JSONValue {
+        switch try call(op) {
+        case .ok(_, let result): return result
+        case .refused(_, let error): throw ClientError.refused(error)
+        case .streamed(let line): throw ClientError.protocolViolation("\(op.name.rawValue): a line came before the reply: \(line.text.prefix(200))")
+        }
+    }
+
+    /// Reads `reply`'s result as `R`; a refusal is thrown as `ClientError.refused`.
+    public func result<R: OpResult>(of reply: ReplyLine, as type: R.Type = R.self) throws -> R {
+        switch reply {
+        case .ok(_, let result):
+            do {
+                return try R(json: result)
+            } catch {
+                throw ClientError.protocolViolation(error.message)
+            }
+        case .refused(_, let error):
+            throw ClientError.refused(error)
+        case .streamed(let line):
+            throw ClientError.protocolViolation("a line came before the reply: \(line.text.prefix(200))")
+        }
+    }
+
+    private func reply() throws -> ReplyLine {
         guard let reply = try readReply() else { throw ClientError.connection("the daemon closed the connection before replying") }
         return reply
     }
-}
-
-extension Dictionary where Key == String, Value == Any {
-    /// `result` of an ok reply.
-    public var result: [String: Any]? { self["result"] as? [String: Any] }
-    /// `error.code` of a refusal.
-    public var errorCode: String? { (self["error"] as? [String: Any])?["code"] as? String }
-    public var isOK: Bool { self["ok"] as? Bool == true }
 }

@@ -1,20 +1,8 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 public import NIOSSL
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// How a client's bytes travel: the daemon's Unix socket, or TCP with mutual TLS.
-protocol ClientTransport: AnyObject {
-    func send(_ bytes: [UInt8]) throws
-    /// Appends what arrives next to `buffer`; false once the daemon has closed the connection.
-    func receive(into buffer: inout [UInt8]) throws -> Bool
-    /// Closes the sending side.
-    func finishSending()
-    func close()
-}
 
 /// Where a TLS listener is and the files that prove who the client is: its certificate and key,
 /// and the CA that signed the daemon's certificate.
@@ -57,111 +45,65 @@ public struct TLSEndpoint: Sendable, Equatable {
     }
 }
 
-/// The Unix socket, read and written with blocking calls.
-final class UnixSocketTransport: ClientTransport {
-    /// -1 once closed: an initializer that throws after setting every property still runs
-    /// `deinit`, which must not close the number again (by then it may be another file's).
-    private var fd: Int32
-
-    init(path: String, timeout: Int) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw ClientError.unreachable("socket(): \(String(cString: strerror(errno)))") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            close()
-            throw ClientError.unreachable("the socket path \(path) is too long")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let ok = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard ok == 0 else {
-            let reason = String(cString: strerror(errno))
-            close()
-            throw ClientError.unreachable("cannot connect to \(path): \(reason)")
-        }
-        // Both ways: a daemon that stops reading (a client that does not read its replies) must
-        // not block a send for ever either.
-        var limit = timeval(tv_sec: timeout, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+/// A connection to the daemon on NIO, with TLS when the endpoint says so, waited on by a
+/// blocking caller. What arrives is kept in an inbox until read; past `Inbox.highWater` bytes
+/// the channel stops reading, so a slow reader of a subscription holds a bounded amount.
+final class ClientConnection: @unchecked Sendable {
+    enum Endpoint {
+        case unix(String)
+        case tls(TLSEndpoint)
     }
 
-    func send(_ raw: [UInt8]) throws {
-        var offset = 0
-        while offset < raw.count {
-            // MSG_NOSIGNAL: a daemon that went away is an error here, not a SIGPIPE that kills us.
-            let n = raw[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            guard n > 0 else { throw ClientError.connection("write: \(String(cString: strerror(errno)))") }
-            offset += n
-        }
-    }
-
-    func receive(into buffer: inout [UInt8]) throws -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n == 0 { return false }
-        guard n > 0 else { throw ClientError.connection("read: \(String(cString: strerror(errno)))") }
-        buffer += chunk[..<n]
-        return true
-    }
-
-    func finishSending() { shutdown(fd, Int32(SHUT_WR)) }
-
-    func close() {
-        if fd >= 0 { Glibc.close(fd) }
-        fd = -1
-    }
-
-    deinit { close() }
-}
-
-/// TCP with mutual TLS, on NIO and swift-nio-ssl: the client presents its certificate and
-/// checks the daemon's against the CA it was given (not its host name: the CA is the
-/// operator's own). One event loop thread of its own, ended at `close`.
-final class TLSTransport: ClientTransport, @unchecked Sendable {
-    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let channel: any Channel
     private let inbox: Inbox
     private let timeout: Int
-    private var closed = false
+    private let closed = NIOLockedValueBox(false)
 
-    init(_ endpoint: TLSEndpoint, timeout: Int) throws {
+    init(_ endpoint: Endpoint, timeout: Int) throws {
         self.timeout = timeout
         let inbox = Inbox()
         self.inbox = inbox
-        let context: NIOSSLContext
-        do {
-            context = try TLSEndpoint.clientContext(certificateFile: endpoint.certificateFile, privateKeyFile: endpoint.privateKeyFile,
-                                                    caFile: endpoint.caFile)
-        } catch {
-            try? group.syncShutdownGracefully()
-            throw ClientError.unreachable("cannot load the client's certificate \(endpoint.certificateFile), key \(endpoint.privateKeyFile) or CA \(endpoint.caFile): \(error)")
+        var tls: NIOSSLContext?
+        if case .tls(let e) = endpoint {
+            do {
+                tls = try TLSEndpoint.clientContext(certificateFile: e.certificateFile, privateKeyFile: e.privateKeyFile, caFile: e.caFile)
+            } catch {
+                throw ClientError.unreachable("cannot load the client's certificate \(e.certificateFile), key \(e.privateKeyFile) or CA \(e.caFile): \(error)")
+            }
         }
-        do {
-            channel = try ClientBootstrap(group: group)
-                .connectTimeout(.seconds(Int64(max(timeout, 1))))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
-                        try channel.pipeline.syncOperations.addHandler(InboxHandler(inbox))
-                    }
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(Int64(max(timeout, 1))))
+            .channelInitializer { [tls] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil)) }
+                    try channel.pipeline.syncOperations.addHandler(InboxHandler(inbox))
                 }
-                .connect(host: endpoint.host, port: endpoint.port).wait()
+            }
+        do {
+            switch endpoint {
+            case .unix(let path): channel = try bootstrap.connect(unixDomainSocketPath: path).wait()
+            case .tls(let e): channel = try bootstrap.connect(host: e.host, port: e.port).wait()
+            }
         } catch {
-            try? group.syncShutdownGracefully()
-            throw ClientError.unreachable("cannot connect to tls://\(endpoint.host):\(endpoint.port): \(error)")
+            switch endpoint {
+            case .unix(let path): throw ClientError.unreachable("cannot connect to \(path): \(error)")
+            case .tls(let e): throw ClientError.unreachable("cannot connect to tls://\(e.host):\(e.port): \(error)")
+            }
         }
+        inbox.channel = channel
     }
 
+    /// Waits until the bytes are handed to the kernel; a daemon that stops reading for
+    /// `timeout` seconds ends the connection.
     func send(_ bytes: [UInt8]) throws {
+        let written = channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        if timeout > 0 {
+            let channel = self.channel
+            let limit = channel.eventLoop.scheduleTask(in: .seconds(Int64(timeout))) { channel.close(promise: nil) }
+            written.whenComplete { _ in limit.cancel() }
+        }
         do {
-            try channel.writeAndFlush(ByteBuffer(bytes: bytes)).wait()
+            try written.wait()
         } catch {
             throw ClientError.connection("write: \(inbox.failure ?? "\(error)")")
         }
@@ -174,25 +116,31 @@ final class TLSTransport: ClientTransport, @unchecked Sendable {
     func finishSending() { channel.close(mode: .output, promise: nil) }
 
     func close() {
-        guard !closed else { return }
-        closed = true
+        guard closed.withLockedValue({ was in defer { was = true }; return !was }) else { return }
         try? channel.close().wait()
-        try? group.syncShutdownGracefully()
     }
 
     deinit { close() }
 
     /// What the connection brought, waited for by the reading thread.
     final class Inbox: @unchecked Sendable {
+        /// Past this many unread bytes the channel stops reading until the reader catches up.
+        static let highWater = 4 << 20
         private let condition = NSCondition()
         private var bytes: [UInt8] = []
         private var ended = false
+        private var reading = true
         private(set) var failure: String?
+        /// Set once connected, before any read is handled off the event loop.
+        var channel: (any Channel)?
 
-        func put(_ buffer: ByteBuffer) {
+        /// On the event loop; false: stop reading until `take` resumes it.
+        func put(_ buffer: ByteBuffer) -> Bool {
             condition.withLock {
                 bytes += buffer.readableBytesView
                 condition.broadcast()
+                if bytes.count >= Self.highWater { reading = false }
+                return reading
             }
         }
 
@@ -223,6 +171,10 @@ final class TLSTransport: ClientTransport, @unchecked Sendable {
             }
             buffer += bytes
             bytes.removeAll(keepingCapacity: true)
+            if !reading, let channel {
+                reading = true
+                channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in channel.read() }
+            }
             return true
         }
 
@@ -240,7 +192,9 @@ final class TLSTransport: ClientTransport, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         private let inbox: Inbox
         init(_ inbox: Inbox) { self.inbox = inbox }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) { inbox.put(unwrapInboundIn(data)) }
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            if !inbox.put(unwrapInboundIn(data)) { _ = context.channel.setOption(ChannelOptions.autoRead, value: false) }
+        }
         func channelInactive(context: ChannelHandlerContext) { inbox.end() }
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
             inbox.end(error)

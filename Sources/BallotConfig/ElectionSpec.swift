@@ -4,35 +4,35 @@ public import BallotDomain
 /// An election as written in a data file (`config/elections/*.json`) or sent with
 /// `election.define`: the definition, and optionally its nominees and jurors. Field names are
 /// snake_case; times are RFC 3339.
-public struct ElectionSpec: Decodable, Sendable {
-    public struct Window: Decodable, Sendable {
+public struct ElectionSpec: Codable, Sendable {
+    public struct Window: Codable, Sendable {
         public var opensAt: String
         public var closesAt: String
     }
-    public struct Scale: Decodable, Sendable {
+    public struct Scale: Codable, Sendable {
         public var min: Int32
         public var max: Int32
     }
-    public struct EligibilitySpec: Decodable, Sendable {
+    public struct EligibilitySpec: Codable, Sendable {
         public var minGoalAttainmentDirect: Double
         public var minGoalAttainmentAfterOneYear: Double
     }
-    public struct CriterionSpec: Decodable, Sendable {
+    public struct CriterionSpec: Codable, Sendable {
         public var id: String
         public var title: String
         public var weight: Double
     }
-    public struct FormulaSpec: Decodable, Sendable {
+    public struct FormulaSpec: Codable, Sendable {
         public var publicWeight: Double
         public var juryWeight: Double
     }
-    public struct NomineeSpec: Decodable, Sendable {
+    public struct NomineeSpec: Codable, Sendable {
         public var id: String
         public var name: String
         public var goalAttainmentDirect: Double
         public var goalAttainmentAfterOneYear: Double
     }
-    public struct JurorSpec: Decodable, Sendable {
+    public struct JurorSpec: Codable, Sendable {
         public var id: String
         public var name: String
     }
@@ -69,6 +69,16 @@ public struct ElectionSpec: Decodable, Sendable {
         } catch let error as DecodingError {
             throw ConfigError(path: source, reason: Self.describe(error))
         }
+    }
+
+    /// The spec as JSON, in the data file's form (snake_case, absent fields left out, keys
+    /// sorted): what `election.define` sends.
+    public func encoded() -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        // Only finite numbers and strings: nothing here can fail to encode.
+        return Array(try! encoder.encode(self))
     }
 
     /// Reads and decodes the data file at `path`.

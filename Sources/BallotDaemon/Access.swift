@@ -28,7 +28,8 @@ public struct Peer: Sendable {
 
 enum Access {
     /// Refuses `operation` for `peer` with `forbidden`, naming the op and the role.
-    static func check(_ operation: Op, op: String, for peer: Peer) throws(ProtocolError) {
+    static func check(_ operation: Op, for peer: Peer) throws(ProtocolError) {
+        let op = operation.name.rawValue
         guard let role = peer.role else {
             if case .hello = operation { return }
             throw ProtocolError(.forbidden, "\(op): \(peer.name) has no role on this daemon; only 'hello' is open to it")

@@ -207,7 +207,7 @@ final class ConnectionHandler: ChannelInboundHandler {
                 bound.value.0.finish(id: id, op: request.op, .read, result, bound.value.1)
             }
         case .subscribe(let from):
-            reply(Reply.ok(id: id, result: .object([("from", .uint(from))])), context)
+            reply(Reply.ok(id: id, result: SubscriptionStart(from: from).json), context)
             machine.subscribed(.events, from: from)
             service.metrics.subscribers.increment()
             stream(context)

@@ -60,8 +60,7 @@ final class ImportSession {
 
     /// The go-ahead line: the client may now send the file's bytes.
     var goAhead: [UInt8] {
-        Reply.ok(id: id, result: .object([("send", .uint(request.size)), ("format", .string(reader.format.rawValue)),
-                                         ("dry_run", .bool(request.dryRun))]))
+        Reply.ok(id: id, result: ImportGoAhead(send: request.size, format: reader.format.rawValue, dryRun: request.dryRun).json)
     }
 
     var allReceived: Bool { received == request.size }
@@ -121,10 +120,7 @@ final class ImportSession {
     private func refuse(line: Int, voteID: String, _ refusal: ImportRefusal) {
         refused[refusal.reason, default: 0] += 1
         if trialBox == nil { writer.metrics.importRows(.refused) }
-        send(Reply.line(id: id, key: "refused", .object([
-            ("line", .int(Int64(line))), ("vote_id", .string(voteID)),
-            ("reason", .string(refusal.reason)), ("message", .string(refusal.message)),
-        ])))
+        send(ImportLine.refused(ImportRefusedRow(line: Int64(line), voteID: voteID, reason: refusal.reason, message: refusal.message)).bytes(id: id))
     }
 
     /// How many more rows the file holds, as the rows so far tell (their bytes a row, and the
@@ -196,10 +192,8 @@ final class ImportSession {
     }
 
     private func sendProgress() {
-        send(Reply.line(id: id, key: "progress", .object([
-            ("bytes", .uint(received)), ("size", .uint(request.size)), ("rows", .uint(rows)), ("accepted", .uint(accepted)),
-            ("already_present", .uint(alreadyPresent)), ("refused", .uint(refused.values.reduce(0, +))),
-        ])))
+        send(ImportLine.progress(ImportProgress(bytes: received, size: request.size, rows: rows, accepted: accepted,
+                                                alreadyPresent: alreadyPresent, refused: refused.values.reduce(0, +))).bytes(id: id))
     }
 
     // MARK: The end
@@ -239,16 +233,9 @@ final class ImportSession {
     }
 
     private func summary(_ sha256: Digest32, record: Receipt?) -> JSONValue {
-        var fields: [(String, JSONValue)] = [
-            ("file", .string(request.file)), ("election", reader.election.map { .string($0.value) } ?? .null),
-            ("dry_run", .bool(request.dryRun)), ("bytes", .uint(received)),
-            ("rows", .uint(rows)), ("accepted", .uint(accepted)), ("already_present", .uint(alreadyPresent)),
-            ("refused", .object(refused.sorted { $0.key < $1.key }.map { ($0.key, .uint($0.value)) })),
-            ("first_seq", .uint(firstSeq)), ("last_seq", .uint(lastSeq)), ("sha256", .string(sha256.hex)),
-        ]
         // The import.recorded event; the same receipt comes back when it was recorded before.
-        fields.append(("import_seq", record.map { .uint($0.seq) } ?? .null))
-        fields.append(("leaf_hash", record.map { .string($0.leafHash.hex) } ?? .null))
-        return .object(fields)
+        ImportSummary(file: request.file, election: reader.election?.value, dryRun: request.dryRun, bytes: received, rows: rows,
+                      accepted: accepted, alreadyPresent: alreadyPresent, refused: refused, firstSeq: firstSeq, lastSeq: lastSeq,
+                      sha256: sha256, importSeq: record?.seq, leafHash: record?.leafHash).json
     }
 }

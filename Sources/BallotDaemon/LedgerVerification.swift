@@ -2,6 +2,7 @@ import BallotDomain
 public import BallotLedger
 import BallotFormat
 import BallotAudit
+import BallotProtocol
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -98,17 +99,15 @@ final class LedgerVerification: Sendable {
     }
 
     /// `status`'s `verification` object.
-    var json: JSONValue {
-        var fields: [(String, JSONValue)] = [("mode", .string(mode.rawValue))]
-        switch state.withLockedValue({ $0 }) {
-        case .off: fields.append(("state", .string("off")))
-        case .running: fields.append(("state", .string("running")))
+    var report: VerificationReport {
+        let mode = mode.rawValue
+        return switch state.withLockedValue({ $0 }) {
+        case .off: VerificationReport(mode: mode, state: .off)
+        case .running: VerificationReport(mode: mode, state: .running)
         case .verified(let from, let through):
-            fields += [("state", .string("verified")), ("events", .uint(through + 1 - from)), ("from", .uint(from)),
-                       ("through", .uint(through)), ("findings", .int(0))]
+            VerificationReport(mode: mode, state: .verified, events: through + 1 - from, from: from, through: through, findings: 0)
         case .failed(let events, let findings, let first):
-            fields += [("state", .string("failed")), ("events", .uint(events)), ("findings", .int(findings)), ("first_finding", .string(first))]
+            VerificationReport(mode: mode, state: .failed, events: events, findings: Int64(findings), firstFinding: first)
         }
-        return .object(fields)
     }
 }

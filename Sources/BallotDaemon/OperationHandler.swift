@@ -48,11 +48,11 @@ struct OperationHandler: Sendable {
     var certificationTimeout: Duration = .seconds(30)
     /// On a follower, where it stands; it refuses every write as `read_only`.
     var following: FollowerStatus? = nil
-    static let protocolVersion = 1
+    static let protocolVersion: Int64 = 1
     static let serverVersion = "0.1.0"
 
     func plan(_ operation: Op, request: Request, peer: Peer) throws(ProtocolError) -> Plan {
-        try Access.check(operation, op: request.op, for: peer)
+        try Access.check(operation, for: peer)
         if let following, operation.isWrite {
             throw ProtocolError(.readOnly, "\(request.op): this daemon is a follower of \(following.primary) and serves reads only; send writes to the primary")
         }
@@ -60,26 +60,14 @@ struct OperationHandler: Sendable {
         let reader = self.reader
         switch operation {
         case .hello:
-            return .reply(.object([
-                ("protocol_version", .int(Self.protocolVersion)),
-                ("server_version", .string(Self.serverVersion)),
-                ("role", peer.role.map { .string($0.description) } ?? .null),
-                ("uid", peer.hasUID ? .int(Int64(peer.uid)) : .null),
-                ("certificate_sha256", peer.certificate.map { .string($0) } ?? .null),
-                ("ops", .array(Op.names.map(JSONValue.string))),
-                ("checkpoint_public_key", writer.checkpointPublicKey.map { .string($0.hex) } ?? .null),
-            ]))
+            return .reply(HelloResult(protocolVersion: Self.protocolVersion, serverVersion: Self.serverVersion, role: peer.role?.description,
+                                      uid: peer.hasUID ? peer.uid : nil, certificateSHA256: peer.certificate,
+                                      ops: OpName.allCases.map(\.rawValue), checkpointPublicKey: writer.checkpointPublicKey?.hex).json)
         case .status:
             let head = writer.head
-            return .reply(.object([
-                ("ledger_id", .string(writer.ledgerID)),
-                ("ledger_size", .uint(head.size)),
-                ("merkle_root", .string(head.root.hex)),
-                ("elections", .int(writer.electionCount)),
-                ("verification", verification.json),
-                ("witnessing", witnesses?.json ?? .null),
-                ("follower", following?.json(size: head.size, checkpointSize: writer.latestCheckpoint?.checkpoint.size) ?? .null),
-            ]))
+            return .reply(StatusResult(ledgerID: writer.ledgerID, ledgerSize: head.size, merkleRoot: head.root, elections: Int64(writer.electionCount),
+                                       verification: verification.report, witnessing: witnesses?.json ?? .null,
+                                       follower: following?.report(size: head.size, checkpointSize: writer.latestCheckpoint?.checkpoint.size)).json)
         case .electionGet(let id):
             return .reply(try status(id).json)
         case .tally(let id):
@@ -95,21 +83,17 @@ struct OperationHandler: Sendable {
             return .importFile(request)
         case .metrics:
             let text = String(decoding: renderMetrics(), as: UTF8.self)
-            return .reply(.object([("format", .string("prometheus-text-0.0.4")), ("text", .string(text))]))
+            return .reply(MetricsResult(text: text).json)
         case .checkpoint(latest: true):
             let head = writer.head
             let latest = writer.latestCheckpoint
-            return .reply(.object([
-                ("seq", latest.map { .uint($0.seq) } ?? .null),
-                ("checkpoint", latest.map { EventJSON.checkpoint($0.checkpoint) } ?? .null),
-                ("head", .object([("ledger_size", .uint(head.size)), ("merkle_root", .string(head.root.hex))])),
-            ]))
+            return .reply(LatestCheckpoint(seq: latest?.seq, checkpoint: latest.map { EventJSON.checkpoint($0.checkpoint) },
+                                           ledgerSize: head.size, merkleRoot: head.root).json)
         case .checkpoint(latest: false):
             return .writeThenRead([Submission(.takeCheckpoint(.request), by: peer.actor)]) { outcomes in
                 if case .refused(let refusal) = outcomes[0] { throw refusal }
                 guard let receipt = outcomes[0].receipt else { throw ProtocolError(.internal, "checkpoint: no receipt") }
-                return .object([("seq", .uint(receipt.seq)), ("leaf_hash", .string(receipt.leafHash.hex)),
-                                ("checkpoint", EventJSON.checkpoint(try reader.checkpoint(at: receipt.seq)))])
+                return CheckpointTaken(seq: receipt.seq, leafHash: receipt.leafHash, checkpoint: EventJSON.checkpoint(try reader.checkpoint(at: receipt.seq))).json
             }
         case .inclusionProof(let seq, let size, let checkpointSeq):
             let head = writer.head.size
@@ -119,15 +103,8 @@ struct OperationHandler: Sendable {
                     let n = checkpoint?.size ?? size ?? head
                     let proof = try reader.inclusionProof(seq: seq, size: n)
                     guard let leaf = try reader.leafHash(seq) else { throw ProtocolError(.badRequest, "proof: there is no event \(seq)") }
-                    var result: [(String, JSONValue)] = [
-                        ("seq", .uint(seq)), ("size", .uint(n)), ("leaf_hash", .string(leaf.hex)),
-                        ("root", .string(try reader.root(size: n).root.hex)), ("path", .array(proof.map { .string($0.hex) })),
-                    ]
-                    if let checkpoint, let checkpointSeq {
-                        result.append(("checkpoint_seq", .uint(checkpointSeq)))
-                        result.append(("checkpoint", EventJSON.checkpoint(checkpoint)))
-                    }
-                    return .object(result)
+                    return InclusionProofResult(seq: seq, size: n, leafHash: leaf, root: try reader.root(size: n).root, path: proof,
+                                                checkpointSeq: checkpoint == nil ? nil : checkpointSeq, checkpoint: checkpoint.map(EventJSON.checkpoint)).json
                 } catch let error as LedgerError {
                     throw ProtocolError(.badRequest, "proof: \(error)")
                 }
@@ -137,9 +114,8 @@ struct OperationHandler: Sendable {
             return .read {
                 do {
                     let proof = try reader.consistencyProof(oldSize: old, newSize: n)
-                    return .object([("old_size", .uint(old)), ("new_size", .uint(n)),
-                                    ("old_root", .string(try reader.root(size: old).root.hex)), ("new_root", .string(try reader.root(size: n).root.hex)),
-                                    ("path", .array(proof.map { .string($0.hex) }))])
+                    return ConsistencyProofResult(oldSize: old, newSize: n, oldRoot: try reader.root(size: old).root,
+                                                  newRoot: try reader.root(size: n).root, path: proof).json
                 } catch let error as LedgerError {
                     throw ProtocolError(.badRequest, "proof: \(error)")
                 }
@@ -148,8 +124,7 @@ struct OperationHandler: Sendable {
             return .read {
                 do {
                     let manifest = try reader.backup(to: directory)
-                    return .object([("directory", .string(manifest.directory)), ("ledger_size", .uint(manifest.size)),
-                                    ("merkle_root", .string(manifest.root.hex)), ("bytes", .int(manifest.bytes))])
+                    return BackupResult(directory: manifest.directory, ledgerSize: manifest.size, merkleRoot: manifest.root, bytes: Int64(manifest.bytes)).json
                 } catch let error as LedgerError {
                     throw ProtocolError(.badRequest, "backup: \(error)")
                 }
@@ -177,7 +152,7 @@ struct OperationHandler: Sendable {
             }
         case .events(let from, let limit):
             let sealed = writer.sealedElections(at: clock.now())
-            return .read { .object([("events", .array(try Self.events(reader, from: from, limit: limit, sealed: sealed)))]) }
+            return .read { EventsResult(events: try Self.events(reader, from: from, limit: limit, sealed: sealed)).json }
         case .electionDefine(let spec):
             let commands: [Command]
             do {
@@ -189,7 +164,7 @@ struct OperationHandler: Sendable {
             let submissions = commands.enumerated().map { i, command in
                 Submission(command, by: peer.actor, idempotencyKey: key.isEmpty ? "" : "\(key)#\(i)")
             }
-            return .write(submissions) { outcomes in .object([("events", .array(try outcomes.map(Self.receipt)))]) }
+            return .write(submissions) { outcomes in DefineResult(events: try outcomes.map(Self.receipt)).json }
         case .electionOpen(let id): return single(.openVoting(election: id), peer, key)
         case .electionClose(let id): return single(.closeVoting(election: id), peer, key)
         case .nomineeAdd(let id, let n): return single(.addNominee(election: id, nomination: n), peer, key)
@@ -277,7 +252,7 @@ struct OperationHandler: Sendable {
                     throw ProtocolError(.sealed, "receipt: event \(seq) is a vote of '\(election)', whose standings are sealed until voting closes; only uid \(event.actor.uid), who recorded it, gets its receipt now")
                 }
                 let proof = TlogProof(record: record, index: seq - 1, proof: try reader.inclusionProof(seq: seq, size: size), checkpoint: note)
-                return .object([("seq", .uint(seq)), ("checkpoint_size", .uint(size)), ("tlog_proof", .string(proof.serialized))])
+                return ReceiptResult(seq: seq, checkpointSize: size, tlogProof: proof.serialized).json
             }
         }
     }
@@ -298,14 +273,10 @@ struct OperationHandler: Sendable {
         let writer = self.writer
         let metrics = self.metrics
         return .writeThenAwait([Submission(command, by: peer.actor, idempotencyKey: key)]) { outcomes in
-            let receipt = try Self.receipt(outcomes[0])
-            let seq: UInt64
-            switch outcomes[0] {
-            case .appended(let r), .repeated(let r): seq = r.seq
-            case .refused(let refusal): throw refusal
-            }
+            var receipt = try Self.receipt(outcomes[0])
+            let seq = receipt.seq
             // A co-signature short of the jury's quorum certifies nothing: nothing to witness yet.
-            if case .signResult = command, writer.status(e)?.certified == nil { return receipt }
+            if case .signResult = command, writer.status(e)?.certified == nil { return receipt.json }
             guard let witnessed = await witnesses.waitUntilWitnessed(size: seq, timeout: timeout) else {
                 metrics.refused(ErrorCode.notWitnessed.rawValue)
                 if witnesses.isStopped {
@@ -314,26 +285,22 @@ struct OperationHandler: Sendable {
                 let answers = witnesses.answers.map { "\($0.name): \($0.answer)" }.joined(separator: "; ")
                 throw ProtocolError(.notWitnessed, "result.certify: the certification of '\(e)' is in the ledger at event \(seq), but no checkpoint covering it was cosigned by the witness quorum (\(witnesses.policy.quorumDescription)) within \(timeout.components.seconds) s; \(answers)")
             }
-            guard case .object(var fields) = receipt else { return receipt }
-            fields.append(("witnessed_checkpoint_seq", .uint(witnessed.seq)))
-            fields.append(("witnessed_note", .string(witnessed.note.serialized)))
-            return .object(fields)
+            receipt.witnessedCheckpointSeq = witnessed.seq
+            receipt.witnessedNote = witnessed.note.serialized
+            return receipt.json
         }
     }
 
     private func single(_ command: Command, _ peer: Peer, _ key: String) -> Plan {
-        .write([Submission(command, by: peer.actor, idempotencyKey: key)]) { outcomes in try Self.receipt(outcomes[0]) }
+        .write([Submission(command, by: peer.actor, idempotencyKey: key)]) { outcomes in try Self.receipt(outcomes[0]).json }
     }
 
     /// The result of a write: the event's sequence number and leaf hash, or its refusal.
-    static func receipt(_ outcome: Outcome) throws -> JSONValue {
+    static func receipt(_ outcome: Outcome) throws -> WriteReceipt {
         switch outcome {
-        case .appended(let r):
-            return .object([("seq", .uint(r.seq)), ("leaf_hash", .string(r.leafHash.hex)), ("repeated", .bool(false))])
-        case .repeated(let r):
-            return .object([("seq", .uint(r.seq)), ("leaf_hash", .string(r.leafHash.hex)), ("repeated", .bool(true))])
-        case .refused(let refusal):
-            throw refusal
+        case .appended(let r): WriteReceipt(seq: r.seq, leafHash: r.leafHash, repeated: false)
+        case .repeated(let r): WriteReceipt(seq: r.seq, leafHash: r.leafHash, repeated: true)
+        case .refused(let refusal): throw refusal
         }
     }
 

@@ -52,13 +52,6 @@ public enum Op: Sendable {
     /// A vote file follows the request line as `size` raw bytes (docs/protocol.md, "import").
     case importFile(ImportRequest)
 
-    /// Every op name the daemon knows, for `hello` and for `unknown_op` messages.
-    public static let names = [
-        "hello", "status", "election.define", "election.get", "election.open", "election.close",
-        "nominee.add", "vote.cast", "vote.invalidate", "juror.add", "jury.score", "jury.close", "jury",
-        "result.certify", "result.sign", "tally", "ranking", "events", "subscribe", "replicate", "checkpoint", "proof", "receipt", "backup", "metrics", "import",
-    ]
-
     /// Whether the op appends to the ledger: what a follower refuses (`read_only`). Listed
     /// whole, so that a new op must be placed on one side.
     public var isWrite: Bool {
@@ -74,14 +67,17 @@ public enum Op: Sendable {
 
     /// Whether `request` asks for an import, whatever else is wrong with it: the bytes after its
     /// line are then a file, not requests.
-    public static func isImport(_ request: Request) -> Bool { request.op == "import" }
+    public static func isImport(_ request: Request) -> Bool { request.op == OpName.importFile.rawValue }
 
     public init(_ request: Request) throws(ProtocolError) {
         let f = Fields(request)
-        switch request.op {
-        case "hello": self = .hello
-        case "status": self = .status
-        case "election.define":
+        guard let name = OpName(rawValue: request.op) else {
+            throw ProtocolError(.unknownOp, "unknown op '\(request.op)'; known ops: \(OpName.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        switch name {
+        case .hello: self = .hello
+        case .status: self = .status
+        case .electionDefine:
             let spec = try f.object("election")
             do {
                 self = .electionDefine(try ElectionSpec.decode(spec.serialized(), source: "election.define: field 'election'"))
@@ -90,23 +86,23 @@ public enum Op: Sendable {
             } catch {
                 throw ProtocolError(.badRequest, "election.define: \(error)")
             }
-        case "election.get": self = .electionGet(try f.slug("election"))
-        case "election.open": self = .electionOpen(try f.slug("election"))
-        case "election.close": self = .electionClose(try f.slug("election"))
-        case "nominee.add":
+        case .electionGet: self = .electionGet(try f.slug("election"))
+        case .electionOpen: self = .electionOpen(try f.slug("election"))
+        case .electionClose: self = .electionClose(try f.slug("election"))
+        case .nomineeAdd:
             self = .nomineeAdd(try f.slug("election"), Nomination(
                 id: try f.slug("nominee"), name: try f.string("name"),
                 goalAttainmentDirect: try f.number("goal_attainment_direct"),
                 goalAttainmentAfterOneYear: try f.number("goal_attainment_after_one_year")))
-        case "vote.cast":
+        case .voteCast:
             self = .voteCast(election: try f.slug("election"), nominee: try f.slug("nominee"), voter: try f.string("voter"),
                              castAt: try f.time("cast_at"), channel: try f.optionalString("channel") ?? "")
-        case "vote.invalidate":
+        case .voteInvalidate:
             self = .voteInvalidate(election: try f.slug("election"), vote: try f.sequence("vote"), reason: try f.string("reason"))
-        case "juror.add":
+        case .jurorAdd:
             self = .jurorAdd(election: try f.slug("election"), juror: try f.slug("juror"), name: try f.string("name"),
                              key: try f.optionalString("key"))
-        case "jury.score":
+        case .juryScore:
             let score = try f.int("score")
             guard let score32 = Int32(exactly: score) else { throw f.bad("field 'score' (\(score)) is out of range") }
             var signed: SignedScore?
@@ -119,30 +115,30 @@ public enum Op: Sendable {
             }
             self = .juryScore(election: try f.slug("election"), juror: f.has("juror") ? try f.slug("juror") : nil,
                               nominee: try f.slug("nominee"), criterion: try f.slug("criterion"), score: score32, signed: signed)
-        case "jury.close": self = .juryClose(try f.slug("election"))
-        case "jury": self = .jury(try f.slug("election"))
-        case "result.certify": self = .resultCertify(try f.slug("election"), justification: try f.optionalString("justification") ?? "")
-        case "result.sign":
+        case .juryClose: self = .juryClose(try f.slug("election"))
+        case .jury: self = .jury(try f.slug("election"))
+        case .resultCertify: self = .resultCertify(try f.slug("election"), justification: try f.optionalString("justification") ?? "")
+        case .resultSign:
             self = .resultSign(election: try f.slug("election"), juror: f.has("juror") ? try f.slug("juror") : nil,
                                signature: try f.noteSignature("signature"))
-        case "tally": self = .tally(try f.slug("election"))
-        case "ranking": self = .ranking(try f.slug("election"))
-        case "events":
+        case .tally: self = .tally(try f.slug("election"))
+        case .ranking: self = .ranking(try f.slug("election"))
+        case .events:
             let from = try f.optionalInt("from") ?? 1
             let limit = try f.optionalInt("limit") ?? 1000
             guard from >= 1, (1...10_000).contains(limit) else { throw f.bad("'from' must be 1 or more and 'limit' from 1 to 10000") }
             self = .events(from: UInt64(from), limit: Int(limit))
-        case "subscribe":
+        case .subscribe:
             let from = try f.optionalInt("from") ?? 1
             guard from >= 1 else { throw f.bad("'from' must be 1 or more") }
             self = .subscribe(from: UInt64(from))
-        case "replicate":
+        case .replicate:
             let from = try f.optionalInt("from") ?? 1
             guard from >= 1 else { throw f.bad("'from' must be 1 or more") }
             self = .replicate(from: UInt64(from))
-        case "checkpoint": self = .checkpoint(latest: try f.optionalBool("latest") ?? false)
-        case "metrics": self = .metrics
-        case "proof":
+        case .checkpoint: self = .checkpoint(latest: try f.optionalBool("latest") ?? false)
+        case .metrics: self = .metrics
+        case .proof:
             if f.has("seq") {
                 guard !(f.has("size") && f.has("checkpoint")) else { throw f.bad("give 'size' or 'checkpoint', not both") }
                 self = .inclusionProof(seq: try f.sequence("seq"), size: f.has("size") ? try f.sequence("size") : nil,
@@ -154,11 +150,11 @@ public enum Op: Sendable {
             } else {
                 throw f.bad("give 'seq' (and optionally 'size') for an inclusion proof, or 'old_size' (and optionally 'new_size') for a consistency proof")
             }
-        case "receipt":
+        case .receipt:
             let wait = try f.optionalInt("wait") ?? 0
             guard (0...3600).contains(wait) else { throw f.bad("'wait' is seconds, from 0 to 3600") }
             self = .receipt(seq: try f.sequence("seq"), wait: Int(wait))
-        case "import":
+        case .importFile:
             let size = try f.size("size")
             let name = try f.string("file")
             guard !name.isEmpty else { throw f.bad("'file' must name the file") }
@@ -167,15 +163,13 @@ public enum Op: Sendable {
             guard format == nil || ["csv", "ndjson"].contains(format!) else { throw f.bad("'format' must be \"csv\" or \"ndjson\"") }
             self = .importFile(ImportRequest(file: name, size: size, format: format, election: f.has("election") ? try f.slug("election") : nil,
                                              dryRun: try f.optionalBool("dry_run") ?? false))
-        case "backup":
+        case .backup:
             let directory = try f.string("directory")
             guard directory.hasPrefix("/") else { throw f.bad("'directory' must be an absolute path on the daemon's machine") }
             // A path is a C string to the file system: a NUL would cut it short, and the copy
             // would land, unmanifested, at the part before it.
             guard !directory.utf8.contains(0) else { throw f.bad("'directory' holds a NUL character, which no path can contain") }
             self = .backup(directory: directory)
-        default:
-            throw ProtocolError(.unknownOp, "unknown op '\(request.op)'; known ops: \(Op.names.joined(separator: ", "))")
         }
     }
 }
@@ -192,4 +186,12 @@ public struct ImportRequest: Sendable, Equatable {
     public var election: ElectionID?
     /// Decide every row, append nothing.
     public var dryRun: Bool
+
+    public init(file: String, size: UInt64, format: String? = nil, election: ElectionID? = nil, dryRun: Bool = false) {
+        self.file = file
+        self.size = size
+        self.format = format
+        self.election = election
+        self.dryRun = dryRun
+    }
 }

@@ -4,7 +4,7 @@ public import NIOCore
 /// The reply to `replicate`, before its chunks: where the stream starts, which ledger it is,
 /// and the Merkle root of the events before `from`, which a follower compares with its own so
 /// that it never builds on a history the primary no longer has.
-public struct ReplicationStart: Sendable, Equatable {
+public struct ReplicationStart: OpResult {
     public var from: UInt64
     /// The primary's ledger id (16 bytes), which a follower's ledger takes.
     public var ledgerID: [UInt8]
@@ -24,7 +24,7 @@ public struct ReplicationStart: Sendable, Equatable {
                  ("ledger_size", .uint(ledgerSize)), ("root_before", .string(rootBefore.hex))])
     }
 
-    public init(_ result: JSONValue) throws(ProtocolError) {
+    public init(json result: JSONValue) throws(ProtocolError) {
         guard case .int(let from)? = result["from"], from >= 1, case .string(let id)? = result["ledger_id"],
               let ledgerID = hexBytes(id), ledgerID.count == 16, case .int(let size)? = result["ledger_size"], size >= 0,
               case .string(let root)? = result["root_before"], let rootBefore = Digest32(hex: root) else {

@@ -3,6 +3,8 @@
 // the Unix socket or over the TLS listener; the same code either way, so the two rates compare
 // the transports.
 import BallotClient
+import BallotDomain
+import BallotProtocol
 import Foundation
 
 enum TransportBench {
@@ -40,14 +42,14 @@ enum TransportBench {
         let failures = FollowBench.Counter()
         let group = DispatchGroup()
         let started = DispatchTime.now().uptimeNanoseconds
-        let (votesEach, electionID, names) = (perClient, election, nominees)
+        let (votesEach, electionID, names) = (perClient, try Slug(election, what: "--election"), try nominees.map { try Slug($0, what: "--nominees") })
         for (c, connection) in connections.enumerated() {
             group.enter()
             Thread {
                 for i in 0..<votesEach {
-                    let request: [String: Any] = ["op": "vote.cast", "election": electionID, "nominee": names[i % names.count],
-                                                  "voter": "transport-\(run)-\(c)-\(i)@bench"]
-                    guard let reply = try? connection.call(request), reply.isOK else {
+                    let vote = Op.voteCast(election: electionID, nominee: names[i % names.count], voter: "transport-\(run)-\(c)-\(i)@bench",
+                                           castAt: nil, channel: "")
+                    guard let reply = try? connection.call(vote), reply.isOK else {
                         failures.add(1)
                         continue
                     }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import BallotClient
+import BallotDomain
+import BallotProtocol
 import Foundation
 
 /// Exit codes scripts can branch on (also in docs/protocol.md).
@@ -87,35 +89,61 @@ struct Connection: ParsableArguments {
         }
     }
 
-    /// Sends one request and prints the reply; exits non-zero unless it was ok. Returns the result.
+    /// Sends `op` and prints its result; exits non-zero unless it was ok. Returns the result.
     @discardableResult
-    func send(_ request: [String: Any], human: (([String: Any]) -> String)? = nil) throws -> [String: Any] {
-        let result = try ask(request)
-        print(json ? Self.line(result) : (human ?? Self.describe)(result))
+    func send(_ op: Op, idempotencyKey: String? = nil, human: ((JSONValue) -> String)? = nil) throws -> JSONValue {
+        let result = try ask(op, idempotencyKey: idempotencyKey)
+        print(json ? result.text : (human ?? Self.describe)(result))
         return result
     }
 
-    /// Sends one request and returns its result without printing it; a refusal is reported
-    /// and exits as `send` does.
-    func ask(_ request: [String: Any]) throws -> [String: Any] {
-        let reply: [String: Any]
-        let client = try self.client()
+    /// Sends `op` and returns its result without printing it; a refusal is reported and exits
+    /// as `send` does.
+    func ask(_ op: Op, idempotencyKey: String? = nil) throws -> JSONValue {
+        let reply: ReplyLine
         do {
-            reply = try client.call(request.merging(["id": 1]) { a, _ in a })
+            reply = try client().call(op, idempotencyKey: idempotencyKey)
         } catch let error as ClientError {
             throw Self.exit(for: error)
         }
-        guard reply.isOK, let result = reply.result else {
-            let error = reply["error"] as? [String: Any] ?? [:]
-            let code = error["code"] as? String ?? "internal"
-            let message = error["message"] as? String ?? "no message"
-            if json {
-                print(Self.line(["code": code, "message": message]))
-            }
-            FileHandle.standardError.write(Data("ballotctl: \(code): \(message)\n".utf8))
-            throw ExitCode(Exit.refused)
+        switch reply {
+        case .ok(_, let result): return result
+        case .refused(_, let error): throw refused(error)
+        case .streamed(let line): throw Self.exit(for: .protocolViolation("a line came before the reply: \(line.text.prefix(200))"))
         }
-        return result
+    }
+
+    /// Sends `op` and reads its result as `R`, exiting as `ask` does.
+    func ask<R: OpResult>(_ op: Op, as type: R.Type) throws -> R {
+        do {
+            return try R(json: try ask(op))
+        } catch let error as ProtocolError {
+            throw Self.exit(for: .protocolViolation(error.message))
+        }
+    }
+
+    /// Reports a refusal (the daemon's, or one made here before asking, such as an id that is
+    /// not an identifier) as the daemon's are reported, and gives the exit code.
+    func refused(_ error: ProtocolError) -> ExitCode {
+        if json { print(JSONValue.object([("code", .string(error.code.rawValue)), ("message", .string(error.message))]).text) }
+        FileHandle.standardError.write(Data("ballotctl: \(error.code.rawValue): \(error.message)\n".utf8))
+        return ExitCode(Exit.refused)
+    }
+
+    /// An identifier given on the command line (an election, a nominee), checked as the daemon
+    /// checks it; one that is not is refused as the daemon would refuse it.
+    func slug(_ text: String, _ what: String) throws -> Slug {
+        do {
+            return try Slug(text, what: what)
+        } catch {
+            throw refused(error)
+        }
+    }
+
+    /// A sequence number given on the command line: 1 or more.
+    static func sequence(_ n: Int, _ option: String) throws -> UInt64 {
+        guard n >= 1 else { throw ValidationError("\(option) is a sequence number: 1 or more") }
+        return UInt64(n)
     }
 
     /// Writes `text` (a note, a receipt) to `path`; exits with what is wrong when there is none
@@ -141,46 +169,37 @@ struct Connection: ParsableArguments {
         return ExitCode(Exit.failure)
     }
 
-    static func line(_ value: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    /// `key: value` lines, nested values as JSON.
-    static func describe(_ result: [String: Any]) -> String {
-        result.keys.sorted().map { key in
-            let value = result[key]!
-            if value is [Any] || value is [String: Any] { return "\(key): \(line(value))" }
-            if value is NSNull { return "\(key): -" }
-            return "\(key): \(value)"
-        }.joined(separator: "\n")
+    /// `key: value` lines, keys sorted, nested values as JSON.
+    static func describe(_ result: JSONValue) -> String {
+        guard let members = result.members else { return result.text }
+        return members.sorted { $0.0 < $1.0 }.map { key, value in "\(key): \(Tables.text(value))" }.joined(separator: "\n")
     }
 }
 
 struct Hello: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Protocol and server version, and the role the daemon gives you.")
     @OptionGroup var connection: Connection
-    func run() throws { try connection.send(["op": "hello"]) }
+    func run() throws { try connection.send(.hello) }
 }
 
 struct Status: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Ledger size, Merkle root, number of elections.")
     @OptionGroup var connection: Connection
-    func run() throws { try connection.send(["op": "status"]) }
+    func run() throws { try connection.send(.status) }
 }
 
 struct Tally: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Votes and share per nominee (sealed while voting is open).")
     @OptionGroup var connection: Connection
     @Argument(help: "The election id.") var election: String
-    func run() throws { try connection.send(["op": "tally", "election": election], human: Tables.tally) }
+    func run() throws { try connection.send(.tally(connection.slug(election, "election")), human: Tables.tally) }
 }
 
 struct Ranking: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The combined ranking with every input (sealed while voting is open).")
     @OptionGroup var connection: Connection
     @Argument(help: "The election id.") var election: String
-    func run() throws { try connection.send(["op": "ranking", "election": election], human: Tables.ranking) }
+    func run() throws { try connection.send(.ranking(connection.slug(election, "election")), human: Tables.ranking) }
 }
 
 struct Events: ParsableCommand {
@@ -192,8 +211,8 @@ struct Events: ParsableCommand {
         guard from >= 1, (1...10_000).contains(limit) else { throw ValidationError("--from must be 1 or more and --limit from 1 to 10000") }
     }
     func run() throws {
-        try connection.send(["op": "events", "from": from, "limit": limit]) { result in
-            ((result["events"] as? [Any]) ?? []).map { Connection.line($0) }.joined(separator: "\n")
+        try connection.send(.events(from: UInt64(from), limit: limit)) { result in
+            (result["events"]?.arrayValue ?? []).map(\.text).joined(separator: "\n")
         }
     }
 }
@@ -210,7 +229,7 @@ struct Send: ParsableCommand {
         var counts = (ok: 0, repeated: 0, refused: [String: Int]())
         while let line = readLine(strippingNewline: true) {
             if line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-            let reply: [String: Any]
+            let reply: ReplyLine
             do {
                 try client.send(line)
                 guard let r = try client.readReply() else { throw ClientError.connection("the daemon closed the connection") }
@@ -218,12 +237,12 @@ struct Send: ParsableCommand {
             } catch let error as ClientError {
                 throw Connection.exit(for: error)
             }
-            if reply.isOK {
-                if reply.result?["repeated"] as? Bool == true { counts.repeated += 1 } else { counts.ok += 1 }
-            } else {
-                counts.refused[reply.errorCode ?? "internal", default: 0] += 1
+            switch reply {
+            case .ok(_, let result): if result["repeated"]?.boolValue == true { counts.repeated += 1 } else { counts.ok += 1 }
+            case .refused(_, let error): counts.refused[error.code.rawValue, default: 0] += 1
+            case .streamed: break
             }
-            if !quiet { print(Connection.line(reply)) }
+            if !quiet { print(reply.json.text) }
         }
         let refused = counts.refused.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
         FileHandle.standardError.write(Data("sent \(counts.ok + counts.repeated + counts.refused.values.reduce(0, +)): \(counts.ok) done, \(counts.repeated) already present, \(refused.isEmpty ? "none refused" : "refused: \(refused)")\n".utf8))
@@ -235,7 +254,7 @@ struct Metrics: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "The daemon's metrics, in the Prometheus text format.")
     @OptionGroup var connection: Connection
     func run() throws {
-        try connection.send(["op": "metrics"]) { result in (result["text"] as? String ?? "").trimmingCharacters(in: .newlines) }
+        try connection.send(.metrics) { result in (result["text"]?.stringValue ?? "").trimmingCharacters(in: .newlines) }
     }
 }
 
@@ -246,12 +265,9 @@ struct Subscribe: ParsableCommand {
     func run() throws {
         do {
             let client = try connection.client(timeout: 0)
-            let reply = try client.call(["id": 1, "op": "subscribe", "from": from])
-            guard reply.isOK else {
-                FileHandle.standardError.write(Data("ballotctl: \(reply.errorCode ?? "internal"): \((reply["error"] as? [String: Any])?["message"] ?? "")\n".utf8))
-                throw ExitCode(Exit.refused)
-            }
-            while let event = try client.readReply() { print(Connection.line(event)) }
+            let reply = try client.call(.subscribe(from: UInt64(from)))
+            if let refusal = reply.refusal { throw connection.refused(refusal) }
+            while let event = try client.readReply() { print(event.json.text) }
         } catch let error as ClientError {
             throw Connection.exit(for: error)
         }
@@ -267,8 +283,9 @@ struct Receipt: ParsableCommand {
     @Option(help: "Where to write the receipt (.tlog-proof).") var out: String
     @Option(help: "Seconds to wait for a checkpoint covering the event (default 0).") var wait: Int = 0
     func run() throws {
-        let result = try connection.send(["op": "receipt", "seq": seq, "wait": wait], human: { "receipt of event \($0["seq"] ?? "?") against a checkpoint of \($0["checkpoint_size"] ?? "?") events" })
-        try Connection.save(result["tlog_proof"] as? String, to: out, option: "--out", missing: "the reply holds no receipt")
+        let result = try connection.send(.receipt(seq: try Connection.sequence(seq, "--seq"), wait: wait),
+                                         human: { "receipt of event \(Tables.text($0["seq"])) against a checkpoint of \(Tables.text($0["checkpoint_size"])) events" })
+        try Connection.save(result["tlog_proof"]?.stringValue, to: out, option: "--out", missing: "the reply holds no receipt")
     }
 }
 
@@ -281,29 +298,29 @@ struct Checkpoint: ParsableCommand {
     @Option(help: ArgumentHelp("Also write the checkpoint as a C2SP signed note to FILE: what Go's sumdb/note, witnesses and monitors read.",
                                valueName: "FILE")) var note: String?
     func run() throws {
-        let result = try connection.send(latest ? ["op": "checkpoint", "latest": true] : ["op": "checkpoint"], human: Self.describe)
+        let result = try connection.send(.checkpoint(latest: latest), human: Self.describe)
         guard let note else { return }
-        try Connection.save((result["checkpoint"] as? [String: Any])?["note"] as? String, to: note, option: "--note",
+        try Connection.save(result["checkpoint"]?["note"]?.stringValue, to: note, option: "--note",
                             missing: "the checkpoint has no note (there is none yet, or it is from before checkpoints were notes)")
     }
 
     /// The checkpoint as a person reads it: what it covers, then each election's digests.
-    static func describe(_ result: [String: Any]) -> String {
+    static func describe(_ result: JSONValue) -> String {
         var lines: [String] = []
-        if let head = result["head"] as? [String: Any] {
-            lines.append("ledger_size: \(head["ledger_size"] ?? "-")")
-            lines.append("merkle_root: \(head["merkle_root"] ?? "-")")
+        if let head = result["head"] {
+            lines.append("ledger_size: \(Tables.text(head["ledger_size"]))")
+            lines.append("merkle_root: \(Tables.text(head["merkle_root"]))")
         }
-        guard let c = result["checkpoint"] as? [String: Any], let seq = result["seq"] else {
+        guard let c = result["checkpoint"], c != .null, let seq = result["seq"] else {
             lines.append("checkpoint: none recorded yet")
             return lines.joined(separator: "\n")
         }
-        lines.append("checkpoint: event \(seq) (\(c["reason"] ?? "?"))")
+        lines.append("checkpoint: event \(Tables.text(seq)) (\(Tables.text(c["reason"])))")
         for key in ["size", "root", "taken_at", "origin", "public_key", "signature"] {
-            lines.append("  \(key): \(c[key] ?? "-")")
+            lines.append("  \(key): \(Tables.text(c[key]))")
         }
-        for e in c["elections"] as? [[String: Any]] ?? [] {
-            lines.append("  \(e["election"] ?? "?"): tally \(e["tally_sha256"] ?? "-"), jury \(e["jury_sha256"] ?? "-"), ranking \(e["ranking_sha256"] ?? "-")")
+        for e in c["elections"]?.arrayValue ?? [] {
+            lines.append("  \(Tables.text(e["election"])): tally \(Tables.text(e["tally_sha256"])), jury \(Tables.text(e["jury_sha256"])), ranking \(Tables.text(e["ranking_sha256"]))")
         }
         return lines.joined(separator: "\n")
     }
@@ -321,13 +338,14 @@ struct Proof: ParsableCommand {
         guard (seq == nil) != (oldSize == nil) else { throw ValidationError("give either --seq or --old-size") }
     }
     func run() throws {
-        var request: [String: Any] = ["op": "proof"]
-        if let seq { request["seq"] = seq }
-        if let size { request["size"] = size }
-        if let checkpoint { request["checkpoint"] = checkpoint }
-        if let oldSize { request["old_size"] = oldSize }
-        if let newSize { request["new_size"] = newSize }
-        try connection.send(request)
+        if let seq {
+            guard seq >= 1, (size ?? 1) >= 1, (checkpoint ?? 1) >= 1 else { throw ValidationError("--seq, --size and --checkpoint are sequence numbers: 1 or more") }
+            guard size == nil || checkpoint == nil else { throw ValidationError("give --size or --checkpoint, not both") }
+            try connection.send(.inclusionProof(seq: UInt64(seq), size: size.map(UInt64.init), checkpoint: checkpoint.map(UInt64.init)))
+        } else if let oldSize {
+            guard oldSize >= 0, (newSize ?? 1) >= 1 else { throw ValidationError("--old-size must be 0 or more and --new-size 1 or more") }
+            try connection.send(.consistencyProof(oldSize: UInt64(oldSize), newSize: newSize.map(UInt64.init)))
+        }
     }
 }
 
@@ -337,6 +355,6 @@ struct Backup: ParsableCommand {
     @Argument(help: "An absolute directory path, absent or empty.") var directory: String
     func run() throws {
         let absolute = directory.hasPrefix("/") ? directory : FileManager.default.currentDirectoryPath + "/" + directory
-        try connection.send(["op": "backup", "directory": absolute])
+        try connection.send(.backup(directory: absolute))
     }
 }

@@ -1,4 +1,7 @@
 import ArgumentParser
+import BallotConfig
+import BallotDomain
+import BallotProtocol
 import Foundation
 
 struct ElectionCommand: ParsableCommand {
@@ -16,13 +19,14 @@ struct ElectionCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("ballotctl: cannot read \(file)\n".utf8))
                 throw ExitCode(Exit.dataError)
             }
-            guard let spec = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                FileHandle.standardError.write(Data("ballotctl: \(file) is not a JSON object\n".utf8))
+            let spec: ElectionSpec
+            do {
+                spec = try ElectionSpec.decode(Array(data), source: file)
+            } catch {
+                FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
                 throw ExitCode(Exit.dataError)
             }
-            var request: [String: Any] = ["op": "election.define", "election": spec]
-            if let key { request["idempotency_key"] = key }
-            try connection.send(request) { result in "defined with \((result["events"] as? [Any])?.count ?? 0) events" }
+            try connection.send(.electionDefine(spec), idempotencyKey: key) { result in "defined with \(result["events"]?.arrayValue?.count ?? 0) events" }
         }
     }
 
@@ -30,21 +34,21 @@ struct ElectionCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "An election's definition and where it stands (turnout included).")
         @OptionGroup var connection: Connection
         @Argument(help: "The election id.") var election: String
-        func run() throws { try connection.send(["op": "election.get", "election": election]) }
+        func run() throws { try connection.send(.electionGet(connection.slug(election, "election"))) }
     }
 
     struct Open: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Open the public vote now (only before any vote).")
         @OptionGroup var connection: Connection
         @Argument(help: "The election id.") var election: String
-        func run() throws { try connection.send(["op": "election.open", "election": election], human: Tables.receipt) }
+        func run() throws { try connection.send(.electionOpen(connection.slug(election, "election")), human: Tables.receipt) }
     }
 
     struct Close: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Close the public vote now.")
         @OptionGroup var connection: Connection
         @Argument(help: "The election id.") var election: String
-        func run() throws { try connection.send(["op": "election.close", "election": election], human: Tables.receipt) }
+        func run() throws { try connection.send(.electionClose(connection.slug(election, "election")), human: Tables.receipt) }
     }
 }
 
@@ -60,8 +64,8 @@ struct NomineeCommand: ParsableCommand {
         @Option(name: .customLong("goal-direct"), help: "Goal attainment directly after the programme, in percent.") var direct: Double
         @Option(name: .customLong("goal-after-one-year"), help: "Goal attainment one year after, in percent.") var afterOneYear: Double
         func run() throws {
-            try connection.send(["op": "nominee.add", "election": election, "nominee": nominee, "name": name,
-                                 "goal_attainment_direct": direct, "goal_attainment_after_one_year": afterOneYear])
+            try connection.send(.nomineeAdd(connection.slug(election, "election"), Nomination(
+                id: connection.slug(nominee, "nominee"), name: name, goalAttainmentDirect: direct, goalAttainmentAfterOneYear: afterOneYear)))
         }
     }
 }
@@ -83,14 +87,18 @@ struct VoteCommand: ParsableCommand {
         @Option(name: .customLong("receipt-wait"), help: "Seconds to wait for that checkpoint (default 0: one must cover the vote already).")
         var receiptWait: Int = 0
         func run() throws {
-            var request: [String: Any] = ["op": "vote.cast", "election": election, "nominee": nominee, "voter": voter]
-            if let castAt { request["cast_at"] = castAt }
-            if let channel { request["channel"] = channel }
-            if let key { request["idempotency_key"] = key }
-            let result = try connection.send(request, human: Tables.receipt)
-            guard let receipt, let seq = result["seq"] as? Int else { return }
-            let proof = try connection.send(["op": "receipt", "seq": seq, "wait": receiptWait], human: { "receipt: against a checkpoint of \($0["checkpoint_size"] ?? "?") events" })
-            try Connection.save(proof["tlog_proof"] as? String, to: receipt, option: "--receipt", missing: "the reply holds no receipt")
+            var time: Timestamp?
+            if let castAt {
+                guard let t = Timestamp(rfc3339: castAt) else { throw ValidationError("--cast-at '\(castAt)' is not an RFC 3339 time") }
+                time = t
+            }
+            let vote = Op.voteCast(election: try connection.slug(election, "election"), nominee: try connection.slug(nominee, "nominee"),
+                                   voter: voter, castAt: time, channel: channel ?? "")
+            let result = try connection.send(vote, idempotencyKey: key, human: Tables.receipt)
+            guard let receipt, let seq = result["seq"]?.intValue, seq >= 1 else { return }
+            let proof = try connection.send(.receipt(seq: UInt64(seq), wait: receiptWait),
+                                            human: { "receipt: against a checkpoint of \(Tables.text($0["checkpoint_size"])) events" })
+            try Connection.save(proof["tlog_proof"]?.stringValue, to: receipt, option: "--receipt", missing: "the reply holds no receipt")
         }
     }
 
@@ -101,7 +109,8 @@ struct VoteCommand: ParsableCommand {
         @Argument(help: "The vote's sequence number.") var vote: Int
         @Option(help: "Why.") var reason: String
         func run() throws {
-            try connection.send(["op": "vote.invalidate", "election": election, "vote": vote, "reason": reason], human: Tables.receipt)
+            try connection.send(.voteInvalidate(election: connection.slug(election, "election"), vote: Connection.sequence(vote, "VOTE"), reason: reason),
+                                human: Tables.receipt)
         }
     }
 }
@@ -118,9 +127,8 @@ struct JurorCommand: ParsableCommand {
         @Option(help: "The juror's own verifier key (the vkey `ballotctl jury keygen` prints), or a file holding it; required where the election asks for signatures.")
         var key: String?
         func run() throws {
-            var request: [String: Any] = ["op": "juror.add", "election": election, "juror": juror, "name": name]
-            if let key { request["key"] = try JurorSigning.verifierKey(key) }
-            try connection.send(request, human: Tables.receipt)
+            try connection.send(.jurorAdd(election: connection.slug(election, "election"), juror: connection.slug(juror, "juror"), name: name,
+                                          key: try key.map(JurorSigning.verifierKey)), human: Tables.receipt)
         }
     }
 }
@@ -141,8 +149,8 @@ struct JuryCommand: ParsableCommand {
         @Option(help: "With --key: the event of the score this one supersedes (0: none); asked of the daemon when not given.")
         var supersedes: Int?
         func run() throws {
-            var request: [String: Any] = ["op": "jury.score", "election": election, "nominee": nominee, "criterion": criterion, "score": score]
-            if let juror { request["juror"] = juror }
+            guard let score32 = Int32(exactly: score) else { throw ValidationError("the score \(score) is out of range") }
+            var signed: SignedScore?
             if let key {
                 guard let juror else { throw ValidationError("--key needs --juror: the signed statement names the juror") }
                 let signer = try JurorSigning.signer(key)
@@ -150,10 +158,12 @@ struct JuryCommand: ParsableCommand {
                                                                                  nominee: nominee, criterion: criterion)
                 let signature = try JurorSigning.signScore(signer, ledger: try JurorSigning.ledgerID(connection), election: election, juror: juror, nominee: nominee,
                                                            criterion: criterion, score: score, supersedes: previous)
-                request["signature"] = signature
-                request["supersedes"] = previous
+                guard previous >= 0 else { throw ValidationError("--supersedes is an event's sequence number, or 0 for none") }
+                signed = SignedScore(supersedes: previous == 0 ? nil : UInt64(previous), signature: signature)
             }
-            try connection.send(request, human: Tables.receipt)
+            try connection.send(.juryScore(election: connection.slug(election, "election"), juror: try juror.map { try connection.slug($0, "juror") },
+                                           nominee: connection.slug(nominee, "nominee"), criterion: connection.slug(criterion, "criterion"),
+                                           score: score32, signed: signed), human: Tables.receipt)
         }
     }
 
@@ -161,7 +171,7 @@ struct JuryCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Close the jury: no more scores.")
         @OptionGroup var connection: Connection
         @Argument(help: "The election id.") var election: String
-        func run() throws { try connection.send(["op": "jury.close", "election": election], human: Tables.receipt) }
+        func run() throws { try connection.send(.juryClose(connection.slug(election, "election")), human: Tables.receipt) }
     }
 }
 
@@ -176,9 +186,8 @@ struct ResultCommand: ParsableCommand {
         @Argument(help: "The election id.") var election: String
         @Option(help: "A file with the jury's written justification (UTF-8); required with a jury quorum.") var justification: String?
         func run() throws {
-            var request: [String: Any] = ["op": "result.certify", "election": election]
-            if let justification { request["justification"] = try JurorSigning.text(justification) }
-            try connection.send(request, human: Tables.receipt)
+            try connection.send(.resultCertify(connection.slug(election, "election"), justification: try justification.map(JurorSigning.text) ?? ""),
+                                human: Tables.receipt)
         }
     }
 
@@ -192,7 +201,8 @@ struct ResultCommand: ParsableCommand {
         func run() throws {
             let signer = try JurorSigning.signer(key)
             let signature = try JurorSigning.signProposal(signer, connection, election: election)
-            try connection.send(["op": "result.sign", "election": election, "juror": juror, "signature": signature], human: Tables.receipt)
+            try connection.send(.resultSign(election: connection.slug(election, "election"), juror: connection.slug(juror, "juror"), signature: signature),
+                                human: Tables.receipt)
         }
     }
 }

@@ -92,7 +92,7 @@ struct Generate: ParsableCommand {
             } else {
                 var row: [String: String] = ["vote_id": id, "election": election, "voter": voter, "nominee": name, "cast_at": time, "channel": channel]
                 if castAtLeftOut { row["cast_at"] = nil }
-                buffer += Connection.line(row) + "\n"
+                buffer += Self.line(row) + "\n"
             }
             if buffer.utf8.count > 1 << 20 {
                 handle.write(Data(buffer.utf8))
@@ -104,8 +104,14 @@ struct Generate: ParsableCommand {
         if let expect {
             let summary: [String: Any] = ["election": election, "rows": rows, "accepted": accepted.values.reduce(0, +),
                                           "votes": accepted, "refused": refused]
-            try Data((Connection.line(summary) + "\n").utf8).write(to: URL(fileURLWithPath: expect))
+            try Data((Self.line(summary) + "\n").utf8).write(to: URL(fileURLWithPath: expect))
         }
+    }
+
+    /// One line of JSON, keys sorted: a generated NDJSON row or the expected summary.
+    static func line(_ value: Any) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
     }
 
     static func parse(_ text: String) -> Double? { ISO8601DateFormatter().date(from: text)?.timeIntervalSince1970 }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import BallotClient
+import BallotDomain
+import BallotProtocol
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -32,7 +34,7 @@ struct Import: ParsableCommand {
     }
 
     func run() throws {
-        var summaries: [[String: Any]] = []
+        var summaries: [ImportSummary] = []
         var rejectWriter: RejectWriter?
         var everyRowIn = true
         for file in files {
@@ -45,9 +47,12 @@ struct Import: ParsableCommand {
             }
             size = (attributes[.size] as? NSNumber)?.uint64Value ?? 0
             let outcome = try importFile(file, size: size)
-            guard let summary = outcome.summary else {
-                FileHandle.standardError.write(Data("ballotctl: \(file): \(outcome.errorCode ?? "internal"): \(outcome.errorMessage ?? "")\n".utf8))
-                throw ExitCode(outcome.errorCode == "bad_request" ? Exit.dataError : Exit.refused)
+            let summary: ImportSummary
+            switch outcome.result {
+            case .success(let s): summary = s
+            case .failure(let error):
+                FileHandle.standardError.write(Data("ballotctl: \(file): \(error.code.rawValue): \(error.message)\n".utf8))
+                throw ExitCode(error.code == .badRequest ? Exit.dataError : Exit.refused)
             }
             summaries.append(summary)
             if !outcome.refusedLines.isEmpty {
@@ -59,8 +64,7 @@ struct Import: ParsableCommand {
             }
         }
         if connection.json {
-            let output: Any = summaries.count == 1 ? summaries[0] : ["imports": summaries] as [String: Any]
-            print(Connection.line(output))
+            print((summaries.count == 1 ? summaries[0].json : .object([("imports", .array(summaries.map(\.json)))])).text)
         } else {
             print(Self.table(summaries))
         }
@@ -68,45 +72,44 @@ struct Import: ParsableCommand {
     }
 
     struct Outcome {
-        var summary: [String: Any]?
-        var errorCode: String?
-        var errorMessage: String?
+        var result: Result<ImportSummary, ProtocolError> = .failure(ProtocolError(.internal, "no summary"))
         /// Line → (vote_id, reason, message) of every refused row.
         var refusedLines: [Int: (String, String, String)] = [:]
     }
 
     private func importFile(_ file: String, size: UInt64) throws -> Outcome {
         let client = try connection.client(timeout: 0)
-        var request: [String: Any] = ["id": 1, "op": "import", "file": (file as NSString).lastPathComponent, "size": size, "dry_run": dryRun]
-        if let election { request["election"] = election }
-        if let format { request["format"] = format }
+        let request = ImportRequest(file: (file as NSString).lastPathComponent, size: size, format: format,
+                                    election: try election.map { try connection.slug($0, "election") }, dryRun: dryRun)
         var outcome = Outcome()
         do {
-            let goAhead = try client.call(request)
-            guard goAhead.isOK else {
-                let error = goAhead["error"] as? [String: Any]
-                return Outcome(errorCode: error?["code"] as? String, errorMessage: error?["message"] as? String)
-            }
+            let goAhead = try client.call(.importFile(request))
+            if let refusal = goAhead.refusal { return Outcome(result: .failure(refusal)) }
             // The bytes go on another thread while this one reads refusals and progress.
             let sender = FileSender(client: client, path: file, size: size)
             sender.start()
             let progress = Progress(file: file, size: size, quiet: quiet)
             var shown = 0
             while let line = try client.readReply() {
-                if let refused = line["refused"] as? [String: Any] {
-                    let row = refused["line"] as? Int ?? 0
-                    let id = refused["vote_id"] as? String ?? ""
-                    let reason = refused["reason"] as? String ?? "?"
-                    let message = refused["message"] as? String ?? ""
+                var streamed: ImportLine?
+                if case .streamed(let value) = line {
+                    do {
+                        streamed = try ImportLine(value)
+                    } catch {
+                        throw ClientError.protocolViolation(error.message)
+                    }
+                }
+                if case .refused(let refused)? = streamed {
+                    let (row, id, reason, message) = (Int(refused.line), refused.voteID, refused.reason, refused.message)
                     outcome.refusedLines[row] = (id, reason, message)
                     if !quiet && shown < 20 {
                         progress.clear()
                         FileHandle.standardError.write(Data("\(file):\(row): \(id.isEmpty ? "" : "\(id): ")\(reason): \(message)\n".utf8))
                     }
                     shown += 1
-                } else if let p = line["progress"] as? [String: Any] {
-                    progress.update(bytes: (p["bytes"] as? NSNumber)?.uint64Value ?? 0, rows: p["rows"] as? Int ?? 0)
-                } else {
+                } else if case .progress(let p)? = streamed {
+                    progress.update(bytes: p.bytes, rows: Int(p.rows))
+                } else if line.isReply {
                     progress.finish()
                     if shown > 20 && !quiet {
                         FileHandle.standardError.write(Data("\(file): \(shown - 20) more refused rows\(rejects == nil ? " (--rejects FILE lists them all)" : "")\n".utf8))
@@ -116,12 +119,17 @@ struct Import: ParsableCommand {
                         FileHandle.standardError.write(Data("ballotctl: \(file): \(failure)\n".utf8))
                         throw ExitCode(Exit.dataError)
                     }
-                    if line.isOK {
-                        outcome.summary = line.result
-                    } else {
-                        let error = line["error"] as? [String: Any]
-                        outcome.errorCode = error?["code"] as? String
-                        outcome.errorMessage = error?["message"] as? String
+                    outcome.result = Result { () throws(ClientError) -> ImportSummary in
+                        do {
+                            return try client.result(of: line, as: ImportSummary.self)
+                        } catch let error as ClientError {
+                            throw error
+                        } catch {
+                            throw .connection("\(error)")
+                        }
+                    }.mapError { error -> ProtocolError in
+                        if case .refused(let refusal) = error { return refusal }
+                        return ProtocolError(.internal, error.description)
                     }
                     return outcome
                 }
@@ -132,16 +140,14 @@ struct Import: ParsableCommand {
         }
     }
 
-    static func table(_ summaries: [[String: Any]]) -> String {
-        func n(_ v: Any?) -> String { (v as? NSNumber).map { NumberFormatter.localizedString(from: $0, number: .decimal) } ?? "-" }
+    static func table(_ summaries: [ImportSummary]) -> String {
+        func n(_ v: UInt64) -> String { NumberFormatter.localizedString(from: NSNumber(value: v), number: .decimal) }
         var rows = [["file", "rows", "accepted", "already present", "refused", "import event"]]
-        var reasons: [String: Int] = [:]
+        var reasons: [String: UInt64] = [:]
         for s in summaries {
-            let refused = s["refused"] as? [String: Any] ?? [:]
-            for (reason, count) in refused { reasons[reason, default: 0] += (count as? Int ?? 0) }
-            let total = refused.values.reduce(0) { $0 + ($1 as? Int ?? 0) }
-            let event = (s["dry_run"] as? Bool == true) ? "dry run" : (s["import_seq"] as? Int).map { "#\($0)" } ?? "-"
-            rows.append([s["file"] as? String ?? "?", n(s["rows"]), n(s["accepted"]), n(s["already_present"]), n(total), event])
+            for (reason, count) in s.refused { reasons[reason, default: 0] += count }
+            let event = s.dryRun ? "dry run" : s.importSeq.map { "#\($0)" } ?? "-"
+            rows.append([s.file, n(s.rows), n(s.accepted), n(s.alreadyPresent), n(s.refusedRows), event])
         }
         var out = Tables.render(rows)
         if !reasons.isEmpty {
@@ -263,8 +269,9 @@ struct RejectWriter {
             }
             guard let (_, reason, message) = refusals[lineNumber] else { return }
             if ndjson {
-                out.write(Data((Connection.line(["reject_file": file, "reject_line": lineNumber, "reject_reason": reason,
-                                                  "reject_message": message, "row": line]) + "\n").utf8))
+                let reject: JSONValue = .object([("reject_file", .string(file)), ("reject_line", .int(lineNumber)),
+                                                 ("reject_message", .string(message)), ("reject_reason", .string(reason)), ("row", .string(line))])
+                out.write(Data((reject.text + "\n").utf8))
             } else {
                 out.write(Data("\(line),\(lineNumber),\(reason),\(Self.quoted(message))\n".utf8))
             }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BallotDomain
 import BallotFormat
+import BallotProtocol
 import Foundation
 
 extension JuryCommand {
@@ -63,16 +64,16 @@ enum JurorSigning {
 
     /// The event of the juror's current score in that cell, or 0: what a new signed score supersedes.
     static func currentScoreEvent(_ connection: Connection, election: String, juror: String, nominee: String, criterion: String) throws -> Int {
-        let table = try connection.ask(["op": "jury", "election": election])
-        let row = (table["nominees"] as? [[String: Any]] ?? []).first { $0["nominee"] as? String == nominee }
-        let cell = (row?["criteria"] as? [[String: Any]] ?? []).first { $0["criterion"] as? String == criterion }
-        return (cell?["events"] as? [String: Any])?[juror] as? Int ?? 0
+        let table = try connection.ask(.jury(try slug(election)))
+        let row = (table["nominees"]?.arrayValue ?? []).first { $0["nominee"]?.stringValue == nominee }
+        let cell = (row?["criteria"]?.arrayValue ?? []).first { $0["criterion"]?.stringValue == criterion }
+        return Int(cell?["events"]?[juror]?.intValue ?? 0)
     }
 
     /// The id of the daemon's ledger, which every statement names (from `status`).
     static func ledgerID(_ connection: Connection) throws -> [UInt8] {
-        let status = try connection.ask(["op": "status"])
-        let hex = Array((status["ledger_id"] as? String ?? "").utf8)
+        let status = try connection.ask(.status, as: StatusResult.self)
+        let hex = Array(status.ledgerID.utf8)
         let id = stride(from: 0, to: hex.count, by: 2).compactMap { i in i + 1 < hex.count ? UInt8(String(decoding: hex[i...i + 1], as: UTF8.self), radix: 16) : nil }
         guard hex.count == 32, id.count == 16 else {
             throw ValidationError("the daemon's status has no ledger_id (is it older than jurors' signatures?)")
@@ -80,22 +81,22 @@ enum JurorSigning {
         return id
     }
 
-    /// The base64 signature (key ID and signature, as a signed-note line has them) of a score.
+    /// The signature of a score.
     static func signScore(_ signer: SignerKey, ledger: [UInt8], election: String, juror: String, nominee: String, criterion: String,
-                          score: Int, supersedes: Int) throws -> String {
+                          score: Int, supersedes: Int) throws -> SentSignature {
         guard let s = Int32(exactly: score) else { throw ValidationError("the score \(score) is out of range") }
         let (e, j, n, c) = (try slug(election), try slug(juror), try slug(nominee), try slug(criterion))
         let statement = JuryStatement.score(JuryScore(election: e, juror: j, nominee: n, criterion: c, score: s,
                                                       supersedes: supersedes > 0 ? UInt64(supersedes) : nil), ledger: ledger)
-        return base64(signer.sign(statement))
+        return sent(signer.sign(statement))
     }
 
-    /// The base64 co-signature of the result awaiting the jury, which is printed on stderr first.
-    static func signProposal(_ signer: SignerKey, _ connection: Connection, election: String) throws -> String {
-        let ranking = try connection.ask(["op": "ranking", "election": election])
-        guard let proposed = ranking["proposed"] as? [String: Any], let winner = proposed["winner"] as? String,
-              let seq = proposed["event"] as? Int, seq > 0,
-              let order = proposed["ranking"] as? [String], let justification = proposed["justification"] as? String else {
+    /// The co-signature of the result awaiting the jury, which is printed on stderr first.
+    static func signProposal(_ signer: SignerKey, _ connection: Connection, election: String) throws -> SentSignature {
+        let ranking = try connection.ask(.ranking(try slug(election)))
+        guard let proposed = ranking["proposed"], let winner = proposed["winner"]?.stringValue,
+              let seq = proposed["event"]?.intValue, seq > 0,
+              let order = proposed["ranking"]?.arrayValue?.compactMap(\.stringValue), let justification = proposed["justification"]?.stringValue else {
             FileHandle.standardError.write(Data("ballotctl: no result of '\(election)' awaits the jury's co-signatures (result certify puts it to them)\n".utf8))
             throw ExitCode(Exit.refused)
         }
@@ -105,7 +106,7 @@ enum JurorSigning {
         // escape sequence in the text must not rewrite what their terminal shows.
         let shown = "ballotctl: co-signing the result of \(election) proposed at event \(seq): winner \(winner); ranking \(order.joined(separator: ", "))\njustification:\n\(justification)\n\nstatement:\n\(statement)"
         FileHandle.standardError.write(Data(visible(shown).utf8))
-        return base64(signer.sign(statement))
+        return sent(signer.sign(statement))
     }
 
     /// `text` with every control character but newline and tab written as `\u{…}`.
@@ -129,7 +130,7 @@ enum JurorSigning {
         }
     }
 
-    private static func base64(_ signature: SignedNote.Signature) -> String {
-        Data(withUnsafeBytes(of: signature.keyID.bigEndian) { Array($0) } + signature.bytes).base64EncodedString()
+    private static func sent(_ signature: SignedNote.Signature) -> SentSignature {
+        SentSignature(keyID: signature.keyID, bytes: signature.bytes)
     }
 }

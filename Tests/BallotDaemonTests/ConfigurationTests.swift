@@ -18,7 +18,7 @@ import TestSupport
 
     func waitForSocket(_ path: String) throws -> BallotClient {
         for _ in 0..<200 {
-            if let c = try? BallotClient(socketPath: path), (try? c.call(["op": "hello"])) != nil { return try BallotClient(socketPath: path) }
+            if let c = try? BallotClient(socketPath: path), (try? c.call(.hello)) != nil { return try BallotClient(socketPath: path) }
             usleep(25_000)
         }
         throw DaemonTestError("nothing serves \(path)")
@@ -38,18 +38,18 @@ import TestSupport
 
         // The file alone: its socket, its roles.
         var p = try launch(dir, ["--config", file])
-        #expect(try waitForSocket(dir.sub("from-file.sock")).call(["op": "hello"]).result?["role"] as? String == "observer")
+        #expect(try waitForSocket(dir.sub("from-file.sock")).request(.hello, as: HelloResult.self).role == "observer")
         p.terminate(); p.waitUntilExit()
         #expect(p.terminationStatus == 0)
 
         // The environment overrides the file.
         p = try launch(dir, ["--config", file], environment: ["BALLOTD_SOCKET": dir.sub("from-env.sock"), "BALLOTD_ACCESS_OBSERVER_UIDS": "4242"])
-        #expect(try waitForSocket(dir.sub("from-env.sock")).call(["op": "hello"]).result?["role"] as? String == "admin")
+        #expect(try waitForSocket(dir.sub("from-env.sock")).request(.hello, as: HelloResult.self).role == "admin")
         p.terminate(); p.waitUntilExit()
 
         // The command line overrides both.
         p = try launch(dir, ["--config", file, "--socket", dir.sub("from-flag.sock")], environment: ["BALLOTD_SOCKET": dir.sub("from-env.sock")])
-        #expect(try waitForSocket(dir.sub("from-flag.sock")).call(["op": "hello"]).isOK)
+        #expect(try waitForSocket(dir.sub("from-flag.sock")).call(.hello).isOK)
         p.terminate(); p.waitUntilExit()
     }
 
@@ -78,7 +78,7 @@ import TestSupport
         #expect(failed.status != 0)
         #expect(failed.output.contains("cannot listen on \(unbindable)"))
         let p = try launch(dir, common + ["--socket", dir.sub("good.sock")])
-        #expect(try waitForSocket(dir.sub("good.sock")).call(["op": "hello"]).isOK)
+        #expect(try waitForSocket(dir.sub("good.sock")).call(.hello).isOK)
         p.terminate(); p.waitUntilExit()
         #expect(p.terminationStatus == 0)
     }

@@ -4,179 +4,173 @@ import TestSupport
 
 /// The real `ballotd` binary over its real socket.
 @Suite(.serialized, .timeLimit(.minutes(2))) struct DaemonTests {
-    /// The 2022 election's data file, as the `election` field of `election.define`.
-    static var election2022: [String: Any] {
-        try! JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Fixtures.electionFile("imdi-2022")))) as! [String: Any]
-    }
+    /// The 2022 election's data file.
+    static var election2022: ElectionSpec { .fixture("imdi-2022") }
 
     /// An election whose window is open now, so that its standings are sealed.
-    static func liveElection(_ id: String, publicStandings: Bool = false) -> [String: Any] {
+    static func liveElection(_ id: String, publicStandings: Bool = false) -> ElectionSpec {
         let now = Date()
         let f = ISO8601DateFormatter()
-        return [
-            "id": id, "title": "Live \(id)",
-            "voting_window": ["opens_at": f.string(from: now.addingTimeInterval(-3600)), "closes_at": f.string(from: now.addingTimeInterval(86_400))],
+        return ElectionSpec([
+            "id": .string(id), "title": .string("Live \(id)"),
+            "voting_window": ["opens_at": .string(f.string(from: now.addingTimeInterval(-3600))), "closes_at": .string(f.string(from: now.addingTimeInterval(86_400)))],
             "criteria": [["id": "results", "title": "Results", "weight": 1.0]],
-            "public_standings": publicStandings,
+            "public_standings": .bool(publicStandings),
             "nominees": [["id": "kinn", "name": "Kinn", "goal_attainment_direct": 60, "goal_attainment_after_one_year": 60],
                          ["id": "bodo", "name": "Bodø", "goal_attainment_direct": 60, "goal_attainment_after_one_year": 60]],
-        ]
+        ])
     }
 
-    func vote(_ client: BallotClient, _ voter: String, _ nominee: String = "kinn", election: String = "imdi-2022",
-              castAt: String? = "2022-11-03T10:00:00Z", key: String? = nil) throws -> [String: Any] {
-        var request: [String: Any] = ["op": "vote.cast", "election": election, "nominee": nominee, "voter": voter]
-        if let castAt { request["cast_at"] = castAt }
-        if let key { request["idempotency_key"] = key }
-        return try client.call(request)
+    func vote(_ client: BallotClient, _ voter: String, _ nominee: NomineeID = "kinn", election: ElectionID = "imdi-2022",
+              castAt: String? = "2022-11-03T10:00:00Z", key: String? = nil) throws -> ReplyLine {
+        try client.call(.vote(voter, nominee, election: election, castAt: castAt), idempotencyKey: key)
     }
 
     @Test func theWholeElectionOverTheSocket() throws {
         let daemon = try DaemonProcess()
         let c = try BallotClient(socketPath: daemon.socketPath)
-        let hello = try c.call(["id": 1, "op": "hello"])
-        #expect(hello["id"] as? Int == 1)
-        #expect(hello.result?["role"] as? String == "admin")
-        #expect(hello.result?["protocol_version"] as? Int == 1)
+        let hello = try c.call(raw: ["id": 1, "op": "hello"])
+        #expect(hello.id == 1)
+        let greeting = try c.result(of: hello, as: HelloResult.self)
+        #expect(greeting.role == "admin")
+        #expect(greeting.protocolVersion == 1)
 
-        let defined = try c.call(["op": "election.define", "election": Self.election2022])
-        #expect((defined.result?["events"] as? [Any])?.count == 6)
-        for juror in ["jury-a", "jury-b"] {
-            #expect(try c.call(["op": "juror.add", "election": "imdi-2022", "juror": juror, "name": juror]).isOK)
+        let defined = try c.request(.electionDefine(Self.election2022), as: DefineResult.self)
+        #expect(defined.events.count == 6)
+        for juror: JurorID in ["jury-a", "jury-b"] {
+            #expect(try c.call(.jurorAdd(election: "imdi-2022", juror: juror, name: juror.value, key: nil)).isOK)
         }
-        var firstVote = 0
+        var firstVote: UInt64 = 0
         for i in 0..<20 {
-            let r = try vote(c, "voter-\(i)@example.no", i % 3 == 0 ? "bodo" : "kinn")
-            #expect(r.isOK)
-            #expect((r.result?["leaf_hash"] as? String)?.count == 64)
-            if i == 0 { firstVote = r.result?["seq"] as? Int ?? 0 }
+            let r = try c.result(of: vote(c, "voter-\(i)@example.no", i % 3 == 0 ? "bodo" : "kinn"), as: WriteReceipt.self)
+            if i == 0 { firstVote = r.seq }
         }
-        #expect(try c.call(["op": "vote.invalidate", "election": "imdi-2022", "vote": firstVote, "reason": "test"]).isOK)
-        for juror in ["jury-a", "jury-b"] {
-            for nominee in ["bodo", "haugesund", "kinn", "raelingen", "vennesla"] {
-                for criterion in ["results", "settlement", "development", "differentiation"] {
-                    let r = try c.call(["op": "jury.score", "election": "imdi-2022", "juror": juror, "nominee": nominee,
-                                        "criterion": criterion, "score": nominee == "kinn" ? 9 : 6])
+        #expect(try c.call(.voteInvalidate(election: "imdi-2022", vote: firstVote, reason: "test")).isOK)
+        for juror: JurorID in ["jury-a", "jury-b"] {
+            for nominee: NomineeID in ["bodo", "haugesund", "kinn", "raelingen", "vennesla"] {
+                for criterion: CriterionID in ["results", "settlement", "development", "differentiation"] {
+                    let r = try c.call(.juryScore(election: "imdi-2022", juror: juror, nominee: nominee, criterion: criterion,
+                                                  score: nominee == "kinn" ? 9 : 6, signed: nil))
                     #expect(r.isOK, "\(r)")
                 }
             }
         }
-        #expect(try c.call(["op": "election.close", "election": "imdi-2022"]).isOK)
-        #expect(try c.call(["op": "jury.close", "election": "imdi-2022"]).isOK)
-        #expect(try c.call(["op": "result.certify", "election": "imdi-2022"]).isOK)
+        #expect(try c.call(.electionClose("imdi-2022")).isOK)
+        #expect(try c.call(.juryClose("imdi-2022")).isOK)
+        #expect(try c.call(.resultCertify("imdi-2022", justification: "")).isOK)
 
-        let tally = try c.call(["op": "tally", "election": "imdi-2022"])
-        #expect(tally.result?["valid_votes"] as? Int == 19)
-        let ranking = try c.call(["op": "ranking", "election": "imdi-2022"])
-        #expect(((ranking.result?["certified"] as? [String: Any])?["winner"]) as? String == "kinn")
-        let info = try c.call(["op": "election.get", "election": "imdi-2022"])
-        #expect(info.result?["votes_cast"] as? Int == 20)
-        let events = try c.call(["op": "events", "from": 1, "limit": 3])
-        #expect((events.result?["events"] as? [[String: Any]])?.first?["type"] as? String == "election.defined")
-        let status = try c.call(["op": "status"])
-        #expect((status.result?["ledger_size"] as? Int ?? 0) > 60)
+        let tally = try c.document(.tally("imdi-2022"))
+        #expect(tally["valid_votes"]?.intValue == 19)
+        let ranking = try c.document(.ranking("imdi-2022"))
+        #expect(ranking["certified"]?["winner"]?.stringValue == "kinn")
+        let info = try c.document(.electionGet("imdi-2022"))
+        #expect(info["votes_cast"]?.intValue == 20)
+        let events = try c.request(.events(from: 1, limit: 3), as: EventsResult.self)
+        #expect(events.events.first?["type"]?.stringValue == "election.defined")
+        let status = try c.request(.status, as: StatusResult.self)
+        #expect(status.ledgerSize > 60)
         #expect(daemon.terminate() == 0)
     }
 
     @Test func everyRefusalHasItsCode() throws {
         let daemon = try DaemonProcess()
         let c = try BallotClient(socketPath: daemon.socketPath)
-        _ = try c.call(["op": "election.define", "election": Self.election2022])
-        func code(_ request: [String: Any]) throws -> String? { try c.call(request).errorCode }
-        #expect(try code(["op": "vote.launch"]) == "unknown_op")
-        #expect(try code(["op": "vote.cast", "election": "imdi-2022"]) == "bad_request")
-        #expect(try code(["op": "vote.cast", "election": "nope", "nominee": "kinn", "voter": "v"]) == "unknown_election")
-        #expect(try vote(c, "a@x.no", "oslo").errorCode == "unknown_nominee")
-        #expect(try code(["op": "nominee.add", "election": "imdi-2022", "nominee": "tonsberg", "name": "Tønsberg",
-                          "goal_attainment_direct": 45, "goal_attainment_after_one_year": 70]) == "not_eligible")
+        _ = try c.call(.electionDefine(Self.election2022))
+        func code(_ op: Op) throws -> ErrorCode? { try c.call(op).errorCode }
+        #expect(try c.call(raw: ["op": "vote.launch"]).errorCode == .unknownOp)
+        #expect(try c.call(raw: ["op": "vote.cast", "election": "imdi-2022"]).errorCode == .badRequest)
+        #expect(try code(.vote("v", election: "nope", castAt: nil)) == .unknownElection)
+        #expect(try vote(c, "a@x.no", "oslo").errorCode == .unknownNominee)
+        #expect(try code(.nomineeAdd("imdi-2022", Nomination(id: "tonsberg", name: "Tønsberg", goalAttainmentDirect: 45,
+                                                               goalAttainmentAfterOneYear: 70))) == .notEligible)
         #expect(try vote(c, "b@x.no").isOK)
-        #expect(try vote(c, "b@x.no", "bodo").errorCode == "duplicate_vote")
-        #expect(try vote(c, "c@x.no", castAt: "2022-10-01T00:00:00Z").errorCode == "outside_window")
+        #expect(try vote(c, "b@x.no", "bodo").errorCode == .duplicateVote)
+        #expect(try vote(c, "c@x.no", castAt: "2022-10-01T00:00:00Z").errorCode == .outsideWindow)
         #expect(try vote(c, "d@x.no", key: "row-1").isOK)
-        #expect(try vote(c, "d@x.no", key: "row-1").result?["repeated"] as? Bool == true)
-        #expect(try vote(c, "e@x.no", key: "row-1").errorCode == "conflict")
-        _ = try c.call(["op": "juror.add", "election": "imdi-2022", "juror": "jury-a", "name": "A"])
-        #expect(try code(["op": "jury.score", "election": "imdi-2022", "juror": "jury-a", "nominee": "kinn", "criterion": "results", "score": 11]) == "score_out_of_range")
-        _ = try c.call(["op": "election.define", "election": Self.liveElection("live")])
-        #expect(try code(["op": "tally", "election": "live"]) == "sealed")
-        #expect(try code(["op": "ranking", "election": "live"]) == "sealed")
+        #expect(try vote(c, "d@x.no", key: "row-1").result?["repeated"]?.boolValue == true)
+        #expect(try vote(c, "e@x.no", key: "row-1").errorCode == .conflict)
+        _ = try c.call(.jurorAdd(election: "imdi-2022", juror: "jury-a", name: "A", key: nil))
+        #expect(try code(.juryScore(election: "imdi-2022", juror: "jury-a", nominee: "kinn", criterion: "results", score: 11, signed: nil)) == .scoreOutOfRange)
+        _ = try c.call(.electionDefine(Self.liveElection("live")))
+        #expect(try code(.tally("live")) == .sealed)
+        #expect(try code(.ranking("live")) == .sealed)
         // Turnout stays visible while the standings are sealed.
         #expect(try vote(c, "f@x.no", election: "live", castAt: nil).isOK)
-        #expect(try c.call(["op": "election.get", "election": "live"]).result?["votes_cast"] as? Int == 1)
-        _ = try c.call(["op": "election.define", "election": Self.liveElection("open-book", publicStandings: true)])
-        #expect(try c.call(["op": "tally", "election": "open-book"]).isOK)
+        #expect(try c.document(.electionGet("live"))["votes_cast"]?.intValue == 1)
+        _ = try c.call(.electionDefine(Self.liveElection("open-book", publicStandings: true)))
+        #expect(try c.call(.tally("open-book")).isOK)
         // Opening explicitly is allowed before any vote, and only once.
-        #expect(try c.call(["op": "election.open", "election": "open-book"]).isOK)
-        #expect(try code(["op": "election.open", "election": "open-book"]) == "voting_open")
+        #expect(try c.call(.electionOpen("open-book")).isOK)
+        #expect(try code(.electionOpen("open-book")) == .votingOpen)
         // Certified: sealed for good.
-        for criterion in ["results"] {
-            _ = try c.call(["op": "juror.add", "election": "live", "juror": "j", "name": "J"])
-            for n in ["kinn", "bodo"] { _ = try c.call(["op": "jury.score", "election": "live", "juror": "j", "nominee": n, "criterion": criterion, "score": 5]) }
+        _ = try c.call(.jurorAdd(election: "live", juror: "j", name: "J", key: nil))
+        for n: NomineeID in ["kinn", "bodo"] {
+            _ = try c.call(.juryScore(election: "live", juror: "j", nominee: n, criterion: "results", score: 5, signed: nil))
         }
-        _ = try c.call(["op": "election.close", "election": "live"])
-        _ = try c.call(["op": "jury.close", "election": "live"])
-        #expect(try c.call(["op": "result.certify", "election": "live"]).isOK)
-        #expect(try vote(c, "g@x.no", election: "live", castAt: nil).errorCode == "election_sealed")
+        _ = try c.call(.electionClose("live"))
+        _ = try c.call(.juryClose("live"))
+        #expect(try c.call(.resultCertify("live", justification: "")).isOK)
+        #expect(try vote(c, "g@x.no", election: "live", castAt: nil).errorCode == .electionSealed)
     }
 
     @Test func badLinesGetAnErrorAndTheConnectionGoesOn() throws {
         let daemon = try DaemonProcess()
         let c = try BallotClient(socketPath: daemon.socketPath)
         try c.send("this is not json")
-        #expect(try c.readReply()?.errorCode == "bad_request")
+        #expect(try c.readReply()?.errorCode == .badRequest)
         try c.send("[1, 2, 3]")
-        #expect(try c.readReply()?.errorCode == "bad_request")
+        #expect(try c.readReply()?.errorCode == .badRequest)
         try c.send(#"{"id": 4}"#)
-        #expect(try c.readReply()?["id"] as? Int == 4)
+        #expect(try c.readReply()?.id == 4)
         try c.send(raw: [0x7B, 0x22, 0x6F, 0x70, 0x22, 0x3A, 0x22, 0xC3, 0x28, 0x22, 0x7D, 0x0A])   // invalid UTF-8
-        #expect(try c.readReply()?.errorCode == "bad_request")
+        #expect(try c.readReply()?.errorCode == .badRequest)
         try c.send(raw: Array(repeating: UInt8(ascii: "x"), count: (1 << 20) + 10) + [0x0A])          // over 1 MiB
         let tooLong = try c.readReply()
-        #expect(tooLong?.errorCode == "bad_request")
-        #expect(((tooLong?["error"] as? [String: Any])?["message"] as? String)?.contains("at most 1048576") == true)
-        #expect(try c.call(["id": 9, "op": "hello"]).isOK)
+        #expect(tooLong?.errorCode == .badRequest)
+        #expect(tooLong?.refusal?.message.contains("at most 1048576") == true)
+        #expect(try c.call(raw: ["id": 9, "op": "hello"]).isOK)
         // A client that sends half a line and leaves does not disturb anyone else.
         let half = try BallotClient(socketPath: daemon.socketPath)
         try half.send(raw: Array(#"{"op": "hel"#.utf8))
-        #expect(try BallotClient(socketPath: daemon.socketPath).call(["op": "status"]).isOK)
+        #expect(try BallotClient(socketPath: daemon.socketPath).call(.status).isOK)
         #expect(daemon.terminate() == 0)
     }
 
     @Test func rolesComeFromThePeersUID() throws {
         let observer = try DaemonProcess(arguments: ["--observer-uid", "\(getuid())"])
         let o = try BallotClient(socketPath: observer.socketPath)
-        #expect(try o.call(["op": "hello"]).result?["role"] as? String == "observer")
-        #expect(try o.call(["op": "election.define", "election": Self.election2022]).errorCode == "forbidden")
-        #expect(try vote(o, "x@y.no").errorCode == "forbidden")
-        #expect(try o.call(["op": "status"]).isOK)
+        #expect(try o.request(.hello, as: HelloResult.self).role == "observer")
+        #expect(try o.call(.electionDefine(Self.election2022)).errorCode == .forbidden)
+        #expect(try vote(o, "x@y.no").errorCode == .forbidden)
+        #expect(try o.call(.status).isOK)
         observer.terminate()
 
         // The election is defined by the daemon's own uid first, then the importer may vote.
         let importerDir = TemporaryDirectory("ballotd")
         let setUp = try DaemonProcess(directory: importerDir)
-        _ = try BallotClient(socketPath: setUp.socketPath).call(["op": "election.define", "election": Self.election2022])
+        _ = try BallotClient(socketPath: setUp.socketPath).call(.electionDefine(Self.election2022))
         setUp.terminate()
         let importer = try DaemonProcess(directory: importerDir, arguments: ["--importer-uid", "\(getuid())"])
         let i = try BallotClient(socketPath: importer.socketPath)
-        #expect(try i.call(["op": "hello"]).result?["role"] as? String == "importer")
+        #expect(try i.request(.hello, as: HelloResult.self).role == "importer")
         #expect(try vote(i, "imported@y.no").isOK)
-        #expect(try i.call(["op": "vote.invalidate", "election": "imdi-2022", "vote": 7, "reason": "x"]).errorCode == "forbidden")
-        #expect(try i.call(["op": "jury.score", "election": "imdi-2022", "juror": "j", "nominee": "kinn", "criterion": "results", "score": 5]).errorCode == "forbidden")
-        #expect(try i.call(["op": "tally", "election": "imdi-2022"]).isOK)
-        let actor = try #require(try i.call(["op": "events", "from": 7, "limit": 1]).result?["events"] as? [[String: Any]]).first?["actor"] as? [String: Any]
-        #expect(actor?["role"] as? String == "importer")
+        #expect(try i.call(.voteInvalidate(election: "imdi-2022", vote: 7, reason: "x")).errorCode == .forbidden)
+        #expect(try i.call(.juryScore(election: "imdi-2022", juror: "j", nominee: "kinn", criterion: "results", score: 5, signed: nil)).errorCode == .forbidden)
+        #expect(try i.call(.tally("imdi-2022")).isOK)
+        let actor = try i.request(.events(from: 7, limit: 1), as: EventsResult.self).events.first?["actor"]
+        #expect(actor?["role"]?.stringValue == "importer")
         importer.terminate()
 
         let juror = try DaemonProcess(arguments: ["--juror", "\(getuid())=jury-a"])
         let j = try BallotClient(socketPath: juror.socketPath)
-        #expect(try j.call(["op": "hello"]).result?["role"] as? String == "juror")
-        #expect(try j.call(["op": "election.define", "election": Self.election2022]).errorCode == "forbidden")
-        #expect(try vote(j, "x@y.no").errorCode == "forbidden")
-        let asOther = try j.call(["op": "jury.score", "election": "imdi-2022", "juror": "jury-b", "nominee": "kinn", "criterion": "results", "score": 5])
-        #expect(asOther.errorCode == "forbidden")
+        #expect(try j.request(.hello, as: HelloResult.self).role == "juror")
+        #expect(try j.call(.electionDefine(Self.election2022)).errorCode == .forbidden)
+        #expect(try vote(j, "x@y.no").errorCode == .forbidden)
+        let asOther = try j.call(.juryScore(election: "imdi-2022", juror: "jury-b", nominee: "kinn", criterion: "results", score: 5, signed: nil))
+        #expect(asOther.errorCode == .forbidden)
         // Scoring as itself reaches the ledger (which knows no such election here).
-        let asSelf = try j.call(["op": "jury.score", "election": "imdi-2022", "nominee": "kinn", "criterion": "results", "score": 5])
-        #expect(asSelf.errorCode == "unknown_election")
+        let asSelf = try j.call(.juryScore(election: "imdi-2022", juror: nil, nominee: "kinn", criterion: "results", score: 5, signed: nil))
+        #expect(asSelf.errorCode == .unknownElection)
         juror.terminate()
     }
 
@@ -209,7 +203,7 @@ import TestSupport
         let dir = TemporaryDirectory("ballotd")
         var daemon = try DaemonProcess(directory: dir)
         var c = try BallotClient(socketPath: daemon.socketPath)
-        _ = try c.call(["op": "election.define", "election": Self.election2022])
+        _ = try c.call(.electionDefine(Self.election2022))
         var acked = 0
         for i in 0..<50 where try vote(c, "v\(i)@x.no").isOK { acked += 1 }
         #expect(daemon.terminate() == 0)
@@ -218,7 +212,7 @@ import TestSupport
 
         daemon = try DaemonProcess(directory: dir)
         c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == acked)
+        #expect(try c.document(.electionGet("imdi-2022"))["votes_cast"]?.intValue == Int64(acked))
         daemon.terminate()
     }
 
@@ -235,7 +229,7 @@ import TestSupport
             ["--data-dir", other.sub("data"), "--socket", first.socketPath, "--secret-file", dir.sub("secret")], log: other.sub("third.log"))
         #expect(third.status == 1)
         #expect(third.output.contains("live daemon"))
-        #expect(try BallotClient(socketPath: first.socketPath).call(["op": "hello"]).isOK)
+        #expect(try BallotClient(socketPath: first.socketPath).call(.hello).isOK)
         first.terminate()
     }
 
@@ -243,13 +237,13 @@ import TestSupport
         let dir = TemporaryDirectory("ballotd")
         let crashed = try DaemonProcess(directory: dir)
         let c = try BallotClient(socketPath: crashed.socketPath)
-        _ = try c.call(["op": "election.define", "election": Self.election2022])
+        _ = try c.call(.electionDefine(Self.election2022))
         #expect(try vote(c, "kept@x.no").isOK)
         crashed.kill()
         #expect(FileManager.default.fileExists(atPath: crashed.socketPath))
         let restarted = try DaemonProcess(directory: dir)
         let again = try BallotClient(socketPath: restarted.socketPath)
-        #expect(try vote(again, "kept@x.no").errorCode == "duplicate_vote")
+        #expect(try vote(again, "kept@x.no").errorCode == .duplicateVote)
         restarted.terminate()
     }
 }
@@ -264,7 +258,7 @@ import TestSupport
         guard limit.rlim_cur >= 1100 else { return }   // this process cannot hold a thousand sockets
 
         let daemon = try DaemonProcess()
-        _ = try BallotClient(socketPath: daemon.socketPath).call(["op": "election.define", "election": DaemonTests.election2022])
+        _ = try BallotClient(socketPath: daemon.socketPath).call(.electionDefine(DaemonTests.election2022))
         let clients = try (0..<1000).map { _ in try BallotClient(socketPath: daemon.socketPath) }
         for (i, c) in clients.enumerated() {
             try c.send(#"{"id": \#(i), "op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "crowd-\#(i)@x.no", "cast_at": "2022-11-03T10:00:00Z"}"#)
@@ -272,10 +266,10 @@ import TestSupport
         var ok = 0
         for (i, c) in clients.enumerated() {
             let reply = try c.readReply()
-            if reply?.isOK == true && reply?["id"] as? Int == i { ok += 1 }
+            if reply?.isOK == true && reply?.id == .int(i) { ok += 1 }
         }
         #expect(ok == 1000)
-        #expect(try BallotClient(socketPath: daemon.socketPath).call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == 1000)
+        #expect(try BallotClient(socketPath: daemon.socketPath).document(.electionGet("imdi-2022"))["votes_cast"]?.intValue == 1000)
         #expect(daemon.terminate() == 0)
     }
 
@@ -293,7 +287,7 @@ import TestSupport
         flood.start()
         usleep(500_000)
         let other = try BallotClient(socketPath: daemon.socketPath)
-        for _ in 0..<20 { #expect(try other.call(["op": "hello"]).isOK) }
+        for _ in 0..<20 { #expect(try other.call(.hello).isOK) }
         let rss = Int((try? String(contentsOfFile: "/proc/\(daemon.process.processIdentifier)/status", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("VmRSS:") }?.split(separator: " ")[1] ?? "0") ?? 0
         #expect(rss < 200_000, "ballotd RSS \(rss) kB")
@@ -309,8 +303,8 @@ import TestSupport
         try c.send(#"{"id": 1, "op": "hello"}"#)
         try c.send(#"{"id": 2, "op": "status"}"#)
         c.finishSending()
-        #expect(try c.readReply()?["id"] as? Int == 1)
-        #expect(try c.readReply()?["id"] as? Int == 2)
+        #expect(try c.readReply()?.id == 1)
+        #expect(try c.readReply()?.id == 2)
         #expect(try c.readReply() == nil)   // then the daemon closes
         daemon.terminate()
     }
@@ -334,27 +328,27 @@ import TestSupport
         let daemon = try DaemonProcess(arguments: ["--log-level", "warning"])
         let c = try BallotClient(socketPath: daemon.socketPath)
         var v2 = DaemonTests.election2022
-        v2["id"] = "imdi-2026"
+        v2.id = "imdi-2026"
         var v1 = DaemonTests.election2022
-        v1["rules_version"] = 1
-        #expect(try c.call(["op": "election.define", "election": v2]).isOK)
-        #expect(try c.call(["op": "election.define", "election": v1]).isOK)
-        #expect(try c.call(["op": "election.get", "election": "imdi-2026"]).result?["rules_version"] as? Int == 2)
-        #expect(try c.call(["op": "election.get", "election": "imdi-2022"]).result?["rules_version"] as? Int == 1)
-        let refused = try c.call(["op": "election.define", "election": ["id": "x-2030", "rules_version": 9] as [String: Any]])
-        #expect(refused.errorCode == "bad_request")
+        v1.rulesVersion = 1
+        #expect(try c.call(.electionDefine(v2)).isOK)
+        #expect(try c.call(.electionDefine(v1)).isOK)
+        #expect(try c.document(.electionGet("imdi-2026"))["rules_version"]?.intValue == 2)
+        #expect(try c.document(.electionGet("imdi-2022"))["rules_version"]?.intValue == 1)
+        let refused = try c.call(raw: ["op": "election.define", "election": ["id": "x-2030", "rules_version": 9]])
+        #expect(refused.errorCode == .badRequest)
 
-        func vote(_ election: String, _ voter: String) throws -> String? {
-            let reply = try c.call(["op": "vote.cast", "election": election, "nominee": "kinn", "voter": voter, "cast_at": "2022-11-03T10:00:00Z"])
+        func vote(_ election: ElectionID, _ voter: String) throws -> ErrorCode? {
+            let reply = try c.call(.vote(voter, election: election))
             return reply.isOK ? nil : reply.errorCode
         }
-        for election in ["imdi-2026", "imdi-2022"] {
+        for election: ElectionID in ["imdi-2026", "imdi-2022"] {
             #expect(try vote(election, "40000000") == nil)
             #expect(try vote(election, "bjo\u{0308}rn@example.no") == nil)
         }
         // Version 2: the same people again, in other forms.
-        #expect(try vote("imdi-2026", "+47 400 00 000") == "duplicate_vote")
-        #expect(try vote("imdi-2026", "BJÖRN@example.no") == "duplicate_vote")
+        #expect(try vote("imdi-2026", "+47 400 00 000") == .duplicateVote)
+        #expect(try vote("imdi-2026", "BJÖRN@example.no") == .duplicateVote)
         // Version 1: other voters.
         #expect(try vote("imdi-2022", "+47 400 00 000") == nil)
         #expect(try vote("imdi-2022", "BJÖRN@example.no") == nil)
@@ -362,17 +356,17 @@ import TestSupport
         // An import into the version-2 election meets the same rule.
         let body = Array("vote_id,election,voter,nominee,cast_at,channel\nw1,imdi-2026,004740000000,kinn,2022-11-05T12:00:00Z,web\nw2,imdi-2026,ola@example.no,kinn,2022-11-05T12:00:00Z,web\n".utf8)
         let importer = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try importer.call(["id": 5, "op": "import", "file": "v2.csv", "size": body.count]).isOK)
+        #expect(try importer.call(.importFile(ImportRequest(file: "v2.csv", size: UInt64(body.count)))).isOK)
         try importer.send(raw: body)
-        var reply: [String: Any]?
-        var refusedLines: [Int] = []
+        var reply: ReplyLine?
+        var refusedLines: [Int64] = []
         while let line = try importer.readReply() {
-            if let r = line["refused"] as? [String: Any] { refusedLines.append(r["line"] as? Int ?? 0) }
-            if line["ok"] != nil { reply = line; break }
+            if case .streamed(let value) = line, case .refused(let row)? = try ImportLine(value) { refusedLines.append(row.line) }
+            if line.isReply { reply = line; break }
         }
         #expect(reply?.isOK == true, "\(String(describing: reply))")
         #expect(refusedLines == [2])
-        #expect(reply?.result?["accepted"] as? Int == 1)
+        #expect(try reply.map { try importer.result(of: $0, as: ImportSummary.self).accepted } == 1)
         #expect(daemon.terminate() == 0)
     }
 }

@@ -10,13 +10,13 @@ import BallotDomain
 /// Followers end to end: two real `ballotd`s, the follower on the primary's socket
 /// (`--follow`), each with its own data directory.
 @Suite(.serialized, .timeLimit(.minutes(3))) struct FollowerTests {
-    static func vote(_ c: BallotClient, _ i: Int, nominee: String = "kinn") throws {
-        let reply = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": nominee, "voter": "v\(i)@x.no", "cast_at": "2022-11-03T10:00:00Z"])
+    static func vote(_ c: BallotClient, _ i: Int, nominee: NomineeID = "kinn") throws {
+        let reply = try c.call(.vote("v\(i)@x.no", nominee))
         guard reply.isOK else { throw DaemonTestError("vote \(i): \(reply)") }
     }
 
-    static func status(_ daemon: DaemonProcess) throws -> [String: Any] {
-        try #require(try BallotClient(socketPath: daemon.socketPath).call(["op": "status"]).result)
+    static func status(_ daemon: DaemonProcess) throws -> StatusResult {
+        try BallotClient(socketPath: daemon.socketPath).request(.status, as: StatusResult.self)
     }
 
     /// Waits until the follower holds what the primary holds, and returns that size.
@@ -25,8 +25,8 @@ import BallotDomain
         let deadline = Date().addingTimeInterval(timeout)
         var last: (Int, Int) = (-1, -1)
         while Date() < deadline {
-            let want = try status(primary)["ledger_size"] as! Int
-            let have = try status(follower)["ledger_size"] as! Int
+            let want = try Int(status(primary).ledgerSize)
+            let have = try Int(status(follower).ledgerSize)
             if want == have { return have }
             last = (have, want)
             usleep(50_000)
@@ -41,58 +41,58 @@ import BallotDomain
     @Test func aFollowerStoresEveryRecordVerifiedAndServesReads() throws {
         let primary = try DaemonProcess(environment: ["BALLOTD_CHECKPOINT_INTERVAL": "1"])
         let c = try BallotClient(socketPath: primary.socketPath)
-        _ = try c.call(["op": "election.define", "election": DaemonTests.election2022])
+        _ = try c.call(.electionDefine(DaemonTests.election2022))
         for i in 0..<150 { try Self.vote(c, i) }
-        _ = try c.call(["op": "checkpoint"])
-        let key = try #require(try c.call(["op": "hello"]).result?["checkpoint_public_key"] as? String)
+        _ = try c.call(.checkpoint(latest: false))
+        let key = try #require(try c.request(.hello, as: HelloResult.self).checkpointPublicKey)
 
         // It starts on an empty directory while the primary keeps taking votes.
         let followerDir = TemporaryDirectory("follower")
         var follower = try Self.follow(primary, directory: followerDir, key: key)
         for i in 150..<400 {
             try Self.vote(c, i, nominee: i % 3 == 0 ? "bodo" : "kinn")
-            if i % 100 == 0 { _ = try c.call(["op": "checkpoint"]) }
+            if i % 100 == 0 { _ = try c.call(.checkpoint(latest: false)) }
         }
         try Self.caughtUp(follower, primary)
         let f = try BallotClient(socketPath: follower.socketPath)
         let (ps, fs) = (try Self.status(primary), try Self.status(follower))
-        #expect(ps["merkle_root"] as? String == fs["merkle_root"] as? String)
-        #expect(ps["ledger_id"] as? String == fs["ledger_id"] as? String)
-        let following = try #require(fs["follower"] as? [String: Any])
-        #expect(following["state"] as? String == "streaming" && following["primary"] as? String == "unix://\(primary.socketPath)")
-        #expect(following["lag_events"] as? Int == 0 && following["primary_ledger_size"] as? Int == ps["ledger_size"] as? Int)
+        #expect(ps.merkleRoot.hex == fs.merkleRoot.hex)
+        #expect(ps.ledgerID == fs.ledgerID)
+        let following = try #require(fs.follower)
+        #expect(following.state == "streaming" && following.primary == "unix://\(primary.socketPath)")
+        #expect(following.lagEvents == 0 && following.primaryLedgerSize == ps.ledgerSize)
 
         // The same root at every size a checkpoint signs.
-        let events = try #require(try c.call(["op": "events", "from": 1, "limit": 10_000]).result?["events"] as? [[String: Any]])
-        let signedSizes = events.compactMap { e -> Int? in
-            guard (e["type"] as? String ?? "").hasPrefix("checkpoint.") else { return nil }
-            return (e["data"] as? [String: Any])?["size"] as? Int
+        let events = try c.request(.events(from: 1, limit: 10_000), as: EventsResult.self).events
+        let signedSizes = events.compactMap { e -> UInt64? in
+            guard (e["type"]?.stringValue ?? "").hasPrefix("checkpoint.") else { return nil }
+            return e["data"]?["size"]?.intValue.flatMap { UInt64(exactly: $0) }
         }
         #expect(signedSizes.count >= 3, "\(signedSizes)")
         for size in signedSizes where size > 0 {
-            let p = try #require(try c.call(["op": "proof", "seq": 1, "size": size]).result)
-            let q = try #require(try f.call(["op": "proof", "seq": 1, "size": size]).result)
-            #expect(p["root"] as? String == q["root"] as? String, "size \(size)")
+            let p = try c.request(.inclusionProof(seq: 1, size: size, checkpoint: nil), as: InclusionProofResult.self)
+            let q = try f.request(.inclusionProof(seq: 1, size: size, checkpoint: nil), as: InclusionProofResult.self)
+            #expect(p.root.hex == q.root.hex, "size \(size)")
         }
         // Every event reads the same, and the jury's and the public's reads are served.
-        let followed = try #require(try f.call(["op": "events", "from": 1, "limit": 10_000]).result?["events"] as? [[String: Any]])
-        #expect(followed.map { $0["leaf_hash"] as? String } == events.map { $0["leaf_hash"] as? String })
-        #expect(try f.call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == 400)
+        let followed = try f.request(.events(from: 1, limit: 10_000), as: EventsResult.self).events
+        #expect(followed.map { $0["leaf_hash"]?.stringValue } == events.map { $0["leaf_hash"]?.stringValue })
+        #expect(try f.document(.electionGet("imdi-2022"))["votes_cast"]?.intValue == 400)
 
         // Writes are refused, naming the primary.
-        let refused = try f.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "late@x.no"])
-        #expect(refused.errorCode == "read_only")
-        let message = (refused["error"] as? [String: Any])?["message"] as? String
+        let refused = try f.call(.vote("late@x.no", castAt: nil))
+        #expect(refused.errorCode == .readOnly)
+        let message = refused.refusal?.message
         #expect(message?.contains(primary.socketPath) == true, "\(refused)")
-        #expect(try f.call(["op": "checkpoint"]).errorCode == "read_only")
+        #expect(try f.call(.checkpoint(latest: false)).errorCode == .readOnly)
 
         // A subscription on the follower sees a vote cast on the primary.
-        let size = try Self.status(follower)["ledger_size"] as! Int
+        let size = try Self.status(follower).ledgerSize
         let watcher = try BallotClient(socketPath: follower.socketPath, timeout: 20)
-        _ = try watcher.call(["op": "subscribe", "from": size + 1])
+        _ = try watcher.call(.subscribe(from: size + 1))
         try Self.vote(c, 400)
         let seen = try #require(try watcher.readReply())
-        #expect(seen["seq"] as? Int == size + 1 && seen["type"] as? String == "vote.cast", "\(seen)")
+        #expect(seen["seq"]?.intValue == Int64(size + 1) && seen["type"]?.stringValue == "vote.cast", "\(seen)")
 
         // Killed, it resumes from what it stored; so does it when the primary restarts.
         follower.kill()
@@ -104,8 +104,8 @@ import BallotDomain
         let c2 = try BallotClient(socketPath: restarted.socketPath)
         for i in 450..<470 { try Self.vote(c2, i) }
         try Self.caughtUp(follower, restarted)
-        #expect(try Self.status(restarted)["merkle_root"] as? String == Self.status(follower)["merkle_root"] as? String)
-        let finalSize = try Self.status(follower)["ledger_size"] as! Int
+        #expect(try Self.status(restarted).merkleRoot.hex == Self.status(follower).merkleRoot.hex)
+        let finalSize = try Self.status(follower).ledgerSize
         #expect(follower.terminate() == 0)
         #expect(restarted.terminate() == 0)
 
@@ -113,7 +113,7 @@ import BallotDomain
         let reader = try LedgerReader.openReadOnly(path: followerDir.sub("data/ledger"))
         let report = try Audit.verify(reader, pinnedKey: Digest32(hex: key))
         #expect(report.findings.isEmpty, "\(report.findings)")
-        #expect(report.events == UInt64(finalSize))
+        #expect(report.events == finalSize)
     }
 
     /// A record the rules refuse (a voter's second vote, written into the primary's ledger
@@ -122,7 +122,7 @@ import BallotDomain
     @Test func aRecordThatDoesNotVerifyStopsReplicationAndIsNeverStored() throws {
         let primary = try DaemonProcess()
         let c = try BallotClient(socketPath: primary.socketPath)
-        _ = try c.call(["op": "election.define", "election": DaemonTests.election2022])
+        _ = try c.call(.electionDefine(DaemonTests.election2022))
         for i in 0..<30 { try Self.vote(c, i) }
         let followerDir = TemporaryDirectory("follower")
         var follower = try Self.follow(primary, directory: followerDir)
@@ -145,20 +145,20 @@ import BallotDomain
         env.close()
         let tampered = try DaemonProcess(directory: primary.directory, arguments: ["--verify", "off"])
         follower = try Self.follow(tampered, directory: followerDir)
-        var following: [String: Any] = [:]
+        var following: FollowerReport?
         for _ in 0..<200 {
-            following = try Self.status(follower)["follower"] as? [String: Any] ?? [:]
-            if following["state"] as? String == "stopped" { break }
+            following = try Self.status(follower).follower
+            if following?.state == "stopped" { break }
             usleep(50_000)
         }
-        #expect(following["state"] as? String == "stopped", "\(following)")
-        let why = following["stopped_because"] as? String ?? ""
+        #expect(following?.state == "stopped", "\(String(describing: following))")
+        let why = following?.stoppedBecause ?? ""
         #expect(why.contains("event \(bad)") && why.contains("the rules refuse"), "\(why)")
         // Nothing of the chunk that held it: the follower holds what it verified before.
-        #expect(try Self.status(follower)["ledger_size"] as? Int == verified)
+        #expect(try Self.status(follower).ledgerSize == UInt64(verified))
         #expect(follower.log.contains("critical") && follower.log.contains("replication stopped"))
-        #expect(try BallotClient(socketPath: follower.socketPath).call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == 30)
-        let metrics = try #require(try BallotClient(socketPath: follower.socketPath).call(["op": "metrics"]).result?["text"] as? String)
+        #expect(try BallotClient(socketPath: follower.socketPath).document(.electionGet("imdi-2022"))["votes_cast"]?.intValue == 30)
+        let metrics = try BallotClient(socketPath: follower.socketPath).request(.metrics, as: MetricsResult.self).text
         #expect(metrics.contains("ballotd_follower_stopped 1"), "\(metrics.split(separator: "\n").filter { $0.contains("follower") })")
         #expect(follower.terminate() == 0)
         tampered.terminate()
@@ -170,10 +170,10 @@ import BallotDomain
     @Test func aPrimaryPutBackToAnOlderCopyStopsItsFollower() throws {
         let primary = try DaemonProcess()
         let c = try BallotClient(socketPath: primary.socketPath)
-        _ = try c.call(["op": "election.define", "election": DaemonTests.election2022])
+        _ = try c.call(.electionDefine(DaemonTests.election2022))
         for i in 0..<20 { try Self.vote(c, i) }
         let copy = primary.directory.sub("older-copy")
-        #expect(try c.call(["op": "backup", "directory": copy]).isOK)
+        #expect(try c.call(.backup(directory: copy)).isOK)
         for i in 20..<40 { try Self.vote(c, i) }
         let followerDir = TemporaryDirectory("follower")
         var follower = try Self.follow(primary, directory: followerDir)
@@ -189,18 +189,18 @@ import BallotDomain
         let restored = try DaemonProcess(directory: primary.directory)
         let c2 = try BallotClient(socketPath: restored.socketPath)
         for i in 100..<140 { try Self.vote(c2, i) }
-        #expect(try Self.status(restored)["ledger_size"] as! Int > verified)
+        #expect(try Self.status(restored).ledgerSize > UInt64(verified))
 
         follower = try Self.follow(restored, directory: followerDir)
-        var following: [String: Any] = [:]
+        var following: FollowerReport?
         for _ in 0..<200 {
-            following = try Self.status(follower)["follower"] as? [String: Any] ?? [:]
-            if following["state"] as? String == "stopped" { break }
+            following = try Self.status(follower).follower
+            if following?.state == "stopped" { break }
             usleep(50_000)
         }
-        let why = following["stopped_because"] as? String ?? ""
-        #expect(following["state"] as? String == "stopped" && why.contains("not the one this follower verified"), "\(following)")
-        #expect(try Self.status(follower)["ledger_size"] as? Int == verified)
+        let why = following?.stoppedBecause ?? ""
+        #expect(following?.state == "stopped" && why.contains("not the one this follower verified"), "\(String(describing: following))")
+        #expect(try Self.status(follower).ledgerSize == UInt64(verified))
         #expect(follower.terminate() == 0)
         restored.terminate()
     }

@@ -145,31 +145,32 @@ import Glibc
         let dir = TemporaryDirectory("import-short")
         let daemon = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"], environment: ["BALLOTD_IDLE_TIMEOUT": "2"])
         let c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
-        let before = try #require(try c.call(["op": "status"]).result?["ledger_size"] as? Int)
+        #expect(try c.call(.electionDefine(DaemonTests.election2022)).isOK)
+        let before = try c.request(.status, as: StatusResult.self).ledgerSize
 
         let body = Array("vote_id,election,voter,nominee,cast_at,channel\ns1,imdi-2022,a@x.no,kinn,2022-11-05T12:00:00Z,web\ns2,imdi-2022,b@x.no,kinn,2022-11-05T12:00:00Z,web\n".utf8)
         let importer = try BallotClient(socketPath: daemon.socketPath, timeout: 20)
-        let goAhead = try importer.call(["id": 7, "op": "import", "file": "short.csv", "size": body.count + 500])
-        #expect(goAhead.result?["send"] as? Int == body.count + 500)
+        let importID = try importer.send(.importFile(ImportRequest(file: "short.csv", size: UInt64(body.count + 500))))
+        let goAhead = try #require(try importer.readReply())
+        #expect(try importer.result(of: goAhead, as: ImportGoAhead.self).send == UInt64(body.count + 500))
         try importer.send(raw: body)
         if how == "half-close" { importer.finishSending() }
         let started = Date()
-        var reply: [String: Any]?
+        var reply: ReplyLine?
         while let line = try importer.readReply() {
-            if line["ok"] != nil { reply = line; break }   // interim lines have no "ok"
+            if line.isReply { reply = line; break }   // interim lines have no "ok"
         }
         let answer = try #require(reply, "no reply: the connection closed without one")
-        #expect(answer["id"] as? Int == 7)
-        #expect(answer.errorCode == "bad_request")
-        let message = (answer["error"] as? [String: Any])?["message"] as? String ?? ""
+        #expect(answer.id == importID)
+        #expect(answer.errorCode == .badRequest)
+        let message = answer.refusal?.message ?? ""
         #expect(message.contains("after \(body.count) of the \(body.count + 500) bytes announced"), "\(message)")
         #expect(message.contains(how == "half-close" ? "closed its sending side" : "idle timeout"), "\(message)")
         if how == "stall" { #expect(Date().timeIntervalSince(started) < 15) }
         // The connection is closed after the reply, and nothing was recorded.
         #expect(try importer.readReply() == nil)
         // (A new connection: the first one has been idle for longer than the timeout.)
-        #expect(try BallotClient(socketPath: daemon.socketPath).call(["op": "status"]).result?["ledger_size"] as? Int == before)
+        #expect(try BallotClient(socketPath: daemon.socketPath).request(.status, as: StatusResult.self).ledgerSize == before)
         #expect(daemon.terminate() == 0)
     }
 
@@ -180,19 +181,20 @@ import Glibc
         let dir = TemporaryDirectory("import-huge")
         let daemon = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"])
         let c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        #expect(try c.call(.electionDefine(DaemonTests.election2022)).isOK)
         var body = "vote_id,election,voter,nominee,cast_at,channel\n"
         for i in 0..<9_000 { body += "h\(i),imdi-2022,h\(i)@x.no,kinn,2022-11-05T12:00:00Z,web\n" }
         let importer = try BallotClient(socketPath: daemon.socketPath, timeout: 30)
-        let announced = 1 << 40
-        #expect(try importer.call(["id": 1, "op": "import", "file": "huge.csv", "size": announced]).result?["send"] as? Int == announced)
+        let announced: UInt64 = 1 << 40
+        let goAhead = try importer.call(.importFile(ImportRequest(file: "huge.csv", size: announced)))
+        #expect(try importer.result(of: goAhead, as: ImportGoAhead.self).send == announced)
         try importer.send(raw: Array(body.utf8))
         importer.finishSending()
-        var reply: [String: Any]?
+        var reply: ReplyLine?
         while let line = try importer.readReply() {
-            if line["ok"] != nil { reply = line; break }
+            if line.isReply { reply = line; break }
         }
-        #expect(reply?.errorCode == "bad_request", "\(String(describing: reply))")
+        #expect(reply?.errorCode == .badRequest, "\(String(describing: reply))")
         let state = daemon.dataDirectory + "/ledger/state"
         let tables = try FileManager.default.contentsOfDirectory(atPath: state).filter { $0.hasSuffix(".table") }
         #expect(!tables.isEmpty)
@@ -210,17 +212,24 @@ import Glibc
         let dir = TemporaryDirectory("import-refused")
         let observer = why == "the observer role"
         let setUp = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"])
-        #expect(try BallotClient(socketPath: setUp.socketPath).call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        #expect(try BallotClient(socketPath: setUp.socketPath).call(.electionDefine(DaemonTests.election2022)).isOK)
         setUp.terminate()
         let daemon = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"] + (observer ? ["--observer-uid", "\(getuid())"] : []))
         let body = #"{"id": 2, "op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "smuggled@x.no", "cast_at": "2022-11-03T10:00:00Z"}"# + "\n"
         let c = try BallotClient(socketPath: daemon.socketPath)
-        var request: [String: Any] = ["id": 1, "op": "import", "file": "votes.ndjson", "size": body.utf8.count]
-        if !observer { request["format"] = "xml" }
-        try c.send(String(decoding: try JSONSerialization.data(withJSONObject: request), as: UTF8.self))
+        let size = UInt64(body.utf8.count)
+        let sent: JSONValue
+        if observer {
+            sent = try c.send(.importFile(ImportRequest(file: "votes.ndjson", size: size)))
+        } else {
+            // A format the daemon does not know, written out by hand.
+            sent = 1
+            let request: JSONValue = ["id": sent, "op": "import", "file": "votes.ndjson", "size": .uint(size), "format": "xml"]
+            try c.send(request.text)
+        }
         let refusal = try #require(try c.readReply())
-        #expect(refusal["id"] as? Int == 1)
-        #expect(refusal.errorCode == (observer ? "forbidden" : "bad_request"))
+        #expect(refusal.id == sent)
+        #expect(refusal.errorCode == (observer ? ErrorCode.forbidden : ErrorCode.badRequest))
         // The file anyway: the daemon has closed, so the send fails or goes nowhere, and the
         // connection ends (at its end, or reset: the daemon may not have read what came).
         try? c.send(raw: Array(body.utf8))
@@ -228,7 +237,7 @@ import Glibc
         #expect((try? after.get()) == nil, "the connection went on after a refused import: \(after)")
         daemon.terminate()
         let admin = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"])
-        #expect(try BallotClient(socketPath: admin.socketPath).call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == 0)
+        #expect(try BallotClient(socketPath: admin.socketPath).document(.electionGet("imdi-2022"))["votes_cast"]?.intValue == 0)
         admin.terminate()
     }
 
@@ -241,7 +250,7 @@ import Glibc
         let tiny = ["BALLOTD_MAP_SIZE": "262144", "BALLOTD_MAX_MAP_SIZE": "262144"]
         let daemon = try DaemonProcess(directory: dir, arguments: ["--log-level", "warning"], environment: tiny)
         let c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        #expect(try c.call(.electionDefine(DaemonTests.election2022)).isOK)
         func rows(_ range: Range<Int>) -> String {
             range.map { "r\($0),imdi-2022,v\($0)@x.no,kinn,2022-11-05T12:00:00Z,web\n" }.joined()
         }
@@ -250,29 +259,30 @@ import Glibc
         let first = Array(("vote_id,election,voter,nominee,cast_at,channel\n" + rows(0..<11_192)).utf8)
         let rest = Array(rows(11_192..<11_300).utf8)
         let importer = try BallotClient(socketPath: daemon.socketPath, timeout: 20)
-        #expect(try importer.call(["id": 3, "op": "import", "file": "big.csv", "size": first.count + rest.count]).isOK)
+        let importID = try importer.send(.importFile(ImportRequest(file: "big.csv", size: UInt64(first.count + rest.count))))
+        #expect(try importer.readReply()?.isOK == true)
         try importer.send(raw: first)
         // The first batch has failed (and was answered on the connection's loop) before the rest is sent.
         var failed = false
         for _ in 0..<400 where !failed {
-            let metrics = try c.call(["op": "metrics"]).result?["text"] as? String ?? ""
+            let metrics = try c.request(.metrics, as: MetricsResult.self).text
             failed = (MetricsEndpointTests.samples(metrics)[#"ballotd_refusals_total{code="ledger_full"}"#] ?? 0) >= 1
             if !failed { usleep(10_000) }
         }
         #expect(failed, "the first batch never failed")
         try importer.send(raw: rest)
-        var reply: [String: Any]?
+        var reply: ReplyLine?
         do {
             while let line = try importer.readReply() {
-                if line["ok"] != nil { reply = line; break }
+                if line.isReply { reply = line; break }
             }
         } catch {
             Issue.record("no reply: \(error); the daemon's log ends: \(daemon.log.suffix(3000))")
         }
         let answer = try #require(reply, "no reply: the connection closed without one")
-        #expect(answer["id"] as? Int == 3 && answer.errorCode == "ledger_full", "\(answer)")
+        #expect(answer.id == importID && answer.errorCode == .ledgerFull, "\(answer)")
         // The whole file was read, so the connection goes on.
-        #expect(try importer.call(["op": "status"]).isOK)
+        #expect(try importer.call(.status).isOK)
         #expect(daemon.terminate() == 0)
     }
 
@@ -336,9 +346,9 @@ import Glibc
         #expect(full.stderr.contains("storage_full") && full.stderr.contains("is full"), "\(full.stderr)")
         // Reads go on meanwhile.
         let c = try BallotClient(socketPath: daemon.socketPath)
-        let counted = try #require(try c.call(["op": "status"]).result?["ledger_size"] as? Int)
-        #expect(try c.call(["op": "tally", "election": "imdi-2022"]).isOK)
-        let metrics = try #require(try c.call(["op": "metrics"]).result?["text"] as? String)
+        let counted = Int(try c.request(.status, as: StatusResult.self).ledgerSize)
+        #expect(try c.call(.tally("imdi-2022")).isOK)
+        let metrics = try c.request(.metrics, as: MetricsResult.self).text
         let samples = MetricsEndpointTests.samples(metrics)
         #expect((samples[#"ballotd_refusals_total{code="storage_full"}"#] ?? 0) >= 1, "\(metrics)")
         // (The disk fills either at a commit, ballotd_failed_commits_total, or as the kept

@@ -47,12 +47,12 @@ import Glibc
         p.arguments = ["--config", file, "--log-level", "warning"]
         try p.run()
         defer { if p.isRunning { p.terminate() }; p.waitUntilExit() }
-        var hello: [String: Any]?
+        var hello: ReplyLine?
         for _ in 0..<200 where hello == nil {
-            hello = try? BallotClient(socketPath: dir.sub("run/b.sock")).call(["op": "hello"])
+            hello = try? BallotClient(socketPath: dir.sub("run/b.sock")).call(.hello)
             if hello == nil { usleep(25_000) }
         }
-        #expect(hello?.result?["checkpoint_public_key"] as? String == publicKey)
+        #expect(hello?.result?["checkpoint_public_key"]?.stringValue == publicKey)
         p.terminate()
         p.waitUntilExit()
         #expect(p.terminationStatus == 0)
@@ -85,9 +85,9 @@ import Glibc
     @Test func aStartWithAnotherCheckpointKeyThanTheLedgersStops() throws {
         let daemon = try DaemonProcess()
         let c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
-        let signed = try #require(try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])
-        let ledgerKey = try #require(signed["public_key"] as? String)
+        #expect(try c.call(.electionDefine(DaemonTests.election2022)).isOK)
+        let signed = try c.request(.checkpoint(latest: false), as: CheckpointTaken.self).checkpoint
+        let ledgerKey = try #require(signed["public_key"]?.stringValue, "\(signed.text)")
         #expect(daemon.terminate() == 0)
 
         let keyFile = daemon.directory.sub("data/checkpoint.key")
@@ -112,7 +112,7 @@ import Glibc
         try kept.write(to: URL(fileURLWithPath: keyFile))
         chmod(keyFile, 0o600)
         let again = try DaemonProcess(directory: daemon.directory)
-        #expect(try BallotClient(socketPath: again.socketPath).call(["op": "hello"]).result?["checkpoint_public_key"] as? String == ledgerKey)
+        #expect(try BallotClient(socketPath: again.socketPath).request(.hello, as: HelloResult.self).checkpointPublicKey == ledgerKey)
         #expect(again.terminate() == 0)
     }
 }

@@ -213,7 +213,7 @@ import BallotFormat
 
         let client = try BallotClient(socketPath: daemon.socketPath)
         for i in 0..<300 {
-            _ = try client.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "late\(i)@example.no", "cast_at": "2022-11-03T10:00:00Z"])
+            _ = try client.call(.vote("late\(i)@example.no", "kinn", election: "imdi-2022", castAt: "2022-11-03T10:00:00Z"))
         }
         let second = try published()
         let extended = try go("checktiles", [tiles, origin, second.publicKey, "\(first.size)", first.root])

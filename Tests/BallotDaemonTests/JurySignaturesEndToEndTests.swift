@@ -34,22 +34,23 @@ import BallotClient
         // Malformed keys and signatures, sent as they are (not through ballotctl, which checks
         // them first): each refused with what was wrong, nothing written.
         let client = try BallotClient(socketPath: daemon.socketPath)
-        func refusal(_ request: [String: Any]) throws -> (code: String, message: String) {
-            let error = try client.call(request.merging(["id": 1]) { a, _ in a })["error"] as? [String: Any] ?? [:]
-            return (error["code"] as? String ?? "", error["message"] as? String ?? "")
+        func refusal(_ request: JSONValue) throws -> (code: ErrorCode?, message: String) {
+            let reply = try client.call(raw: request)
+            return (reply.errorCode, reply.refusal?.message ?? "")
         }
-        let sizeBefore = try #require(try client.call(["id": 1, "op": "status"])["result"].flatMap { ($0 as? [String: Any])?["ledger_size"] as? Int })
+        let sizeBefore = try client.request(.status, as: StatusResult.self).ledgerSize
+        let e = JSONValue.string(election)
         for (request, field) in [
-            (["op": "juror.add", "election": election, "juror": "jury-x", "name": "X", "key": "not a key"], "field 'key'"),
-            (["op": "juror.add", "election": election, "juror": "jury-x", "name": "X", "key": "jury-x+00000000+AAAA"], "field 'key'"),
-            (["op": "jury.score", "election": election, "juror": "jury-a", "nominee": "tonsberg", "criterion": "results", "score": 5, "signature": "AAAA"], "field 'signature'"),
-            (["op": "jury.score", "election": election, "juror": "jury-a", "nominee": "tonsberg", "criterion": "results", "score": 5, "supersedes": 3], "field 'supersedes'"),
-            (["op": "result.sign", "election": election, "juror": "jury-a"], "field 'signature'"),
-        ] as [([String: Any], String)] {
+            (["id": 1, "op": "juror.add", "election": e, "juror": "jury-x", "name": "X", "key": "not a key"], "field 'key'"),
+            (["id": 1, "op": "juror.add", "election": e, "juror": "jury-x", "name": "X", "key": "jury-x+00000000+AAAA"], "field 'key'"),
+            (["id": 1, "op": "jury.score", "election": e, "juror": "jury-a", "nominee": "tonsberg", "criterion": "results", "score": 5, "signature": "AAAA"], "field 'signature'"),
+            (["id": 1, "op": "jury.score", "election": e, "juror": "jury-a", "nominee": "tonsberg", "criterion": "results", "score": 5, "supersedes": 3], "field 'supersedes'"),
+            (["id": 1, "op": "result.sign", "election": e, "juror": "jury-a"], "field 'signature'"),
+        ] as [(JSONValue, String)] {
             let (code, message) = try refusal(request)
-            #expect(code == "bad_request" && message.contains(field), "\(request): \(code) \(message)")
+            #expect(code == .badRequest && message.contains(field), "\(request.text): \(String(describing: code)) \(message)")
         }
-        #expect(try client.call(["id": 1, "op": "status"])["result"].flatMap { ($0 as? [String: Any])?["ledger_size"] as? Int } == sizeBefore)
+        #expect(try client.request(.status, as: StatusResult.self).ledgerSize == sizeBefore)
 
         #expect(try ctl("vote", "cast", election, "tonsberg", "--voter", "kari@example.no", "--cast-at", "2023-11-03T10:00:00Z").status == 0)
 

@@ -15,25 +15,24 @@ import TestSupport
         let small = ["BALLOTD_MAP_SIZE": "262144", "BALLOTD_MAX_MAP_SIZE": "262144"]
         var daemon = try DaemonProcess(directory: dir, environment: small)
         var c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        #expect(try c.call(.electionDefine(DaemonTests.election2022)).isOK)
         var acked = 0
-        var full: [String: Any]?
+        var full: ReplyLine?
         for i in 0..<20_000 {
-            let r = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "v\(i)@x.no",
-                                "cast_at": "2022-11-03T10:00:00Z"])
+            let r = try c.call(.vote("v\(i)@x.no", "kinn", election: "imdi-2022", castAt: "2022-11-03T10:00:00Z"))
             if r.isOK { acked += 1 } else { full = r; break }
         }
         #expect(acked > 100)
-        #expect(full?.errorCode == "ledger_full", "\(String(describing: full))")
+        #expect(full?.errorCode == .ledgerFull, "\(String(describing: full))")
         // Reads go on, and show exactly the acknowledged votes.
-        #expect(try c.call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == acked)
-        let metrics = try c.call(["op": "metrics"]).result?["text"] as? String ?? ""
+        #expect(try c.document(.electionGet("imdi-2022"))["votes_cast"]?.intValue == Int64(acked))
+        let metrics = try c.request(.metrics, as: MetricsResult.self).text
         #expect(metrics.contains(#"code="ledger_full""#))
         #expect(daemon.terminate() == 0)
 
         daemon = try DaemonProcess(directory: dir, environment: small)
         c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == acked)
+        #expect(try c.document(.electionGet("imdi-2022"))["votes_cast"]?.intValue == Int64(acked))
         daemon.terminate()
     }
 
@@ -41,7 +40,7 @@ import TestSupport
         let dir = TemporaryDirectory("ballotd")
         var daemon = try DaemonProcess(directory: dir)
         let admin = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try admin.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        #expect(try admin.call(.electionDefine(DaemonTests.election2022)).isOK)
 
         let clients = 16
         let results = Results()
@@ -53,9 +52,9 @@ import TestSupport
                 defer { group.leave() }
                 for i in 0..<100_000 {
                     let voter = "c\(c)-\(i)@x.no"
-                    guard let r = try? client.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": voter,
-                                                    "cast_at": "2022-11-03T10:00:00Z"]) else { return }  // closed by the shutdown
-                    if r.isOK { results.acked(voter) } else { results.refused(r.errorCode ?? "?"); return }
+                    guard let r = try? client.call(.vote(voter, "kinn", election: "imdi-2022", castAt: "2022-11-03T10:00:00Z"))
+                    else { return }  // closed by the shutdown
+                    if r.isOK { results.acked(voter) } else { results.refused(r.errorCode); return }
                 }
             }.start()
         }
@@ -63,17 +62,16 @@ import TestSupport
         #expect(daemon.terminate() == 0)
         group.wait()
         // A write that reached the daemon after the writer stopped was refused, not dropped.
-        #expect(results.refusals.allSatisfy { $0 == "internal" }, "\(results.refusals)")
+        #expect(results.refusals.allSatisfy { $0 == .internal }, "\(results.refusals)")
 
         daemon = try DaemonProcess(directory: dir)
         let c = try BallotClient(socketPath: daemon.socketPath)
-        let stored = try c.call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int ?? -1
+        let stored = try Int(c.call(.electionGet("imdi-2022")).result?["votes_cast"]?.intValue ?? -1)
         // Every acknowledged vote is there. A vote committed as the connection closed may be
         // there without its ack ever arriving, but at most one per client.
         #expect(stored >= results.ackedCount && stored <= results.ackedCount + clients)
         for voter in results.sample(50) {
-            #expect(try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "bodo", "voter": voter,
-                                "cast_at": "2022-11-03T10:00:00Z"]).errorCode == "duplicate_vote")
+            #expect(try c.call(.vote(voter, "bodo", election: "imdi-2022", castAt: "2022-11-03T10:00:00Z")).errorCode == .duplicateVote)
         }
         daemon.terminate()
     }
@@ -86,23 +84,22 @@ import TestSupport
         let dir = TemporaryDirectory("ballotd")
         var daemon = try DaemonProcess(directory: dir)
         var c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
-        var voteSeq = 0
+        #expect(try c.call(.electionDefine(DaemonTests.election2022)).isOK)
+        var voteSeq: UInt64 = 0
         for i in 0..<40 {
-            let reply = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "bodo", "voter": "v\(i)@x.no",
-                                    "cast_at": "2022-11-03T10:00:00Z"])
-            if i == 20 { voteSeq = reply.result?["seq"] as? Int ?? 0 }
+            let reply = try c.call(.vote("v\(i)@x.no", "bodo", election: "imdi-2022", castAt: "2022-11-03T10:00:00Z"))
+            if i == 20 { voteSeq = reply.result?["seq"]?.intValue.map { UInt64($0) } ?? 0 }
         }
         #expect(daemon.log.contains("ledger.verify=tail"))
-        #expect(try verification(c)?["state"] as? String == "verified")
+        #expect(try verification(c).state == .verified)
         #expect(daemon.terminate() == 0)
 
         daemon = try DaemonProcess(directory: dir, arguments: ["--verify", "background"])
         c = try BallotClient(socketPath: daemon.socketPath)
         let sound = try awaitVerdict(c)
-        #expect(sound?["state"] as? String == "verified" && sound?["mode"] as? String == "background", "\(String(describing: sound))")
-        let size = try #require(try c.call(["op": "status"]).result?["ledger_size"] as? Int)
-        #expect(sound?["events"] as? Int == size)
+        #expect(sound.state == .verified && sound.mode == "background", "\(sound)")
+        let size = try c.request(.status, as: StatusResult.self).ledgerSize
+        #expect(sound.events == size)
         #expect(daemon.terminate() == 0)
 
         // One vote rewritten for another nominee: still a vote the rules accept, but not the
@@ -110,8 +107,8 @@ import TestSupport
         let env = try Environment(path: "\(daemon.dataDirectory)/ledger", options: EnvironmentOptions(mapSize: 1 << 30))
         let events = try env.openDatabase("events", create: false)
         try env.write { txn in
-            let key = LedgerKeys.sequence(UInt64(voteSeq))
-            var record = try #require(try txn.value(forKey: key, in: events).map { b in try b.withUnsafeBytes { try RecordCodec.decode($0, seq: UInt64(voteSeq)) } })
+            let key = LedgerKeys.sequence(voteSeq)
+            var record = try #require(try txn.value(forKey: key, in: events).map { b in try b.withUnsafeBytes { try RecordCodec.decode($0, seq: voteSeq) } })
             guard case .voteCast(var vote) = record.event else { throw DaemonTestError("event \(voteSeq) is not a vote") }
             vote.nominee = Slug(unchecked: "kinn")
             record.event = .voteCast(vote)
@@ -127,29 +124,29 @@ import TestSupport
         daemon = try DaemonProcess(directory: dir, arguments: ["--verify", "background"])
         c = try BallotClient(socketPath: daemon.socketPath)
         let verdict = try awaitVerdict(c)
-        #expect(verdict?["state"] as? String == "failed", "\(String(describing: verdict))")
-        #expect((verdict?["first_finding"] as? String ?? "").contains("Merkle"), "\(String(describing: verdict))")
-        let metrics = try #require(try c.call(["op": "metrics"]).result?["text"] as? String)
+        #expect(verdict.state == .failed, "\(verdict)")
+        #expect((verdict.firstFinding ?? "").contains("Merkle"), "\(verdict)")
+        let metrics = try c.request(.metrics, as: MetricsResult.self).text
         #expect((MetricsEndpointTests.samples(metrics)["ballotd_verification_findings"] ?? 0) >= 1, "\(metrics)")
         // Meanwhile it serves, and says so in its log.
-        #expect(try c.call(["op": "election.get", "election": "imdi-2022"]).isOK)
+        #expect(try c.call(.electionGet("imdi-2022")).isOK)
         #expect(daemon.log.contains("background verification found the ledger unsound"))
         #expect(daemon.terminate() == 0)
 
         daemon = try DaemonProcess(directory: dir, arguments: ["--no-verify"])
         c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try verification(c)?["state"] as? String == "off")
+        #expect(try verification(c).state == .off)
         daemon.terminate()
     }
 
-    private func verification(_ c: BallotClient) throws -> [String: Any]? {
-        try c.call(["op": "status"]).result?["verification"] as? [String: Any]
+    private func verification(_ c: BallotClient) throws -> VerificationReport {
+        try c.request(.status, as: StatusResult.self).verification
     }
 
-    private func awaitVerdict(_ c: BallotClient) throws -> [String: Any]? {
+    private func awaitVerdict(_ c: BallotClient) throws -> VerificationReport {
         for _ in 0..<200 {
             let v = try verification(c)
-            if v?["state"] as? String != "running" { return v }
+            if v.state != .running { return v }
             Thread.sleep(forTimeInterval: 0.05)
         }
         return try verification(c)
@@ -160,9 +157,9 @@ import TestSupport
 private final class Results: @unchecked Sendable {
     private let lock = NSLock()
     private var voters: [String] = []
-    private(set) var refusals: [String] = []
+    private(set) var refusals: [ErrorCode?] = []
     func acked(_ voter: String) { lock.withLock { voters.append(voter) } }
-    func refused(_ code: String) { lock.withLock { refusals.append(code) } }
+    func refused(_ code: ErrorCode?) { lock.withLock { refusals.append(code) } }
     var ackedCount: Int { lock.withLock { voters.count } }
     func sample(_ n: Int) -> [String] { lock.withLock { Array(voters.shuffled().prefix(n)) } }
 }

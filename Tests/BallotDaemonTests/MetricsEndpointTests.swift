@@ -14,12 +14,12 @@ import TestSupport
         let port = try freeTCPPort()
         let daemon = try DaemonProcess(arguments: ["--metrics-listen", "127.0.0.1:\(port)"])
         let c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": DaemonTests.liveElection("live", publicStandings: true)]).isOK)
+        #expect(try c.call(.electionDefine(DaemonTests.liveElection("live", publicStandings: true))).isOK)
         for i in 0..<7 {
-            #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "v\(i)@example.no"]).isOK)
+            #expect(try c.call(.vote("v\(i)@example.no", "kinn", election: "live", castAt: nil)).isOK)
         }
-        #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "v0@example.no"])
-            .errorCode == "duplicate_vote")
+        #expect(try c.call(.vote("v0@example.no", "kinn", election: "live", castAt: nil))
+            .errorCode == .duplicateVote)
 
         let scrape = try httpGet("http://127.0.0.1:\(port)/metrics")
         #expect(scrape.status == 200)
@@ -31,7 +31,7 @@ import TestSupport
         #expect((samples["ballotd_sync_duration_seconds_count"] ?? 0) >= 8)
         #expect(samples["ballotd_connections"] == 1)
         // The same text as the socket's `metrics` op.
-        #expect((try c.call(["op": "metrics"]).result?["text"] as? String)?.contains("ballotd_votes_accepted_total 7") == true)
+        #expect(try c.request(.metrics, as: MetricsResult.self).text.contains("ballotd_votes_accepted_total 7"))
 
         #expect(try httpGet("http://127.0.0.1:\(port)/").status == 404)
         #expect(try httpGet("http://127.0.0.1:\(port)/metrics", method: "POST").status == 405)
@@ -60,12 +60,13 @@ import TestSupport
         let metricsPort = try freeTCPPort()
         let daemon = try DaemonProcess(arguments: ["--metrics-listen", "127.0.0.1:\(metricsPort)"])
         let c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": DaemonTests.liveElection("live", publicStandings: true)]).isOK)
+        #expect(try c.call(.electionDefine(DaemonTests.liveElection("live", publicStandings: true))).isOK)
         let votes = 23
         for i in 0..<votes {
-            #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": i % 3 == 0 ? "bodo" : "kinn", "voter": "v\(i)@example.no"]).isOK)
+            let nominee: NomineeID = i % 3 == 0 ? "bodo" : "kinn"
+            #expect(try c.call(.vote("v\(i)@example.no", nominee, election: "live", castAt: nil)).isOK)
         }
-        #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "nobody", "voter": "x@example.no"]).errorCode == "unknown_nominee")
+        #expect(try c.call(.vote("x@example.no", "nobody", election: "live", castAt: nil)).errorCode == .unknownNominee)
 
         let dir = daemon.directory
         let apiPort = try freeTCPPort()

@@ -25,11 +25,8 @@ import TestSupport
         return library
     }
 
-    func vote(_ c: BallotClient, _ n: Int, key: String? = nil) throws -> [String: Any] {
-        var request: [String: Any] = ["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "v\(n)@x.no",
-                                      "cast_at": "2022-11-03T10:00:00Z"]
-        if let key { request["idempotency_key"] = key }
-        return try c.call(request)
+    func vote(_ c: BallotClient, _ n: Int, key: String? = nil) throws -> ReplyLine {
+        try c.call(.vote("v\(n)@x.no", "kinn", election: "imdi-2022", castAt: "2022-11-03T10:00:00Z"), idempotencyKey: key)
     }
 
     /// One fdatasync fails with EIO: that vote is refused as `storage_failed`, never
@@ -41,26 +38,26 @@ import TestSupport
         let trigger = dir.sub("fail-next-fdatasync")
         var daemon = try DaemonProcess(directory: dir, environment: ["LD_PRELOAD": shim, "BALLOT_FAULT_FDATASYNC": trigger])
         var c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        #expect(try c.call(.electionDefine(DaemonTests.election2022)).isOK)
         for n in 0..<10 { #expect(try vote(c, n).isOK) }
 
         FileManager.default.createFile(atPath: trigger, contents: Data())
         let failed = try vote(c, 10, key: "doomed-10")
         #expect(!FileManager.default.fileExists(atPath: trigger), "the shim never saw a sync: is LMDB's fdatasync interposed?")
-        #expect(failed.errorCode == "storage_failed", "\(failed)")
-        #expect((failed["error"] as? [String: Any])?["message"] as? String ?? "" ~= "I/O error")
+        #expect(failed.errorCode == .storageFailed, "\(failed)")
+        #expect(failed.refusal?.message ?? "" ~= "I/O error")
         // Reads go on and count only what was stored; writes go on.
-        #expect(try c.call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == 10)
+        #expect(try c.document(.electionGet("imdi-2022"))["votes_cast"]?.intValue == 10)
         for n in 11..<20 { #expect(try vote(c, n).isOK) }
         #expect(daemon.log.contains("a commit failed with an I/O error"))
 
         daemon.kill()
         daemon = try DaemonProcess(directory: dir)
         c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.get", "election": "imdi-2022"]).result?["votes_cast"] as? Int == 19)
+        #expect(try c.document(.electionGet("imdi-2022"))["votes_cast"]?.intValue == 19)
         // The failed vote was never stored: sent again with its key, it is a new event.
         let again = try vote(c, 10, key: "doomed-10")
-        #expect(again.isOK && again.result?["repeated"] as? Bool != true, "\(again)")
+        #expect(again.isOK && again.result?["repeated"]?.boolValue != true, "\(again)")
         #expect(daemon.terminate() == 0)
         let verify = try runTool("ballot-replay", ["verify", "--ledger", "\(daemon.dataDirectory)/ledger"])
         #expect(verify.status == 0, "\(verify.stdout)\(verify.stderr)")

@@ -8,9 +8,9 @@ import BallotDomain
 
 @Suite(.serialized, .timeLimit(.minutes(2))) struct StreamingAndProofTests {
     func setUp(_ c: BallotClient, votes: Int) throws {
-        _ = try c.call(["op": "election.define", "election": DaemonTests.election2022])
+        _ = try c.call(.electionDefine(DaemonTests.election2022))
         for i in 0..<votes {
-            _ = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "v\(i)@x.no", "cast_at": "2022-11-03T10:00:00Z"])
+            _ = try c.call(.vote("v\(i)@x.no"))
         }
     }
 
@@ -18,36 +18,34 @@ import BallotDomain
         let daemon = try DaemonProcess()
         let c = try BallotClient(socketPath: daemon.socketPath)
         try setUp(c, votes: 40)
-        let taken = try #require(try c.call(["op": "checkpoint"]).result)
-        let checkpointSeq = taken["seq"] as! Int
-        let signed = taken["checkpoint"] as! [String: Any]
-        let size = UInt64(signed["size"] as! Int)
-        #expect(size == UInt64(checkpointSeq) - 1 && signed["reason"] as? String == "request")
-        let root = try #require(Digest32(hex: signed["root"] as! String))
+        let taken = try c.request(.checkpoint(latest: false), as: CheckpointTaken.self)
+        let checkpointSeq = taken.seq
+        let signed = taken.checkpoint
+        let size = try #require(signed["size"]?.intValue.flatMap { UInt64(exactly: $0) })
+        #expect(size == checkpointSeq - 1 && signed["reason"]?.stringValue == "request")
+        let root = try #require(signed["root"]?.stringValue.flatMap { Digest32(hex: $0) })
         // The key the daemon made on first start: in hello, in the checkpoint, and in FILE.pub.
-        let hello = try #require(try c.call(["op": "hello"]).result)
-        #expect(hello["checkpoint_public_key"] as? String == signed["public_key"] as? String)
+        let hello = try c.request(.hello, as: HelloResult.self)
+        #expect(hello.checkpointPublicKey == signed["public_key"]?.stringValue)
         let pub = try String(contentsOfFile: daemon.directory.sub("data/checkpoint.key.pub"), encoding: .utf8)
-        #expect(pub.trimmingCharacters(in: .whitespacesAndNewlines) == signed["public_key"] as? String)
+        #expect(pub.trimmingCharacters(in: .whitespacesAndNewlines) == signed["public_key"]?.stringValue)
         // Nothing new since: asking again returns the same checkpoint rather than another.
-        #expect(try c.call(["op": "checkpoint"]).result?["seq"] as? Int == checkpointSeq)
-        let latest = try #require(try c.call(["op": "checkpoint", "latest": true]).result)
-        #expect(latest["seq"] as? Int == checkpointSeq)
-        let againstCheckpoint = try #require(try c.call(["op": "proof", "seq": 5, "checkpoint": checkpointSeq]).result)
-        #expect(againstCheckpoint["root"] as? String == root.hex && againstCheckpoint["size"] as? Int == Int(size))
-        #expect(try c.call(["op": "proof", "seq": 5, "checkpoint": 3]).errorCode == "bad_request")
-        for seq in [1, 17, Int(size)] {
-            let p = try #require(try c.call(["op": "proof", "seq": seq, "size": Int(size)]).result)
-            let path = (p["path"] as! [String]).compactMap { Digest32(hex: $0) }
-            let leaf = try #require(Digest32(hex: p["leaf_hash"] as! String))
-            #expect(MerkleTree.verifyInclusion(leaf: leaf, index: UInt64(seq - 1), size: size, proof: path, root: root))
+        #expect(try c.request(.checkpoint(latest: false), as: CheckpointTaken.self).seq == checkpointSeq)
+        let latest = try c.request(.checkpoint(latest: true), as: LatestCheckpoint.self)
+        #expect(latest.seq == checkpointSeq)
+        let againstCheckpoint = try c.request(.inclusionProof(seq: 5, size: nil, checkpoint: checkpointSeq), as: InclusionProofResult.self)
+        #expect(againstCheckpoint.root.hex == root.hex && againstCheckpoint.size == size)
+        #expect(try c.call(.inclusionProof(seq: 5, size: nil, checkpoint: 3)).errorCode == .badRequest)
+        for seq: UInt64 in [1, 17, size] {
+            let p = try c.request(.inclusionProof(seq: seq, size: size, checkpoint: nil), as: InclusionProofResult.self)
+            #expect(MerkleTree.verifyInclusion(leaf: p.leafHash, index: seq - 1, size: size, proof: p.path, root: root))
         }
-        let k = try #require(try c.call(["op": "proof", "old_size": 10, "new_size": Int(size)]).result)
-        #expect(MerkleTree.verifyConsistency(oldSize: 10, newSize: size, oldRoot: Digest32(hex: k["old_root"] as! String)!, newRoot: root,
-                                            proof: (k["path"] as! [String]).compactMap { Digest32(hex: $0) }))
-        #expect(try c.call(["op": "proof", "seq": Int(size) + 5]).errorCode == "bad_request")
-        #expect(try c.call(["op": "proof", "seq": 2, "size": 5, "checkpoint": checkpointSeq]).errorCode == "bad_request")
-        #expect(try c.call(["op": "proof"]).errorCode == "bad_request")
+        let k = try c.request(.consistencyProof(oldSize: 10, newSize: size), as: ConsistencyProofResult.self)
+        #expect(MerkleTree.verifyConsistency(oldSize: 10, newSize: size, oldRoot: k.oldRoot, newRoot: root, proof: k.path))
+        #expect(try c.call(.inclusionProof(seq: size + 5, size: nil, checkpoint: nil)).errorCode == .badRequest)
+        // Written by hand: both 'size' and 'checkpoint', and neither 'seq' nor 'old_size'.
+        #expect(try c.call(raw: ["op": "proof", "seq": 2, "size": 5, "checkpoint": .uint(checkpointSeq)]).errorCode == .badRequest)
+        #expect(try c.call(raw: ["op": "proof"]).errorCode == .badRequest)
         daemon.terminate()
     }
 
@@ -56,16 +54,19 @@ import BallotDomain
         let c = try BallotClient(socketPath: daemon.socketPath)
         try setUp(c, votes: 3)
         // The ledger grew: within a second or two the daemon signs it on its own.
-        var latest: [String: Any]?
-        for _ in 0..<50 where latest == nil {
+        var latest: JSONValue?
+        for _ in 0..<50 {
             Thread.sleep(forTimeInterval: 0.1)
-            latest = try c.call(["op": "checkpoint", "latest": true]).result?["checkpoint"] as? [String: Any]
+            if let signed = try c.request(.checkpoint(latest: true), as: LatestCheckpoint.self).checkpoint {
+                latest = signed
+                break
+            }
         }
-        #expect(latest?["reason"] as? String == "interval")
-        let closed = try #require(try c.call(["op": "election.close", "election": "imdi-2022"]).result)
-        let after = try #require(try c.call(["op": "events", "from": (closed["seq"] as! Int) + 1, "limit": 1]).result?["events"] as? [[String: Any]])
-        #expect(after.first?["type"] as? String == "checkpoint.noted")
-        #expect((after.first?["data"] as? [String: Any])?["reason"] as? String == "voting_closed")
+        #expect(latest?["reason"]?.stringValue == "interval")
+        let closed = try c.request(.electionClose("imdi-2022"), as: WriteReceipt.self)
+        let after = try c.request(.events(from: closed.seq + 1, limit: 1), as: EventsResult.self).events
+        #expect(after.first?["type"]?.stringValue == "checkpoint.noted")
+        #expect(after.first?["data"]?["reason"]?.stringValue == "voting_closed")
         daemon.terminate()
 
         // The key file must be private to its owner.
@@ -80,33 +81,34 @@ import BallotDomain
         let c = try BallotClient(socketPath: daemon.socketPath)
         try setUp(c, votes: 25)
         let target = daemon.directory.sub("backup")
-        let result = try #require(try c.call(["op": "backup", "directory": target]).result)
-        let status = try #require(try c.call(["op": "status"]).result)
-        #expect(result["merkle_root"] as? String == status["merkle_root"] as? String)
-        let manifest = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(target)/manifest.json"))) as? [String: Any]
-        #expect(manifest?["ledger_size"] as? Int == status["ledger_size"] as? Int)
+        let result = try c.request(.backup(directory: target), as: BackupResult.self)
+        let status = try c.request(.status, as: StatusResult.self)
+        #expect(result.merkleRoot.hex == status.merkleRoot.hex)
+        let manifest = try JSONParser.parse(String(contentsOfFile: "\(target)/manifest.json", encoding: .utf8))
+        #expect(manifest["ledger_size"]?.intValue == Int64(status.ledgerSize))
         // The copy opens on its own, read-only, and replays through every check.
         let copy = try Ledger(path: target, options: Ledger.Options(environment: .init(readOnly: true)))
-        #expect(copy.root.hex == status["merkle_root"] as? String)
+        #expect(copy.root.hex == status.merkleRoot.hex)
         copy.close()
-        #expect(try c.call(["op": "backup", "directory": target]).errorCode == "bad_request")      // not empty
-        #expect(try c.call(["op": "backup", "directory": "relative"]).errorCode == "bad_request")
+        #expect(try c.call(.backup(directory: target)).errorCode == .badRequest)      // not empty
+        #expect(try c.call(.backup(directory: "relative")).errorCode == .badRequest)
         daemon.terminate()
     }
 
     @Test func voteEventsOfASealedElectionHideTheNominee() throws {
         let daemon = try DaemonProcess()
         let c = try BallotClient(socketPath: daemon.socketPath)
-        _ = try c.call(["op": "election.define", "election": DaemonTests.liveElection("live")])
-        let vote = try #require(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "a@x.no"]).result)
-        let events = try #require(try c.call(["op": "events", "from": vote["seq"] as! Int, "limit": 1]).result?["events"] as? [[String: Any]])
-        let data = try #require(events.first?["data"] as? [String: Any])
-        #expect(data["nominee"] is NSNull)
-        #expect(data["sealed"] as? Bool == true)
+        _ = try c.call(.electionDefine(DaemonTests.liveElection("live")))
+        let vote = try c.request(.vote("a@x.no", election: "live", castAt: nil), as: WriteReceipt.self)
+        let events = try c.request(.events(from: vote.seq, limit: 1), as: EventsResult.self).events
+        let data = try #require(events.first?["data"])
+        #expect(data.members != nil, "\(data.text)")   // an object
+        #expect(data["nominee"] == JSONValue.null)
+        #expect(data["sealed"]?.boolValue == true)
         // Nor what would let the nominee be found by hashing each against the leaf.
-        #expect(data["voter_key"] is NSNull && events.first?["leaf_hash"] is NSNull)
-        #expect(vote["leaf_hash"] is String)   // the ack, to the one who cast it, keeps it
-        #expect(try c.call(["op": "subscribe", "from": 1000]).errorCode == "bad_request")
+        #expect(data["voter_key"] == JSONValue.null && events.first?["leaf_hash"] == JSONValue.null)
+        #expect(vote.leafHash.hex.count == 64)   // the ack, to the one who cast it, keeps it
+        #expect(try c.call(.subscribe(from: 1000)).errorCode == .badRequest)
         daemon.terminate()
     }
 
@@ -115,16 +117,16 @@ import BallotDomain
         let c = try BallotClient(socketPath: daemon.socketPath)
         try setUp(c, votes: 3)
         let sub = try BallotClient(socketPath: daemon.socketPath, timeout: 10)
-        let ok = try sub.call(["id": "s", "op": "subscribe", "from": 2])
+        let ok = try sub.call(.subscribe(from: 2))
         #expect(ok.isOK)
         var seen: [Int] = []
-        while seen.count < 8, let event = try sub.readReply() { seen.append(event["seq"] as! Int) }
+        while seen.count < 8, let event = try sub.readReply() { try seen.append(Int(#require(event["seq"]?.intValue, "\(event)"))) }
         #expect(seen == Array(2...9))
-        _ = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "bodo", "voter": "late@x.no", "cast_at": "2022-11-03T10:00:00Z"])
+        _ = try c.call(.vote("late@x.no", "bodo"))
         let live = try #require(try sub.readReply())
-        #expect(live["seq"] as? Int == 10)
-        #expect(live["type"] as? String == "vote.cast")
-        #expect((live["data"] as? [String: Any])?["nominee"] as? String == "bodo")
+        #expect(live["seq"]?.intValue == 10)
+        #expect(live["type"]?.stringValue == "vote.cast")
+        #expect(live["data"]?["nominee"]?.stringValue == "bodo")
         // Shutdown ends the stream and the daemon still exits cleanly.
         #expect(daemon.terminate() == 0)
     }
@@ -137,14 +139,14 @@ extension StreamingAndProofTests {
     @Test func aSlowSubscriberSeesEveryEventOnceAndInOrder() throws {
         let daemon = try DaemonProcess()
         let c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
+        #expect(try c.call(.electionDefine(DaemonTests.election2022)).isOK)
         let file = daemon.directory.sub("votes.csv")
         let generated = try runTool("ballotctl", ["generate", "--election-file", Fixtures.electionFile("imdi-2022"), "--rows", "20000",
                                                   "--duplicates", "0", "--malformed", "0", "--out", file])
         #expect(generated.status == 0, "\(generated.stderr)")
 
         let sub = try BallotClient(socketPath: daemon.socketPath, timeout: 30)
-        #expect(try sub.call(["id": "s", "op": "subscribe", "from": 1]).isOK)
+        #expect(try sub.call(.subscribe(from: 1)).isOK)
         final class Done: @unchecked Sendable { var status: Int32 = -1 }
         let done = Done()
         let imported = DispatchSemaphore(value: 0)
@@ -156,15 +158,15 @@ extension StreamingAndProofTests {
         var seen: [Int] = []
         var finalSize: Int?
         while finalSize == nil || seen.last! < finalSize! {
-            guard let event = try sub.readReply(), let seq = event["seq"] as? Int else { break }
-            seen.append(seq)
+            guard let event = try sub.readReply(), let seq = event["seq"]?.intValue else { break }
+            seen.append(Int(seq))
             // Slow at first, so that the daemon's writes back up and the channel's writability
             // goes off and on while the import appends.
             if seen.count < 10_000 && seen.count % 32 == 0 { usleep(300) }
             // The import's record is its last event: the ledger's size once ballotctl is done.
-            if event["type"] as? String == "import.recorded" {
+            if event["type"]?.stringValue == "import.recorded" {
                 imported.wait()
-                finalSize = try c.call(["op": "status"]).result?["ledger_size"] as? Int
+                finalSize = try Int(c.request(.status, as: StatusResult.self).ledgerSize)
             }
         }
         #expect(done.status == 0)
@@ -180,13 +182,13 @@ extension StreamingAndProofTests {
     @Test func metricsCountAppendsRefusalsAndSealedPeeks() throws {
         let daemon = try DaemonProcess()
         let c = try BallotClient(socketPath: daemon.socketPath)
-        _ = try c.call(["op": "election.define", "election": DaemonTests.election2022])
-        for i in 0..<5 { _ = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "m\(i)@x.no", "cast_at": "2022-11-03T10:00:00Z"]) }
-        _ = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "m0@x.no", "cast_at": "2022-11-03T10:00:00Z"])
-        _ = try c.call(["op": "nope"])
-        _ = try c.call(["op": "election.define", "election": DaemonTests.liveElection("live")])
-        _ = try c.call(["op": "tally", "election": "live"])
-        let text = try #require(try c.call(["op": "metrics"]).result?["text"] as? String)
+        _ = try c.call(.electionDefine(DaemonTests.election2022))
+        for i in 0..<5 { _ = try c.call(.vote("m\(i)@x.no")) }
+        _ = try c.call(.vote("m0@x.no"))
+        _ = try c.call(raw: ["op": "nope"])   // an unknown op, written by hand
+        _ = try c.call(.electionDefine(DaemonTests.liveElection("live")))
+        _ = try c.call(.tally("live"))
+        let text = try c.request(.metrics, as: MetricsResult.self).text
         func value(_ series: String) -> Double? {
             text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
         }

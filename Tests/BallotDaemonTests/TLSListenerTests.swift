@@ -56,27 +56,27 @@ import Glibc
 
         // The admin's certificate: uid 4242's role, on the record of what it writes.
         let admin = try BallotClient(tls: Self.endpoint(files, "admin", host: "127.0.0.1", port: port))
-        let hello = try #require(try admin.call(["op": "hello"]).result)
-        #expect(hello["role"] as? String == "admin" && hello["uid"] as? Int == 4242, "\(hello)")
-        #expect(try admin.call(["op": "election.define", "election": DaemonTests.election2022]).isOK)
-        let vote = try admin.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "tls@x.no", "cast_at": "2022-11-03T10:00:00Z"])
-        let seq = try #require(vote.result?["seq"] as? Int, "\(vote)")
-        let events = try #require(try admin.call(["op": "events", "from": seq, "limit": 1]).result?["events"] as? [[String: Any]])
-        #expect((events.first?["actor"] as? [String: Any])?["uid"] as? Int == 4242, "\(events)")
+        let hello = try admin.request(.hello, as: HelloResult.self)
+        #expect(hello.role == "admin" && hello.uid == 4242, "\(hello)")
+        #expect(try admin.call(.electionDefine(DaemonTests.election2022)).isOK)
+        let vote = try admin.call(.vote("tls@x.no"))
+        let seq = try admin.result(of: vote, as: WriteReceipt.self).seq
+        let events = try admin.request(.events(from: seq, limit: 1), as: EventsResult.self).events
+        #expect(events.first?["actor"]?["uid"]?.intValue == 4242, "\(events)")
 
         // A certificate of the same CA that access.tls_clients does not list: hello only.
         let stranger = try BallotClient(tls: Self.endpoint(files, "stranger", host: "127.0.0.1", port: port))
-        let strangerHello = try #require(try stranger.call(["op": "hello"]).result)
-        #expect(strangerHello["role"] is NSNull && strangerHello["uid"] is NSNull, "\(strangerHello)")
+        let strangerHello = try stranger.request(.hello, as: HelloResult.self)
+        #expect(strangerHello.role == nil && strangerHello.uid == nil, "\(strangerHello)")
         let strangerPrint = try files.fingerprint("stranger").replacingOccurrences(of: ":", with: "").lowercased()
-        #expect(strangerHello["certificate_sha256"] as? String == strangerPrint, "\(strangerHello)")
-        #expect(try stranger.call(["op": "status"]).errorCode == "forbidden")
+        #expect(strangerHello.certificateSHA256 == strangerPrint, "\(strangerHello)")
+        #expect(try stranger.call(.status).errorCode == .forbidden)
 
         // Another CA's certificate, and one out of date: no connection, and a line in the log.
         for name in ["rogue", "expired"] {
             #expect(throws: ClientError.self, "\(name)") {
                 let client = try BallotClient(tls: Self.endpoint(files, name, host: "127.0.0.1", port: port), timeout: 10)
-                _ = try client.call(["op": "hello"])
+                _ = try client.call(.hello)
             }
         }
         // A client that does not speak TLS.
@@ -187,9 +187,9 @@ import Glibc
         let port = try Self.freePort()
         let primary = try Self.daemon(files, host: "127.0.0.1", port: port, directory: directory)
         let c = try BallotClient(socketPath: primary.socketPath)
-        _ = try c.call(["op": "election.define", "election": DaemonTests.election2022])
+        _ = try c.call(.electionDefine(DaemonTests.election2022))
         for i in 0..<50 {
-            _ = try c.call(["op": "vote.cast", "election": "imdi-2022", "nominee": "kinn", "voter": "t\(i)@x.no", "cast_at": "2022-11-03T10:00:00Z"])
+            _ = try c.call(.vote("t\(i)@x.no"))
         }
         let followerDir = TemporaryDirectory("tls-follower")
         let config = followerDir.sub("follower.yaml")
@@ -205,8 +205,8 @@ import Glibc
         let size = try FollowerTests.caughtUp(follower, primary)
         #expect(size > 50)
         let status = try FollowerTests.status(follower)
-        #expect(status["merkle_root"] as? String == (try FollowerTests.status(primary))["merkle_root"] as? String)
-        #expect((status["follower"] as? [String: Any])?["primary"] as? String == "tls://127.0.0.1:\(port)", "\(status)")
+        #expect(status.merkleRoot.hex == (try FollowerTests.status(primary)).merkleRoot.hex)
+        #expect(status.follower?.primary == "tls://127.0.0.1:\(port)", "\(status)")
         #expect(follower.terminate() == 0)
         #expect(primary.terminate() == 0)
     }

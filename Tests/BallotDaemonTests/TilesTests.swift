@@ -23,16 +23,16 @@ import TestSupport
         let tiles = dir.sub("tiles")
         let daemon = try DaemonProcess(directory: dir, environment: ["BALLOTD_TILES_DIR": tiles, "BALLOTD_CHECKPOINT_INTERVAL": "0"])
         let c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": DaemonTests.liveElection("live")]).isOK)
-        for i in 0..<300 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "v\(i)@x.no"]).isOK) }
-        let size = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
+        #expect(try c.call(.electionDefine(DaemonTests.liveElection("live"))).isOK)
+        for i in 0..<300 { #expect(try c.call(.vote("v\(i)@x.no", "kinn", election: "live", castAt: nil)).isOK) }
+        let size = Int(try #require(try c.request(.checkpoint(latest: false), as: CheckpointTaken.self).checkpoint["size"]?.intValue))
         try waitForPublished(tiles, size: size)
         #expect(FileManager.default.fileExists(atPath: tiles + "/tile/0/000"))
         #expect(FileManager.default.fileExists(atPath: tiles + "/tile/0/001.p/\(size - 256)"))
         #expect(!FileManager.default.fileExists(atPath: tiles + "/tile/entries"))
 
-        #expect(try c.call(["op": "election.close", "election": "live"]).isOK)
-        let closed = try #require(try c.call(["op": "status"]).result?["ledger_size"] as? Int)
+        #expect(try c.call(.electionClose("live")).isOK)
+        let closed = Int(try c.request(.status, as: StatusResult.self).ledgerSize)
         try waitForPublished(tiles, size: closed - 1)   // the checkpoint after the close covers what came before it
         #expect(FileManager.default.fileExists(atPath: tiles + "/tile/entries/000"))
         #expect(FileManager.default.fileExists(atPath: tiles + "/tile/entries/001.p/\(closed - 1 - 256)"))

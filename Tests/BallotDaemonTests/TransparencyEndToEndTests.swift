@@ -25,8 +25,8 @@ import BallotFormat
         var daemon = try witnessing.daemon(dir, policy: policy, environment: ["BALLOTD_TILES_DIR": tiles])
         var c = try BallotClient(socketPath: daemon.socketPath)
         var live = DaemonTests.liveElection("live", publicStandings: true)
-        live["witnesses_required"] = false
-        #expect(try c.call(["op": "election.define", "election": live]).isOK)
+        live.witnessesRequired = false
+        #expect(try c.call(.electionDefine(live)).isOK)
         try witnessing.readyToCertify(c, "prize-a")
         try (witnessing.logKey.publicKey.hex + "\n").write(toFile: dir.sub("log.pub"), atomically: true, encoding: .utf8)
         let keys = ["--witness-key", w1.verifierKey, "--witness-key", w2.verifierKey]
@@ -34,8 +34,8 @@ import BallotFormat
             try runTool("ballot-replay", ["monitor", "--tiles", http.url, "--state", dir.sub("monitor.state"), "--pubkey", dir.sub("log.pub")] + keys)
         }
         /// Takes a checkpoint and waits until the tiles publish it with both cosignatures.
-        func witnessedAndPublished() throws -> Int {
-            let size = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
+        func witnessedAndPublished() throws -> Int64 {
+            let size = try witnessing.checkpointSize(c)
             let deadline = Date().addingTimeInterval(20)
             while Date() < deadline {
                 let text = (try? String(contentsOfFile: tiles + "/checkpoint", encoding: .utf8)) ?? ""
@@ -46,8 +46,8 @@ import BallotFormat
         }
 
         // Votes arrive; a receipt is saved once a witnessed checkpoint covers its vote.
-        for i in 0..<40 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "a\(i)@x.no"]).isOK) }
-        let vote = try #require(try c.call(["op": "vote.cast", "election": "live", "nominee": "bodo", "voter": "receipt@x.no"]).result?["seq"] as? Int)
+        for i in 0..<40 { #expect(try c.call(.vote("a\(i)@x.no", "kinn", election: "live", castAt: nil)).isOK) }
+        let vote = try c.request(.vote("receipt@x.no", "bodo", election: "live", castAt: nil), as: WriteReceipt.self).seq
         let first = try witnessedAndPublished()
         let receipt = dir.sub("vote.tlog-proof")
         let saved = try runTool("ballotctl", ["--socket", daemon.socketPath, "receipt", "--seq", "\(vote)", "--out", receipt])
@@ -66,17 +66,17 @@ import BallotFormat
         try FileManager.default.copyItem(atPath: daemon.dataDirectory, toPath: backup.sub("data"))
         daemon = try witnessing.daemon(dir, policy: policy, environment: ["BALLOTD_TILES_DIR": tiles])
         c = try BallotClient(socketPath: daemon.socketPath)
-        for i in 0..<30 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "b\(i)@x.no"]).isOK) }
+        for i in 0..<30 { #expect(try c.call(.vote("b\(i)@x.no", "kinn", election: "live", castAt: nil)).isOK) }
         let second = try witnessedAndPublished()
         let followed = try monitor()
         #expect(followed.status == 0 && followed.stdout.contains("extends \(first) to \(second) events"), "\(followed)")
 
         // One witness stopped: votes and checkpoints go on; the certification waits, then fails.
         w2.stop()
-        for i in 0..<20 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "bodo", "voter": "c\(i)@x.no"]).isOK) }
-        #expect(try c.call(["op": "checkpoint"]).isOK)
-        let refused = try c.call(["op": "result.certify", "election": "prize-a"])
-        #expect(refused.errorCode == "not_witnessed", "\(refused)")
+        for i in 0..<20 { #expect(try c.call(.vote("c\(i)@x.no", "bodo", election: "live", castAt: nil)).isOK) }
+        #expect(try c.call(.checkpoint(latest: false)).isOK)
+        let refused = try c.call(.resultCertify("prize-a", justification: ""))
+        #expect(refused.errorCode == .notWitnessed, "\(refused)")
         try w2.start()
 
         // Put back to the backup: the daemon publishes its older tree, the monitor exits 2 naming
@@ -92,13 +92,13 @@ import BallotFormat
         }
         let caught = try monitor()
         #expect(caught.status == 2 && caught.stderr.contains("rollback") && caught.stderr.contains("\(second) events") && caught.stderr.contains("\(first) events"), "\(caught)")
-        for i in 0..<15 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "d\(i)@x.no"]).isOK) }
-        let next = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
+        for i in 0..<15 { #expect(try c.call(.vote("d\(i)@x.no", "kinn", election: "live", castAt: nil)).isOK) }
+        let next = try witnessing.checkpointSize(c)
         // Each witness has cosigned a larger tree of this log than the new checkpoint: both refuse it.
         let until = Date().addingTimeInterval(20)
         func answers() throws -> [String] {
-            ((try c.call(["op": "status"]).result?["witnessing"] as? [String: Any])?["witnesses"] as? [[String: Any]] ?? []).map {
-                "\($0["last"] as? String ?? ""): \($0["reason"] as? String ?? "")"
+            (try c.request(.status, as: StatusResult.self).witnessing["witnesses"]?.arrayValue ?? []).map {
+                "\($0["last"]?.stringValue ?? ""): \($0["reason"]?.stringValue ?? "")"
             }
         }
         while Date() < until, !(try answers().allSatisfy { $0.contains("past this checkpoint's \(next)") }) { usleep(100_000) }

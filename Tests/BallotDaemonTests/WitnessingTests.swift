@@ -49,36 +49,42 @@ import BallotFormat
     }
 
     /// Polls `status` until the witnessed checkpoint covers `size` events.
-    func waitUntilWitnessed(_ c: BallotClient, size: Int, seconds: Double = 20) throws -> [String: Any] {
+    func waitUntilWitnessed(_ c: BallotClient, size: Int64, seconds: Double = 20) throws -> JSONValue {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
-            let witnessing = try c.call(["op": "status"]).result?["witnessing"] as? [String: Any]
-            if let w = witnessing?["witnessed_checkpoint"] as? [String: Any], (w["size"] as? Int ?? 0) >= size { return witnessing! }
+            let witnessing = try c.request(.status, as: StatusResult.self).witnessing
+            if let w = witnessing["witnessed_checkpoint"], (w["size"]?.intValue ?? 0) >= size { return witnessing }
             usleep(50_000)
         }
-        throw DaemonTestError("no checkpoint of \(size) events was witnessed: \(String(describing: try c.call(["op": "status"]).result?["witnessing"]))")
+        throw DaemonTestError("no checkpoint of \(size) events was witnessed: \(try c.request(.status, as: StatusResult.self).witnessing.text)")
+    }
+
+    /// Takes a checkpoint; the number of events it covers.
+    func checkpointSize(_ c: BallotClient) throws -> Int64 {
+        try #require(try c.request(.checkpoint(latest: false), as: CheckpointTaken.self).checkpoint["size"]?.intValue)
     }
 
     /// The 2022 election under another id, requiring witnesses, voted on, scored and closed:
     /// ready to certify.
     func readyToCertify(_ c: BallotClient, _ id: String) throws {
-        var election = DaemonTests.election2022
-        election["id"] = id
-        election["witnesses_required"] = true
-        #expect(try c.call(["op": "election.define", "election": election]).isOK)
-        for juror in ["jury-a", "jury-b"] { _ = try c.call(["op": "juror.add", "election": id, "juror": juror, "name": juror]) }
+        let election = ElectionID(id)
+        var spec = DaemonTests.election2022
+        spec.id = id
+        spec.witnessesRequired = true
+        #expect(try c.call(.electionDefine(spec)).isOK)
+        for juror: JurorID in ["jury-a", "jury-b"] { _ = try c.call(.jurorAdd(election: election, juror: juror, name: juror.value, key: nil)) }
         for i in 0..<5 {
-            #expect(try c.call(["op": "vote.cast", "election": id, "nominee": "kinn", "voter": "\(id)-\(i)@x.no", "cast_at": "2022-11-03T10:00:00Z"]).isOK)
+            #expect(try c.call(.vote("\(id)-\(i)@x.no", "kinn", election: election, castAt: "2022-11-03T10:00:00Z")).isOK)
         }
-        for juror in ["jury-a", "jury-b"] {
-            for nominee in ["bodo", "haugesund", "kinn", "raelingen", "vennesla"] {
-                for criterion in ["results", "settlement", "development", "differentiation"] {
-                    _ = try c.call(["op": "jury.score", "election": id, "juror": juror, "nominee": nominee, "criterion": criterion, "score": 7])
+        for juror: JurorID in ["jury-a", "jury-b"] {
+            for nominee: NomineeID in ["bodo", "haugesund", "kinn", "raelingen", "vennesla"] {
+                for criterion: CriterionID in ["results", "settlement", "development", "differentiation"] {
+                    _ = try c.call(.juryScore(election: election, juror: juror, nominee: nominee, criterion: criterion, score: 7, signed: nil))
                 }
             }
         }
-        #expect(try c.call(["op": "election.close", "election": id]).isOK)
-        #expect(try c.call(["op": "jury.close", "election": id]).isOK)
+        #expect(try c.call(.electionClose(election)).isOK)
+        #expect(try c.call(.juryClose(election)).isOK)
     }
 
     @Test func checkpointsAreCosignedByTwoWitnessesAndACertificationWaitsForThem() throws {
@@ -93,19 +99,19 @@ import BallotFormat
         try readyToCertify(c, "prize-b")
 
         // A checkpoint on request is cosigned by both, and its note is kept beside the ledger.
-        let checkpoint = try #require(try c.call(["op": "checkpoint"]).result)
-        let size = try #require((checkpoint["checkpoint"] as? [String: Any])?["size"] as? Int)
+        let size = try checkpointSize(c)
         let status = try waitUntilWitnessed(c, size: size)
-        #expect(((status["witnesses"] as? [[String: Any]]) ?? []).map { $0["last"] as? String } == ["cosigned", "cosigned"], "\(status)")
+        #expect((status["witnesses"]?.arrayValue ?? []).map { $0["last"]?.stringValue } == ["cosigned", "cosigned"], "\(status.text)")
         let kept = try SignedNote(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: daemon.dataDirectory + "/checkpoint.witnessed"))))
         #expect(policy.cosigners(of: kept).verified == ["w1", "w2"])
 
         // The certification's reply carries the witnessed note covering it.
-        let certified = try c.call(["op": "result.certify", "election": "prize-a"])
+        let certified = try c.call(.resultCertify("prize-a", justification: ""))
         #expect(certified.isOK, "\(certified)")
-        let note = try SignedNote(parsing: Array(try #require(certified.result?["witnessed_note"] as? String).utf8))
+        let receipt = try c.result(of: certified, as: WriteReceipt.self)
+        let note = try SignedNote(parsing: Array(try #require(receipt.witnessedNote).utf8))
         let covered = try CheckpointNote(text: note.text)
-        #expect(covered.size >= UInt64(try #require(certified.result?["seq"] as? Int)))
+        #expect(covered.size >= receipt.seq)
         #expect(policy.cosigners(of: note).verified == ["w1", "w2"])
         #expect(note.verifies(name: Self.origin, publicKey: logKey.publicKey) == true)
 
@@ -113,24 +119,24 @@ import BallotFormat
         // naming it.
         w2.stop()
         var live = DaemonTests.liveElection("live")
-        live["witnesses_required"] = false
-        #expect(try c.call(["op": "election.define", "election": live]).isOK)
+        live.witnessesRequired = false
+        #expect(try c.call(.electionDefine(live)).isOK)
         for i in 0..<20 {
-            #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "live-\(i)@x.no"]).isOK)
-            if i % 5 == 0 { #expect(try c.call(["op": "checkpoint"]).isOK) }
+            #expect(try c.call(.vote("live-\(i)@x.no", "kinn", election: "live", castAt: nil)).isOK)
+            if i % 5 == 0 { #expect(try c.call(.checkpoint(latest: false)).isOK) }
         }
         let started = Date()
-        let refused = try c.call(["op": "result.certify", "election": "prize-b", "idempotency_key": "certify-b"])
-        #expect(refused.errorCode == "not_witnessed", "\(refused)")
+        let refused = try c.call(.resultCertify("prize-b", justification: ""), idempotencyKey: "certify-b")
+        #expect(refused.errorCode == .notWitnessed, "\(refused)")
         #expect(Date().timeIntervalSince(started) >= 2.5)
-        let message = (refused["error"] as? [String: Any])?["message"] as? String ?? ""
+        let message = refused.refusal?.message ?? ""
         #expect(message.contains("w2") && message.contains("event"), "\(message)")
 
         // Back up: asking again with the same key waits again, and the witnesses cosign.
         try w2.start()
-        let again = try c.call(["op": "result.certify", "election": "prize-b", "idempotency_key": "certify-b"])
+        let again = try c.call(.resultCertify("prize-b", justification: ""), idempotencyKey: "certify-b")
         #expect(again.isOK, "\(again)")
-        #expect(again.result?["repeated"] as? Bool == true)
+        #expect(again.result?["repeated"]?.boolValue == true)
         #expect(daemon.terminate() == 0)
         #expect(daemon.log.contains("witness did not cosign"))
         // The definitions that require witnesses read the same to both verifiers.
@@ -157,16 +163,16 @@ import BallotFormat
         let c = try BallotClient(socketPath: daemon.socketPath, timeout: 30)
         try readyToCertify(c, "prize-a")
         var live = DaemonTests.liveElection("live")
-        live["witnesses_required"] = false
-        #expect(try c.call(["op": "election.define", "election": live]).isOK)
+        live.witnessesRequired = false
+        #expect(try c.call(.electionDefine(live)).isOK)
         for i in 0..<10 {
-            #expect(try c.call(["op": "checkpoint"]).isOK)
-            #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "live-\(i)@x.no"]).isOK)
+            #expect(try c.call(.checkpoint(latest: false)).isOK)
+            #expect(try c.call(.vote("live-\(i)@x.no", "kinn", election: "live", castAt: nil)).isOK)
         }
-        let certified = try c.call(["op": "result.certify", "election": "prize-a"])
+        let certified = try c.call(.resultCertify("prize-a", justification: ""))
         #expect(certified.isOK, "\(certified)")
-        let witnesses = try #require((try c.call(["op": "status"]).result?["witnessing"] as? [String: Any])?["witnesses"] as? [[String: Any]])
-        #expect(witnesses.map { $0["last"] as? String } == ["cosigned", "cosigned", "not_asked"], "\(witnesses)")
+        let witnesses = try #require(try c.request(.status, as: StatusResult.self).witnessing["witnesses"]?.arrayValue)
+        #expect(witnesses.map { $0["last"]?.stringValue } == ["cosigned", "cosigned", "not_asked"], "\(witnesses.map { $0.text })")
         #expect(daemon.terminate() == 0)
     }
 
@@ -182,12 +188,12 @@ import BallotFormat
         let daemon = try daemon(dir, policy: text)
         let env = ["BALLOTD_SOCKET": daemon.socketPath]
         var live = DaemonTests.liveElection("live")
-        live["witnesses_required"] = false
+        live.witnessesRequired = false
         let c = try BallotClient(socketPath: daemon.socketPath)
-        #expect(try c.call(["op": "election.define", "election": live]).isOK)
+        #expect(try c.call(.electionDefine(live)).isOK)
         // No checkpoint covers a vote yet: the receipt is refused at once, saying so.
-        let vote = try #require(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "first@x.no"]).result?["seq"] as? Int)
-        #expect(try c.call(["op": "receipt", "seq": vote]).errorCode == "not_witnessed")
+        let vote = try c.request(.vote("first@x.no", "kinn", election: "live", castAt: nil), as: WriteReceipt.self).seq
+        #expect(try c.call(.receipt(seq: vote, wait: 0)).errorCode == .notWitnessed)
 
         // ballotctl waits for the checkpoint the test then takes.
         let file = dir.sub("vote.tlog-proof")
@@ -199,7 +205,7 @@ import BallotFormat
             finished.signal()
         }
         usleep(500_000)
-        #expect(try c.call(["op": "checkpoint"]).isOK)
+        #expect(try c.call(.checkpoint(latest: false)).isOK)
         finished.wait()
         #expect(done.result?.status == 0, "\(String(describing: done.result))")
         let proof = try String(contentsOfFile: file, encoding: .utf8)
@@ -248,11 +254,11 @@ import BallotFormat
         let daemon = try daemon(dir, policy: nil)
         let c = try BallotClient(socketPath: daemon.socketPath)
         try readyToCertify(c, "prize-a")
-        let size = try #require(try c.call(["op": "status"]).result?["ledger_size"] as? Int)
-        let refused = try c.call(["op": "result.certify", "election": "prize-a"])
-        #expect(refused.errorCode == "no_witnesses", "\(refused)")
-        #expect(try c.call(["op": "status"]).result?["ledger_size"] as? Int == size)
-        #expect(try c.call(["op": "election.get", "election": "prize-a"]).result?["witnesses_required"] as? Bool == true)
+        let size = try c.request(.status, as: StatusResult.self).ledgerSize
+        let refused = try c.call(.resultCertify("prize-a", justification: ""))
+        #expect(refused.errorCode == .noWitnesses, "\(refused)")
+        #expect(try c.request(.status, as: StatusResult.self).ledgerSize == size)
+        #expect(try c.document(.electionGet("prize-a"))["witnesses_required"]?.boolValue == true)
         #expect(daemon.terminate() == 0)
     }
 
@@ -263,9 +269,9 @@ import BallotFormat
         var daemon = try daemon(dir, policy: text)
         var c = try BallotClient(socketPath: daemon.socketPath)
         var live = DaemonTests.liveElection("live")
-        live["witnesses_required"] = false
-        #expect(try c.call(["op": "election.define", "election": live]).isOK)
-        let first = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
+        live.witnessesRequired = false
+        #expect(try c.call(.electionDefine(live)).isOK)
+        let first = try checkpointSize(c)
         _ = try waitUntilWitnessed(c, size: first)
         #expect(daemon.terminate() == 0)
         let backup = TemporaryDirectory("backup")
@@ -274,8 +280,8 @@ import BallotFormat
         // The ledger grows, and the witness cosigns the larger tree.
         daemon = try self.daemon(dir, policy: text)
         c = try BallotClient(socketPath: daemon.socketPath)
-        for i in 0..<10 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "kinn", "voter": "v\(i)@x.no"]).isOK) }
-        let second = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
+        for i in 0..<10 { #expect(try c.call(.vote("v\(i)@x.no", "kinn", election: "live", castAt: nil)).isOK) }
+        let second = try checkpointSize(c)
         _ = try waitUntilWitnessed(c, size: second)
         #expect(daemon.terminate() == 0)
 
@@ -286,25 +292,25 @@ import BallotFormat
         try FileManager.default.copyItem(atPath: backup.sub("data"), toPath: daemon.dataDirectory)
         daemon = try self.daemon(dir, policy: text)
         c = try BallotClient(socketPath: daemon.socketPath)
-        func witnessAnswer() throws -> [String: Any]? {
-            ((try c.call(["op": "status"]).result?["witnessing"] as? [String: Any])?["witnesses"] as? [[String: Any]])?.first
+        func witnessAnswer() throws -> JSONValue? {
+            try c.request(.status, as: StatusResult.self).witnessing["witnesses"]?.arrayValue?.first
         }
         let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline, try witnessAnswer()?["last"] as? String != "conflict" { usleep(50_000) }
+        while Date() < deadline, try witnessAnswer()?["last"]?.stringValue != "conflict" { usleep(50_000) }
         let answer = try #require(try witnessAnswer())
-        #expect(answer["last"] as? String == "conflict", "\(answer)")
-        #expect((answer["reason"] as? String ?? "").contains("rolled back"), "\(answer)")
-        for i in 0..<15 { #expect(try c.call(["op": "vote.cast", "election": "live", "nominee": "bodo", "voter": "w\(i)@x.no"]).isOK) }
-        let third = try #require((try c.call(["op": "checkpoint"]).result?["checkpoint"] as? [String: Any])?["size"] as? Int)
+        #expect(answer["last"]?.stringValue == "conflict", "\(answer.text)")
+        #expect((answer["reason"]?.stringValue ?? "").contains("rolled back"), "\(answer.text)")
+        for i in 0..<15 { #expect(try c.call(.vote("w\(i)@x.no", "bodo", election: "live", castAt: nil)).isOK) }
+        let third = try checkpointSize(c)
         #expect(third > second)
         // Asked from the size it cosigned, with this history's proof: the proof fails.
         let until = Date().addingTimeInterval(10)
-        while Date() < until, !((try witnessAnswer()?["reason"] as? String ?? "").contains("consistency proof")) { usleep(50_000) }
+        while Date() < until, !((try witnessAnswer()?["reason"]?.stringValue ?? "").contains("consistency proof")) { usleep(50_000) }
         let after = try #require(try witnessAnswer())
-        #expect(after["last"] as? String == "conflict" && (after["reason"] as? String ?? "").contains("consistency proof"), "\(after)")
+        #expect(after["last"]?.stringValue == "conflict" && (after["reason"]?.stringValue ?? "").contains("consistency proof"), "\(after.text)")
         // What counts as witnessed is the copy's own newest checkpoint, cosigned when it was new.
-        let witnessed = (try c.call(["op": "status"]).result?["witnessing"] as? [String: Any])?["witnessed_checkpoint"] as? [String: Any]
-        #expect(witnessed?["size"] as? Int == first, "\(String(describing: witnessed))")
+        let witnessed = try c.request(.status, as: StatusResult.self).witnessing["witnessed_checkpoint"]
+        #expect(witnessed?["size"]?.intValue == first, "\(String(describing: witnessed?.text))")
         #expect(daemon.terminate() == 0)
         #expect(daemon.log.contains("its view of the log is not this ledger's"))
     }

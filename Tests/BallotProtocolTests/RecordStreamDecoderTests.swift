@@ -21,7 +21,7 @@ import BallotDomain
         ]
         // The verifier also feeds the input one byte at a time and in other splits.
         try ByteToMessageDecoderVerifier.verifyDecoder(inputOutputPairs: [(input, expected)], decoderFactory: { RecordStreamDecoder() })
-        let start = try ReplicationStart(try JSONParser.parse(Self.reply)["result"]!)
+        let start = try ReplicationStart(json: try JSONParser.parse(Self.reply)["result"]!)
         #expect(start == ReplicationStart(from: 1, ledgerID: Array(0..<16), ledgerSize: 3,
                                           rootBefore: Digest32(hex: "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")!))
     }
@@ -48,6 +48,6 @@ import BallotDomain
     }
 
     @Test func aReplyThatLacksItsFieldsIsRefused() {
-        #expect(throws: ProtocolError.self) { try ReplicationStart(.object([("from", .int(1)), ("ledger_id", .string("zz"))])) }
+        #expect(throws: ProtocolError.self) { try ReplicationStart(json: .object([("from", .int(1)), ("ledger_id", .string("zz"))])) }
     }
 }

@@ -1,5 +1,7 @@
 public import Foundation
 @_exported import BallotClient
+@_exported import BallotProtocol
+@_exported import BallotDomain
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -68,7 +70,7 @@ public final class DaemonProcess: @unchecked Sendable {
     public func waitUntilServing(timeout: Double = 20) throws {
         let deadline = Date().addingTimeInterval(timeout)
         while Date() < deadline {
-            if let client = try? BallotClient(socketPath: socketPath), (try? client.call(["op": "hello"])) != nil { return }
+            if let client = try? BallotClient(socketPath: socketPath), (try? client.call(.hello)) != nil { return }
             if !process.isRunning { throw DaemonTestError("ballotd exited early: \(log)") }
             usleep(20_000)
         }

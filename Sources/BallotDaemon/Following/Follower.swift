@@ -37,19 +37,13 @@ final class FollowerStatus: @unchecked Sendable {
     /// `status`'s `follower` object; `size` is what this daemon has published, and
     /// `checkpointSize` the size its newest stored checkpoint signs: events after it are checked
     /// by the rules alone until the next checkpoint comes.
-    func json(size: UInt64, checkpointSize: UInt64?) -> JSONValue {
+    func report(size: UInt64, checkpointSize: UInt64?) -> FollowerReport {
         lock.withLock {
             let since = lastContact.map { ContinuousClock.now - $0 }
-            return .object([
-                ("primary", .string(primary)),
-                ("state", .string(state)),
-                ("primary_ledger_size", primarySize.map { .uint($0) } ?? .null),
-                ("lag_events", primarySize.map { .uint($0 > size ? $0 - size : 0) } ?? .null),
-                ("checkpoint_size", checkpointSize.map { .uint($0) } ?? .null),
-                ("seconds_since_contact", since.map { .double(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) } ?? .null),
-                ("stopped_because", stoppedBecause.map { .string($0) } ?? .null),
-                ("last_error", lastError.map { .string($0) } ?? .null),
-            ])
+            return FollowerReport(primary: primary, state: state, primaryLedgerSize: primarySize,
+                                  lagEvents: primarySize.map { $0 > size ? $0 - size : 0 }, checkpointSize: checkpointSize,
+                                  secondsSinceContact: since.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 },
+                                  stoppedBecause: stoppedBecause, lastError: lastError)
         }
     }
 }
@@ -198,7 +192,7 @@ final class Follower: @unchecked Sendable {
                 return perform(machine.refused(code, text), contact: true)
             }
             do {
-                perform(machine.replied(try ReplicationStart(result)), contact: true)
+                perform(machine.replied(try ReplicationStart(json: result)), contact: true)
             } catch {
                 perform(machine.connectionLost("the primary's reply to replicate: \(error.message)"), contact: true)
             }
