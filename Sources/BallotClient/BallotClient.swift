@@ -1,6 +1,7 @@
 public import BallotDomain
 public import BallotProtocol
 import Foundation
+import NIOConcurrencyHelpers
 
 /// Why talking to the daemon failed, or what it refused.
 public enum ClientError: Error, CustomStringConvertible {
@@ -30,8 +31,11 @@ public enum ClientError: Error, CustomStringConvertible {
 /// replies are read).
 public final class BallotClient: @unchecked Sendable {
     private let connection: ClientConnection
+    /// What has arrived and is not read yet: the bytes from `start` on (the front is dropped
+    /// only now and then, so that reading a line costs its own length, not the buffer's).
     private var buffered: [UInt8] = []
-    private var nextID: Int64 = 1
+    private var start = 0
+    private let nextID = NIOLockedValueBox<Int64>(1)
 
     /// Connects to the Unix socket; a reply (or a send) taking more than `timeout` seconds (0:
     /// no limit) fails, which guards against a daemon that hangs.
@@ -55,8 +59,7 @@ public final class BallotClient: @unchecked Sendable {
     /// Sends `op` without waiting for its reply; returns the id it was sent with.
     @discardableResult
     public func send(_ op: Op, idempotencyKey: String? = nil) throws -> JSONValue {
-        let id = JSONValue.int(nextID)
-        nextID += 1
+        let id = JSONValue.int(nextID.withLockedValue { n in defer { n += 1 }; return n })
         try send(raw: op.requestLine(id: id, idempotencyKey: idempotencyKey))
         return id
     }
@@ -66,25 +69,38 @@ public final class BallotClient: @unchecked Sendable {
 
     /// The next line from the daemon; nil when it closed the connection.
     public func readReply() throws -> ReplyLine? {
+        var searched = start
         while true {
-            if let newline = buffered.firstIndex(of: 0x0A) {
-                let line = buffered[..<newline]
-                defer { buffered.removeFirst(newline + 1) }
+            if let newline = buffered[searched...].firstIndex(of: 0x0A) {
+                let line = buffered[start..<newline]
+                start = newline + 1
+                if start > 1 << 16 && start * 2 > buffered.count {
+                    buffered.removeFirst(start)
+                    start = 0
+                }
                 do {
                     return try ReplyLine(parsing: line)
                 } catch {
                     throw ClientError.protocolViolation(error.message)
                 }
             }
+            searched = buffered.count
             guard try connection.receive(into: &buffered) else { return nil }
         }
     }
 
-    /// Sends `op` and returns the reply line.
+    /// Sends `op` and returns its reply, which must answer it (carry the id it was sent with).
     @discardableResult
     public func call(_ op: Op, idempotencyKey: String? = nil) throws -> ReplyLine {
-        try send(op, idempotencyKey: idempotencyKey)
-        return try reply()
+        let id = try send(op, idempotencyKey: idempotencyKey)
+        let reply = try reply()
+        // A refusal of a line the daemon could not read carries no id; any other id is the
+        // answer to another request: this conversation is out of step.
+        guard reply.id == id || (reply.id == .null && !reply.isOK) else {
+            connection.close()
+            throw ClientError.protocolViolation("\(op.name.rawValue): the reply carries id \(reply.id?.text ?? "none"), not \(id.text): \(reply.json.text.prefix(200))")
+        }
+        return reply
     }
 
     /// Sends a request written out by hand (as a test of what the daemon refuses, or `ballotctl

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
@@ -47,7 +50,8 @@ public struct TLSEndpoint: Sendable, Equatable {
 
 /// A connection to the daemon on NIO, with TLS when the endpoint says so, waited on by a
 /// blocking caller. What arrives is kept in an inbox until read; past `Inbox.highWater` bytes
-/// the channel stops reading, so a slow reader of a subscription holds a bounded amount.
+/// the channel stops reading, so that a caller that reads slowly (or not at all) holds a
+/// bounded amount and the daemon sees it push back, as it would a blocking socket.
 final class ClientConnection: @unchecked Sendable {
     enum Endpoint {
         case unix(String)
@@ -79,15 +83,24 @@ final class ClientConnection: @unchecked Sendable {
                     try channel.pipeline.syncOperations.addHandler(InboxHandler(inbox))
                 }
             }
-        do {
-            switch endpoint {
-            case .unix(let path): channel = try bootstrap.connect(unixDomainSocketPath: path).wait()
-            case .tls(let e): channel = try bootstrap.connect(host: e.host, port: e.port).wait()
-            }
-        } catch {
-            switch endpoint {
-            case .unix(let path): throw ClientError.unreachable("cannot connect to \(path): \(error)")
-            case .tls(let e): throw ClientError.unreachable("cannot connect to tls://\(e.host):\(e.port): \(error)")
+        let deadline = NIODeadline.now() + .seconds(Int64(max(timeout, 1)))
+        while true {
+            do {
+                switch endpoint {
+                case .unix(let path): channel = try bootstrap.connect(unixDomainSocketPath: path).wait()
+                case .tls(let e): channel = try bootstrap.connect(host: e.host, port: e.port).wait()
+                }
+                break
+            } catch let error as IOError where error.errnoCode == EAGAIN && NIODeadline.now() < deadline {
+                // The daemon's listen backlog is full (a non-blocking connect does not wait for
+                // room as a blocking one does): try again shortly.
+                usleep(10_000)
+            } catch {
+                let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(error)"
+                switch endpoint {
+                case .unix(let path): throw ClientError.unreachable("cannot connect to \(path): \(reason)")
+                case .tls(let e): throw ClientError.unreachable("cannot connect to tls://\(e.host):\(e.port): \(reason)")
+                }
             }
         }
         inbox.channel = channel
@@ -97,27 +110,44 @@ final class ClientConnection: @unchecked Sendable {
     /// `timeout` seconds ends the connection.
     func send(_ bytes: [UInt8]) throws {
         let written = channel.writeAndFlush(ByteBuffer(bytes: bytes))
+        let timedOut = NIOLockedValueBox(false)
         if timeout > 0 {
             let channel = self.channel
-            let limit = channel.eventLoop.scheduleTask(in: .seconds(Int64(timeout))) { channel.close(promise: nil) }
+            let limit = channel.eventLoop.scheduleTask(in: .seconds(Int64(timeout))) {
+                timedOut.withLockedValue { $0 = true }
+                channel.close(promise: nil)
+            }
             written.whenComplete { _ in limit.cancel() }
         }
         do {
             try written.wait()
         } catch {
+            if timedOut.withLockedValue({ $0 }) { throw ClientError.connection("write: the daemon read nothing for \(timeout) s") }
             throw ClientError.connection("write: \(inbox.failure ?? "\(error)")")
         }
     }
 
+    /// A reply that does not come within the timeout ends the connection: a late one must not
+    /// be taken for the answer to the next request.
     func receive(into buffer: inout [UInt8]) throws -> Bool {
-        try inbox.take(into: &buffer, timeout: timeout)
+        do {
+            return try inbox.take(into: &buffer, timeout: timeout)
+        } catch {
+            close()
+            throw error
+        }
     }
 
     func finishSending() { channel.close(mode: .output, promise: nil) }
 
     func close() {
         guard closed.withLockedValue({ was in defer { was = true }; return !was }) else { return }
-        try? channel.close().wait()
+        // Waiting for the close is only possible off the channel's own event loop.
+        if channel.eventLoop.inEventLoop {
+            channel.close(promise: nil)
+        } else {
+            try? channel.close().wait()
+        }
     }
 
     deinit { close() }
@@ -125,7 +155,7 @@ final class ClientConnection: @unchecked Sendable {
     /// What the connection brought, waited for by the reading thread.
     final class Inbox: @unchecked Sendable {
         /// Past this many unread bytes the channel stops reading until the reader catches up.
-        static let highWater = 4 << 20
+        static let highWater = 256 << 10
         private let condition = NSCondition()
         private var bytes: [UInt8] = []
         private var ended = false

@@ -73,12 +73,12 @@ public struct ElectionSpec: Codable, Sendable {
 
     /// The spec as JSON, in the data file's form (snake_case, absent fields left out, keys
     /// sorted): what `election.define` sends.
-    public func encoded() -> [UInt8] {
+    /// Fails only for a number JSON cannot hold (a weight of infinity), which no decoded spec has.
+    public func encoded() throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.keyEncodingStrategy = .convertToSnakeCase
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // Only finite numbers and strings: nothing here can fail to encode.
-        return Array(try! encoder.encode(self))
+        return Array(try encoder.encode(self))
     }
 
     /// Reads and decodes the data file at `path`.

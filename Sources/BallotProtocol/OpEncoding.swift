@@ -3,7 +3,8 @@ public import BallotDomain
 import BallotConfig
 
 /// The client's side of `Op`: the request line that the daemon's `Op.init` decodes back to the
-/// same op (a property test holds the two to each other).
+/// same op, for every op it accepts (a property test holds the two to each other). An op it
+/// refuses (a `from` of 0, a relative backup path) is encoded as it is and refused by name.
 extension Op {
     /// The request's parameters, as `Op.init` reads them; a default is left out.
     public var fields: [(String, JSONValue)] {
@@ -11,14 +12,15 @@ extension Op {
         case .hello, .status, .metrics:
             return []
         case .electionDefine(let spec):
-            let json = spec.encoded().withUnsafeBytes { try? JSONParser.parse($0) }
-            return [("election", json ?? .object([]))]
+            // A spec JSON cannot hold (a non-finite weight) goes as null, which the daemon refuses.
+            let json = (try? spec.encoded())?.withUnsafeBytes { try? JSONParser.parse($0) }
+            return [("election", json ?? .null)]
         case .electionGet(let e), .electionOpen(let e), .electionClose(let e), .juryClose(let e), .jury(let e), .tally(let e), .ranking(let e):
             return [("election", .slug(e))]
         case .nomineeAdd(let e, let n):
             return [("election", .slug(e)), ("nominee", .slug(n.id)), ("name", .string(n.name)),
-                    ("goal_attainment_direct", .double(n.goalAttainmentDirect)),
-                    ("goal_attainment_after_one_year", .double(n.goalAttainmentAfterOneYear))]
+                    ("goal_attainment_direct", .number(n.goalAttainmentDirect)),
+                    ("goal_attainment_after_one_year", .number(n.goalAttainmentAfterOneYear))]
         case .voteCast(let e, let n, let voter, let castAt, let channel):
             var fields: [(String, JSONValue)] = [("election", .slug(e)), ("nominee", .slug(n)), ("voter", .string(voter))]
             if let castAt { fields.append(("cast_at", .string(castAt.rfc3339))) }
@@ -89,4 +91,6 @@ extension SentSignature {
 
 extension JSONValue {
     static func slug(_ s: Slug) -> JSONValue { .string(s.value) }
+    /// A number JSON cannot hold (NaN, infinity) goes as null, which the daemon refuses by name.
+    static func number(_ d: Double) -> JSONValue { d.isFinite ? .double(d) : .null }
 }

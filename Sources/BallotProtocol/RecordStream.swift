@@ -25,12 +25,10 @@ public struct ReplicationStart: OpResult {
     }
 
     public init(json result: JSONValue) throws(ProtocolError) {
-        guard case .int(let from)? = result["from"], from >= 1, case .string(let id)? = result["ledger_id"],
-              let ledgerID = hexBytes(id), ledgerID.count == 16, case .int(let size)? = result["ledger_size"], size >= 0,
-              case .string(let root)? = result["root_before"], let rootBefore = Digest32(hex: root) else {
-            throw ProtocolError(.badRequest, "replicate: the reply lacks 'from', a 16-byte hex 'ledger_id', 'ledger_size' or 'root_before': \(String(decoding: result.serialized().prefix(200), as: UTF8.self))")
-        }
-        self.init(from: UInt64(from), ledgerID: ledgerID, ledgerSize: UInt64(size), rootBefore: rootBefore)
+        let m = try Members("replicate", result)
+        guard let ledgerID = hexBytes(try m.string("ledger_id")), ledgerID.count == 16 else { throw m.lacks("ledger_id", "16 bytes in hex") }
+        self.init(from: try m.uint("from"), ledgerID: ledgerID, ledgerSize: try m.uint("ledger_size"), rootBefore: try m.digest("root_before"))
+        guard from >= 1 else { throw m.lacks("from", "a sequence number (1 or more)") }
     }
 }
 

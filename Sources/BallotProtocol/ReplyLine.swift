@@ -39,8 +39,13 @@ public enum ReplyLine: Sendable, Equatable {
         } catch {
             throw ProtocolError(.internal, "the daemon sent a line that is not JSON (\(error)): \(String(decoding: line.prefix(200), as: UTF8.self))")
         }
+        try self.init(value)
+    }
+
+    /// Reads a line already parsed.
+    public init(_ value: JSONValue) throws(ProtocolError) {
         guard case .object = value else {
-            throw ProtocolError(.internal, "the daemon sent a line that is not a JSON object: \(String(decoding: line.prefix(200), as: UTF8.self))")
+            throw ProtocolError(.internal, "the daemon sent a line that is not a JSON object: \(value.text.prefix(200))")
         }
         let id = value["id"] ?? .null
         switch value["ok"] {

@@ -163,8 +163,12 @@ public struct StatusResult: OpResult {
 
 /// `status.verification`: the daemon's own check of its ledger (docs/operations.md).
 public struct VerificationReport: OpResult {
-    public enum State: String, Sendable {
-        case off, running, verified, failed
+    /// off, running, verified or failed; a newer daemon may report another.
+    public struct State: RawRepresentable, Hashable, Sendable {
+        public var rawValue: String
+        public init(rawValue: String) { self.rawValue = rawValue }
+        public static let off = State(rawValue: "off"), running = State(rawValue: "running")
+        public static let verified = State(rawValue: "verified"), failed = State(rawValue: "failed")
     }
     /// The `verify` setting: how much of the ledger is checked at start.
     public var mode: String
@@ -199,8 +203,7 @@ public struct VerificationReport: OpResult {
 
     public init(json: JSONValue) throws(ProtocolError) {
         let m = try Members("status.verification", json)
-        guard let state = State(rawValue: try m.string("state")) else { throw m.lacks("state", "off, running, verified or failed") }
-        self.init(mode: try m.string("mode"), state: state, events: try m.optional("events", m.uint), from: try m.optional("from", m.uint),
+        self.init(mode: try m.string("mode"), state: State(rawValue: try m.string("state")), events: try m.optional("events", m.uint), from: try m.optional("from", m.uint),
                   through: try m.optional("through", m.uint), findings: try m.optional("findings", m.int),
                   firstFinding: try m.optional("first_finding", m.string))
     }

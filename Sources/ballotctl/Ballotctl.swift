@@ -90,19 +90,20 @@ struct Connection: ParsableArguments {
     }
 
     /// Sends `op` and prints its result; exits non-zero unless it was ok. Returns the result.
+    /// `timeout`: seconds to wait for the reply.
     @discardableResult
-    func send(_ op: Op, idempotencyKey: String? = nil, human: ((JSONValue) -> String)? = nil) throws -> JSONValue {
-        let result = try ask(op, idempotencyKey: idempotencyKey)
+    func send(_ op: Op, idempotencyKey: String? = nil, timeout: Int = 60, human: ((JSONValue) -> String)? = nil) throws -> JSONValue {
+        let result = try ask(op, idempotencyKey: idempotencyKey, timeout: timeout)
         print(json ? result.text : (human ?? Self.describe)(result))
         return result
     }
 
     /// Sends `op` and returns its result without printing it; a refusal is reported and exits
     /// as `send` does.
-    func ask(_ op: Op, idempotencyKey: String? = nil) throws -> JSONValue {
+    func ask(_ op: Op, idempotencyKey: String? = nil, timeout: Int = 60) throws -> JSONValue {
         let reply: ReplyLine
         do {
-            reply = try client().call(op, idempotencyKey: idempotencyKey)
+            reply = try client(timeout: timeout).call(op, idempotencyKey: idempotencyKey)
         } catch let error as ClientError {
             throw Self.exit(for: error)
         }
@@ -140,9 +141,13 @@ struct Connection: ParsableArguments {
         }
     }
 
+    /// A value the daemon would refuse, refused here as it would refuse it (`bad_request`,
+    /// exit 1), since the typed request cannot carry it.
+    func badRequest(_ message: String) -> ExitCode { refused(ProtocolError(.badRequest, message)) }
+
     /// A sequence number given on the command line: 1 or more.
-    static func sequence(_ n: Int, _ option: String) throws -> UInt64 {
-        guard n >= 1 else { throw ValidationError("\(option) is a sequence number: 1 or more") }
+    func sequence(_ n: Int, _ what: String) throws -> UInt64 {
+        guard n >= 1 else { throw badRequest("\(what) must be a sequence number (1 or more), not \(n)") }
         return UInt64(n)
     }
 
@@ -265,7 +270,7 @@ struct Subscribe: ParsableCommand {
     func run() throws {
         do {
             let client = try connection.client(timeout: 0)
-            let reply = try client.call(.subscribe(from: UInt64(from)))
+            let reply = try client.call(.subscribe(from: connection.sequence(from, "subscribe: --from")))
             if let refusal = reply.refusal { throw connection.refused(refusal) }
             while let event = try client.readReply() { print(event.json.text) }
         } catch let error as ClientError {
@@ -283,9 +288,9 @@ struct Receipt: ParsableCommand {
     @Option(help: "Where to write the receipt (.tlog-proof).") var out: String
     @Option(help: "Seconds to wait for a checkpoint covering the event (default 0).") var wait: Int = 0
     func run() throws {
-        let result = try connection.send(.receipt(seq: try Connection.sequence(seq, "--seq"), wait: wait),
+        let result = try connection.send(.receipt(seq: try connection.sequence(seq, "receipt: --seq"), wait: wait), timeout: max(wait, 0) + 60,
                                          human: { "receipt of event \(Tables.text($0["seq"])) against a checkpoint of \(Tables.text($0["checkpoint_size"])) events" })
-        try Connection.save(result["tlog_proof"]?.stringValue, to: out, option: "--out", missing: "the reply holds no receipt")
+        try Connection.save((try? ReceiptResult(json: result))?.tlogProof, to: out, option: "--out", missing: "the reply holds no receipt")
     }
 }
 
@@ -339,12 +344,11 @@ struct Proof: ParsableCommand {
     }
     func run() throws {
         if let seq {
-            guard seq >= 1, (size ?? 1) >= 1, (checkpoint ?? 1) >= 1 else { throw ValidationError("--seq, --size and --checkpoint are sequence numbers: 1 or more") }
-            guard size == nil || checkpoint == nil else { throw ValidationError("give --size or --checkpoint, not both") }
-            try connection.send(.inclusionProof(seq: UInt64(seq), size: size.map(UInt64.init), checkpoint: checkpoint.map(UInt64.init)))
+            try connection.send(.inclusionProof(seq: connection.sequence(seq, "proof: --seq"), size: size.map { try connection.sequence($0, "proof: --size") },
+                                                checkpoint: checkpoint.map { try connection.sequence($0, "proof: --checkpoint") }))
         } else if let oldSize {
-            guard oldSize >= 0, (newSize ?? 1) >= 1 else { throw ValidationError("--old-size must be 0 or more and --new-size 1 or more") }
-            try connection.send(.consistencyProof(oldSize: UInt64(oldSize), newSize: newSize.map(UInt64.init)))
+            guard oldSize >= 0 else { throw connection.badRequest("proof: --old-size must not be negative") }
+            try connection.send(.consistencyProof(oldSize: UInt64(oldSize), newSize: newSize.map { try connection.sequence($0, "proof: --new-size") }))
         }
     }
 }

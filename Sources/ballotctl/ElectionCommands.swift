@@ -19,12 +19,15 @@ struct ElectionCommand: ParsableCommand {
                 FileHandle.standardError.write(Data("ballotctl: cannot read \(file)\n".utf8))
                 throw ExitCode(Exit.dataError)
             }
+            guard case .object? = try? JSONParser.parse(String(decoding: data, as: UTF8.self)) else {
+                FileHandle.standardError.write(Data("ballotctl: \(file) is not a JSON object\n".utf8))
+                throw ExitCode(Exit.dataError)
+            }
             let spec: ElectionSpec
             do {
                 spec = try ElectionSpec.decode(Array(data), source: file)
             } catch {
-                FileHandle.standardError.write(Data("ballotctl: \(error)\n".utf8))
-                throw ExitCode(Exit.dataError)
+                throw connection.badRequest("election.define: \(error)")
             }
             try connection.send(.electionDefine(spec), idempotencyKey: key) { result in "defined with \(result["events"]?.arrayValue?.count ?? 0) events" }
         }
@@ -89,16 +92,16 @@ struct VoteCommand: ParsableCommand {
         func run() throws {
             var time: Timestamp?
             if let castAt {
-                guard let t = Timestamp(rfc3339: castAt) else { throw ValidationError("--cast-at '\(castAt)' is not an RFC 3339 time") }
+                guard let t = Timestamp(rfc3339: castAt) else { throw connection.badRequest("vote.cast: field 'cast_at' ('\(castAt)') is not an RFC 3339 time") }
                 time = t
             }
             let vote = Op.voteCast(election: try connection.slug(election, "election"), nominee: try connection.slug(nominee, "nominee"),
                                    voter: voter, castAt: time, channel: channel ?? "")
             let result = try connection.send(vote, idempotencyKey: key, human: Tables.receipt)
-            guard let receipt, let seq = result["seq"]?.intValue, seq >= 1 else { return }
-            let proof = try connection.send(.receipt(seq: UInt64(seq), wait: receiptWait),
+            guard let receipt, let seq = (try? WriteReceipt(json: result))?.seq else { return }
+            let proof = try connection.send(.receipt(seq: seq, wait: receiptWait), timeout: max(receiptWait, 0) + 60,
                                             human: { "receipt: against a checkpoint of \(Tables.text($0["checkpoint_size"])) events" })
-            try Connection.save(proof["tlog_proof"]?.stringValue, to: receipt, option: "--receipt", missing: "the reply holds no receipt")
+            try Connection.save((try? ReceiptResult(json: proof))?.tlogProof, to: receipt, option: "--receipt", missing: "the reply holds no receipt")
         }
     }
 
@@ -109,7 +112,7 @@ struct VoteCommand: ParsableCommand {
         @Argument(help: "The vote's sequence number.") var vote: Int
         @Option(help: "Why.") var reason: String
         func run() throws {
-            try connection.send(.voteInvalidate(election: connection.slug(election, "election"), vote: Connection.sequence(vote, "VOTE"), reason: reason),
+            try connection.send(.voteInvalidate(election: connection.slug(election, "election"), vote: connection.sequence(vote, "vote.invalidate: VOTE"), reason: reason),
                                 human: Tables.receipt)
         }
     }
@@ -149,7 +152,7 @@ struct JuryCommand: ParsableCommand {
         @Option(help: "With --key: the event of the score this one supersedes (0: none); asked of the daemon when not given.")
         var supersedes: Int?
         func run() throws {
-            guard let score32 = Int32(exactly: score) else { throw ValidationError("the score \(score) is out of range") }
+            guard let score32 = Int32(exactly: score) else { throw connection.badRequest("jury.score: field 'score' (\(score)) is out of range") }
             var signed: SignedScore?
             if let key {
                 guard let juror else { throw ValidationError("--key needs --juror: the signed statement names the juror") }
@@ -158,7 +161,7 @@ struct JuryCommand: ParsableCommand {
                                                                                  nominee: nominee, criterion: criterion)
                 let signature = try JurorSigning.signScore(signer, ledger: try JurorSigning.ledgerID(connection), election: election, juror: juror, nominee: nominee,
                                                            criterion: criterion, score: score, supersedes: previous)
-                guard previous >= 0 else { throw ValidationError("--supersedes is an event's sequence number, or 0 for none") }
+                guard previous >= 0 else { throw connection.badRequest("jury.score: --supersedes must be a sequence number, or 0 for a first score") }
                 signed = SignedScore(supersedes: previous == 0 ? nil : UInt64(previous), signature: signature)
             }
             try connection.send(.juryScore(election: connection.slug(election, "election"), juror: try juror.map { try connection.slug($0, "juror") },

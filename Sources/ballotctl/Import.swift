@@ -85,6 +85,10 @@ struct Import: ParsableCommand {
         do {
             let goAhead = try client.call(.importFile(request))
             if let refusal = goAhead.refusal { return Outcome(result: .failure(refusal)) }
+            let go = try client.result(of: goAhead, as: ImportGoAhead.self)
+            guard go.send == size else {
+                throw ClientError.protocolViolation("import: the daemon asks for \(go.send) bytes of \(file), which holds \(size)")
+            }
             // The bytes go on another thread while this one reads refusals and progress.
             let sender = FileSender(client: client, path: file, size: size)
             sender.start()

@@ -75,8 +75,10 @@ import BallotDomain
             #expect(p.root.hex == q.root.hex, "size \(size)")
         }
         // Every event reads the same, and the jury's and the public's reads are served.
+        // (The primary takes a checkpoint every second, so the follower may hold one more by now.)
         let followed = try f.request(.events(from: 1, limit: 10_000), as: EventsResult.self).events
-        #expect(followed.map { $0["leaf_hash"]?.stringValue } == events.map { $0["leaf_hash"]?.stringValue })
+        #expect(followed.count >= events.count)
+        #expect(followed.prefix(events.count).map { $0["leaf_hash"]?.stringValue } == events.map { $0["leaf_hash"]?.stringValue })
         #expect(try f.document(.electionGet("imdi-2022"))["votes_cast"]?.intValue == 400)
 
         // Writes are refused, naming the primary.

@@ -128,32 +128,45 @@ struct SecondUserAccessTests {
     static let nobody: UInt32 = 65534
 
     /// One request of every op, each well formed, so that its role is the only thing that can
-    /// refuse it. (`import` sends a one-row file once it may.)
-    static let requests: [(op: String, line: String)] = [
-        ("hello", #"{"op":"hello"}"#),
-        ("status", #"{"op":"status"}"#),
-        ("election.define", #"{"op":"election.define","election":{"id":"other","title":"Other","voting_window":{"opens_at":"2022-11-01T00:00:00Z","closes_at":"2022-11-11T00:00:00Z"},"criteria":[{"id":"results","title":"Results","weight":1}]}}"#),
-        ("election.get", #"{"op":"election.get","election":"imdi-2022"}"#),
-        ("election.open", #"{"op":"election.open","election":"imdi-2022"}"#),
-        ("election.close", #"{"op":"election.close","election":"imdi-2022"}"#),
-        ("nominee.add", #"{"op":"nominee.add","election":"imdi-2022","nominee":"newcomer","name":"Newcomer","goal_attainment_direct":60,"goal_attainment_after_one_year":60}"#),
-        ("vote.cast", #"{"op":"vote.cast","election":"imdi-2022","nominee":"kinn","voter":"second-user@x.no","cast_at":"2022-11-03T10:00:00Z"}"#),
-        ("vote.invalidate", #"{"op":"vote.invalidate","election":"imdi-2022","vote":999,"reason":"test"}"#),
-        ("juror.add", #"{"op":"juror.add","election":"imdi-2022","juror":"jury-z","name":"Z"}"#),
-        ("jury.score", #"{"op":"jury.score","election":"imdi-2022","nominee":"kinn","criterion":"results","score":5}"#),
-        ("jury.close", #"{"op":"jury.close","election":"imdi-2022"}"#),
-        ("result.certify", #"{"op":"result.certify","election":"imdi-2022"}"#),
-        ("tally", #"{"op":"tally","election":"imdi-2022"}"#),
-        ("ranking", #"{"op":"ranking","election":"imdi-2022"}"#),
-        ("events", #"{"op":"events","from":1,"limit":5}"#),
-        ("subscribe", #"{"op":"subscribe","from":1}"#),
-        ("checkpoint", #"{"op":"checkpoint"}"#),
-        ("checkpoint latest", #"{"op":"checkpoint","latest":true}"#),
-        ("proof", #"{"op":"proof","seq":1}"#),
-        ("backup", #"{"op":"backup","directory":"/tmp/ballot-second-user-backup"}"#),
-        ("metrics", #"{"op":"metrics"}"#),
-        ("import", #"{"op":"import","file":"one.csv","size":SIZE}"#),
-    ]
+    /// refuse it (`import` sends a one-row file once it may). The switch is over every op name,
+    /// so a new op cannot be left out.
+    static var requests: [(op: String, line: String)] {
+        let e: ElectionID = "imdi-2022"
+        let other = ElectionSpec([
+            "id": "other", "title": "Other", "voting_window": ["opens_at": "2022-11-01T00:00:00Z", "closes_at": "2022-11-11T00:00:00Z"],
+            "criteria": [["id": "results", "title": "Results", "weight": 1]],
+        ])
+        return OpName.allCases.flatMap { name -> [(String, Op)] in
+            switch name {
+            case .hello: [("hello", .hello)]
+            case .status: [("status", .status)]
+            case .electionDefine: [("election.define", .electionDefine(other))]
+            case .electionGet: [("election.get", .electionGet(e))]
+            case .electionOpen: [("election.open", .electionOpen(e))]
+            case .electionClose: [("election.close", .electionClose(e))]
+            case .nomineeAdd: [("nominee.add", .nomineeAdd(e, Nomination(id: "newcomer", name: "Newcomer", goalAttainmentDirect: 60, goalAttainmentAfterOneYear: 60)))]
+            case .voteCast: [("vote.cast", .vote("second-user@x.no"))]
+            case .voteInvalidate: [("vote.invalidate", .voteInvalidate(election: e, vote: 999, reason: "test"))]
+            case .jurorAdd: [("juror.add", .jurorAdd(election: e, juror: "jury-z", name: "Z", key: nil))]
+            case .juryScore: [("jury.score", .juryScore(election: e, juror: nil, nominee: "kinn", criterion: "results", score: 5, signed: nil))]
+            case .juryClose: [("jury.close", .juryClose(e))]
+            case .jury: [("jury", .jury(e))]
+            case .resultCertify: [("result.certify", .resultCertify(e, justification: ""))]
+            case .resultSign: [("result.sign", .resultSign(election: e, juror: nil, signature: SentSignature(keyID: 1, bytes: Array(repeating: 7, count: 64))))]
+            case .tally: [("tally", .tally(e))]
+            case .ranking: [("ranking", .ranking(e))]
+            case .events: [("events", .events(from: 1, limit: 5))]
+            case .subscribe: [("subscribe", .subscribe(from: 1))]
+            case .replicate: [("replicate", .replicate(from: 1))]
+            case .checkpoint: [("checkpoint", .checkpoint(latest: false)), ("checkpoint latest", .checkpoint(latest: true))]
+            case .proof: [("proof", .inclusionProof(seq: 1, size: nil, checkpoint: nil))]
+            case .receipt: [("receipt", .receipt(seq: 1, wait: 0))]
+            case .backup: [("backup", .backup(directory: "/tmp/ballot-second-user-backup"))]
+            case .metrics: [("metrics", .metrics)]
+            case .importFile: [("import", .importFile(ImportRequest(file: "one.csv", size: UInt64(Self.importFile.utf8.count))))]
+            }
+        }.map { ($0.0, String(decoding: $0.1.requestLine(id: 1).dropLast(), as: UTF8.self)) }
+    }
     static let importFile = "vote_id,election,voter,nominee,cast_at,channel\nsu-1,imdi-2022,imported-by-second-user@x.no,kinn,2022-11-05T12:00:00Z,web\n"
 
     /// What each role may do, from docs/protocol.md ("Who may do what"); everything else is `forbidden`.
@@ -161,8 +174,8 @@ struct SecondUserAccessTests {
     static let allowed: [String: Set<String>] = [
         "none": ["hello"],
         "observer": reads,
-        "importer": reads.union(["vote.cast", "import"]),
-        "juror": reads.union(["jury.score"]),
+        "importer": reads.union(["vote.cast", "import", "receipt"]),
+        "juror": reads.union(["jury.score", "jury", "result.sign"]),
     ]
 
     /// Sends each request on a connection of its own as `nobody`; the first line of each reply,

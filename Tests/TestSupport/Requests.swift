@@ -31,7 +31,7 @@ extension ElectionSpec {
     /// The spec as the `election` field of `election.define` carries it, for a test that then
     /// changes it into something the daemon must refuse.
     public var json: JSONValue {
-        encoded().withUnsafeBytes { try! JSONParser.parse($0) }
+        try! encoded().withUnsafeBytes { try JSONParser.parse($0) }
     }
 }
 

@@ -95,9 +95,7 @@ final class Follower: @unchecked Sendable {
             switch action {
             case .connect: connect()
             case .ask(let from):
-                var line = JSONValue.object([("op", .string("replicate")), ("from", .uint(from))]).serialized()
-                line.append(UInt8(ascii: "\n"))
-                channel?.writeAndFlush(ByteBuffer(bytes: line), promise: nil)
+                channel?.writeAndFlush(ByteBuffer(bytes: Op.replicate(from: from).requestLine(id: .int(1))), promise: nil)
             case .store(let chunk, let ledgerID):
                 let primary = Ledger.Primary(ledgerID: ledgerID, pinnedKey: config.checkpointKey)
                 let end = chunk.end
@@ -185,14 +183,12 @@ final class Follower: @unchecked Sendable {
         guard generation == self.generation else { return }
         switch frame {
         case .reply(let value):
-            guard case .bool(true)? = value["ok"], let result = value["result"] else {
-                guard case .string(let code)? = value["error"]?["code"], case .string(let text)? = value["error"]?["message"] else {
-                    return perform(machine.connectionLost("the primary sent a line that is neither a reply nor a chunk: \(String(decoding: value.serialized().prefix(300), as: UTF8.self))"), contact: true)
-                }
-                return perform(machine.refused(code, text), contact: true)
-            }
             do {
-                perform(machine.replied(try ReplicationStart(json: result)), contact: true)
+                switch try ReplyLine(value) {
+                case .ok(_, let result): perform(machine.replied(try ReplicationStart(json: result)), contact: true)
+                case .refused(_, let error): perform(machine.refused(error.code.rawValue, error.message), contact: true)
+                case .streamed: perform(machine.connectionLost("the primary sent a line that is neither a reply nor a chunk: \(value.text.prefix(300))"), contact: true)
+                }
             } catch {
                 perform(machine.connectionLost("the primary's reply to replicate: \(error.message)"), contact: true)
             }

@@ -16,7 +16,9 @@ public enum JSONValue: Sendable, Equatable {
     public static func == (a: JSONValue, b: JSONValue) -> Bool { a.serialized() == b.serialized() }
 
     public static func int(_ v: Int) -> JSONValue { .int(Int64(v)) }
-    public static func uint(_ v: UInt64) -> JSONValue { .int(Int64(v)) }
+    /// A count or sequence number; one past `Int64.max` (which no ledger reaches, but a caller
+    /// may pass) is written out as its digits.
+    public static func uint(_ v: UInt64) -> JSONValue { v <= UInt64(Int64.max) ? .int(Int64(v)) : .raw(Array(String(v).utf8)) }
 
     /// The member `key` of an object, or nil.
     public subscript(key: String) -> JSONValue? {
