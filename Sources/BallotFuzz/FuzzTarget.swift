@@ -3,7 +3,8 @@
 /// AddressSanitizer (`ballot-fuzz`); `FuzzCorpusTests` replays every committed input, the seed
 /// corpora and every crash found, in the ordinary test run.
 public enum FuzzTarget: String, Sendable, CaseIterable {
-    /// A request line: `Request.parse` and the typed `Op`, and JSON that reads back as itself.
+    /// A request line: `Request.parse` and the typed `Op` (which a client's encoding gives back),
+    /// JSON that reads back as itself, and the same bytes read by a client as a reply line.
     case request
     /// A CSV vote file, read in one piece and in chunks: the same rows, in line order.
     case csv
