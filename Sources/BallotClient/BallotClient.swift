@@ -121,12 +121,11 @@ public final class BallotClient: @unchecked Sendable {
 
     /// Sends `op` and returns its result as it is (an election's documents: `tally`, `ranking`,
     /// `jury`, `election.get`); a refusal is thrown as `ClientError.refused`.
-    public func document(_ op: Op) throws -> JSONValue {
-        switch try call(op) {
-        case .ok(_, let result): return result
-        case .refused(_, let error): throw ClientError.refused(error)
-        case .streamed(let line): throw ClientError.protocolViolation("\(op.name.rawValue): a line came before the reply: \(line.text.prefix(200))")
-        }
+    public func document(_ op: Op, idempotencyKey: String? = nil) throws -> JSONValue {
+        // `call` returns only the line that answers the request: a result or a refusal.
+        let reply = try call(op, idempotencyKey: idempotencyKey)
+        if let error = reply.refusal { throw ClientError.refused(error) }
+        return reply.result ?? .null
     }
 
     /// Reads `reply`'s result as `R`; a refusal is thrown as `ClientError.refused`.

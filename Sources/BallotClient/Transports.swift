@@ -75,15 +75,17 @@ final class ClientConnection: @unchecked Sendable {
                 throw ClientError.unreachable("cannot load the client's certificate \(e.certificateFile), key \(e.privateKeyFile) or CA \(e.caFile): \(error)")
             }
         }
+        // Connecting takes at most the timeout, or a minute when replies may take for ever.
+        let connectLimit = Int64(timeout > 0 ? timeout : 60)
         let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(.seconds(Int64(max(timeout, 1))))
+            .connectTimeout(.seconds(connectLimit))
             .channelInitializer { [tls] channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: nil)) }
                     try channel.pipeline.syncOperations.addHandler(InboxHandler(inbox))
                 }
             }
-        let deadline = NIODeadline.now() + .seconds(Int64(max(timeout, 1)))
+        let deadline = NIODeadline.now() + .seconds(connectLimit)
         while true {
             do {
                 switch endpoint {

@@ -1,6 +1,7 @@
-/// Every op the daemon knows, by the name a request line gives it: the one list, from which
-/// `hello` reports them, `unknown_op` names them, `Op` decodes and encodes them, and the access
-/// rules and the read-only rule of a follower take their cases (docs/protocol.md).
+/// Every op the daemon knows, by the name a request line gives it: the one list, which `hello`
+/// reports and `unknown_op` names, and over which `Op.init` switches to decode a request (so a
+/// name without a decoding does not compile). The access rules and a follower's read-only rule
+/// switch over `Op` itself (docs/protocol.md).
 public enum OpName: String, Sendable, CaseIterable {
     case hello
     case status

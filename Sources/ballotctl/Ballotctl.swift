@@ -101,16 +101,12 @@ struct Connection: ParsableArguments {
     /// Sends `op` and returns its result without printing it; a refusal is reported and exits
     /// as `send` does.
     func ask(_ op: Op, idempotencyKey: String? = nil, timeout: Int = 60) throws -> JSONValue {
-        let reply: ReplyLine
         do {
-            reply = try client(timeout: timeout).call(op, idempotencyKey: idempotencyKey)
+            return try client(timeout: timeout).document(op, idempotencyKey: idempotencyKey)
+        } catch ClientError.refused(let error) {
+            throw refused(error)
         } catch let error as ClientError {
             throw Self.exit(for: error)
-        }
-        switch reply {
-        case .ok(_, let result): return result
-        case .refused(_, let error): throw refused(error)
-        case .streamed(let line): throw Self.exit(for: .protocolViolation("a line came before the reply: \(line.text.prefix(200))"))
         }
     }
 

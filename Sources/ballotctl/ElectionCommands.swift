@@ -153,20 +153,19 @@ struct JuryCommand: ParsableCommand {
         var supersedes: Int?
         func run() throws {
             guard let score32 = Int32(exactly: score) else { throw connection.badRequest("jury.score: field 'score' (\(score)) is out of range") }
+            let (e, n, c) = (try connection.slug(election, "election"), try connection.slug(nominee, "nominee"), try connection.slug(criterion, "criterion"))
+            let j = try juror.map { try connection.slug($0, "juror") }
             var signed: SignedScore?
             if let key {
-                guard let juror else { throw ValidationError("--key needs --juror: the signed statement names the juror") }
+                guard let j else { throw ValidationError("--key needs --juror: the signed statement names the juror") }
+                if let supersedes, supersedes < 0 { throw connection.badRequest("jury.score: --supersedes must be a sequence number, or 0 for a first score") }
                 let signer = try JurorSigning.signer(key)
-                let previous = try supersedes ?? JurorSigning.currentScoreEvent(connection, election: election, juror: juror,
-                                                                                 nominee: nominee, criterion: criterion)
-                let signature = try JurorSigning.signScore(signer, ledger: try JurorSigning.ledgerID(connection), election: election, juror: juror, nominee: nominee,
-                                                           criterion: criterion, score: score, supersedes: previous)
-                guard previous >= 0 else { throw connection.badRequest("jury.score: --supersedes must be a sequence number, or 0 for a first score") }
-                signed = SignedScore(supersedes: previous == 0 ? nil : UInt64(previous), signature: signature)
+                let previous = try supersedes ?? JurorSigning.currentScoreEvent(connection, election: e, juror: j, nominee: n, criterion: c)
+                let after = previous > 0 ? UInt64(previous) : nil
+                signed = SignedScore(supersedes: after, signature: JurorSigning.signScore(
+                    signer, ledger: try JurorSigning.ledgerID(connection), election: e, juror: j, nominee: n, criterion: c, score: score32, supersedes: after))
             }
-            try connection.send(.juryScore(election: connection.slug(election, "election"), juror: try juror.map { try connection.slug($0, "juror") },
-                                           nominee: connection.slug(nominee, "nominee"), criterion: connection.slug(criterion, "criterion"),
-                                           score: score32, signed: signed), human: Tables.receipt)
+            try connection.send(.juryScore(election: e, juror: j, nominee: n, criterion: c, score: score32, signed: signed), human: Tables.receipt)
         }
     }
 
@@ -203,7 +202,7 @@ struct ResultCommand: ParsableCommand {
         @Option(help: "The juror's key file (from jury keygen).") var key: String
         func run() throws {
             let signer = try JurorSigning.signer(key)
-            let signature = try JurorSigning.signProposal(signer, connection, election: election)
+            let signature = try JurorSigning.signProposal(signer, connection, election: connection.slug(election, "election"))
             try connection.send(.resultSign(election: connection.slug(election, "election"), juror: connection.slug(juror, "juror"), signature: signature),
                                 human: Tables.receipt)
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import BallotClient
+import BallotConfig
 import Foundation
 
 /// `ballotctl generate`: a realistic vote file for tests and benchmarks, the same for the same
@@ -23,16 +24,13 @@ struct Generate: ParsableCommand {
     }
 
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: electionFile),
-              let spec = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let election = spec["id"] as? String,
-              let window = spec["voting_window"] as? [String: Any],
-              let opens = (window["opens_at"] as? String).flatMap(Self.parse),
-              let closes = (window["closes_at"] as? String).flatMap(Self.parse),
-              let nominees = (spec["nominees"] as? [[String: Any]])?.compactMap({ $0["id"] as? String }), !nominees.isEmpty else {
+        guard let spec = try? ElectionSpec.load(path: electionFile),
+              let opens = Self.parse(spec.votingWindow.opensAt), let closes = Self.parse(spec.votingWindow.closesAt),
+              let nominees = spec.nominees?.map(\.id), !nominees.isEmpty else {
             FileHandle.standardError.write(Data("ballotctl: \(electionFile) is not an election data file with an id, a voting_window and nominees\n".utf8))
             throw ExitCode(Exit.dataError)
         }
+        let election = spec.id
         guard FileManager.default.createFile(atPath: out, contents: nil), let handle = FileHandle(forWritingAtPath: out) else {
             FileHandle.standardError.write(Data("ballotctl: cannot write \(out)\n".utf8))
             throw ExitCode(Exit.dataError)

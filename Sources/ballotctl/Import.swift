@@ -123,17 +123,11 @@ struct Import: ParsableCommand {
                         FileHandle.standardError.write(Data("ballotctl: \(file): \(failure)\n".utf8))
                         throw ExitCode(Exit.dataError)
                     }
-                    outcome.result = Result { () throws(ClientError) -> ImportSummary in
-                        do {
-                            return try client.result(of: line, as: ImportSummary.self)
-                        } catch let error as ClientError {
-                            throw error
-                        } catch {
-                            throw .connection("\(error)")
-                        }
-                    }.mapError { error -> ProtocolError in
-                        if case .refused(let refusal) = error { return refusal }
-                        return ProtocolError(.internal, error.description)
+                    if let refusal = line.refusal {
+                        outcome.result = .failure(refusal)
+                    } else {
+                        // A summary of the wrong form is the daemon's fault: exit 70, below.
+                        outcome.result = .success(try client.result(of: line, as: ImportSummary.self))
                     }
                     return outcome
                 }

@@ -63,11 +63,11 @@ enum JurorSigning {
     }
 
     /// The event of the juror's current score in that cell, or 0: what a new signed score supersedes.
-    static func currentScoreEvent(_ connection: Connection, election: String, juror: String, nominee: String, criterion: String) throws -> Int {
-        let table = try connection.ask(.jury(try slug(election)))
-        let row = (table["nominees"]?.arrayValue ?? []).first { $0["nominee"]?.stringValue == nominee }
-        let cell = (row?["criteria"]?.arrayValue ?? []).first { $0["criterion"]?.stringValue == criterion }
-        return Int(cell?["events"]?[juror]?.intValue ?? 0)
+    static func currentScoreEvent(_ connection: Connection, election: Slug, juror: Slug, nominee: Slug, criterion: Slug) throws -> Int {
+        let table = try connection.ask(.jury(election))
+        let row = (table["nominees"]?.arrayValue ?? []).first { $0["nominee"]?.stringValue == nominee.value }
+        let cell = (row?["criteria"]?.arrayValue ?? []).first { $0["criterion"]?.stringValue == criterion.value }
+        return Int(cell?["events"]?[juror.value]?.intValue ?? 0)
     }
 
     /// The id of the daemon's ledger, which every statement names (from `status`).
@@ -82,26 +82,24 @@ enum JurorSigning {
     }
 
     /// The signature of a score.
-    static func signScore(_ signer: SignerKey, ledger: [UInt8], election: String, juror: String, nominee: String, criterion: String,
-                          score: Int, supersedes: Int) throws -> SentSignature {
-        guard let s = Int32(exactly: score) else { throw ValidationError("the score \(score) is out of range") }
-        let (e, j, n, c) = (try slug(election), try slug(juror), try slug(nominee), try slug(criterion))
-        let statement = JuryStatement.score(JuryScore(election: e, juror: j, nominee: n, criterion: c, score: s,
-                                                      supersedes: supersedes > 0 ? UInt64(supersedes) : nil), ledger: ledger)
+    static func signScore(_ signer: SignerKey, ledger: [UInt8], election: Slug, juror: Slug, nominee: Slug, criterion: Slug,
+                          score: Int32, supersedes: UInt64?) -> SentSignature {
+        let statement = JuryStatement.score(JuryScore(election: election, juror: juror, nominee: nominee, criterion: criterion, score: score,
+                                                      supersedes: supersedes), ledger: ledger)
         return sent(signer.sign(statement))
     }
 
     /// The co-signature of the result awaiting the jury, which is printed on stderr first.
-    static func signProposal(_ signer: SignerKey, _ connection: Connection, election: String) throws -> SentSignature {
-        let ranking = try connection.ask(.ranking(try slug(election)))
+    static func signProposal(_ signer: SignerKey, _ connection: Connection, election: Slug) throws -> SentSignature {
+        let ranking = try connection.ask(.ranking(election))
         guard let proposed = ranking["proposed"], let winner = proposed["winner"]?.stringValue,
               let seq = proposed["event"]?.intValue, seq > 0,
               let order = proposed["ranking"]?.arrayValue?.compactMap(\.stringValue), let justification = proposed["justification"]?.stringValue else {
             FileHandle.standardError.write(Data("ballotctl: no result of '\(election)' awaits the jury's co-signatures (result certify puts it to them)\n".utf8))
             throw ExitCode(Exit.refused)
         }
-        let statement = JuryStatement.result(ledger: try ledgerID(connection), proposal: UInt64(seq), election: try slug(election),
-                                             winner: try slug(winner), ranking: try order.map(slug), justification: justification)
+        let statement = JuryStatement.result(ledger: try ledgerID(connection), proposal: UInt64(seq), election: election,
+                                             winner: try named(winner), ranking: try order.map(named), justification: justification)
         // What the juror is about to sign, with any control character shown, not obeyed: an
         // escape sequence in the text must not rewrite what their terminal shows.
         let shown = "ballotctl: co-signing the result of \(election) proposed at event \(seq): winner \(winner); ranking \(order.joined(separator: ", "))\njustification:\n\(justification)\n\nstatement:\n\(statement)"
@@ -122,11 +120,12 @@ enum JurorSigning {
         return out
     }
 
-    private static func slug(_ text: String) throws -> Slug {
+    /// A nominee the daemon's ranking names.
+    private static func named(_ text: String) throws -> Slug {
         do {
-            return try Slug(text, what: "identifier")
+            return try Slug(text, what: "the ranking's nominee")
         } catch {
-            throw ValidationError(error.message)
+            throw Connection.exit(for: .protocolViolation(error.message))
         }
     }
 

@@ -14,7 +14,7 @@ import BallotDomain
 
     /// Text that JSON must escape, or that is not ASCII.
     static let texts = ["", "Kinn", "Bodø", "quote \" and \\ backslash", "tab\tnew\nline", "\u{1}\u{1F}", "🗳️ ✓", "a/b"]
-    static let slugs: [Slug] = ["imdi-2022", "kinn", "jury-a", "results", "a", "x.y_z-0", Slug(String(repeating: "z", count: 64))]
+    static let slugs: [Slug] = ["imdi-2022", "kinn", "jury-a", "results", "a", "x.y_z-0", Fixtures.slug(String(repeating: "z", count: 64))]
     static let numbers: [UInt64] = [1, 2, 7, 1000, 65_535, 1 << 32, UInt64(Int64.max)]
 
     /// An op drawn from numbers: `kind` picks the case, the rest fill it in.
@@ -53,7 +53,7 @@ import BallotDomain
         case 19: return .metrics
         case 20: return .importFile(ImportRequest(file: text.isEmpty ? "votes.csv" : text, size: n, format: [nil, "csv", "ndjson"][a % 3],
                                                   election: b % 2 == 0 ? nil : slug, dryRun: c % 2 == 0))
-        default: return .hello
+        default: preconditionFailure("kind \(kind) is drawn from 0...26")
         }
     }
 

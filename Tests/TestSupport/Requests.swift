@@ -7,14 +7,10 @@ import Foundation
 // elections written as literals.
 
 /// `.tally("imdi-2022")`: an identifier written in a test is taken as it is (the daemon checks
-/// what it receives; a test of that sends a request written out as JSON).
+/// what it receives; a test of that sends a request written out as JSON). One held in a string:
+/// `Fixtures.slug`.
 extension Slug: ExpressibleByStringLiteral {
     public init(stringLiteral value: String) { self.init(unchecked: value) }
-}
-
-extension Slug {
-    /// An identifier a test holds as a string.
-    public init(_ value: String) { self.init(unchecked: value) }
 }
 
 extension ElectionSpec {
@@ -41,4 +37,16 @@ extension Op {
                             castAt: String? = "2022-11-03T10:00:00Z", channel: String = "") -> Op {
         .voteCast(election: election, nominee: nominee, voter: voter, castAt: castAt.map { Timestamp(rfc3339: $0)! }, channel: channel)
     }
+}
+
+/// Literals, for requests and results written out in tests. (Not `nil`: an optional value
+/// would take it as `.some(.null)`; write `.null`.)
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral, ExpressibleByFloatLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(floatLiteral value: Double) { self = .double(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(elements) }
 }
