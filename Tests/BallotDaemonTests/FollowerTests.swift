@@ -19,6 +19,17 @@ import BallotDomain
         try BallotClient(socketPath: daemon.socketPath).request(.status, as: StatusResult.self)
     }
 
+    /// The follower's report once it has stopped, or after 10 s, whichever comes first.
+    static func untilStopped(_ follower: DaemonProcess) throws -> FollowerReport? {
+        var following: FollowerReport?
+        for _ in 0..<200 {
+            following = try status(follower).follower
+            if following?.state == "stopped" { break }
+            usleep(50_000)
+        }
+        return following
+    }
+
     /// Waits until the follower holds what the primary holds, and returns that size.
     @discardableResult
     static func caughtUp(_ follower: DaemonProcess, _ primary: DaemonProcess, timeout: Double = 30) throws -> Int {
@@ -147,12 +158,7 @@ import BallotDomain
         env.close()
         let tampered = try DaemonProcess(directory: primary.directory, arguments: ["--verify", "off"])
         follower = try Self.follow(tampered, directory: followerDir)
-        var following: FollowerReport?
-        for _ in 0..<200 {
-            following = try Self.status(follower).follower
-            if following?.state == "stopped" { break }
-            usleep(50_000)
-        }
+        let following = try Self.untilStopped(follower)
         #expect(following?.state == "stopped", "\(String(describing: following))")
         let why = following?.stoppedBecause ?? ""
         #expect(why.contains("event \(bad)") && why.contains("the rules refuse"), "\(why)")
@@ -194,12 +200,7 @@ import BallotDomain
         #expect(try Self.status(restored).ledgerSize > UInt64(verified))
 
         follower = try Self.follow(restored, directory: followerDir)
-        var following: FollowerReport?
-        for _ in 0..<200 {
-            following = try Self.status(follower).follower
-            if following?.state == "stopped" { break }
-            usleep(50_000)
-        }
+        let following = try Self.untilStopped(follower)
         let why = following?.stoppedBecause ?? ""
         #expect(following?.state == "stopped" && why.contains("not the one this follower verified"), "\(String(describing: following))")
         #expect(try Self.status(follower).ledgerSize == UInt64(verified))
