@@ -35,6 +35,18 @@ extension Audit {
         var lastTime: Timestamp
         /// The run of votes being gathered for the rules (kept to keep its storage).
         private var run: [RecordedVote] = []
+        /// A follower's pass (`Audit.ChunkCheck`): what it changes is noted here, so that its
+        /// store can be taken back; nil for an audit.
+        var journal: LedgerState.Journal?
+        /// A follower's pass keeps the Merkle nodes its leaves complete, to store them, where an
+        /// audit compares them with the stored ones.
+        var keepsNodes = false
+        var completedNodes: [(level: Int, index: UInt64, hash: MerkleHash)] = []
+        /// A follower's pass: the keys it added to `keys` (to take them back; nil for an audit),
+        /// and the elections its events changed, each with the votes-over-time buckets (their
+        /// starts) they fell in.
+        var keysAdded: [(key: Key128, seq: UInt64)]?
+        var changed: [(election: Int, buckets: [Int64])] = []
 
         init(_ start: AuditStart, pinnedKey: Digest32?, maxFindings: Int, ledgerID: [UInt8]) {
             self.pinnedKey = pinnedKey
@@ -70,6 +82,14 @@ extension Audit {
         /// leaves into the Merkle tree (up to each checkpoint first, to take the root that the
         /// checkpoint signs). What stopped its read is thrown after its records.
         mutating func replay(_ batch: Batch, _ reader: LedgerReader) throws {
+            try replay(batch, record: reader.record) { try reader.storedNodes(lastLeaves: $0, into: &$1) }
+        }
+
+        /// `replay(_:_:)`, reading earlier events with `record` (the rare rule that looks back
+        /// at one, and a repeated key's first use) and the stored Merkle nodes over some leaves
+        /// with `storedNodes` (not called by a pass that keeps its nodes).
+        mutating func replay(_ batch: Batch, record: RecordLookup,
+                             storedNodes: (Range<UInt64>, inout [(lastLeaf: UInt64, level: Int, hash: MerkleHash?)]) throws -> Void) throws {
             // The tables' room for the segment first: the one step that can fail (a table in a
             // file whose disk is full), before anything of the segment is applied.
             let events = batch.votes.count + batch.records.count
@@ -92,12 +112,14 @@ extension Audit {
                 next = seqs.upperBound + 1
             }
             recordFindings += batch.findings
-            for (seq, what) in keys.repeats(in: batch, reader) { note(.tampered, seq...seq, what) }
+            for (seq, what) in keys.repeats(in: batch, record, added: &keysAdded) {
+                note(.tampered, seq...seq, what)
+            }
             // The stored nodes the segment's leaves complete were read assuming nothing before it
             // is missing; if something is, they sit elsewhere in the tree: read those instead.
             let aligned = frontier.size == batch.first - 1
-            let stored = aligned ? batch.storedNodes
-                : StoredNodes.over(batch.leaves.count, after: frontier.size) { try reader.storedNodes(lastLeaves: $0, into: &$1) }
+            let stored = aligned || keepsNodes ? batch.storedNodes
+                : StoredNodes.over(batch.leaves.count, after: frontier.size, storedNodes)
             var inTree = 0  // how many of the batch's leaves the frontier holds
             var r = 0
             let records = batch.records
@@ -107,26 +129,26 @@ extension Audit {
             var runElection = -1
             for vote in batch.votes {
                 while r < records.count && records[r].seq < vote.seq {
-                    replayRun(inElection: runElection, reader)
-                    replay(records[r], of: batch, stored, inTree: &inTree, reader)
+                    replayRun(inElection: runElection, record)
+                    replay(records[r], of: batch, stored, inTree: &inTree, record)
                     r += 1
                 }
                 checkTime(vote.timestamp, vote.seq)
                 guard let election = position(ofElection: vote.election, in: &seen),
                       let resolved = seen.resolve(vote, inElection: election, find: { state.ordinal(ofNominee: $0, inElection: election) }) else {
-                    replayRun(inElection: runElection, reader)
-                    replayInFull(vote, reader)
+                    replayRun(inElection: runElection, record)
+                    replayInFull(vote, record)
                     continue
                 }
                 if election != runElection {
-                    replayRun(inElection: runElection, reader)
+                    replayRun(inElection: runElection, record)
                     runElection = election
                 }
                 run.append(RecordedVote(resolved, seq: vote.seq, recordedAt: vote.timestamp))
             }
-            replayRun(inElection: runElection, reader)
-            for record in records[r...] { replay(record, of: batch, stored, inTree: &inTree, reader) }
-            if aligned, let subtree = batch.subtree {
+            replayRun(inElection: runElection, record)
+            for event in records[r...] { replay(event, of: batch, stored, inTree: &inTree, record) }
+            if aligned, !keepsNodes, let subtree = batch.subtree {
                 findings += batch.nodeFindings
                 nodes.spans += batch.nodeSpans
                 var completed: [(level: Int, index: UInt64, hash: MerkleHash)] = []
@@ -155,7 +177,7 @@ extension Audit {
 
         /// A record of `batch`; a checkpoint first brings the tree up to the events before it.
         private mutating func replay(_ record: RecordedEvent, of batch: Batch, _ stored: StoredNodes, inTree: inout Int,
-                                     _ reader: LedgerReader) {
+                                     _ lookup: RecordLookup) {
             checkTime(record.timestamp, record.seq)
             var rootBefore: MerkleHash?
             if let before = batch.leavesBefore[record.seq] {
@@ -163,7 +185,7 @@ extension Audit {
                 inTree = before
                 rootBefore = frontier.root
             }
-            replay(record, rootBefore: rootBefore, reader)
+            replay(record, rootBefore: rootBefore, lookup)
         }
 
         /// Adds the leaves and compares each node they complete with the stored one (`stored`,
@@ -173,7 +195,11 @@ extension Audit {
             frontier.append(leaves: Array(leaves), storingFrom: LedgerKeys.firstStoredLevel) { level, index, hash in
                 completed.append((level, index, hash))
             }
-            findings += nodes.compare(completed, with: stored)
+            if keepsNodes {
+                completedNodes += completed
+            } else {
+                findings += nodes.compare(completed, with: stored)
+            }
         }
 
         /// A node stored past the last event means events were cut off the end.
@@ -189,13 +215,14 @@ extension Audit {
 
         /// Checks and counts the votes in `run` (all of the election at `election`) by the same
         /// rule as any vote, and empties it.
-        private mutating func replayRun(inElection election: Int, _ reader: LedgerReader) {
+        private mutating func replayRun(inElection election: Int, _ record: RecordLookup) {
             guard !run.isEmpty else { return }
             var refused: [(seq: UInt64, refusal: DomainError)] = []
-            state.replay(run, inElection: election, lookupVote: { seq in
-                guard case .voteCast(let v)? = try reader.record(seq)?.event else { return nil }
+            state.replay(run, inElection: election, journal: &journal, lookupVote: { seq in
+                guard case .voteCast(let v)? = try record(seq)?.event else { return nil }
                 return v
             }) { i, refusal in refused.append((run[i].seq, refusal)) }
+            if journal != nil { noteChanged(election, buckets: run.lazy.map(\.vote.castAt)) }
             for (seq, refusal) in refused {
                 note(.tampered, seq...seq, "the rules refuse this \(EventKind.voteCast) event: \(refusal.message)")
             }
@@ -204,25 +231,25 @@ extension Audit {
 
         /// A coded vote whose election or nominee the state does not know: read again and
         /// replayed in full, so that the finding says what `check` says of it.
-        private mutating func replayInFull(_ vote: CodedVote, _ reader: LedgerReader) {
+        private mutating func replayInFull(_ vote: CodedVote, _ lookup: RecordLookup) {
             do {
-                guard let record = try reader.record(vote.seq) else {
+                guard let record = try lookup(vote.seq) else {
                     throw LedgerError.corruptRecord(seq: vote.seq, reason: "it is no longer there")
                 }
-                replay(record, rootBefore: nil, reader)
+                replay(record, rootBefore: nil, lookup)
             } catch {
                 note(.tampered, vote.seq...vote.seq, "the event cannot be read again: \(error)")
             }
         }
 
-        /// `reader` serves the rare rule that looks back at an earlier vote (an invalidation).
+        /// `lookup` serves the rare rule that looks back at an earlier vote (an invalidation).
         /// `rootBefore` is the Merkle root of the events before a checkpoint.
-        mutating func replay(_ record: RecordedEvent, rootBefore: MerkleHash?, _ reader: LedgerReader) {
+        mutating func replay(_ record: RecordedEvent, rootBefore: MerkleHash?, _ lookup: RecordLookup) {
             let seq = record.seq
             var refusal: DomainError?
             do {
                 refusal = try Audit.ruleRefusal(record, after: state, ledgerID: ledgerID, lookupVote: { vote in
-                    guard case .voteCast(let v)? = try reader.record(vote)?.event else { return nil }
+                    guard case .voteCast(let v)? = try lookup(vote)?.event else { return nil }
                     return v
                 })
                 if let refusal {
@@ -235,10 +262,50 @@ extension Audit {
                 // Unpinned, the first checkpoint's key stands for the ledger's signer.
                 let check = Audit.checkpoint(checkpoint, at: seq, rootBefore: root, state: state, ledgerID: ledgerID,
                                              pinnedKey: pinnedKey, earlierKey: checkpoints.first?.checkpoint.publicKey)
-                findings += check.findings
+                // A follower refuses records, not spans: a root the events before it do not
+                // give is the checkpoint's finding.
+                findings += journal == nil ? check.findings
+                    : check.findings.map { AuditFinding(severity: $0.severity, events: seq...seq, what: $0.what) }
                 checkpoints.append((seq, checkpoint, check.holds))
             }
-            state.apply(record, checked: refusal)
+            if journal != nil {
+                // A follower stores nothing of a pass that found anything, so what it applies
+                // was accepted.
+                state.apply(record, journal: &journal!)
+                noteChanged(record.event)
+            } else {
+                state.apply(record, checked: refusal)
+            }
+        }
+
+        /// A follower's pass: notes that the votes of a run changed the election at `election`,
+        /// and the votes-over-time buckets their `cast_at` times fall in (which change in runs:
+        /// votes come nearly in time order).
+        private mutating func noteChanged(_ election: Int, buckets castAt: some Sequence<Timestamp>) {
+            let definition = state.elections[election].definition
+            let entry = changedEntry(election)
+            var last: Int64?
+            for time in castAt {
+                let start = definition.bucket(of: time)
+                if start != last { changed[entry].buckets.append(start); last = start }
+            }
+        }
+
+        /// A follower's pass: notes what `event`, just applied, changed (see `noteChanged(_:buckets:)`).
+        private mutating func noteChanged(_ event: Event) {
+            guard let id = event.election, let election = state.ordinal(ofElection: id) else { return }
+            switch event {
+            case .voteCast(let v): noteChanged(election, buckets: CollectionOfOne(v.castAt))
+            case .voteInvalidated(let x): noteChanged(election, buckets: CollectionOfOne(x.castAt))
+            default: _ = changedEntry(election)
+            }
+        }
+
+        private mutating func changedEntry(_ election: Int) -> Int {
+            if let last = changed.indices.last, changed[last].election == election { return last }
+            if let i = changed.firstIndex(where: { $0.election == election }) { return i }
+            changed.append((election, []))
+            return changed.count - 1
         }
 
         /// Every stored projection must be the one the replay of events 1…`last` gives, and no
@@ -289,8 +356,9 @@ extension Audit {
             self.seed = seed
         }
 
-        /// Checks the keys of `batch` against every key before them and returns each repeat.
-        func repeats(in batch: Batch, _ reader: LedgerReader) -> [(seq: UInt64, what: String)] {
+        /// Checks the keys of `batch` against every key before them and returns each repeat;
+        /// `added`, when not nil, gets the keys added to the index.
+        func repeats(in batch: Batch, _ record: RecordLookup, added: inout [(key: Key128, seq: UInt64)]?) -> [(seq: UInt64, what: String)] {
             // Written in place: an append checks the array is unshared, for every key. (None is
             // []: see `MerkleHash.hashed` on the shared empty array.)
             var keyed = batch.votes.isEmpty ? [] : [(key: Key128, seq: UInt64)](unsafeUninitializedCapacity: batch.votes.count) { keys, made in
@@ -316,9 +384,9 @@ extension Audit {
             var read: [Int: (key: String, scope: IdempotencyScope)] = [:]  // read back, by position in `keyed`
             let held = keyIndex.insert(keyed) { i, candidate in
                 do {
-                    guard let this = try read[i] ?? reader.record(keyed[i].seq).map({ ($0.idempotencyKey, IdempotencyScope($0.event)) }) else { return false }
+                    guard let this = try read[i] ?? record(keyed[i].seq).map({ ($0.idempotencyKey, IdempotencyScope($0.event)) }) else { return false }
                     read[i] = this
-                    guard let other = try reader.record(candidate) else { return false }
+                    guard let other = try record(candidate) else { return false }
                     return other.idempotencyKey == this.key && IdempotencyScope(other.event) == this.scope
                 } catch {
                     repeats.append((keyed[i].seq, "cannot tell whether its idempotency key repeats event \(candidate)'s: one of them cannot be read (\(error))"))
@@ -328,6 +396,9 @@ extension Audit {
             for (i, earlier) in held {
                 repeats.append((keyed[i].seq, "idempotency key '\(read[i]?.key ?? "")' was already used by event \(earlier)"))
             }
+            // Those held were not added, nor those already there for the same event: taking
+            // either back removes nothing that the index held for an event before the batch.
+            added?.append(contentsOf: keyed)
             return repeats.sorted { $0.seq < $1.seq }
         }
     }

@@ -110,9 +110,12 @@ public struct ElectionState: Sendable {
 
     /// See `LedgerState.replay(_:inElection:lookupVote:refused:)`: `checkVote`, then `apply`,
     /// with one probe of the voter table per vote (adding the voter says whether an entry was
-    /// there; `isTheirs(tag, voter)` says whether it is an earlier vote of theirs).
+    /// there; `isTheirs(tag, voter)` says whether it is an earlier vote of theirs). `changed`,
+    /// when given, is told of each entry of the table the run writes: its key and the tag it
+    /// held before (nil for a key that was not there), for a journal.
     mutating func replay(_ run: [RecordedVote], voters: VoterRegister, election: Int,
-                         isTheirs: (UInt64, Key128) -> Bool, refused: (Int, DomainError) -> Void) {
+                         isTheirs: (UInt64, Key128) -> Bool, refused: (Int, DomainError) -> Void,
+                         changed: ((Key128, UInt32?) -> Void)?) {
         if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
         // The counts are taken out for the run and put back after: one access to the storage
         // each way, not several per vote; the rule reads a snapshot of what it needs.
@@ -136,6 +139,9 @@ public struct ElectionState: Sendable {
                 refused(i, error)
             }
             counts.vote(nominee: vote.nominee, castAt: vote.castAt, newVoter: !alreadyVoted)
+            if let changed, previous == nil || !alreadyVoted {
+                changed(VoterRegister.key(vote.voter, mixing: mixer), previous)
+            }
             return !alreadyVoted
         }
         storage.lastSeq = run[run.count - 1].seq

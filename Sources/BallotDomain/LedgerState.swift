@@ -212,14 +212,37 @@ extension LedgerState {
     /// replay of millions of votes misses the caches on nearly every one.
     /// A voter found in the table is asked about with `lookupVote`, which reads the event its
     /// tag names (see `VoterRegister`); nearly every voter is new and costs no read.
-    public mutating func replay(_ run: [RecordedVote], inElection election: Int, lookupVote: (UInt64) throws -> VoteCast?,
-                                refused: (Int, DomainError) -> Void) {
+    ///
+    /// With a `journal` (a follower's store, which must be taken back if its transaction fails:
+    /// see `takeBack`), what the run changes is noted in it, as `apply(_:journal:)` notes it.
+    public mutating func replay(_ run: [RecordedVote], inElection election: Int, journal: inout Journal?,
+                                lookupVote: (UInt64) throws -> VoteCast?, refused: (Int, DomainError) -> Void) {
         guard let last = run.last else { return }
         let id = electionList[election].id
-        electionList[election].replay(run, voters: voters, election: election, isTheirs: { seq, voter in
-            Self.isVote(seq, of: voter, in: id, lookupVote: lookupVote)
-        }, refused: refused)
+        if let j = journal, election < j.elections, j.saved[election] == nil {
+            journal!.saved[election] = electionList[election].saved()
+        }
+        if journal == nil {
+            electionList[election].replay(run, voters: voters, election: election, isTheirs: { seq, voter in
+                Self.isVote(seq, of: voter, in: id, lookupVote: lookupVote)
+            }, refused: refused, changed: nil)
+        } else {
+            journal!.voters.reserveCapacity(journal!.voters.count + run.count)
+            // Not kept past the call: the optional parameter below is escaping only in its type.
+            withoutActuallyEscaping({ (key: Key128, previous: UInt32?) in journal!.voters.append((key, previous)) }) { note in
+                electionList[election].replay(run, voters: voters, election: election, isTheirs: { seq, voter in
+                    Self.isVote(seq, of: voter, in: id, lookupVote: lookupVote)
+                }, refused: refused, changed: note)
+            }
+        }
         lastSeq = last.seq
+    }
+
+    /// `replay` with no journal (an audit, whose state is its own).
+    public mutating func replay(_ run: [RecordedVote], inElection election: Int, lookupVote: (UInt64) throws -> VoteCast?,
+                                refused: (Int, DomainError) -> Void) {
+        var none: Journal?
+        replay(run, inElection: election, journal: &none, lookupVote: lookupVote, refused: refused)
     }
 
     /// Whether `voter` has voted in `election`; `lookupVote` reads the vote an entry names (see

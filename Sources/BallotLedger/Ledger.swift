@@ -249,6 +249,11 @@ public final class Ledger {
     /// chunk is stored. An empty ledger takes the primary's id; a ledger that holds events of
     /// another is refused. Returns the elections the chunk changed.
     public func replicate(_ chunk: RecordChunk, from primary: Primary) throws -> [ElectionID] {
+        try replicate(chunk, from: primary, recordByRecord: false)
+    }
+
+    /// `replicate`, by the bulk path or by the record-at-a-time path it is tested against.
+    func replicate(_ chunk: RecordChunk, from primary: Primary, recordByRecord: Bool) throws -> [ElectionID] {
         func hex(_ id: [UInt8]) -> String { id.withUnsafeBytes { hexString($0) } }
         let adopting = primary.ledgerID != ledgerID
         if adopting {
@@ -267,7 +272,8 @@ public final class Ledger {
             let (changed, last) = try env.write("storing \(chunk.count) events from \(chunk.first), as the primary sent them",
                                                 beforeRetry: { self.writer.takeBackBatch() }) { txn in
                 if adopting { try txn.put(Array("ledger_id".utf8), primary.ledgerID, in: dbs.meta) }
-                return try self.writer.replicate(chunk, pinnedKey: primary.pinnedKey, in: txn, dbs)
+                return recordByRecord ? try self.writer.replicateRecordByRecord(chunk, pinnedKey: primary.pinnedKey, in: txn, dbs)
+                    : try self.writer.replicate(chunk, pinnedKey: primary.pinnedKey, in: txn, dbs)
             }
             writer.endBatch()
             writer.lastTimestamp = last

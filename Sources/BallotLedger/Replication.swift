@@ -4,16 +4,58 @@ public import BallotFormat
 import BallotCollections
 import BallotAudit
 
-// A follower's writer: records its primary sent, each verified by the audit's own checks
-// (`Audit.ruleRefusal`, `Audit.checkpoint`) against the state before it, then stored as sent.
+// A follower's writer: the records its primary sent, verified by the audit's own engine against
+// the state before them, then stored as sent.
 
 extension WriterState {
-    /// Verifies and stores each record of `chunk` in order, and writes the projections they
-    /// change. The first record that does not verify throws `LedgerError.unverifiedRecord`
-    /// naming it, and the caller aborts the transaction: nothing of the chunk is stored.
-    /// Returns the elections the chunk changed and the last record's timestamp.
+    /// Verifies `chunk` with the audit's engine (`Audit.checkChunk`: the records decoded and
+    /// their leaves hashed in bulk, votes checked and counted a run at a time), then stores its
+    /// records as sent, the Merkle nodes they complete and the projections they change. A record
+    /// that does not verify throws `LedgerError.unverifiedRecord` naming the first such, and
+    /// the caller aborts the transaction and takes the batch back: nothing of the chunk is
+    /// stored. Returns the elections the chunk changed and the last record's timestamp.
     mutating func replicate(_ chunk: RecordChunk, pinnedKey: Digest32?, in txn: borrowing WriteTransaction,
                             _ dbs: LedgerDatabases) throws -> (changed: [ElectionID], lastTimestamp: Timestamp) {
+        beginBatch(events: chunk.count)
+        if chunk.end - 1 > Limits.events {
+            throw LedgerError.unverifiedRecord(seq: max(chunk.first, Limits.events + 1), reason: "a ledger holds at most \(Limits.events) events")
+        }
+        let check = try chunk.withRecords { records in
+            try Audit.checkChunk(records, state: &state, frontier: &frontier, lastTimestamp: lastTimestamp,
+                                 keyIndex: idempotency.keyIndex, keySeed: idempotency.seed, ledgerID: ledgerID, pinnedKey: pinnedKey,
+                                 journal: &batch!.state, earlier: { try LedgerReader.record($0, in: txn, dbs) })
+        }
+        batch!.keys += check.keysAdded.lazy.map { ($0.key, $0.seq) }
+        if let (seq, reason) = check.refusal { throw LedgerError.unverifiedRecord(seq: seq, reason: reason) }
+        try chunk.withRecords { records in
+            for (seq, bytes) in records {
+                try withUnsafeBytes(of: seq.bigEndian) { k in
+                    try txn.put(k, bytes, in: dbs.events, flags: .append, "appending event \(seq) to 'events'")
+                }
+            }
+        }
+        for (level, index, hash) in check.completedNodes {
+            try LedgerKeys.withMerkleNodeKey(level: level, index: index) { k in
+                try hash.withBytes { v in
+                    try txn.put(k, v, in: dbs.merkle, flags: .append, "storing Merkle node (level \(level), index \(index))")
+                }
+            }
+        }
+        var changed = ProjectionChanges()
+        let elections = state.elections
+        for (i, buckets) in check.changed {
+            changed.note(elections[i].id)
+            for start in buckets { changed.note(elections[i].id, bucket: start) }
+        }
+        try writeProjections(changed, in: txn, dbs)
+        return (changed.elections, check.lastTimestamp)
+    }
+
+    /// The record-at-a-time path `replicate` is property-tested against (ReplicationTests):
+    /// each record decoded in full, checked by `Audit.ruleRefusal` and `Audit.checkpoint` and
+    /// stored as the writer stores its own events.
+    mutating func replicateRecordByRecord(_ chunk: RecordChunk, pinnedKey: Digest32?, in txn: borrowing WriteTransaction,
+                                          _ dbs: LedgerDatabases) throws -> (changed: [ElectionID], lastTimestamp: Timestamp) {
         beginBatch(events: chunk.count)
         var changed = ProjectionChanges()
         var time = lastTimestamp

@@ -20,12 +20,12 @@ struct WriterState {
     var standingsWritten: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
     /// What the batch in hand changed, until its transaction commits (`endBatch`) or fails
     /// (`takeBackBatch`).
-    private var batch: BatchJournal?
+    var batch: BatchJournal?
 
     /// What a batch changed in memory: enough to put everything back as it was, exactly and
     /// without reading the ledger, when its transaction fails (map growth, `ledger_full`, a
     /// full disk, an I/O error), so that a failed write costs that batch alone.
-    private struct BatchJournal {
+    struct BatchJournal {
         var state: LedgerState.Journal
         let frontier: MerkleFrontier
         var keys: [(slot: Key128, seq: UInt64)] = []

@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import PropertyBased
 import TestSupport
 import BallotClient
 import BallotStore
@@ -169,6 +170,65 @@ import BallotStore
         _ = try ledger.replicate(chunk(all[Int(start)...], first: start + 1), from: from)
         #expect(ledger.root == (try primary.reader.root()).root)
         #expect(try Audit.verify(ledger.reader, pinnedKey: primary.key).findings.isEmpty)
+    }
+
+    /// The bulk path (the audit's engine over a chunk) decides as the record-at-a-time path
+    /// does: the golden ledgers, in chunks of random sizes, each ledger's records altered at
+    /// random (a byte changed, a record dropped, repeated or swapped with the next): both
+    /// accept a chunk or both refuse it at the same event, and after every accepted chunk both
+    /// followers hold the same records, root, projections, kept state and voters.
+    @Test func theBulkPathDecidesAsTheRecordAtATimePath() async throws {
+        let primaries = try Self.fixtures.map { try Primary($0) }
+        let records = try primaries.map { try $0.records(from: 1, count: Int($0.size)) }
+        let runs = Int(ProcessInfo.processInfo.environment["BALLOT_PROPERTY_RUNS"] ?? "") ?? 60
+        var refusals = 0, acceptedWhole = 0
+        await propertyCheck(count: runs, input: zip(Gen.int(in: 0...(primaries.count - 1)), Gen.int(in: 0...Int.max))) { which, seed in
+            var rng = SplitMix64(seed: UInt64(seed))
+            let primary = primaries[which]
+            var altered = records[which]
+            let at = Int(rng.next() % UInt64(altered.count))
+            switch rng.next() % 5 {
+            case 0: break
+            case 1: altered[at][Int(rng.next() % UInt64(altered[at].count))] ^= UInt8(1 << (rng.next() % 8))
+            case 2: altered.remove(at: at)
+            case 3: altered.insert(altered[at], at: at)
+            default: if at + 1 < altered.count { altered.swapAt(at, at + 1) }
+            }
+            let dirs = (TemporaryDirectory("bulk"), TemporaryDirectory("one-by-one"))
+            let bulk = try Self.follower(dirs.0), oneByOne = try Self.follower(dirs.1)
+            defer { bulk.close(); oneByOne.close() }
+            let from = Ledger.Primary(ledgerID: primary.ledgerID, pinnedKey: rng.next() % 2 == 0 ? primary.key : nil)
+            var next = 0
+            while next < altered.count {
+                let n = min(Int(rng.next() % 48) + 1, altered.count - next)
+                var chunk = RecordChunk(first: UInt64(next + 1))
+                for r in altered[next..<(next + n)] { r.withUnsafeBytes { chunk.append($0) } }
+                func outcome(_ ledger: Ledger, recordByRecord: Bool) -> String {
+                    do {
+                        _ = try ledger.replicate(chunk, from: from, recordByRecord: recordByRecord)
+                        return "stored"
+                    } catch LedgerError.unverifiedRecord(let seq, _) {
+                        return "refused at \(seq)"
+                    } catch {
+                        return "\(error)"
+                    }
+                }
+                let a = outcome(bulk, recordByRecord: false), b = outcome(oneByOne, recordByRecord: true)
+                #expect(a == b, "chunk \(next + 1)…\(next + n) of \(Self.fixtures[which]), seed \(seed)")
+                #expect(bulk.size == oneByOne.size && bulk.root == oneByOne.root)
+                #expect(try bulk.reader.storedProjections() == oneByOne.reader.storedProjections())
+                #expect(bulk.state.image == oneByOne.state.image)
+                #expect(bulk.writer.lastTimestamp == oneByOne.writer.lastTimestamp)
+                #expect(bulk.writer.idempotency.count == oneByOne.writer.idempotency.count)
+                #expect(bulk.state.voters.keys.count == oneByOne.state.voters.keys.count)
+                guard a == "stored" else { refusals += 1; break }
+                next += n
+            }
+            if next == altered.count { acceptedWhole += 1 }
+            #expect(try bulk.reader.chunk(from: 1, maxRecords: .max, maxBytes: .max) == oneByOne.reader.chunk(from: 1, maxRecords: .max, maxBytes: .max))
+        }
+        // Not vacuous: some runs were refused part way, and some went through whole.
+        #expect(refusals > 0 && acceptedWhole > 0, "\(refusals) refused, \(acceptedWhole) whole")
     }
 
     /// A follower that holds events of one ledger takes nothing of another.

@@ -72,6 +72,13 @@ public struct RecordChunk: Sendable, Equatable {
         try wire.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[starts[i]..<ends[i]])) }
     }
 
+    /// Lends every record's bytes at once, each with its sequence number.
+    public func withRecords<R>(_ body: ([(seq: UInt64, bytes: UnsafeRawBufferPointer)]) throws -> R) rethrows -> R {
+        try wire.withUnsafeBytes { all in
+            try body((0..<count).map { i in (first + UInt64(i), UnsafeRawBufferPointer(rebasing: all[starts[i]..<ends[i]])) })
+        }
+    }
+
     /// Why a chunk's wire form cannot be read.
     public struct ChunkError: Error, Sendable, CustomStringConvertible {
         public let description: String
