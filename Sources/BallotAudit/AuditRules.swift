@@ -46,7 +46,7 @@ extension Audit {
         /// and the elections its events changed, each with the votes-over-time buckets (their
         /// starts) they fell in.
         var keysAdded: [(key: Key128, seq: UInt64)]?
-        var changed: [(election: Int, buckets: [Int64])] = []
+        var changed: [(election: Int, buckets: BucketSet)] = []
 
         init(_ start: AuditStart, pinnedKey: Digest32?, maxFindings: Int, ledgerID: [UInt8]) {
             self.pinnedKey = pinnedKey
@@ -284,11 +284,7 @@ extension Audit {
         private mutating func noteChanged(_ election: Int, buckets castAt: some Sequence<Timestamp>) {
             let definition = state.elections[election].definition
             let entry = changedEntry(election)
-            var last: Int64?
-            for time in castAt {
-                let start = definition.bucket(of: time)
-                if start != last { changed[entry].buckets.append(start); last = start }
-            }
+            for time in castAt { changed[entry].buckets.insert(definition.bucket(of: time), width: definition.bucketMicroseconds) }
         }
 
         /// A follower's pass: notes what `event`, just applied, changed (see `noteChanged(_:buckets:)`).
@@ -304,7 +300,7 @@ extension Audit {
         private mutating func changedEntry(_ election: Int) -> Int {
             if let last = changed.indices.last, changed[last].election == election { return last }
             if let i = changed.firstIndex(where: { $0.election == election }) { return i }
-            changed.append((election, []))
+            changed.append((election, BucketSet()))
             return changed.count - 1
         }
 

@@ -82,6 +82,40 @@ extension Audit {
             (($0.index + 1) << UInt64($0.level), $0.level) < (($1.index + 1) << UInt64($1.level), $1.level)
         }
         return ChunkCheck(refusal: refusal, lastTimestamp: rules.lastTime, completedNodes: nodes,
-                          keysAdded: rules.keysAdded ?? [], changed: rules.changed)
+                          keysAdded: rules.keysAdded ?? [], changed: rules.changed.map { ($0.election, $0.buckets.starts) })
     }
 }
+
+/// The votes-over-time buckets a follower's chunk changed in one election, each once: a bit
+/// per bucket near the first one met (a vote's bucket is nearly always close to the others'),
+/// a set for the rest. (Noted for every vote: a sort of them all cost more than the rules.)
+struct BucketSet {
+    private var base: Int64?
+    private var bits: [UInt64] = []
+    private var far: Set<Int64> = []
+    private var near: [Int64] = []
+
+    /// Notes the bucket starting at `start`, of `width` microseconds (as the election's are).
+    mutating func insert(_ start: Int64, width: Int64) {
+        let base = base ?? start
+        self.base = base
+        let (offset, overflow) = start.subtractingReportingOverflow(base)
+        let k = overflow ? -1 : offset / width
+        guard offset % width == 0, k >= 0, k < Self.nearBuckets else {
+            far.insert(start)
+            return
+        }
+        let word = Int(k >> 6), bit = UInt64(1) << UInt64(k & 63)
+        if word >= bits.count { bits += repeatElement(0, count: word + 1 - bits.count) }
+        if bits[word] & bit == 0 {
+            bits[word] |= bit
+            near.append(start)
+        }
+    }
+
+    /// Buckets past this many widths after the first go to the set.
+    static let nearBuckets: Int64 = 1 << 16
+
+    var starts: [Int64] { near + far }
+}
+

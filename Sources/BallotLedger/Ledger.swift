@@ -265,7 +265,8 @@ public final class Ledger {
             throw LedgerError.unverifiedRecord(seq: chunk.first, reason: "the follower holds \(size) events, so the next it takes is event \(size + 1)")
         }
         guard chunk.count > 0 else { return [] }
-        if try writer.reserve(chunk.count) { try? saveSnapshot(clean: false) }
+        let ahead = primary.size > chunk.end - 1 ? Int(clamping: primary.size - (chunk.end - 1)) : 0
+        if try writer.reserve(chunk.count, ahead: ahead) { try? saveSnapshot(clean: false) }
         let ownID = writer.ledgerID
         writer.ledgerID = primary.ledgerID
         do {

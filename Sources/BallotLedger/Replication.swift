@@ -112,10 +112,14 @@ extension Ledger {
         /// The primary's checkpoint key, when the operator pinned it (`follow_checkpoint_key`);
         /// otherwise the first checkpoint's key stands for it, as in `ballot-replay verify`.
         public var pinnedKey: Digest32?
+        /// The events the primary last said it holds (0 when not known): a follower catching up
+        /// grows its tables for all of them at once, not chunk after chunk.
+        public var size: UInt64
 
-        public init(ledgerID: [UInt8], pinnedKey: Digest32? = nil) {
+        public init(ledgerID: [UInt8], pinnedKey: Digest32? = nil, size: UInt64 = 0) {
             self.ledgerID = ledgerID
             self.pinnedKey = pinnedKey
+            self.size = size
         }
     }
 }

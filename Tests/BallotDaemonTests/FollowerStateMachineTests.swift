@@ -46,7 +46,7 @@ import BallotProtocol
     @Test func chunksThatWaitedAreStoredTogetherInOrderAndReadingPausesPastTheLimit() {
         var m = Self.streaming(size: 1000)
         let a = Self.chunk(from: 11, count: 5)
-        #expect(m.chunkArrived(Self.header(a, size: 1000), a) == [.store(a, ledgerID: Self.id)])
+        #expect(m.chunkArrived(Self.header(a, size: 1000), a) == [.store(a, ledgerID: Self.id, primarySize: 1000)])
         // While `a` is stored, chunks wait; the limit-th pauses reading.
         var waited: [RecordChunk] = []
         var next = a.end
@@ -60,7 +60,7 @@ import BallotProtocol
         // They go to the writer as one store, the records in order.
         var merged = waited[0]
         for c in waited.dropFirst() { merged.append(contentsOf: c) }
-        #expect(m.stored(through: a.end) == [.store(merged, ledgerID: Self.id)])
+        #expect(m.stored(through: a.end) == [.store(merged, ledgerID: Self.id, primarySize: 1000)])
         #expect(merged.first == a.end && merged.count == 3 * Machine.maxWaiting)
         #expect(m.stored(through: merged.end) == [.resumeReading])
         #expect(m.stored == merged.end - 1 && m.lag == 1000 - (merged.end - 1))

@@ -96,8 +96,8 @@ final class Follower: @unchecked Sendable {
             case .connect: connect()
             case .ask(let from):
                 channel?.writeAndFlush(ByteBuffer(bytes: Op.replicate(from: from).requestLine(id: .int(1))), promise: nil)
-            case .store(let chunk, let ledgerID):
-                let primary = Ledger.Primary(ledgerID: ledgerID, pinnedKey: config.checkpointKey)
+            case .store(let chunk, let ledgerID, let primarySize):
+                let primary = Ledger.Primary(ledgerID: ledgerID, pinnedKey: config.checkpointKey, size: primarySize)
                 let end = chunk.end
                 writer.replicate(chunk, from: primary, on: loop) { result in
                     switch result {

@@ -46,8 +46,8 @@ struct FollowerStateMachine {
         /// Ask for the records from this event on (`replicate`).
         case ask(from: UInt64)
         /// Hand this chunk, from the ledger the primary named, to the writer (`stored` or
-        /// `storeFailed` when it is done).
-        case store(RecordChunk, ledgerID: [UInt8])
+        /// `storeFailed` when it is done); the primary holds `primarySize` events.
+        case store(RecordChunk, ledgerID: [UInt8], primarySize: UInt64)
         case pauseReading
         case resumeReading
         /// Close the connection (nothing more is read from it).
@@ -228,7 +228,7 @@ struct FollowerStateMachine {
         for next in waiting { chunk.append(contentsOf: next) }
         waiting.removeAll()
         waitingBytes = 0
-        return [.store(chunk, ledgerID: ledgerID)]
+        return [.store(chunk, ledgerID: ledgerID, primarySize: primarySize ?? 0)]
     }
 
     /// Replication stops for good.
