@@ -15,11 +15,11 @@ public import BallotFormat
 
 /// A thread running `body`, with a stack of `stackSize` bytes; `join` waits for it to end, and
 /// must be called once (a thread never joined would keep its resources to the end).
-final class HelperThread {
+package final class HelperThread {
     private var thread = pthread_t()
     private var joined = false
 
-    init(stackSize: Int, _ body: @escaping @Sendable () -> Void) {
+    package init(stackSize: Int, _ body: @escaping @Sendable () -> Void) {
         var attributes = pthread_attr_t()
         pthread_attr_init(&attributes)
         defer { pthread_attr_destroy(&attributes) }
@@ -34,7 +34,7 @@ final class HelperThread {
         precondition(started == 0, "cannot start a thread (error \(started))")
     }
 
-    func join() {
+    package func join() {
         precondition(!joined, "a thread joined twice")
         pthread_join(thread, nil)
         joined = true

@@ -269,25 +269,76 @@ public final class Ledger {
         if try writer.reserve(chunk.count, ahead: ahead) { try? saveSnapshot(clean: false) }
         let ownID = writer.ledgerID
         writer.ledgerID = primary.ledgerID
+        var stored = 0  // slices committed
         do {
-            let (changed, last) = try env.write("storing \(chunk.count) events from \(chunk.first), as the primary sent them",
+            let changed: [ElectionID]
+            if recordByRecord {
+                let last: Timestamp
+                (changed, last) = try env.write("storing \(chunk.count) events from \(chunk.first), as the primary sent them",
                                                 beforeRetry: { self.writer.takeBackBatch() }) { txn in
-                if adopting { try txn.put(Array("ledger_id".utf8), primary.ledgerID, in: dbs.meta) }
-                return recordByRecord ? try self.writer.replicateRecordByRecord(chunk, pinnedKey: primary.pinnedKey, in: txn, dbs)
-                    : try self.writer.replicate(chunk, pinnedKey: primary.pinnedKey, in: txn, dbs)
+                    if adopting { try txn.put(Array("ledger_id".utf8), primary.ledgerID, in: dbs.meta) }
+                    return try self.writer.replicateRecordByRecord(chunk, pinnedKey: primary.pinnedKey, in: txn, dbs)
+                }
+                writer.endBatch()
+                writer.lastTimestamp = last
+            } else {
+                changed = try replicateInSlices(chunk, from: primary, adopting: adopting, stored: &stored)
             }
-            writer.endBatch()
-            writer.lastTimestamp = last
             ledgerID = primary.ledgerID
             // A snapshot names the ledger's id: one taken now names the primary's.
             snapshotIfDue(now: adopting)
             return changed
         } catch {
             writer.takeBackBatch()
-            writer.ledgerID = ownID
+            if stored > 0 {
+                // What was stored is the primary's (its id too), and verified: it stays.
+                ledgerID = primary.ledgerID
+                snapshotIfDue(now: adopting)
+            } else {
+                writer.ledgerID = ownID
+            }
             if let storeError = error as? StoreError { throw LedgerError.store(storeError) }
             throw error
         }
+    }
+
+    /// How many records a follower verifies while the slice before them commits (tests cut
+    /// chunks finer).
+    var sliceRecords = 8192
+
+    /// `replicate`'s bulk path: the chunk in slices of `sliceRecords`, each verified in memory
+    /// (`WriterState.verify`) while the slice before it is written and committed on a thread of
+    /// its own, so that LMDB's writes and the disk's flush overlap the checks. Memory runs at
+    /// most one slice ahead of the ledger, in a batch of its own, until the call returns. When a
+    /// slice fails (a record does not verify, or its store fails), the slices before it stay
+    /// stored (`stored` counts them) and what is not stored is taken back by the caller.
+    private func replicateInSlices(_ chunk: RecordChunk, from primary: Primary, adopting: Bool, stored: inout Int) throws -> [ElectionID] {
+        var changed: [ElectionID] = []
+        var inFlight: SliceStore?
+        func landed(_ store: SliceStore) throws {
+            try store.wait()
+            writer.endBatch()
+            stored += 1
+        }
+        for start in stride(from: 0, to: chunk.count, by: sliceRecords) {
+            let slice: WriterState.VerifiedSlice
+            do {
+                slice = try writer.verify(chunk, start..<min(start + sliceRecords, chunk.count), pinnedKey: primary.pinnedKey, dbs,
+                                          earlier: { try self.reader.record($0) })
+            } catch {
+                // The slice before it may still land; then it is kept.
+                if let store = inFlight { try? landed(store) }
+                throw error
+            }
+            if let store = inFlight {
+                inFlight = nil
+                try landed(store)
+            }
+            inFlight = SliceStore(slice, of: chunk, env: env, dbs, ledgerID: adopting && stored == 0 ? primary.ledgerID : nil)
+            for id in slice.changed where !changed.contains(id) { changed.append(id) }
+        }
+        if let store = inFlight { try landed(store) }
+        return changed
     }
 
     /// Throws the stored projections away and writes them again from a replay of every event.

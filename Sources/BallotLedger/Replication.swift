@@ -8,47 +8,72 @@ import BallotAudit
 // the state before them, then stored as sent.
 
 extension WriterState {
-    /// Verifies `chunk` with the audit's engine (`Audit.checkChunk`: the records decoded and
-    /// their leaves hashed in bulk, votes checked and counted a run at a time), then stores its
-    /// records as sent, the Merkle nodes they complete and the projections they change. A record
-    /// that does not verify throws `LedgerError.unverifiedRecord` naming the first such, and
-    /// the caller aborts the transaction and takes the batch back: nothing of the chunk is
-    /// stored. Returns the elections the chunk changed and the last record's timestamp.
-    mutating func replicate(_ chunk: RecordChunk, pinnedKey: Digest32?, in txn: borrowing WriteTransaction,
-                            _ dbs: LedgerDatabases) throws -> (changed: [ElectionID], lastTimestamp: Timestamp) {
-        beginBatch(events: chunk.count)
-        if chunk.end - 1 > Limits.events {
-            throw LedgerError.unverifiedRecord(seq: max(chunk.first, Limits.events + 1), reason: "a ledger holds at most \(Limits.events) events")
+    /// What a follower's store writes for a slice of records it verified: the records
+    /// themselves (`records`, positions in the chunk), the Merkle nodes their leaves complete,
+    /// and the projection documents as they stand after them.
+    struct VerifiedSlice: Sendable {
+        let records: Range<Int>
+        let nodes: [(level: Int, index: UInt64, hash: MerkleHash)]
+        let documents: [ProjectionDocument]
+        /// The elections the slice changed.
+        let changed: [ElectionID]
+    }
+
+    /// Verifies the records of `chunk` at `slice` with the audit's engine (`Audit.checkChunk`:
+    /// decoded and their leaves hashed in bulk, votes checked and counted a run at a time)
+    /// against the state the records before them left, and applies them to it, in a batch of
+    /// its own (`beginBatch`): kept when the store commits (`endBatch`), else taken back. A
+    /// record that does not verify throws `LedgerError.unverifiedRecord` naming the first such,
+    /// and nothing of the slice is kept. Memory only: earlier events are read with `earlier`
+    /// (those of the chunk, from the chunk).
+    mutating func verify(_ chunk: RecordChunk, _ slice: Range<Int>, pinnedKey: Digest32?, _ dbs: LedgerDatabases,
+                         earlier: RecordLookup) throws -> VerifiedSlice {
+        beginBatch(events: slice.count, continuing: true)
+        let first = chunk.first + UInt64(slice.lowerBound)
+        if first + UInt64(slice.count) - 1 > Limits.events {
+            throw LedgerError.unverifiedRecord(seq: max(first, Limits.events + 1), reason: "a ledger holds at most \(Limits.events) events")
         }
-        let check = try chunk.withRecords { records in
+        let newest = batches.count - 1
+        let check = try chunk.withRecords(slice) { records in
             try Audit.checkChunk(records, state: &state, frontier: &frontier, lastTimestamp: lastTimestamp,
                                  keyIndex: idempotency.keyIndex, keySeed: idempotency.seed, ledgerID: ledgerID, pinnedKey: pinnedKey,
-                                 journal: &batch!.state, earlier: { try LedgerReader.record($0, in: txn, dbs) })
+                                 journal: &batches[newest].state) { seq in
+                guard seq >= chunk.first else { return try earlier(seq) }
+                return try chunk.withRecord(Int(seq - chunk.first)) { try RecordCodec.decode($0, seq: seq) }
+            }
         }
-        batch!.keys += check.keysAdded.lazy.map { ($0.key, $0.seq) }
+        batches[newest].keys += check.keysAdded.lazy.map { ($0.key, $0.seq) }
         if let (seq, reason) = check.refusal { throw LedgerError.unverifiedRecord(seq: seq, reason: reason) }
-        try chunk.withRecords { records in
-            for (seq, bytes) in records {
-                try withUnsafeBytes(of: seq.bigEndian) { k in
-                    try txn.put(k, bytes, in: dbs.events, flags: .append, "appending event \(seq) to 'events'")
-                }
-            }
-        }
-        for (level, index, hash) in check.completedNodes {
-            try LedgerKeys.withMerkleNodeKey(level: level, index: index) { k in
-                try hash.withBytes { v in
-                    try txn.put(k, v, in: dbs.merkle, flags: .append, "storing Merkle node (level \(level), index \(index))")
-                }
-            }
-        }
+        lastTimestamp = check.lastTimestamp
         var changed = ProjectionChanges()
         let elections = state.elections
         for (i, buckets) in check.changed {
             changed.note(elections[i].id)
             for start in buckets { changed.note(elections[i].id, bucket: start) }
         }
-        try writeProjections(changed, in: txn, dbs)
-        return (changed.elections, check.lastTimestamp)
+        let (documents, standings) = Self.projectionDocuments(of: state, changed, dbs)
+        standingsWritten.merge(standings) { $1 }
+        return VerifiedSlice(records: slice, nodes: check.completedNodes, documents: documents, changed: changed.elections)
+    }
+
+    /// Writes a slice `verify` passed, its records exactly as sent. Touches no state: a
+    /// thread of its own may run it while the writer verifies the next slice.
+    static func store(_ slice: VerifiedSlice, of chunk: RecordChunk, in txn: borrowing WriteTransaction, _ dbs: LedgerDatabases) throws {
+        try chunk.withRecords(slice.records) { records in
+            for (seq, bytes) in records {
+                try withUnsafeBytes(of: seq.bigEndian) { k in
+                    try txn.put(k, bytes, in: dbs.events, flags: .append, "appending event \(seq) to 'events'")
+                }
+            }
+        }
+        for (level, index, hash) in slice.nodes {
+            try LedgerKeys.withMerkleNodeKey(level: level, index: index) { k in
+                try hash.withBytes { v in
+                    try txn.put(k, v, in: dbs.merkle, flags: .append, "storing Merkle node (level \(level), index \(index))")
+                }
+            }
+        }
+        try put(slice.documents, in: txn)
     }
 
     /// The record-at-a-time path `replicate` is property-tested against (ReplicationTests):

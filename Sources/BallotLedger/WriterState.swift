@@ -18,9 +18,10 @@ struct WriterState {
     /// The tally and ranking documents the last batch wrote, by election: what the daemon
     /// publishes once the batch commits, without reading them back.
     var standingsWritten: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
-    /// What the batch in hand changed, until its transaction commits (`endBatch`) or fails
-    /// (`takeBackBatch`).
-    var batch: BatchJournal?
+    /// What each batch in hand changed, oldest first, until its transaction commits
+    /// (`endBatch`) or fails (`takeBackBatch`). One, but for a follower's store, which verifies
+    /// a slice of records while the one before it commits (`Ledger.replicate`).
+    var batches: [BatchJournal] = []
 
     /// What a batch changed in memory: enough to put everything back as it was, exactly and
     /// without reading the ledger, when its transaction fails (map growth, `ledger_full`, a
@@ -28,6 +29,7 @@ struct WriterState {
     struct BatchJournal {
         var state: LedgerState.Journal
         let frontier: MerkleFrontier
+        let lastTimestamp: Timestamp
         var keys: [(slot: Key128, seq: UInt64)] = []
     }
 
@@ -210,21 +212,24 @@ struct WriterState {
                 }
             }
         }
-        state.apply(record, journal: &batch!.state)
+        let newest = batches.count - 1
+        state.apply(record, journal: &batches[newest].state)
         if let slot {
             idempotency.insert(slot, seq: seq)
-            batch!.keys.append((slot, seq))
+            batches[newest].keys.append((slot, seq))
         }
         changed.note(record.event, state)
         return leaf
     }
 
-    /// Starts the journal of a batch of `events` events (see `takeBackBatch`).
-    mutating func beginBatch(events: Int) {
-        precondition(batch == nil, "a batch was begun while another was in hand")
-        batch = BatchJournal(state: state.journal(events: events), frontier: frontier)
-        batch!.keys.reserveCapacity(events)
-        standingsWritten.removeAll(keepingCapacity: true)
+    /// Starts the journal of a batch of `events` events (see `takeBackBatch`). A batch begun
+    /// while another is in hand (`continuing`) is taken back with it.
+    mutating func beginBatch(events: Int, continuing: Bool = false) {
+        precondition(continuing || batches.isEmpty, "a batch was begun while another was in hand")
+        if batches.isEmpty { standingsWritten.removeAll(keepingCapacity: true) }
+        var journal = BatchJournal(state: state.journal(events: events), frontier: frontier, lastTimestamp: lastTimestamp)
+        journal.keys.reserveCapacity(events)
+        batches.append(journal)
     }
 
     /// A key seen before: the original receipt if the content matches, else a conflict.
@@ -238,17 +243,20 @@ struct WriterState {
         return .repeated(Receipt(seq: seq, leafHash: leaf))
     }
 
-    /// The batch in hand is durable: forget how to take it back.
-    mutating func endBatch() { batch = nil }
+    /// The oldest batch in hand is durable: forget how to take it back.
+    mutating func endBatch() { batches.removeFirst() }
 
-    /// The batch in hand's transaction failed: puts memory back as it was before the batch,
-    /// which is what the ledger holds.
+    /// The transaction of the oldest batch in hand failed: puts memory back as it was before
+    /// it (every batch in hand, newest first), which is what the ledger holds.
     mutating func takeBackBatch() {
-        guard let journal = batch else { return }
-        batch = nil
-        state.takeBack(journal.state)
-        frontier = journal.frontier
-        for (slot, seq) in journal.keys.reversed() { idempotency.remove(slot, seq: seq) }
+        guard !batches.isEmpty else { return }
+        for journal in batches.reversed() {
+            state.takeBack(journal.state)
+            frontier = journal.frontier
+            lastTimestamp = journal.lastTimestamp
+            for (slot, seq) in journal.keys.reversed() { idempotency.remove(slot, seq: seq) }
+        }
+        batches.removeAll()
         standingsWritten = [:]
     }
 
@@ -265,21 +273,42 @@ struct WriterState {
     /// changes the jury table's bytes too.)
     static func writeProjections(of state: LedgerState, _ changed: ProjectionChanges, in txn: borrowing WriteTransaction,
                                  _ dbs: LedgerDatabases) throws -> [ElectionID: (tally: [UInt8], ranking: [UInt8])] {
-        var written: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
+        let (documents, standings) = projectionDocuments(of: state, changed, dbs)
+        try put(documents, in: txn)
+        return standings
+    }
+
+    /// A projection document and where it is stored.
+    struct ProjectionDocument: Sendable {
+        let db: Database
+        let key: [UInt8]
+        let bytes: [UInt8]
+    }
+
+    /// The documents of the projections `changed` names, of `state`, and each election's tally
+    /// and ranking documents among them.
+    static func projectionDocuments(of state: LedgerState, _ changed: ProjectionChanges, _ dbs: LedgerDatabases)
+        -> (documents: [ProjectionDocument], standings: [ElectionID: (tally: [UInt8], ranking: [UInt8])]) {
+        var documents: [ProjectionDocument] = []
+        var standings: [ElectionID: (tally: [UInt8], ranking: [UInt8])] = [:]
         for id in changed.elections {
             guard let election = state[id] else { continue }
             let tally = Tally(election).json.serialized(), ranking = Ranking(election).json.serialized()
-            try put(tally, LedgerKeys.projection(id, .tally), dbs.projections, txn)
-            try put(JuryTable(election).json.serialized(), LedgerKeys.projection(id, .jury), dbs.projections, txn)
-            try put(ranking, LedgerKeys.projection(id, .ranking), dbs.projections, txn)
-            written[id] = (tally, ranking)
+            documents.append(ProjectionDocument(db: dbs.projections, key: LedgerKeys.projection(id, .tally), bytes: tally))
+            documents.append(ProjectionDocument(db: dbs.projections, key: LedgerKeys.projection(id, .jury), bytes: JuryTable(election).json.serialized()))
+            documents.append(ProjectionDocument(db: dbs.projections, key: LedgerKeys.projection(id, .ranking), bytes: ranking))
+            standings[id] = (tally, ranking)
         }
         for bucket in changed.buckets {
             guard let election = state[bucket.election] else { continue }
-            try put(VotesOverTimeBucket(election, bucket: bucket.start).json.serialized(),
-                    LedgerKeys.seriesBucket(bucket.election, bucket.start), dbs.series, txn)
+            documents.append(ProjectionDocument(db: dbs.series, key: LedgerKeys.seriesBucket(bucket.election, bucket.start),
+                                                bytes: VotesOverTimeBucket(election, bucket: bucket.start).json.serialized()))
         }
-        return written
+        return (documents, standings)
+    }
+
+    static func put(_ documents: [ProjectionDocument], in txn: borrowing WriteTransaction) throws {
+        for document in documents { try put(document.bytes, document.key, document.db, txn) }
     }
 
     private static func put(_ doc: [UInt8], _ key: [UInt8], _ db: Database, _ txn: borrowing WriteTransaction) throws {

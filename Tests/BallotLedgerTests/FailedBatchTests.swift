@@ -61,6 +61,26 @@ import BallotStore
         try expectMemoryIsWhatIsStored(ledger)
     }
 
+    /// A follower's chunk whose store fills the map part way: the slices stored before it stay
+    /// (verified, and the primary's), the one that failed and the one verified behind it are
+    /// taken back from memory, and memory is what is stored.
+    @Test func aFollowerStoreThatFailsPartWayKeepsTheSlicesStoredAndNothingMore() throws {
+        let dirs = (primary: TemporaryDirectory("primary"), follower: TemporaryDirectory("follower"))
+        let primary = try ledgerWithVotes(in: dirs.primary, options: Fixtures.options())
+        defer { primary.close() }
+        _ = try primary.submit(mixedBatch(votes: 100..<12_000))
+        let chunk = try primary.reader.chunk(from: 1, maxRecords: .max, maxBytes: .max)
+        let follower = try Ledger(path: dirs.follower.path, options: Fixtures.options(mapSize: 512 << 10, maxMapSize: 512 << 10))
+        defer { follower.close() }
+        follower.sliceRecords = 1_000
+        let error = #expect(throws: LedgerError.self) { try follower.replicate(chunk, from: Ledger.Primary(ledgerID: primary.ledgerID)) }
+        #expect(error?.isLedgerFull == true, "\(String(describing: error))")
+        #expect(follower.size > 0 && follower.size < UInt64(chunk.count) && follower.size % 1_000 == 0, "\(follower.size)")
+        #expect(follower.ledgerID == primary.ledgerID)
+        #expect(try follower.reader.root(size: follower.size).root == primary.reader.root(size: follower.size).root)
+        try expectMemoryIsWhatIsStored(follower)
+    }
+
     /// A full file system (a small tmpfs, mounted when root): the commit fails with an I/O
     /// error from LMDB's write, which the store tells as `storage_full`.
     @Test(.enabled(if: getuid() == 0, "skipped: mounting a small tmpfs needs root"))

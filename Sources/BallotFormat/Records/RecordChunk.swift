@@ -72,10 +72,12 @@ public struct RecordChunk: Sendable, Equatable {
         try wire.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[starts[i]..<ends[i]])) }
     }
 
-    /// Lends every record's bytes at once, each with its sequence number.
-    public func withRecords<R>(_ body: ([(seq: UInt64, bytes: UnsafeRawBufferPointer)]) throws -> R) rethrows -> R {
+    /// Lends the bytes of the records at `positions` (all of them by default) at once, each
+    /// with its sequence number.
+    public func withRecords<R>(_ positions: Range<Int>? = nil,
+                               _ body: ([(seq: UInt64, bytes: UnsafeRawBufferPointer)]) throws -> R) rethrows -> R {
         try wire.withUnsafeBytes { all in
-            try body((0..<count).map { i in (first + UInt64(i), UnsafeRawBufferPointer(rebasing: all[starts[i]..<ends[i]])) })
+            try body((positions ?? 0..<count).map { i in (first + UInt64(i), UnsafeRawBufferPointer(rebasing: all[starts[i]..<ends[i]])) })
         }
     }
 
