@@ -304,7 +304,7 @@ public final class Ledger {
 
     /// How many records a follower verifies while the slice before them commits (tests cut
     /// chunks finer).
-    var sliceRecords = 8192
+    var sliceRecords = 16_384
 
     /// `replicate`'s bulk path: the chunk in slices of `sliceRecords`, each verified in memory
     /// (`WriterState.verify`) while the slice before it is written and committed on a thread of
