@@ -259,9 +259,12 @@ extension Audit {
                 note(.tampered, seq...seq, "the event it refers to cannot be read: \(error)")
             }
             if case .checkpointSigned(let checkpoint) = record.event, let root = rootBefore {
-                // Unpinned, the first checkpoint's key stands for the ledger's signer.
+                // Unpinned, the first checkpoint's key stands for the ledger's signer: the first
+                // this pass met, else (a pass from a kept state, or a follower's) the last one
+                // before it began.
+                let earlierKey = checkpoints.first?.checkpoint.publicKey ?? state.lastCheckpoint?.checkpoint.publicKey
                 let check = Audit.checkpoint(checkpoint, at: seq, rootBefore: root, state: state, ledgerID: ledgerID,
-                                             pinnedKey: pinnedKey, earlierKey: checkpoints.first?.checkpoint.publicKey)
+                                             pinnedKey: pinnedKey, earlierKey: earlierKey)
                 // A follower refuses records, not spans: a root the events before it do not
                 // give is the checkpoint's finding.
                 findings += journal == nil ? check.findings

@@ -69,9 +69,11 @@ public enum OpenCheck: String, Sendable, CaseIterable {
 /// that state and appends the accepted events, their Merkle nodes and the projections they
 /// change in one LMDB transaction, so the projections are never behind the log. If the
 /// transaction fails, what the batch changed in memory is taken back (no replay), so memory
-/// never runs ahead of the log either.
+/// never runs ahead of the log either: outside a call, and within a follower's `replicate`
+/// call by one slice at most (its next slice is verified while one commits).
 ///
-/// Not thread-safe: call `submit` from one thread. `reader` may be used from any thread.
+/// Not thread-safe: call `submit` and `replicate` from one thread. `reader` may be used from
+/// any thread.
 public final class Ledger {
     public struct Options: Sendable {
         public var environment: EnvironmentOptions
@@ -244,10 +246,12 @@ public final class Ledger {
     /// verified first against the state before it by the audit's own checks (it decodes, follows
     /// the event before it in sequence and time, the rules accept it, its juror's signature
     /// holds, its idempotency key is new, and a checkpoint is signed by the ledger's key over
-    /// the root of the events before it and the numbers they give). All in one transaction:
-    /// a record that does not verify throws `LedgerError.unverifiedRecord` and nothing of the
-    /// chunk is stored. An empty ledger takes the primary's id; a ledger that holds events of
-    /// another is refused. Returns the elections the chunk changed.
+    /// the root of the events before it and the numbers they give). In slices of
+    /// `sliceRecords`, a transaction each: a record that does not verify throws
+    /// `LedgerError.unverifiedRecord` and nothing of its slice or after it is stored (the
+    /// verified slices before it are). Durable when it returns. An empty ledger takes the
+    /// primary's id; a ledger that holds events of another is refused. Returns the elections
+    /// the chunk changed.
     public func replicate(_ chunk: RecordChunk, from primary: Primary) throws -> [ElectionID] {
         try replicate(chunk, from: primary, recordByRecord: false)
     }
@@ -304,7 +308,7 @@ public final class Ledger {
 
     /// How many records a follower verifies while the slice before them commits (tests cut
     /// chunks finer).
-    var sliceRecords = 16_384
+    var sliceRecords = 8192
 
     /// `replicate`'s bulk path: the chunk in slices of `sliceRecords`, each verified in memory
     /// (`WriterState.verify`) while the slice before it is written and committed on a thread of

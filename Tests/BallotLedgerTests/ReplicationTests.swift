@@ -239,6 +239,44 @@ import BallotStore
         #expect(refusals > 0 && acceptedWhole > 0, "\(refusals) refused, \(acceptedWhole) whole")
     }
 
+    /// Unpinned, a follower takes the first checkpoint's key for the ledger's: a later
+    /// checkpoint signed by another key is refused, though it comes in a chunk of its own
+    /// (each chunk's check starts afresh), by either path.
+    @Test(arguments: [false, true]) func aCheckpointSignedByAnotherKeyInALaterChunkIsRefused(recordByRecord: Bool) throws {
+        let primary = try Primary("v3-2026-12-06-notes")
+        let all = try primary.records(from: 1, count: Int(primary.size))
+        let checkpoints = try (1...primary.size).filter { seq in
+            if case .checkpointSigned = try primary.reader.record(seq)?.event { return true }
+            return false
+        }
+        try #require(checkpoints.count >= 2)
+        let second = checkpoints[1]
+        var record = try #require(try primary.reader.record(second))
+        guard case .checkpointSigned(var checkpoint) = record.event else { return }
+        let other = CheckpointKey()
+        checkpoint.publicKey = other.publicKey
+        checkpoint.signature = other.sign(checkpoint.signedMessage)
+        record.event = .checkpointSigned(checkpoint)
+        var altered = all
+        altered[Int(second - 1)] = RecordCodec.encode(record)
+        func chunk(_ records: ArraySlice<[UInt8]>, first: UInt64) -> RecordChunk {
+            var chunk = RecordChunk(first: first)
+            for r in records { r.withUnsafeBytes { chunk.append($0) } }
+            return chunk
+        }
+        let dir = TemporaryDirectory("follower")
+        let ledger = try Self.follower(dir)
+        defer { ledger.close() }
+        let from = Ledger.Primary(ledgerID: primary.ledgerID)
+        _ = try ledger.replicate(chunk(altered[0..<Int(second - 1)], first: 1), from: from, recordByRecord: recordByRecord)
+        let refused = #expect(throws: LedgerError.self) {
+            try ledger.replicate(chunk(altered[Int(second - 1)...], first: second), from: from, recordByRecord: recordByRecord)
+        }
+        guard case .unverifiedRecord(let seq, let reason)? = refused else { Issue.record("\(String(describing: refused))"); return }
+        #expect(seq == second && reason.contains("signing key changed"), "\(seq): \(reason)")
+        #expect(ledger.size == second - 1)
+    }
+
     /// A follower that holds events of one ledger takes nothing of another.
     @Test func aFollowerOfOneLedgerRefusesAnother() throws {
         let primary = try Primary("v3-2026-12-06-notes")

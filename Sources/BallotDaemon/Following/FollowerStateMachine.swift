@@ -59,8 +59,8 @@ struct FollowerStateMachine {
     }
 
     /// Chunks (or bytes) received and waiting for the writer, past which reading pauses.
-    static let maxWaiting = 16
-    static let maxWaitingBytes = 32 << 20
+    static let maxWaiting = 8
+    static let maxWaitingBytes = 16 << 20
     static let firstBackoff = Duration.milliseconds(100)
     static let maxBackoff = Duration.seconds(5)
 
