@@ -249,7 +249,9 @@ extension Audit {
             var refusal: DomainError?
             do {
                 refusal = try Audit.ruleRefusal(record, after: state, ledgerID: ledgerID, lookupVote: { vote in
-                    guard case .voteCast(let v)? = try lookup(vote)?.event else { return nil }
+                    // Only an event before this one: the rules judge it as the ledger stood
+                    // (an invalidation of a later vote names no vote, as when it was decided).
+                    guard vote < seq, case .voteCast(let v)? = try lookup(vote)?.event else { return nil }
                     return v
                 })
                 if let refusal {
@@ -272,8 +274,8 @@ extension Audit {
                 checkpoints.append((seq, checkpoint, check.holds))
             }
             if journal != nil {
-                // A follower stores nothing of a pass that found anything, so what it applies
-                // was accepted.
+                // A follower keeps nothing of a pass that found anything (its journal takes it
+                // all back), so a refused event applied here is never kept.
                 state.apply(record, journal: &journal!)
                 noteChanged(record.event)
             } else {

@@ -12,9 +12,10 @@ package typealias RecordLookup = (UInt64) throws -> RecordedEvent?
 // `ballot-replay verify` accepts, at the auditor's speed.
 
 extension Audit {
-    /// What checking a run of records from the follower's state gave: the state, Merkle frontier
-    /// and latest timestamp after them, what the store must write besides the records, and
-    /// how to take it all back. Nothing of it may be kept when `refusal` is set.
+    /// What checking a run of records from the follower's state gave (the state and Merkle
+    /// frontier after them are the caller's, changed in place): the latest timestamp, what the
+    /// store must write besides the records, and how to take the keys back. Nothing of it may
+    /// be kept when `refusal` is set.
     package struct ChunkCheck {
         /// The first record that does not verify, by sequence number, and why; nil for none.
         package var refusal: (seq: UInt64, reason: String)?
@@ -62,13 +63,22 @@ extension Audit {
         var checker = SegmentChecker(worker: 0, layout: SegmentLayout(start: first, last: last, size: size), keySeed: keySeed)
         var batch = Batch(worker: 0, first: first)
         checker.check(records, { _, _ in }, into: &batch)
+        // An earlier event that cannot be read is the follower's failure, not the record's: it
+        // is thrown (the store is tried again), not made a refusal (which stops replication).
+        var unreadable: (any Error)?
         let lookup: RecordLookup = { seq in
-            guard seq >= first else { return try earlier(seq) }
-            guard seq <= last else { return nil }
-            return try RecordCodec.decode(records[Int(seq - first)].bytes, seq: seq)
+            do {
+                guard seq >= first else { return try earlier(seq) }
+                guard seq <= last else { return nil }
+                return try RecordCodec.decode(records[Int(seq - first)].bytes, seq: seq)
+            } catch {
+                if seq < first, unreadable == nil { unreadable = error }
+                throw error
+            }
         }
         let undecodable = Set(batch.findings.map(\.events.lowerBound))
         try rules.replay(batch, record: lookup) { _, _ in }
+        if let unreadable { throw unreadable }
         // The finding about the earliest record (a follower's pass names one record in each).
         let refusal = (rules.recordFindings + rules.findings).enumerated()
             .min { ($0.element.events.lowerBound, $0.offset) < ($1.element.events.lowerBound, $1.offset) }

@@ -97,7 +97,8 @@ final class GroupCommitWriter: @unchecked Sendable {
     }
 
     /// Queues a follower's chunk of records; `completion` runs on `loop` once it is stored, or
-    /// with the error that refused it (nothing of it stored).
+    /// with the error that refused it (nothing of the slice it failed in stored, nor after it;
+    /// the slices before it are, and published).
     func replicate(_ chunk: RecordChunk, from primary: Ledger.Primary, on loop: any EventLoop,
                    completion: @escaping @Sendable (Result<[Outcome], any Error>) -> Void) {
         enqueue(Job(submissions: [], loop: loop, completion: completion, replication: (chunk, primary)))
@@ -259,7 +260,19 @@ final class GroupCommitWriter: @unchecked Sendable {
     /// Stores a follower's chunk and publishes what it changed, as a batch's commit does.
     private func replicate(_ chunk: RecordChunk, from primary: Ledger.Primary) throws -> [Outcome] {
         let started = ContinuousClock.now
-        let changed = try ledger.replicate(chunk, from: primary)
+        let before = ledger.size
+        let changed: [ElectionID]
+        do {
+            changed = try ledger.replicate(chunk, from: primary)
+        } catch {
+            // The slices before the failure are stored: readers, and the follower asking again,
+            // go on from there.
+            if ledger.size > before {
+                metrics.followerEvents.increment(by: Int(ledger.size - before))
+                publish(changed: Set(ledger.state.elections.map(\.id)))
+            }
+            throw error
+        }
         recordCommit(since: started, of: chunk.count)
         metrics.followerEvents.increment(by: chunk.count)
         metrics.ledgerEvents.record(Double(ledger.size))

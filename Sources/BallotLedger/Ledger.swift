@@ -70,7 +70,7 @@ public enum OpenCheck: String, Sendable, CaseIterable {
 /// change in one LMDB transaction, so the projections are never behind the log. If the
 /// transaction fails, what the batch changed in memory is taken back (no replay), so memory
 /// never runs ahead of the log either: outside a call, and within a follower's `replicate`
-/// call by one slice at most (its next slice is verified while one commits).
+/// call by two slices at most (the one committing, and the next, verified meanwhile).
 ///
 /// Not thread-safe: call `submit` and `replicate` from one thread. `reader` may be used from
 /// any thread.
@@ -269,7 +269,8 @@ public final class Ledger {
             throw LedgerError.unverifiedRecord(seq: chunk.first, reason: "the follower holds \(size) events, so the next it takes is event \(size + 1)")
         }
         guard chunk.count > 0 else { return [] }
-        let ahead = primary.size > chunk.end - 1 ? Int(clamping: primary.size - (chunk.end - 1)) : 0
+        // The primary's word, bounded by what a ledger can hold.
+        let ahead = Int(min(primary.size > chunk.end - 1 ? primary.size - (chunk.end - 1) : 0, UInt64(Limits.events)))
         if try writer.reserve(chunk.count, ahead: ahead) { try? saveSnapshot(clean: false) }
         let ownID = writer.ledgerID
         writer.ledgerID = primary.ledgerID
@@ -313,7 +314,7 @@ public final class Ledger {
     /// `replicate`'s bulk path: the chunk in slices of `sliceRecords`, each verified in memory
     /// (`WriterState.verify`) while the slice before it is written and committed on a thread of
     /// its own, so that LMDB's writes and the disk's flush overlap the checks. Memory runs at
-    /// most one slice ahead of the ledger, in a batch of its own, until the call returns. When a
+    /// most two slices ahead of the ledger, each in a batch of its own, until the call returns. When a
     /// slice fails (a record does not verify, or its store fails), the slices before it stay
     /// stored (`stored` counts them) and what is not stored is taken back by the caller.
     private func replicateInSlices(_ chunk: RecordChunk, from primary: Primary, adopting: Bool, stored: inout Int) throws -> [ElectionID] {

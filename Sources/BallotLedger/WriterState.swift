@@ -25,7 +25,8 @@ struct WriterState {
 
     /// What a batch changed in memory: enough to put everything back as it was, exactly and
     /// without reading the ledger, when its transaction fails (map growth, `ledger_full`, a
-    /// full disk, an I/O error), so that a failed write costs that batch alone.
+    /// full disk, an I/O error), so that a failed write costs that batch alone (and, for a
+    /// follower, the slice verified behind it: `Ledger.replicate`).
     struct BatchJournal {
         var state: LedgerState.Journal
         let frontier: MerkleFrontier
@@ -246,8 +247,9 @@ struct WriterState {
     /// The oldest batch in hand is durable: forget how to take it back.
     mutating func endBatch() { batches.removeFirst() }
 
-    /// The transaction of the oldest batch in hand failed: puts memory back as it was before
-    /// it (every batch in hand, newest first), which is what the ledger holds.
+    /// The transaction of the oldest batch in hand failed, or a follower's slice did not verify:
+    /// puts memory back as it was before the oldest (every batch in hand, newest first), which
+    /// is what the ledger holds.
     mutating func takeBackBatch() {
         guard !batches.isEmpty else { return }
         for journal in batches.reversed() {

@@ -29,7 +29,7 @@ import BallotProtocol
     static func streaming(stored: UInt64 = 10, size: UInt64 = 100) -> Machine {
         var m = Machine(stored: stored)
         _ = m.start()
-        _ = m.connected(root: root)
+        _ = m.connected(stored: stored, root: root)
         _ = m.replied(start(from: stored + 1, size: size))
         return m
     }
@@ -38,7 +38,7 @@ import BallotProtocol
         var m = Machine(stored: 41)
         #expect(m.start() == [.connect])
         #expect(m.state == .connecting)
-        #expect(m.connected(root: Self.root) == [.ask(from: 42)])
+        #expect(m.connected(stored: m.stored, root: Self.root) == [.ask(from: 42)])
         #expect(m.replied(Self.start(from: 42, size: 50)).isEmpty)
         #expect(m.state == .streaming && m.lag == 9)
     }
@@ -69,7 +69,7 @@ import BallotProtocol
     @Test func aPrimaryWhoseHistoryDiffersStopsReplication() {
         var m = Machine(stored: 20)
         _ = m.start()
-        _ = m.connected(root: Self.root)
+        _ = m.connected(stored: m.stored, root: Self.root)
         let actions = m.replied(Self.start(from: 21, size: 40, root: Self.otherRoot))
         guard case .halt(let why)? = actions.first else { Issue.record("\(actions)"); return }
         #expect(why.contains("not the one this follower verified"), "\(why)")
@@ -77,7 +77,7 @@ import BallotProtocol
         // A primary that holds fewer events than the follower says so with `conflict`: stopped too.
         var n = Machine(stored: 20)
         _ = n.start()
-        _ = n.connected(root: Self.root)
+        _ = n.connected(stored: 20, root: Self.root)
         #expect(n.refused("conflict", "the follower has events this ledger does not").first == .halt("the primary refused: conflict: the follower has events this ledger does not"))
     }
 
@@ -95,7 +95,7 @@ import BallotProtocol
         #expect(m.state == .disconnected)
         #expect(m.lastError?.contains("the next the follower needs is 11") == true)
         #expect(m.reconnectDue() == [.connect])
-        #expect(m.connected(root: Self.root) == [.ask(from: 11)])
+        #expect(m.connected(stored: m.stored, root: Self.root) == [.ask(from: 11)])
     }
 
     @Test func aLostConnectionWaitsForTheChunkBeingStoredBeforeAskingAgain() {
@@ -108,7 +108,7 @@ import BallotProtocol
         #expect(m.reconnectDue().isEmpty)
         // `b`, received but not stored, is dropped; the next ask starts after `a`.
         #expect(m.stored(through: a.end) == [.connect])
-        #expect(m.connected(root: Self.root) == [.ask(from: 16)])
+        #expect(m.connected(stored: m.stored, root: Self.root) == [.ask(from: 16)])
     }
 
     @Test func aStoreThatFailsAfterTheConnectionWasLostStillConnectsAgain() {
@@ -118,7 +118,19 @@ import BallotProtocol
         _ = m.connectionLost("gone")
         #expect(m.reconnectDue().isEmpty)   // waits for the store
         #expect(m.storeFailed("storage_full", unverified: false) == [.connect])
-        #expect(m.connected(root: Self.root) == [.ask(from: 11)])
+        #expect(m.connected(stored: m.stored, root: Self.root) == [.ask(from: 11)])
+    }
+
+    /// A store that failed part way kept the slices before the failure: the next connection
+    /// asks from what the writer holds, not from what the machine was last told.
+    @Test func aStoreThatFailedPartWayAsksFromWhatTheWriterHolds() {
+        var m = Self.streaming()
+        let a = Self.chunk(from: 11, count: 20)
+        _ = m.chunkArrived(Self.header(a, size: 100), a)
+        #expect(m.storeFailed("storage_full", unverified: false).contains(.disconnect))
+        _ = m.reconnectDue()
+        #expect(m.connected(stored: 18, root: Self.root) == [.ask(from: 19)])
+        #expect(m.stored == 18)
     }
 
     @Test func theBackoffDoublesToItsCapAndResetsOnceAChunkIsStored() {
@@ -132,7 +144,7 @@ import BallotProtocol
             _ = m.reconnectDue()
         }
         #expect(delays == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .milliseconds(3200), .seconds(5), .seconds(5)])
-        _ = m.connected(root: Self.root)
+        _ = m.connected(stored: m.stored, root: Self.root)
         _ = m.replied(Self.start(from: 1, size: 5))
         let a = Self.chunk(from: 1, count: 5)
         _ = m.chunkArrived(Self.header(a, size: 5), a)
@@ -160,17 +172,17 @@ import BallotProtocol
         _ = m.chunkArrived(Self.header(a, size: 100), a)
         #expect(m.storeFailed("storage_full", unverified: false) == [.disconnect, .reconnect(after: Machine.firstBackoff)])
         #expect(m.reconnectDue() == [.connect])
-        #expect(m.connected(root: Self.root) == [.ask(from: 11)])
+        #expect(m.connected(stored: m.stored, root: Self.root) == [.ask(from: 11)])
     }
 
     @Test func aRefusalOrAReplyForTheWrongStartIsALostConnection() {
         var m = Machine(stored: 5)
         _ = m.start()
-        _ = m.connected(root: Self.root)
+        _ = m.connected(stored: m.stored, root: Self.root)
         #expect(m.refused("forbidden", "replicate is not allowed for the observer role") == [.disconnect, .reconnect(after: Machine.firstBackoff)])
         #expect(m.lastError?.contains("forbidden") == true)
         _ = m.reconnectDue()
-        _ = m.connected(root: Self.root)
+        _ = m.connected(stored: m.stored, root: Self.root)
         #expect(m.replied(Self.start(from: 1, size: 9)).first == .disconnect)
     }
 
@@ -187,7 +199,7 @@ import BallotProtocol
         var m = Self.streaming()
         _ = m.connectionLost("nothing from the primary for 10 s")
         _ = m.reconnectDue()
-        _ = m.connected(root: Self.root)
+        _ = m.connected(stored: m.stored, root: Self.root)
         _ = m.replied(Self.start(from: 11, size: 100))
         #expect(m.state == .streaming && m.lastError == "nothing from the primary for 10 s")
         let a = Self.chunk(from: 11, count: 2)

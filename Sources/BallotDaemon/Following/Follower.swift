@@ -170,7 +170,8 @@ final class Follower: @unchecked Sendable {
                 switch result {
                 case .success(let channel):
                     self.channel = channel
-                    self.perform(self.machine.connected(root: self.writer.head.root))
+                    let head = self.writer.head
+                    self.perform(self.machine.connected(stored: head.size, root: head.root))
                 case .failure(let error):
                     self.perform(self.machine.connectionLost("cannot connect to \(self.config.description): \(error)"))
                 }

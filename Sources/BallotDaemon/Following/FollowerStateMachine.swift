@@ -102,11 +102,14 @@ struct FollowerStateMachine {
     /// Whether the connection is being read (not paused while chunks wait for the writer).
     var isReading: Bool { reading }
 
-    /// Connected; `root` is the follower's Merkle root over the events it stored.
-    mutating func connected(root: Digest32) -> [Action] {
+    /// Connected; the follower holds `stored` events, whose Merkle root is `root` (the
+    /// writer's word, which a store that failed part way, keeping the slices before the
+    /// failure, may have moved past what this machine was told).
+    mutating func connected(stored: UInt64, root: Digest32) -> [Action] {
         guard state == .connecting else { return [.disconnect] }
         state = .asking
         reading = true
+        self.stored = stored
         expected = stored + 1
         rootAsked = root
         return [.ask(from: expected)]
@@ -220,8 +223,8 @@ struct FollowerStateMachine {
         return [.disconnect]
     }
 
-    /// Every chunk waiting, as one store: one transaction and one sync for what arrived while
-    /// the last store ran.
+    /// Every chunk waiting, as one store: what arrived while the last store ran, written in
+    /// slices (`Ledger.replicate`) rather than a transaction a chunk.
     private mutating func storeNext() -> [Action] {
         storing = true
         var chunk = waiting.removeFirst()
