@@ -277,6 +277,36 @@ import BallotStore
         #expect(ledger.size == second - 1)
     }
 
+    /// The rules look back only at events before the one they judge: an invalidation of the
+    /// vote that follows it (which no writer could have decided) is refused by both paths,
+    /// though the vote is there in the same chunk (the rule pass is the audit's too).
+    @Test(arguments: [false, true]) func anInvalidationOfALaterVoteIsRefused(recordByRecord: Bool) throws {
+        let dirs = (primary: TemporaryDirectory("primary"), follower: TemporaryDirectory("follower"))
+        let primary = try Fixtures.ledgerWithElection(in: dirs.primary)
+        defer { primary.close() }
+        let vote = try #require(try primary.submit(Submission(Fixtures.votes(0..<1)[0], by: Fixtures.importer)).receipt?.seq)
+        _ = try primary.submit(Submission(.invalidateVote(election: Fixtures.electionID, vote: vote, reason: "a test"), by: Fixtures.admin))
+        let all = try primary.reader.chunk(from: 1, maxRecords: .max, maxBytes: .max)
+        let records = (0..<all.count).map { i in all.withRecord(i) { Array($0) } }
+        // The invalidation moved before the vote, naming it where it now stands.
+        var castVote = try #require(try primary.reader.record(vote)), invalidation = try #require(try primary.reader.record(vote + 1))
+        guard case .voteInvalidated(var x) = invalidation.event else { Issue.record("\(invalidation.event)"); return }
+        x.vote = vote + 1
+        invalidation.event = .voteInvalidated(x)
+        invalidation.seq = vote
+        castVote.seq = vote + 1
+        var tampered = RecordChunk(first: 1)
+        for r in records.dropLast(2) { r.withUnsafeBytes { tampered.append($0) } }
+        for r in [RecordCodec.encode(invalidation), RecordCodec.encode(castVote)] { r.withUnsafeBytes { tampered.append($0) } }
+        let follower = try Self.follower(dirs.follower)
+        defer { follower.close() }
+        let refused = #expect(throws: LedgerError.self) {
+            try follower.replicate(tampered, from: Ledger.Primary(ledgerID: primary.ledgerID), recordByRecord: recordByRecord)
+        }
+        guard case .unverifiedRecord(let seq, let reason)? = refused else { Issue.record("\(String(describing: refused))"); return }
+        #expect(seq == vote, "\(seq): \(reason)")
+    }
+
     /// A follower that holds events of one ledger takes nothing of another.
     @Test func aFollowerOfOneLedgerRefusesAnother() throws {
         let primary = try Primary("v3-2026-12-06-notes")
