@@ -314,9 +314,10 @@ public final class Ledger {
     /// `replicate`'s bulk path: the chunk in slices of `sliceRecords`, each verified in memory
     /// (`WriterState.verify`) while the slice before it is written and committed on a thread of
     /// its own, so that LMDB's writes and the disk's flush overlap the checks. Memory runs at
-    /// most two slices ahead of the ledger, each in a batch of its own, until the call returns. When a
-    /// slice fails (a record does not verify, or its store fails), the slices before it stay
-    /// stored (`stored` counts them) and what is not stored is taken back by the caller.
+    /// most two slices ahead of the ledger, each in a batch of its own, until the call
+    /// returns. When a slice fails (a record does not verify, or its store fails), the slices
+    /// before it stay stored (`stored` counts them) and what is not stored is taken back by the
+    /// caller.
     private func replicateInSlices(_ chunk: RecordChunk, from primary: Primary, adopting: Bool, stored: inout Int) throws -> [ElectionID] {
         var changed: [ElectionID] = []
         var inFlight: SliceStore?

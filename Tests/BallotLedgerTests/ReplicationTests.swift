@@ -47,6 +47,13 @@ import BallotStore
         }
     }
 
+    /// A chunk of these records' bytes, the first being event `first`.
+    static func chunk(_ records: some Sequence<[UInt8]>, first: UInt64) -> RecordChunk {
+        var chunk = RecordChunk(first: first)
+        for r in records { r.withUnsafeBytes { chunk.append($0) } }
+        return chunk
+    }
+
     static func follower(_ dir: TemporaryDirectory) throws -> Ledger {
         try Ledger(path: dir.path, options: Fixtures.options())
     }
@@ -100,11 +107,6 @@ import BallotStore
         }
         let firstCheckpoint = try #require(checkpoints.first)
         let secondVote = votes[1]
-        func chunk(_ records: ArraySlice<[UInt8]>, first: UInt64) -> RecordChunk {
-            var chunk = RecordChunk(first: first)
-            for r in records { r.withUnsafeBytes { chunk.append($0) } }
-            return chunk
-        }
         let dir = TemporaryDirectory("follower")
         let ledger = try Self.follower(dir)
         defer { ledger.close() }
@@ -112,7 +114,7 @@ import BallotStore
 
         // The first few events go in; everything after is tried against them.
         let start = UInt64(3)
-        _ = try ledger.replicate(chunk(all[0..<Int(start)], first: 1), from: from)
+        _ = try ledger.replicate(Self.chunk(all[0..<Int(start)], first: 1), from: from)
         let before = (ledger.size, ledger.root, try ledger.reader.storedProjections())
 
         struct Case { let name: String; let records: [[UInt8]]; let first: UInt64; let expect: String; let seq: UInt64; var key: Digest32? = nil }
@@ -152,7 +154,7 @@ import BallotStore
         cases.append(Case(name: "gap", records: rest, first: start + 2, expect: "the next it takes is event \(start + 1)", seq: start + 2))
 
         for c in cases {
-            let attempt = chunk(c.records[...], first: c.first)
+            let attempt = Self.chunk(c.records, first: c.first)
             let refused = #expect(throws: LedgerError.self, "\(c.name)") {
                 try ledger.replicate(attempt, from: Ledger.Primary(ledgerID: primary.ledgerID, pinnedKey: c.key ?? primary.key))
             }
@@ -167,7 +169,7 @@ import BallotStore
             #expect(try ledger.reader.storedProjections() == before.2, "\(c.name)")
         }
         // After every refusal the true records still go in, and the result verifies.
-        _ = try ledger.replicate(chunk(all[Int(start)...], first: start + 1), from: from)
+        _ = try ledger.replicate(Self.chunk(all[Int(start)...], first: start + 1), from: from)
         #expect(ledger.root == (try primary.reader.root()).root)
         #expect(try Audit.verify(ledger.reader, pinnedKey: primary.key).findings.isEmpty)
     }
@@ -203,8 +205,7 @@ import BallotStore
             var next = 0
             while next < altered.count {
                 let n = min(Int(rng.next() % 48) + 1, altered.count - next)
-                var chunk = RecordChunk(first: UInt64(next + 1))
-                for r in altered[next..<(next + n)] { r.withUnsafeBytes { chunk.append($0) } }
+                let chunk = Self.chunk(altered[next..<(next + n)], first: UInt64(next + 1))
                 func outcome(_ ledger: Ledger, recordByRecord: Bool) -> String {
                     do {
                         _ = try ledger.replicate(chunk, from: from, recordByRecord: recordByRecord)
@@ -219,8 +220,7 @@ import BallotStore
                 #expect(a == b, "chunk \(next + 1)…\(next + n) of \(Self.fixtures[which]), seed \(seed)")
                 // The bulk path stores the slices before a refused one: both then hold as much.
                 if a != "stored", bulk.size > oneByOne.size {
-                    var verified = RecordChunk(first: oneByOne.size + 1)
-                    for r in altered[Int(oneByOne.size)..<Int(bulk.size)] { r.withUnsafeBytes { verified.append($0) } }
+                    let verified = Self.chunk(altered[Int(oneByOne.size)..<Int(bulk.size)], first: oneByOne.size + 1)
                     _ = try oneByOne.replicate(verified, from: from, recordByRecord: true)
                 }
                 #expect(bulk.size == oneByOne.size && bulk.root == oneByOne.root)
@@ -259,18 +259,13 @@ import BallotStore
         record.event = .checkpointSigned(checkpoint)
         var altered = all
         altered[Int(second - 1)] = RecordCodec.encode(record)
-        func chunk(_ records: ArraySlice<[UInt8]>, first: UInt64) -> RecordChunk {
-            var chunk = RecordChunk(first: first)
-            for r in records { r.withUnsafeBytes { chunk.append($0) } }
-            return chunk
-        }
         let dir = TemporaryDirectory("follower")
         let ledger = try Self.follower(dir)
         defer { ledger.close() }
         let from = Ledger.Primary(ledgerID: primary.ledgerID)
-        _ = try ledger.replicate(chunk(altered[0..<Int(second - 1)], first: 1), from: from, recordByRecord: recordByRecord)
+        _ = try ledger.replicate(Self.chunk(altered[0..<Int(second - 1)], first: 1), from: from, recordByRecord: recordByRecord)
         let refused = #expect(throws: LedgerError.self) {
-            try ledger.replicate(chunk(altered[Int(second - 1)...], first: second), from: from, recordByRecord: recordByRecord)
+            try ledger.replicate(Self.chunk(altered[Int(second - 1)...], first: second), from: from, recordByRecord: recordByRecord)
         }
         guard case .unverifiedRecord(let seq, let reason)? = refused else { Issue.record("\(String(describing: refused))"); return }
         #expect(seq == second && reason.contains("signing key changed"), "\(seq): \(reason)")
@@ -295,9 +290,7 @@ import BallotStore
         invalidation.event = .voteInvalidated(x)
         invalidation.seq = vote
         castVote.seq = vote + 1
-        var tampered = RecordChunk(first: 1)
-        for r in records.dropLast(2) { r.withUnsafeBytes { tampered.append($0) } }
-        for r in [RecordCodec.encode(invalidation), RecordCodec.encode(castVote)] { r.withUnsafeBytes { tampered.append($0) } }
+        let tampered = Self.chunk(records.dropLast(2) + [RecordCodec.encode(invalidation), RecordCodec.encode(castVote)], first: 1)
         let follower = try Self.follower(dirs.follower)
         defer { follower.close() }
         let refused = #expect(throws: LedgerError.self) {
