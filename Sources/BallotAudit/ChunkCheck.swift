@@ -19,6 +19,9 @@ extension Audit {
     package struct ChunkCheck {
         /// The first record that does not verify, by sequence number, and why; nil for none.
         package var refusal: (seq: UInt64, reason: String)?
+        /// Why an earlier event could not be read, when one could not: the follower's failure,
+        /// not the records' (its store is tried again; a refusal would stop replication).
+        package var unreadable: (any Error)?
         package var lastTimestamp: Timestamp
         /// The Merkle nodes the records' leaves complete, from the lowest level stored, in key order.
         package var completedNodes: [(level: Int, index: UInt64, hash: MerkleHash)]
@@ -55,7 +58,7 @@ extension Audit {
         }
         guard let last = records.last?.seq, records.first?.seq == first else {
             return ChunkCheck(refusal: records.first.map { ($0.seq, "the follower holds \(first - 1) events: the next must be event \(first)") },
-                              lastTimestamp: lastTimestamp, completedNodes: [], keysAdded: [], changed: [])
+                              unreadable: nil, lastTimestamp: lastTimestamp, completedNodes: [], keysAdded: [], changed: [])
         }
         // A layout whose one segment is never full, so that the leaves go to the frontier one at
         // a time and every node they complete is kept (a whole subtree would be compared instead).
@@ -63,8 +66,7 @@ extension Audit {
         var checker = SegmentChecker(worker: 0, layout: SegmentLayout(start: first, last: last, size: size), keySeed: keySeed)
         var batch = Batch(worker: 0, first: first)
         checker.check(records, { _, _ in }, into: &batch)
-        // An earlier event that cannot be read is the follower's failure, not the record's: it
-        // is thrown (the store is tried again), not made a refusal (which stops replication).
+        // An earlier event that cannot be read is the follower's failure, not the record's.
         var unreadable: (any Error)?
         let lookup: RecordLookup = { seq in
             do {
@@ -78,7 +80,6 @@ extension Audit {
         }
         let undecodable = Set(batch.findings.map(\.events.lowerBound))
         try rules.replay(batch, record: lookup) { _, _ in }
-        if let unreadable { throw unreadable }
         // The finding about the earliest record (a follower's pass names one record in each).
         let refusal = (rules.recordFindings + rules.findings).enumerated()
             .min { ($0.element.events.lowerBound, $0.offset) < ($1.element.events.lowerBound, $1.offset) }
@@ -91,7 +92,7 @@ extension Audit {
         let nodes = rules.completedNodes.sorted {
             (($0.index + 1) << UInt64($0.level), $0.level) < (($1.index + 1) << UInt64($1.level), $1.level)
         }
-        return ChunkCheck(refusal: refusal, lastTimestamp: rules.lastTime, completedNodes: nodes,
+        return ChunkCheck(refusal: refusal, unreadable: unreadable, lastTimestamp: rules.lastTime, completedNodes: nodes,
                           keysAdded: rules.keysAdded ?? [], changed: rules.changed.map { ($0.election, $0.buckets.starts) })
     }
 }

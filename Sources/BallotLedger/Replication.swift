@@ -43,6 +43,7 @@ extension WriterState {
             }
         }
         batches[newest].keys += check.keysAdded.lazy.map { ($0.key, $0.seq) }
+        if let unreadable = check.unreadable { throw unreadable }
         if let (seq, reason) = check.refusal { throw LedgerError.unverifiedRecord(seq: seq, reason: reason) }
         lastTimestamp = check.lastTimestamp
         var changed = ProjectionChanges()
