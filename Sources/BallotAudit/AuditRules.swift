@@ -295,10 +295,10 @@ extension Audit {
         /// A follower's pass: notes what `event`, just applied, changed (see `noteChanged(_:buckets:)`).
         private mutating func noteChanged(_ event: Event) {
             guard let id = event.election, let election = state.ordinal(ofElection: id) else { return }
-            switch event {
-            case .voteCast(let v): noteChanged(election, buckets: CollectionOfOne(v.castAt))
-            case .voteInvalidated(let x): noteChanged(election, buckets: CollectionOfOne(x.castAt))
-            default: _ = changedEntry(election)
+            if let time = event.seriesTime {
+                noteChanged(election, buckets: CollectionOfOne(time))
+            } else {
+                _ = changedEntry(election)
             }
         }
 

@@ -58,6 +58,16 @@ public enum Event: Sendable, Equatable {
         case .checkpointSigned: nil
         }
     }
+
+    /// The `cast_at` of the vote the event counts or takes back: the votes-over-time bucket it
+    /// changes. Nil for any other event.
+    public var seriesTime: Timestamp? {
+        switch self {
+        case .voteCast(let v): v.castAt
+        case .voteInvalidated(let x): x.castAt
+        default: nil
+        }
+    }
 }
 
 /// The event type byte of the ledger format (docs/ledger-format.md). Never renumber.

@@ -44,11 +44,7 @@ struct ProjectionChanges {
     /// Notes what `event`, just applied to `state`, changed.
     mutating func note(_ event: Event, _ state: LedgerState) {
         guard let election = event.election else { return }
-        let castAt: Timestamp
-        switch event {
-        case .voteCast(let v): castAt = v.castAt
-        case .voteInvalidated(let x): castAt = x.castAt
-        default:
+        guard let castAt = event.seriesTime else {
             note(election)
             return
         }
