@@ -61,14 +61,19 @@ public func hexBytes(_ hex: String) -> [UInt8]? {
     return raw
 }
 
-/// Lower-case hex of `bytes`.
+/// Lower-case hex of `bytes`, written straight into the string's storage (a leaf hash or a
+/// vote token is spelled for every published outcome).
 public func hexString(_ bytes: UnsafeRawBufferPointer) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var out = [UInt8]()
-    out.reserveCapacity(bytes.count * 2)
-    for b in bytes {
-        out.append(digits[Int(b >> 4)])
-        out.append(digits[Int(b & 0x0F)])
+    String(unsafeUninitializedCapacity: bytes.count * 2) { out in
+        for (i, b) in bytes.enumerated() {
+            out[2 * i] = hexDigit(b >> 4)
+            out[2 * i + 1] = hexDigit(b & 0x0F)
+        }
+        return bytes.count * 2
     }
-    return String(decoding: out, as: UTF8.self)
+}
+
+/// The lower-case hex digit of a value below 16.
+@inline(__always) func hexDigit(_ nibble: UInt8) -> UInt8 {
+    nibble < 10 ? nibble + UInt8(ascii: "0") : nibble - 10 + UInt8(ascii: "a")
 }

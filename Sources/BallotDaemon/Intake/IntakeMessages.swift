@@ -37,16 +37,19 @@ struct IntakeOutcome: Sendable, Equatable {
     var voteID: String
     var streamSequence: UInt64
     var decision: Decision
+    /// `voteToken(voteID)`, hashed once for the subject and the message id.
+    let voteToken: String
 
     init(election: String, voteID: String, streamSequence: UInt64, decision: Decision) {
         self.election = election
         self.voteID = voteID.prefix(utf8Bytes: RecordCodec.maxIdempotencyKeyBytes)
         self.streamSequence = streamSequence
         self.decision = decision
+        voteToken = Self.voteToken(self.voteID)
     }
 
     /// The outcome's subject (see `subject(prefix:election:voteID:streamSequence:)`).
-    func subject(prefix: String) -> String { Self.subject(prefix: prefix, election: election, voteID: voteID, streamSequence: streamSequence) }
+    func subject(prefix: String) -> String { "\(prefix).\(election).\(voteToken).\(streamSequence)" }
 
     /// `<prefix>.<election>.<vote>.<stream_seq>`: `<vote>` is the first 32 hex digits of SHA-256
     /// of the `vote_id` (which may hold characters a subject cannot), so that a front end reads
@@ -59,12 +62,13 @@ struct IntakeOutcome: Sendable, Equatable {
     /// JetStream drops a second outcome of the same vote message (within its duplicate
     /// window): the vote's token and the message's place, so that a votes stream made again,
     /// whose sequence numbers start again, does not collide with outcomes of other votes.
-    var messageID: String { "\(Self.voteToken(voteID)).\(streamSequence)" }
+    var messageID: String { "\(voteToken).\(streamSequence)" }
 
     static func voteToken(_ voteID: String) -> String {
         var d = SHA256Digester()
-        Array(voteID.utf8).withUnsafeBytes { d.update($0) }
-        return String(d.finalize().hex.prefix(32))
+        var id = voteID
+        id.withUTF8 { d.update(UnsafeRawBufferPointer($0)) }
+        return d.finalize().withBytes { hexString(UnsafeRawBufferPointer(rebasing: $0.prefix(16))) }
     }
 
     /// The published document: one JSON object.
@@ -108,15 +112,23 @@ struct IntakeRows {
     /// What an outcome's subject says for an election that is not an election id.
     static let invalidElection = "_invalid"
 
+    /// The last subject read and the election it names: a batch's messages mostly share one.
+    private var lastSubject: (subject: String, election: ElectionID?)?
+
     /// The election a vote subject (`<prefix>.<election>`) names, or nil when its last token
     /// is not an election id.
-    func election(of subject: String) -> ElectionID? {
-        guard subject.hasPrefix(subjectPrefix + "."), let token = String(subject.utf8.dropFirst(subjectPrefix.utf8.count + 1)) else { return nil }
-        return try? Slug(token, what: "election")
+    mutating func election(of subject: String) -> ElectionID? {
+        if let last = lastSubject, last.subject == subject { return last.election }
+        var election: ElectionID?
+        if subject.hasPrefix(subjectPrefix + "."), let token = String(subject.utf8.dropFirst(subjectPrefix.utf8.count + 1)) {
+            election = try? Slug(token, what: "election")
+        }
+        lastSubject = (subject, election)
+        return election
     }
 
     /// The election token of the message's outcome.
-    func outcomeElection(of message: IntakeMessage) -> String {
+    mutating func outcomeElection(of message: IntakeMessage) -> String {
         election(of: message.subject).map { "\($0)" } ?? Self.invalidElection
     }
 

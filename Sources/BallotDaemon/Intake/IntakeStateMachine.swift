@@ -202,7 +202,7 @@ struct IntakeStateMachine {
         return .fetch
     }
 
-    private func outcome(of message: IntakeMessage, _ decision: IntakeOutcome.Decision) -> IntakeOutcome {
+    private mutating func outcome(of message: IntakeMessage, _ decision: IntakeOutcome.Decision) -> IntakeOutcome {
         IntakeOutcome(election: rows.outcomeElection(of: message), voteID: rows.voteID(of: message),
                       streamSequence: message.streamSequence, decision: decision)
     }

@@ -91,8 +91,6 @@ public enum JSONValue: Sendable, Equatable {
         out.append(UInt8(ascii: "\""))
     }
 
-    private static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 0x30 + v : 0x61 + v - 10 }
-
     /// The decimal digits of `i`, as `String(i)` gives them, without making the string.
     static func writeInt(_ i: Int64, to out: inout [UInt8]) {
         if i < 0 { out.append(UInt8(ascii: "-")) }
