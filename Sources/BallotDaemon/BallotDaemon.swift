@@ -44,11 +44,8 @@ public struct BallotDaemon: Service {
             checkpointKey = nil
         }
         let metrics = DaemonMetrics()
-        // A follower's commits may lose their last one to a crash of the machine (one fsync a
-        // commit, not two): it fetches that again from the primary. A primary's may not.
         let ledger = try Ledger(path: "\(config.dataDirectory)/ledger",
-                                options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize,
-                                                                           lastCommitMayBeUndone: config.follow != nil, observer: metrics),
+                                options: Ledger.Options(environment: .init(mapSize: config.mapSize, maxMapSize: config.maxMapSize, observer: metrics),
                                                         check: config.verification.openCheck,
                                                         keptTableSlots: config.keptTableSlots, checkpointOrigin: config.checkpointOrigin,
                                                         rebuilding: { [logger] reason in

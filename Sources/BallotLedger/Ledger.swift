@@ -176,8 +176,6 @@ public final class Ledger {
     /// Closes the environment, having written the kept state in full. The ledger must not be
     /// used afterwards.
     public func close() {
-        // A clean snapshot says the ledger holds its event: with the last commit on the disk.
-        if env.options.lastCommitMayBeUndone { try? env.sync() }
         try? saveSnapshot(clean: true)
         kept?.release()
         env.close()

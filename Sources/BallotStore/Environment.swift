@@ -44,7 +44,6 @@ public final class Environment: @unchecked Sendable {
             var flags = UInt32(MDB_NOTLS)
             if options.readOnly { flags |= UInt32(MDB_RDONLY) }
             if !options.durable { flags |= UInt32(MDB_NOSYNC) }
-            if options.lastCommitMayBeUndone { flags |= UInt32(MDB_NOMETASYNC) }
             try check(mdb_env_open(handle, path, flags, mdb_mode_t(options.fileMode)), "mdb_env_open", "opening the ledger at \(path)")
         } catch {
             mdb_env_close(handle)
@@ -91,15 +90,6 @@ public final class Environment: @unchecked Sendable {
 
     deinit {
         if !isClosed { mdb_env_close(env) }
-    }
-
-    /// Flushes every commit to the disk (`mdb_env_sync`): what `lastCommitMayBeUndone` left
-    /// to the next commit, before a close that says the ledger is whole.
-    public func sync() throws(StoreError) {
-        guard !options.readOnly else { return }
-        try mapLock.withShared { () throws(StoreError) -> Void in
-            try check(mdb_env_sync(env, 1), "mdb_env_sync", "flushing the ledger at \(path)")
-        }
     }
 
     /// Closes the environment. Every transaction must have ended; database handles become invalid.
@@ -259,15 +249,12 @@ public final class Environment: @unchecked Sendable {
         var stat = MDB_stat()
         try check(mdb_env_info(env, &info), "mdb_env_info", "reading the map size of \(path)")
         try check(mdb_env_stat(env, &stat), "mdb_env_stat", "reading the page size of \(path)")
-        var flags: UInt32 = 0
-        try check(mdb_env_get_flags(env, &flags), "mdb_env_get_flags", "reading the flags of \(path)")
         let page = Int(stat.ms_psize)
         return EnvironmentInfo(
             mapSize: info.me_mapsize, pageSize: page,
             usedBytes: (info.me_last_pgno + 1) * page,
             lastTransactionID: info.me_last_txnid,
-            readers: Int(info.me_numreaders), maxReaders: Int(info.me_maxreaders),
-            lastCommitMayBeUndone: flags & UInt32(MDB_NOMETASYNC | MDB_NOSYNC) != 0)
+            readers: Int(info.me_numreaders), maxReaders: Int(info.me_maxreaders))
     }
 
     /// Grows the map ahead of a write once `growAtUse` of it is used; true if it did.

@@ -14,11 +14,6 @@ public struct EnvironmentOptions: Sendable {
     public var readOnly: Bool
     /// `false` opens with `MDB_NOSYNC`: commits are not flushed. Only for throwaway data.
     public var durable: Bool
-    /// `true` opens with `MDB_NOMETASYNC`: a commit flushes its pages but not the meta page
-    /// (the next commit's flush takes it), one fsync a commit instead of two. A crash of the
-    /// machine may then undo the last commit, never the ledger's integrity: for a follower,
-    /// whose primary holds whatever that undoes.
-    public var lastCommitMayBeUndone: Bool
     /// Permissions for the files LMDB creates.
     public var fileMode: UInt32
     /// Told the cost of each commit and of each map growth, for metrics; nil for no one.
@@ -32,7 +27,6 @@ public struct EnvironmentOptions: Sendable {
         maxReaders: Int = 126,
         readOnly: Bool = false,
         durable: Bool = true,
-        lastCommitMayBeUndone: Bool = false,
         fileMode: UInt32 = 0o600,
         observer: (any EnvironmentObserver)? = nil
     ) {
@@ -43,7 +37,6 @@ public struct EnvironmentOptions: Sendable {
         self.maxReaders = maxReaders
         self.readOnly = readOnly
         self.durable = durable
-        self.lastCommitMayBeUndone = lastCommitMayBeUndone
         self.fileMode = fileMode
         self.observer = observer
     }
@@ -52,8 +45,7 @@ public struct EnvironmentOptions: Sendable {
 /// Hears what writes cost, on the writing thread, right after the fact: keep it quick.
 public protocol EnvironmentObserver: Sendable {
     /// A write transaction's `mdb_txn_commit` returned `ok` after `nanoseconds`: its page writes
-    /// and LMDB's two fsyncs (data pages, then the meta page; one with `lastCommitMayBeUndone`),
-    /// the part of a commit the disk sets.
+    /// and LMDB's two fsyncs (data pages, then the meta page), the part of a commit the disk sets.
     func committed(nanoseconds: UInt64, ok: Bool)
     /// A write was held up `nanoseconds` by growing the map to `mapSize` bytes: the growth itself
     /// and, when the map filled mid-transaction, the aborted attempt and the redo.
@@ -69,9 +61,6 @@ public struct EnvironmentInfo: Sendable, Equatable {
     public var lastTransactionID: Int
     public var readers: Int
     public var maxReaders: Int
-    /// Whether a crash of the machine may undo the last commit, as LMDB's flags say
-    /// (`MDB_NOMETASYNC` or `MDB_NOSYNC`).
-    public var lastCommitMayBeUndone: Bool
 }
 
 /// `mdb_put` flags the ledger uses.

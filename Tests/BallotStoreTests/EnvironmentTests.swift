@@ -22,27 +22,6 @@ import TestSupport
         }
     }
 
-    /// A follower's environment flushes each commit once (its meta page waits for the next
-    /// commit or a sync); a primary's, the default, twice. Each commit reads back whichever, and
-    /// a sync then a reopen finds them all.
-    @Test func anEnvironmentWhoseLastCommitMayBeUndoneSaysSoAndKeepsItsCommits() throws {
-        let dir = TemporaryDirectory()
-        for mayBeUndone in [true, false] {
-            let env = try Environment(path: dir.sub("env"), options: EnvironmentOptions(lastCommitMayBeUndone: mayBeUndone))
-            #expect(try env.info().lastCommitMayBeUndone == mayBeUndone)
-            let db = try env.openDatabase("things")
-            let base: UInt64 = mayBeUndone ? 0 : 100
-            for i in 1...10 { try env.write { txn in try txn.put(key(base + UInt64(i)), [UInt8(i)], in: db) } }
-            try env.sync()
-            env.close()
-        }
-        let again = try Environment(path: dir.sub("env"))
-        #expect(try again.info().lastCommitMayBeUndone == false)
-        let db = try again.openDatabase("things")
-        let count = try again.read { txn in try txn.entryCount(in: db) }
-        #expect(count == 20)
-    }
-
     /// Readers killed inside a read transaction (a `ballot-replay` killed mid-verify) leave their
     /// slots taken; once every slot is, the next read frees those of the dead and goes on. The
     /// readers are Python's `lmdb`, which the independent verifier uses, each SIGKILLed holding a
