@@ -147,6 +147,44 @@ import Glibc
         #expect(s.daemon.terminate() == 0)
     }
 
+    /// A vote JetStream stores a second time (published again after its duplicate window, as a
+    /// front end's retry after a nats-server restart is) keeps one outcome: the second message
+    /// finds the vote's acceptance and is acknowledged without one. A vote the ledger took by
+    /// another road (an import) gets its `already_present` outcome.
+    @Test func aVoteStoredTwiceKeepsOneOutcome() throws {
+        let nats = try NATSServerProcess()
+        let dir = TemporaryDirectory("intake")
+        let daemon = try DaemonProcess(directory: dir, arguments: ["--log-level", "info"], environment: [
+            "BALLOTD_INTAKE_NATS_URL": nats.url, "BALLOTD_INTAKE_ACK_WAIT": "1", "BALLOTD_INTAKE_DUPLICATE_WINDOW": "4"])
+        let s = Setup(nats: nats, daemon: daemon)
+        #expect(try s.ctl(["election", "define", Fixtures.electionFile("imdi-2022")]).status == 0)
+        let reader = try OutcomeReader(s.nats.url)
+        func row(_ id: String, _ voter: String) -> [UInt8] {
+            Array(#"{"vote_id":"\#(id)","voter":"\#(voter)","nominee":"kinn","cast_at":"2022-11-03T10:00:00Z"}"#.utf8)
+        }
+        let imported = dir.sub("imported.ndjson")
+        try Data(row("t-imported", "i@example.no") + [10]).write(to: URL(fileURLWithPath: imported))
+        #expect(try s.ctl(["import", "--election", "imdi-2022", "--format", "ndjson", imported]).status == 0)
+
+        let js = try NATSConnection(url: s.nats.url, name: "test-front-end", waitForServer: false).jetStream()
+        #expect(try js.publish(subject: "ballot.votes.imdi-2022", data: row("t-1", "a@example.no"), messageID: "t-1").duplicate == false)
+        let first = reader.read(until: 1, seconds: 30)
+        #expect(first.count == 1 && first.first?["outcome"] as? String == "accepted")
+        sleep(5)   // past the duplicate window: JetStream stores the same message id again
+        #expect(try js.publish(subject: "ballot.votes.imdi-2022", data: row("t-1", "a@example.no"), messageID: "t-1").duplicate == false)
+        try js.publish(subject: "ballot.votes.imdi-2022", data: row("t-imported", "i@example.no"), messageID: "t-imported")
+        try js.publish(subject: "ballot.votes.imdi-2022", data: row("t-2", "b@example.no"), messageID: "t-2")
+        // Messages are taken in order: once t-2's outcome is in, the second t-1 was decided.
+        let outcomes = reader.read(until: 3, seconds: 30)
+        let t2 = outcomes.filter { $0["vote_id"] as? String == "t-2" }
+        #expect(t2.count == 1 && t2.first?["outcome"] as? String == "accepted")
+        // A second outcome of t-1 would be a fourth.
+        #expect(reader.read(until: 4, seconds: 2).filter { $0["vote_id"] as? String == "t-1" }.count == 1, "one outcome for t-1")
+        let byImport = outcomes.filter { $0["vote_id"] as? String == "t-imported" }
+        #expect(byImport.count == 1 && byImport.first?["already_present"] as? Bool == true)
+        #expect(s.daemon.terminate() == 0)
+    }
+
     /// A nats-server started again on an empty store (its disk replaced, say) has neither the
     /// streams nor the consumer: the intake makes them again and takes the votes published since.
     @Test func aServerStartedOnAnEmptyStoreIsSetUpAgain() throws {

@@ -31,32 +31,39 @@ struct IntakeOutcome: Sendable, Equatable {
     }
 
     /// The election its subject names, or `_invalid` when that is not an election id.
-    var election: String
+    let election: String
     /// The message's `vote_id`, cut to 256 bytes (a hostile one must not make the outcome too
     /// large to publish).
-    var voteID: String
-    var streamSequence: UInt64
-    var decision: Decision
+    let voteID: String
+    let streamSequence: UInt64
+    let decision: Decision
     /// `voteToken(voteID)`, hashed once for the subject and the message id.
     let voteToken: String
 
     init(election: String, voteID: String, streamSequence: UInt64, decision: Decision) {
         self.election = election
-        self.voteID = voteID.prefix(utf8Bytes: RecordCodec.maxIdempotencyKeyBytes)
+        self.voteID = Self.cut(voteID)
         self.streamSequence = streamSequence
         self.decision = decision
         voteToken = Self.voteToken(self.voteID)
     }
 
+    /// A `vote_id` as an outcome names it: cut to 256 bytes.
+    static func cut(_ voteID: String) -> String { voteID.prefix(utf8Bytes: RecordCodec.maxIdempotencyKeyBytes) }
+
     /// The outcome's subject (see `subject(prefix:election:voteID:streamSequence:)`).
-    func subject(prefix: String) -> String { "\(prefix).\(election).\(voteToken).\(streamSequence)" }
+    func subject(prefix: String) -> String { "\(voteSubject(prefix: prefix)).\(streamSequence)" }
+
+    /// `<prefix>.<election>.<vote>`: under it, the outcomes of every message of this vote.
+    func voteSubject(prefix: String) -> String { "\(prefix).\(election).\(voteToken)" }
 
     /// `<prefix>.<election>.<vote>.<stream_seq>`: `<vote>` is the first 32 hex digits of SHA-256
     /// of the `vote_id` (which may hold characters a subject cannot), so that a front end reads
     /// one vote's outcomes on `<prefix>.<election>.<vote>.*`, and each message's outcome has a
-    /// subject of its own, which a redelivery of that message looks up.
+    /// subject of its own, which a redelivery of that message looks up (with the `vote_id` cut
+    /// as the outcome cut it).
     static func subject(prefix: String, election: String, voteID: String, streamSequence: UInt64) -> String {
-        "\(prefix).\(election).\(voteToken(voteID)).\(streamSequence)"
+        "\(prefix).\(election).\(voteToken(cut(voteID))).\(streamSequence)"
     }
 
     /// JetStream drops a second outcome of the same vote message (within its duplicate
@@ -85,12 +92,6 @@ struct IntakeOutcome: Sendable, Equatable {
         return JSONValue.object(fields).serialized()
     }
 
-    /// The stream sequence an outcome document names, read back when a redelivered message
-    /// looks for the outcome of an earlier delivery.
-    static func streamSequence(ofDocument bytes: [UInt8]) -> UInt64? {
-        guard let value = try? bytes.withUnsafeBytes({ try JSONParser.parse($0) }), case .int(let n)? = value["stream_seq"], n > 0 else { return nil }
-        return UInt64(n)
-    }
 }
 
 /// Turns vote messages into `vote.cast` submissions with the import's reader, one reader per
