@@ -59,8 +59,7 @@ import TestSupport
         #expect(byID[1]?.subject(prefix: "ballot.outcomes") == "ballot.outcomes.award-2022.\(IntakeOutcome.voteToken("web-1")).1")
         #expect(byID[1]?.messageID == "\(IntakeOutcome.voteToken("web-1")).1")
         #expect(byID[5]?.subject(prefix: "ballot.outcomes") == "ballot.outcomes._invalid.\(IntakeOutcome.voteToken("web-5")).5")
-        #expect(IntakeLookUp(index: 0, subject: "", answer: .thisMessage(streamSequence: 8)).isAnswered(by: byID[8]!.document))
-        #expect(!IntakeLookUp(index: 0, subject: "", answer: .thisMessage(streamSequence: 9)).isAnswered(by: byID[8]!.document))
+        #expect(IntakeOutcome.streamSequence(ofDocument: byID[8]!.document) == 8)
         guard case .settle(let ack, let retry) = m.published(allStored: true) else { Issue.record("not settled"); return }
         #expect(ack == Array(0..<7) && retry.isEmpty)
         guard case .fetch = m.settled() else { Issue.record("no next fetch"); return }
@@ -71,47 +70,16 @@ import TestSupport
         let messages = [vote("web-1", seq: 1, delivered: 2), vote("web-2", seq: 2, delivered: 3), vote("web-3", seq: 3)]
         guard case .lookUp(let wanted) = m.fetched(messages) else { Issue.record("no look-up"); return }
         #expect(wanted.map(\.index) == [0, 1])
-        #expect(wanted.map(\.answer) == [.thisMessage(streamSequence: 1), .thisMessage(streamSequence: 2)])
+        #expect(wanted.map(\.streamSequence) == [1, 2])
         #expect(wanted[0].subject == "ballot.outcomes.award-2022.\(IntakeOutcome.voteToken("web-1")).1")
         // web-1's outcome is out; web-2's is not (the daemon stopped before publishing it).
         guard case .submit(let submissions) = m.lookedUp(answered: [0]) else { Issue.record("no job"); return }
         #expect(submissions.map(\.idempotencyKey) == ["web-2", "web-3"])
-        // web-2 was in the ledger already: is its acceptance published for another message of it?
-        guard case .lookUp(let votes) = m.decided(.success([.repeated(receipt(7)), .appended(receipt(9))])) else { Issue.record("no look-up of the vote"); return }
-        #expect(votes == [IntakeLookUp(index: 1, subject: "ballot.outcomes.award-2022.\(IntakeOutcome.voteToken("web-2")).*", answer: .acceptedAt(seq: 7))])
-        guard case .publish(let outcomes) = m.lookedUp(answered: []) else { Issue.record("nothing published"); return }
+        guard case .publish(let outcomes) = m.decided(.success([.repeated(receipt(7)), .appended(receipt(9))])) else { Issue.record("nothing published"); return }
         #expect(outcomes.map(\.streamSequence) == [2, 3])
         #expect(outcomes[0].decision == .accepted(seq: 7, leafHash: leaf(7), alreadyPresent: true))
         guard case .settle(let ack, let retry) = m.published(allStored: true) else { Issue.record("not settled"); return }
         #expect(ack == [0, 1, 2] && retry.isEmpty)
-    }
-
-    /// A vote JetStream stored twice (its front end's retry after a nats-server restart) gets
-    /// one outcome: a message of a vote whose acceptance is already published, for another
-    /// message or earlier in the batch, is acknowledged without an outcome of its own, once
-    /// that outcome is stored.
-    @Test func aVoteStoredTwiceGetsOneOutcome() {
-        for allStored in [true, false] {
-            var m = machine()
-            let messages = [vote("web-1", seq: 5), vote("web-9", seq: 6, voter: "f@example.no"), vote("web-9", seq: 7, voter: "f@example.no")]
-            guard case .submit = m.fetched(messages) else { Issue.record("no job"); return }
-            guard case .lookUp(let votes) = m.decided(.success([.repeated(receipt(3)), .appended(receipt(10)), .repeated(receipt(10))])) else {
-                Issue.record("no look-up of the vote"); return
-            }
-            // web-1 was accepted before (as event 3); web-9's second message is answered by its first.
-            #expect(votes == [IntakeLookUp(index: 0, subject: "ballot.outcomes.award-2022.\(IntakeOutcome.voteToken("web-1")).*", answer: .acceptedAt(seq: 3))])
-            guard case .publish(let outcomes) = m.lookedUp(answered: [0]) else { Issue.record("nothing published"); return }
-            #expect(outcomes.map(\.streamSequence) == [6])
-            guard case .settle(let ack, let retry) = m.published(allStored: allStored) else { Issue.record("not settled"); return }
-            #expect(ack == (allStored ? [0, 1, 2] : [0]) && retry == (allStored ? [] : [1, 2]))
-        }
-        // What answers a look-up of a vote: its acceptance at the same event, nothing else.
-        let accepted = IntakeOutcome(election: "award-2022", voteID: "web-1", streamSequence: 5, decision: .accepted(seq: 3, leafHash: leaf(3), alreadyPresent: false))
-        let refused = IntakeOutcome(election: "award-2022", voteID: "web-1", streamSequence: 5, decision: .refused(code: "conflict", message: "no"))
-        #expect(IntakeLookUp(index: 0, subject: "", answer: .acceptedAt(seq: 3)).isAnswered(by: accepted.document))
-        #expect(!IntakeLookUp(index: 0, subject: "", answer: .acceptedAt(seq: 4)).isAnswered(by: accepted.document))
-        #expect(!IntakeLookUp(index: 0, subject: "", answer: .acceptedAt(seq: 3)).isAnswered(by: refused.document))
-        #expect(!IntakeLookUp(index: 0, subject: "", answer: .acceptedAt(seq: 3)).isAnswered(by: Array("not json".utf8)))
     }
 
     @Test func aWriterThatFailsDecidesNothingAndItsVotesAreDeliveredAgain() {

@@ -52,10 +52,7 @@ struct IntakeOutcome: Sendable, Equatable {
     static func cut(_ voteID: String) -> String { voteID.prefix(utf8Bytes: RecordCodec.maxIdempotencyKeyBytes) }
 
     /// The outcome's subject (see `subject(prefix:election:voteID:streamSequence:)`).
-    func subject(prefix: String) -> String { "\(voteSubject(prefix: prefix)).\(streamSequence)" }
-
-    /// `<prefix>.<election>.<vote>`: under it, the outcomes of every message of this vote.
-    func voteSubject(prefix: String) -> String { "\(prefix).\(election).\(voteToken)" }
+    func subject(prefix: String) -> String { "\(prefix).\(election).\(voteToken).\(streamSequence)" }
 
     /// `<prefix>.<election>.<vote>.<stream_seq>`: `<vote>` is the first 32 hex digits of SHA-256
     /// of the `vote_id` (which may hold characters a subject cannot), so that a front end reads
@@ -92,6 +89,12 @@ struct IntakeOutcome: Sendable, Equatable {
         return JSONValue.object(fields).serialized()
     }
 
+    /// The stream sequence an outcome document names, read back when a redelivered message
+    /// looks for the outcome of an earlier delivery.
+    static func streamSequence(ofDocument bytes: [UInt8]) -> UInt64? {
+        guard let value = try? bytes.withUnsafeBytes({ try JSONParser.parse($0) }), case .int(let n)? = value["stream_seq"], n > 0 else { return nil }
+        return UInt64(n)
+    }
 }
 
 /// Turns vote messages into `vote.cast` submissions with the import's reader, one reader per

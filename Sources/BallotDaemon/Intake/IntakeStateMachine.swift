@@ -1,18 +1,16 @@
 import BallotDomain
 import BallotImport
 import BallotLedger
-import BallotProtocol
 
 /// The JetStream intake's loop as a value (docs/intake.md): what happened goes in, the next
 /// thing to do comes out. `JetStreamIntake` performs the actions with the NATS client and the
 /// writer; the tests drive the machine without either.
 ///
 /// One batch at a time: fetch, look for the outcomes of earlier deliveries of redelivered
-/// messages, decide the rest in one writer job (one commit), look for the outcome of each vote
-/// the ledger already held (another message of it may have said so already), publish every
-/// outcome, and only then acknowledge each message whose outcome JetStream has stored. A
-/// message whose decision or outcome did not get through is delivered again; its `vote_id`
-/// (the idempotency key) makes a vote that was committed come back as the same event.
+/// messages, decide the rest in one writer job (one commit), publish every outcome, and only
+/// then acknowledge each message whose outcome JetStream has stored. A message whose decision
+/// or outcome did not get through is delivered again; its `vote_id` (the idempotency key)
+/// makes a vote that was committed come back as the same event.
 struct IntakeStateMachine {
     enum State {
         /// Making sure the streams and the consumer exist.
@@ -20,8 +18,6 @@ struct IntakeStateMachine {
         case fetching
         case lookingUp(Batch)
         case deciding(Batch)
-        /// Looking for outcomes of votes the ledger already held, published for other messages.
-        case lookingUpVotes(Batch)
         case publishing(Batch)
         case settling
         case pausing
@@ -33,13 +29,9 @@ struct IntakeStateMachine {
         var messages: [IntakeMessage]
         /// Each message's outcome, once decided.
         var outcomes: [IntakeOutcome?]
-        /// Messages an earlier delivery of which has its outcome published (or, for a vote the
-        /// ledger already held, another message of that vote): acknowledged without an outcome
-        /// of their own.
+        /// Messages an earlier delivery of which has its outcome published: acknowledged
+        /// without being decided again.
         var answeredBefore: Set<Int> = []
-        /// Messages of a vote that an earlier message of this batch answers: acknowledged once
-        /// that one's outcome is stored.
-        var answeredInBatch: Set<Int> = []
         /// The message of each submission sent to the writer, in order.
         var submitted: [Int] = []
 
@@ -104,27 +96,17 @@ struct IntakeStateMachine {
             return .lookUp(redelivered.map { i in
                 IntakeLookUp(index: i, subject: IntakeOutcome.subject(prefix: outcomesSubject, election: rows.outcomeElection(of: messages[i]),
                                                                       voteID: rows.voteID(of: messages[i]), streamSequence: messages[i].streamSequence),
-                             answer: .thisMessage(streamSequence: messages[i].streamSequence))
+                             streamSequence: messages[i].streamSequence)
             })
         }
         return decide(batch)
     }
 
-    /// `answered`: the messages among those looked up whose answer is published.
+    /// `answered`: the messages among those looked up whose outcome is published.
     mutating func lookedUp(answered: Set<Int>) -> Action {
-        switch state {
-        case .lookingUp(var batch):
-            batch.answeredBefore = answered
-            return decide(batch)
-        case .lookingUpVotes(var batch):
-            for i in answered {
-                batch.outcomes[i] = nil
-                batch.answeredBefore.insert(i)
-            }
-            return publish(batch)
-        default:
-            preconditionFailure("lookedUp in \(state)")
-        }
+        guard case .lookingUp(var batch) = state else { preconditionFailure("lookedUp in \(state)") }
+        batch.answeredBefore = answered
+        return decide(batch)
     }
 
     private mutating func decide(_ batch: Batch) -> Action {
@@ -159,33 +141,7 @@ struct IntakeStateMachine {
                 batch.outcomes[i] = outcome(of: batch.messages[i], decision)
             }
         }
-        return lookUpVotes(batch)
-    }
-
-    /// A vote the ledger already held (`already_present`) may have its outcome published for
-    /// another message of it (JetStream stored the vote twice, docs/intake.md): that outcome
-    /// answers this message too, so that a vote has one outcome. Within the batch, the first
-    /// message of a vote answers the later ones; the first, if already present, is looked up.
-    private mutating func lookUpVotes(_ batch: Batch) -> Action {
-        var batch = batch
-        var wanted: [IntakeLookUp] = []
-        var firstInBatch: [String: UInt64] = [:]
-        for i in batch.messages.indices {
-            guard let o = batch.outcomes[i], case .accepted(let seq, _, let alreadyPresent) = o.decision else { continue }
-            let vote = o.voteSubject(prefix: outcomesSubject)
-            if let first = firstInBatch[vote] {
-                if first == seq {
-                    batch.outcomes[i] = nil
-                    batch.answeredInBatch.insert(i)
-                }
-                continue
-            }
-            firstInBatch[vote] = seq
-            if alreadyPresent { wanted.append(IntakeLookUp(index: i, subject: vote + ".*", answer: .acceptedAt(seq: seq))) }
-        }
-        guard !wanted.isEmpty else { return publish(batch) }
-        state = .lookingUpVotes(batch)
-        return .lookUp(wanted)
+        return publish(batch)
     }
 
     private mutating func publish(_ batch: Batch) -> Action {
@@ -200,17 +156,13 @@ struct IntakeStateMachine {
     /// again (a committed vote as the same event).
     mutating func published(allStored: Bool) -> Action {
         guard case .publishing(var batch) = state else { preconditionFailure("published in \(state)") }
-        if !allStored {
-            batch.outcomes = Array(repeating: nil, count: batch.messages.count)
-            batch.answeredInBatch = []
-        }
+        if !allStored { batch.outcomes = Array(repeating: nil, count: batch.messages.count) }
         return settle(batch)
     }
 
     private mutating func settle(_ batch: Batch) -> Action {
-        let answered = { (i: Int) in batch.answeredBefore.contains(i) || batch.answeredInBatch.contains(i) || batch.outcomes[i] != nil }
-        let ack = batch.messages.indices.filter(answered)
-        let retry = batch.messages.indices.filter { !answered($0) }
+        let ack = batch.messages.indices.filter { batch.answeredBefore.contains($0) || batch.outcomes[$0] != nil }
+        let retry = batch.messages.indices.filter { !batch.answeredBefore.contains($0) && batch.outcomes[$0] == nil }
         state = .settling
         return .settle(ack: ack, retry: retry)
     }
@@ -226,7 +178,7 @@ struct IntakeStateMachine {
         failures += 1
         if setUpLost { isSetUp = false }
         switch state {
-        case .lookingUp(let batch), .deciding(let batch), .lookingUpVotes(let batch), .publishing(let batch):
+        case .lookingUp(let batch), .deciding(let batch), .publishing(let batch):
             state = .settling
             return .settle(ack: [], retry: Array(batch.messages.indices))
         default:
@@ -256,30 +208,10 @@ struct IntakeStateMachine {
     }
 }
 
-/// A look-up of a published outcome: the subject it would be on, and what it must say to answer
-/// the message at `index`.
+/// A redelivered message's look-up: the subject its earlier delivery's outcome would be on
+/// (its own, see `IntakeOutcome.subject`), and the stream sequence that outcome must name.
 struct IntakeLookUp: Sendable, Equatable {
-    enum Answer: Sendable, Equatable {
-        /// A redelivered message's own outcome (on its own subject, see `IntakeOutcome.subject`),
-        /// which names its stream sequence.
-        case thisMessage(streamSequence: UInt64)
-        /// An outcome of the same vote (on `<prefix>.<election>.<vote>.*`) that accepted it at
-        /// the same event.
-        case acceptedAt(seq: UInt64)
-    }
-
     var index: Int
     var subject: String
-    var answer: Answer
-
-    /// Whether the outcome document found on `subject` answers the message.
-    func isAnswered(by document: [UInt8]) -> Bool {
-        guard let value = try? document.withUnsafeBytes({ try JSONParser.parse($0) }) else { return false }
-        switch answer {
-        case .thisMessage(let n):
-            return value["stream_seq"] == .int(Int64(n))
-        case .acceptedAt(let seq):
-            return value["outcome"] == .string("accepted") && value["seq"] == .int(Int64(seq))
-        }
-    }
+    var streamSequence: UInt64
 }

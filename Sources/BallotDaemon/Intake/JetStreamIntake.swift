@@ -92,7 +92,8 @@ final class JetStreamIntake: @unchecked Sendable {
                 action = attempt("looking up earlier outcomes") {
                     var answered = Set<Int>()
                     for w in wanted {
-                        if let last = try jetStream!.lastMessage(stream: config.outcomesStream, subject: w.subject), w.isAnswered(by: last.data) {
+                        if let last = try jetStream!.lastMessage(stream: config.outcomesStream, subject: w.subject),
+                           IntakeOutcome.streamSequence(ofDocument: last.data) == w.streamSequence {
                             answered.insert(w.index)
                         }
                     }
