@@ -21,14 +21,16 @@ import Glibc
         }
     }
 
-    static func startDaemon(_ dir: TemporaryDirectory, nats: NATSServerProcess) throws -> DaemonProcess {
+    /// `environment` adds to, or overrides, the intake's settings.
+    static func startDaemon(_ dir: TemporaryDirectory, nats: NATSServerProcess, environment: [String: String] = [:]) throws -> DaemonProcess {
         // A killed daemon's batch in flight comes back once JetStream's ack wait has passed: 2 s here.
-        try DaemonProcess(directory: dir, arguments: ["--log-level", "info"], environment: ["BALLOTD_INTAKE_NATS_URL": nats.url, "BALLOTD_INTAKE_ACK_WAIT": "2"])
+        try DaemonProcess(directory: dir, arguments: ["--log-level", "info"],
+                          environment: ["BALLOTD_INTAKE_NATS_URL": nats.url, "BALLOTD_INTAKE_ACK_WAIT": "2"].merging(environment) { $1 })
     }
 
-    func start() throws -> Setup {
+    func start(environment: [String: String] = [:]) throws -> Setup {
         let nats = try NATSServerProcess()
-        let s = Setup(nats: nats, daemon: try Self.startDaemon(TemporaryDirectory("intake"), nats: nats))
+        let s = Setup(nats: nats, daemon: try Self.startDaemon(TemporaryDirectory("intake"), nats: nats, environment: environment))
         #expect(try s.ctl(["election", "define", Fixtures.electionFile("imdi-2022")]).status == 0)
         return s
     }
@@ -152,12 +154,8 @@ import Glibc
     /// the same decision, the same event, `already_present` (docs/intake.md, "Limits"). A vote
     /// the ledger took by another road (an import) gets its `already_present` outcome.
     @Test func aVoteStoredTwiceIsOneEventWithTheSameDecisionTwice() throws {
-        let nats = try NATSServerProcess()
-        let dir = TemporaryDirectory("intake")
-        let daemon = try DaemonProcess(directory: dir, arguments: ["--log-level", "info"], environment: [
-            "BALLOTD_INTAKE_NATS_URL": nats.url, "BALLOTD_INTAKE_ACK_WAIT": "1", "BALLOTD_INTAKE_DUPLICATE_WINDOW": "4"])
-        let s = Setup(nats: nats, daemon: daemon)
-        #expect(try s.ctl(["election", "define", Fixtures.electionFile("imdi-2022")]).status == 0)
+        let s = try start(environment: ["BALLOTD_INTAKE_ACK_WAIT": "1", "BALLOTD_INTAKE_DUPLICATE_WINDOW": "4"])
+        let dir = s.daemon.directory
         let reader = try OutcomeReader(s.nats.url)
         func row(_ id: String, _ voter: String) -> [UInt8] {
             Array(#"{"vote_id":"\#(id)","voter":"\#(voter)","nominee":"kinn","cast_at":"2022-11-03T10:00:00Z"}"#.utf8)

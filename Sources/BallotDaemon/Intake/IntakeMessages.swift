@@ -52,7 +52,7 @@ struct IntakeOutcome: Sendable, Equatable {
     static func cut(_ voteID: String) -> String { voteID.prefix(utf8Bytes: RecordCodec.maxIdempotencyKeyBytes) }
 
     /// The outcome's subject (see `subject(prefix:election:voteID:streamSequence:)`).
-    func subject(prefix: String) -> String { "\(prefix).\(election).\(voteToken).\(streamSequence)" }
+    func subject(prefix: String) -> String { Self.subject(prefix: prefix, election: election, voteToken: voteToken, streamSequence: streamSequence) }
 
     /// `<prefix>.<election>.<vote>.<stream_seq>`: `<vote>` is the first 32 hex digits of SHA-256
     /// of the `vote_id` (which may hold characters a subject cannot), so that a front end reads
@@ -60,7 +60,11 @@ struct IntakeOutcome: Sendable, Equatable {
     /// subject of its own, which a redelivery of that message looks up (with the `vote_id` cut
     /// as the outcome cut it).
     static func subject(prefix: String, election: String, voteID: String, streamSequence: UInt64) -> String {
-        "\(prefix).\(election).\(voteToken(cut(voteID))).\(streamSequence)"
+        subject(prefix: prefix, election: election, voteToken: voteToken(cut(voteID)), streamSequence: streamSequence)
+    }
+
+    private static func subject(prefix: String, election: String, voteToken: String, streamSequence: UInt64) -> String {
+        "\(prefix).\(election).\(voteToken).\(streamSequence)"
     }
 
     /// JetStream drops a second outcome of the same vote message (within its duplicate
